@@ -4,3 +4,5 @@
 //! sequence numbers) so that the application never notices which server it talks to.
 //! It performs no I/O: callers feed it buffers and send what it returns.
 #![forbid(unsafe_code)]
+
+pub mod fields;

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages guievict needs to build, test and demo. Idempotent; runs
+# `apt-get update` once, then one `apt-get install`. Needs root (or sudo).
+set -euo pipefail
+PKGS=(
+  # build
+  pkg-config clang libclang-dev xserver-xorg-dev xcb-proto libxcb-res0-dev
+  # servers
+  xvfb xserver-xorg-core xserver-xorg-video-dummy
+  # real apps and tools used by tests and the demo
+  xterm x11-apps x11-utils x11-xserver-utils xdotool imagemagick
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PKGS[@]} Debian packages present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "setup: installing ${missing[*]}"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, generated-table freshness, release build, then every
+# unit and integration test (real Xvfb servers, real X apps). Fails on the first failing step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+"$(dirname "$0")/setup-debian.sh"
+export CARGO_TERM_COLOR=never
+echo "== cargo fmt --check"; cargo fmt --all --check
+echo "== cargo clippy"; cargo clippy --workspace --all-targets --release -- -D warnings
+if [ -x scripts/regen-check.sh ]; then echo "== generated tables are fresh"; scripts/regen-check.sh; fi
+echo "== build"; cargo build --release --workspace
+rm -f target/test-artifacts/skipped.txt
+echo "== tests"; cargo test --release --workspace -- --test-threads="${TEST_THREADS:-2}"
+if [ -s target/test-artifacts/skipped.txt ]; then
+  echo "== SKIPPED tests (each with its reason):"; cat target/test-artifacts/skipped.txt
+fi
+echo "== all tests passed"
