@@ -5,4 +5,12 @@
 //! It performs no I/O: callers feed it buffers and send what it returns.
 #![forbid(unsafe_code)]
 
+pub mod engine;
 pub mod fields;
+pub mod framing;
+pub mod maps;
+pub mod tables;
+pub mod translate;
+
+pub use engine::{Engine, EngineError, Role, ServerId, Stats, Status};
+pub use translate::Maps;

@@ -1,0 +1,1081 @@
+//! The multiplexer. Bytes from the application, from guimux's own internal client (used to
+//! capture and regenerate the window session on the same connection), and from one or more X
+//! servers flow in; framed, translated bytes for each destination flow out through per-peer
+//! output buffers that the caller drains. Sequence numbers are tracked per server as segments of
+//! constant offset, so requests guimux injects stay invisible to the application.
+//!
+//! Life cycle: `Engine::premeditated` (sees the setup handshake) or `Engine::hijacked` (joins a
+//! live connection and synchronises with a sentinel request) → `pause` → internal client
+//! (capture) → `remove_server` (detached; app requests queue) → `add_server` → internal client
+//! (regenerate) → `activate` with maps (queued requests replay through translation).
+
+use crate::fields::ByteOrder;
+use crate::framing::{self, FrameError};
+use crate::tables;
+use crate::translate::{self, Maps, ReplyAux, TranslateError};
+use std::collections::VecDeque;
+
+/// Index of a server connection inside the engine.
+pub type ServerId = usize;
+
+/// Errors that end the application's connection (the caller closes it and logs the message).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The application sent bytes that are not X requests.
+    #[error("malformed request stream from the application: {0}")]
+    AppFraming(FrameError),
+    /// The internal client sent bytes that are not X requests.
+    #[error("malformed request stream from the internal client: {0}")]
+    InternalFraming(FrameError),
+    /// The server sent an unparsable setup reply.
+    #[error("server {server}: bad setup reply: {why}")]
+    BadSetup {
+        /// Server index.
+        server: ServerId,
+        /// What was wrong.
+        why: String,
+    },
+    /// No such server.
+    #[error("no server connection {0}")]
+    NoServer(ServerId),
+    /// The sentinel error never showed up in the first bytes of the server stream.
+    #[error("server {0}: synchronisation failed: sentinel error not found in the first {1} bytes")]
+    SyncFailed(ServerId, usize),
+}
+
+/// Who sent a request that went to a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    App,
+    Internal,
+}
+
+/// A run of requests on one server from one origin with a constant sequence offset:
+/// `client_seq = server_seq - delta`.
+#[derive(Clone, Copy, Debug)]
+struct Segment {
+    start: u64,
+    origin: Origin,
+    delta: i64,
+    /// App-view sequence number of the last app request before this segment (used for events
+    /// that arrive while internal requests run).
+    app_before: u64,
+}
+
+/// A request (in translated mode) whose reply needs the request's identity to be translated.
+#[derive(Clone, Debug)]
+struct Pending {
+    seq: u64,
+    table: usize,
+    opcode: u8,
+    aux: ReplyAux,
+    /// When Some, this request was substituted because the server cannot serve it; its error
+    /// is rewritten to BadImplementation with these (major, minor).
+    substituted: Option<(u8, u16)>,
+}
+
+/// Role of a server connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Role {
+    /// Being set up (regeneration); receives only internal requests; its events are held.
+    Pending,
+    /// The primary: gets app requests, its replies, errors and events go to the app.
+    Primary,
+    /// A replica: gets app requests; replies and errors are discarded; input events reach the
+    /// app unless view-only.
+    Replica {
+        /// Drop input events from this server.
+        view_only: bool,
+    },
+}
+
+#[derive(Debug)]
+enum Sync {
+    /// Framing known from the first byte (premeditated, or a server guimux connected to).
+    Synced,
+    /// Premeditated: waiting for the setup reply.
+    AwaitSetupReply,
+    /// Hijacked: scanning for the sentinel error.
+    Sentinel {
+        id: u32,
+        scanned: usize,
+        app_sent: u64,
+    },
+}
+
+/// One server connection.
+#[derive(Debug)]
+struct Server {
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    sent: u64,
+    segments: VecDeque<Segment>,
+    pending: VecDeque<Pending>,
+    maps: Option<Maps>,
+    role: Role,
+    sync: Sync,
+    held: Vec<Vec<u8>>,
+    /// App-view seq of the last app request this server is known to have processed.
+    app_done: u64,
+    /// App-view seq of the last app request sent to this server.
+    app_sent: u64,
+}
+
+impl Server {
+    fn new(role: Role, sync: Sync) -> Self {
+        Self {
+            inbuf: Vec::new(),
+            out: Vec::new(),
+            sent: 0,
+            segments: VecDeque::new(),
+            pending: VecDeque::new(),
+            maps: None,
+            role,
+            sync,
+            held: Vec::new(),
+            app_done: 0,
+            app_sent: 0,
+        }
+    }
+
+    /// Widen a 16-bit sequence number from this server to 64 bits.
+    fn widen(&self, seq16: u16) -> u64 {
+        let behind = (self.sent as u16).wrapping_sub(seq16) as u64;
+        self.sent.saturating_sub(behind)
+    }
+
+    /// Segment containing server seq `s`; drops segments wholly before it.
+    fn segment_for(&mut self, s: u64) -> Option<Segment> {
+        while self.segments.len() > 1 && self.segments[1].start <= s {
+            self.segments.pop_front();
+        }
+        self.segments.front().copied().filter(|seg| seg.start <= s)
+    }
+
+    fn push_request(&mut self, origin: Origin, client_seq: u64, app_before: u64) {
+        self.sent += 1;
+        if origin == Origin::App {
+            self.app_sent = client_seq;
+        }
+        let delta = self.sent as i64 - client_seq as i64;
+        match self.segments.back() {
+            Some(seg) if seg.origin == origin && seg.delta == delta => {}
+            _ => self.segments.push_back(Segment {
+                start: self.sent,
+                origin,
+                delta,
+                app_before,
+            }),
+        }
+    }
+}
+
+/// The internal client: guimux's own x11rb connection multiplexed onto one server.
+#[derive(Debug)]
+struct Internal {
+    server: ServerId,
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    seq: u64,
+}
+
+/// Counters for status reports and benchmarks.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Stats {
+    /// Requests framed from the app.
+    pub app_requests: u64,
+    /// Requests from the app delivered to the primary server.
+    pub delivered: u64,
+    /// Bytes of app requests currently queued (detached / paused).
+    pub queued_bytes: u64,
+    /// Requests currently queued.
+    pub queued_requests: u64,
+    /// Server messages sent to the app.
+    pub to_app_messages: u64,
+    /// Events dropped by policy (view-only replicas) or because the app cannot know them.
+    pub dropped_events: u64,
+    /// Requests replaced by a failing request because the server lacks their extension.
+    pub substituted: u64,
+    /// Messages the tables could not translate (passed unchanged, logged).
+    pub untranslated: u64,
+}
+
+/// Snapshot of the engine's state for `guievict status`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Status {
+    /// Whether app requests are being held.
+    pub paused: bool,
+    /// Number of server connections and their roles.
+    pub servers: Vec<(ServerId, Role)>,
+    /// Whether the engine has synchronised with the live stream.
+    pub synced: bool,
+    /// Counters.
+    pub stats: Stats,
+}
+
+/// The engine. See the module documentation.
+#[derive(Debug)]
+pub struct Engine {
+    order: ByteOrder,
+    app_in: Vec<u8>,
+    app_out: Vec<u8>,
+    /// Handshake phase of a premeditated connection: the setup request is still to come.
+    app_setup_pending: bool,
+    /// Offset added to the app's request count once a hijacked stream is synchronised.
+    app_seq: u64,
+    app_stream_offset: u64,
+    servers: Vec<Option<Server>>,
+    primary: Option<ServerId>,
+    internal: Option<Internal>,
+    paused: bool,
+    queue: VecDeque<(u64, Vec<u8>)>,
+    stats: Stats,
+    /// Raw setup reply of the primary (premeditated mode), for the app's view.
+    setup_reply: Option<Vec<u8>>,
+    log: Vec<String>,
+    /// App-view seq of the last request the previous primary processed (kept across detach).
+    detached_app_done: u64,
+}
+
+/// A failing request used as a sentinel and as a substitute: GetGeometry on an ID no client
+/// can own (client index bits all ones).
+fn failing_request(order: ByteOrder, id: u32) -> Vec<u8> {
+    let mut r = vec![14u8, 0, 0, 0, 0, 0, 0, 0];
+    order.put_u16(&mut r, 2, 2);
+    order.put_u32(&mut r, 4, id);
+    r
+}
+
+/// The ID used by substitute requests.
+const SUBSTITUTE_ID: u32 = 0x1fff_fff0;
+
+impl Engine {
+    /// An engine that sees the connection from its first byte (`guievict run`): server 0 is
+    /// the primary, to which the setup request will be forwarded.
+    pub fn premeditated() -> Self {
+        let mut e = Self::empty(ByteOrder::Little);
+        e.app_setup_pending = true;
+        e.servers
+            .push(Some(Server::new(Role::Primary, Sync::AwaitSetupReply)));
+        e.primary = Some(0);
+        e
+    }
+
+    /// An engine interposed on a live connection at a request boundary (the hijack's safe
+    /// point). It immediately queues a sentinel request to server 0 (a GetGeometry on
+    /// `sentinel_id`, an ID no client owns) and forwards server bytes untouched until the
+    /// sentinel's error, from which it knows message boundaries and sequence numbers.
+    pub fn hijacked(order: ByteOrder, sentinel_id: u32) -> Self {
+        let mut e = Self::empty(order);
+        let mut s = Server::new(
+            Role::Primary,
+            Sync::Sentinel {
+                id: sentinel_id,
+                scanned: 0,
+                app_sent: 0,
+            },
+        );
+        s.out = failing_request(order, sentinel_id);
+        e.servers.push(Some(s));
+        e.primary = Some(0);
+        e
+    }
+
+    fn empty(order: ByteOrder) -> Self {
+        Self {
+            order,
+            app_in: Vec::new(),
+            app_out: Vec::new(),
+            app_setup_pending: false,
+            app_seq: 0,
+            app_stream_offset: 0,
+            servers: Vec::new(),
+            primary: None,
+            internal: None,
+            paused: false,
+            queue: VecDeque::new(),
+            stats: Stats::default(),
+            setup_reply: None,
+            log: Vec::new(),
+            detached_app_done: 0,
+        }
+    }
+
+    /// Byte order of the app's connection.
+    pub fn order(&self) -> ByteOrder {
+        self.order
+    }
+
+    /// Whether server 0's stream has been synchronised (always true once setup is done).
+    pub fn synced(&self) -> bool {
+        self.servers
+            .iter()
+            .flatten()
+            .all(|s| matches!(s.sync, Sync::Synced))
+    }
+
+    /// Log lines produced since the last call (warnings about untranslatable messages etc.).
+    pub fn take_log(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.log)
+    }
+
+    /// The raw setup reply the app received (premeditated mode only).
+    pub fn setup_reply(&self) -> Option<&[u8]> {
+        self.setup_reply.as_deref()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats;
+        s.queued_requests = self.queue.len() as u64;
+        s.queued_bytes = self.queue.iter().map(|(_, r)| r.len() as u64).sum();
+        s
+    }
+
+    /// Status snapshot.
+    pub fn status(&self) -> Status {
+        Status {
+            paused: self.paused,
+            servers: self
+                .servers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.as_ref().map(|s| (i, s.role)))
+                .collect(),
+            synced: self.synced(),
+            stats: self.stats(),
+        }
+    }
+
+    /// Bytes waiting to be written to the app. The caller drains what it wrote.
+    pub fn app_output(&mut self) -> &mut Vec<u8> {
+        &mut self.app_out
+    }
+
+    /// Bytes waiting to be written to server `s`.
+    pub fn server_output(&mut self, s: ServerId) -> Option<&mut Vec<u8>> {
+        self.servers.get_mut(s)?.as_mut().map(|s| &mut s.out)
+    }
+
+    /// Bytes waiting to be written to the internal client.
+    pub fn internal_output(&mut self) -> Option<&mut Vec<u8>> {
+        self.internal.as_mut().map(|i| &mut i.out)
+    }
+
+    /// Server connections that exist.
+    pub fn server_ids(&self) -> Vec<ServerId> {
+        self.servers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|_| i))
+            .collect()
+    }
+
+    /// The primary server, if attached.
+    pub fn primary(&self) -> Option<ServerId> {
+        self.primary
+    }
+
+    /// Whether app requests are being held.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Bytes of app requests held in the queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.iter().map(|(_, r)| r.len()).sum()
+    }
+
+    // ---------------------------------------------------------------- app side
+
+    /// Feed bytes the app wrote. Complete requests are forwarded (or queued while paused);
+    /// a partial request stays buffered.
+    pub fn app_input(&mut self, data: &[u8]) -> Result<(), EngineError> {
+        self.app_in.extend_from_slice(data);
+        let mut pos = 0;
+        if self.app_setup_pending {
+            match framing::setup_request_len(&self.app_in).map_err(EngineError::AppFraming)? {
+                None => return Ok(()),
+                Some((len, order)) => {
+                    self.order = order;
+                    self.app_setup_pending = false;
+                    let req = self.app_in[..len].to_vec();
+                    if let Some(p) = self.primary.and_then(|p| self.servers[p].as_mut()) {
+                        p.out.extend_from_slice(&req);
+                    }
+                    pos = len;
+                }
+            }
+        }
+        loop {
+            let buf = &self.app_in[pos..];
+            let Some((len, _hdr)) = framing::request_len(buf, self.order, self.app_stream_offset)
+                .map_err(EngineError::AppFraming)?
+            else {
+                break;
+            };
+            let req = buf[..len].to_vec();
+            pos += len;
+            self.app_stream_offset += len as u64;
+            self.app_seq += 1;
+            self.stats.app_requests += 1;
+            if self.paused || self.primary.is_none() {
+                self.queue.push_back((self.app_seq, req));
+            } else {
+                self.dispatch_app_request(self.app_seq, req);
+            }
+        }
+        self.app_in.drain(..pos);
+        Ok(())
+    }
+
+    /// Send one app request (app-view bytes) to every attached server.
+    fn dispatch_app_request(&mut self, app_seq: u64, req: Vec<u8>) {
+        let order = self.order;
+        let targets: Vec<ServerId> = self
+            .servers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.as_ref()
+                    .filter(|s| matches!(s.role, Role::Primary | Role::Replica { .. }))
+                    .map(|_| i)
+            })
+            .collect();
+        let n = targets.len();
+        let mut req = Some(req);
+        for (k, sid) in targets.into_iter().enumerate() {
+            let Some(srv) = self.servers[sid].as_mut() else {
+                continue;
+            };
+            let mut bytes = if k + 1 == n {
+                req.take().unwrap_or_default()
+            } else {
+                req.clone().unwrap_or_default()
+            };
+            if let Sync::Sentinel { app_sent, .. } = &mut srv.sync {
+                *app_sent += 1;
+                srv.out.extend_from_slice(&bytes);
+                continue;
+            }
+            let app_before = app_seq - 1;
+            if let Some(maps) = srv.maps.as_mut() {
+                let major = bytes[0];
+                let minor = bytes[1];
+                match translate::request_to_server(&mut bytes, order, maps) {
+                    Ok((table, opcode, aux)) => {
+                        srv.push_request(Origin::App, app_seq, app_before);
+                        if tables::request_has_reply(table, opcode).unwrap_or(false) {
+                            srv.pending.push_back(Pending {
+                                seq: srv.sent,
+                                table,
+                                opcode,
+                                aux,
+                                substituted: None,
+                            });
+                        }
+                        srv.out.extend_from_slice(&bytes);
+                    }
+                    Err(TranslateError::Walk(e)) => {
+                        // Pass unchanged, but say so: the picture may be wrong.
+                        self.stats.untranslated += 1;
+                        self.log.push(format!(
+                            "request major {major} minor {minor} passed untranslated: {e}"
+                        ));
+                        srv.push_request(Origin::App, app_seq, app_before);
+                        srv.out.extend_from_slice(&bytes);
+                    }
+                    Err(e) => {
+                        // The server cannot serve it: substitute a request that fails, so the
+                        // app gets an error in order instead of waiting forever.
+                        self.stats.substituted += 1;
+                        self.log.push(format!(
+                            "request major {major} minor {minor} cannot go to server {sid}: {e}; the app receives BadImplementation"
+                        ));
+                        srv.push_request(Origin::App, app_seq, app_before);
+                        srv.pending.push_back(Pending {
+                            seq: srv.sent,
+                            table: 0,
+                            opcode: 14,
+                            aux: ReplyAux::None,
+                            substituted: Some((major, u16::from(minor))),
+                        });
+                        srv.out
+                            .extend_from_slice(&failing_request(order, SUBSTITUTE_ID));
+                    }
+                }
+            } else {
+                srv.push_request(Origin::App, app_seq, app_before);
+                srv.out.extend_from_slice(&bytes);
+            }
+            if srv.role == Role::Primary {
+                self.stats.delivered += 1;
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- internal client
+
+    /// Start multiplexing an internal client onto server `s`. Its requests are numbered from 1
+    /// (as a fresh x11rb connection created with `for_connected_stream` expects).
+    pub fn start_internal(&mut self, s: ServerId) -> Result<(), EngineError> {
+        if self.servers.get(s).and_then(|x| x.as_ref()).is_none() {
+            return Err(EngineError::NoServer(s));
+        }
+        self.internal = Some(Internal {
+            server: s,
+            inbuf: Vec::new(),
+            out: Vec::new(),
+            seq: 0,
+        });
+        Ok(())
+    }
+
+    /// Stop the internal client (its unfinished request bytes are discarded).
+    pub fn stop_internal(&mut self) {
+        self.internal = None;
+    }
+
+    /// Feed bytes from the internal client.
+    pub fn internal_input(&mut self, data: &[u8]) -> Result<(), EngineError> {
+        let Some(server) = self.internal.as_ref().map(|i| i.server) else {
+            return Ok(());
+        };
+        let app_before = self.app_seq_done_on(server);
+        let mut pos = 0;
+        let order = self.order;
+        let Some(int) = self.internal.as_mut() else {
+            return Ok(());
+        };
+        int.inbuf.extend_from_slice(data);
+        let Some(srv) = self.servers.get_mut(int.server).and_then(|s| s.as_mut()) else {
+            return Err(EngineError::NoServer(int.server));
+        };
+        while let Some((len, _)) = framing::request_len(&int.inbuf[pos..], order, 0)
+            .map_err(EngineError::InternalFraming)?
+        {
+            int.seq += 1;
+            srv.push_request(Origin::Internal, int.seq, app_before);
+            srv.out.extend_from_slice(&int.inbuf[pos..pos + len]);
+            pos += len;
+        }
+        int.inbuf.drain(..pos);
+        Ok(())
+    }
+
+    /// App-view seq to report in events caused while internal requests run on `s`: every app
+    /// request sent before them is processed by then.
+    fn app_seq_done_on(&self, s: ServerId) -> u64 {
+        self.servers
+            .get(s)
+            .and_then(|x| x.as_ref())
+            .map(|x| x.app_done.max(x.app_sent))
+            .unwrap_or(0)
+            .max(self.app_done_global())
+    }
+
+    fn app_done_global(&self) -> u64 {
+        self.primary
+            .and_then(|p| self.servers.get(p))
+            .and_then(|x| x.as_ref())
+            .map(|x| x.app_done)
+            .unwrap_or(self.detached_app_done)
+    }
+
+    // ---------------------------------------------------------------- server side
+
+    /// Feed bytes from server `s`.
+    pub fn server_input(&mut self, s: ServerId, data: &[u8]) -> Result<(), EngineError> {
+        let order = self.order;
+        {
+            let srv = self
+                .servers
+                .get_mut(s)
+                .and_then(|x| x.as_mut())
+                .ok_or(EngineError::NoServer(s))?;
+            srv.inbuf.extend_from_slice(data);
+        }
+        self.server_sync_phase(s)?;
+        let mut pos = 0;
+        loop {
+            let srv = self.servers[s].as_mut().ok_or(EngineError::NoServer(s))?;
+            if !matches!(srv.sync, Sync::Synced) {
+                break;
+            }
+            let Some(len) = framing::server_message_len(&srv.inbuf[pos..], order) else {
+                break;
+            };
+            let msg = srv.inbuf[pos..pos + len].to_vec();
+            pos += len;
+            self.server_message(s, msg);
+        }
+        if let Some(srv) = self.servers[s].as_mut() {
+            srv.inbuf.drain(..pos);
+        }
+        Ok(())
+    }
+
+    /// Handle the setup reply (premeditated) or the sentinel scan (hijacked).
+    fn server_sync_phase(&mut self, s: ServerId) -> Result<(), EngineError> {
+        let order = self.order;
+        let is_primary = self.primary == Some(s);
+        let srv = self.servers[s].as_mut().ok_or(EngineError::NoServer(s))?;
+        match srv.sync {
+            Sync::Synced => Ok(()),
+            Sync::AwaitSetupReply => {
+                let Some(len) = framing::setup_reply_len(&srv.inbuf, order) else {
+                    return Ok(());
+                };
+                let reply: Vec<u8> = srv.inbuf.drain(..len).collect();
+                if reply[0] != 1 {
+                    // Failed or Authenticate: pass to the app; the connection will end.
+                    self.app_out.extend_from_slice(&reply);
+                    return Ok(());
+                }
+                srv.sync = Sync::Synced;
+                srv.segments.push_back(Segment {
+                    start: 1,
+                    origin: Origin::App,
+                    delta: 0,
+                    app_before: 0,
+                });
+                if is_primary {
+                    self.app_out.extend_from_slice(&reply);
+                }
+                self.setup_reply = Some(reply);
+                Ok(())
+            }
+            Sync::Sentinel {
+                id,
+                ref mut scanned,
+                app_sent,
+            } => {
+                let buf = &srv.inbuf;
+                let mut found = None;
+                let mut i = 0;
+                while i + 32 <= buf.len() {
+                    let m = &buf[i..i + 32];
+                    if m[0] == 0 && m[1] == 9 && order.u32(m, 4) == id && m[10] == 14 {
+                        found = Some(i);
+                        break;
+                    }
+                    i += 1;
+                }
+                match found {
+                    None => {
+                        // Everything but a possible partial sentinel at the end goes to the app.
+                        let keep = buf.len().min(31);
+                        let give = buf.len() - keep;
+                        *scanned += give;
+                        let scanned_now = *scanned;
+                        self.app_out.extend_from_slice(&srv.inbuf[..give]);
+                        srv.inbuf.drain(..give);
+                        if scanned_now > 64 * 1024 * 1024 {
+                            return Err(EngineError::SyncFailed(s, scanned_now));
+                        }
+                        Ok(())
+                    }
+                    Some(at) => {
+                        self.app_out.extend_from_slice(&srv.inbuf[..at]);
+                        let seq16 = order.u16(&srv.inbuf, at + 2);
+                        srv.inbuf.drain(..at + 32);
+                        // Put the 64-bit numbering where 16-bit values widen without wrapping.
+                        let sentinel = 0x1_0000 + u64::from(seq16);
+                        let app_before_sentinel = sentinel - 1;
+                        srv.sent = sentinel + app_sent;
+                        srv.app_done = app_before_sentinel;
+                        srv.app_sent = app_before_sentinel + app_sent;
+                        srv.segments.push_back(Segment {
+                            start: sentinel + 1,
+                            origin: Origin::App,
+                            delta: 1,
+                            app_before: app_before_sentinel,
+                        });
+                        srv.sync = Sync::Synced;
+                        // The app's own count so far was relative; make it absolute.
+                        self.app_seq += app_before_sentinel;
+                        for (seq, _) in self.queue.iter_mut() {
+                            *seq += app_before_sentinel;
+                        }
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    /// One complete message from server `s`.
+    fn server_message(&mut self, s: ServerId, mut msg: Vec<u8>) {
+        let order = self.order;
+        let global_done = self.app_done_global();
+        let is_primary = self.primary == Some(s);
+        let Some(srv) = self.servers[s].as_mut() else {
+            return;
+        };
+        let kind = msg[0] & 0x7f;
+        let has_seq = kind != 11; // KeymapNotify has no sequence number
+        let full = if has_seq {
+            srv.widen(order.u16(&msg, 2))
+        } else {
+            srv.sent
+        };
+        let seg = srv.segment_for(full);
+        let (origin, client_seq, app_view_seq) = match seg {
+            Some(seg) => {
+                let cs = (full as i64 - seg.delta).max(0) as u64;
+                match seg.origin {
+                    Origin::App => {
+                        srv.app_done = srv.app_done.max(cs);
+                        (Origin::App, cs, cs)
+                    }
+                    Origin::Internal => (Origin::Internal, cs, seg.app_before),
+                }
+            }
+            None => (Origin::App, srv.app_done, srv.app_done),
+        };
+        // Replies and errors: find the pending record.
+        let pending = if kind <= 1 {
+            while srv.pending.front().is_some_and(|p| p.seq < full) {
+                srv.pending.pop_front();
+            }
+            match srv.pending.front() {
+                Some(p) if p.seq == full => {
+                    let p = p.clone();
+                    // Multi-reply requests (ListFontsWithInfo) stay until their last reply.
+                    let last = !(kind == 1 && p.table == 0 && p.opcode == 50 && msg[1] != 0);
+                    if last {
+                        srv.pending.pop_front();
+                    }
+                    Some(p)
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
+        if kind <= 1 && origin == Origin::Internal {
+            if let Some(int) = self.internal.as_mut().filter(|i| i.server == s) {
+                order.put_u16(&mut msg, 2, client_seq as u16);
+                int.out.extend_from_slice(&msg);
+            }
+            return;
+        }
+        let role = srv.role;
+        if kind <= 1 && role != Role::Primary {
+            return; // replicas' replies and errors are not the app's
+        }
+        if kind > 1 {
+            // Events.
+            match role {
+                Role::Pending => {
+                    srv.held.push(msg);
+                    return;
+                }
+                Role::Replica { view_only } => {
+                    if view_only || !is_input_event(kind) {
+                        self.stats.dropped_events += 1;
+                        return;
+                    }
+                }
+                Role::Primary => {}
+            }
+        }
+        let app_seq = if kind > 1 {
+            if is_primary {
+                app_view_seq
+            } else {
+                global_done
+            }
+        } else {
+            client_seq
+        };
+        if let Some(maps) = srv.maps.as_mut() {
+            let ok = match kind {
+                0 => {
+                    if let Some(p) = pending.as_ref().and_then(|p| p.substituted.map(|x| (p, x))) {
+                        let (_, (major, minor)) = p;
+                        msg[1] = 17; // BadImplementation
+                        order.put_u32(&mut msg, 4, 0);
+                        order.put_u16(&mut msg, 8, minor);
+                        msg[10] = major;
+                    } else {
+                        translate::error_to_app(&mut msg, order, maps);
+                    }
+                    true
+                }
+                1 => match &pending {
+                    Some(p) => match translate::reply_to_app(
+                        &mut msg, order, maps, p.table, p.opcode, &p.aux,
+                    ) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            self.stats.untranslated += 1;
+                            self.log.push(format!(
+                                "reply to request {}:{} passed untranslated: {e}",
+                                p.table, p.opcode
+                            ));
+                            true
+                        }
+                    },
+                    None => {
+                        self.stats.untranslated += 1;
+                        self.log
+                            .push(format!("reply with sequence {full} matches no request"));
+                        true
+                    }
+                },
+                _ => match translate::event_to_app(&mut msg, order, maps) {
+                    Ok(keep) => {
+                        if !keep {
+                            self.stats.dropped_events += 1;
+                        }
+                        keep
+                    }
+                    Err(e) => {
+                        self.stats.untranslated += 1;
+                        self.log
+                            .push(format!("event {} passed untranslated: {e}", msg[0]));
+                        true
+                    }
+                },
+            };
+            if !ok {
+                return;
+            }
+        }
+        if has_seq {
+            order.put_u16(&mut msg, 2, app_seq as u16);
+        }
+        self.stats.to_app_messages += 1;
+        self.app_out.extend_from_slice(&msg);
+    }
+
+    // ---------------------------------------------------------------- detach / attach
+
+    /// Hold app requests (queue them) from now on.
+    pub fn pause(&mut self) {
+        self.paused = true;
+    }
+
+    /// Forward app requests again (replaying the queue) if a primary exists.
+    pub fn resume(&mut self) {
+        self.paused = false;
+        if self.primary.is_some() {
+            while let Some((seq, req)) = self.queue.pop_front() {
+                self.dispatch_app_request(seq, req);
+            }
+        }
+    }
+
+    /// Drop server `s` (detach, or a replica that died). Unsent bytes to it are discarded; if
+    /// it was the primary, app requests queue until another server is activated.
+    pub fn remove_server(&mut self, s: ServerId) {
+        if self.primary == Some(s) {
+            if let Some(srv) = self.servers.get(s).and_then(|x| x.as_ref()) {
+                self.detached_app_done = srv.app_done.max(srv.app_sent);
+            }
+        }
+        if let Some(slot) = self.servers.get_mut(s) {
+            *slot = None;
+        }
+        if self.primary == Some(s) {
+            self.primary = None;
+        }
+        if self.internal.as_ref().is_some_and(|i| i.server == s) {
+            self.internal = None;
+        }
+    }
+
+    /// Add a server connection whose setup guimux has already completed. It starts as
+    /// `Role::Pending`: only the internal client talks to it until [`Engine::activate`].
+    pub fn add_server(&mut self) -> ServerId {
+        let mut srv = Server::new(Role::Pending, Sync::Synced);
+        srv.segments.clear();
+        self.servers.push(Some(srv));
+        self.servers.len() - 1
+    }
+
+    /// Make server `s` the primary or a replica, with the maps that translate the app's view
+    /// to it (`None` = identity). Held events are delivered; as primary, queued app requests
+    /// replay unless paused.
+    pub fn activate(
+        &mut self,
+        s: ServerId,
+        role: Role,
+        maps: Option<Maps>,
+    ) -> Result<(), EngineError> {
+        let order = self.order;
+        let app_done = self.app_done_global();
+        let srv = self
+            .servers
+            .get_mut(s)
+            .and_then(|x| x.as_mut())
+            .ok_or(EngineError::NoServer(s))?;
+        srv.maps = maps;
+        srv.role = role;
+        if role == Role::Primary {
+            srv.app_done = app_done.max(srv.app_done);
+        }
+        let held = std::mem::take(&mut srv.held);
+        if role == Role::Primary {
+            if let Some(old) = self.primary.filter(|p| *p != s) {
+                if let Some(o) = self.servers.get_mut(old).and_then(|x| x.as_mut()) {
+                    o.role = Role::Replica { view_only: false };
+                }
+            }
+            self.primary = Some(s);
+            let srv = self.servers[s].as_mut().ok_or(EngineError::NoServer(s))?;
+            let seq = srv.app_done;
+            for mut ev in held {
+                let keep = match srv.maps.as_mut() {
+                    Some(m) => translate::event_to_app(&mut ev, order, m).unwrap_or(true),
+                    None => true,
+                };
+                if keep {
+                    if ev[0] & 0x7f != 11 {
+                        order.put_u16(&mut ev, 2, seq as u16);
+                    }
+                    self.app_out.extend_from_slice(&ev);
+                }
+            }
+            if !self.paused {
+                self.resume();
+            }
+        }
+        Ok(())
+    }
+
+    /// The app-view sequence number of the last request the app sent.
+    pub fn app_seq(&self) -> u64 {
+        self.app_seq
+    }
+}
+
+/// Core input events that a replica may contribute: KeyPress..MotionNotify.
+fn is_input_event(code: u8) -> bool {
+    (2..=6).contains(&code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req_noop() -> Vec<u8> {
+        vec![127, 0, 1, 0]
+    }
+    fn req_get_input_focus() -> Vec<u8> {
+        vec![43, 0, 1, 0]
+    }
+    fn reply(seq: u16) -> Vec<u8> {
+        let mut r = vec![0u8; 32];
+        r[0] = 1;
+        r[2..4].copy_from_slice(&seq.to_le_bytes());
+        r
+    }
+    fn event(code: u8, seq: u16) -> Vec<u8> {
+        let mut r = vec![0u8; 32];
+        r[0] = code;
+        r[2..4].copy_from_slice(&seq.to_le_bytes());
+        r
+    }
+
+    #[test]
+    fn hijack_sentinel_sync_and_seq_offset() {
+        let mut e = Engine::hijacked(ByteOrder::Little, 0x1fe0_1234);
+        // Sentinel goes first.
+        let out = std::mem::take(e.server_output(0).unwrap());
+        assert_eq!(out[0], 14);
+        // The app sends a round trip after the interposition.
+        e.app_input(&req_get_input_focus()).unwrap();
+        let out = std::mem::take(e.server_output(0).unwrap());
+        assert_eq!(out, req_get_input_focus());
+        // Server: tail of an old reply (half a message), an event, then the sentinel error
+        // (seq 500), then the reply to the app's request (seq 501).
+        let mut stream = vec![7u8; 10];
+        stream.extend(event(12, 499));
+        let mut err = vec![0u8; 32];
+        err[1] = 9;
+        err[2..4].copy_from_slice(&500u16.to_le_bytes());
+        err[4..8].copy_from_slice(&0x1fe0_1234u32.to_le_bytes());
+        err[10] = 14;
+        stream.extend(err);
+        stream.extend(reply(501));
+        // Feed in two pieces, split inside the sentinel.
+        e.server_input(0, &stream[..50]).unwrap();
+        e.server_input(0, &stream[50..]).unwrap();
+        let to_app = std::mem::take(e.app_output());
+        assert_eq!(to_app.len(), 10 + 32 + 32);
+        assert_eq!(&to_app[..10], &[7u8; 10]);
+        // The reply carries the app's own numbering: 501 - 1 (the sentinel is invisible).
+        assert_eq!(u16::from_le_bytes([to_app[44], to_app[45]]), 500);
+        assert!(e.synced());
+    }
+
+    #[test]
+    fn internal_requests_are_invisible_to_the_app() {
+        let mut e = Engine::hijacked(ByteOrder::Little, 7);
+        e.server_output(0).unwrap().clear();
+        let mut err = vec![0u8; 32];
+        err[1] = 9;
+        err[2..4].copy_from_slice(&100u16.to_le_bytes());
+        err[4..8].copy_from_slice(&7u32.to_le_bytes());
+        err[10] = 14;
+        e.server_input(0, &err).unwrap();
+        // App request: app seq 100 (server 101).
+        e.app_input(&req_noop()).unwrap();
+        e.pause();
+        e.start_internal(0).unwrap();
+        // Internal client: two requests (server 102, 103), numbered 1 and 2 for it.
+        e.internal_input(&req_get_input_focus()).unwrap();
+        e.internal_input(&req_get_input_focus()).unwrap();
+        // App keeps writing while paused: queued.
+        e.app_input(&req_get_input_focus()).unwrap();
+        assert_eq!(e.queued_bytes(), 4);
+        e.server_output(0).unwrap().clear();
+        let mut s = event(12, 102);
+        s.extend(reply(102));
+        s.extend(reply(103));
+        e.server_input(0, &s).unwrap();
+        let int_out = std::mem::take(e.internal_output().unwrap());
+        assert_eq!(int_out.len(), 64);
+        assert_eq!(u16::from_le_bytes([int_out[2], int_out[3]]), 1);
+        assert_eq!(u16::from_le_bytes([int_out[34], int_out[35]]), 2);
+        let app = std::mem::take(e.app_output());
+        assert_eq!(app.len(), 32, "only the event reaches the app");
+        assert_eq!(u16::from_le_bytes([app[2], app[3]]), 100);
+        e.stop_internal();
+        e.resume();
+        // The queued request goes out as server 104 and is app seq 101.
+        assert_eq!(
+            std::mem::take(e.server_output(0).unwrap()),
+            req_get_input_focus()
+        );
+        e.server_input(0, &reply(104)).unwrap();
+        let app = std::mem::take(e.app_output());
+        assert_eq!(u16::from_le_bytes([app[2], app[3]]), 101);
+    }
+
+    #[test]
+    fn premeditated_setup_passes_and_numbers_from_one() {
+        let mut e = Engine::premeditated();
+        let mut setup = vec![b'l', 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        setup.extend(req_get_input_focus());
+        e.app_input(&setup).unwrap();
+        assert_eq!(e.server_output(0).unwrap().len(), 16);
+        let mut sr = vec![1u8, 0, 11, 0, 0, 0, 1, 0, 0, 0, 0, 0];
+        sr.extend(reply(1));
+        e.server_input(0, &sr).unwrap();
+        let app = std::mem::take(e.app_output());
+        assert_eq!(app.len(), 12 + 32);
+        assert_eq!(u16::from_le_bytes([app[14], app[15]]), 1);
+    }
+
+    #[test]
+    fn garbage_from_app_is_an_error_not_a_panic() {
+        let mut e = Engine::premeditated();
+        assert!(e.app_input(b"Xjunk").is_err());
+        let mut e = Engine::hijacked(ByteOrder::Little, 1);
+        // length 0 + big length 1: invalid.
+        assert!(e.app_input(&[1, 0, 0, 0, 1, 0, 0, 0]).is_err());
+    }
+}

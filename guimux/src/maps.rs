@@ -1,0 +1,339 @@
+//! Translation maps for one server connection. App-view values flow in and server values flow
+//! out (and back): resource IDs (the app's own range, server-owned IDs, other clients' IDs),
+//! atoms (by name), and extension opcodes / first event / first error. Every map is a bijection
+//! so that no value the app sees can stand for two server values.
+
+use std::collections::HashMap;
+
+/// Highest predefined atom (XA_WM_TRANSIENT_FOR = 68); those are equal on every server.
+pub const LAST_PREDEFINED_ATOM: u32 = 68;
+
+/// A bijection between app-view and server values, with aliasing for server values whose
+/// natural app-view value is already taken.
+#[derive(Clone, Debug, Default)]
+pub struct Bijection {
+    to_server: HashMap<u32, u32>,
+    to_app: HashMap<u32, u32>,
+}
+
+impl Bijection {
+    /// Record app ↔ server. Replaces any earlier pairing of either side.
+    pub fn insert(&mut self, app: u32, server: u32) {
+        if let Some(old_s) = self.to_server.insert(app, server) {
+            self.to_app.remove(&old_s);
+        }
+        if let Some(old_a) = self.to_app.insert(server, app) {
+            if old_a != app {
+                self.to_server.remove(&old_a);
+            }
+        }
+    }
+    /// Server value for an app-view value.
+    pub fn server(&self, app: u32) -> Option<u32> {
+        self.to_server.get(&app).copied()
+    }
+    /// App-view value for a server value.
+    pub fn app(&self, server: u32) -> Option<u32> {
+        self.to_app.get(&server).copied()
+    }
+    /// Whether an app-view value is taken.
+    pub fn app_taken(&self, app: u32) -> bool {
+        self.to_server.contains_key(&app)
+    }
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.to_server.len()
+    }
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.to_server.is_empty()
+    }
+}
+
+/// Resource ID translation for one server.
+#[derive(Clone, Debug)]
+pub struct XidMap {
+    /// The app's own ID range (from the setup it holds): base and mask.
+    pub app_base: u32,
+    /// Mask of the app's range.
+    pub app_mask: u32,
+    /// guimux's range on this server.
+    pub server_base: u32,
+    /// Mask of guimux's range on this server.
+    pub server_mask: u32,
+    map: Bijection,
+    /// Next free offset (within the server mask) for IDs guimux allocates itself; starts in the
+    /// upper half so it never meets IDs allocated by an internal client (which starts at 0).
+    next_offset: u32,
+    /// Next alias for foreign server IDs that collide with an app-view ID.
+    next_alias: u32,
+}
+
+impl XidMap {
+    /// A map between an app whose IDs are `app_base|..app_mask` and a server connection whose
+    /// range is `server_base|..server_mask`.
+    pub fn new(app_base: u32, app_mask: u32, server_base: u32, server_mask: u32) -> Self {
+        let step = server_mask & server_mask.wrapping_neg();
+        Self {
+            app_base,
+            app_mask,
+            server_base,
+            server_mask,
+            map: Bijection::default(),
+            next_offset: (server_mask / 2 + 1) & !(step.max(1) - 1),
+            // Aliases live in a range no client can own: client index bits all ones.
+            next_alias: 0x1fff_0000,
+        }
+    }
+
+    /// Whether `id` lies in the app's own range.
+    pub fn is_app_own(&self, id: u32) -> bool {
+        id & !self.app_mask == self.app_base && self.app_base != 0
+    }
+
+    /// Whether `id` lies in guimux's range on the server.
+    pub fn is_server_own(&self, id: u32) -> bool {
+        id & !self.server_mask == self.server_base && self.server_base != 0
+    }
+
+    /// Pair an app-view ID with a server ID (from regeneration or setup).
+    pub fn insert(&mut self, app: u32, server: u32) {
+        self.map.insert(app, server);
+    }
+
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// App → server. Unknown IDs of the app's own range get a fresh server ID (the app is
+    /// creating a resource); other unknown IDs pass unchanged.
+    pub fn to_server(&mut self, id: u32) -> u32 {
+        if id <= 1 {
+            return id; // None / PointerRoot / CopyFromParent
+        }
+        if let Some(s) = self.map.server(id) {
+            return s;
+        }
+        if self.is_app_own(id) {
+            let step = (self.server_mask & self.server_mask.wrapping_neg()).max(1);
+            loop {
+                let candidate = self.server_base | (self.next_offset & self.server_mask);
+                self.next_offset = self.next_offset.wrapping_add(step);
+                if self.map.app(candidate).is_none() {
+                    self.map.insert(id, candidate);
+                    return candidate;
+                }
+            }
+        }
+        id
+    }
+
+    /// Server → app. Unknown IDs (other clients' resources) keep their value unless that value
+    /// already means something else to the app, in which case they get an alias.
+    pub fn to_app(&mut self, id: u32) -> u32 {
+        if id <= 1 {
+            return id;
+        }
+        if let Some(a) = self.map.app(id) {
+            return a;
+        }
+        let app = if self.map.app_taken(id) || self.is_app_own(id) {
+            loop {
+                let a = self.next_alias;
+                self.next_alias = self.next_alias.wrapping_add(1);
+                if !self.map.app_taken(a) {
+                    break a;
+                }
+            }
+        } else {
+            id
+        };
+        self.map.insert(app, id);
+        app
+    }
+}
+
+/// Atom translation for one server.
+#[derive(Clone, Debug, Default)]
+pub struct AtomMap {
+    map: Bijection,
+    next_alias: u32,
+}
+
+impl AtomMap {
+    /// Empty map (predefined atoms are always identity).
+    pub fn new() -> Self {
+        Self {
+            map: Bijection::default(),
+            next_alias: 0x0f00_0000,
+        }
+    }
+    /// Pair an app-view atom with a server atom (both naming the same string).
+    pub fn insert(&mut self, app: u32, server: u32) {
+        self.map.insert(app, server);
+    }
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    /// App → server; unknown atoms pass unchanged (and are logged by the caller).
+    pub fn to_server(&self, atom: u32) -> Option<u32> {
+        if atom <= LAST_PREDEFINED_ATOM {
+            return Some(atom);
+        }
+        self.map.server(atom)
+    }
+    /// Server → app; an atom the app has never seen keeps its value unless taken.
+    pub fn to_app(&mut self, atom: u32) -> u32 {
+        if atom <= LAST_PREDEFINED_ATOM {
+            return atom;
+        }
+        if let Some(a) = self.map.app(atom) {
+            return a;
+        }
+        let app = if self.map.app_taken(atom) {
+            loop {
+                let a = self.next_alias;
+                self.next_alias += 1;
+                if !self.map.app_taken(a) {
+                    break a;
+                }
+            }
+        } else {
+            atom
+        };
+        self.map.insert(app, atom);
+        app
+    }
+}
+
+/// Where one extension lives on one server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExtPlace {
+    /// Major opcode.
+    pub major: u8,
+    /// First event code (0 if none).
+    pub first_event: u8,
+    /// First error code (0 if none).
+    pub first_error: u8,
+}
+
+/// Extension placement as the app knows it and as the server has it, keyed by X name.
+#[derive(Clone, Debug, Default)]
+pub struct ExtMap {
+    /// X name → (index into generated EXTENSIONS (None if unknown to the tables), app-view place,
+    /// server place (None if the server lacks it)).
+    pub entries: Vec<ExtEntry>,
+}
+
+/// One extension's placement on both sides.
+#[derive(Clone, Debug)]
+pub struct ExtEntry {
+    /// Name as in QueryExtension.
+    pub name: String,
+    /// Index into the generated tables.
+    pub table: Option<usize>,
+    /// Where the app believes it is.
+    pub app: Option<ExtPlace>,
+    /// Where it is on this server.
+    pub server: Option<ExtPlace>,
+}
+
+impl ExtMap {
+    /// Entry for an app-view major opcode.
+    pub fn by_app_major(&self, major: u8) -> Option<&ExtEntry> {
+        self.entries
+            .iter()
+            .find(|e| e.app.is_some_and(|p| p.major == major))
+    }
+    /// Entry for a server major opcode.
+    pub fn by_server_major(&self, major: u8) -> Option<&ExtEntry> {
+        self.entries
+            .iter()
+            .find(|e| e.server.is_some_and(|p| p.major == major))
+    }
+    /// Entry whose server event range contains `code` (code without the send-event bit);
+    /// returns the entry and the relative event number.
+    pub fn by_server_event(
+        &self,
+        code: u8,
+        num_events: impl Fn(&ExtEntry) -> u8,
+    ) -> Option<(&ExtEntry, u8)> {
+        self.entries.iter().find_map(|e| {
+            let p = e.server?;
+            let n = num_events(e);
+            (p.first_event != 0 && code >= p.first_event && code < p.first_event.saturating_add(n))
+                .then(|| (e, code - p.first_event))
+        })
+    }
+    /// Entry whose server error range contains `code`.
+    pub fn by_server_error(
+        &self,
+        code: u8,
+        num_errors: impl Fn(&ExtEntry) -> u8,
+    ) -> Option<(&ExtEntry, u8)> {
+        self.entries.iter().find_map(|e| {
+            let p = e.server?;
+            let n = num_errors(e);
+            (p.first_error != 0 && code >= p.first_error && code < p.first_error.saturating_add(n))
+                .then(|| (e, code - p.first_error))
+        })
+    }
+    /// Entry by name.
+    pub fn by_name(&self, name: &str) -> Option<&ExtEntry> {
+        self.entries.iter().find(|e| e.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_ids_allocate_and_round_trip() {
+        let mut m = XidMap::new(0x0060_0000, 0x1f_ffff, 0x0080_0000, 0x1f_ffff);
+        let s = m.to_server(0x0060_0001);
+        assert!(m.is_server_own(s));
+        assert_eq!(m.to_server(0x0060_0001), s);
+        assert_eq!(m.to_app(s), 0x0060_0001);
+        let s2 = m.to_server(0x0060_0002);
+        assert_ne!(s, s2);
+        assert_eq!(m.to_server(0), 0);
+    }
+
+    #[test]
+    fn foreign_ids_alias_on_collision() {
+        let mut m = XidMap::new(0x0060_0000, 0x1f_ffff, 0x0080_0000, 0x1f_ffff);
+        m.insert(0x1e7, 0x2e7); // old root -> new root
+                                // A foreign server window whose value equals the app-view old root must be aliased.
+        let a = m.to_app(0x1e7);
+        assert_ne!(a, 0x1e7);
+        assert_eq!(m.to_server(a), 0x1e7);
+        // A non-colliding foreign id stays.
+        assert_eq!(m.to_app(0x0040_0005), 0x0040_0005);
+        assert_eq!(m.to_server(0x0040_0005), 0x0040_0005);
+    }
+
+    #[test]
+    fn atoms() {
+        let mut a = AtomMap::new();
+        a.insert(300, 310);
+        assert_eq!(a.to_server(39), Some(39));
+        assert_eq!(a.to_server(300), Some(310));
+        assert_eq!(a.to_app(310), 300);
+        // Server atom 300 means something else than app atom 300 → alias.
+        let x = a.to_app(300);
+        assert_ne!(x, 300);
+        assert_eq!(a.to_server(x), Some(300));
+    }
+}
