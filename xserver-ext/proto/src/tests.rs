@@ -1,0 +1,422 @@
+//! Byte-exact and round-trip tests of the GUIEVICT wire format; hostile input never panics.
+
+use super::*;
+use proptest::prelude::*;
+
+fn sample_resources() -> Vec<Resource> {
+    let r = |id, kind: &str, t, detail| Resource {
+        id,
+        kind: ResourceKind(kind.into()),
+        server_type: t,
+        detail,
+    };
+    vec![
+        r(
+            0x0040_0001,
+            kinds::WINDOW,
+            1,
+            Detail::Window(WindowExtra {
+                background: BgKind::Pixmap(0x0040_0002),
+                border: BorderKind::Pixel(0x00ab_cdef),
+                cursor: 0x0040_0005,
+            }),
+        ),
+        r(
+            0x0040_0002,
+            kinds::PIXMAP,
+            2,
+            Detail::Pixmap(PixmapInfo {
+                depth: 24,
+                bits_per_pixel: 32,
+                width: 17,
+                height: 3,
+            }),
+        ),
+        r(
+            0x0040_0003,
+            kinds::GC,
+            3,
+            Detail::Gc(GcValues {
+                depth: 24,
+                function: 6,
+                plane_mask: 0x00ff_00ff,
+                foreground: 0x1234_5678,
+                background: 7,
+                line_width: 3,
+                line_style: 2,
+                cap_style: 3,
+                join_style: 1,
+                fill_style: 3,
+                fill_rule: 1,
+                tile: Tile::Pixmap(0x0040_0002),
+                stipple: 0x0040_0009,
+                ts_x_origin: -5,
+                ts_y_origin: 9,
+                font: 0x0040_0004,
+                subwindow_mode: 1,
+                graphics_exposures: false,
+                clip_x_origin: 11,
+                clip_y_origin: -12,
+                clip: Clip::Rectangles(vec![Rectangle {
+                    x: 1,
+                    y: 2,
+                    width: 3,
+                    height: 4,
+                }]),
+                dash_offset: 2,
+                dashes: vec![1, 2, 3],
+                arc_mode: 0,
+            }),
+        ),
+        r(
+            0x0040_0004,
+            kinds::FONT,
+            4,
+            Detail::Font(FontInfo {
+                name: "-misc-fixed-medium-r-normal--13-120-75-75-c-70-iso8859-1 \u{e9}".into(),
+                from_property: true,
+            }),
+        ),
+        r(
+            0x0040_0005,
+            kinds::CURSOR,
+            5,
+            Detail::Cursor(CursorImage {
+                width: 33,
+                height: 2,
+                x_hot: 1,
+                y_hot: 0,
+                fore_rgb: [1, 2, 3],
+                back_rgb: [0xffff, 0, 0x8000],
+                name: 77,
+                image: CursorBits::Bitmap {
+                    source: vec![0xa5; 16],
+                    mask: vec![0xff; 16],
+                },
+            }),
+        ),
+        r(
+            0x0040_0006,
+            kinds::CURSOR,
+            5,
+            Detail::Cursor(CursorImage {
+                width: 2,
+                height: 1,
+                x_hot: 1,
+                y_hot: 0,
+                fore_rgb: [0; 3],
+                back_rgb: [0; 3],
+                name: 0,
+                image: CursorBits::Argb(vec![0x8000_00ff, 0xffff_ffff]),
+            }),
+        ),
+        r(
+            0x0040_0007,
+            kinds::COLORMAP,
+            6,
+            Detail::Colormap(ColormapInfo {
+                visual: 0x21,
+                class: 5,
+                cells: vec![ColorCell {
+                    pixel: 0x10000,
+                    red: 0xffff,
+                    green: 0,
+                    blue: 0,
+                    flags: 1,
+                    writable: true,
+                }],
+            }),
+        ),
+        r(
+            0x0040_0008,
+            kinds::PICTURE,
+            7,
+            Detail::Picture(PictureInfo {
+                format: 0x24,
+                source: PictureSource::Drawable(0x0040_0002),
+                repeat: 3,
+                filter: "convolution".into(),
+                filter_params: vec![0x30000, 0x10000, 1, 2, 3],
+                transform: Some([0x10000, 0, 5, 0, 0x20000, 0, 0, 0, 0x10000]),
+                clip: Clip::Rectangles(vec![Rectangle {
+                    x: -1,
+                    y: -2,
+                    width: 30,
+                    height: 40,
+                }]),
+                clip_x_origin: 3,
+                clip_y_origin: 4,
+                alpha_map: 0x0040_000a,
+                alpha_x_origin: -7,
+                alpha_y_origin: 8,
+                component_alpha: true,
+                subwindow_mode: 1,
+                poly_edge: 1,
+                poly_mode: 1,
+                graphics_exposures: false,
+            }),
+        ),
+        r(
+            0x0040_000a,
+            kinds::PICTURE,
+            7,
+            Detail::Picture(PictureInfo {
+                format: 0,
+                source: PictureSource::Gradient(GradientInfo {
+                    kind: GradientKind::Radial,
+                    params: vec![1, 2, 3, 4, 5, 6],
+                    stops: vec![
+                        GradientStop {
+                            offset: 0,
+                            color: [1, 2, 3, 4],
+                        },
+                        GradientStop {
+                            offset: 0x10000,
+                            color: [5, 6, 7, 8],
+                        },
+                    ],
+                }),
+                repeat: 0,
+                filter: String::new(),
+                filter_params: vec![],
+                transform: None,
+                clip: Clip::None,
+                clip_x_origin: 0,
+                clip_y_origin: 0,
+                alpha_map: 0,
+                alpha_x_origin: 0,
+                alpha_y_origin: 0,
+                component_alpha: false,
+                subwindow_mode: 0,
+                poly_edge: 0,
+                poly_mode: 0,
+                graphics_exposures: true,
+            }),
+        ),
+        r(
+            0x0040_000b,
+            kinds::GLYPHSET,
+            8,
+            Detail::GlyphSet(GlyphSetInfo {
+                format: 0x25,
+                depth: 8,
+                glyphs: vec![Glyph {
+                    id: 65,
+                    width: 3,
+                    height: 2,
+                    x: -1,
+                    y: 9,
+                    x_off: 7,
+                    y_off: 0,
+                    image: vec![1, 2, 3, 0, 4, 5, 6, 0],
+                }],
+            }),
+        ),
+        r(0x4040_000c, "PASSIVEGRAB", 40, Detail::Other),
+    ]
+}
+
+fn sample_reply() -> GetResourcesReply {
+    GetResourcesReply {
+        sequence: 0x1234,
+        more: true,
+        next_id: 0x0040_0100,
+        next_type: 3,
+        total: 99,
+        resources: Resources {
+            resources: sample_resources(),
+        },
+    }
+}
+
+#[test]
+fn query_version_request_bytes() {
+    let req = QueryVersionRequest {
+        client_major: 1,
+        client_minor: 2,
+    };
+    assert_eq!(
+        encode_query_version(140, &req, ByteOrder::Lsb),
+        [140, 0, 2, 0, 1, 0, 2, 0]
+    );
+    assert_eq!(
+        encode_query_version(140, &req, ByteOrder::Msb),
+        [140, 0, 0, 2, 0, 1, 0, 2]
+    );
+    for o in [ByteOrder::Lsb, ByteOrder::Msb] {
+        let b = encode_query_version(140, &req, o);
+        assert_eq!(decode_request(&b, o), Ok(Request::QueryVersion(req)));
+    }
+}
+
+#[test]
+fn get_resources_request_bytes() {
+    let req = GetResourcesRequest {
+        start_id: 0x0102_0304,
+        start_type: 5,
+        max_bytes: 0x1000,
+        flags: 3,
+    };
+    assert_eq!(
+        encode_get_resources(141, &req, ByteOrder::Lsb),
+        [141, 1, 5, 0, 4, 3, 2, 1, 5, 0, 0, 0, 0, 0x10, 0, 0, 3, 0, 0, 0]
+    );
+    assert_eq!(
+        encode_get_resources(141, &req, ByteOrder::Msb),
+        [141, 1, 0, 5, 1, 2, 3, 4, 0, 0, 0, 5, 0, 0, 0x10, 0, 0, 0, 0, 3]
+    );
+    let b = encode_get_resources(141, &req, ByteOrder::Msb);
+    assert_eq!(
+        decode_request(&b, ByteOrder::Msb),
+        Ok(Request::GetResources(req))
+    );
+}
+
+#[test]
+fn bad_requests_are_classified() {
+    assert_eq!(
+        decode_request(&[1, 9, 1, 0], ByteOrder::Lsb),
+        Err(RequestError::BadMinor(9))
+    );
+    assert!(matches!(
+        decode_request(&[1, 0, 1, 0], ByteOrder::Lsb),
+        Err(RequestError::BadLength(_))
+    ));
+    assert!(matches!(
+        decode_request(
+            &[1, 1, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            ByteOrder::Lsb
+        ),
+        Err(RequestError::BadLength(_))
+    ));
+    let req = GetResourcesRequest {
+        flags: 0x80,
+        ..GetResourcesRequest::first()
+    };
+    let b = encode_get_resources(1, &req, ByteOrder::Lsb);
+    assert_eq!(
+        decode_request(&b, ByteOrder::Lsb),
+        Err(RequestError::BadValue {
+            what: "flags",
+            value: 0x80
+        })
+    );
+}
+
+#[test]
+fn query_version_reply_bytes() {
+    let rep = QueryVersionReply {
+        sequence: 7,
+        major: 1,
+        minor: 0,
+        server_release: 12_101_007,
+    };
+    let b = encode_query_version_reply(&rep, ByteOrder::Lsb);
+    assert_eq!(b.len(), 32);
+    assert_eq!(&b[..12], &[1, 0, 7, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
+    assert_eq!(&b[12..16], &12_101_007u32.to_le_bytes());
+    assert_eq!(decode_query_version_reply(&b, ByteOrder::Lsb), Ok(rep));
+    let b = encode_query_version_reply(&rep, ByteOrder::Msb);
+    assert_eq!(decode_query_version_reply(&b, ByteOrder::Msb), Ok(rep));
+}
+
+#[test]
+fn window_record_bytes() {
+    let res = &sample_resources()[0];
+    let mut w = Writer::new(ByteOrder::Lsb);
+    encode_resource(&mut w, res);
+    let b = w.into_inner();
+    #[rustfmt::skip]
+    let expect: Vec<u8> = vec![
+        0x01, 0x00, 0x40, 0x00, // id
+        1, 0, 0, 0,             // server type
+        6, 0, 1, 0,             // name len, detail kind, pad
+        16, 0, 0, 0,            // detail len
+        b'W', b'I', b'N', b'D', b'O', b'W', 0, 0,
+        3, 0, 0, 0,             // bg pixmap, border pixel
+        0x02, 0x00, 0x40, 0x00,
+        0xef, 0xcd, 0xab, 0x00,
+        0x05, 0x00, 0x40, 0x00,
+    ];
+    assert_eq!(b, expect);
+}
+
+#[test]
+fn reply_round_trips_both_orders() {
+    let rep = sample_reply();
+    for o in [ByteOrder::Lsb, ByteOrder::Msb] {
+        let b = encode_get_resources_reply(&rep, o);
+        assert_eq!(b.len() % 4, 0);
+        assert_eq!(decode_get_resources_reply(&b, o), Ok(rep.clone()));
+        // The header says what the buffer holds.
+        let words = match o {
+            ByteOrder::Lsb => u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            ByteOrder::Msb => u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        };
+        assert_eq!(words as usize * 4 + 32, b.len());
+    }
+    let json = serde_json::to_string(&rep).unwrap();
+    let back: GetResourcesReply = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, rep);
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    let b = encode_get_resources_reply(&sample_reply(), ByteOrder::Lsb);
+    for n in 0..b.len() {
+        assert!(
+            decode_get_resources_reply(&b[..n], ByteOrder::Lsb).is_err(),
+            "prefix {n}"
+        );
+    }
+}
+
+#[test]
+fn huge_count_is_rejected_without_allocating() {
+    let mut b = encode_get_resources_reply(
+        &GetResourcesReply {
+            resources: Resources::default(),
+            ..sample_reply()
+        },
+        ByteOrder::Lsb,
+    );
+    b[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(
+        decode_get_resources_reply(&b, ByteOrder::Lsb),
+        Err(DecodeError::CountTooLarge { offset: 32, .. })
+    ));
+}
+
+#[test]
+fn paging_helper() {
+    let first = GetResourcesRequest::first();
+    let rep = sample_reply();
+    let next = first.next_after(&rep).unwrap();
+    assert_eq!((next.start_id, next.start_type), (0x0040_0100, 3));
+    assert!(first
+        .next_after(&GetResourcesReply { more: false, ..rep })
+        .is_none());
+}
+
+proptest! {
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512), msb in any::<bool>()) {
+        let o = if msb { ByteOrder::Msb } else { ByteOrder::Lsb };
+        let _ = decode_get_resources_reply(&bytes, o);
+        let _ = decode_query_version_reply(&bytes, o);
+        let _ = decode_request(&bytes, o);
+    }
+
+    #[test]
+    fn mutated_replies_never_panic(idx in 0usize..4096, val in any::<u8>(), msb in any::<bool>()) {
+        let o = if msb { ByteOrder::Msb } else { ByteOrder::Lsb };
+        let mut b = encode_get_resources_reply(&sample_reply(), o);
+        let i = idx % b.len();
+        b[i] = val;
+        if let Ok(rep) = decode_get_resources_reply(&b, o) {
+            // Whatever decodes must survive a re-encode unchanged (padding bytes are ignored).
+            let again = encode_get_resources_reply(&rep, o);
+            prop_assert_eq!(decode_get_resources_reply(&again, o), Ok(rep));
+        }
+    }
+}
