@@ -1,3 +1,257 @@
-//! The hijack library. Loaded into an application (by `dlopen` through ptrace, or by
-//! `guievict run`), it takes the application's X connection fd, puts guimux between the
-//! application and the server, and serves control commands on a unix socket.
+//! The hijack library. Loaded into an application (by `dlopen` through ptrace from
+//! `guievict hijack`, or by `LD_PRELOAD`), it takes the application's X connection fds, puts a
+//! relay thread between the application and the server (whose byte processing is a pluggable
+//! [`relay::Pump`]; guimux plugs in there), and serves control commands on a unix socket.
+//!
+//! Load sequence when injected: the constructor ([`init`]) starts the relay thread and the control
+//! thread and returns; then the injector stops every application thread at a safe point and calls
+//! [`interpose::guievict_interpose`], which swaps the X fds (allocation- and lock-free) and wakes
+//! the relay. Under `LD_PRELOAD` the application has no X connection yet when the constructor
+//! runs, so a watcher thread interposes each X connection as soon as it appears.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod control;
+pub mod ffi;
+pub mod interpose;
+pub mod relay;
+pub mod xfd;
+
+use control::{ErrorKind, Request, Response, Status};
+use relay::{ConnMeta, PassThrough, Pump, RelayHandle};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Name of the symbol the injector calls at the safe point.
+pub const INTERPOSE_SYMBOL: &str = "guievict_interpose";
+/// File name of the library.
+pub const LIBRARY_FILE: &str = "libguievict_hijack.so";
+/// How long the `LD_PRELOAD` watcher looks for new X connections.
+pub const PRELOAD_WATCH: Duration = Duration::from_secs(60);
+
+/// What the running library knows about itself.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The relay thread.
+    pub relay: RelayHandle,
+    /// Control socket path (None if it could not be bound).
+    pub socket: Option<PathBuf>,
+    /// `"injected"` or `"preload"`.
+    pub mode: &'static str,
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+static SOCKET_PATH: OnceLock<PathBuf> = OnceLock::new();
+
+/// The running library's state, once the constructor has run (None in the CLI and tests).
+pub fn runtime() -> Option<&'static Runtime> {
+    RUNTIME.get()
+}
+
+/// The pump of each new connection. guimux replaces [`PassThrough`] here.
+pub fn make_pump(_meta: &ConnMeta) -> Box<dyn Pump> {
+    Box::new(PassThrough)
+}
+
+/// Answer a control request. Requests other than `Status` are not wired yet.
+pub fn handle_request(req: &Request) -> Response {
+    match req {
+        Request::Status => Response::Status(status()),
+        other => {
+            let name = match other {
+                Request::Snapshot { .. } => "snapshot",
+                Request::Detach { .. } => "detach",
+                Request::Attach { .. } => "attach",
+                Request::Replicate { .. } => "replicate",
+                Request::Unreplicate { .. } => "unreplicate",
+                Request::Policy { .. } => "policy",
+                Request::Status => "status",
+            };
+            Response::Error {
+                kind: ErrorKind::NotImplemented,
+                message: format!(
+                    "`{name}` is not implemented yet by the hijack library {} (only `status` is)",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            }
+        }
+    }
+}
+
+/// Status of this process.
+pub fn status() -> Status {
+    let rt = runtime();
+    Status {
+        pid: std::process::id(),
+        comm: std::fs::read_to_string("/proc/self/comm")
+            .map(|s| s.trim_end().to_string())
+            .unwrap_or_default(),
+        library_version: env!("CARGO_PKG_VERSION").to_string(),
+        protocol_version: control::PROTOCOL_VERSION,
+        socket: rt.and_then(|r| r.socket.clone()).unwrap_or_default(),
+        mode: rt.map_or("none", |r| r.mode).to_string(),
+        connections: rt.map(|r| r.relay.connections()).unwrap_or_default(),
+    }
+}
+
+extern "C" fn remove_socket() {
+    if let Some(p) = SOCKET_PATH.get() {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+fn init_logging(dir: &std::path::Path) {
+    let path = dir.join(format!("{}.log", std::process::id()));
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GUIEVICT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+}
+
+/// Remove our own entry from `LD_PRELOAD` so that the application's children do not load us.
+fn scrub_preload() -> bool {
+    let Some(v) = std::env::var_os("LD_PRELOAD") else {
+        return false;
+    };
+    let v = v.to_string_lossy().into_owned();
+    if !v.contains("guievict_hijack") {
+        return false;
+    }
+    let rest: Vec<&str> = v
+        .split([':', ' '])
+        .filter(|s| !s.is_empty() && !s.contains("guievict_hijack"))
+        .collect();
+    if rest.is_empty() {
+        std::env::remove_var("LD_PRELOAD");
+    } else {
+        std::env::set_var("LD_PRELOAD", rest.join(":"));
+    }
+    true
+}
+
+/// Start the library's threads. Idempotent; returns quickly.
+fn start() {
+    if ffi::linked_into_main_executable() || RUNTIME.get().is_some() {
+        return;
+    }
+    let preload = scrub_preload();
+    let uid = nix::unistd::geteuid().as_raw();
+    let dir = control::control_dir(
+        std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .as_deref(),
+        uid,
+    );
+    let dir_ok = control::ensure_dir(&dir).is_ok();
+    if dir_ok {
+        init_logging(&dir);
+    }
+    let relay = match relay::spawn(Box::new(make_pump), relay::DEFAULT_QUEUE_BOUND) {
+        Ok((h, _join)) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the relay thread; not hijacking");
+            return;
+        }
+    };
+    interpose::WAKE_FD.store(relay.wake_fd(), std::sync::atomic::Ordering::Release);
+    let sock = dir.join(format!("{}.sock", std::process::id()));
+    let listener = match control::bind(&sock) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::error!(error = %e, "control socket unavailable");
+            None
+        }
+    };
+    let socket = listener.as_ref().map(|_| sock.clone());
+    if let Some(p) = &socket {
+        let _ = SOCKET_PATH.set(p.clone());
+        ffi::at_exit(remove_socket);
+    }
+    let mode = if preload { "preload" } else { "injected" };
+    let _ = RUNTIME.set(Runtime {
+        relay,
+        socket,
+        mode,
+    });
+    tracing::info!(
+        pid = std::process::id(),
+        mode,
+        "guievict hijack library loaded"
+    );
+    let old = ffi::block_all_signals();
+    if let Some(listener) = listener {
+        let r = std::thread::Builder::new()
+            .name("guievict-control".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    match stream {
+                        Ok(s) => {
+                            let r = std::panic::catch_unwind(|| {
+                                control::serve_one(s, &handle_request);
+                            });
+                            if r.is_err() {
+                                tracing::error!("control handler panicked");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "control accept failed"),
+                    }
+                }
+            });
+        if let Err(e) = r {
+            tracing::error!(error = %e, "cannot start the control thread");
+        }
+    }
+    if preload {
+        let r = std::thread::Builder::new()
+            .name("guievict-watch".into())
+            .spawn(watch_new_connections);
+        if let Err(e) = r {
+            tracing::error!(error = %e, "cannot start the X connection watcher");
+        }
+    }
+    ffi::restore_signals(&old);
+}
+
+/// `LD_PRELOAD` mode: interpose X connections as the application opens them.
+fn watch_new_connections() {
+    let start = Instant::now();
+    let mut failed: Vec<i32> = Vec::new();
+    while start.elapsed() < PRELOAD_WATCH {
+        if let Ok(fds) = xfd::find_x_fds() {
+            for (fd, peer) in fds {
+                if interpose::is_own(fd) || failed.contains(&fd) {
+                    continue;
+                }
+                let n = interpose::interpose_now(fd);
+                if n > 0 {
+                    tracing::info!(fd, %peer, "interposed X connection (preload)");
+                } else if n < 0 {
+                    tracing::warn!(fd, errno = -n, "could not interpose X connection");
+                    failed.push(fd);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The library constructor: runs when the dynamic loader maps the library (dlopen or preload).
+/// Stays inert when this code is linked into an executable as an rlib.
+pub extern "C" fn init() {
+    let _ = std::panic::catch_unwind(start);
+}
+
+#[used]
+#[link_section = ".init_array"]
+static INIT_ARRAY_ENTRY: extern "C" fn() = init;

@@ -1,0 +1,471 @@
+//! The control socket. Requests from the `guievict` command flow in over a unix socket
+//! (`$XDG_RUNTIME_DIR/guievict/<pid>.sock`, else `/tmp/guievict-<uid>/<pid>.sock`, directory
+//! mode 0700) as length-prefixed bincode frames carrying a protocol version; responses flow back
+//! the same way. Every connection's peer is checked with `SO_PEERCRED`: only the process's own
+//! uid or root may talk to it. A bad frame gets an error reply and the connection is closed; the
+//! application is never affected. The same module holds the client side used by the CLI.
+
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Version of the control protocol; both sides must agree.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest frame accepted (bytes of bincode payload).
+pub const MAX_FRAME: u32 = 16 << 20;
+/// How long one connection may take to send its request.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Input policy of a display (replication).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InputPolicy {
+    /// Input from this display reaches the application.
+    Interactive,
+    /// Input from this display is dropped.
+    ViewOnly,
+}
+
+/// X authority to use for a display: the `name`/`data` pair of an Xauthority entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XAuth {
+    /// Authorization protocol name, e.g. `MIT-MAGIC-COOKIE-1`.
+    pub name: String,
+    /// Authorization data.
+    pub data: Vec<u8>,
+}
+
+/// A request to a hijacked process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Report the library's state and every interposed connection.
+    Status,
+    /// Capture the window session now and write it to `path`.
+    Snapshot {
+        /// Where the session file goes (a path in the application's mount namespace).
+        path: PathBuf,
+    },
+    /// Take the GUI off its display; the application keeps running, its X traffic is held.
+    Detach {
+        /// Also write the captured session to this path.
+        session_path: Option<PathBuf>,
+    },
+    /// Put the GUI on `display`.
+    Attach {
+        /// Display name, e.g. `:3`.
+        display: String,
+        /// X authority for it, if needed.
+        auth: Option<XAuth>,
+    },
+    /// Show the GUI on one more display.
+    Replicate {
+        /// Display name.
+        display: String,
+        /// X authority for it.
+        auth: Option<XAuth>,
+        /// Input policy of the new replica.
+        policy: InputPolicy,
+    },
+    /// Stop showing the GUI on `display`.
+    Unreplicate {
+        /// Display name.
+        display: String,
+    },
+    /// Change the input policy of `display`.
+    Policy {
+        /// Display name.
+        display: String,
+        /// New policy.
+        policy: InputPolicy,
+    },
+}
+
+/// State of one interposed X connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionStatus {
+    /// The application's descriptor number for this connection.
+    pub app_fd: i32,
+    /// The server's address as text (`unix:/tmp/.X11-unix/X1`), when connected.
+    pub server: Option<String>,
+    /// Display name (`:1`), when connected.
+    pub display: Option<String>,
+    /// Whether a server connection is open (false: detached).
+    pub server_connected: bool,
+    /// Bytes read from the application since the hijack.
+    pub bytes_from_app: u64,
+    /// Bytes read from the server since the hijack.
+    pub bytes_from_server: u64,
+    /// Bytes queued for the application, not yet written.
+    pub queued_to_app: u64,
+    /// Bytes queued for the server (or held while detached).
+    pub queued_to_server: u64,
+    /// File descriptors passed through (both ways).
+    pub fds_passed: u64,
+}
+
+/// Answer to [`Request::Status`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// Process id of the hijacked application.
+    pub pid: u32,
+    /// Its executable name (`/proc/self/comm`).
+    pub comm: String,
+    /// Version of the hijack library.
+    pub library_version: String,
+    /// Control protocol version.
+    pub protocol_version: u32,
+    /// Path of the control socket.
+    pub socket: PathBuf,
+    /// How the library got in: `"injected"` or `"preload"`.
+    pub mode: String,
+    /// Every interposed connection.
+    pub connections: Vec<ConnectionStatus>,
+}
+
+/// Category of a failed request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The frame could not be decoded.
+    BadFrame,
+    /// Client and library speak different protocol versions.
+    VersionMismatch,
+    /// The request is known but not implemented yet.
+    NotImplemented,
+    /// The request failed.
+    Failed,
+}
+
+/// A response from a hijacked process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Answer to `Status`.
+    Status(Status),
+    /// The request was carried out.
+    Ok {
+        /// Human-readable detail.
+        message: String,
+    },
+    /// The request failed.
+    Error {
+        /// Category.
+        kind: ErrorKind,
+        /// Human-readable message saying what and why.
+        message: String,
+    },
+}
+
+/// One framed message: version + body.
+#[derive(Debug, Serialize, Deserialize)]
+struct Frame<T> {
+    version: u32,
+    body: T,
+}
+
+/// Control-socket errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// I/O on the socket or its directory.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Path involved.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// A frame was longer than [`MAX_FRAME`].
+    #[error("frame of {len} bytes exceeds the limit of {MAX_FRAME}")]
+    FrameTooLong {
+        /// Announced length.
+        len: u32,
+    },
+    /// A frame did not decode.
+    #[error("undecodable frame: {0}")]
+    Decode(#[from] bincode::Error),
+    /// The peer speaks another protocol version.
+    #[error("protocol version {theirs} (we speak {PROTOCOL_VERSION})")]
+    Version {
+        /// Their version.
+        theirs: u32,
+    },
+    /// The control directory is not safe to use.
+    #[error("control directory {path} is not usable: {why}")]
+    UnsafeDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+}
+
+fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ControlError + 'a {
+    move |source| ControlError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Write one frame.
+pub fn write_frame<T: Serialize>(w: &mut impl Write, body: &T) -> Result<(), ControlError> {
+    let payload = bincode::serialize(&Frame {
+        version: PROTOCOL_VERSION,
+        body,
+    })?;
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    if len > MAX_FRAME {
+        return Err(ControlError::FrameTooLong { len });
+    }
+    let mut buf = Vec::with_capacity(4 + payload.len());
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&payload);
+    w.write_all(&buf)
+        .map_err(io_err("writing frame to", Path::new("control socket")))
+}
+
+/// Read one frame.
+pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> Result<T, ControlError> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)
+        .map_err(io_err("reading frame from", Path::new("control socket")))?;
+    let len = u32::from_le_bytes(len);
+    if len > MAX_FRAME {
+        return Err(ControlError::FrameTooLong { len });
+    }
+    let mut payload = vec![0u8; len as usize];
+    r.read_exact(&mut payload)
+        .map_err(io_err("reading frame from", Path::new("control socket")))?;
+    // The version comes first in the encoding: check it before decoding the body.
+    let version: u32 = bincode::deserialize(&payload)?;
+    if version != PROTOCOL_VERSION {
+        return Err(ControlError::Version { theirs: version });
+    }
+    let frame: Frame<T> = bincode::deserialize(&payload)?;
+    Ok(frame.body)
+}
+
+/// Directory of the control sockets of `uid` as seen with runtime dir `xdg` (the
+/// `XDG_RUNTIME_DIR` value, if any).
+pub fn control_dir(xdg: Option<&Path>, uid: u32) -> PathBuf {
+    match xdg {
+        Some(x) if x.is_absolute() && x.is_dir() => x.join("guievict"),
+        _ => PathBuf::from(format!("/tmp/guievict-{uid}")),
+    }
+}
+
+/// Candidate socket paths for process `pid` owned by `uid`, from the point of view of a client
+/// (it checks its own runtime dir, the conventional `/run/user/<uid>`, and the /tmp fallback).
+pub fn socket_candidates(pid: u32, uid: u32) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
+        dirs.push(PathBuf::from(x).join("guievict"));
+    }
+    // The target's own XDG_RUNTIME_DIR, when its environment is readable.
+    if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
+        for var in env.split(|&b| b == 0) {
+            if let Some(v) = var.strip_prefix(b"XDG_RUNTIME_DIR=") {
+                dirs.push(PathBuf::from(String::from_utf8_lossy(v).into_owned()).join("guievict"));
+            }
+        }
+    }
+    dirs.push(PathBuf::from(format!("/run/user/{uid}/guievict")));
+    dirs.push(PathBuf::from(format!("/tmp/guievict-{uid}")));
+    let mut out: Vec<PathBuf> = Vec::new();
+    for d in dirs {
+        let p = d.join(format!("{pid}.sock"));
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Every control directory a client should scan for `list`.
+pub fn list_dirs(uid: u32) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
+        dirs.push(PathBuf::from(x).join("guievict"));
+    }
+    for d in [
+        PathBuf::from(format!("/run/user/{uid}/guievict")),
+        PathBuf::from(format!("/tmp/guievict-{uid}")),
+    ] {
+        if !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    }
+    dirs
+}
+
+/// Create (or check) the control directory: owned by us, mode 0700.
+pub fn ensure_dir(dir: &Path) -> Result<(), ControlError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_err("creating", dir)(e)),
+    }
+    let md = std::fs::symlink_metadata(dir).map_err(io_err("inspecting", dir))?;
+    let uid = nix::unistd::geteuid().as_raw();
+    if !md.is_dir() {
+        return Err(ControlError::UnsafeDir {
+            path: dir.into(),
+            why: "not a directory".into(),
+        });
+    }
+    if md.uid() != uid {
+        return Err(ControlError::UnsafeDir {
+            path: dir.into(),
+            why: format!("owned by uid {} (we are {uid})", md.uid()),
+        });
+    }
+    if md.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io_err("restricting", dir))?;
+    }
+    Ok(())
+}
+
+/// Bind the control socket of this process. A stale socket file of the same name is replaced.
+pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+    if let Some(dir) = path.parent() {
+        ensure_dir(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("removing stale", path)(e)),
+    }
+    UnixListener::bind(path).map_err(io_err("binding", path))
+}
+
+/// Whether a client with these credentials may use the socket of a process run by `our_uid`.
+pub fn peer_allowed(peer_uid: u32, our_uid: u32) -> bool {
+    peer_uid == our_uid || peer_uid == 0
+}
+
+/// Serve one accepted connection: check the peer, read one request, answer it.
+pub fn serve_one(mut stream: UnixStream, handler: &dyn Fn(&Request) -> Response) {
+    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+    let our_uid = nix::unistd::geteuid().as_raw();
+    let cred = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials);
+    match cred {
+        Ok(c) if peer_allowed(c.uid(), our_uid) => {}
+        Ok(c) => {
+            tracing::warn!(
+                peer_uid = c.uid(),
+                peer_pid = c.pid(),
+                "refused control connection from another user"
+            );
+            let _ = write_frame(
+                &mut stream,
+                &Response::Error {
+                    kind: ErrorKind::Failed,
+                    message: format!(
+                        "permission denied: uid {} may not control a process of uid {our_uid}",
+                        c.uid()
+                    ),
+                },
+            );
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "SO_PEERCRED failed; refusing control connection");
+            return;
+        }
+    }
+    // Serve requests until the client closes; a bad frame ends the connection.
+    loop {
+        let req: Request = match read_frame(&mut stream) {
+            Ok(r) => r,
+            Err(ControlError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                return
+            }
+            Err(e) => {
+                let kind = match e {
+                    ControlError::Version { .. } => ErrorKind::VersionMismatch,
+                    _ => ErrorKind::BadFrame,
+                };
+                tracing::warn!(error = %e, "bad control frame");
+                let _ = write_frame(
+                    &mut stream,
+                    &Response::Error {
+                        kind,
+                        message: e.to_string(),
+                    },
+                );
+                return;
+            }
+        };
+        let resp = handler(&req);
+        if write_frame(&mut stream, &resp).is_err() {
+            return;
+        }
+    }
+}
+
+/// Client side: send one request to the socket at `path` and read the response.
+pub fn request(path: &Path, req: &Request) -> Result<Response, ControlError> {
+    let mut s = UnixStream::connect(path).map_err(io_err("connecting to", path))?;
+    let _ = s.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = s.set_write_timeout(Some(IO_TIMEOUT));
+    write_frame(&mut s, req)?;
+    read_frame(&mut s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let req = Request::Attach {
+            display: ":3".into(),
+            auth: Some(XAuth {
+                name: "MIT-MAGIC-COOKIE-1".into(),
+                data: vec![1, 2, 3],
+            }),
+        };
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &req).unwrap();
+        let back: Request = read_frame(&mut buf.as_slice()).unwrap();
+        assert_eq!(back, req);
+    }
+
+    #[test]
+    fn rejects_garbage_and_versions() {
+        let mut bad = vec![5, 0, 0, 0, 1, 0, 0, 0, 0xff];
+        assert!(read_frame::<Request>(&mut bad.as_slice()).is_err());
+        bad = (u32::MAX).to_le_bytes().to_vec();
+        assert!(matches!(
+            read_frame::<Request>(&mut bad.as_slice()),
+            Err(ControlError::FrameTooLong { .. })
+        ));
+        let payload = bincode::serialize(&Frame {
+            version: 99,
+            body: Request::Status,
+        })
+        .unwrap();
+        let mut buf = (payload.len() as u32).to_le_bytes().to_vec();
+        buf.extend(payload);
+        assert!(matches!(
+            read_frame::<Request>(&mut buf.as_slice()),
+            Err(ControlError::Version { theirs: 99 })
+        ));
+    }
+
+    #[test]
+    fn peer_policy() {
+        assert!(peer_allowed(1000, 1000));
+        assert!(peer_allowed(0, 1000));
+        assert!(!peer_allowed(65534, 1000));
+    }
+}
