@@ -945,6 +945,17 @@ impl Engine {
         Ok(())
     }
 
+    /// Change the role of a replica (e.g. its input policy).
+    pub fn set_role(&mut self, s: ServerId, role: Role) -> Result<(), EngineError> {
+        let srv = self
+            .servers
+            .get_mut(s)
+            .and_then(|x| x.as_mut())
+            .ok_or(EngineError::NoServer(s))?;
+        srv.role = role;
+        Ok(())
+    }
+
     /// The app-view sequence number of the last request the app sent.
     pub fn app_seq(&self) -> u64 {
         self.app_seq
