@@ -463,26 +463,25 @@ impl Engine {
                 let major = bytes[0];
                 let minor = bytes[1];
                 match translate::request_to_server(&mut bytes, order, maps) {
-                    Ok((table, opcode, aux)) => {
+                    Ok(t) => {
+                        if let Some(e) = t.walk_error {
+                            // Passed with only its opcode rewritten; say so: the picture may
+                            // be wrong.
+                            self.stats.untranslated += 1;
+                            self.log.push(format!(
+                                "request major {major} minor {minor} passed untranslated: {e}"
+                            ));
+                        }
                         srv.push_request(Origin::App, app_seq, app_before);
-                        if tables::request_has_reply(table, opcode).unwrap_or(false) {
+                        if tables::request_has_reply(t.table, t.opcode).unwrap_or(false) {
                             srv.pending.push_back(Pending {
                                 seq: srv.sent,
-                                table,
-                                opcode,
-                                aux,
+                                table: t.table,
+                                opcode: t.opcode,
+                                aux: t.aux,
                                 substituted: None,
                             });
                         }
-                        srv.out.extend_from_slice(&bytes);
-                    }
-                    Err(TranslateError::Walk(e)) => {
-                        // Pass unchanged, but say so: the picture may be wrong.
-                        self.stats.untranslated += 1;
-                        self.log.push(format!(
-                            "request major {major} minor {minor} passed untranslated: {e}"
-                        ));
-                        srv.push_request(Origin::App, app_seq, app_before);
                         srv.out.extend_from_slice(&bytes);
                     }
                     Err(e) => {

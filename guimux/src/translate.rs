@@ -124,13 +124,42 @@ pub enum ReplyAux {
     QueryExtension(String),
 }
 
-/// Translate one complete request (app view → server) in place. Returns the table index and
-/// opcode for the reply walker, and what to remember.
+/// A request that went through translation.
+#[derive(Debug)]
+pub struct Translated {
+    /// Table index of its extension (0 = core).
+    pub table: usize,
+    /// Opcode within it.
+    pub opcode: u8,
+    /// What to remember for the reply.
+    pub aux: ReplyAux,
+    /// When the fields could not be walked: why (the opcode was still rewritten).
+    pub walk_error: Option<WalkError>,
+}
+
+/// Translate one complete request (app view → server) in place. Returns what the reply walker
+/// needs. `Err` only when the request cannot go to this server at all.
 pub fn request_to_server(
     msg: &mut [u8],
     order: ByteOrder,
     maps: &mut Maps,
-) -> Result<(usize, u8, ReplyAux), TranslateError> {
+) -> Result<Translated, TranslateError> {
+    let (table, opcode, aux, walked) = request_to_server_inner(msg, order, maps)?;
+    Ok(Translated {
+        table,
+        opcode,
+        aux,
+        walk_error: walked.err(),
+    })
+}
+
+type Inner = (usize, u8, ReplyAux, Result<(), WalkError>);
+
+fn request_to_server_inner(
+    msg: &mut [u8],
+    order: ByteOrder,
+    maps: &mut Maps,
+) -> Result<Inner, TranslateError> {
     let major = msg[0];
     if major < 128 {
         let aux = match major {
@@ -148,17 +177,19 @@ pub fn request_to_server(
             dir: Dir::ToServer,
             unknown_atoms: 0,
         };
-        tables::walk_request(0, major, msg, order, &mut rw)?;
+        let walked = tables::walk_request(0, major, msg, order, &mut rw);
         match major {
             core::CHANGE_PROPERTY => change_property_data(msg, order, maps, Dir::ToServer),
             core::SEND_EVENT if msg.len() >= 44 => {
-                let (head, ev) = msg.split_at_mut(12);
-                let _ = head;
-                event_in_place(&mut ev[..32], order, maps, Dir::ToServer)?;
+                if let Err(TranslateError::Walk(e)) =
+                    event_in_place(&mut msg[12..44], order, maps, Dir::ToServer)
+                {
+                    return Ok((0, major, aux, Err(e)));
+                }
             }
             _ => {}
         }
-        return Ok((0, major, aux));
+        return Ok((0, major, aux, walked));
     }
     let entry = maps
         .exts
@@ -177,14 +208,16 @@ pub fn request_to_server(
             major,
         })?;
     let minor = msg[1];
+    // The opcode is rewritten first: even when the fields cannot be walked, the request must
+    // reach the right extension.
+    msg[0] = server.major;
     let mut rw = MapRewriter {
         maps,
         dir: Dir::ToServer,
         unknown_atoms: 0,
     };
-    tables::walk_request(table, minor, msg, order, &mut rw)?;
-    msg[0] = server.major;
-    Ok((table, minor, ReplyAux::None))
+    let walked = tables::walk_request(table, minor, msg, order, &mut rw);
+    Ok((table, minor, ReplyAux::None, walked))
 }
 
 /// Translate a reply (server → app view) in place, given what its request was.
@@ -250,11 +283,11 @@ fn event_in_place(
             return Ok(false);
         };
         let evtype = order.u16(msg, 8);
-        tables::walk_generic_event(table, evtype, msg, order, &mut rw)?;
         msg[1] = match dir {
             Dir::ToApp => app.major,
             Dir::ToServer => server.major,
         };
+        tables::walk_generic_event(table, evtype, msg, order, &mut rw)?;
         return Ok(true);
     }
     if code < 64 {
@@ -282,12 +315,12 @@ fn event_in_place(
     let (Some(table), Some(app), Some(server)) = (entry.table, entry.app, entry.server) else {
         return Ok(false);
     };
-    tables::walk_event(table, rel, msg, order, &mut rw)?;
     let base = match dir {
         Dir::ToApp => app.first_event,
         Dir::ToServer => server.first_event,
     };
     msg[0] = sent_bit | (base + rel);
+    tables::walk_event(table, rel, msg, order, &mut rw)?;
     Ok(true)
 }
 
