@@ -12,7 +12,7 @@
 use crate::fields::ByteOrder;
 use crate::framing::{self, FrameError};
 use crate::tables;
-use crate::translate::{self, Maps, ReplyAux, TranslateError};
+use crate::translate::{self, Maps, ReplyAux};
 use std::collections::VecDeque;
 
 /// Index of a server connection inside the engine.
