@@ -129,6 +129,11 @@ impl Writer {
         }
     }
 
+    /// Drop everything after the first `len` bytes (undo a partial write).
+    pub fn truncate(&mut self, len: usize) {
+        self.buf.truncate(len);
+    }
+
     /// The bytes written.
     pub fn into_inner(self) -> Vec<u8> {
         self.buf

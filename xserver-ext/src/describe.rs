@@ -1,0 +1,633 @@
+//! Reads a resource's hidden state out of the server's own structures (layouts from bindgen) and
+//! turns it into a `guievict-ext-proto` [`Detail`]. Server memory flows in through raw pointers
+//! that are valid for the duration of one request; typed, owned values flow out.
+
+use crate::dispatch::Item;
+use crate::ffi;
+use crate::server::{atom_name, find_atom, Api};
+use guievict_ext_proto as proto;
+use proto::*;
+use std::collections::HashMap;
+
+/// What every description in one request shares.
+pub struct Ctx<'a> {
+    api: &'a Api,
+    client_index: usize,
+    flags: u32,
+    order: ByteOrder,
+    /// FontPtr → the client's font ID (for GC fonts).
+    font_ids: HashMap<usize, u32>,
+    font_atom: ffi::Atom,
+}
+
+impl<'a> Ctx<'a> {
+    /// Build the context for one request.
+    ///
+    /// # Safety
+    /// `client` must be live; `items` must come from its resource table in this request.
+    pub unsafe fn new(
+        api: &'a Api,
+        client: ffi::ClientPtr,
+        items: &[Item],
+        names: &HashMap<ffi::RESTYPE, String>,
+        flags: u32,
+        order: ByteOrder,
+    ) -> Self {
+        let font_ids = items
+            .iter()
+            .filter(|i| names.get(&i.rtype).map(String::as_str) == Some(kinds::FONT))
+            .map(|i| (i.value as usize, i.id))
+            .collect();
+        Self {
+            api,
+            // SAFETY: live client.
+            client_index: usize::try_from(unsafe { (*client).index }).unwrap_or(usize::MAX),
+            flags,
+            order,
+            font_ids,
+            font_atom: find_atom(api, "FONT"),
+        }
+    }
+
+    fn screen_info(&self) -> &ffi::ScreenInfo {
+        // SAFETY: screenInfo is a server global, initialised before any client connects.
+        unsafe { &*self.api.f.screenInfo }
+    }
+}
+
+fn pixmap_id(p: ffi::PixmapPtr) -> u32 {
+    if p.is_null() {
+        0
+    } else {
+        // SAFETY: non-NULL pixmap pointers held by server objects are live.
+        unsafe { (*p).drawable.id }
+    }
+}
+
+fn region_rects(r: ffi::RegionPtr) -> Vec<Rectangle> {
+    if r.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: r is a live region; the glue returns its box count and array.
+    let (n, boxes) = unsafe {
+        (
+            ffi::guievict_region_num_rects(r),
+            ffi::guievict_region_rects(r),
+        )
+    };
+    if n <= 0 || boxes.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: the region holds `n` boxes at `boxes`.
+    let boxes = unsafe { std::slice::from_raw_parts(boxes, n as usize) };
+    boxes
+        .iter()
+        .map(|b| Rectangle {
+            x: b.x1,
+            y: b.y1,
+            width: (i32::from(b.x2) - i32::from(b.x1)).clamp(0, 65535) as u16,
+            height: (i32::from(b.y2) - i32::from(b.y1)).clamp(0, 65535) as u16,
+        })
+        .collect()
+}
+
+fn clip_of(r: ffi::RegionPtr) -> Clip {
+    if r.is_null() {
+        Clip::None
+    } else {
+        Clip::Rectangles(region_rects(r))
+    }
+}
+
+/// Describe one resource.
+///
+/// # Safety
+/// `it.value` must be the live value of a resource of the type named `name`.
+pub unsafe fn describe(ctx: &Ctx<'_>, it: &Item, name: &str) -> Detail {
+    if it.value.is_null() {
+        return Detail::Other;
+    }
+    // SAFETY: (all arms) the resource type name identifies the struct `it.value` points to.
+    unsafe {
+        match name {
+            kinds::WINDOW => Detail::Window(window(it.value as ffi::WindowPtr)),
+            kinds::PIXMAP => {
+                let d = &(*(it.value as ffi::PixmapPtr)).drawable;
+                Detail::Pixmap(PixmapInfo {
+                    depth: d.depth,
+                    bits_per_pixel: d.bitsPerPixel,
+                    width: d.width,
+                    height: d.height,
+                })
+            }
+            kinds::GC => Detail::Gc(gc(ctx, &*(it.value as ffi::GCPtr))),
+            kinds::FONT => Detail::Font(font(ctx, it.id, &*(it.value as *const ffi::_Font))),
+            kinds::CURSOR => Detail::Cursor(cursor(ctx, &*(it.value as *const ffi::_Cursor))),
+            kinds::COLORMAP => {
+                Detail::Colormap(colormap(ctx, &*(it.value as *const ffi::_ColormapRec)))
+            }
+            kinds::PICTURE => Detail::Picture(picture(ctx, &*(it.value as *const ffi::_Picture))),
+            kinds::GLYPHSET => {
+                Detail::GlyphSet(glyph_set(ctx, &*(it.value as *const ffi::_GlyphSet)))
+            }
+            _ => Detail::Other,
+        }
+    }
+}
+
+/// The cursor a window has through inheritance (wCursor).
+unsafe fn effective_cursor(mut w: ffi::WindowPtr) -> ffi::CursorPtr {
+    // SAFETY: walks live parent pointers up to the root.
+    unsafe {
+        if w.is_null() || (*w).cursorIsNone() != 0 {
+            return std::ptr::null_mut();
+        }
+        while !w.is_null() {
+            if !(*w).optional.is_null() {
+                return (*(*w).optional).cursor;
+            }
+            w = (*w).parent;
+        }
+    }
+    std::ptr::null_mut()
+}
+
+unsafe fn window(w: ffi::WindowPtr) -> WindowExtra {
+    // SAFETY: live window (caller).
+    let win = unsafe { &*w };
+    // SAFETY: the union member read is the one backgroundState/borderIsPixel select.
+    let background = unsafe {
+        match win.backgroundState() {
+            0 => BgKind::None,
+            1 => BgKind::ParentRelative,
+            2 => BgKind::Pixel(win.background.pixel as u32),
+            _ => BgKind::Pixmap(pixmap_id(win.background.pixmap)),
+        }
+    };
+    // SAFETY: as above.
+    let border = unsafe {
+        if win.borderIsPixel() != 0 {
+            BorderKind::Pixel(win.border.pixel as u32)
+        } else {
+            BorderKind::Pixmap(pixmap_id(win.border.pixmap))
+        }
+    };
+    // Own cursor: the window's effective cursor unless it is just the parent's.
+    // SAFETY: live window tree.
+    let cursor = unsafe {
+        let own = effective_cursor(w);
+        if own.is_null() || (!win.parent.is_null() && effective_cursor(win.parent) == own) {
+            0
+        } else {
+            (*own).id as u32
+        }
+    };
+    WindowExtra {
+        background,
+        border,
+        cursor,
+    }
+}
+
+unsafe fn gc(ctx: &Ctx<'_>, g: &ffi::_GC) -> GcValues {
+    // SAFETY: live GC (caller); its screen pointer is live.
+    let default_stipple = unsafe {
+        if g.pScreen.is_null() {
+            std::ptr::null_mut()
+        } else {
+            (*g.pScreen).defaultStipple
+        }
+    };
+    let stipple = if g.stipple == default_stipple {
+        0
+    } else {
+        pixmap_id(g.stipple)
+    };
+    // SAFETY: tileIsPixel selects the union member.
+    let tile = unsafe {
+        if g.tileIsPixel() != 0 {
+            Tile::Pixel(g.tile.pixel as u32)
+        } else {
+            Tile::Pixmap(pixmap_id(g.tile.pixmap))
+        }
+    };
+    let dashes = if g.dash.is_null() {
+        Vec::new()
+    } else {
+        // SAFETY: the GC owns numInDashList dash bytes.
+        unsafe { std::slice::from_raw_parts(g.dash, usize::from(g.numInDashList)) }.to_vec()
+    };
+    GcValues {
+        depth: g.depth,
+        function: g.alu,
+        plane_mask: g.planemask,
+        foreground: g.fgPixel,
+        background: g.bgPixel,
+        line_width: g.lineWidth,
+        line_style: g.lineStyle() as u8,
+        cap_style: g.capStyle() as u8,
+        join_style: g.joinStyle() as u8,
+        fill_style: g.fillStyle() as u8,
+        fill_rule: g.fillRule() as u8,
+        tile,
+        stipple,
+        ts_x_origin: g.patOrg.x,
+        ts_y_origin: g.patOrg.y,
+        font: ctx.font_ids.get(&(g.font as usize)).copied().unwrap_or(0),
+        subwindow_mode: g.subWindowMode() as u8,
+        graphics_exposures: g.graphicsExposures() != 0,
+        clip_x_origin: g.clipOrg.x,
+        clip_y_origin: g.clipOrg.y,
+        clip: clip_of(g.clientClip),
+        dash_offset: g.dashOffset,
+        dashes,
+        arc_mode: g.arcMode() as u8,
+    }
+}
+
+unsafe fn font(ctx: &Ctx<'_>, id: u32, f: &ffi::_Font) -> FontInfo {
+    if let Some(name) = crate::fonts::opened_name(id) {
+        return FontInfo {
+            name,
+            from_property: false,
+        };
+    }
+    let mut name = String::new();
+    if ctx.font_atom != 0 && !f.info.props.is_null() && f.info.nprops > 0 {
+        // SAFETY: the font owns nprops properties at props.
+        let props = unsafe { std::slice::from_raw_parts(f.info.props, f.info.nprops as usize) };
+        if let Some(p) = props.iter().find(|p| p.name as ffi::Atom == ctx.font_atom) {
+            name = atom_name(ctx.api, p.value as ffi::Atom).unwrap_or_default();
+        }
+    }
+    FontInfo {
+        name,
+        from_property: true,
+    }
+}
+
+/// Copy a server bitmap (scanline pad and bit order from screenInfo) into the wire layout
+/// (4-byte rows, LSBFirst).
+fn bitmap_to_wire(ctx: &Ctx<'_>, src: *const u8, width: u16, height: u16) -> Vec<u8> {
+    let si = ctx.screen_info();
+    let pad_bits = si.bitmapScanlinePad.max(8) as usize;
+    let server_stride = (usize::from(width)).div_ceil(pad_bits) * (pad_bits / 8);
+    let stride = bitmap_stride(width);
+    let mut out = vec![0u8; stride * usize::from(height)];
+    if src.is_null() {
+        return out;
+    }
+    // SAFETY: the server bitmap holds height rows of server_stride bytes.
+    let data = unsafe { std::slice::from_raw_parts(src, server_stride * usize::from(height)) };
+    let msb = si.bitmapBitOrder == 1;
+    let n = stride.min(server_stride);
+    for y in 0..usize::from(height) {
+        let s = &data[y * server_stride..y * server_stride + n];
+        let d = &mut out[y * stride..y * stride + n];
+        for (o, i) in d.iter_mut().zip(s) {
+            *o = if msb { i.reverse_bits() } else { *i };
+        }
+    }
+    out
+}
+
+unsafe fn cursor(ctx: &Ctx<'_>, c: &ffi::_Cursor) -> CursorImage {
+    let mut out = CursorImage {
+        width: 0,
+        height: 0,
+        x_hot: 0,
+        y_hot: 0,
+        fore_rgb: [c.foreRed, c.foreGreen, c.foreBlue],
+        back_rgb: [c.backRed, c.backGreen, c.backBlue],
+        name: c.name,
+        image: CursorBits::None,
+    };
+    if c.bits.is_null() {
+        return out;
+    }
+    // SAFETY: live cursor bits.
+    let b = unsafe { &*c.bits };
+    out.width = b.width;
+    out.height = b.height;
+    out.x_hot = b.xhot;
+    out.y_hot = b.yhot;
+    if ctx.flags & FLAG_CURSOR_IMAGES != 0 {
+        out.image = if !b.argb.is_null() {
+            let n = usize::from(b.width) * usize::from(b.height);
+            // SAFETY: ARGB cursors hold width*height pixels.
+            CursorBits::Argb(unsafe { std::slice::from_raw_parts(b.argb, n) }.to_vec())
+        } else {
+            CursorBits::Bitmap {
+                source: bitmap_to_wire(ctx, b.source, b.width, b.height),
+                mask: bitmap_to_wire(ctx, b.mask, b.width, b.height),
+            }
+        };
+    }
+    out
+}
+
+const ALLOC_PRIVATE: i16 = -1;
+
+unsafe fn entry_rgb(e: &ffi::Entry) -> (u16, u16, u16) {
+    // SAFETY: fShared selects the union member; shared colours point to live SHAREDCOLORs.
+    unsafe {
+        if e.fShared != 0 {
+            let s = e.co.shco;
+            let get = |p: *mut ffi::SHAREDCOLOR| if p.is_null() { 0 } else { (*p).color };
+            (get(s.red), get(s.green), get(s.blue))
+        } else {
+            let l = e.co.local;
+            (l.red, l.green, l.blue)
+        }
+    }
+}
+
+unsafe fn colormap(ctx: &Ctx<'_>, m: &ffi::_ColormapRec) -> ColormapInfo {
+    let (visual, entries, offs) = if m.pVisual.is_null() {
+        (0, 0, [0, 0, 0])
+    } else {
+        // SAFETY: live visual.
+        let v = unsafe { &*m.pVisual };
+        (
+            v.vid,
+            v.ColormapEntries.max(0) as usize,
+            [v.offsetRed, v.offsetGreen, v.offsetBlue],
+        )
+    };
+    let class = (m.class & 7) as u8;
+    let mut cells = Vec::new();
+    if ctx.flags & FLAG_COLORMAP_CELLS != 0 && ctx.client_index < 512 {
+        let idx = ctx.client_index;
+        // (pixels, counts, entries, flag bit, shift) per channel.
+        let chans: &[(*mut *mut ffi::Pixel, *mut i32, *mut ffi::Entry, u8, i32)] = match class {
+            1 | 3 => &[(m.clientPixelsRed, m.numPixelsRed, m.red, 7, 0)],
+            5 => &[
+                (m.clientPixelsRed, m.numPixelsRed, m.red, 1, offs[0]),
+                (m.clientPixelsGreen, m.numPixelsGreen, m.green, 2, offs[1]),
+                (m.clientPixelsBlue, m.numPixelsBlue, m.blue, 4, offs[2]),
+            ],
+            _ => &[],
+        };
+        for &(pix, num, ents, flag, shift) in chans {
+            if pix.is_null() || num.is_null() || ents.is_null() {
+                continue;
+            }
+            // SAFETY: the colormap's per-client arrays have MAXCLIENTS entries; idx < 512.
+            let (list, n) = unsafe { (*pix.add(idx), *num.add(idx)) };
+            if list.is_null() || n <= 0 {
+                continue;
+            }
+            // SAFETY: the client's pixel list holds n entries.
+            let list = unsafe { std::slice::from_raw_parts(list, n as usize) };
+            for &p in list {
+                let p = p as usize;
+                if p >= entries {
+                    continue;
+                }
+                // SAFETY: p < ColormapEntries, the length of the entry array.
+                let e = unsafe { &*ents.add(p) };
+                // SAFETY: live entry.
+                let (r, g, b) = unsafe { entry_rgb(e) };
+                cells.push(ColorCell {
+                    pixel: (p as u32) << shift.clamp(0, 31),
+                    red: r,
+                    green: g,
+                    blue: b,
+                    flags: flag,
+                    writable: e.refcnt == ALLOC_PRIVATE,
+                });
+            }
+        }
+    }
+    ColormapInfo {
+        visual,
+        class,
+        cells,
+    }
+}
+
+fn filter_name(ctx: &Ctx<'_>, p: &ffi::_Picture) -> String {
+    let id = p.filter() as i32;
+    let screen = if p.pDrawable.is_null() {
+        ctx.screen_info().screens[0]
+    } else {
+        // SAFETY: live drawable.
+        unsafe { (*p.pDrawable).pScreen }
+    };
+    // SAFETY: the glue reads the RENDER screen private; filters has nfilters entries.
+    unsafe {
+        let ps = ffi::guievict_picture_screen(screen);
+        if !ps.is_null() && !(*ps).filters.is_null() {
+            let fl = std::slice::from_raw_parts((*ps).filters, (*ps).nfilters.max(0) as usize);
+            if let Some(f) = fl.iter().find(|f| f.id == id) {
+                if !f.name.is_null() {
+                    return std::ffi::CStr::from_ptr(f.name)
+                        .to_string_lossy()
+                        .into_owned();
+                }
+            }
+        }
+    }
+    format!("filter-{id}")
+}
+
+unsafe fn picture(ctx: &Ctx<'_>, p: &ffi::_Picture) -> PictureInfo {
+    // SAFETY: live picture fields (caller); source picture union selected by its type.
+    unsafe {
+        let source = if !p.pSourcePict.is_null() {
+            let sp = &*p.pSourcePict;
+            let stops = |g: &ffi::PictGradient| {
+                if g.stops.is_null() || g.nstops <= 0 {
+                    return Vec::new();
+                }
+                std::slice::from_raw_parts(g.stops, g.nstops as usize)
+                    .iter()
+                    .map(|s| GradientStop {
+                        offset: s.x,
+                        color: [s.color.red, s.color.green, s.color.blue, s.color.alpha],
+                    })
+                    .collect()
+            };
+            match sp.type_ {
+                0 => {
+                    let c = sp.solidFill.fullcolor;
+                    PictureSource::SolidFill([c.red, c.green, c.blue, c.alpha])
+                }
+                1 => PictureSource::Gradient(GradientInfo {
+                    kind: GradientKind::Linear,
+                    params: vec![
+                        sp.linear.p1.x,
+                        sp.linear.p1.y,
+                        sp.linear.p2.x,
+                        sp.linear.p2.y,
+                    ],
+                    stops: stops(&sp.gradient),
+                }),
+                2 => PictureSource::Gradient(GradientInfo {
+                    kind: GradientKind::Radial,
+                    params: vec![
+                        sp.radial.c1.x,
+                        sp.radial.c1.y,
+                        sp.radial.c2.x,
+                        sp.radial.c2.y,
+                        sp.radial.c1.radius,
+                        sp.radial.c2.radius,
+                    ],
+                    stops: stops(&sp.gradient),
+                }),
+                _ => PictureSource::Gradient(GradientInfo {
+                    kind: GradientKind::Conical,
+                    params: vec![sp.conical.center.x, sp.conical.center.y, sp.conical.angle],
+                    stops: stops(&sp.gradient),
+                }),
+            }
+        } else if !p.pDrawable.is_null() {
+            PictureSource::Drawable((*p.pDrawable).id)
+        } else {
+            PictureSource::Drawable(0)
+        };
+        let filter_params = if p.filter_params.is_null() || p.filter_nparams <= 0 {
+            Vec::new()
+        } else {
+            std::slice::from_raw_parts(p.filter_params, p.filter_nparams as usize).to_vec()
+        };
+        let transform = if p.transform.is_null() {
+            None
+        } else {
+            let m = (*p.transform).matrix;
+            let mut t = [0i32; 9];
+            for (i, v) in m.iter().flatten().enumerate() {
+                t[i] = *v;
+            }
+            Some(t)
+        };
+        PictureInfo {
+            format: if p.pFormat.is_null() {
+                0
+            } else {
+                (*p.pFormat).id
+            },
+            source,
+            repeat: if p.repeat() != 0 {
+                p.repeatType() as u8
+            } else {
+                0
+            },
+            filter: filter_name(ctx, p),
+            filter_params,
+            transform,
+            clip: clip_of(p.clientClip),
+            clip_x_origin: p.clipOrigin.x,
+            clip_y_origin: p.clipOrigin.y,
+            alpha_map: if p.alphaMap.is_null() {
+                0
+            } else {
+                (*p.alphaMap).id
+            },
+            alpha_x_origin: p.alphaOrigin.x,
+            alpha_y_origin: p.alphaOrigin.y,
+            component_alpha: p.componentAlpha() != 0,
+            subwindow_mode: p.subWindowMode() as u8,
+            poly_edge: p.polyEdge() as u8,
+            poly_mode: p.polyMode() as u8,
+            graphics_exposures: p.graphicsExposures() != 0,
+        }
+    }
+}
+
+const Z_PIXMAP: i32 = 2;
+
+unsafe fn glyph_image(ctx: &Ctx<'_>, g: ffi::GlyphPtr, depth: u8) -> Vec<u8> {
+    // SAFETY: live glyph; its per-screen picture holds a pixmap of the glyph's size.
+    unsafe {
+        let info = (*g).info;
+        if info.width == 0 || info.height == 0 {
+            return Vec::new();
+        }
+        let screen = ctx.screen_info().screens[0];
+        if screen.is_null() {
+            return Vec::new();
+        }
+        let pict = (ctx.api.f.GetGlyphPicture)(g, screen);
+        if pict.is_null() || (*pict).pDrawable.is_null() {
+            return Vec::new();
+        }
+        let d = (*pict).pDrawable;
+        let bpp = usize::from((*d).bitsPerPixel.max(1));
+        let w = usize::from(info.width.min((*d).width));
+        let h = usize::from(info.height.min((*d).height));
+        let stride = (w * bpp).div_ceil(32) * 4;
+        let mut buf = vec![0u8; stride * h];
+        let Some(get_image) = (*screen).GetImage else {
+            return Vec::new();
+        };
+        get_image(
+            d,
+            0,
+            0,
+            w as i32,
+            h as i32,
+            Z_PIXMAP as u32,
+            !0,
+            buf.as_mut_ptr() as *mut std::ffi::c_char,
+        );
+        let si = ctx.screen_info();
+        if depth == 1 && si.bitmapBitOrder == 1 {
+            for b in &mut buf {
+                *b = b.reverse_bits();
+            }
+        }
+        if bpp == 32 && ctx.order != ByteOrder::native() {
+            for px in buf.chunks_exact_mut(4) {
+                px.reverse();
+            }
+        }
+        buf
+    }
+}
+
+unsafe fn glyph_set(ctx: &Ctx<'_>, gs: &ffi::_GlyphSet) -> GlyphSetInfo {
+    // SAFETY: live glyph set; its hash table has hashSet->size slots.
+    unsafe {
+        let format = if gs.format.is_null() {
+            0
+        } else {
+            (*gs.format).id
+        };
+        let depth = gs.fdepth.clamp(0, 255) as u8;
+        let mut glyphs = Vec::new();
+        let table = gs.hash.table;
+        let set = gs.hash.hashSet;
+        if !table.is_null() && !set.is_null() {
+            let size = (*set).size as usize;
+            for r in std::slice::from_raw_parts(table, size) {
+                // DeletedGlyph is ((GlyphPtr) 1).
+                if r.glyph.is_null() || r.glyph as usize == 1 {
+                    continue;
+                }
+                let info = (*r.glyph).info;
+                let image = if ctx.flags & FLAG_GLYPH_IMAGES != 0 {
+                    glyph_image(ctx, r.glyph, depth)
+                } else {
+                    Vec::new()
+                };
+                glyphs.push(Glyph {
+                    id: r.signature,
+                    width: info.width,
+                    height: info.height,
+                    x: info.x,
+                    y: info.y,
+                    x_off: info.xOff,
+                    y_off: info.yOff,
+                    image,
+                });
+            }
+        }
+        glyphs.sort_by_key(|g| g.id);
+        GlyphSetInfo {
+            format,
+            depth,
+            glyphs,
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Request dispatch: the server hands each GUIEVICT request (normal or byte-swapped client) to
+//! [`proc_guievict`], which decodes it with `guievict-ext-proto`, gathers the client's own
+//! resources with `FindAllClientResources`, describes one page of them and writes the reply in
+//! the client's byte order. Any panic becomes `BadImplementation`; malformed requests become
+//! `BadLength` / `BadRequest` / `BadValue`.
+
+use crate::describe::{describe, Ctx};
+use crate::ffi;
+use crate::fonts::request_bytes;
+use crate::server::{api, type_name, Api, Status};
+use guievict_ext_proto as proto;
+use proto::{ByteOrder, GetResourcesReply, Request, RequestError, Resource, ResourceKind, Writer};
+use std::collections::HashMap;
+use std::ffi::{c_int, c_void};
+
+const SUCCESS: Status = 0;
+const BAD_REQUEST: Status = 1;
+const BAD_VALUE: Status = 2;
+const BAD_LENGTH: Status = 16;
+const BAD_IMPLEMENTATION: Status = 17;
+
+/// Longest GUIEVICT request in 4-byte units; anything longer is rejected before reading it.
+const MAX_REQUEST_WORDS: u32 = 16;
+
+/// Minor opcode of the current request (StandardMinorOpcode is not exported by Xvfb).
+pub unsafe extern "C" fn minor_opcode(client: ffi::ClientPtr) -> std::ffi::c_ushort {
+    // SAFETY: called by the server for the client being dispatched; byte 1 of every request.
+    let req = unsafe { request_bytes(client) };
+    req.get(1).copied().unwrap_or(0).into()
+}
+
+/// Entry point for GUIEVICT requests (both byte orders).
+pub unsafe extern "C" fn proc_guievict(client: ffi::ClientPtr) -> c_int {
+    std::panic::catch_unwind(|| {
+        let Some(api) = api() else {
+            return BAD_IMPLEMENTATION;
+        };
+        // SAFETY: the server calls us with the client whose request is being dispatched.
+        unsafe { dispatch(api, client) }
+    })
+    .unwrap_or(BAD_IMPLEMENTATION)
+}
+
+unsafe fn dispatch(api: &Api, client: ffi::ClientPtr) -> Status {
+    // SAFETY: valid client during dispatch.
+    let c = unsafe { &mut *client };
+    if c.req_len > MAX_REQUEST_WORDS {
+        return BAD_LENGTH;
+    }
+    let order = if c.swapped() != 0 {
+        ByteOrder::native().swapped()
+    } else {
+        ByteOrder::native()
+    };
+    // SAFETY: as above.
+    let bytes = unsafe { request_bytes(client) };
+    match proto::decode_request(bytes, order) {
+        Err(RequestError::BadMinor(_)) => BAD_REQUEST,
+        Err(RequestError::BadLength(_)) => BAD_LENGTH,
+        Err(RequestError::BadValue { value, .. }) => {
+            c.errorValue = value;
+            BAD_VALUE
+        }
+        Ok(Request::QueryVersion(_)) => {
+            let reply = proto::encode_query_version_reply(
+                &proto::QueryVersionReply {
+                    sequence: c.sequence as u16,
+                    major: proto::MAJOR_VERSION,
+                    minor: proto::MINOR_VERSION,
+                    server_release: api.release,
+                },
+                order,
+            );
+            // SAFETY: writes our own buffer to the client.
+            unsafe { write(api, client, &reply) }
+        }
+        Ok(Request::GetResources(req)) => {
+            // SAFETY: valid client during dispatch.
+            let reply = unsafe { get_resources(api, client, &req, order) };
+            // SAFETY: as above.
+            unsafe { write(api, client, &reply) }
+        }
+    }
+}
+
+unsafe fn write(api: &Api, client: ffi::ClientPtr, bytes: &[u8]) -> Status {
+    let Ok(len) = c_int::try_from(bytes.len()) else {
+        return BAD_IMPLEMENTATION;
+    };
+    // SAFETY: WriteToClient copies `len` bytes from our buffer.
+    unsafe { (api.f.WriteToClient)(client, len, bytes.as_ptr() as *const c_void) };
+    SUCCESS
+}
+
+/// One entry of the client's resource table.
+#[derive(Clone, Copy)]
+pub struct Item {
+    /// XID.
+    pub id: u32,
+    /// Server type (with its class bits).
+    pub rtype: ffi::RESTYPE,
+    /// The resource's value pointer.
+    pub value: *mut c_void,
+}
+
+unsafe extern "C" fn collect(
+    value: *mut c_void,
+    id: ffi::XID,
+    rtype: ffi::RESTYPE,
+    data: *mut c_void,
+) {
+    let _ = std::panic::catch_unwind(|| {
+        // SAFETY: `data` is the &mut Vec<Item> passed to FindAllClientResources below.
+        let items = unsafe { &mut *(data as *mut Vec<Item>) };
+        items.push(Item { id, rtype, value });
+    });
+}
+
+/// Every resource the client owns, ascending by (id, type).
+///
+/// # Safety
+/// `client` must be a live client.
+pub unsafe fn client_items(api: &Api, client: ffi::ClientPtr) -> Vec<Item> {
+    let mut items: Vec<Item> = Vec::new();
+    // SAFETY: FindAllClientResources walks only this client's table and calls `collect`
+    // synchronously with our Vec as cdata.
+    unsafe {
+        (api.f.FindAllClientResources)(client, Some(collect), &mut items as *mut _ as *mut c_void)
+    };
+    items.sort_unstable_by_key(|i| (i.id, i.rtype));
+    items
+}
+
+unsafe fn get_resources(
+    api: &Api,
+    client: ffi::ClientPtr,
+    req: &proto::GetResourcesRequest,
+    order: ByteOrder,
+) -> Vec<u8> {
+    // SAFETY: valid client.
+    let items = unsafe { client_items(api, client) };
+    let mut names: HashMap<ffi::RESTYPE, String> = HashMap::new();
+    for it in &items {
+        names
+            .entry(it.rtype)
+            .or_insert_with(|| type_name(api, it.rtype));
+    }
+    // SAFETY: valid client; items were just collected from it.
+    let ctx = unsafe { Ctx::new(api, client, &items, &names, req.flags, order) };
+    let budget = match req.max_bytes {
+        0 => proto::DEFAULT_MAX_BYTES,
+        n => n.clamp(proto::MIN_MAX_BYTES, proto::MAX_MAX_BYTES),
+    } as usize;
+    let start = items.partition_point(|i| (i.id, i.rtype) < (req.start_id, req.start_type));
+    // SAFETY: valid client.
+    let sequence = unsafe { (*client).sequence } as u16;
+    let mut body = Writer::with_capacity(order, 4096);
+    let mut count = 0u32;
+    let mut next = None;
+    for it in &items[start..] {
+        let before = body.len();
+        let name = names.get(&it.rtype).cloned().unwrap_or_default();
+        // SAFETY: the item's value pointer is live for the duration of this request.
+        let detail = unsafe { describe(&ctx, it, &name) };
+        let res = Resource {
+            id: it.id,
+            kind: ResourceKind(name),
+            server_type: it.rtype,
+            detail,
+        };
+        proto::encode_resource(&mut body, &res);
+        if count > 0 && proto::REPLY_HEADER_LEN + body.len() > budget {
+            body.truncate(before);
+            next = Some(*it);
+            break;
+        }
+        count += 1;
+    }
+    let reply = GetResourcesReply {
+        sequence,
+        more: next.is_some(),
+        next_id: next.map_or(0, |n| n.id),
+        next_type: next.map_or(0, |n| n.rtype),
+        total: items.len() as u32,
+        resources: proto::Resources::default(),
+    };
+    let mut w = Writer::with_capacity(order, proto::REPLY_HEADER_LEN + body.len());
+    proto::encode_get_resources_reply_header(&mut w, &reply, count);
+    w.bytes(&body.into_inner());
+    proto::finish_get_resources_reply(w)
+}
