@@ -1,3 +1,27 @@
 //! winsession: the window session model. Captured resource state flows in from an X connection,
 //! out to a `.gws` file, and back out to another X server as requests that recreate it.
+//!
+//! - [`capture`] reads one client's resources on its own connection (pipelined).
+//! - [`write_file`] / [`read_file`] (and [`to_bytes`] / [`from_bytes`]) store sessions.
+//! - [`regenerate`] recreates a session on another server and returns the ID/atom maps.
+//! - [`to_json`] gives the script-facing JSON summary used by `guievict show --json`.
 #![forbid(unsafe_code)]
+
+pub(crate) mod blob;
+pub mod capture;
+pub mod convert;
+pub mod ext;
+pub mod file;
+pub mod json;
+pub mod model;
+pub mod regenerate;
+
+pub use capture::{capture, CaptureError, CaptureOptions, Hints};
+pub use file::{
+    from_bytes, header_from_bytes, read_file, to_bytes, write_file, FileError, FORMAT_VERSION,
+};
+pub use json::{summary, to_json};
+pub use model::*;
+pub use regenerate::{
+    regenerate, FontSubstitution, RegenError, RegenOptions, RegenStats, Regenerated,
+};

@@ -1,0 +1,882 @@
+//! Capture: requests flow out on the application's own connection, replies flow back into a
+//! [`Session`]. Pipelined in a fixed number of rounds (resource list → per-resource queries →
+//! property data / images / colours → atom names), never one round trip per resource.
+//!
+//! The resource list comes from the GUIEVICT extension when the server has it (with the hidden
+//! state the core protocol cannot read), else from X-Resource `QueryResourceBytes`; state
+//! neither can supply is taken from caller [`Hints`] (what guimux tracked) or recorded in
+//! [`Session::unknown`].
+
+use crate::model::*;
+use std::collections::{BTreeMap, HashMap};
+use x11rb::connection::Connection;
+use x11rb::cookie::Cookie;
+use x11rb::errors::{ConnectionError, ReplyError};
+use x11rb::protocol::res::{self, ResourceIdSpec};
+use x11rb::protocol::xproto::{self, ConnectionExt as _};
+
+/// What to capture and what the caller already knows.
+#[derive(Clone, Debug)]
+pub struct CaptureOptions {
+    /// Read pixmap contents with GetImage.
+    pub with_pixmap_contents: bool,
+    /// Screen whose root the application's top-level windows live on.
+    pub screen: usize,
+    /// Any XID of the client to capture; `None` = the connection's own resource-ID base (the
+    /// connection *is* the application's).
+    pub client: Option<u32>,
+    /// Use the GUIEVICT extension when the server has it.
+    pub use_extension: bool,
+    /// Header fields to record (time is filled in by capture).
+    pub header: Header,
+    /// State known from elsewhere (guimux's request tracking), used where the server cannot
+    /// tell.
+    pub hints: Hints,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        Self {
+            with_pixmap_contents: true,
+            screen: 0,
+            client: None,
+            use_extension: true,
+            header: Header::default(),
+            hints: Hints::default(),
+        }
+    }
+}
+
+/// State known to the caller that the server may not reveal without the extension.
+#[derive(Clone, Debug, Default)]
+pub struct Hints {
+    /// GC values by GC ID (with the GC's depth, 0 if unknown).
+    pub gcs: HashMap<u32, (u8, GcValues)>,
+    /// Name each font was opened with.
+    pub font_names: HashMap<u32, String>,
+    /// Window backgrounds.
+    pub backgrounds: HashMap<u32, Background>,
+    /// Window borders.
+    pub borders: HashMap<u32, Border>,
+    /// Window cursors (0 = None).
+    pub window_cursors: HashMap<u32, u32>,
+    /// How glyph cursors were made.
+    pub glyph_cursors: HashMap<u32, GlyphSource>,
+    /// Colormaps: (visual, alloc_all).
+    pub colormaps: HashMap<u32, (u32, bool)>,
+}
+
+/// Why a capture failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The connection failed while sending.
+    #[error("X connection failed during capture: {0}")]
+    Connection(#[from] ConnectionError),
+    /// A request needed for the capture failed.
+    #[error("capture request {what} failed: {source}")]
+    Reply {
+        /// Request and resource.
+        what: String,
+        /// The error.
+        source: ReplyError,
+    },
+    /// Neither the GUIEVICT extension nor X-Resource is available to list resources.
+    #[error(
+        "cannot list the client's resources: the server has neither GUIEVICT nor X-Resource ≥ 1.2"
+    )]
+    NoResourceList,
+    /// The requested screen does not exist.
+    #[error("screen {0} does not exist on this server")]
+    NoScreen(usize),
+}
+
+fn reply<R: x11rb::x11_utils::TryParse, C: x11rb::connection::RequestConnection>(
+    cookie: Cookie<'_, C, R>,
+    what: impl FnOnce() -> String,
+) -> Result<R, CaptureError> {
+    cookie.reply().map_err(|source| CaptureError::Reply {
+        what: what(),
+        source,
+    })
+}
+
+/// Resource IDs of one client, by kind.
+#[derive(Clone, Debug, Default)]
+pub struct ResourceList {
+    /// Windows.
+    pub windows: Vec<u32>,
+    /// Pixmaps.
+    pub pixmaps: Vec<u32>,
+    /// GCs.
+    pub gcs: Vec<u32>,
+    /// Fonts.
+    pub fonts: Vec<u32>,
+    /// Cursors.
+    pub cursors: Vec<u32>,
+    /// Colormaps.
+    pub colormaps: Vec<u32>,
+    /// Pictures.
+    pub pictures: Vec<u32>,
+    /// Glyph sets.
+    pub glyphsets: Vec<u32>,
+    /// Anything else: (id, type name).
+    pub other: Vec<(u32, String)>,
+}
+
+/// Setup facts of `screen` as the connection sees them.
+pub fn setup_facts(conn: &impl Connection, screen: usize) -> Option<SetupFacts> {
+    let setup = conn.setup();
+    let s = setup.roots.get(screen)?;
+    let mut visuals = Vec::new();
+    for d in &s.allowed_depths {
+        for v in &d.visuals {
+            visuals.push(Visual {
+                id: v.visual_id,
+                depth: d.depth,
+                class: u8::from(v.class),
+                bits_per_rgb: v.bits_per_rgb_value,
+                colormap_entries: v.colormap_entries,
+                red_mask: v.red_mask,
+                green_mask: v.green_mask,
+                blue_mask: v.blue_mask,
+            });
+        }
+    }
+    Some(SetupFacts {
+        root: s.root,
+        root_visual: s.root_visual,
+        root_depth: s.root_depth,
+        default_colormap: s.default_colormap,
+        white_pixel: s.white_pixel,
+        black_pixel: s.black_pixel,
+        width: s.width_in_pixels,
+        height: s.height_in_pixels,
+        resource_id_base: setup.resource_id_base,
+        resource_id_mask: setup.resource_id_mask,
+        image_byte_order: u8::from(setup.image_byte_order),
+        pixmap_formats: setup
+            .pixmap_formats
+            .iter()
+            .map(|f| PixmapFormat {
+                depth: f.depth,
+                bits_per_pixel: f.bits_per_pixel,
+                scanline_pad: f.scanline_pad,
+            })
+            .collect(),
+        visuals,
+        vendor: String::from_utf8_lossy(&setup.vendor).into_owned(),
+        release: setup.release_number,
+    })
+}
+
+/// List the resources of the client owning `client_xid` with X-Resource.
+pub fn list_resources_xres(
+    conn: &impl Connection,
+    client_xid: u32,
+    mask: u32,
+) -> Result<ResourceList, CaptureError> {
+    if conn
+        .extension_information(res::X11_EXTENSION_NAME)?
+        .is_none()
+    {
+        return Err(CaptureError::NoResourceList);
+    }
+    let spec = [ResourceIdSpec {
+        resource: 0,
+        type_: 0,
+    }];
+    let bytes = res::query_resource_bytes(conn, client_xid, &spec)?;
+    let names: Vec<_> = ["GC", "PICTURE", "GLYPHSET"]
+        .iter()
+        .map(|n| conn.intern_atom(true, n.as_bytes()))
+        .collect::<Result<_, _>>()?;
+    let bytes = reply(bytes, || "X-Resource QueryResourceBytes".into())?;
+    let mut named: HashMap<u32, &str> = HashMap::from([
+        (u32::from(xproto::AtomEnum::WINDOW), "WINDOW"),
+        (u32::from(xproto::AtomEnum::PIXMAP), "PIXMAP"),
+        (u32::from(xproto::AtomEnum::FONT), "FONT"),
+        (u32::from(xproto::AtomEnum::CURSOR), "CURSOR"),
+        (u32::from(xproto::AtomEnum::COLORMAP), "COLORMAP"),
+    ]);
+    for (cookie, name) in names.into_iter().zip(["GC", "PICTURE", "GLYPHSET"]) {
+        let a = reply(cookie, || format!("InternAtom {name}"))?.atom;
+        if a != 0 {
+            named.insert(a, name);
+        }
+    }
+    let base = client_xid & !mask;
+    let mut list = ResourceList::default();
+    let mut unnamed: Vec<(u32, u32)> = Vec::new();
+    for v in &bytes.sizes {
+        let id = v.size.spec.resource;
+        if id & !mask != base {
+            continue; // server-side sub-resources (grabs, XKB), other clients
+        }
+        match named.get(&v.size.spec.type_) {
+            Some(&"WINDOW") => list.windows.push(id),
+            Some(&"PIXMAP") => list.pixmaps.push(id),
+            Some(&"GC") => list.gcs.push(id),
+            Some(&"FONT") => list.fonts.push(id),
+            Some(&"CURSOR") => list.cursors.push(id),
+            Some(&"COLORMAP") => list.colormaps.push(id),
+            Some(&"PICTURE") => list.pictures.push(id),
+            Some(&"GLYPHSET") => list.glyphsets.push(id),
+            _ => unnamed.push((id, v.size.spec.type_)),
+        }
+    }
+    let cookies: Vec<_> = unnamed
+        .iter()
+        .map(|(_, t)| conn.get_atom_name(*t))
+        .collect::<Result<_, _>>()?;
+    for ((id, t), c) in unnamed.into_iter().zip(cookies) {
+        let name = match c.reply() {
+            Ok(r) => String::from_utf8_lossy(&r.name).into_owned(),
+            Err(_) => format!("type atom {t}"),
+        };
+        list.other.push((id, name));
+    }
+    for v in [
+        &mut list.windows,
+        &mut list.pixmaps,
+        &mut list.gcs,
+        &mut list.fonts,
+        &mut list.cursors,
+        &mut list.colormaps,
+        &mut list.pictures,
+        &mut list.glyphsets,
+    ] {
+        v.sort_unstable();
+    }
+    list.other.sort();
+    Ok(list)
+}
+
+/// Capture the window session of the client on `conn` (the application's own connection).
+pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session, CaptureError> {
+    let setup = setup_facts(conn, opts.screen).ok_or(CaptureError::NoScreen(opts.screen))?;
+    let client = opts.client.unwrap_or(setup.resource_id_base);
+    let mut session = Session {
+        header: opts.header.clone(),
+        ..Default::default()
+    };
+    session.header.time_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if session.header.producer.is_empty() {
+        session.header.producer = format!("winsession {}", env!("CARGO_PKG_VERSION"));
+    }
+
+    // Round 1: resource list (+ things that need no list).
+    let ext_state = if opts.use_extension {
+        crate::ext::query(conn, client)?
+    } else {
+        None
+    };
+    let focus_cookie = conn.get_input_focus()?;
+    let clipboard_cookie = conn.intern_atom(true, b"CLIPBOARD")?;
+    let root_tree_cookie = conn.query_tree(setup.root)?;
+    let list = match &ext_state {
+        Some(st) => st.list.clone(),
+        None => list_resources_xres(conn, client, setup.resource_id_mask)?,
+    };
+    let mine = |id: u32| id & !setup.resource_id_mask == client & !setup.resource_id_mask;
+
+    // Round 2: per-resource queries.
+    struct WinCookies<'c, C: x11rb::connection::RequestConnection> {
+        attrs: Cookie<'c, C, xproto::GetWindowAttributesReply>,
+        geom: Cookie<'c, C, xproto::GetGeometryReply>,
+        tree: Cookie<'c, C, xproto::QueryTreeReply>,
+        props: Cookie<'c, C, xproto::ListPropertiesReply>,
+    }
+    let mut wc = Vec::with_capacity(list.windows.len());
+    for &w in &list.windows {
+        wc.push(WinCookies {
+            attrs: conn.get_window_attributes(w)?,
+            geom: conn.get_geometry(w)?,
+            tree: conn.query_tree(w)?,
+            props: conn.list_properties(w)?,
+        });
+    }
+    let pc: Vec<_> = list
+        .pixmaps
+        .iter()
+        .map(|&p| conn.get_geometry(p))
+        .collect::<Result<_, _>>()?;
+    let fc: Vec<_> = list
+        .fonts
+        .iter()
+        .map(|&f| conn.query_font(f))
+        .collect::<Result<_, _>>()?;
+    let clipboard = reply(clipboard_cookie, || "InternAtom CLIPBOARD".into())?.atom;
+    let mut sel_atoms = vec![
+        u32::from(xproto::AtomEnum::PRIMARY),
+        u32::from(xproto::AtomEnum::SECONDARY),
+    ];
+    if clipboard != 0 {
+        sel_atoms.push(clipboard);
+    }
+    let sc: Vec<_> = sel_atoms
+        .iter()
+        .map(|&a| conn.get_selection_owner(a))
+        .collect::<Result<_, _>>()?;
+
+    let focus = reply(focus_cookie, || "GetInputFocus".into())?;
+    let root_tree = reply(root_tree_cookie, || "QueryTree(root)".into())?;
+    let mut windows: HashMap<u32, (Window, Vec<u32>, Vec<u32>)> = HashMap::new();
+    for (&id, c) in list.windows.iter().zip(wc) {
+        // A window may vanish between the list and the query (the app is live in tests):
+        // report, don't fail.
+        let (a, g, t, p) = match (
+            c.attrs.reply(),
+            c.geom.reply(),
+            c.tree.reply(),
+            c.props.reply(),
+        ) {
+            (Ok(a), Ok(g), Ok(t), Ok(p)) => (a, g, t, p),
+            (a, ..) => {
+                session.unknown.push(format!(
+                    "window {id:#x}: vanished during capture ({:?})",
+                    a.err()
+                ));
+                continue;
+            }
+        };
+        let mut props: Vec<u32> = p.atoms;
+        props.sort_unstable();
+        let class = u16::from(a.class);
+        windows.insert(
+            id,
+            (
+                Window {
+                    id,
+                    parent: t.parent,
+                    class,
+                    depth: g.depth,
+                    visual: a.visual,
+                    x: g.x,
+                    y: g.y,
+                    width: g.width,
+                    height: g.height,
+                    border_width: g.border_width,
+                    bit_gravity: u32::from(a.bit_gravity) as u8,
+                    win_gravity: u32::from(a.win_gravity) as u8,
+                    backing_store: u32::from(a.backing_store) as u8,
+                    backing_planes: a.backing_planes,
+                    backing_pixel: a.backing_pixel,
+                    save_under: a.save_under,
+                    override_redirect: a.override_redirect,
+                    colormap: a.colormap,
+                    event_mask: u32::from(a.your_event_mask),
+                    all_event_masks: u32::from(a.all_event_masks),
+                    do_not_propagate_mask: u32::from(a.do_not_propagate_mask) as u16,
+                    map_state: u32::from(a.map_state) as u8,
+                    background: None,
+                    border: None,
+                    cursor: None,
+                    properties: Vec::new(),
+                },
+                t.children,
+                props,
+            ),
+        );
+    }
+    let mut pixmaps = Vec::with_capacity(list.pixmaps.len());
+    for (&id, c) in list.pixmaps.iter().zip(pc) {
+        let g = reply(c, || format!("GetGeometry(pixmap {id:#x})"))?;
+        pixmaps.push(Pixmap {
+            id,
+            depth: g.depth,
+            width: g.width,
+            height: g.height,
+            contents: None,
+        });
+    }
+    let mut font_atoms: Vec<(usize, u32)> = Vec::new();
+    for (&id, c) in list.fonts.iter().zip(fc) {
+        let q = reply(c, || format!("QueryFont({id:#x})"))?;
+        let ci = |c: xproto::Charinfo| CharInfo {
+            left_side_bearing: c.left_side_bearing,
+            right_side_bearing: c.right_side_bearing,
+            character_width: c.character_width,
+            ascent: c.ascent,
+            descent: c.descent,
+            attributes: c.attributes,
+        };
+        if let Some(p) = q
+            .properties
+            .iter()
+            .find(|p| p.name == u32::from(xproto::AtomEnum::FONT))
+        {
+            font_atoms.push((session.fonts.len(), p.value));
+        }
+        session.fonts.push(Font {
+            id,
+            name: opts.hints.font_names.get(&id).cloned(),
+            xlfd: None,
+            metrics: FontMetrics {
+                min_bounds: ci(q.min_bounds),
+                max_bounds: ci(q.max_bounds),
+                min_char_or_byte2: q.min_char_or_byte2,
+                max_char_or_byte2: q.max_char_or_byte2,
+                default_char: q.default_char,
+                draw_direction: u32::from(q.draw_direction) as u8,
+                min_byte1: q.min_byte1,
+                max_byte1: q.max_byte1,
+                all_chars_exist: q.all_chars_exist,
+                font_ascent: q.font_ascent,
+                font_descent: q.font_descent,
+            },
+        });
+    }
+    for (&a, c) in sel_atoms.iter().zip(sc) {
+        let owner = reply(c, || "GetSelectionOwner".into())?.owner;
+        if windows.contains_key(&owner) {
+            session.selections.push(Selection { name: a, owner });
+        }
+    }
+    if windows.contains_key(&focus.focus) {
+        session.focus = Some(Focus {
+            window: focus.focus,
+            revert_to: u8::from(focus.revert_to),
+        });
+    }
+
+    // Window order: tree order from the root's stacking, siblings bottom-to-top.
+    let mut ordered = Vec::with_capacity(windows.len());
+    let mut stack: Vec<u32> = root_tree
+        .children
+        .iter()
+        .rev()
+        .copied()
+        .filter(|w| windows.contains_key(w))
+        .collect();
+    // Windows whose parent is foreign (reparented by a window manager) start their own trees.
+    let mut orphans: Vec<u32> = windows
+        .values()
+        .filter(|(w, ..)| w.parent != setup.root && !windows.contains_key(&w.parent))
+        .map(|(w, ..)| w.id)
+        .collect();
+    orphans.sort_unstable();
+    stack.extend(orphans.into_iter().rev());
+    let mut seen = std::collections::HashSet::new();
+    while let Some(w) = stack.pop() {
+        if !seen.insert(w) {
+            continue;
+        }
+        ordered.push(w);
+        if let Some((_, children, _)) = windows.get(&w) {
+            stack.extend(children.iter().rev().filter(|c| windows.contains_key(c)));
+        }
+    }
+
+    // Round 3: property data, images, colours.
+    let mut prop_cookies = Vec::new();
+    for &w in &ordered {
+        let (_, _, props) = &windows[&w];
+        for &p in props {
+            prop_cookies.push((
+                w,
+                p,
+                conn.get_property(false, w, p, xproto::AtomEnum::ANY, 0, u32::MAX / 4)?,
+            ));
+        }
+    }
+    let mut image_cookies = Vec::new();
+    if opts.with_pixmap_contents {
+        for (i, p) in pixmaps.iter().enumerate() {
+            if p.width == 0 || p.height == 0 {
+                continue;
+            }
+            let bpp = setup.bpp(p.depth).unwrap_or(32);
+            let pad = setup
+                .pixmap_formats
+                .iter()
+                .find(|f| f.depth == p.depth)
+                .map(|f| f.scanline_pad)
+                .unwrap_or(32);
+            let st = stride(p.width, bpp, pad).max(1);
+            let rows = (IMAGE_CHUNK / st).clamp(1, usize::from(p.height)) as u16;
+            let mut y = 0u16;
+            while y < p.height {
+                let h = rows.min(p.height - y);
+                image_cookies.push((
+                    i,
+                    bpp,
+                    pad,
+                    conn.get_image(
+                        xproto::ImageFormat::Z_PIXMAP,
+                        p.id,
+                        0,
+                        y as i16,
+                        p.width,
+                        h,
+                        !0,
+                    )?,
+                ));
+                y += h;
+            }
+        }
+    }
+    // Colormap visuals: extension, hint, or a window that uses it.
+    let mut cmap_info: HashMap<u32, (u32, Option<bool>)> = HashMap::new();
+    for &c in &list.colormaps {
+        if let Some(st) = ext_state.as_ref().and_then(|s| s.colormaps.get(&c)) {
+            cmap_info.insert(c, (st.0, Some(st.1)));
+        } else if let Some((v, all)) = opts.hints.colormaps.get(&c) {
+            cmap_info.insert(c, (*v, Some(*all)));
+        } else if let Some((w, ..)) = windows.values().find(|(w, ..)| w.colormap == c) {
+            cmap_info.insert(c, (w.visual, None));
+        } else {
+            cmap_info.insert(c, (0, None));
+        }
+    }
+    let mut color_cookies = Vec::new();
+    for &c in &list.colormaps {
+        let (vid, _) = cmap_info[&c];
+        let Some(v) = setup.visual(vid) else { continue };
+        let pixels = colormap_pixels(v);
+        if pixels.is_empty() {
+            continue;
+        }
+        color_cookies.push((c, pixels.clone(), conn.query_colors(c, &pixels)?));
+    }
+
+    let mut props_by_window: HashMap<u32, Vec<Property>> = HashMap::new();
+    let mut atoms_needed: Vec<u32> = Vec::new();
+    for (w, name, c) in prop_cookies {
+        let r = match c.reply() {
+            Ok(r) => r,
+            Err(e) => {
+                session
+                    .unknown
+                    .push(format!("window {w:#x}: property atom {name}: {e}"));
+                continue;
+            }
+        };
+        if r.type_ == 0 {
+            continue; // deleted between list and get
+        }
+        let data = to_le_items(r.value, r.format);
+        atoms_needed.push(name);
+        atoms_needed.push(r.type_);
+        props_by_window.entry(w).or_default().push(Property {
+            name,
+            type_: r.type_,
+            format: r.format,
+            data,
+        });
+    }
+    for (i, bpp, pad, c) in image_cookies {
+        let p = &mut pixmaps[i];
+        let r = reply(c, || format!("GetImage(pixmap {:#x})", p.id))?;
+        let mut data = r.data;
+        if setup.image_byte_order == 1 {
+            swap_pixels(&mut data, bpp);
+        }
+        match &mut p.contents {
+            Some(img) => img.data.extend_from_slice(&data),
+            None => {
+                p.contents = Some(Image {
+                    depth: p.depth,
+                    bits_per_pixel: bpp,
+                    scanline_pad: pad,
+                    width: p.width,
+                    height: p.height,
+                    data,
+                })
+            }
+        }
+    }
+    for &c in &list.colormaps {
+        let (visual, alloc_all) = cmap_info[&c];
+        if visual == 0 {
+            session.unknown.push(format!("colormap {c:#x}: visual"));
+        }
+        if alloc_all.is_none() {
+            session
+                .unknown
+                .push(format!("colormap {c:#x}: allocation mode"));
+        }
+        session.colormaps.push(Colormap {
+            id: c,
+            visual,
+            alloc_all,
+            cells: Vec::new(),
+        });
+    }
+    for (c, pixels, cookie) in color_cookies {
+        let r = reply(cookie, || format!("QueryColors(colormap {c:#x})"))?;
+        if let Some(cm) = session.colormaps.iter_mut().find(|m| m.id == c) {
+            cm.cells = pixels
+                .iter()
+                .zip(r.colors)
+                .map(|(&pixel, rgb)| ColorCell {
+                    pixel,
+                    rgb: [rgb.red, rgb.green, rgb.blue],
+                })
+                .collect();
+        }
+    }
+
+    // Atoms inside ATOM-typed data; font names.
+    let atom_atom = u32::from(xproto::AtomEnum::ATOM);
+    for props in props_by_window.values() {
+        for p in props {
+            if p.type_ == atom_atom && p.format == 32 {
+                atoms_needed.extend(p.items32().into_iter().filter(|&a| a != 0));
+            }
+        }
+    }
+    for s in &session.selections {
+        atoms_needed.push(s.name);
+    }
+    atoms_needed.sort_unstable();
+    atoms_needed.dedup();
+    let mut font_atom_ids: Vec<u32> = font_atoms.iter().map(|f| f.1).collect();
+    font_atom_ids.sort_unstable();
+    font_atom_ids.dedup();
+    let ac: Vec<_> = atoms_needed
+        .iter()
+        .chain(font_atom_ids.iter())
+        .map(|&a| conn.get_atom_name(a))
+        .collect::<Result<_, _>>()?;
+    let mut names: BTreeMap<u32, String> = BTreeMap::new();
+    for (&a, c) in atoms_needed.iter().chain(font_atom_ids.iter()).zip(ac) {
+        match c.reply() {
+            Ok(r) => {
+                names.insert(a, String::from_utf8_lossy(&r.name).into_owned());
+            }
+            Err(e) => session.unknown.push(format!("atom {a}: name ({e})")),
+        }
+    }
+    for (i, a) in font_atoms {
+        session.fonts[i].xlfd = names.get(&a).cloned();
+    }
+    session.atoms = atoms_needed
+        .iter()
+        .filter_map(|a| names.get(a).map(|n| (*a, n.clone())))
+        .collect();
+
+    for w in ordered {
+        let Some((mut win, ..)) = windows.remove(&w) else {
+            continue;
+        };
+        win.properties = props_by_window.remove(&w).unwrap_or_default();
+        session.windows.push(win);
+    }
+    session.pixmaps = pixmaps;
+    session.gcs = list
+        .gcs
+        .iter()
+        .map(|&id| Gc {
+            id,
+            depth: 0,
+            values: None,
+        })
+        .collect();
+    session.cursors = list
+        .cursors
+        .iter()
+        .map(|&id| Cursor {
+            id,
+            width: 0,
+            height: 0,
+            x_hot: 0,
+            y_hot: 0,
+            image: None,
+            glyph: opts.hints.glyph_cursors.get(&id).cloned(),
+        })
+        .collect();
+    session.pictures = list
+        .pictures
+        .iter()
+        .map(|&id| Picture {
+            id,
+            drawable: 0,
+            format: 0,
+            repeat: 0,
+            alpha_map: 0,
+            clip_mask: 0,
+            component_alpha: false,
+            known: false,
+        })
+        .collect();
+    session.glyphsets = list
+        .glyphsets
+        .iter()
+        .map(|&id| GlyphSet {
+            id,
+            format: 0,
+            glyphs: Vec::new(),
+            known: false,
+        })
+        .collect();
+    session.other_resources = list
+        .other
+        .iter()
+        .filter(|(id, _)| mine(*id))
+        .map(|(id, t)| OtherResource {
+            id: *id,
+            type_name: t.clone(),
+        })
+        .collect();
+    session.setup = setup;
+
+    if let Some(st) = &ext_state {
+        crate::ext::apply(&mut session, st);
+    }
+    apply_hints(&mut session, &opts.hints);
+    note_unknown(&mut session, ext_state.is_some());
+    if session.header.app_name.is_empty() {
+        session.header.app_name = app_name(&session).unwrap_or_default();
+    }
+    Ok(session)
+}
+
+/// Largest GetImage reply asked for at once.
+const IMAGE_CHUNK: usize = 32 << 20;
+
+/// Pixels whose colours describe a colormap's state (empty for read-only visuals).
+fn colormap_pixels(v: &Visual) -> Vec<u32> {
+    match v.class {
+        // GrayScale, PseudoColor
+        1 | 3 => (0..u32::from(v.colormap_entries)).collect(),
+        // DirectColor: one cell index per channel.
+        5 => {
+            let sh = |m: u32| if m == 0 { 0 } else { m.trailing_zeros() };
+            (0..u32::from(v.colormap_entries))
+                .map(|i| {
+                    ((i << sh(v.red_mask)) & v.red_mask)
+                        | ((i << sh(v.green_mask)) & v.green_mask)
+                        | ((i << sh(v.blue_mask)) & v.blue_mask)
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Property data from the connection's (native) byte order to little-endian items.
+fn to_le_items(mut data: Vec<u8>, format: u8) -> Vec<u8> {
+    if cfg!(target_endian = "big") {
+        match format {
+            16 => data.chunks_exact_mut(2).for_each(|c| c.swap(0, 1)),
+            32 => data.chunks_exact_mut(4).for_each(|c| c.reverse()),
+            _ => {}
+        }
+    }
+    data
+}
+
+/// Swap pixel byte order in place (MSB-first server images to little-endian).
+pub(crate) fn swap_pixels(data: &mut [u8], bpp: u8) {
+    match bpp {
+        16 => data.chunks_exact_mut(2).for_each(|c| c.swap(0, 1)),
+        32 => data.chunks_exact_mut(4).for_each(|c| c.reverse()),
+        24 => data.chunks_exact_mut(3).for_each(|c| c.swap(0, 2)),
+        _ => {}
+    }
+}
+
+fn apply_hints(s: &mut Session, h: &Hints) {
+    for g in &mut s.gcs {
+        if g.values.is_none() {
+            if let Some((d, v)) = h.gcs.get(&g.id) {
+                g.depth = *d;
+                g.values = Some(v.clone());
+            }
+        }
+    }
+    for w in &mut s.windows {
+        if w.background.is_none() {
+            w.background = h.backgrounds.get(&w.id).copied();
+        }
+        if w.border.is_none() {
+            w.border = h.borders.get(&w.id).copied();
+        }
+        if w.cursor.is_none() {
+            w.cursor = h.window_cursors.get(&w.id).copied();
+        }
+    }
+    for f in &mut s.fonts {
+        if f.name.is_none() {
+            f.name = h.font_names.get(&f.id).cloned();
+        }
+    }
+    for c in &mut s.cursors {
+        if c.glyph.is_none() {
+            c.glyph = h.glyph_cursors.get(&c.id).cloned();
+        }
+    }
+}
+
+fn note_unknown(s: &mut Session, have_ext: bool) {
+    let why = if have_ext {
+        "not reported by the GUIEVICT extension"
+    } else {
+        "GUIEVICT extension absent, no hint"
+    };
+    let mut u = Vec::new();
+    for w in &s.windows {
+        if w.class == 1 && w.background.is_none() {
+            u.push(format!("window {:#x}: background ({why})", w.id));
+        }
+        if w.class == 1 && w.border.is_none() {
+            u.push(format!("window {:#x}: border ({why})", w.id));
+        }
+        if w.cursor.is_none() {
+            u.push(format!("window {:#x}: cursor ({why})", w.id));
+        }
+    }
+    for g in &s.gcs {
+        if g.values.is_none() {
+            u.push(format!("gc {:#x}: values ({why})", g.id));
+        }
+    }
+    for c in &s.cursors {
+        if c.image.is_none() && c.glyph.is_none() {
+            u.push(format!("cursor {:#x}: image ({why})", c.id));
+        }
+    }
+    for f in &s.fonts {
+        if f.open_name().is_none() {
+            u.push(format!("font {:#x}: name (no FONT property; {why})", f.id));
+        }
+    }
+    for p in &s.pictures {
+        if !p.known {
+            u.push(format!("picture {:#x}: attributes ({why})", p.id));
+        }
+    }
+    for g in &s.glyphsets {
+        if !g.known {
+            u.push(format!("glyphset {:#x}: glyphs ({why})", g.id));
+        }
+    }
+    for o in &s.other_resources {
+        u.push(format!(
+            "{} {:#x}: not modelled, will not be recreated",
+            o.type_name, o.id
+        ));
+    }
+    s.unknown.extend(u);
+}
+
+/// The instance name from the first top-level's WM_CLASS, else its WM_NAME.
+fn app_name(s: &Session) -> Option<String> {
+    let wm_class = u32::from(xproto::AtomEnum::WM_CLASS);
+    let wm_name = u32::from(xproto::AtomEnum::WM_NAME);
+    for w in s.windows.iter().filter(|w| w.parent == s.setup.root) {
+        if let Some(p) = w.properties.iter().find(|p| p.name == wm_class) {
+            let inst = p.data.split(|&b| b == 0).next().unwrap_or_default();
+            if !inst.is_empty() {
+                return Some(String::from_utf8_lossy(inst).into_owned());
+            }
+        }
+        if let Some(p) = w.properties.iter().find(|p| p.name == wm_name) {
+            return Some(String::from_utf8_lossy(&p.data).into_owned());
+        }
+    }
+    None
+}

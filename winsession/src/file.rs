@@ -1,0 +1,429 @@
+//! The `.gws` session file. A [`Session`] flows in, bytes flow out (and back). Pure functions
+//! over buffers plus an atomic file write; every malformed input becomes a distinct
+//! [`FileError`], never a panic or an unbounded allocation.
+//!
+//! Layout (all integers little-endian):
+//! ```text
+//! 0   8  magic "GUIEVWS\0"
+//! 8   4  format version (currently 1)
+//! 12  4  header length H (JSON of the Header, for quick inspection)
+//! 16  8  body length B (zstd-compressed bincode of the whole Session)
+//! 24  8  uncompressed body length U (≤ 1 GiB)
+//! 32  4  CRC-32 of everything after this field (header JSON + body)
+//! 36  H  header JSON
+//! .   B  body
+//! ```
+
+use crate::model::{Header, Session};
+use bincode::Options;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// File magic.
+pub const MAGIC: &[u8; 8] = b"GUIEVWS\0";
+/// Current format version.
+pub const FORMAT_VERSION: u32 = 1;
+/// Largest uncompressed body accepted (1 GiB).
+pub const MAX_BODY: u64 = 1 << 30;
+const PREFIX: usize = 36;
+
+/// Why a session file could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file could not be opened, read, written, synced or renamed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// File involved.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The file is empty.
+    #[error("empty file: not a guievict session (.gws)")]
+    Empty,
+    /// The file does not start with the `.gws` magic.
+    #[error("not a guievict session file (bad magic {found:02x?}, expected \"GUIEVWS\\0\")")]
+    Foreign {
+        /// First bytes found.
+        found: Vec<u8>,
+    },
+    /// The file was written by a newer (or unknown) format version.
+    #[error("session file format version {found} is not supported (this build reads version {supported}); upgrade guievict")]
+    UnsupportedVersion {
+        /// Version in the file.
+        found: u32,
+        /// Version this build reads.
+        supported: u32,
+    },
+    /// The file is shorter than its own lengths say.
+    #[error("truncated session file: {what} needs {needed} bytes, only {available} present")]
+    Truncated {
+        /// Part that is cut off.
+        what: &'static str,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes present.
+        available: u64,
+    },
+    /// Bytes follow the body.
+    #[error("session file has {extra} unexpected bytes after the body")]
+    TrailingBytes {
+        /// Number of extra bytes.
+        extra: u64,
+    },
+    /// The checksum does not match: the file was altered or damaged.
+    #[error("session file is corrupt: CRC-32 {found:#010x}, expected {expected:#010x}")]
+    Checksum {
+        /// Stored checksum.
+        expected: u32,
+        /// Computed checksum.
+        found: u32,
+    },
+    /// The declared uncompressed size is over the limit.
+    #[error("session body of {size} bytes exceeds the {limit}-byte limit")]
+    TooLarge {
+        /// Declared size.
+        size: u64,
+        /// Limit.
+        limit: u64,
+    },
+    /// The compressed body could not be decompressed.
+    #[error("session body does not decompress: {0}")]
+    Decompress(std::io::Error),
+    /// The decompressed body has a different length than declared.
+    #[error("session body decompresses to {found} bytes, header says {declared}")]
+    BodyLength {
+        /// Declared length.
+        declared: u64,
+        /// Actual length.
+        found: u64,
+    },
+    /// The header JSON is malformed.
+    #[error("session header is malformed: {0}")]
+    Header(serde_json::Error),
+    /// The body does not decode to a session.
+    #[error("session body does not decode: {0}")]
+    Decode(bincode::Error),
+    /// The session could not be encoded.
+    #[error("session does not encode: {0}")]
+    Encode(String),
+}
+
+fn bincode_opts() -> impl bincode::Options {
+    bincode::DefaultOptions::new().with_limit(MAX_BODY)
+}
+
+/// Encode a session to `.gws` bytes.
+pub fn to_bytes(session: &Session) -> Result<Vec<u8>, FileError> {
+    let header =
+        serde_json::to_vec(&session.header).map_err(|e| FileError::Encode(e.to_string()))?;
+    let raw = bincode_opts()
+        .serialize(session)
+        .map_err(|e| FileError::Encode(e.to_string()))?;
+    let body = zstd::bulk::compress(&raw, 3).map_err(|e| FileError::Encode(e.to_string()))?;
+    let mut out = Vec::with_capacity(PREFIX + header.len() + body.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&header);
+    crc.update(&body);
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+struct Parts<'a> {
+    header: &'a [u8],
+    body: &'a [u8],
+    raw_len: u64,
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+fn split(bytes: &[u8]) -> Result<Parts<'_>, FileError> {
+    if bytes.is_empty() {
+        return Err(FileError::Empty);
+    }
+    let n = bytes.len().min(MAGIC.len());
+    if bytes[..n] != MAGIC[..n] {
+        return Err(FileError::Foreign {
+            found: bytes[..n].to_vec(),
+        });
+    }
+    if bytes.len() < 12 {
+        return Err(FileError::Truncated {
+            what: "file prefix",
+            needed: PREFIX as u64,
+            available: bytes.len() as u64,
+        });
+    }
+    let version = le_u32(bytes, 8);
+    if version != FORMAT_VERSION {
+        return Err(FileError::UnsupportedVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if bytes.len() < PREFIX {
+        return Err(FileError::Truncated {
+            what: "file prefix",
+            needed: PREFIX as u64,
+            available: bytes.len() as u64,
+        });
+    }
+    let hlen = u64::from(le_u32(bytes, 12));
+    let blen = le_u64(bytes, 16);
+    let raw_len = le_u64(bytes, 24);
+    let stored_crc = le_u32(bytes, 32);
+    let rest = (bytes.len() - PREFIX) as u64;
+    let need = hlen.saturating_add(blen);
+    if need > rest {
+        return Err(FileError::Truncated {
+            what: if hlen > rest { "header" } else { "body" },
+            needed: need,
+            available: rest,
+        });
+    }
+    if need < rest {
+        return Err(FileError::TrailingBytes { extra: rest - need });
+    }
+    if raw_len > MAX_BODY {
+        return Err(FileError::TooLarge {
+            size: raw_len,
+            limit: MAX_BODY,
+        });
+    }
+    let payload = &bytes[PREFIX..];
+    let crc = crc32fast::hash(payload);
+    if crc != stored_crc {
+        return Err(FileError::Checksum {
+            expected: stored_crc,
+            found: crc,
+        });
+    }
+    let (header, body) = payload.split_at(hlen as usize);
+    Ok(Parts {
+        header,
+        body,
+        raw_len,
+    })
+}
+
+/// Decode `.gws` bytes into a session.
+pub fn from_bytes(bytes: &[u8]) -> Result<Session, FileError> {
+    let parts = split(bytes)?;
+    let mut dec = zstd::stream::read::Decoder::new(parts.body).map_err(FileError::Decompress)?;
+    // Grow as data arrives (never trust the declared size for the allocation), read one byte
+    // past the declared size to detect a lie.
+    let mut raw = Vec::with_capacity(parts.raw_len.min(16 << 20) as usize);
+    (&mut dec)
+        .take(parts.raw_len + 1)
+        .read_to_end(&mut raw)
+        .map_err(FileError::Decompress)?;
+    if raw.len() as u64 != parts.raw_len {
+        return Err(FileError::BodyLength {
+            declared: parts.raw_len,
+            found: raw.len() as u64,
+        });
+    }
+    let session: Session = bincode_opts()
+        .allow_trailing_bytes()
+        .deserialize(&raw)
+        .map_err(FileError::Decode)?;
+    Ok(session)
+}
+
+/// Decode only the header of `.gws` bytes (checks magic, version, lengths and checksum).
+pub fn header_from_bytes(bytes: &[u8]) -> Result<Header, FileError> {
+    let parts = split(bytes)?;
+    serde_json::from_slice(parts.header).map_err(FileError::Header)
+}
+
+/// Write a session file atomically: a temporary file in the same directory, fsync, rename,
+/// fsync of the directory.
+pub fn write_file(path: impl AsRef<Path>, session: &Session) -> Result<(), FileError> {
+    let path = path.as_ref();
+    let bytes = to_bytes(session)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let io = |op: &'static str, p: &Path| {
+        let p = p.to_path_buf();
+        move |source| FileError::Io {
+            op,
+            path: p,
+            source,
+        }
+    };
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(io("creating", &tmp))?;
+        f.write_all(&bytes).map_err(io("writing", &tmp))?;
+        f.sync_all().map_err(io("syncing", &tmp))?;
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(io("renaming temporary file to", path))?;
+        if let Ok(d) = std::fs::File::open(&dir) {
+            d.sync_all().map_err(io("syncing directory", &dir))?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Read and decode a session file.
+pub fn read_file(path: impl AsRef<Path>) -> Result<Session, FileError> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| FileError::Io {
+        op: "reading",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    from_bytes(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+
+    fn sample() -> Session {
+        let mut s = Session::default();
+        s.header.app_name = "test".into();
+        s.atoms.insert(39, "WM_NAME".into());
+        s.atoms.insert(31, "STRING".into());
+        s.windows.push(Window {
+            id: 0x200001,
+            parent: 0x3cc,
+            class: 1,
+            depth: 24,
+            visual: 0x21,
+            x: 1,
+            y: 2,
+            width: 300,
+            height: 200,
+            border_width: 1,
+            bit_gravity: 0,
+            win_gravity: 1,
+            backing_store: 0,
+            backing_planes: !0,
+            backing_pixel: 0,
+            save_under: false,
+            override_redirect: false,
+            colormap: 0x20,
+            event_mask: 0x8000,
+            all_event_masks: 0x8000,
+            do_not_propagate_mask: 0,
+            map_state: 2,
+            background: Some(Background::Pixel(0xff0000)),
+            border: None,
+            cursor: None,
+            properties: vec![Property {
+                name: 39,
+                type_: 31,
+                format: 8,
+                data: b"hello".to_vec(),
+            }],
+        });
+        s.pixmaps.push(Pixmap {
+            id: 0x200002,
+            depth: 24,
+            width: 4,
+            height: 4,
+            contents: Some(Image {
+                depth: 24,
+                bits_per_pixel: 32,
+                scanline_pad: 32,
+                width: 4,
+                height: 4,
+                data: vec![7; 64],
+            }),
+        });
+        s
+    }
+
+    #[test]
+    fn round_trip() {
+        let s = sample();
+        let b = to_bytes(&s).unwrap();
+        assert_eq!(from_bytes(&b).unwrap(), s);
+        assert_eq!(header_from_bytes(&b).unwrap().app_name, "test");
+    }
+
+    #[test]
+    fn damaged_files_give_distinct_errors() {
+        let b = to_bytes(&sample()).unwrap();
+        assert!(matches!(from_bytes(&[]), Err(FileError::Empty)));
+        assert!(matches!(
+            from_bytes(b"hello world, not a session"),
+            Err(FileError::Foreign { .. })
+        ));
+        assert!(matches!(
+            from_bytes(&b[..b.len() - 3]),
+            Err(FileError::Truncated { .. })
+        ));
+        assert!(matches!(
+            from_bytes(&b[..20]),
+            Err(FileError::Truncated { .. })
+        ));
+        let mut flipped = b.clone();
+        let last = flipped.len() - 5;
+        flipped[last] ^= 0x40;
+        assert!(matches!(
+            from_bytes(&flipped),
+            Err(FileError::Checksum { .. })
+        ));
+        let mut future = b.clone();
+        future[8..12].copy_from_slice(&2u32.to_le_bytes());
+        assert!(matches!(
+            from_bytes(&future),
+            Err(FileError::UnsupportedVersion { found: 2, .. })
+        ));
+        let mut extra = b.clone();
+        extra.push(0);
+        assert!(matches!(
+            from_bytes(&extra),
+            Err(FileError::TrailingBytes { extra: 1 })
+        ));
+        for cut in 0..b.len() {
+            assert!(from_bytes(&b[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn atomic_write_and_read() {
+        let dir = std::env::temp_dir().join(format!("winsession-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("a.gws");
+        write_file(&p, &sample()).unwrap();
+        assert_eq!(read_file(&p).unwrap(), sample());
+        assert!(matches!(
+            read_file(dir.join("missing.gws")),
+            Err(FileError::Io { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

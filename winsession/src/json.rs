@@ -1,0 +1,247 @@
+//! JSON and text views of a session for people and scripts: a [`Session`] flows in, a
+//! `serde_json::Value` (stable field names that scripts rely on) or a short human summary flows
+//! out. Image bytes are summarised by size, never dumped.
+
+use crate::model::*;
+use serde_json::{json, Value};
+
+fn hex(v: u32) -> String {
+    format!("{v:#x}")
+}
+
+/// The session as one JSON object with top-level arrays `windows`, `pixmaps`, `gcs`, `fonts`,
+/// `cursors`, `colormaps`, `pictures`, `glyphsets`, `selections`, `atoms`, plus `header`,
+/// `focus`, `unknown` and `other_resources`.
+pub fn to_json(s: &Session) -> Value {
+    let atom = |a: u32| {
+        s.atom_name(a)
+            .map(str::to_string)
+            .unwrap_or_else(|| a.to_string())
+    };
+    let windows: Vec<Value> = s
+        .windows
+        .iter()
+        .map(|w| {
+            let props: Vec<Value> = w
+                .properties
+                .iter()
+                .map(|p| {
+                    let mut v = json!({
+                        "name": atom(p.name),
+                        "type": atom(p.type_),
+                        "format": p.format,
+                        "bytes": p.data.len(),
+                    });
+                    if p.format == 8 && p.data.len() <= 4096 {
+                        v["text"] = json!(String::from_utf8_lossy(&p.data));
+                    } else if p.format == 32 && p.data.len() <= 4096 {
+                        v["items"] = json!(p.items32());
+                    }
+                    v
+                })
+                .collect();
+            json!({
+                "id": w.id,
+                "parent": w.parent,
+                "x": w.x,
+                "y": w.y,
+                "width": w.width,
+                "height": w.height,
+                "border_width": w.border_width,
+                "depth": w.depth,
+                "class": if w.class == 2 { "InputOnly" } else { "InputOutput" },
+                "visual": w.visual,
+                "mapped": w.mapped(),
+                "map_state": w.map_state,
+                "override_redirect": w.override_redirect,
+                "event_mask": w.event_mask,
+                "colormap": w.colormap,
+                "background": w.background.map(|b| format!("{b:?}")),
+                "border": w.border.map(|b| format!("{b:?}")),
+                "cursor": w.cursor,
+                "properties": props,
+            })
+        })
+        .collect();
+    let pixmaps: Vec<Value> = s
+        .pixmaps
+        .iter()
+        .map(|p| {
+            json!({
+                "id": p.id, "depth": p.depth, "width": p.width, "height": p.height,
+                "contents_bytes": p.contents.as_ref().map(|i| i.data.len()),
+            })
+        })
+        .collect();
+    let gcs: Vec<Value> = s
+        .gcs
+        .iter()
+        .map(|g| {
+            let v = g.values.as_ref();
+            json!({
+                "id": g.id,
+                "depth": g.depth,
+                "known": v.is_some(),
+                "foreground": v.map(|v| v.foreground),
+                "background": v.map(|v| v.background),
+                "function": v.map(|v| v.function),
+                "line_width": v.map(|v| v.line_width),
+                "line_style": v.map(|v| v.line_style),
+                "fill_style": v.map(|v| v.fill_style),
+                "font": v.map(|v| v.font),
+                "plane_mask": v.map(|v| v.plane_mask),
+            })
+        })
+        .collect();
+    let fonts: Vec<Value> = s
+        .fonts
+        .iter()
+        .map(|f| {
+            json!({
+                "id": f.id,
+                "name": f.open_name(),
+                "opened_as": f.name,
+                "xlfd": f.xlfd,
+                "ascent": f.metrics.font_ascent,
+                "descent": f.metrics.font_descent,
+                "max_width": f.metrics.max_bounds.character_width,
+            })
+        })
+        .collect();
+    let cursors: Vec<Value> = s
+        .cursors
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id, "width": c.width, "height": c.height, "x_hot": c.x_hot, "y_hot": c.y_hot,
+                "kind": match (&c.image, &c.glyph) {
+                    (Some(CursorImage::Argb(_)), _) => "argb",
+                    (Some(CursorImage::Core { .. }), _) => "core",
+                    (None, Some(_)) => "glyph",
+                    (None, None) => "unknown",
+                },
+                "glyph": c.glyph.as_ref().map(|g| json!({"font": g.font, "char": g.source_char})),
+            })
+        })
+        .collect();
+    let colormaps: Vec<Value> = s
+        .colormaps
+        .iter()
+        .map(|c| json!({"id": c.id, "visual": c.visual, "alloc_all": c.alloc_all, "cells": c.cells.len()}))
+        .collect();
+    let pictures: Vec<Value> = s
+        .pictures
+        .iter()
+        .map(|p| json!({"id": p.id, "drawable": p.drawable, "format": p.format, "known": p.known}))
+        .collect();
+    let glyphsets: Vec<Value> = s
+        .glyphsets
+        .iter()
+        .map(
+            |g| json!({"id": g.id, "format": g.format, "glyphs": g.glyphs.len(), "known": g.known}),
+        )
+        .collect();
+    let selections: Vec<Value> = s
+        .selections
+        .iter()
+        .map(|x| json!({"name": atom(x.name), "owner": x.owner}))
+        .collect();
+    json!({
+        "header": {
+            "app_name": s.header.app_name,
+            "pid": s.header.pid,
+            "time_unix": s.header.time_unix,
+            "source_display": s.header.source_display,
+            "producer": s.header.producer,
+        },
+        "setup": {
+            "root": s.setup.root,
+            "root_depth": s.setup.root_depth,
+            "root_visual": s.setup.root_visual,
+            "resource_id_base": hex(s.setup.resource_id_base),
+            "resource_id_mask": hex(s.setup.resource_id_mask),
+            "vendor": s.setup.vendor,
+        },
+        "windows": windows,
+        "pixmaps": pixmaps,
+        "gcs": gcs,
+        "fonts": fonts,
+        "cursors": cursors,
+        "colormaps": colormaps,
+        "pictures": pictures,
+        "glyphsets": glyphsets,
+        "selections": selections,
+        "focus": s.focus.as_ref().map(|f| json!({"window": f.window, "revert_to": f.revert_to})),
+        "atoms": s.atoms.values().collect::<Vec<_>>(),
+        "other_resources": s.other_resources.iter().map(|o| json!({"id": o.id, "type": o.type_name})).collect::<Vec<_>>(),
+        "unknown": s.unknown,
+    })
+}
+
+/// A short human summary (several lines).
+pub fn summary(s: &Session) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let h = &s.header;
+    let _ = writeln!(
+        o,
+        "session of {:?} (pid {}) from display {:?}, captured at {} by {}",
+        h.app_name,
+        h.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+        h.source_display,
+        h.time_unix,
+        h.producer
+    );
+    let img: usize = s
+        .pixmaps
+        .iter()
+        .filter_map(|p| p.contents.as_ref())
+        .map(|i| i.data.len())
+        .sum();
+    let _ = writeln!(
+        o,
+        "{} windows, {} pixmaps ({} bytes of contents), {} GCs, {} fonts, {} cursors, {} colormaps, {} pictures, {} glyph sets, {} atoms",
+        s.windows.len(),
+        s.pixmaps.len(),
+        img,
+        s.gcs.len(),
+        s.fonts.len(),
+        s.cursors.len(),
+        s.colormaps.len(),
+        s.pictures.len(),
+        s.glyphsets.len(),
+        s.atoms.len()
+    );
+    for w in s.windows.iter().filter(|w| w.parent == s.setup.root) {
+        let name = w
+            .properties
+            .iter()
+            .find(|p| s.atom_name(p.name) == Some("WM_NAME"))
+            .map(|p| String::from_utf8_lossy(&p.data).into_owned())
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "  top-level {:#x} {}x{}+{}+{} {} {:?}",
+            w.id,
+            w.width,
+            w.height,
+            w.x,
+            w.y,
+            if w.mapped() { "mapped" } else { "unmapped" },
+            name
+        );
+    }
+    for f in &s.fonts {
+        let _ = writeln!(o, "  font {:#x} {}", f.id, f.open_name().unwrap_or("?"));
+    }
+    if !s.unknown.is_empty() {
+        let _ = writeln!(o, "{} unknown item(s):", s.unknown.len());
+        for u in s.unknown.iter().take(20) {
+            let _ = writeln!(o, "  {u}");
+        }
+        if s.unknown.len() > 20 {
+            let _ = writeln!(o, "  … {} more (see --json)", s.unknown.len() - 20);
+        }
+    }
+    o
+}

@@ -1,0 +1,947 @@
+//! The window-session model: plain serde data describing every resource one X client owns.
+//! Capture fills it from a live connection, the file module stores it, regenerate turns it back
+//! into requests. Resource IDs and atoms are the *source server's* numbers; [`Session::map_ids`]
+//! and [`Session::canonical`] rewrite them (for comparison and translation).
+//!
+//! Conventions: `Option::None` on a state field means "unknown" (the extension was absent and no
+//! hint was given) and is also listed in [`Session::unknown`]; it is never silently filled in.
+//! Multi-byte property data and image data are stored little-endian.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Who/when/where of a capture.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Application name (WM_CLASS instance, or what the caller says).
+    pub app_name: String,
+    /// Process ID of the application, if known.
+    pub pid: Option<u32>,
+    /// Capture time, seconds since the Unix epoch.
+    pub time_unix: u64,
+    /// Display the session was captured from (e.g. `":1"`).
+    pub source_display: String,
+    /// Program that wrote it (`winsession <version>`).
+    pub producer: String,
+}
+
+/// A whole window session.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// Capture metadata.
+    pub header: Header,
+    /// Facts about the source server the application relied on.
+    pub setup: SetupFacts,
+    /// Name of every atom referenced anywhere in the session (source atom number → name).
+    pub atoms: BTreeMap<u32, String>,
+    /// Windows, parents before children, siblings bottom-to-top (stacking order).
+    pub windows: Vec<Window>,
+    /// Pixmaps, by ID.
+    pub pixmaps: Vec<Pixmap>,
+    /// Graphics contexts, by ID.
+    pub gcs: Vec<Gc>,
+    /// Fonts, by ID.
+    pub fonts: Vec<Font>,
+    /// Cursors, by ID.
+    pub cursors: Vec<Cursor>,
+    /// Colormaps the client created, by ID.
+    pub colormaps: Vec<Colormap>,
+    /// RENDER pictures, by ID.
+    pub pictures: Vec<Picture>,
+    /// RENDER glyph sets, by ID.
+    pub glyphsets: Vec<GlyphSet>,
+    /// Selections owned by one of the client's windows.
+    pub selections: Vec<Selection>,
+    /// Input focus, when it is on one of the client's windows.
+    pub focus: Option<Focus>,
+    /// Resources of kinds the model does not (yet) describe: reported, not recreated.
+    pub other_resources: Vec<OtherResource>,
+    /// Human-readable list of state that could not be captured (e.g. "gc 0x400003: values
+    /// (GUIEVICT extension absent)").
+    pub unknown: Vec<String>,
+}
+
+/// A visual of the source screen.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Visual {
+    /// Visual ID.
+    pub id: u32,
+    /// Depth of the visual.
+    pub depth: u8,
+    /// Visual class (0 StaticGray … 5 DirectColor).
+    pub class: u8,
+    /// Bits per RGB value.
+    pub bits_per_rgb: u8,
+    /// Colormap entries.
+    pub colormap_entries: u16,
+    /// Red mask.
+    pub red_mask: u32,
+    /// Green mask.
+    pub green_mask: u32,
+    /// Blue mask.
+    pub blue_mask: u32,
+}
+
+/// One ZPixmap format of the server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PixmapFormat {
+    /// Depth.
+    pub depth: u8,
+    /// Bits per pixel in ZPixmap images.
+    pub bits_per_pixel: u8,
+    /// Scanline pad in bits.
+    pub scanline_pad: u8,
+}
+
+/// Server facts the application depends on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupFacts {
+    /// Root window of the screen the app uses.
+    pub root: u32,
+    /// Root visual.
+    pub root_visual: u32,
+    /// Root depth.
+    pub root_depth: u8,
+    /// Default colormap.
+    pub default_colormap: u32,
+    /// White pixel.
+    pub white_pixel: u32,
+    /// Black pixel.
+    pub black_pixel: u32,
+    /// Screen size in pixels.
+    pub width: u16,
+    /// Screen size in pixels.
+    pub height: u16,
+    /// Client resource ID base.
+    pub resource_id_base: u32,
+    /// Client resource ID mask.
+    pub resource_id_mask: u32,
+    /// Image byte order (0 LSB first, 1 MSB first).
+    pub image_byte_order: u8,
+    /// ZPixmap formats.
+    pub pixmap_formats: Vec<PixmapFormat>,
+    /// Visuals of the screen.
+    pub visuals: Vec<Visual>,
+    /// Vendor string.
+    pub vendor: String,
+    /// Release number.
+    pub release: u32,
+}
+
+impl SetupFacts {
+    /// Bits per pixel for a depth, if the server has that format.
+    pub fn bpp(&self, depth: u8) -> Option<u8> {
+        self.pixmap_formats
+            .iter()
+            .find(|f| f.depth == depth)
+            .map(|f| f.bits_per_pixel)
+    }
+
+    /// The visual with this ID.
+    pub fn visual(&self, id: u32) -> Option<&Visual> {
+        self.visuals.iter().find(|v| v.id == id)
+    }
+}
+
+/// Window background.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Background {
+    /// No background (contents left as they are).
+    None,
+    /// ParentRelative.
+    ParentRelative,
+    /// A solid pixel.
+    Pixel(u32),
+    /// A tiled pixmap.
+    Pixmap(u32),
+}
+
+/// Window border.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Border {
+    /// CopyFromParent.
+    CopyFromParent,
+    /// A solid pixel.
+    Pixel(u32),
+    /// A tiled pixmap.
+    Pixmap(u32),
+}
+
+/// A window property.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Property {
+    /// Property name (atom).
+    pub name: u32,
+    /// Type (atom).
+    pub type_: u32,
+    /// Format: 8, 16 or 32.
+    pub format: u8,
+    /// Data; 16- and 32-bit items little-endian.
+    pub data: Vec<u8>,
+}
+
+impl Property {
+    /// The data as 32-bit items (empty unless format is 32).
+    pub fn items32(&self) -> Vec<u32> {
+        if self.format != 32 {
+            return Vec::new();
+        }
+        self.data
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    }
+
+    /// Replace the data with 32-bit items.
+    pub fn set_items32(&mut self, items: &[u32]) {
+        self.data = items.iter().flat_map(|v| v.to_le_bytes()).collect();
+    }
+}
+
+/// One window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// Window ID.
+    pub id: u32,
+    /// Parent window (the root for top-levels).
+    pub parent: u32,
+    /// 1 InputOutput, 2 InputOnly.
+    pub class: u16,
+    /// Depth (0 for InputOnly).
+    pub depth: u8,
+    /// Visual ID.
+    pub visual: u32,
+    /// Geometry relative to the parent.
+    pub x: i16,
+    /// Geometry relative to the parent.
+    pub y: i16,
+    /// Inside width.
+    pub width: u16,
+    /// Inside height.
+    pub height: u16,
+    /// Border width.
+    pub border_width: u16,
+    /// Bit gravity.
+    pub bit_gravity: u8,
+    /// Window gravity.
+    pub win_gravity: u8,
+    /// Backing store (0 NotUseful, 1 WhenMapped, 2 Always).
+    pub backing_store: u8,
+    /// Backing planes.
+    pub backing_planes: u32,
+    /// Backing pixel.
+    pub backing_pixel: u32,
+    /// Save-under.
+    pub save_under: bool,
+    /// Override-redirect.
+    pub override_redirect: bool,
+    /// Colormap (0 = None).
+    pub colormap: u32,
+    /// The event mask *this client* selected on the window.
+    pub event_mask: u32,
+    /// Union of all clients' event masks (informational).
+    pub all_event_masks: u32,
+    /// Do-not-propagate mask.
+    pub do_not_propagate_mask: u16,
+    /// Map state: 0 Unmapped, 1 Unviewable, 2 Viewable.
+    pub map_state: u8,
+    /// Background; `None` = unknown.
+    pub background: Option<Background>,
+    /// Border; `None` = unknown.
+    pub border: Option<Border>,
+    /// Cursor (0 = None); `None` = unknown.
+    pub cursor: Option<u32>,
+    /// Properties, sorted by name atom.
+    pub properties: Vec<Property>,
+}
+
+impl Window {
+    /// Whether the window was mapped (MapWindow was done on it).
+    pub fn mapped(&self) -> bool {
+        self.map_state != 0
+    }
+}
+
+/// A ZPixmap image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    /// Depth.
+    pub depth: u8,
+    /// Bits per pixel.
+    pub bits_per_pixel: u8,
+    /// Scanline pad (bits).
+    pub scanline_pad: u8,
+    /// Width.
+    pub width: u16,
+    /// Height.
+    pub height: u16,
+    /// Pixel data, rows padded to `scanline_pad`, little-endian pixels.
+    #[serde(with = "crate::blob")]
+    pub data: Vec<u8>,
+}
+
+impl Image {
+    /// Bytes per row.
+    pub fn stride(&self) -> usize {
+        stride(self.width, self.bits_per_pixel, self.scanline_pad)
+    }
+}
+
+/// Bytes per row of a ZPixmap image.
+pub fn stride(width: u16, bpp: u8, pad: u8) -> usize {
+    let bits = usize::from(width) * usize::from(bpp);
+    let pad = usize::from(pad.max(8));
+    bits.div_ceil(pad) * pad / 8
+}
+
+/// One pixmap.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pixmap {
+    /// Pixmap ID.
+    pub id: u32,
+    /// Depth.
+    pub depth: u8,
+    /// Width.
+    pub width: u16,
+    /// Height.
+    pub height: u16,
+    /// Contents, when captured.
+    pub contents: Option<Image>,
+}
+
+/// A GC clip.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Clip {
+    /// No clipping.
+    None,
+    /// A bitmap.
+    Pixmap(u32),
+    /// A list of rectangles (x, y, w, h) with an ordering (0 Unsorted … 3 YXBanded).
+    Rectangles {
+        /// Ordering hint.
+        ordering: u8,
+        /// Rectangles.
+        rects: Vec<(i16, i16, u16, u16)>,
+    },
+}
+
+/// Every value of a GC.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcValues {
+    /// Raster function (3 = Copy).
+    pub function: u8,
+    /// Plane mask.
+    pub plane_mask: u32,
+    /// Foreground pixel.
+    pub foreground: u32,
+    /// Background pixel.
+    pub background: u32,
+    /// Line width.
+    pub line_width: u16,
+    /// Line style.
+    pub line_style: u8,
+    /// Cap style.
+    pub cap_style: u8,
+    /// Join style.
+    pub join_style: u8,
+    /// Fill style.
+    pub fill_style: u8,
+    /// Fill rule.
+    pub fill_rule: u8,
+    /// Tile pixmap (0 = the server's default tile).
+    pub tile: u32,
+    /// Stipple pixmap (0 = default).
+    pub stipple: u32,
+    /// Tile/stipple origin.
+    pub ts_x: i16,
+    /// Tile/stipple origin.
+    pub ts_y: i16,
+    /// Font (0 = the server's default font).
+    pub font: u32,
+    /// Subwindow mode.
+    pub subwindow_mode: u8,
+    /// Graphics exposures.
+    pub graphics_exposures: bool,
+    /// Clip origin.
+    pub clip_x: i16,
+    /// Clip origin.
+    pub clip_y: i16,
+    /// Clip.
+    pub clip: Clip,
+    /// Dash offset.
+    pub dash_offset: u16,
+    /// Dash list.
+    pub dashes: Vec<u8>,
+    /// Arc mode.
+    pub arc_mode: u8,
+}
+
+impl Default for GcValues {
+    /// The protocol's defaults for a fresh GC (foreground 0, background 1, …).
+    fn default() -> Self {
+        Self {
+            function: 3,
+            plane_mask: !0,
+            foreground: 0,
+            background: 1,
+            line_width: 0,
+            line_style: 0,
+            cap_style: 1,
+            join_style: 0,
+            fill_style: 0,
+            fill_rule: 0,
+            tile: 0,
+            stipple: 0,
+            ts_x: 0,
+            ts_y: 0,
+            font: 0,
+            subwindow_mode: 0,
+            graphics_exposures: true,
+            clip_x: 0,
+            clip_y: 0,
+            clip: Clip::None,
+            dash_offset: 0,
+            dashes: vec![4, 4],
+            arc_mode: 1,
+        }
+    }
+}
+
+/// One graphics context.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gc {
+    /// GC ID.
+    pub id: u32,
+    /// Depth of the drawables it works on (0 = unknown).
+    pub depth: u8,
+    /// Values; `None` = unknown.
+    pub values: Option<GcValues>,
+}
+
+/// Metrics of one character (or a font's min/max bounds).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CharInfo {
+    /// Left side bearing.
+    pub left_side_bearing: i16,
+    /// Right side bearing.
+    pub right_side_bearing: i16,
+    /// Advance width.
+    pub character_width: i16,
+    /// Ascent.
+    pub ascent: i16,
+    /// Descent.
+    pub descent: i16,
+    /// Attributes.
+    pub attributes: u16,
+}
+
+/// Font metrics (from QueryFont), used to pick the closest font on a server that lacks it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FontMetrics {
+    /// Minimum bounds.
+    pub min_bounds: CharInfo,
+    /// Maximum bounds.
+    pub max_bounds: CharInfo,
+    /// First character.
+    pub min_char_or_byte2: u16,
+    /// Last character.
+    pub max_char_or_byte2: u16,
+    /// Default character.
+    pub default_char: u16,
+    /// Draw direction.
+    pub draw_direction: u8,
+    /// First row.
+    pub min_byte1: u8,
+    /// Last row.
+    pub max_byte1: u8,
+    /// All characters exist.
+    pub all_chars_exist: bool,
+    /// Font ascent.
+    pub font_ascent: i16,
+    /// Font descent.
+    pub font_descent: i16,
+}
+
+/// One font.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Font {
+    /// Font ID.
+    pub id: u32,
+    /// The name the application opened it with, if known (extension or hint).
+    pub name: Option<String>,
+    /// The font's full XLFD (its `FONT` property), if it has one.
+    pub xlfd: Option<String>,
+    /// Metrics.
+    pub metrics: FontMetrics,
+}
+
+impl Font {
+    /// The name to open it by: the opened name, else the XLFD.
+    pub fn open_name(&self) -> Option<&str> {
+        self.name.as_deref().or(self.xlfd.as_deref())
+    }
+}
+
+/// A cursor's picture.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CursorImage {
+    /// Two-colour cursor: 1-bit source and mask, rows padded to 32 bits, LSB-first bits.
+    Core {
+        /// Source bitmap.
+        source: Vec<u8>,
+        /// Mask bitmap.
+        mask: Vec<u8>,
+        /// Foreground RGB (16 bits each).
+        fore: [u16; 3],
+        /// Background RGB.
+        back: [u16; 3],
+    },
+    /// ARGB cursor: premultiplied 0xAARRGGBB, row-major.
+    Argb(Vec<u32>),
+}
+
+/// How the cursor was made, when that is known (lets regenerate use the same request).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlyphSource {
+    /// Font name (usually `cursor`).
+    pub font: String,
+    /// Source character.
+    pub source_char: u16,
+    /// Mask font name.
+    pub mask_font: String,
+    /// Mask character.
+    pub mask_char: u16,
+    /// Foreground RGB.
+    pub fore: [u16; 3],
+    /// Background RGB.
+    pub back: [u16; 3],
+}
+
+/// One cursor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Cursor ID.
+    pub id: u32,
+    /// Width (0 = unknown).
+    pub width: u16,
+    /// Height.
+    pub height: u16,
+    /// Hotspot.
+    pub x_hot: u16,
+    /// Hotspot.
+    pub y_hot: u16,
+    /// Picture; `None` = unknown.
+    pub image: Option<CursorImage>,
+    /// Glyph origin, if known.
+    pub glyph: Option<GlyphSource>,
+}
+
+/// One colormap cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColorCell {
+    /// Pixel value.
+    pub pixel: u32,
+    /// RGB.
+    pub rgb: [u16; 3],
+}
+
+/// One colormap the client created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Colormap {
+    /// Colormap ID.
+    pub id: u32,
+    /// Visual; `0` = unknown.
+    pub visual: u32,
+    /// Created with AllocAll (every cell writable); `None` = unknown.
+    pub alloc_all: Option<bool>,
+    /// Cell contents that matter (all cells when alloc_all).
+    pub cells: Vec<ColorCell>,
+}
+
+/// A RENDER picture.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Picture {
+    /// Picture ID.
+    pub id: u32,
+    /// Drawable it was made on (0 for source pictures or unknown).
+    pub drawable: u32,
+    /// PictFormat ID (source server).
+    pub format: u32,
+    /// Repeat mode.
+    pub repeat: u8,
+    /// Alpha map picture (0 = none).
+    pub alpha_map: u32,
+    /// Clip mask pixmap (0 = none).
+    pub clip_mask: u32,
+    /// Component alpha.
+    pub component_alpha: bool,
+    /// Whether the attributes above are known.
+    pub known: bool,
+}
+
+/// A glyph in a glyph set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Glyph {
+    /// Glyph ID.
+    pub id: u32,
+    /// Width.
+    pub width: u16,
+    /// Height.
+    pub height: u16,
+    /// Origin.
+    pub x: i16,
+    /// Origin.
+    pub y: i16,
+    /// Advance.
+    pub x_off: i16,
+    /// Advance.
+    pub y_off: i16,
+    /// Image bytes in the set's format, rows padded to 4 bytes.
+    #[serde(with = "crate::blob")]
+    pub image: Vec<u8>,
+}
+
+/// A RENDER glyph set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlyphSet {
+    /// GlyphSet ID.
+    pub id: u32,
+    /// PictFormat ID (source server).
+    pub format: u32,
+    /// Glyphs; empty with `known == false` when unknown.
+    pub glyphs: Vec<Glyph>,
+    /// Whether the glyphs are known.
+    pub known: bool,
+}
+
+/// A selection owned by one of the client's windows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selection {
+    /// Selection atom.
+    pub name: u32,
+    /// Owner window.
+    pub owner: u32,
+}
+
+/// Input focus on one of the client's windows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Focus {
+    /// Focus window.
+    pub window: u32,
+    /// Revert-to (0 None, 1 PointerRoot, 2 Parent).
+    pub revert_to: u8,
+}
+
+/// A resource of a kind the model does not describe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherResource {
+    /// Resource ID.
+    pub id: u32,
+    /// Its type name (from X-Resource or the extension).
+    pub type_name: String,
+}
+
+/// What an ID field refers to (passed to [`Session::map_ids`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IdKind {
+    /// A window (or the root).
+    Window,
+    /// A pixmap.
+    Pixmap,
+    /// A window or pixmap.
+    Drawable,
+    /// A GC.
+    Gc,
+    /// A font.
+    Font,
+    /// A cursor.
+    Cursor,
+    /// A colormap.
+    Colormap,
+    /// A visual.
+    Visual,
+    /// A RENDER picture.
+    Picture,
+    /// A RENDER glyph set.
+    GlyphSet,
+    /// A RENDER PictFormat.
+    PictFormat,
+    /// Any XID (property data of an unspecific type).
+    Any,
+}
+
+/// Atom-typed IDs inside property data: which property types carry resource IDs.
+pub fn property_type_id_kind(type_name: &str) -> Option<IdKind> {
+    Some(match type_name {
+        "WINDOW" => IdKind::Window,
+        "PIXMAP" | "BITMAP" => IdKind::Pixmap,
+        "DRAWABLE" => IdKind::Drawable,
+        "CURSOR" => IdKind::Cursor,
+        "COLORMAP" => IdKind::Colormap,
+        "FONT" => IdKind::Font,
+        "VISUALID" => IdKind::Visual,
+        _ => return None,
+    })
+}
+
+impl Session {
+    /// Name of an atom referenced by the session.
+    pub fn atom_name(&self, atom: u32) -> Option<&str> {
+        self.atoms.get(&atom).map(String::as_str)
+    }
+
+    /// Call `f` on every resource-ID field (definitions and references), replacing each value
+    /// with the result. `0` (None) values are passed too; return them unchanged to keep them.
+    /// Property data of ID types (WINDOW, PIXMAP, …, and WM_HINTS' window/pixmap fields) is
+    /// included.
+    pub fn map_ids(&mut self, mut f: impl FnMut(IdKind, u32) -> u32) {
+        let atoms = self.atoms.clone();
+        let s = &mut self.setup;
+        s.root = f(IdKind::Window, s.root);
+        s.default_colormap = f(IdKind::Colormap, s.default_colormap);
+        s.root_visual = f(IdKind::Visual, s.root_visual);
+        for v in &mut s.visuals {
+            v.id = f(IdKind::Visual, v.id);
+        }
+        for w in &mut self.windows {
+            w.id = f(IdKind::Window, w.id);
+            w.parent = f(IdKind::Window, w.parent);
+            w.visual = f(IdKind::Visual, w.visual);
+            w.colormap = f(IdKind::Colormap, w.colormap);
+            if let Some(Background::Pixmap(p)) = &mut w.background {
+                *p = f(IdKind::Pixmap, *p);
+            }
+            if let Some(Border::Pixmap(p)) = &mut w.border {
+                *p = f(IdKind::Pixmap, *p);
+            }
+            if let Some(c) = &mut w.cursor {
+                *c = f(IdKind::Cursor, *c);
+            }
+            for p in &mut w.properties {
+                map_property_ids(p, &atoms, &mut f);
+            }
+        }
+        for p in &mut self.pixmaps {
+            p.id = f(IdKind::Pixmap, p.id);
+        }
+        for g in &mut self.gcs {
+            g.id = f(IdKind::Gc, g.id);
+            if let Some(v) = &mut g.values {
+                v.tile = f(IdKind::Pixmap, v.tile);
+                v.stipple = f(IdKind::Pixmap, v.stipple);
+                v.font = f(IdKind::Font, v.font);
+                if let Clip::Pixmap(p) = &mut v.clip {
+                    *p = f(IdKind::Pixmap, *p);
+                }
+            }
+        }
+        for x in &mut self.fonts {
+            x.id = f(IdKind::Font, x.id);
+        }
+        for c in &mut self.cursors {
+            c.id = f(IdKind::Cursor, c.id);
+        }
+        for c in &mut self.colormaps {
+            c.id = f(IdKind::Colormap, c.id);
+            c.visual = f(IdKind::Visual, c.visual);
+        }
+        for p in &mut self.pictures {
+            p.id = f(IdKind::Picture, p.id);
+            p.drawable = f(IdKind::Drawable, p.drawable);
+            p.format = f(IdKind::PictFormat, p.format);
+            p.alpha_map = f(IdKind::Picture, p.alpha_map);
+            p.clip_mask = f(IdKind::Pixmap, p.clip_mask);
+        }
+        for g in &mut self.glyphsets {
+            g.id = f(IdKind::GlyphSet, g.id);
+            g.format = f(IdKind::PictFormat, g.format);
+        }
+        for sel in &mut self.selections {
+            sel.owner = f(IdKind::Window, sel.owner);
+        }
+        if let Some(fo) = &mut self.focus {
+            fo.window = f(IdKind::Window, fo.window);
+        }
+        for o in &mut self.other_resources {
+            o.id = f(IdKind::Any, o.id);
+        }
+    }
+
+    /// Call `f` on every atom field (property names/types, ATOM-typed data, selections, the
+    /// atom table's keys), replacing each with the result.
+    pub fn map_atoms(&mut self, mut f: impl FnMut(u32) -> u32) {
+        let old = std::mem::take(&mut self.atoms);
+        for w in &mut self.windows {
+            for p in &mut w.properties {
+                let is_atom = old.get(&p.type_).map(String::as_str) == Some("ATOM");
+                p.name = f(p.name);
+                p.type_ = f(p.type_);
+                if is_atom && p.format == 32 {
+                    let items: Vec<u32> = p
+                        .items32()
+                        .into_iter()
+                        .map(|a| if a == 0 { 0 } else { f(a) })
+                        .collect();
+                    p.set_items32(&items);
+                }
+            }
+        }
+        for s in &mut self.selections {
+            s.name = f(s.name);
+        }
+        self.atoms = old.into_iter().map(|(k, v)| (f(k), v)).collect();
+    }
+
+    /// A copy with server-specific numbers made comparable: header cleared, setup facts
+    /// cleared, resource IDs renumbered 1, 2, … in order of first appearance (windows in tree
+    /// order, then pixmaps, GCs, fonts, cursors, colormaps, pictures, glyph sets), the source
+    /// root as `0xffff_0001` and default colormap as `0xffff_0002`, visuals by (class, depth)
+    /// index, atoms renumbered by sorted name, lists sorted by the new numbers.
+    /// Two captures of the same GUI on different servers have equal canonical forms.
+    pub fn canonical(&self) -> Session {
+        let mut s = self.clone();
+        s.header = Header::default();
+        let mut ids: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+        ids.insert(0, 0);
+        ids.insert(s.setup.root, 0xffff_0001);
+        ids.insert(s.setup.default_colormap, 0xffff_0002);
+        let mut next = 1u32;
+        let order_windows = tree_order(&s.windows, s.setup.root);
+        let defined = order_windows
+            .iter()
+            .map(|&i| s.windows[i].id)
+            .chain(s.pixmaps.iter().map(|x| x.id))
+            .chain(s.gcs.iter().map(|x| x.id))
+            .chain(s.fonts.iter().map(|x| x.id))
+            .chain(s.cursors.iter().map(|x| x.id))
+            .chain(s.colormaps.iter().map(|x| x.id))
+            .chain(s.pictures.iter().map(|x| x.id))
+            .chain(s.glyphsets.iter().map(|x| x.id))
+            .chain(s.other_resources.iter().map(|x| x.id))
+            .collect::<Vec<_>>();
+        for id in defined {
+            ids.entry(id).or_insert_with(|| {
+                next += 1;
+                next - 1
+            });
+        }
+        let mut visuals: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+        for v in &s.setup.visuals {
+            let n = visuals.len() as u32;
+            visuals.insert(
+                v.id,
+                0xfffe_0000 | (u32::from(v.class) << 8) | u32::from(v.depth) | (n << 12),
+            );
+        }
+        visuals.insert(0, 0);
+        let foreign = 0xfff0_0000u32;
+        s.map_ids(|kind, id| match kind {
+            IdKind::Visual => visuals.get(&id).copied().unwrap_or(id),
+            IdKind::PictFormat => id,
+            _ => ids.get(&id).copied().unwrap_or(foreign),
+        });
+        let mut names: Vec<String> = s.atoms.values().cloned().collect();
+        names.sort();
+        names.dedup();
+        let by_old: std::collections::HashMap<u32, u32> = s
+            .atoms
+            .iter()
+            .map(|(k, v)| {
+                (
+                    *k,
+                    names.iter().position(|n| n == v).unwrap_or(0) as u32 + 1,
+                )
+            })
+            .collect();
+        s.map_atoms(|a| by_old.get(&a).copied().unwrap_or(0xffff_ffff));
+        s.setup = SetupFacts::default();
+        let order = tree_order(&s.windows, 0xffff_0001);
+        s.windows = order.into_iter().map(|i| s.windows[i].clone()).collect();
+        for w in &mut s.windows {
+            w.properties.sort_by_key(|p| p.name);
+            w.all_event_masks = 0;
+        }
+        s.pixmaps.sort_by_key(|x| x.id);
+        s.gcs.sort_by_key(|x| x.id);
+        s.fonts.sort_by_key(|x| x.id);
+        s.cursors.sort_by_key(|x| x.id);
+        s.colormaps.sort_by_key(|x| x.id);
+        s.pictures.sort_by_key(|x| x.id);
+        s.glyphsets.sort_by_key(|x| x.id);
+        s.selections.sort_by_key(|x| x.name);
+        s.other_resources.sort_by_key(|x| x.id);
+        s
+    }
+}
+
+/// Indices of `windows` in tree order: depth-first from the children of `root`, siblings in the
+/// order they appear in the list (bottom-to-top). Windows whose parent is neither root nor
+/// listed come last as roots of their own subtrees.
+pub fn tree_order(windows: &[Window], root: u32) -> Vec<usize> {
+    let ids: std::collections::HashSet<u32> = windows.iter().map(|w| w.id).collect();
+    let mut children: std::collections::HashMap<u32, Vec<usize>> = std::collections::HashMap::new();
+    let mut tops = Vec::new();
+    for (i, w) in windows.iter().enumerate() {
+        if w.parent == root || !ids.contains(&w.parent) {
+            tops.push(i);
+        } else {
+            children.entry(w.parent).or_default().push(i);
+        }
+    }
+    let mut out = Vec::with_capacity(windows.len());
+    let mut seen = vec![false; windows.len()];
+    let mut stack: Vec<usize> = tops.into_iter().rev().collect();
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        out.push(i);
+        if let Some(c) = children.get(&windows[i].id) {
+            stack.extend(c.iter().rev());
+        }
+    }
+    // Cycles (corrupt input) leave windows unseen: append them so nothing is dropped.
+    out.extend((0..windows.len()).filter(|&i| !seen[i]));
+    out
+}
+
+fn map_property_ids(
+    p: &mut Property,
+    atoms: &BTreeMap<u32, String>,
+    f: &mut impl FnMut(IdKind, u32) -> u32,
+) {
+    if p.format != 32 {
+        return;
+    }
+    let type_name = atoms.get(&p.type_).map(String::as_str).unwrap_or("");
+    let name = atoms.get(&p.name).map(String::as_str).unwrap_or("");
+    let mut items = p.items32();
+    if let Some(kind) = property_type_id_kind(type_name) {
+        for v in &mut items {
+            if *v != 0 {
+                *v = f(kind, *v);
+            }
+        }
+    } else if type_name == "WM_HINTS" || name == "WM_HINTS" {
+        // flags, input, initial_state, icon_pixmap, icon_window, icon_x, icon_y, icon_mask,
+        // window_group
+        let flags = items.first().copied().unwrap_or(0);
+        for (idx, bit, kind) in [
+            (3usize, 1u32 << 2, IdKind::Pixmap),
+            (4, 1 << 3, IdKind::Window),
+            (7, 1 << 5, IdKind::Pixmap),
+            (8, 1 << 6, IdKind::Window),
+        ] {
+            if flags & bit != 0 {
+                if let Some(v) = items.get_mut(idx) {
+                    if *v != 0 {
+                        *v = f(kind, *v);
+                    }
+                }
+            }
+        }
+    } else {
+        return;
+    }
+    p.set_items32(&items);
+}
