@@ -285,6 +285,18 @@ pub fn socket_candidates(pid: u32, uid: u32) -> Vec<PathBuf> {
     out
 }
 
+/// The control socket of process `pid` (owned by `uid`) that exists, looking also through the
+/// process's root directory (other mount namespaces).
+pub fn find_socket(pid: u32, uid: u32) -> Option<PathBuf> {
+    let mut cands = socket_candidates(pid, uid);
+    let extra: Vec<PathBuf> = cands
+        .iter()
+        .map(|p| Path::new(&format!("/proc/{pid}/root")).join(p.strip_prefix("/").unwrap_or(p)))
+        .collect();
+    cands.extend(extra);
+    cands.into_iter().find(|p| p.exists())
+}
+
 /// Every control directory a client should scan for `list`.
 pub fn list_dirs(uid: u32) -> Vec<PathBuf> {
     let mut dirs = Vec::new();

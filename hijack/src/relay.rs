@@ -263,6 +263,8 @@ struct Conn {
     server_eof: bool,
     closing_server: bool,
     close_app_when_flushed: bool,
+    /// The server side changed (status must be republished).
+    changed: bool,
     stats: Arc<Stats>,
 }
 
@@ -376,11 +378,13 @@ impl Conn {
             server_eof: false,
             closing_server: false,
             close_app_when_flushed: false,
+            changed: false,
             stats,
         }
     }
 
     fn apply(&mut self, out: Output) {
+        self.changed |= out.server_change.is_some();
         self.to_app.extend(out.to_app);
         self.to_server.extend(out.to_server);
         match out.server_change {
@@ -413,6 +417,7 @@ impl Conn {
     }
 
     fn drop_server(&mut self) {
+        self.changed = true;
         if let Some(old) = self.server.take() {
             interpose::unmark_own(old.as_raw_fd());
         }
@@ -593,6 +598,10 @@ fn run(h: &RelayHandle, factory: PumpFactory, bound: usize) {
                 .queued_to_server
                 .store(c.to_server.bytes as u64, Ordering::Relaxed);
         }
+        let mut republish = false;
+        for c in &mut conns {
+            republish |= std::mem::take(&mut c.changed);
+        }
         let before = conns.len();
         conns.retain(|c| {
             let done = c.finished();
@@ -605,7 +614,7 @@ fn run(h: &RelayHandle, factory: PumpFactory, bound: usize) {
             }
             !done
         });
-        if conns.len() != before {
+        if republish || conns.len() != before {
             publish(h, &conns);
         }
     }

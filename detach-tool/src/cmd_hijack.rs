@@ -1,0 +1,249 @@
+//! `guievict hijack`, `guievict status` and `guievict list`. A PID (or nothing) flows in; the
+//! injector puts the hijack library into the process if needed, the control socket is asked for
+//! its status, and a human summary or JSON flows out. Other commands reuse [`ensure_hijacked`]
+//! and [`query`] to reach a process.
+
+use crate::inject;
+use anyhow::{bail, Context, Result};
+use guievict_hijack::control::{self, Request, Response, Status};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// `guievict hijack <PID>`: inject the hijack library and interpose the X connection(s).
+#[derive(clap::Args, Debug)]
+pub struct HijackArgs {
+    /// Process to hijack.
+    pub pid: i32,
+    /// Interpose only this descriptor (default: every X connection found).
+    #[arg(long)]
+    pub fd: Option<i32>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `guievict status [--pid P]`: state of hijacked processes.
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// Only this process.
+    #[arg(long)]
+    pub pid: Option<i32>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `guievict list`: every hijacked process of this user.
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Safe-point attempts before `hijack` gives up.
+pub const MAX_TRIES: u32 = 200;
+
+/// The control socket of `pid`, if one answers.
+pub fn socket_of(pid: i32) -> Option<PathBuf> {
+    let uid = inject::procfs::owner_uid(pid).ok()?;
+    control::find_socket(pid as u32, uid)
+}
+
+/// Send one request to the hijacked process `pid`.
+pub fn query(pid: i32, req: &Request) -> Result<Response> {
+    let sock = socket_of(pid).with_context(|| {
+        format!("process {pid} has no guievict control socket (not hijacked? run `guievict hijack {pid}`)")
+    })?;
+    control::request(&sock, req).with_context(|| format!("talking to {}", sock.display()))
+}
+
+fn status_of(pid: i32) -> Result<Status> {
+    match query(pid, &Request::Status)? {
+        Response::Status(s) => Ok(s),
+        Response::Error { kind, message } => bail!("process {pid}: {kind:?}: {message}"),
+        other => bail!("process {pid}: unexpected answer {other:?}"),
+    }
+}
+
+/// Make sure `pid` is hijacked (inject if needed) and return its status.
+pub fn ensure_hijacked(pid: i32, fd: Option<i32>) -> Result<(Option<inject::Outcome>, Status)> {
+    let library = crate::paths::find_library(crate::paths::HIJACK_ENV, crate::paths::HIJACK_FILE)?;
+    let outcome = inject::hijack(
+        pid,
+        &inject::Options {
+            library,
+            fd,
+            max_tries: MAX_TRIES,
+        },
+    )?;
+    // The control thread binds its socket in the constructor; give the relay a moment to publish.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match status_of(pid) {
+            Ok(s) if !s.connections.is_empty() || Instant::now() > deadline => {
+                return Ok((Some(outcome), s))
+            }
+            Ok(_) => {}
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn print_status(s: &Status) {
+    println!(
+        "pid {} ({}): hijack library {} [{}], control socket {}",
+        s.pid,
+        s.comm,
+        s.library_version,
+        s.mode,
+        s.socket.display()
+    );
+    if s.connections.is_empty() {
+        println!("  no X connection interposed");
+    }
+    for c in &s.connections {
+        println!(
+            "  fd {:>3}  {}  {}  app→server {} B, server→app {} B, queued {} B to server / {} B to app",
+            c.app_fd,
+            c.display.as_deref().unwrap_or("-"),
+            if c.server_connected { "attached" } else { "detached" },
+            c.bytes_from_app,
+            c.bytes_from_server,
+            c.queued_to_server,
+            c.queued_to_app,
+        );
+    }
+}
+
+/// Run `guievict hijack`.
+pub fn run_hijack(a: &HijackArgs) -> Result<()> {
+    let (outcome, status) = ensure_hijacked(a.pid, a.fd)?;
+    if a.json {
+        let v = serde_json::json!({ "outcome": outcome, "status": status });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    if let Some(o) = &outcome {
+        if o.already_loaded && o.interposed == 0 {
+            println!("process {} was already hijacked", o.pid);
+        } else {
+            println!(
+                "hijacked process {}: {} X connection(s) interposed in {:.1} ms ({} safe-point tr{})",
+                o.pid,
+                o.interposed,
+                o.elapsed_ms,
+                o.tries,
+                if o.tries == 1 { "y" } else { "ies" }
+            );
+        }
+    }
+    print_status(&status);
+    Ok(())
+}
+
+/// Every hijacked process reachable through this user's control directories.
+pub fn hijacked_pids() -> Vec<i32> {
+    let uid = nix::unistd::geteuid().as_raw();
+    let mut pids = Vec::new();
+    for dir in control::list_dirs(uid) {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".sock"))
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                // Stale socket of a process that died without running its exit handlers.
+                let _ = std::fs::remove_file(e.path());
+                continue;
+            }
+            if !pids.contains(&pid) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids.sort_unstable();
+    pids
+}
+
+/// Run `guievict status`.
+pub fn run_status(a: &StatusArgs) -> Result<()> {
+    let pids = match a.pid {
+        Some(p) => vec![p],
+        None => hijacked_pids(),
+    };
+    let mut all = Vec::new();
+    for pid in pids {
+        match status_of(pid) {
+            Ok(s) => all.push(s),
+            Err(e) if a.pid.is_some() => return Err(e),
+            Err(e) => eprintln!("guievict: process {pid}: {e:#}"),
+        }
+    }
+    if a.json {
+        if a.pid.is_some() {
+            if let Some(s) = all.first() {
+                println!("{}", serde_json::to_string_pretty(s)?);
+            }
+        } else {
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        }
+        return Ok(());
+    }
+    if all.is_empty() {
+        println!("no hijacked processes");
+    }
+    for s in &all {
+        print_status(s);
+    }
+    Ok(())
+}
+
+/// Run `guievict list`.
+pub fn run_list(a: &ListArgs) -> Result<()> {
+    let mut rows = Vec::new();
+    for pid in hijacked_pids() {
+        match status_of(pid) {
+            Ok(s) => rows.push(s),
+            Err(e) => eprintln!("guievict: process {pid}: {e:#}"),
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no hijacked processes");
+    }
+    for s in &rows {
+        let displays: Vec<&str> = s
+            .connections
+            .iter()
+            .filter_map(|c| c.display.as_deref())
+            .collect();
+        let state = if s.connections.iter().all(|c| c.server_connected) {
+            "attached"
+        } else {
+            "detached"
+        };
+        let queued: u64 = s.connections.iter().map(|c| c.queued_to_server).sum();
+        println!(
+            "{:>7}  {:<16} {:<10} {:<9} queued {} B",
+            s.pid,
+            s.comm,
+            displays.join(","),
+            state,
+            queued
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,527 @@
+//! The ptrace injector behind `guievict hijack`. A process id flows in; the hijack library
+//! flows into that process, and out comes what happened ([`Outcome`]) or a typed refusal
+//! ([`InjectError`]). Two phases:
+//!
+//! 1. **Load.** One thread that is blocked in an idle system call (poll, select, read, …) is
+//!    seized and made to call `dlopen(<library>)`; every other thread keeps running, so the
+//!    loader and allocator locks behave exactly as if the application had called `dlopen`
+//!    itself. The library's constructor starts its relay and control threads.
+//! 2. **Interpose.** Every thread is seized and stopped; the safe-point test checks that none is
+//!    in the middle of writing an X request (else they run a few ms and are stopped again,
+//!    bounded). Then one thread calls `guievict_interpose`, which swaps the X descriptors without
+//!    allocating or locking, and every thread is resumed.
+//!
+//! Registers and borrowed stack bytes are restored by RAII guards on every path; a thread
+//! interrupted inside a system call is rewound so the call restarts; signals that arrive
+//! meanwhile are delivered, never swallowed. x86_64 only.
+
+#![allow(unsafe_code)]
+
+pub mod elf;
+pub mod procfs;
+pub mod ptrace;
+pub mod safepoint;
+
+use guievict_hijack::{xfd, INTERPOSE_SYMBOL, LIBRARY_FILE};
+use nix::errno::Errno;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Why an injection was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InjectError {
+    /// No such process.
+    #[error("process {pid} does not exist")]
+    NoSuchProcess {
+        /// Target.
+        pid: i32,
+    },
+    /// The process belongs to another user.
+    #[error("process {pid} belongs to uid {owner}, not to you (uid {us}); only its owner or root may hijack it")]
+    NotOwner {
+        /// Target.
+        pid: i32,
+        /// Its owner.
+        owner: u32,
+        /// Our effective uid.
+        us: u32,
+    },
+    /// The process has no X connection.
+    #[error(
+        "process {pid} has no X connection (no socket connected to an X server); nothing to hijack"
+    )]
+    NoXConnection {
+        /// Target.
+        pid: i32,
+    },
+    /// `--fd` names no socket of the process.
+    #[error("process {pid} has no socket on descriptor {fd}")]
+    NoSuchFd {
+        /// Target.
+        pid: i32,
+        /// The descriptor asked for.
+        fd: i32,
+    },
+    /// Statically linked: no dynamic loader to ask for `dlopen`.
+    #[error("{exe} (process {pid}) is statically linked, so a library cannot be injected into it; start it with `guievict run` instead")]
+    StaticBinary {
+        /// Target.
+        pid: i32,
+        /// Its executable.
+        exe: String,
+    },
+    /// No `dlopen` in the target's C library.
+    #[error("process {pid}: no dlopen found in {libc} (glibc >= 2.34 exports it from libc.so.6; older ones need libdl loaded)")]
+    NoDlopen {
+        /// Target.
+        pid: i32,
+        /// The C library inspected.
+        libc: String,
+    },
+    /// The process exited during the injection.
+    #[error("process {pid} exited during the injection")]
+    TraceeDied {
+        /// Target.
+        pid: i32,
+    },
+    /// A thread vanished while we needed it.
+    #[error("thread {tid} of process {pid} exited during the injection")]
+    ThreadGone {
+        /// Target.
+        pid: i32,
+        /// Thread.
+        tid: i32,
+    },
+    /// ptrace is not permitted.
+    #[error("not allowed to trace process {pid}: {hint}")]
+    PtraceDenied {
+        /// Target.
+        pid: i32,
+        /// What to do.
+        hint: String,
+    },
+    /// A ptrace operation failed.
+    #[error("{op} on thread {tid} of process {pid} failed: {source}")]
+    Ptrace {
+        /// Target.
+        pid: i32,
+        /// Thread.
+        tid: i32,
+        /// Operation.
+        op: &'static str,
+        /// Error.
+        source: Errno,
+    },
+    /// A procfs file could not be read.
+    #[error("process {pid}: cannot read {path}: {message}")]
+    Proc {
+        /// Target.
+        pid: i32,
+        /// File.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// An ELF file could not be parsed.
+    #[error("cannot read ELF file {path}: {message}")]
+    Elf {
+        /// File.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// Something took too long.
+    #[error("process {pid}: timed out waiting for {what}")]
+    Timeout {
+        /// Target.
+        pid: i32,
+        /// What.
+        what: String,
+    },
+    /// No thread was idle enough to borrow for `dlopen`.
+    #[error("process {pid}: no thread blocked in an idle system call after {tries} tries; retry when the application is idle")]
+    NoIdleThread {
+        /// Target.
+        pid: i32,
+        /// Attempts.
+        tries: u32,
+    },
+    /// Never found a moment with no X request half-written.
+    #[error("process {pid}: no safe point after {tries} tries ({reason}); the application is writing X requests nonstop, retry later")]
+    NoSafePoint {
+        /// Target.
+        pid: i32,
+        /// Attempts.
+        tries: u32,
+        /// Last reason.
+        reason: String,
+    },
+    /// The called function faulted.
+    #[error("process {pid}: the injected call to {func:#x} faulted at {rip:#x}; registers were restored")]
+    CallCrashed {
+        /// Target.
+        pid: i32,
+        /// Function called.
+        func: u64,
+        /// Where it faulted.
+        rip: u64,
+    },
+    /// dlopen returned NULL.
+    #[error("process {pid}: dlopen(\"{path}\") failed: {message}")]
+    DlopenFailed {
+        /// Target.
+        pid: i32,
+        /// Path given to dlopen.
+        path: String,
+        /// dlerror() text.
+        message: String,
+    },
+    /// The library could not interpose.
+    #[error("process {pid}: interposing the X connection failed: {source}")]
+    InterposeFailed {
+        /// Target.
+        pid: i32,
+        /// errno from the library.
+        source: Errno,
+    },
+    /// The hijack library is unusable.
+    #[error("hijack library: {0}")]
+    Library(String),
+    /// Not x86_64.
+    #[error("injection is implemented for x86_64 only")]
+    UnsupportedArch,
+}
+
+impl InjectError {
+    /// Map a procfs I/O error: a vanished /proc/<pid> means the process is gone.
+    pub fn from_proc(pid: i32, path: &str, e: std::io::Error) -> InjectError {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return InjectError::NoSuchProcess { pid };
+        }
+        InjectError::Proc {
+            pid,
+            path: path.to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// What to inject and how.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The hijack library (a path valid in this process).
+    pub library: PathBuf,
+    /// Interpose only this descriptor (default: every X connection).
+    pub fd: Option<i32>,
+    /// Safe-point attempts before giving up.
+    pub max_tries: u32,
+}
+
+/// What an injection did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    /// Target.
+    pub pid: i32,
+    /// The library was already loaded (nothing was injected).
+    pub already_loaded: bool,
+    /// Connections interposed now.
+    pub interposed: i32,
+    /// X descriptors found before injecting.
+    pub x_fds: Vec<i32>,
+    /// Library path as the target sees it.
+    pub library_in_target: String,
+    /// Safe-point attempts used.
+    pub tries: u32,
+    /// Wall time of the whole injection, in milliseconds.
+    pub elapsed_ms: f64,
+}
+
+/// Syscalls a thread idles in (numbers on x86_64): safe to borrow the thread for `dlopen`.
+const IDLE_SYSCALLS: &[u64] = &[
+    0, 7, 23, 34, 35, 45, 47, 61, 128, 130, 230, 232, 270, 271, 281, 441,
+];
+
+/// The X connections of `pid`: (fd, peer). Uses `pidfd_getfd` + `getpeername`.
+pub fn x_fds(pid: i32) -> Result<Vec<(i32, xfd::XPeer)>, InjectError> {
+    let mut out = Vec::new();
+    for fd in procfs::socket_fds(pid)? {
+        match ptrace::remote_fd(pid, fd) {
+            Ok(local) => {
+                if let Some(p) = xfd::peer_of(local.as_raw_fd()) {
+                    out.push((fd, p));
+                }
+            }
+            Err(Errno::EPERM) => {
+                return Err(InjectError::PtraceDenied {
+                    pid,
+                    hint: "pidfd_getfd was refused (same uid and ptrace permission needed)".into(),
+                })
+            }
+            Err(Errno::ESRCH) => return Err(InjectError::TraceeDied { pid }),
+            Err(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the hijack library is mapped in `pid`.
+pub fn library_loaded(maps: &[procfs::Mapping]) -> bool {
+    maps.iter()
+        .any(|m| procfs::file_name(&m.path) == LIBRARY_FILE)
+}
+
+fn check_target(pid: i32) -> Result<(), InjectError> {
+    if !Path::new(&format!("/proc/{pid}")).exists() || procfs::is_exiting(pid) {
+        return Err(InjectError::NoSuchProcess { pid });
+    }
+    let owner = procfs::owner_uid(pid)?;
+    let us = nix::unistd::geteuid().as_raw();
+    if us != 0 && owner != us {
+        return Err(InjectError::NotOwner { pid, owner, us });
+    }
+    Ok(())
+}
+
+fn check_dynamic(pid: i32, maps: &[procfs::Mapping]) -> Result<procfs::Mapping, InjectError> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| format!("/proc/{pid}/exe"));
+    let dynamic = elf::has_interpreter(Path::new(&format!("/proc/{pid}/exe")))?;
+    let libc = procfs::find_object(maps, |p| {
+        let f = procfs::file_name(p);
+        f == "libc.so.6" || (f.starts_with("libc-") && f.ends_with(".so"))
+    });
+    match (dynamic, libc) {
+        (true, Some(l)) => Ok(l.clone()),
+        _ => Err(InjectError::StaticBinary { pid, exe }),
+    }
+}
+
+/// The library path as the target will resolve it: ours if the target sees the same file,
+/// else a private copy placed inside the target's root.
+fn library_in_target(pid: i32, lib: &Path) -> Result<String, InjectError> {
+    use std::os::unix::fs::MetadataExt;
+    let here = std::fs::metadata(lib)
+        .map_err(|e| InjectError::Library(format!("{}: {e}", lib.display())))?;
+    let lib_str = lib.display().to_string();
+    if let Ok(there) = std::fs::metadata(procfs::in_root(pid, &lib_str)) {
+        if there.dev() == here.dev() && there.ino() == here.ino() {
+            return Ok(lib_str);
+        }
+    }
+    let uid = procfs::owner_uid(pid)?;
+    let dir_in = format!("/tmp/guievict-lib-{uid}");
+    let dir = procfs::in_root(pid, &dir_in);
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    }
+    let dest = dir.join(LIBRARY_FILE);
+    std::fs::copy(lib, &dest)
+        .map_err(|e| InjectError::Library(format!("copying into {}: {e}", dest.display())))?;
+    Ok(format!("{dir_in}/{LIBRARY_FILE}"))
+}
+
+fn test_hook(stage: &str, pid: i32) {
+    if std::env::var("GUIEVICT_INJECT_TEST_HOOK").as_deref() == Ok(&format!("kill-{stage}")) {
+        tracing::warn!(pid, stage, "test hook: killing the target");
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Phase 1: borrow an idle thread and `dlopen` the library.
+fn load(
+    pid: i32,
+    libc: &procfs::Mapping,
+    path_in_target: &str,
+    max_tries: u32,
+) -> Result<(), InjectError> {
+    let libc_obj = elf::Object::load(&procfs::in_root(pid, &libc.path), libc)?;
+    let dlopen = libc_obj.symbol("dlopen")?;
+    let dlerror = libc_obj.symbol("dlerror")?;
+    let (Some(dlopen), Some(dlerror)) = (dlopen, dlerror) else {
+        return Err(InjectError::NoDlopen {
+            pid,
+            libc: libc.path.clone(),
+        });
+    };
+    let mut path = path_in_target.as_bytes().to_vec();
+    path.push(0);
+    for attempt in 0..max_tries {
+        let tids = procfs::threads(pid)?;
+        // The main thread first: it is the event loop of most X programs.
+        let idle = tids
+            .iter()
+            .copied()
+            .filter(|&t| {
+                procfs::current_syscall(pid, t).is_some_and(|n| IDLE_SYSCALLS.contains(&(n as u64)))
+            })
+            .min_by_key(|&t| t != pid);
+        let Some(tid) = idle else {
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
+        };
+        let stopped = match ptrace::Stopped::one(pid, tid) {
+            Ok(s) => s,
+            Err(InjectError::ThreadGone { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let regs = ptrace::regs(pid, tid)?;
+        let in_idle =
+            ptrace::interrupted_syscall(&regs).is_some_and(|n| IDLE_SYSCALLS.contains(&n));
+        if !in_idle {
+            tracing::debug!(tid, attempt, "thread left its idle syscall; retrying");
+            drop(stopped);
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        test_hook("before-dlopen", pid);
+        let mut guard = ptrace::CallGuard::new(pid, tid)?;
+        let handle = guard.call(dlopen, &[ptrace::DATA, libc::RTLD_NOW as u64], &path)?;
+        if handle == 0 {
+            let msg_ptr = guard.call(dlerror, &[], &[])?;
+            let message = if msg_ptr == 0 {
+                "unknown error (dlerror returned NULL)".to_string()
+            } else {
+                ptrace::read_cstr(pid, msg_ptr, 4096)?
+            };
+            guard.restore()?;
+            return Err(InjectError::DlopenFailed {
+                pid,
+                path: path_in_target.to_string(),
+                message,
+            });
+        }
+        guard.restore()?;
+        drop(guard);
+        drop(stopped);
+        return Ok(());
+    }
+    Err(InjectError::NoIdleThread {
+        pid,
+        tries: max_tries,
+    })
+}
+
+/// Phase 2: stop every thread at a safe point and call `guievict_interpose(fd)`.
+fn interpose(
+    pid: i32,
+    fd: Option<i32>,
+    xfds: &[i32],
+    max_tries: u32,
+) -> Result<(i32, u32), InjectError> {
+    let maps = procfs::maps(pid)?;
+    let lib = maps
+        .iter()
+        .filter(|m| procfs::file_name(&m.path) == LIBRARY_FILE)
+        .min_by_key(|m| m.start)
+        .ok_or_else(|| InjectError::Library("library not mapped after dlopen".into()))?;
+    let obj = elf::Object::load(&procfs::in_root(pid, &lib.path), lib)?;
+    let entry = obj
+        .symbol(INTERPOSE_SYMBOL)?
+        .ok_or_else(|| InjectError::Library(format!("{} lacks {INTERPOSE_SYMBOL}", lib.path)))?;
+    let writers = safepoint::Writers::of(pid, &maps)?;
+    tracing::debug!(ranges = writers.len(), "writer function ranges");
+    let mut stopped = ptrace::Stopped::all(pid)?;
+    test_hook("after-seize", pid);
+    let mut reason = String::new();
+    for attempt in 1..=max_tries {
+        if attempt > 1 {
+            stopped.resume()?;
+            std::thread::sleep(Duration::from_micros(500 + 997 * u64::from(attempt % 5)));
+            stopped.restop()?;
+        }
+        let maps = procfs::maps(pid)?;
+        let mut all_safe = true;
+        for tid in stopped.tids() {
+            if let Some(r) = safepoint::unsafe_reason(pid, tid, &maps, &writers, xfds)? {
+                reason = r;
+                all_safe = false;
+                break;
+            }
+        }
+        if !all_safe {
+            tracing::debug!(attempt, %reason, "not at a safe point");
+            continue;
+        }
+        let tid = if stopped.tids().contains(&pid) {
+            pid
+        } else {
+            stopped.tids()[0]
+        };
+        let mut guard = ptrace::CallGuard::new(pid, tid)?;
+        let arg = fd.map_or(u64::from(u32::MAX), |f| u64::from(f as u32));
+        let rax = guard.call(entry, &[arg], &[])?;
+        guard.restore()?;
+        drop(guard);
+        drop(stopped);
+        let r = rax as u32 as i32;
+        if r < 0 {
+            return Err(InjectError::InterposeFailed {
+                pid,
+                source: Errno::from_raw(-r),
+            });
+        }
+        return Ok((r, attempt));
+    }
+    Err(InjectError::NoSafePoint {
+        pid,
+        tries: max_tries,
+        reason,
+    })
+}
+
+/// Inject the hijack library into `pid` and interpose its X connections.
+pub fn hijack(pid: i32, opts: &Options) -> Result<Outcome, InjectError> {
+    if !cfg!(target_arch = "x86_64") {
+        return Err(InjectError::UnsupportedArch);
+    }
+    let t0 = Instant::now();
+    check_target(pid)?;
+    let maps = procfs::maps(pid)?;
+    let libc = check_dynamic(pid, &maps)?;
+    let already = library_loaded(&maps);
+    // When the library is loaded, the relay's own server connections show up here too; the
+    // library itself tells them apart (it skips descriptors it holds).
+    let found = x_fds(pid)?;
+    let xfd_nums: Vec<i32> = found.iter().map(|(fd, _)| *fd).collect();
+    if let Some(fd) = opts.fd {
+        if !procfs::socket_fds(pid)?.contains(&fd) {
+            return Err(InjectError::NoSuchFd { pid, fd });
+        }
+    }
+    if already && found.is_empty() {
+        // Loaded and every X connection already interposed.
+        return Ok(Outcome {
+            pid,
+            already_loaded: true,
+            interposed: 0,
+            x_fds: Vec::new(),
+            library_in_target: String::new(),
+            tries: 0,
+            elapsed_ms: t0.elapsed().as_secs_f64() * 1e3,
+        });
+    }
+    if found.is_empty() && opts.fd.is_none() {
+        return Err(InjectError::NoXConnection { pid });
+    }
+    let path = library_in_target(pid, &opts.library)?;
+    if !already {
+        load(pid, &libc, &path, opts.max_tries)?;
+    }
+    let (n, tries) = interpose(pid, opts.fd, &xfd_nums, opts.max_tries)?;
+    if n == 0 && !already {
+        return Err(InjectError::NoXConnection { pid });
+    }
+    Ok(Outcome {
+        pid,
+        already_loaded: already,
+        interposed: n,
+        x_fds: xfd_nums,
+        library_in_target: path,
+        tries,
+        elapsed_ms: t0.elapsed().as_secs_f64() * 1e3,
+    })
+}

@@ -1,0 +1,512 @@
+//! ptrace plumbing for the injector, x86_64 only. Thread ids flow in; out come stopped threads
+//! ([`Stopped`], which resumes and detaches every thread on drop), their registers and memory,
+//! and the result of a function called inside the target ([`call`], whose [`CallGuard`] puts
+//! the borrowed registers and stack bytes back on every path). The few raw system calls that
+//! nix does not wrap (`pidfd_open`, `pidfd_getfd`) are fenced in here with `SAFETY` notes.
+
+use super::InjectError;
+use nix::errno::Errno;
+use nix::sys::ptrace;
+use nix::sys::signal::Signal;
+use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::collections::BTreeSet;
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// Registers of one thread.
+pub type Regs = libc::user_regs_struct;
+
+const ERESTARTSYS: i64 = -512;
+const ERESTARTNOINTR: i64 = -513;
+const ERESTARTNOHAND: i64 = -514;
+const ERESTART_RESTARTBLOCK: i64 = -516;
+const NR_RESTART_SYSCALL: u64 = 219;
+/// How long a thread may take to reach a ptrace stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a function called in the target may run.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes left untouched below the thread's stack pointer (red zone plus margin).
+const STACK_GAP: u64 = 1024;
+
+/// Whether a thread stopped while inside an interrupted system call (which will restart).
+pub fn interrupted_syscall(r: &Regs) -> Option<u64> {
+    let rax = r.rax as i64;
+    let in_call = (r.orig_rax as i64) >= 0;
+    (in_call
+        && matches!(
+            rax,
+            ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND | ERESTART_RESTARTBLOCK
+        ))
+    .then_some(r.orig_rax)
+}
+
+/// Registers that resume `r` correctly even after they were used for a call: an interrupted
+/// system call is rewound so that it restarts (the kernel would do this itself, but only when it
+/// still sees the `-ERESTART*` value in `rax`).
+pub fn restartable(r: &Regs) -> Regs {
+    let mut out = *r;
+    if (r.orig_rax as i64) >= 0 {
+        match r.rax as i64 {
+            ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND => {
+                out.rax = r.orig_rax;
+                out.rip = r.rip.wrapping_sub(2);
+            }
+            ERESTART_RESTARTBLOCK => {
+                out.rax = NR_RESTART_SYSCALL;
+                out.rip = r.rip.wrapping_sub(2);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn died_or(pid: i32, tid: i32, op: &'static str, e: Errno) -> InjectError {
+    if e == Errno::ESRCH || e == Errno::ECHILD || super::procfs::is_exiting(pid) {
+        InjectError::TraceeDied { pid }
+    } else {
+        InjectError::Ptrace {
+            pid,
+            tid,
+            op,
+            source: e,
+        }
+    }
+}
+
+/// What a wait for one thread saw.
+enum Event {
+    /// A ptrace stop we asked for (interrupt or group stop).
+    Stop,
+    /// A signal-delivery stop.
+    Signal(Signal),
+    /// The thread is gone.
+    Gone,
+}
+
+fn wait_event(pid: i32, tid: i32, deadline: Instant) -> Result<Event, InjectError> {
+    loop {
+        match waitpid(
+            Pid::from_raw(tid),
+            Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG),
+        ) {
+            Ok(WaitStatus::StillAlive) => {
+                if Instant::now() > deadline {
+                    return Err(InjectError::Timeout {
+                        pid,
+                        what: format!("thread {tid} to stop"),
+                    });
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Ok(WaitStatus::PtraceEvent(_, _, _)) => return Ok(Event::Stop),
+            Ok(WaitStatus::Stopped(_, sig)) => return Ok(Event::Signal(sig)),
+            Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) => return Ok(Event::Gone),
+            Ok(_) => {}
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(died_or(pid, tid, "waitpid", e)),
+        }
+    }
+}
+
+/// Wait until `tid` sits in the stop requested by `PTRACE_INTERRUPT`. Signals that arrive
+/// meanwhile are the application's own: they are delivered, not swallowed.
+fn wait_interrupt_stop(pid: i32, tid: i32) -> Result<bool, InjectError> {
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    loop {
+        match wait_event(pid, tid, deadline)? {
+            Event::Stop => return Ok(true),
+            Event::Gone => return Ok(false),
+            Event::Signal(sig) => {
+                ptrace::cont(Pid::from_raw(tid), Some(sig))
+                    .map_err(|e| died_or(pid, tid, "PTRACE_CONT", e))?;
+            }
+        }
+    }
+}
+
+/// A set of seized, stopped threads of one process. Dropping it detaches them all.
+#[derive(Debug)]
+pub struct Stopped {
+    pid: i32,
+    tids: BTreeSet<i32>,
+    running: bool,
+}
+
+impl Stopped {
+    /// Seize and stop the given thread only.
+    pub fn one(pid: i32, tid: i32) -> Result<Stopped, InjectError> {
+        let mut s = Stopped {
+            pid,
+            tids: BTreeSet::new(),
+            running: false,
+        };
+        s.seize(tid)?;
+        if !wait_interrupt_stop(pid, tid)? {
+            s.tids.remove(&tid);
+            return Err(InjectError::ThreadGone { pid, tid });
+        }
+        Ok(s)
+    }
+
+    /// Seize and stop every thread, including threads created while doing so.
+    pub fn all(pid: i32) -> Result<Stopped, InjectError> {
+        let mut s = Stopped {
+            pid,
+            tids: BTreeSet::new(),
+            running: false,
+        };
+        s.stop_all()?;
+        Ok(s)
+    }
+
+    fn seize(&mut self, tid: i32) -> Result<(), InjectError> {
+        match ptrace::seize(Pid::from_raw(tid), ptrace::Options::empty()) {
+            Ok(()) => {}
+            Err(Errno::EPERM) => {
+                return Err(InjectError::PtraceDenied {
+                    pid: self.pid,
+                    hint: ptrace_hint(),
+                })
+            }
+            Err(e) => return Err(died_or(self.pid, tid, "PTRACE_SEIZE", e)),
+        }
+        self.tids.insert(tid);
+        ptrace::interrupt(Pid::from_raw(tid))
+            .map_err(|e| died_or(self.pid, tid, "PTRACE_INTERRUPT", e))
+    }
+
+    fn stop_all(&mut self) -> Result<(), InjectError> {
+        // Interrupt those we hold, then pick up new threads until the set is stable: a stopped
+        // thread cannot create another one, so this converges.
+        if self.running {
+            for &tid in &self.tids {
+                ptrace::interrupt(Pid::from_raw(tid))
+                    .map_err(|e| died_or(self.pid, tid, "PTRACE_INTERRUPT", e))?;
+            }
+            let tids: Vec<i32> = self.tids.iter().copied().collect();
+            for tid in tids {
+                if !wait_interrupt_stop(self.pid, tid)? {
+                    self.tids.remove(&tid);
+                }
+            }
+            self.running = false;
+        }
+        loop {
+            let now = super::procfs::threads(self.pid)?;
+            let new: Vec<i32> = now.into_iter().filter(|t| !self.tids.contains(t)).collect();
+            if new.is_empty() {
+                break;
+            }
+            for &tid in &new {
+                match self.seize(tid) {
+                    Ok(()) => {}
+                    // A thread that exited between listing and seizing.
+                    Err(InjectError::TraceeDied { .. }) if tid != self.pid => {
+                        self.tids.remove(&tid);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            for tid in new {
+                if self.tids.contains(&tid) && !wait_interrupt_stop(self.pid, tid)? {
+                    self.tids.remove(&tid);
+                }
+            }
+        }
+        if !self.tids.contains(&self.pid) && super::procfs::is_exiting(self.pid) {
+            return Err(InjectError::TraceeDied { pid: self.pid });
+        }
+        Ok(())
+    }
+
+    /// Let every thread run (still traced).
+    pub fn resume(&mut self) -> Result<(), InjectError> {
+        for &tid in &self.tids {
+            ptrace::cont(Pid::from_raw(tid), None)
+                .map_err(|e| died_or(self.pid, tid, "PTRACE_CONT", e))?;
+        }
+        self.running = true;
+        Ok(())
+    }
+
+    /// Stop every thread again (after [`Stopped::resume`]), including new ones.
+    pub fn restop(&mut self) -> Result<(), InjectError> {
+        self.stop_all()
+    }
+
+    /// The stopped threads.
+    pub fn tids(&self) -> Vec<i32> {
+        self.tids.iter().copied().collect()
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for &tid in &self.tids {
+            // Detaching a running tracee fails with ESRCH: stop it first.
+            if self.running {
+                let _ = ptrace::interrupt(Pid::from_raw(tid));
+                let _ = wait_interrupt_stop(self.pid, tid);
+            }
+            let _ = ptrace::detach(Pid::from_raw(tid), None);
+        }
+    }
+}
+
+fn ptrace_hint() -> String {
+    match std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope") {
+        Ok(s) if s.trim() != "0" => format!(
+            "kernel.yama.ptrace_scope is {} (set it to 0, or run as root)",
+            s.trim()
+        ),
+        _ => "the kernel refused ptrace access".into(),
+    }
+}
+
+/// Registers of a stopped thread.
+pub fn regs(pid: i32, tid: i32) -> Result<Regs, InjectError> {
+    ptrace::getregs(Pid::from_raw(tid)).map_err(|e| died_or(pid, tid, "PTRACE_GETREGS", e))
+}
+
+/// Read `len` bytes of target memory at `addr` (fewer if the range ends in unmapped memory).
+pub fn read_mem(pid: i32, addr: u64, len: usize) -> Result<Vec<u8>, InjectError> {
+    let mut buf = vec![0u8; len];
+    let n = {
+        let mut local = [IoSliceMut::new(&mut buf)];
+        let remote = [RemoteIoVec {
+            base: addr as usize,
+            len,
+        }];
+        process_vm_readv(Pid::from_raw(pid), &mut local, &remote)
+            .map_err(|e| died_or(pid, pid, "process_vm_readv", e))?
+    };
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Write `data` into target memory at `addr`.
+pub fn write_mem(pid: i32, addr: u64, data: &[u8]) -> Result<(), InjectError> {
+    let local = [IoSlice::new(data)];
+    let remote = [RemoteIoVec {
+        base: addr as usize,
+        len: data.len(),
+    }];
+    let n = process_vm_writev(Pid::from_raw(pid), &local, &remote)
+        .map_err(|e| died_or(pid, pid, "process_vm_writev", e))?;
+    if n != data.len() {
+        return Err(InjectError::Ptrace {
+            pid,
+            tid: pid,
+            op: "process_vm_writev (short)",
+            source: Errno::EFAULT,
+        });
+    }
+    Ok(())
+}
+
+/// Read a NUL-terminated string from the target (at most `max` bytes).
+pub fn read_cstr(pid: i32, addr: u64, max: usize) -> Result<String, InjectError> {
+    let mut out = Vec::new();
+    let mut a = addr;
+    while out.len() < max {
+        // Never cross a page boundary in one read.
+        let chunk = (4096 - (a % 4096)) as usize;
+        let part = read_mem(pid, a, chunk.min(max - out.len()))?;
+        if part.is_empty() {
+            break;
+        }
+        if let Some(i) = part.iter().position(|&b| b == 0) {
+            out.extend_from_slice(&part[..i]);
+            return Ok(String::from_utf8_lossy(&out).into_owned());
+        }
+        a += part.len() as u64;
+        out.extend_from_slice(&part);
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Restores one thread's registers and the stack bytes a call borrowed, on every path.
+#[derive(Debug)]
+pub struct CallGuard {
+    pid: i32,
+    tid: i32,
+    saved: Regs,
+    saved_mem: Option<(u64, Vec<u8>)>,
+}
+
+impl CallGuard {
+    /// Prepare to borrow thread `tid` (stopped) for calls.
+    pub fn new(pid: i32, tid: i32) -> Result<CallGuard, InjectError> {
+        let saved = regs(pid, tid)?;
+        Ok(CallGuard {
+            pid,
+            tid,
+            saved,
+            saved_mem: None,
+        })
+    }
+
+    /// Call `func(args…)` in the target on this thread with `data` copied onto its stack;
+    /// `args` may refer to the copy through [`DATA`]. Returns `rax`.
+    pub fn call(&mut self, func: u64, args: &[u64], data: &[u8]) -> Result<u64, InjectError> {
+        let (pid, tid) = (self.pid, self.tid);
+        let top = self.saved.rsp.wrapping_sub(STACK_GAP);
+        let data_addr = (top - data.len() as u64) & !15;
+        // At function entry rsp+8 must be 16-byte aligned: one return address below an
+        // aligned boundary.
+        let new_sp = data_addr - 16 - 8;
+        let region_len = (top - new_sp) as usize;
+        if self.saved_mem.is_none() {
+            let orig = read_mem(pid, new_sp, region_len)?;
+            if orig.len() != region_len {
+                return Err(InjectError::Ptrace {
+                    pid,
+                    tid,
+                    op: "reading the stack below rsp",
+                    source: Errno::EFAULT,
+                });
+            }
+            self.saved_mem = Some((new_sp, orig));
+        }
+        write_mem(pid, data_addr, data)?;
+        write_mem(pid, new_sp, &0u64.to_ne_bytes())?;
+        let mut r = self.saved;
+        r.rip = func;
+        r.rsp = new_sp;
+        r.rax = 0;
+        // Not in a system call: the kernel must not try to restart anything at our address.
+        r.orig_rax = u64::MAX;
+        let regs_args = [
+            &mut r.rdi, &mut r.rsi, &mut r.rdx, &mut r.rcx, &mut r.r8, &mut r.r9,
+        ];
+        for (slot, &a) in regs_args.into_iter().zip(args) {
+            *slot = if a == DATA { data_addr } else { a };
+        }
+        ptrace::setregs(Pid::from_raw(tid), r)
+            .map_err(|e| died_or(pid, tid, "PTRACE_SETREGS", e))?;
+        ptrace::cont(Pid::from_raw(tid), None).map_err(|e| died_or(pid, tid, "PTRACE_CONT", e))?;
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        loop {
+            let ev = match wait_event(pid, tid, deadline) {
+                Ok(ev) => ev,
+                Err(InjectError::Timeout { .. }) => {
+                    let _ = ptrace::interrupt(Pid::from_raw(tid));
+                    let _ = wait_interrupt_stop(pid, tid);
+                    return Err(InjectError::Timeout {
+                        pid,
+                        what: format!("the function at {func:#x} to return"),
+                    });
+                }
+                Err(e) => return Err(e),
+            };
+            match ev {
+                Event::Gone => return Err(InjectError::TraceeDied { pid }),
+                Event::Stop => {
+                    ptrace::cont(Pid::from_raw(tid), None)
+                        .map_err(|e| died_or(pid, tid, "PTRACE_CONT", e))?;
+                }
+                Event::Signal(Signal::SIGSEGV) => {
+                    let now = regs(pid, tid)?;
+                    if now.rip == 0 {
+                        return Ok(now.rax);
+                    }
+                    return Err(InjectError::CallCrashed {
+                        pid,
+                        func,
+                        rip: now.rip,
+                    });
+                }
+                Event::Signal(sig @ (Signal::SIGBUS | Signal::SIGILL | Signal::SIGFPE)) => {
+                    let now = regs(pid, tid)?;
+                    tracing::error!(?sig, rip = now.rip, "fault inside the injected call");
+                    return Err(InjectError::CallCrashed {
+                        pid,
+                        func,
+                        rip: now.rip,
+                    });
+                }
+                Event::Signal(sig) => {
+                    // The application's own signal: deliver it as usual.
+                    ptrace::cont(Pid::from_raw(tid), Some(sig))
+                        .map_err(|e| died_or(pid, tid, "PTRACE_CONT", e))?;
+                }
+            }
+        }
+    }
+
+    /// Put the registers and memory back now (also done on drop).
+    pub fn restore(&mut self) -> Result<(), InjectError> {
+        if let Some((addr, bytes)) = self.saved_mem.take() {
+            write_mem(self.pid, addr, &bytes)?;
+        }
+        ptrace::setregs(Pid::from_raw(self.tid), restartable(&self.saved))
+            .map_err(|e| died_or(self.pid, self.tid, "PTRACE_SETREGS", e))?;
+        // Restored: later drops must not rewind a second time.
+        self.saved = restartable(&self.saved);
+        Ok(())
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.restore() {
+            tracing::warn!(error = %e, tid = self.tid, "could not restore the borrowed thread");
+        }
+    }
+}
+
+/// Placeholder argument meaning "the address of the data copied onto the stack".
+pub const DATA: u64 = u64::MAX - 0x5eed;
+
+/// Duplicate descriptor `fd` of process `pid` into this process (`pidfd_getfd`).
+pub fn remote_fd(pid: i32, fd: RawFd) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes plain integers and returns a new descriptor or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: `pidfd` was just returned to us by the kernel and is owned by nobody else.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    use std::os::fd::AsRawFd;
+    // SAFETY: pidfd_getfd takes plain integers and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel installed this descriptor for us alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zero() -> Regs {
+        // SAFETY: user_regs_struct is plain integers; all-zero is a valid value.
+        unsafe { std::mem::zeroed() }
+    }
+
+    #[test]
+    fn rewinds_interrupted_syscalls() {
+        let mut r = zero();
+        r.orig_rax = 7;
+        r.rax = (-514i64) as u64;
+        r.rip = 0x1002;
+        assert_eq!(interrupted_syscall(&r), Some(7));
+        let x = restartable(&r);
+        assert_eq!((x.rax, x.rip), (7, 0x1000));
+        // Idempotent once rewound.
+        let y = restartable(&x);
+        assert_eq!((y.rax, y.rip), (7, 0x1000));
+        r.rax = (-516i64) as u64;
+        assert_eq!(restartable(&r).rax, NR_RESTART_SYSCALL);
+        r.rax = 3;
+        assert_eq!(interrupted_syscall(&r), None);
+        assert_eq!(restartable(&r).rip, 0x1002);
+    }
+}
