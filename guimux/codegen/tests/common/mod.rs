@@ -44,3 +44,50 @@ pub fn ext(header: &str) -> usize {
         .position(|e| e.header == header)
         .expect("extension in tables")
 }
+
+/// The test mapping: flips bits in every byte of a value, so a field at a wrong offset or of a
+/// wrong width shows up in the byte comparison. It is its own inverse.
+pub fn x(v: u32) -> u32 {
+    v ^ 0x0101_0111
+}
+
+/// What `x` does to a one-byte field (KEYCODE): only the low byte is stored.
+pub fn xk(v: u8) -> u8 {
+    v ^ 0x11
+}
+
+/// Which walker a check uses.
+#[derive(Clone, Copy, Debug)]
+pub enum Family {
+    Request,
+    Reply,
+    Event,
+    Generic,
+}
+
+/// Walk `before` with the `x` mapping and assert that exactly `expect` was visited (in order)
+/// and that the result equals `after`; then walk `after` again and get `before` back.
+pub fn check(
+    fam: Family,
+    ext: usize,
+    code: u16,
+    order: crate::fields::ByteOrder,
+    before: &[u8],
+    after: &[u8],
+    expect: &[(Kind, u32)],
+) {
+    let walk = |m: &mut [u8], rw: &mut Map| match fam {
+        Family::Request => generated::walk_request(ext, code as u8, m, order, rw),
+        Family::Reply => generated::walk_reply(ext, code as u8, m, order, rw),
+        Family::Event => generated::walk_event(ext, code as u8, m, order, rw),
+        Family::Generic => generated::walk_generic_event(ext, code, m, order, rw),
+    };
+    let mut m = before.to_vec();
+    let mut rw = Map::new(x);
+    walk(&mut m, &mut rw).expect("walk");
+    assert_eq!(rw.seen, expect, "visited fields of {fam:?} {ext}/{code}");
+    assert_eq!(m, after, "rewritten bytes of {fam:?} {ext}/{code}");
+    let mut back = Map::new(x);
+    walk(&mut m, &mut back).expect("walk back");
+    assert_eq!(m, before, "round trip of {fam:?} {ext}/{code}");
+}
