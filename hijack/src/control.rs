@@ -429,8 +429,13 @@ pub fn request(path: &Path, req: &Request) -> Result<Response, ControlError> {
     let mut s = UnixStream::connect(path).map_err(io_err("connecting to", path))?;
     let _ = s.set_read_timeout(Some(IO_TIMEOUT));
     let _ = s.set_write_timeout(Some(IO_TIMEOUT));
-    write_frame(&mut s, req)?;
-    read_frame(&mut s)
+    let sent = write_frame(&mut s, req);
+    // A refusing server answers and closes before reading: its answer is still readable even
+    // though our write failed.
+    match read_frame(&mut s) {
+        Ok(r) => Ok(r),
+        Err(e) => Err(sent.err().unwrap_or(e)),
+    }
 }
 
 #[cfg(test)]
