@@ -939,27 +939,17 @@ pub fn module_file(an: &Analysis, m: &Module, header_line: &str) -> (String, Cov
 
     // events
     let _ = writeln!(s, "pub(super) fn event(code: u8, m: &mut [u8], o: ByteOrder, rw: &mut dyn Rewriter) -> Result<(), WalkError> {{\n    match code {{");
-    let mut by_num: std::collections::BTreeMap<u16, Vec<(String, String)>> = Default::default();
-    for (n, name, a) in &ev_arms {
-        by_num
-            .entry(*n)
-            .or_default()
-            .push((name.clone(), a.clone()));
-    }
-    for (n, evs) in &by_num {
-        if evs.len() == 1 {
-            let _ = writeln!(s, "        {n} => {},", evs[0].1);
-        } else {
-            // Several events share one code (XKB): byte 1 is the xkbType sub-code, the bit
-            // number of the event in the EventType enum.
-            let bits = m.enum_bits.get("EventType");
-            let _ = writeln!(s, "        {n} => match m.get(1).copied() {{");
-            for (name, a) in evs {
-                if let Some(b) = bits.and_then(|b| b.get(name)) {
-                    let _ = writeln!(s, "            Some({b}) => {a},");
-                }
-            }
-            let _ = writeln!(s, "            _ => Err(WalkError::Unknown {{ family: \"event\", ext: {h:?}, code }}),\n        }},");
+    if h == "xkb" {
+        // XKB allocates one event code; byte 1 (xkbType) selects the event, and xcb-proto's
+        // event numbers are these xkbType values.
+        let _ = writeln!(s, "        0 => match m.get(1).copied() {{");
+        for (n, _, a) in &ev_arms {
+            let _ = writeln!(s, "            Some({n}) => {a},");
+        }
+        let _ = writeln!(s, "            _ => Err(WalkError::Unknown {{ family: \"event\", ext: {h:?}, code }}),\n        }},");
+    } else {
+        for (n, _, a) in &ev_arms {
+            let _ = writeln!(s, "        {n} => {a},");
         }
     }
     let _ = writeln!(s, "        _ => Err(WalkError::Unknown {{ family: \"event\", ext: {h:?}, code }}),\n    }}\n}}\n");

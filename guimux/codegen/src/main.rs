@@ -124,6 +124,9 @@ fn main() -> Result<()> {
             .unwrap_or(0);
         let (num_events, num_errors) = if m.header == "xproto" {
             (0, 0)
+        } else if m.header == "xkb" {
+            // One event code; xcb-proto's xkb event numbers are xkbType sub-codes.
+            (1, num_errors)
         } else {
             (num_events, num_errors)
         };

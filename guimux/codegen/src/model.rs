@@ -132,8 +132,6 @@ pub struct Module {
     pub imports: Vec<String>,
     pub types: HashMap<String, TypeDef>,
     pub enums: HashMap<String, HashMap<String, u64>>,
-    /// Bit positions of enum items declared with `<bit>` (for XKB's xkbType sub-codes).
-    pub enum_bits: HashMap<String, HashMap<String, u32>>,
     pub requests: Vec<Request>,
     pub events: Vec<Event>,
     /// (number, name) of each error (copies included).
@@ -346,7 +344,7 @@ impl Protocol {
         for (p, text) in &texts {
             let doc = roxmltree::Document::parse(text)
                 .with_context(|| format!("parsing {}", p.display()))?;
-            let (vals, _) = parse_enums(doc.root_element())?;
+            let vals = parse_enums(doc.root_element())?;
             for (k, v) in vals {
                 all_enums.entry(k).or_insert(v);
             }
@@ -472,17 +470,12 @@ fn prim_size(name: &str) -> Option<usize> {
     })
 }
 
-type EnumMaps = (
-    HashMap<String, HashMap<String, u64>>,
-    HashMap<String, HashMap<String, u32>>,
-);
+type EnumMaps = HashMap<String, HashMap<String, u64>>;
 
 fn parse_enums(root: roxmltree::Node) -> Result<EnumMaps> {
     let mut all = HashMap::new();
-    let mut all_bits = HashMap::new();
     for c in elems(root).filter(|c| c.tag_name().name() == "enum") {
         let mut vals = HashMap::new();
-        let mut bits = HashMap::new();
         let mut next = 0u64;
         for it in elems(c).filter(|i| i.tag_name().name() == "item") {
             let name = attr(it, "name")?.to_string();
@@ -499,7 +492,6 @@ fn parse_enums(root: roxmltree::Node) -> Result<EnumMaps> {
                     }
                     "bit" => {
                         let b: u32 = t.parse()?;
-                        bits.insert(name.clone(), b);
                         v = 1u64 << b;
                     }
                     _ => {}
@@ -509,9 +501,8 @@ fn parse_enums(root: roxmltree::Node) -> Result<EnumMaps> {
             vals.insert(name, v);
         }
         all.insert(attr(c, "name")?.to_string(), vals);
-        all_bits.insert(attr(c, "name")?.to_string(), bits);
     }
-    Ok((all, all_bits))
+    Ok(all)
 }
 
 fn parse_module(
@@ -525,7 +516,6 @@ fn parse_module(
         imports: Vec::new(),
         types: HashMap::new(),
         enums: HashMap::new(),
-        enum_bits: HashMap::new(),
         requests: Vec::new(),
         events: Vec::new(),
         errors: Vec::new(),
@@ -544,9 +534,7 @@ fn parse_module(
         // Primitive names are visible everywhere.
         m.imports.push("xproto".to_string());
     }
-    let (enums_own, bits_own) = parse_enums(root)?;
-    m.enums = enums_own;
-    m.enum_bits = bits_own;
+    m.enums = parse_enums(root)?;
     // Own enums win over imported ones of the same name.
     let mut enums = all_enums.clone();
     for (k, v) in &m.enums {

@@ -233,7 +233,7 @@ pub static EXTENSIONS: &[ExtInfo] = &[
     ExtInfo {
         header: "xkb",
         xname: "XKEYBOARD",
-        num_events: 12,
+        num_events: 1,
         num_errors: 1,
     },
     ExtInfo {
