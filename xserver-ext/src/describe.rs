@@ -589,12 +589,12 @@ unsafe fn glyph_image(ctx: &Ctx<'_>, g: ffi::GlyphPtr, depth: u8) -> Vec<u8> {
 unsafe fn glyph_set(ctx: &Ctx<'_>, gs: &ffi::_GlyphSet) -> GlyphSetInfo {
     // SAFETY: live glyph set; its hash table has hashSet->size slots.
     unsafe {
-        let format = if gs.format.is_null() {
-            0
+        // (fdepth is an index into the server's glyph depth table, not the depth.)
+        let (format, depth) = if gs.format.is_null() {
+            (0, 0)
         } else {
-            (*gs.format).id
+            ((*gs.format).id, (*gs.format).depth)
         };
-        let depth = gs.fdepth.clamp(0, 255) as u8;
         let mut glyphs = Vec::new();
         let table = gs.hash.table;
         let set = gs.hash.hashSet;

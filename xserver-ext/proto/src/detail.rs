@@ -155,7 +155,8 @@ pub struct GcValues {
     pub clip: Clip,
     /// `dash-offset`.
     pub dash_offset: u16,
-    /// The dash list (SetDashes, or the `dashes` component repeated twice).
+    /// The dash list as the server stores it: SetDashes' list, doubled when its length is odd
+    /// (protocol-equivalent), or the `dashes` component twice.
     pub dashes: Vec<u8>,
     /// `arc-mode`.
     pub arc_mode: u8,
