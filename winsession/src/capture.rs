@@ -520,9 +520,14 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
     }
     // Colormap visuals: extension, hint, or a window that uses it.
     let mut cmap_info: HashMap<u32, (u32, Option<bool>)> = HashMap::new();
+    let mut ext_cells: HashMap<u32, Vec<ColorCell>> = HashMap::new();
+    let entries_of = |v: u32| setup.visual(v).map(|v| v.colormap_entries).unwrap_or(0);
     for &c in &list.colormaps {
-        if let Some(st) = ext_state.as_ref().and_then(|s| s.colormaps.get(&c)) {
-            cmap_info.insert(c, (st.0, Some(st.1)));
+        if let Some((v, all, cells)) = ext_state.as_ref().and_then(|s| s.colormap(c, entries_of)) {
+            cmap_info.insert(c, (v, Some(all)));
+            if !cells.is_empty() {
+                ext_cells.insert(c, cells);
+            }
         } else if let Some((v, all)) = opts.hints.colormaps.get(&c) {
             cmap_info.insert(c, (*v, Some(*all)));
         } else if let Some((w, ..)) = windows.values().find(|(w, ..)| w.colormap == c) {
@@ -535,6 +540,9 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
     for &c in &list.colormaps {
         let (vid, _) = cmap_info[&c];
         let Some(v) = setup.visual(vid) else { continue };
+        if ext_cells.contains_key(&c) {
+            continue;
+        }
         let pixels = colormap_pixels(v);
         if pixels.is_empty() {
             continue;
@@ -602,7 +610,7 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
             id: c,
             visual,
             alloc_all,
-            cells: Vec::new(),
+            cells: ext_cells.remove(&c).unwrap_or_default(),
         });
     }
     for (c, pixels, cookie) in color_cookies {
@@ -614,6 +622,7 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
                 .map(|(&pixel, rgb)| ColorCell {
                     pixel,
                     rgb: [rgb.red, rgb.green, rgb.blue],
+                    flags: 7,
                 })
                 .collect();
         }

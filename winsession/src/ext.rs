@@ -1,25 +1,313 @@
 //! GUIEVICT extension client: asks the server, on the application's own connection, for every
-//! resource the client owns and the state the core protocol cannot read, and folds that state
-//! into a captured [`Session`]. Absent extension → `None`, and capture falls back to X-Resource.
+//! resource the client owns and the state the core protocol cannot read (GC values, cursor
+//! images, window background/border/cursor, font names, colormap cells, RENDER pictures and
+//! glyph sets), and folds that state into a captured [`Session`]. Request and reply bytes are
+//! made and parsed by `guievict-ext-proto`; this module only moves them. Absent extension →
+//! `None`, and capture falls back to X-Resource.
 
 use crate::capture::{CaptureError, ResourceList};
-use crate::model::Session;
-use std::collections::HashMap;
+use crate::model::{self, Session};
+use guievict_ext_proto as proto;
+use std::collections::{HashMap, HashSet};
+use std::io::IoSlice;
 use x11rb::connection::Connection;
+use x11rb::errors::ParseError;
+use x11rb::x11_utils::TryParse;
 
 /// What the extension told us.
 #[derive(Clone, Debug, Default)]
 pub struct ExtState {
     /// Resource IDs by kind.
     pub list: ResourceList,
-    /// Colormaps: (visual, alloc_all).
-    pub colormaps: HashMap<u32, (u32, bool)>,
+    /// Every resource with its detail.
+    pub resources: Vec<proto::Resource>,
 }
 
-/// Query the extension, if the server has it.
-pub fn query(_conn: &impl Connection, _client: u32) -> Result<Option<ExtState>, CaptureError> {
-    Ok(None)
+impl ExtState {
+    /// Colormap facts: (visual, alloc_all) for the capture's colormap pass.
+    pub fn colormap(
+        &self,
+        id: u32,
+        entries_of: impl Fn(u32) -> u16,
+    ) -> Option<(u32, bool, Vec<model::ColorCell>)> {
+        self.resources.iter().find_map(|r| match &r.detail {
+            proto::Detail::Colormap(c) if r.id == id => {
+                let writable_all = !c.cells.is_empty()
+                    && c.cells.iter().all(|x| x.writable)
+                    && c.cells.len() >= usize::from(entries_of(c.visual));
+                let cells = c
+                    .cells
+                    .iter()
+                    .map(|x| model::ColorCell {
+                        pixel: x.pixel,
+                        rgb: [x.red, x.green, x.blue],
+                        flags: x.flags,
+                    })
+                    .collect();
+                Some((c.visual, writable_all, cells))
+            }
+            _ => None,
+        })
+    }
 }
 
-/// Fold extension state into the session.
-pub fn apply(_session: &mut Session, _state: &ExtState) {}
+/// A reply kept as raw bytes (decoded by `guievict-ext-proto`).
+struct RawReply(Vec<u8>);
+
+impl TryParse for RawReply {
+    fn try_parse(value: &[u8]) -> Result<(Self, &[u8]), ParseError> {
+        Ok((RawReply(value.to_vec()), &[]))
+    }
+}
+
+fn bad_reply(what: &str, e: proto::DecodeError) -> CaptureError {
+    CaptureError::Reply {
+        what: format!("GUIEVICT {what}: {e}"),
+        source: x11rb::errors::ReplyError::ConnectionError(
+            x11rb::errors::ConnectionError::ParseError(ParseError::InvalidExpression),
+        ),
+    }
+}
+
+/// Query the extension, if the server has it and `client` is this connection's own client (the
+/// extension answers for the requesting client only).
+pub fn query(conn: &impl Connection, client: u32) -> Result<Option<ExtState>, CaptureError> {
+    let setup = conn.setup();
+    if client & !setup.resource_id_mask != setup.resource_id_base {
+        return Ok(None);
+    }
+    let Some(info) = conn.extension_information(proto::EXTENSION_NAME)? else {
+        return Ok(None);
+    };
+    let order = proto::ByteOrder::native();
+    let qv = proto::encode_query_version(
+        info.major_opcode,
+        &proto::QueryVersionRequest {
+            client_major: proto::MAJOR_VERSION,
+            client_minor: proto::MINOR_VERSION,
+        },
+        order,
+    );
+    let mut req = proto::GetResourcesRequest {
+        max_bytes: proto::MAX_MAX_BYTES,
+        ..proto::GetResourcesRequest::first()
+    };
+    // QueryVersion and the first page go out together.
+    let vc = conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&qv)], Vec::new())?;
+    let first = proto::encode_get_resources(info.major_opcode, &req, order);
+    let mut cookie =
+        conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&first)], Vec::new())?;
+    let v = vc.reply().map_err(|source| CaptureError::Reply {
+        what: "GUIEVICT QueryVersion".into(),
+        source,
+    })?;
+    let v =
+        proto::decode_query_version_reply(&v.0, order).map_err(|e| bad_reply("QueryVersion", e))?;
+    if v.major != proto::MAJOR_VERSION {
+        tracing::warn!(
+            "GUIEVICT server version {}.{} not supported; using X-Resource",
+            v.major,
+            v.minor
+        );
+        return Ok(None);
+    }
+    let mut all = proto::Resources::default();
+    loop {
+        let raw = cookie.reply().map_err(|source| CaptureError::Reply {
+            what: "GUIEVICT GetResources".into(),
+            source,
+        })?;
+        let page = proto::decode_get_resources_reply(&raw.0, order)
+            .map_err(|e| bad_reply("GetResources", e))?;
+        let next = req.next_after(&page);
+        all.extend(page.resources);
+        match next {
+            Some(n) => {
+                req = n;
+                let bytes = proto::encode_get_resources(info.major_opcode, &req, order);
+                cookie =
+                    conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&bytes)], Vec::new())?;
+            }
+            None => break,
+        }
+    }
+    let mut list = ResourceList::default();
+    for r in &all.resources {
+        let v = match r.kind.as_str() {
+            proto::kinds::WINDOW => &mut list.windows,
+            proto::kinds::PIXMAP => &mut list.pixmaps,
+            proto::kinds::GC => &mut list.gcs,
+            proto::kinds::FONT => &mut list.fonts,
+            proto::kinds::CURSOR => &mut list.cursors,
+            proto::kinds::COLORMAP => &mut list.colormaps,
+            proto::kinds::PICTURE => &mut list.pictures,
+            proto::kinds::GLYPHSET => &mut list.glyphsets,
+            other => {
+                list.other.push((r.id, other.to_string()));
+                continue;
+            }
+        };
+        v.push(r.id);
+    }
+    for v in [
+        &mut list.windows,
+        &mut list.pixmaps,
+        &mut list.gcs,
+        &mut list.fonts,
+        &mut list.cursors,
+        &mut list.colormaps,
+        &mut list.pictures,
+        &mut list.glyphsets,
+    ] {
+        v.sort_unstable();
+        v.dedup();
+    }
+    Ok(Some(ExtState {
+        list,
+        resources: all.resources,
+    }))
+}
+
+fn clip(c: &proto::Clip) -> model::Clip {
+    match c {
+        proto::Clip::None => model::Clip::None,
+        proto::Clip::Rectangles(r) => model::Clip::Rectangles {
+            ordering: 3, // YXBanded, as the server reports them
+            rects: r.iter().map(|r| (r.x, r.y, r.width, r.height)).collect(),
+        },
+    }
+}
+
+/// Fold extension state into the session. References to resources the client does not own
+/// (the server's default font and stipple) become 0, "the default".
+pub fn apply(s: &mut Session, st: &ExtState) {
+    let owned: HashSet<u32> = st.resources.iter().map(|r| r.id).collect();
+    let own = |id: u32| if owned.contains(&id) { id } else { 0 };
+    let by_id: HashMap<(u32, &str), &proto::Detail> = st
+        .resources
+        .iter()
+        .map(|r| ((r.id, r.kind.as_str()), &r.detail))
+        .collect();
+    for w in &mut s.windows {
+        if let Some(proto::Detail::Window(x)) = by_id.get(&(w.id, proto::kinds::WINDOW)) {
+            if w.class == 1 {
+                w.background = Some(match x.background {
+                    proto::BgKind::None => model::Background::None,
+                    proto::BgKind::ParentRelative => model::Background::ParentRelative,
+                    proto::BgKind::Pixel(p) => model::Background::Pixel(p),
+                    proto::BgKind::Pixmap(p) => model::Background::Pixmap(p),
+                });
+                w.border = Some(match x.border {
+                    proto::BorderKind::Pixel(p) => model::Border::Pixel(p),
+                    proto::BorderKind::Pixmap(p) => model::Border::Pixmap(p),
+                });
+            }
+            w.cursor = Some(own(x.cursor));
+        }
+    }
+    let (base, mask) = (s.setup.resource_id_base, s.setup.resource_id_mask);
+    for g in &mut s.gcs {
+        if let Some(proto::Detail::Gc(v)) = by_id.get(&(g.id, proto::kinds::GC)) {
+            g.depth = v.depth;
+            let font = own(v.font);
+            if font == 0 && v.font != 0 && v.font & !mask == base {
+                s.unknown.push(format!(
+                    "gc {:#x}: font {:#x} (closed by the application)",
+                    g.id, v.font
+                ));
+            }
+            g.values = Some(model::GcValues {
+                function: v.function,
+                plane_mask: v.plane_mask,
+                foreground: v.foreground,
+                background: v.background,
+                line_width: v.line_width,
+                line_style: v.line_style,
+                cap_style: v.cap_style,
+                join_style: v.join_style,
+                fill_style: v.fill_style,
+                fill_rule: v.fill_rule,
+                tile: match v.tile {
+                    proto::Tile::Pixmap(p) => own(p),
+                    proto::Tile::Pixel(_) => 0,
+                },
+                stipple: own(v.stipple),
+                ts_x: v.ts_x_origin,
+                ts_y: v.ts_y_origin,
+                font,
+                subwindow_mode: v.subwindow_mode,
+                graphics_exposures: v.graphics_exposures,
+                clip_x: v.clip_x_origin,
+                clip_y: v.clip_y_origin,
+                clip: clip(&v.clip),
+                dash_offset: v.dash_offset,
+                dashes: v.dashes.clone(),
+                arc_mode: v.arc_mode,
+            });
+        }
+    }
+    for f in &mut s.fonts {
+        if let Some(proto::Detail::Font(x)) = by_id.get(&(f.id, proto::kinds::FONT)) {
+            if !x.from_property {
+                f.name = Some(x.name.clone());
+            } else if f.xlfd.is_none() {
+                f.xlfd = Some(x.name.clone());
+            }
+        }
+    }
+    for c in &mut s.cursors {
+        if let Some(proto::Detail::Cursor(x)) = by_id.get(&(c.id, proto::kinds::CURSOR)) {
+            c.width = x.width;
+            c.height = x.height;
+            c.x_hot = x.x_hot;
+            c.y_hot = x.y_hot;
+            c.image = match &x.image {
+                proto::CursorBits::None => None,
+                proto::CursorBits::Bitmap { source, mask } => Some(model::CursorImage::Core {
+                    source: source.clone(),
+                    mask: mask.clone(),
+                    fore: x.fore_rgb,
+                    back: x.back_rgb,
+                }),
+                proto::CursorBits::Argb(p) => Some(model::CursorImage::Argb(p.clone())),
+            };
+            if c.image.is_some() {
+                // The image is the truth; a glyph hint would only duplicate it.
+                c.glyph = None;
+            }
+        }
+    }
+    for p in &mut s.pictures {
+        if let Some(proto::Detail::Picture(x)) = by_id.get(&(p.id, proto::kinds::PICTURE)) {
+            p.drawable = match x.source {
+                proto::PictureSource::Drawable(d) => d,
+                _ => 0,
+            };
+            p.format = x.format;
+            p.repeat = x.repeat;
+            p.alpha_map = own(x.alpha_map);
+            p.component_alpha = x.component_alpha;
+            p.known = matches!(x.source, proto::PictureSource::Drawable(_));
+        }
+    }
+    for g in &mut s.glyphsets {
+        if let Some(proto::Detail::GlyphSet(x)) = by_id.get(&(g.id, proto::kinds::GLYPHSET)) {
+            g.format = x.format;
+            g.glyphs = x
+                .glyphs
+                .iter()
+                .map(|y| model::Glyph {
+                    id: y.id,
+                    width: y.width,
+                    height: y.height,
+                    x: y.x,
+                    y: y.y,
+                    x_off: y.x_off,
+                    y_off: y.y_off,
+                    image: y.image.clone(),
+                })
+                .collect();
+            g.known = true;
+        }
+    }
+}

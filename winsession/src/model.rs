@@ -543,6 +543,9 @@ pub struct ColorCell {
     pub pixel: u32,
     /// RGB.
     pub rgb: [u16; 3],
+    /// Channels the cell defines: DoRed 1, DoGreen 2, DoBlue 4 (7 for whole cells; DirectColor
+    /// colormaps report one entry per channel).
+    pub flags: u8,
 }
 
 /// One colormap the client created.

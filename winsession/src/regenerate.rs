@@ -406,9 +406,7 @@ pub fn regenerate(
                     red: cell.rgb[0],
                     green: cell.rgb[1],
                     blue: cell.rgb[2],
-                    flags: xproto::ColorFlag::RED
-                        | xproto::ColorFlag::GREEN
-                        | xproto::ColorFlag::BLUE,
+                    flags: xproto::ColorFlag::from(cell.flags & 7),
                 })
                 .collect();
             pend.push("StoreColors", new, conn.store_colors(new, &items)?);

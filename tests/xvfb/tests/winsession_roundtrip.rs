@@ -19,17 +19,33 @@ fn diff_sessions(a: &winsession::Session, b: &winsession::Session) -> String {
         }
     }
     if out.is_empty() {
-        out = format!("(JSON views equal; full debug)\nA: {a:#?}\nB: {b:#?}");
+        let (da, db) = (format!("{a:#?}"), format!("{b:#?}"));
+        for (i, (la, lb)) in da.lines().zip(db.lines()).enumerate() {
+            if la != lb {
+                out.push_str(&format!("debug line {i}: A {la}\n              B {lb}\n"));
+                if out.len() > 4000 {
+                    break;
+                }
+            }
+        }
     }
     out
 }
 
-fn run_roundtrip(a: &Xvfb, b: &Xvfb) -> Result<(winsession::Session, winsession::Regenerated)> {
+fn run_roundtrip(
+    a: &Xvfb,
+    b: &Xvfb,
+    use_hints: bool,
+) -> Result<(winsession::Session, winsession::Regenerated)> {
     let ca = a.connect()?;
     let (ids, hints) = scen::build(&ca, scen::XLFD)?;
     scen::draw(&ca, &ids)?;
     let opts = winsession::CaptureOptions {
-        hints: hints.clone(),
+        hints: if use_hints {
+            hints.clone()
+        } else {
+            Default::default()
+        },
         header: winsession::Header {
             source_display: a.display.clone(),
             pid: Some(std::process::id()),
@@ -60,7 +76,11 @@ fn run_roundtrip(a: &Xvfb, b: &Xvfb) -> Result<(winsession::Session, winsession:
     let ids_b = ids.translated(&map);
     scen::draw(&cb, &ids_b)?;
     let opts_b = winsession::CaptureOptions {
-        hints: scen::translate_hints(&hints, &map),
+        hints: if use_hints {
+            scen::translate_hints(&hints, &map)
+        } else {
+            Default::default()
+        },
         ..Default::default()
     };
     let sb = winsession::capture(&cb, &opts_b)?;
@@ -94,7 +114,7 @@ fn winsession_two_server_roundtrip() {
             ..Default::default()
         })
         .expect("xvfb B");
-        let (s, regen) = run_roundtrip(&a, &b).expect("round trip");
+        let (s, regen) = run_roundtrip(&a, &b, true).expect("round trip");
         // Spot checks on the model and the maps.
         let j = winsession::to_json(&s);
         for k in ["windows", "pixmaps", "gcs", "fonts", "cursors", "colormaps"] {
@@ -144,5 +164,29 @@ fn winsession_capture_without_hints_reports_unknown() {
             .xlfd
             .as_deref()
             .is_some_and(|x| x.to_ascii_lowercase().contains("fixed-bold"))));
+    });
+}
+
+/// The same round trip with the GUIEVICT extension preloaded on both servers and no hints: every
+/// piece of hidden state (GC values, window backgrounds/borders/cursors, cursor images, font
+/// names, colormap cells) must come from the extension.
+#[test]
+fn winsession_two_server_roundtrip_with_extension() {
+    with_timeout(120, || {
+        let a = Xvfb::start().expect("xvfb A with extension");
+        let b = Xvfb::start().expect("xvfb B with extension");
+        let (s, _) = run_roundtrip(&a, &b, false).expect("round trip");
+        assert!(s.gcs.iter().all(|g| g.values.is_some()));
+        assert!(
+            s.cursors.iter().all(|c| c.image.is_some()),
+            "cursor images from the extension"
+        );
+        assert!(s.fonts.iter().any(|f| f.name.as_deref() == Some("fixed")));
+        let j = winsession::to_json(&s);
+        assert!(j["cursors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["width"].as_u64() > Some(0)));
     });
 }
