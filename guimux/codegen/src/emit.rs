@@ -55,6 +55,50 @@ pub mod special {
                 "subCode",
                 &[(0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6)],
             )),
+            // XKB key actions: the first byte (SAType) selects the member; members are in
+            // SAType order (NoAction = 0 … DeviceValuator = 20). "@0" = byte 0 of the union.
+            ("xkb", "Action") => Some((
+                "@0",
+                &[
+                    (0, 0),
+                    (1, 1),
+                    (2, 2),
+                    (3, 3),
+                    (4, 4),
+                    (5, 5),
+                    (6, 6),
+                    (7, 7),
+                    (8, 8),
+                    (9, 9),
+                    (10, 10),
+                    (11, 11),
+                    (12, 12),
+                    (13, 13),
+                    (14, 14),
+                    (15, 15),
+                    (16, 16),
+                    (17, 17),
+                    (18, 18),
+                    (19, 19),
+                    (20, 20),
+                ],
+            )),
+            // XKB key behaviors: the first byte (BehaviorType) selects the member
+            // (Default 0 … Overlay2 4, Permament* 0x81 … 0x84; member 0 is "common").
+            ("xkb", "Behavior") => Some((
+                "@0",
+                &[
+                    (0, 1),
+                    (1, 2),
+                    (2, 3),
+                    (3, 4),
+                    (4, 5),
+                    (129, 6),
+                    (130, 7),
+                    (131, 8),
+                    (132, 9),
+                ],
+            )),
             _ => None,
         }
     }
@@ -490,10 +534,17 @@ impl Body<'_, '_> {
                 let Some(size) = self.an.fixed_size(ty) else {
                     return unsup(format!("variable-size union {}", ty.name));
                 };
-                let Some(d) = self.lookup_var(disc) else {
-                    return unsup(format!("union discriminator {disc} not in scope"));
-                };
                 self.flush();
+                let d = if disc == "@0" {
+                    let d = self.fresh("d");
+                    self.line(&format!("let {d} = rd(m, p, 1, o, w)?;"));
+                    d
+                } else {
+                    match self.lookup_var(disc) {
+                        Some(d) => d,
+                        None => return unsup(format!("union discriminator {disc} not in scope")),
+                    }
+                };
                 let s = self.fresh("s");
                 self.line(&format!("let {s} = p;"));
                 self.line(&format!("match {d} {{"));

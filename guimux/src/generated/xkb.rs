@@ -34,6 +34,301 @@ fn rq_GetMap(
     Ok(())
 }
 
+fn rp_GetMap(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let mut p: usize = 1;
+    p = 8;
+    vis(m, p + 2, 1, Kind::Keycode, o, rw, w)?;
+    vis(m, p + 3, 1, Kind::Keycode, o, rw, w)?;
+    let v1 = rd(m, p + 4, 2, o, w)?;
+    let v2 = rd(m, p + 7, 1, o, w)?;
+    vis(m, p + 9, 1, Kind::Keycode, o, rw, w)?;
+    let v3 = rd(m, p + 12, 1, o, w)?;
+    vis(m, p + 13, 1, Kind::Keycode, o, rw, w)?;
+    let v4 = rd(m, p + 14, 2, o, w)?;
+    let v5 = rd(m, p + 16, 1, o, w)?;
+    vis(m, p + 17, 1, Kind::Keycode, o, rw, w)?;
+    let v6 = rd(m, p + 19, 1, o, w)?;
+    vis(m, p + 20, 1, Kind::Keycode, o, rw, w)?;
+    let v7 = rd(m, p + 22, 1, o, w)?;
+    vis(m, p + 23, 1, Kind::Keycode, o, rw, w)?;
+    let v8 = rd(m, p + 25, 1, o, w)?;
+    vis(m, p + 26, 1, Kind::Keycode, o, rw, w)?;
+    let v9 = rd(m, p + 28, 1, o, w)?;
+    let v10 = rd(m, p + 30, 2, o, w)?;
+    p += 32;
+    let sw11 = v1;
+    if sw11 & 1u32 != 0 {
+        let n12 = cnt(m, p, v2, 1, w)?;
+        for _ in 0..n12 {
+            let v13 = rd(m, p + 5, 1, o, w)?;
+            let v14 = rd(m, p + 6, 1, o, w)?;
+            p += 8;
+            let n15 = cnt(m, p, v13, 8, w)?;
+            p = p.saturating_add(n15 * 8);
+            let n16 = cnt(m, p, (v14).wrapping_mul(v13), 4, w)?;
+            p = p.saturating_add(n16 * 4);
+        }
+    }
+    if sw11 & 2u32 != 0 {
+        let n17 = cnt(m, p, v3, 1, w)?;
+        for _ in 0..n17 {
+            let v18 = rd(m, p + 6, 2, o, w)?;
+            p += 8;
+            let n19 = cnt(m, p, v18, 4, w)?;
+            p = p.saturating_add(n19 * 4);
+        }
+    }
+    if sw11 & 16u32 != 0 {
+        let n20 = cnt(m, p, v5, 1, w)?;
+        p = p.saturating_add(n20 * 1);
+        p = align(p, 4);
+        let n21 = cnt(m, p, v4, 8, w)?;
+        for _ in 0..n21 {
+            let d22 = rd(m, p, 1, o, w)?;
+            let s23 = p;
+            match d22 {
+                0 => {}
+                1 => {}
+                2 => {}
+                3 => {}
+                4 => {}
+                5 => {}
+                6 => {}
+                7 => {}
+                8 => {}
+                9 => {}
+                10 => {}
+                11 => {}
+                12 => {}
+                13 => {}
+                14 => {}
+                15 => {}
+                16 => {}
+                17 => {
+                    vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+                }
+                18 => {}
+                19 => {}
+                20 => {}
+                _ => {}
+            }
+            p = s23 + 8;
+        }
+    }
+    if sw11 & 32u32 != 0 {
+        let n24 = cnt(m, p, v6, 4, w)?;
+        for _ in 0..n24 {
+            vis(m, p, 1, Kind::Keycode, o, rw, w)?;
+            p += 1;
+            let d25 = rd(m, p, 1, o, w)?;
+            let s26 = p;
+            match d25 {
+                0 => {}
+                1 => {}
+                2 => {}
+                3 => {
+                    vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+                }
+                4 => {
+                    vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+                }
+                129 => {}
+                130 => {}
+                131 => {
+                    vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+                }
+                132 => {
+                    vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+                }
+                _ => {}
+            }
+            p = s26 + 2;
+            p += 1;
+        }
+    }
+    if sw11 & 64u32 != 0 {
+        let n27 = cnt(m, p, (v10).count_ones(), 1, w)?;
+        p = p.saturating_add(n27 * 1);
+        p = align(p, 4);
+    }
+    if sw11 & 8u32 != 0 {
+        let n28 = cnt(m, p, v7, 2, w)?;
+        for _ in 0..n28 {
+            vis(m, p, 1, Kind::Keycode, o, rw, w)?;
+            p += 2;
+        }
+        p = align(p, 4);
+    }
+    if sw11 & 4u32 != 0 {
+        let n29 = cnt(m, p, v8, 2, w)?;
+        for _ in 0..n29 {
+            vis(m, p, 1, Kind::Keycode, o, rw, w)?;
+            p += 2;
+        }
+        p = align(p, 4);
+    }
+    if sw11 & 128u32 != 0 {
+        let n30 = cnt(m, p, v9, 4, w)?;
+        for _ in 0..n30 {
+            vis(m, p, 1, Kind::Keycode, o, rw, w)?;
+            p += 4;
+        }
+    }
+    Ok(())
+}
+
+fn rq_SetMap(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    let v1 = rd(m, p + 2, 2, o, w)?;
+    vis(m, p + 6, 1, Kind::Keycode, o, rw, w)?;
+    vis(m, p + 7, 1, Kind::Keycode, o, rw, w)?;
+    let v2 = rd(m, p + 9, 1, o, w)?;
+    vis(m, p + 10, 1, Kind::Keycode, o, rw, w)?;
+    let v3 = rd(m, p + 11, 1, o, w)?;
+    vis(m, p + 14, 1, Kind::Keycode, o, rw, w)?;
+    let v4 = rd(m, p + 15, 1, o, w)?;
+    let v5 = rd(m, p + 16, 2, o, w)?;
+    vis(m, p + 18, 1, Kind::Keycode, o, rw, w)?;
+    let v6 = rd(m, p + 20, 1, o, w)?;
+    vis(m, p + 21, 1, Kind::Keycode, o, rw, w)?;
+    let v7 = rd(m, p + 23, 1, o, w)?;
+    vis(m, p + 24, 1, Kind::Keycode, o, rw, w)?;
+    let v8 = rd(m, p + 26, 1, o, w)?;
+    vis(m, p + 27, 1, Kind::Keycode, o, rw, w)?;
+    let v9 = rd(m, p + 29, 1, o, w)?;
+    let v10 = rd(m, p + 30, 2, o, w)?;
+    p += 32;
+    let sw11 = v1;
+    if sw11 & 1u32 != 0 {
+        let n12 = cnt(m, p, v2, 1, w)?;
+        for _ in 0..n12 {
+            let v13 = rd(m, p + 2, 2, o, w)?;
+            let v14 = rd(m, p + 5, 1, o, w)?;
+            let v15 = rd(m, p + 6, 1, o, w)?;
+            p += 8;
+            let n16 = cnt(m, p, v14, 4, w)?;
+            p = p.saturating_add(n16 * 4);
+            let n17 = cnt(m, p, (v15).wrapping_mul(v14), 4, w)?;
+            p = p.saturating_add(n17 * 4);
+        }
+    }
+    if sw11 & 2u32 != 0 {
+        let n18 = cnt(m, p, v3, 1, w)?;
+        for _ in 0..n18 {
+            let v19 = rd(m, p + 6, 2, o, w)?;
+            p += 8;
+            let n20 = cnt(m, p, v19, 4, w)?;
+            p = p.saturating_add(n20 * 4);
+        }
+    }
+    if sw11 & 16u32 != 0 {
+        let n21 = cnt(m, p, v4, 1, w)?;
+        p = p.saturating_add(n21 * 1);
+        p = align(p, 4);
+        let n22 = cnt(m, p, v5, 8, w)?;
+        for _ in 0..n22 {
+            let d23 = rd(m, p, 1, o, w)?;
+            let s24 = p;
+            match d23 {
+                0 => {}
+                1 => {}
+                2 => {}
+                3 => {}
+                4 => {}
+                5 => {}
+                6 => {}
+                7 => {}
+                8 => {}
+                9 => {}
+                10 => {}
+                11 => {}
+                12 => {}
+                13 => {}
+                14 => {}
+                15 => {}
+                16 => {}
+                17 => {
+                    vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+                }
+                18 => {}
+                19 => {}
+                20 => {}
+                _ => {}
+            }
+            p = s24 + 8;
+        }
+    }
+    if sw11 & 32u32 != 0 {
+        let n25 = cnt(m, p, v6, 4, w)?;
+        for _ in 0..n25 {
+            vis(m, p, 1, Kind::Keycode, o, rw, w)?;
+            p += 1;
+            let d26 = rd(m, p, 1, o, w)?;
+            let s27 = p;
+            match d26 {
+                0 => {}
+                1 => {}
+                2 => {}
+                3 => {
+                    vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+                }
+                4 => {
+                    vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+                }
+                129 => {}
+                130 => {}
+                131 => {
+                    vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+                }
+                132 => {
+                    vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+                }
+                _ => {}
+            }
+            p = s27 + 2;
+            p += 1;
+        }
+    }
+    if sw11 & 64u32 != 0 {
+        let n28 = cnt(m, p, (v10).count_ones(), 1, w)?;
+        p = p.saturating_add(n28 * 1);
+        p = align(p, 4);
+    }
+    if sw11 & 8u32 != 0 {
+        let n29 = cnt(m, p, v7, 2, w)?;
+        for _ in 0..n29 {
+            vis(m, p, 1, Kind::Keycode, o, rw, w)?;
+            p += 2;
+        }
+    }
+    if sw11 & 4u32 != 0 {
+        let n30 = cnt(m, p, v8, 2, w)?;
+        for _ in 0..n30 {
+            vis(m, p, 1, Kind::Keycode, o, rw, w)?;
+            p += 2;
+        }
+    }
+    if sw11 & 128u32 != 0 {
+        let n31 = cnt(m, p, v9, 4, w)?;
+        for _ in 0..n31 {
+            vis(m, p, 1, Kind::Keycode, o, rw, w)?;
+            p += 4;
+        }
+    }
+    Ok(())
+}
+
 fn rq_GetNamedIndicator(
     m: &mut [u8],
     o: ByteOrder,
@@ -298,6 +593,422 @@ fn rq_SetNames(
     Ok(())
 }
 
+fn rp_GetKbdByName(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let mut p: usize = 1;
+    p = 8;
+    vis(m, p, 1, Kind::Keycode, o, rw, w)?;
+    vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+    let v1 = rd(m, p + 6, 2, o, w)?;
+    p += 24;
+    let sw2 = v1;
+    if sw2 & 1u32 != 0 || sw2 & 4u32 != 0 || sw2 & 8u32 != 0 {
+        vis(m, p + 10, 1, Kind::Keycode, o, rw, w)?;
+        vis(m, p + 11, 1, Kind::Keycode, o, rw, w)?;
+        let v3 = rd(m, p + 12, 2, o, w)?;
+        let v4 = rd(m, p + 15, 1, o, w)?;
+        vis(m, p + 17, 1, Kind::Keycode, o, rw, w)?;
+        let v5 = rd(m, p + 20, 1, o, w)?;
+        vis(m, p + 21, 1, Kind::Keycode, o, rw, w)?;
+        let v6 = rd(m, p + 22, 2, o, w)?;
+        let v7 = rd(m, p + 24, 1, o, w)?;
+        vis(m, p + 25, 1, Kind::Keycode, o, rw, w)?;
+        let v8 = rd(m, p + 27, 1, o, w)?;
+        vis(m, p + 28, 1, Kind::Keycode, o, rw, w)?;
+        let v9 = rd(m, p + 30, 1, o, w)?;
+        vis(m, p + 31, 1, Kind::Keycode, o, rw, w)?;
+        let v10 = rd(m, p + 33, 1, o, w)?;
+        vis(m, p + 34, 1, Kind::Keycode, o, rw, w)?;
+        let v11 = rd(m, p + 36, 1, o, w)?;
+        let v12 = rd(m, p + 38, 2, o, w)?;
+        p += 40;
+        let sw13 = v3;
+        if sw13 & 1u32 != 0 {
+            let n14 = cnt(m, p, v4, 1, w)?;
+            for _ in 0..n14 {
+                let v15 = rd(m, p + 5, 1, o, w)?;
+                let v16 = rd(m, p + 6, 1, o, w)?;
+                p += 8;
+                let n17 = cnt(m, p, v15, 8, w)?;
+                p = p.saturating_add(n17 * 8);
+                let n18 = cnt(m, p, (v16).wrapping_mul(v15), 4, w)?;
+                p = p.saturating_add(n18 * 4);
+            }
+        }
+        if sw13 & 2u32 != 0 {
+            let n19 = cnt(m, p, v5, 1, w)?;
+            for _ in 0..n19 {
+                let v20 = rd(m, p + 6, 2, o, w)?;
+                p += 8;
+                let n21 = cnt(m, p, v20, 4, w)?;
+                p = p.saturating_add(n21 * 4);
+            }
+        }
+        if sw13 & 16u32 != 0 {
+            let n22 = cnt(m, p, v7, 1, w)?;
+            p = p.saturating_add(n22 * 1);
+            p = align(p, 4);
+            let n23 = cnt(m, p, v6, 8, w)?;
+            for _ in 0..n23 {
+                let d24 = rd(m, p, 1, o, w)?;
+                let s25 = p;
+                match d24 {
+                    0 => {}
+                    1 => {}
+                    2 => {}
+                    3 => {}
+                    4 => {}
+                    5 => {}
+                    6 => {}
+                    7 => {}
+                    8 => {}
+                    9 => {}
+                    10 => {}
+                    11 => {}
+                    12 => {}
+                    13 => {}
+                    14 => {}
+                    15 => {}
+                    16 => {}
+                    17 => {
+                        vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+                    }
+                    18 => {}
+                    19 => {}
+                    20 => {}
+                    _ => {}
+                }
+                p = s25 + 8;
+            }
+        }
+        if sw13 & 32u32 != 0 {
+            let n26 = cnt(m, p, v8, 4, w)?;
+            for _ in 0..n26 {
+                vis(m, p, 1, Kind::Keycode, o, rw, w)?;
+                p += 1;
+                let d27 = rd(m, p, 1, o, w)?;
+                let s28 = p;
+                match d27 {
+                    0 => {}
+                    1 => {}
+                    2 => {}
+                    3 => {
+                        vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+                    }
+                    4 => {
+                        vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+                    }
+                    129 => {}
+                    130 => {}
+                    131 => {
+                        vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+                    }
+                    132 => {
+                        vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+                    }
+                    _ => {}
+                }
+                p = s28 + 2;
+                p += 1;
+            }
+        }
+        if sw13 & 64u32 != 0 {
+            let n29 = cnt(m, p, (v12).count_ones(), 1, w)?;
+            p = p.saturating_add(n29 * 1);
+            p = align(p, 4);
+        }
+        if sw13 & 8u32 != 0 {
+            let n30 = cnt(m, p, v9, 2, w)?;
+            for _ in 0..n30 {
+                vis(m, p, 1, Kind::Keycode, o, rw, w)?;
+                p += 2;
+            }
+            p = align(p, 4);
+        }
+        if sw13 & 4u32 != 0 {
+            let n31 = cnt(m, p, v10, 2, w)?;
+            for _ in 0..n31 {
+                vis(m, p, 1, Kind::Keycode, o, rw, w)?;
+                p += 2;
+            }
+            p = align(p, 4);
+        }
+        if sw13 & 128u32 != 0 {
+            let n32 = cnt(m, p, v11, 4, w)?;
+            for _ in 0..n32 {
+                vis(m, p, 1, Kind::Keycode, o, rw, w)?;
+                p += 4;
+            }
+        }
+    }
+    if sw2 & 2u32 != 0 {
+        let v33 = rd(m, p + 8, 1, o, w)?;
+        let v34 = rd(m, p + 12, 2, o, w)?;
+        p += 32;
+        let n35 = cnt(m, p, v34, 16, w)?;
+        p = p.saturating_add(n35 * 16);
+        let n36 = cnt(m, p, (v33).count_ones(), 4, w)?;
+        p = p.saturating_add(n36 * 4);
+    }
+    if sw2 & 16u32 != 0 {
+        let v37 = rd(m, p + 8, 4, o, w)?;
+        let v38 = rd(m, p + 16, 1, o, w)?;
+        p += 32;
+        let n39 = cnt(m, p, v38, 12, w)?;
+        p = p.saturating_add(n39 * 12);
+    }
+    if sw2 & 32u32 != 0 || sw2 & 128u32 != 0 {
+        let v40 = rd(m, p + 8, 4, o, w)?;
+        vis(m, p + 12, 1, Kind::Keycode, o, rw, w)?;
+        vis(m, p + 13, 1, Kind::Keycode, o, rw, w)?;
+        let v41 = rd(m, p + 14, 1, o, w)?;
+        let v42 = rd(m, p + 15, 1, o, w)?;
+        let v43 = rd(m, p + 16, 2, o, w)?;
+        vis(m, p + 18, 1, Kind::Keycode, o, rw, w)?;
+        let v44 = rd(m, p + 19, 1, o, w)?;
+        let v45 = rd(m, p + 20, 4, o, w)?;
+        let v46 = rd(m, p + 24, 1, o, w)?;
+        let v47 = rd(m, p + 25, 1, o, w)?;
+        p += 32;
+        let sw48 = v40;
+        if sw48 & 1u32 != 0 {
+            vis(m, p, 4, Kind::Atom, o, rw, w)?;
+            p += 4;
+        }
+        if sw48 & 2u32 != 0 {
+            vis(m, p, 4, Kind::Atom, o, rw, w)?;
+            p += 4;
+        }
+        if sw48 & 4u32 != 0 {
+            vis(m, p, 4, Kind::Atom, o, rw, w)?;
+            p += 4;
+        }
+        if sw48 & 8u32 != 0 {
+            vis(m, p, 4, Kind::Atom, o, rw, w)?;
+            p += 4;
+        }
+        if sw48 & 16u32 != 0 {
+            vis(m, p, 4, Kind::Atom, o, rw, w)?;
+            p += 4;
+        }
+        if sw48 & 32u32 != 0 {
+            vis(m, p, 4, Kind::Atom, o, rw, w)?;
+            p += 4;
+        }
+        if sw48 & 64u32 != 0 {
+            let n49 = cnt(m, p, v41, 4, w)?;
+            for _ in 0..n49 {
+                vis(m, p, 4, Kind::Atom, o, rw, w)?;
+                p += 4;
+            }
+        }
+        if sw48 & 128u32 != 0 {
+            let n50 = cnt(m, p, v41, 1, w)?;
+            let l51 = p;
+            p = p.saturating_add(n50 * 1);
+            p = align(p, 4);
+            let n55 = cnt(
+                m,
+                p,
+                {
+                    let mut t53 = 0u32;
+                    for i52 in 0..n50 {
+                        let e54 = rd(m, l51 + i52 * 1, 1, o, w)?;
+                        t53 = t53.wrapping_add(e54);
+                    }
+                    t53
+                },
+                4,
+                w,
+            )?;
+            for _ in 0..n55 {
+                vis(m, p, 4, Kind::Atom, o, rw, w)?;
+                p += 4;
+            }
+        }
+        if sw48 & 256u32 != 0 {
+            let n56 = cnt(m, p, (v45).count_ones(), 4, w)?;
+            for _ in 0..n56 {
+                vis(m, p, 4, Kind::Atom, o, rw, w)?;
+                p += 4;
+            }
+        }
+        if sw48 & 2048u32 != 0 {
+            let n57 = cnt(m, p, (v43).count_ones(), 4, w)?;
+            for _ in 0..n57 {
+                vis(m, p, 4, Kind::Atom, o, rw, w)?;
+                p += 4;
+            }
+        }
+        if sw48 & 4096u32 != 0 {
+            let n58 = cnt(m, p, (v42).count_ones(), 4, w)?;
+            for _ in 0..n58 {
+                vis(m, p, 4, Kind::Atom, o, rw, w)?;
+                p += 4;
+            }
+        }
+        if sw48 & 512u32 != 0 {
+            let n59 = cnt(m, p, v44, 4, w)?;
+            p = p.saturating_add(n59 * 4);
+        }
+        if sw48 & 1024u32 != 0 {
+            let n60 = cnt(m, p, v47, 8, w)?;
+            p = p.saturating_add(n60 * 8);
+        }
+        if sw48 & 8192u32 != 0 {
+            let n61 = cnt(m, p, v46, 4, w)?;
+            for _ in 0..n61 {
+                vis(m, p, 4, Kind::Atom, o, rw, w)?;
+                p += 4;
+            }
+        }
+    }
+    if sw2 & 64u32 != 0 {
+        vis(m, p + 8, 4, Kind::Atom, o, rw, w)?;
+        let v62 = rd(m, p + 28, 2, o, w)?;
+        let v63 = rd(m, p + 32, 2, o, w)?;
+        p += 34;
+        let n64 = cnt(m, p, v63, 1, w)?;
+        p = p.saturating_add(n64 * 1);
+        let n65 = cnt(
+            m,
+            p,
+            ((v63).wrapping_add(5u32) & (!3u32)).wrapping_sub((v63).wrapping_add(2u32)),
+            1,
+            w,
+        )?;
+        p = p.saturating_add(n65 * 1);
+    }
+    Ok(())
+}
+
+fn rp_GetDeviceInfo(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let mut p: usize = 1;
+    p = 8;
+    let v1 = rd(m, p + 6, 2, o, w)?;
+    let v2 = rd(m, p + 11, 1, o, w)?;
+    vis(m, p + 20, 4, Kind::Atom, o, rw, w)?;
+    let v3 = rd(m, p + 24, 2, o, w)?;
+    p += 26;
+    let n4 = cnt(m, p, v3, 1, w)?;
+    p = p.saturating_add(n4 * 1);
+    p = align(p, 4);
+    let n5 = cnt(m, p, v2, 8, w)?;
+    for _ in 0..n5 {
+        let d6 = rd(m, p, 1, o, w)?;
+        let s7 = p;
+        match d6 {
+            0 => {}
+            1 => {}
+            2 => {}
+            3 => {}
+            4 => {}
+            5 => {}
+            6 => {}
+            7 => {}
+            8 => {}
+            9 => {}
+            10 => {}
+            11 => {}
+            12 => {}
+            13 => {}
+            14 => {}
+            15 => {}
+            16 => {}
+            17 => {
+                vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+            }
+            18 => {}
+            19 => {}
+            20 => {}
+            _ => {}
+        }
+        p = s7 + 8;
+    }
+    let n8 = cnt(m, p, v1, 1, w)?;
+    for _ in 0..n8 {
+        let v9 = rd(m, p + 4, 4, o, w)?;
+        let v10 = rd(m, p + 8, 4, o, w)?;
+        p += 20;
+        let n11 = cnt(m, p, (v9).count_ones(), 4, w)?;
+        for _ in 0..n11 {
+            vis(m, p, 4, Kind::Atom, o, rw, w)?;
+            p += 4;
+        }
+        let n12 = cnt(m, p, (v10).count_ones(), 12, w)?;
+        p = p.saturating_add(n12 * 12);
+    }
+    Ok(())
+}
+
+fn rq_SetDeviceInfo(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    let v1 = rd(m, p + 3, 1, o, w)?;
+    let v2 = rd(m, p + 6, 2, o, w)?;
+    p += 8;
+    let n3 = cnt(m, p, v1, 8, w)?;
+    for _ in 0..n3 {
+        let d4 = rd(m, p, 1, o, w)?;
+        let s5 = p;
+        match d4 {
+            0 => {}
+            1 => {}
+            2 => {}
+            3 => {}
+            4 => {}
+            5 => {}
+            6 => {}
+            7 => {}
+            8 => {}
+            9 => {}
+            10 => {}
+            11 => {}
+            12 => {}
+            13 => {}
+            14 => {}
+            15 => {}
+            16 => {}
+            17 => {
+                vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+            }
+            18 => {}
+            19 => {}
+            20 => {}
+            _ => {}
+        }
+        p = s5 + 8;
+    }
+    let n6 = cnt(m, p, v2, 1, w)?;
+    for _ in 0..n6 {
+        let v7 = rd(m, p + 4, 4, o, w)?;
+        let v8 = rd(m, p + 8, 4, o, w)?;
+        p += 20;
+        let n9 = cnt(m, p, (v7).count_ones(), 4, w)?;
+        for _ in 0..n9 {
+            vis(m, p, 4, Kind::Atom, o, rw, w)?;
+            p += 4;
+        }
+        let n10 = cnt(m, p, (v8).count_ones(), 12, w)?;
+        p = p.saturating_add(n10 * 12);
+    }
+    Ok(())
+}
+
 fn ev_NewKeyboardNotify(
     m: &mut [u8],
     o: ByteOrder,
@@ -476,7 +1187,7 @@ pub(super) fn request(
         6 => Ok(()),
         7 => Ok(()),
         8 => rq_GetMap(m, o, rw, "xkb:GetMap"),
-        9 => Err(WalkError::Unsupported { what: "xkb:SetMap" }),
+        9 => rq_SetMap(m, o, rw, "xkb:SetMap"),
         10 => Ok(()),
         11 => Ok(()),
         12 => Ok(()),
@@ -490,9 +1201,7 @@ pub(super) fn request(
         22 => Ok(()),
         23 => Ok(()),
         24 => Ok(()),
-        25 => Err(WalkError::Unsupported {
-            what: "xkb:SetDeviceInfo",
-        }),
+        25 => rq_SetDeviceInfo(m, o, rw, "xkb:SetDeviceInfo"),
         101 => Ok(()),
         _ => Err(WalkError::Unknown {
             family: "request",
@@ -512,9 +1221,7 @@ pub(super) fn reply(
         0 => Ok(()),
         4 => Ok(()),
         6 => Ok(()),
-        8 => Err(WalkError::Unsupported {
-            what: "xkb:GetMapReply",
-        }),
+        8 => rp_GetMap(m, o, rw, "xkb:GetMapReply"),
         10 => Ok(()),
         12 => Ok(()),
         13 => Ok(()),
@@ -522,12 +1229,8 @@ pub(super) fn reply(
         17 => rp_GetNames(m, o, rw, "xkb:GetNamesReply"),
         21 => Ok(()),
         22 => Ok(()),
-        23 => Err(WalkError::Unsupported {
-            what: "xkb:GetKbdByNameReply",
-        }),
-        24 => Err(WalkError::Unsupported {
-            what: "xkb:GetDeviceInfoReply",
-        }),
+        23 => rp_GetKbdByName(m, o, rw, "xkb:GetKbdByNameReply"),
+        24 => rp_GetDeviceInfo(m, o, rw, "xkb:GetDeviceInfoReply"),
         101 => Ok(()),
         _ => Err(WalkError::Unknown {
             family: "reply",
