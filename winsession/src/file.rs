@@ -414,6 +414,47 @@ mod tests {
     }
 
     #[test]
+    fn mutated_files_never_panic() {
+        let b = to_bytes(&sample()).unwrap();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..3000 {
+            let mut m = b.clone();
+            for _ in 0..(rnd() % 4 + 1) {
+                let i = (rnd() as usize) % m.len();
+                m[i] = rnd() as u8;
+            }
+            assert!(from_bytes(&m).is_err() || from_bytes(&m).is_ok());
+            // With the checksum fixed up, the decoder itself sees the damage.
+            if m.len() > PREFIX {
+                let crc = crc32fast::hash(&m[PREFIX..]);
+                m[32..36].copy_from_slice(&crc.to_le_bytes());
+                let _ = from_bytes(&m);
+            }
+        }
+        let junk: Vec<u8> = (0..5000).map(|_| rnd() as u8).collect();
+        assert!(matches!(from_bytes(&junk), Err(FileError::Foreign { .. })));
+        // Lying lengths: huge body length, huge uncompressed size.
+        let mut lie = b.clone();
+        lie[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(from_bytes(&lie), Err(FileError::Truncated { .. })));
+        let mut lie = b.clone();
+        lie[24..32].copy_from_slice(&(MAX_BODY + 1).to_le_bytes());
+        assert!(matches!(from_bytes(&lie), Err(FileError::TooLarge { .. })));
+        let mut lie = b;
+        lie[24..32].copy_from_slice(&5u64.to_le_bytes());
+        assert!(matches!(
+            from_bytes(&lie),
+            Err(FileError::BodyLength { .. })
+        ));
+    }
+
+    #[test]
     fn atomic_write_and_read() {
         let dir = std::env::temp_dir().join(format!("winsession-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
