@@ -1,12 +1,22 @@
 //! The `guievict` command line. Arguments flow in, get turned into control requests to hijacked
 //! processes (or into local actions such as printing library paths), and results flow out as
 //! human text on stderr/stdout or as JSON with `--json`.
+
+mod cmd_hijack;
+mod cmd_mobility;
+mod cmd_run;
+mod cmd_session;
+mod inject;
 mod paths;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "guievict", version, about = "Detach, re-attach, move and replicate the GUI of running X11 applications")]
+#[command(
+    name = "guievict",
+    version,
+    about = "Detach, re-attach, move and replicate the GUI of running X11 applications"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -18,9 +28,38 @@ enum Cmd {
     ExtPath,
     /// Print the absolute path of the hijack library that gets injected into applications.
     HijackPath,
+    /// Inject the hijack library into a running X application (idempotent).
+    Hijack(cmd_hijack::HijackArgs),
+    /// State of one hijacked process (or all).
+    Status(cmd_hijack::StatusArgs),
+    /// Hijacked processes of this user.
+    List(cmd_hijack::ListArgs),
+    /// Describe a window-session file.
+    Show(cmd_session::ShowArgs),
+    /// Start a program with its X traffic going through guimux from its first byte.
+    Run(cmd_run::RunArgs),
+    /// Take an application's GUI off its display; the process keeps running.
+    Detach(cmd_mobility::DetachArgs),
+    /// Put a detached GUI on a display.
+    Attach(cmd_mobility::AttachArgs),
+    /// Detach and attach to another display in one step.
+    Move(cmd_mobility::MoveArgs),
+    /// Capture an application's window session to a file without detaching it.
+    Snapshot(cmd_mobility::SnapshotArgs),
+    /// Show the same live GUI on one more display.
+    Replicate(cmd_mobility::ReplicateArgs),
+    /// Stop showing the GUI on a replica display.
+    Unreplicate(cmd_mobility::UnreplicateArgs),
+    /// Change the input policy of a replica display.
+    Policy(cmd_mobility::PolicyArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+/// Make sure `pid` runs the hijack library (inject it if needed).
+pub fn ensure_hijacked(pid: u32) -> anyhow::Result<()> {
+    cmd_hijack::ensure_hijacked(pid as i32, None).map(|_| ())
+}
+
+fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("GUIEVICT_LOG")
@@ -29,11 +68,29 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.cmd {
-        Cmd::ExtPath => println!("{}", paths::find_library(paths::XEXT_ENV, paths::XEXT_FILE)?.display()),
-        Cmd::HijackPath => {
-            println!("{}", paths::find_library(paths::HIJACK_ENV, paths::HIJACK_FILE)?.display())
-        }
+    let r = match cli.cmd {
+        Cmd::ExtPath => paths::find_library(paths::XEXT_ENV, paths::XEXT_FILE)
+            .map(|p| println!("{}", p.display())),
+        Cmd::HijackPath => paths::find_library(paths::HIJACK_ENV, paths::HIJACK_FILE)
+            .map(|p| println!("{}", p.display())),
+        Cmd::Hijack(a) => cmd_hijack::run_hijack(&a),
+        Cmd::Status(a) => cmd_hijack::run_status(&a),
+        Cmd::List(a) => cmd_hijack::run_list(&a),
+        Cmd::Show(a) => cmd_session::show(a),
+        Cmd::Run(a) => match cmd_run::run(a) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
+        Cmd::Detach(a) => cmd_mobility::detach(a),
+        Cmd::Attach(a) => cmd_mobility::attach(a),
+        Cmd::Move(a) => cmd_mobility::r#move(a),
+        Cmd::Snapshot(a) => cmd_mobility::snapshot(a),
+        Cmd::Replicate(a) => cmd_mobility::replicate(a),
+        Cmd::Unreplicate(a) => cmd_mobility::unreplicate(a),
+        Cmd::Policy(a) => cmd_mobility::policy(a),
+    };
+    if let Err(e) = r {
+        eprintln!("guievict: error: {e:#}");
+        std::process::exit(1);
     }
-    Ok(())
 }

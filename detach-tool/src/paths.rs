@@ -16,7 +16,11 @@ pub const HIJACK_FILE: &str = "libguievict_hijack.so";
 pub fn find_library(env_var: &str, file: &str) -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os(env_var) {
         let p = PathBuf::from(p);
-        anyhow::ensure!(p.is_file(), "{env_var}={} does not name a file", p.display());
+        anyhow::ensure!(
+            p.is_file(),
+            "{env_var}={} does not name a file",
+            p.display()
+        );
         return Ok(std::fs::canonicalize(&p)?);
     }
     let exe = std::env::current_exe()?;

@@ -235,6 +235,8 @@ pub struct Engine {
     log: Vec<String>,
     /// App-view seq of the last request the previous primary processed (kept across detach).
     detached_app_done: u64,
+    /// Log a line per message (debugging aid: `GUIEVICT_TRACE=1`).
+    pub trace: bool,
 }
 
 /// A failing request used as a sentinel and as a substitute: GetGeometry on an ID no client
@@ -298,6 +300,7 @@ impl Engine {
             setup_reply: None,
             log: Vec::new(),
             detached_app_done: 0,
+            trace: false,
         }
     }
 
@@ -419,6 +422,15 @@ impl Engine {
             self.app_stream_offset += len as u64;
             self.app_seq += 1;
             self.stats.app_requests += 1;
+            if self.trace {
+                self.log.push(format!(
+                    "debug: app request seq {} major {} minor {} len {}",
+                    self.app_seq,
+                    req[0],
+                    req[1],
+                    req.len()
+                ));
+            }
             if self.paused || self.primary.is_none() {
                 self.queue.push_back((self.app_seq, req));
             } else {
@@ -481,6 +493,11 @@ impl Engine {
                                 aux: t.aux,
                                 substituted: None,
                             });
+                        }
+                        if self.trace {
+                            let n = bytes.len().min(24);
+                            self.log
+                                .push(format!("debug:   -> server {sid}: {:02x?}", &bytes[..n]));
                         }
                         srv.out.extend_from_slice(&bytes);
                     }
@@ -712,6 +729,15 @@ impl Engine {
             return;
         };
         let kind = msg[0] & 0x7f;
+        if self.trace {
+            self.log.push(format!(
+                "debug: server {s} message kind {} byte1 {} seq {} len {}",
+                msg[0],
+                msg[1],
+                order.u16(&msg, 2),
+                msg.len()
+            ));
+        }
         let has_seq = kind != 11; // KeymapNotify has no sequence number
         let full = if has_seq {
             srv.widen(order.u16(&msg, 2))
@@ -799,6 +825,13 @@ impl Engine {
                         msg[10] = major;
                     } else {
                         translate::error_to_app(&mut msg, order, maps);
+                        self.log.push(format!(
+                            "debug: X error {} (value {:#x}) for request {}.{} reaches the app",
+                            msg[1],
+                            order.u32(&msg, 4),
+                            msg[10],
+                            order.u16(&msg, 8)
+                        ));
                     }
                     true
                 }
@@ -895,8 +928,8 @@ impl Engine {
     }
 
     /// Make server `s` the primary or a replica, with the maps that translate the app's view
-    /// to it (`None` = identity). Held events are delivered; as primary, queued app requests
-    /// replay unless paused.
+    /// to it (`None` = identity). Held events are delivered. Queued app requests replay when
+    /// the caller resumes (see [`Engine::resume`]).
     pub fn activate(
         &mut self,
         s: ServerId,
@@ -937,11 +970,13 @@ impl Engine {
                     self.app_out.extend_from_slice(&ev);
                 }
             }
-            if !self.paused {
-                self.resume();
-            }
         }
         Ok(())
+    }
+
+    /// The maps of server `s` (None: identity, or no such server).
+    pub fn maps_of(&self, s: ServerId) -> Option<&Maps> {
+        self.servers.get(s)?.as_ref()?.maps.as_ref()
     }
 
     /// Change the role of a replica (e.g. its input policy).

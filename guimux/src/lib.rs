@@ -8,6 +8,7 @@
 pub mod engine;
 pub mod fields;
 pub mod framing;
+pub mod generated;
 pub mod maps;
 pub mod tables;
 pub mod translate;

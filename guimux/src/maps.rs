@@ -36,6 +36,10 @@ impl Bijection {
     pub fn app(&self, server: u32) -> Option<u32> {
         self.to_app.get(&server).copied()
     }
+    /// Every (app, server) pair.
+    pub fn pairs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.to_server.iter().map(|(a, s)| (*a, *s))
+    }
     /// Whether an app-view value is taken.
     pub fn app_taken(&self, app: u32) -> bool {
         self.to_server.contains_key(&app)
@@ -109,6 +113,16 @@ impl XidMap {
     /// Whether empty.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+
+    /// Every (app, server) pair.
+    pub fn pairs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.map.pairs()
+    }
+
+    /// Server ID for an app-view ID, without allocating.
+    pub fn lookup(&self, app: u32) -> Option<u32> {
+        self.map.server(app)
     }
 
     /// App → server. Unknown IDs of the app's own range get a fresh server ID (the app is
@@ -185,6 +199,10 @@ impl AtomMap {
     /// Whether empty.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+    /// Every (app, server) pair.
+    pub fn pairs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.map.pairs()
     }
     /// App → server; unknown atoms pass unchanged (and are logged by the caller).
     pub fn to_server(&self, atom: u32) -> Option<u32> {

@@ -12,9 +12,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod control;
+pub mod controller;
 pub mod ffi;
 pub mod interpose;
+pub mod muxloop;
 pub mod relay;
+pub mod session;
 pub mod xfd;
 
 use control::{ErrorKind, Request, Response, Status};

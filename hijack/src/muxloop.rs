@@ -166,6 +166,8 @@ pub fn spawn(
         .name("guimux".into())
         .spawn(move || {
             let _old = ffi::block_all_signals();
+            let mut engine = engine;
+            engine.trace = std::env::var_os("GUIEVICT_TRACE").is_some();
             let mut l = Loop {
                 engine,
                 app: Peer {
@@ -383,7 +385,10 @@ impl Loop {
 
     fn log_engine(&mut self) {
         for line in self.engine.take_log() {
-            tracing::warn!("{line}");
+            match line.strip_prefix("debug: ") {
+                Some(l) => tracing::debug!("{l}"),
+                None => tracing::warn!("{line}"),
+            }
         }
     }
 
@@ -456,9 +461,7 @@ impl Loop {
     }
 
     fn read_server(&mut self, s: ServerId) -> Option<Ended> {
-        let Some(p) = self.servers.get(&s) else {
-            return None;
-        };
+        let p = self.servers.get(&s)?;
         let is_primary = self.engine.primary() == Some(s);
         match read_some(p.fd.as_raw_fd()) {
             Ok(ReadResult::Data(d, fds)) => {

@@ -79,7 +79,8 @@ impl Image {
 
     /// Write as PNG.
     pub fn save_png(&self, path: &Path) -> Result<()> {
-        let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let f =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let mut enc = png::Encoder::new(std::io::BufWriter::new(f), self.width, self.height);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
@@ -104,6 +105,10 @@ pub struct Comparison {
     pub differing: usize,
     /// Where the PNGs were written when the images differ.
     pub artifacts: Option<PathBuf>,
+    /// Fraction of equal pixels among "ink" pixels: those that differ from the first image's
+    /// dominant (background) colour in either image. Catches a window that came back blank,
+    /// which the plain fraction hides when the drawing covers little of the window.
+    pub ink_equal_fraction: f64,
 }
 
 impl Comparison {
@@ -116,6 +121,7 @@ impl Comparison {
 /// Compare two images pixel by pixel. When they differ, writes `<name>-a.png`, `<name>-b.png`
 /// and `<name>-diff.png` (differing pixels red) under `target/test-artifacts/`.
 pub fn compare(a: &Image, b: &Image, name: &str) -> Comparison {
+    let ink_equal_fraction = ink_equal(a, b);
     let (equal_fraction, differing, diff) = if a.width != b.width || a.height != b.height {
         (0.0, usize::MAX, None)
     } else {
@@ -155,6 +161,35 @@ pub fn compare(a: &Image, b: &Image, name: &str) -> Comparison {
         equal_fraction,
         differing,
         artifacts,
+        ink_equal_fraction,
+    }
+}
+
+/// See [`Comparison::ink_equal_fraction`].
+fn ink_equal(a: &Image, b: &Image) -> f64 {
+    if a.width != b.width || a.height != b.height {
+        return 0.0;
+    }
+    let mut counts = std::collections::HashMap::new();
+    for p in a.rgb.chunks(3) {
+        *counts.entry([p[0], p[1], p[2]]).or_insert(0usize) += 1;
+    }
+    let Some(bg) = counts.into_iter().max_by_key(|(_, n)| *n).map(|(c, _)| c) else {
+        return 1.0;
+    };
+    let (mut ink, mut same) = (0usize, 0usize);
+    for (pa, pb) in a.rgb.chunks(3).zip(b.rgb.chunks(3)) {
+        if pa != bg || pb != bg {
+            ink += 1;
+            if pa == pb {
+                same += 1;
+            }
+        }
+    }
+    if ink == 0 {
+        1.0
+    } else {
+        same as f64 / ink as f64
     }
 }
 
@@ -168,6 +203,18 @@ mod tests {
             height: h,
             rgb: vec![fill; (w * h * 3) as usize],
         }
+    }
+
+    #[test]
+    fn blank_result_fails_the_ink_measure() {
+        let mut a = img(100, 100, 255);
+        for i in 0..50 {
+            a.rgb[i * 3] = 0; // 50 ink pixels = 0.5% of the image
+        }
+        let blank = img(100, 100, 255);
+        let c = compare(&a, &blank, "unit-blank");
+        assert!(c.equal_fraction >= 0.99);
+        assert_eq!(c.ink_equal_fraction, 0.0);
     }
 
     #[test]

@@ -15,8 +15,8 @@ use x11rb::connection::Connection;
 use x11rb::protocol::res::{self, ClientIdMask, ClientIdSpec};
 use x11rb::protocol::xproto::{self, ConnectionExt as _, ImageFormat, MapState};
 use x11rb::protocol::xtest::ConnectionExt as _;
-use x11rb::wrapper::ConnectionExt as _;
 use x11rb::rust_connection::RustConnection;
+use x11rb::wrapper::ConnectionExt as _;
 
 pub mod image;
 pub use image::{compare, Comparison, Image};
@@ -158,9 +158,13 @@ impl Xvfb {
         ));
         let logf = std::fs::File::create(&log)?;
         let mut cmd = Command::new("/usr/bin/Xvfb");
-        cmd.arg("-displayfd")
-            .arg(wfd.to_string())
-            .args(["-nolisten", "tcp", "-screen", "0", &opts.screen]);
+        cmd.arg("-displayfd").arg(wfd.to_string()).args([
+            "-nolisten",
+            "tcp",
+            "-screen",
+            "0",
+            &opts.screen,
+        ]);
         if opts.noreset {
             cmd.arg("-noreset");
         }
@@ -191,7 +195,9 @@ impl Xvfb {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().context("spawning /usr/bin/Xvfb (is xvfb installed?)")?;
+        let mut child = cmd
+            .spawn()
+            .context("spawning /usr/bin/Xvfb (is xvfb installed?)")?;
         drop(writer);
         let mut buf = String::new();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -200,7 +206,10 @@ impl Xvfb {
         loop {
             if Instant::now() > deadline {
                 kill_and_reap(&mut child);
-                bail!("Xvfb did not report a display within 20 s (log: {})", log.display());
+                bail!(
+                    "Xvfb did not report a display within 20 s (log: {})",
+                    log.display()
+                );
             }
             match reader.read(&mut byte) {
                 Ok(0) => {
@@ -214,7 +223,10 @@ impl Xvfb {
                 Err(e) => return Err(e.into()),
             }
         }
-        let number: u32 = buf.trim().parse().context("parsing Xvfb's -displayfd output")?;
+        let number: u32 = buf
+            .trim()
+            .parse()
+            .context("parsing Xvfb's -displayfd output")?;
         Ok(Self {
             display: format!(":{number}"),
             number,
@@ -297,7 +309,10 @@ impl Xorg {
         );
         std::fs::write(dir.join("xorg.conf"), conf)?;
         // Xorg must be able to read its config and write its log as nobody.
-        Command::new("chmod").args(["-R", "a+rwX"]).arg(&dir).status()?;
+        Command::new("chmod")
+            .args(["-R", "a+rwX"])
+            .arg(&dir)
+            .status()?;
         let mut parent = dir.clone();
         while parent.pop() {
             let _ = Command::new("chmod").arg("a+x").arg(&parent).status();
@@ -320,7 +335,9 @@ impl Xorg {
             .stderr(Stdio::null());
         std::fs::create_dir_all(dir.join("empty-conf.d"))?;
         die_with_parent(&mut cmd);
-        let child = cmd.spawn().context("spawning Xorg (is xserver-xorg-core installed?)")?;
+        let child = cmd
+            .spawn()
+            .context("spawning Xorg (is xserver-xorg-core installed?)")?;
         let mut me = Self {
             display,
             child,
@@ -512,7 +529,15 @@ pub fn screenshot(display: &str, window: u32) -> Result<Image> {
     let conn = connect(display)?;
     let geom = conn.get_geometry(window)?.reply()?;
     let img = conn
-        .get_image(ImageFormat::Z_PIXMAP, window, 0, 0, geom.width, geom.height, !0)?
+        .get_image(
+            ImageFormat::Z_PIXMAP,
+            window,
+            0,
+            0,
+            geom.width,
+            geom.height,
+            !0,
+        )?
         .reply()?;
     Image::from_zpixmap(
         &conn,
@@ -532,9 +557,7 @@ pub fn xtest_type(display: &str, window: Option<u32>, text: &str) -> Result<()> 
     }
     let setup = conn.setup();
     let (min, max) = (setup.min_keycode, setup.max_keycode);
-    let map = conn
-        .get_keyboard_mapping(min, max - min + 1)?
-        .reply()?;
+    let map = conn.get_keyboard_mapping(min, max - min + 1)?.reply()?;
     let per = map.keysyms_per_keycode as usize;
     let shift = find_keycode(&map.keysyms, per, min, 0xffe1).context("no Shift_L keycode")?;
     for ch in text.chars() {
@@ -565,9 +588,7 @@ pub fn xtest_key(display: &str, window: Option<u32>, keysym: u32) -> Result<()> 
     }
     let setup = conn.setup();
     let (min, max) = (setup.min_keycode, setup.max_keycode);
-    let map = conn
-        .get_keyboard_mapping(min, max - min + 1)?
-        .reply()?;
+    let map = conn.get_keyboard_mapping(min, max - min + 1)?.reply()?;
     let code = find_keycode(&map.keysyms, map.keysyms_per_keycode as usize, min, keysym)
         .with_context(|| format!("no keycode for keysym {keysym:#x}"))?;
     fake_key(&conn, code, true)?;
@@ -613,7 +634,13 @@ fn find_keycode(keysyms: &[u32], per: usize, min: u8, keysym: u32) -> Option<u8>
     (0..per).find_map(|level| find_keycode_level(keysyms, per, min, keysym, level))
 }
 
-fn find_keycode_level(keysyms: &[u32], per: usize, min: u8, keysym: u32, level: usize) -> Option<u8> {
+fn find_keycode_level(
+    keysyms: &[u32],
+    per: usize,
+    min: u8,
+    keysym: u32,
+    level: usize,
+) -> Option<u8> {
     if per == 0 || level >= per {
         return None;
     }

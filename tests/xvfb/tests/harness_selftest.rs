@@ -46,7 +46,8 @@ fn xtest_typing_reaches_xterm_shell() {
         let x = Xvfb::start_plain().expect("start Xvfb");
         let out = artifacts_dir().join(format!("selftest-typed-{}", std::process::id()));
         let _ = std::fs::remove_file(&out);
-        let app = App::spawn(&x.display, &["xterm", "-geometry", "80x24+0+0", "-e", "sh"]).expect("xterm");
+        let app = App::spawn(&x.display, &["xterm", "-geometry", "80x24+0+0", "-e", "sh"])
+            .expect("xterm");
         std::thread::sleep(std::time::Duration::from_millis(500));
         xtest_type(
             &x.display,
@@ -61,7 +62,10 @@ fn xtest_typing_reaches_xterm_shell() {
                     break;
                 }
             }
-            assert!(std::time::Instant::now() < deadline, "typed text never reached the shell");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "typed text never reached the shell"
+            );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
     });

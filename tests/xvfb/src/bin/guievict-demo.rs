@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 use xvfb_harness::*;
 
 fn main() -> Result<()> {
-    let out = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "guievict-demo".into()));
+    let out = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "guievict-demo".into()),
+    );
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let out = std::fs::canonicalize(&out)?;
     let a = Xvfb::start().context("starting Xvfb A with the GUIEVICT extension")?;
@@ -17,11 +21,23 @@ fn main() -> Result<()> {
     eprintln!("[1/5] servers: A = {}, B = {}", a.display, b.display);
     let app = App::spawn(
         &a.display,
-        &["xterm", "-geometry", "80x24+0+0", "-title", "guievict demo", "-e", "sh"],
+        &[
+            "xterm",
+            "-geometry",
+            "80x24+0+0",
+            "-title",
+            "guievict demo",
+            "-e",
+            "sh",
+        ],
     )?;
     eprintln!("[2/5] xterm pid {} window {:#x} on A", app.pid, app.window);
     std::thread::sleep(Duration::from_millis(500));
-    xtest_type(&a.display, Some(app.window), "echo moved by guievict; ls /\n")?;
+    xtest_type(
+        &a.display,
+        Some(app.window),
+        "echo moved by guievict; ls /\n",
+    )?;
     std::thread::sleep(Duration::from_millis(500));
     let before = screenshot(&a.display, app.window)?;
     let before_png = out.join("before.png");
@@ -31,7 +47,14 @@ fn main() -> Result<()> {
     let bin = guievict_bin();
     let t = Instant::now();
     let status = Command::new(&bin)
-        .args(["move", "--pid", &app.pid.to_string(), "--display", &a.display, &b.display])
+        .args([
+            "move",
+            "--pid",
+            &app.pid.to_string(),
+            "--display",
+            &a.display,
+            &b.display,
+        ])
         .status()
         .with_context(|| format!("running {}", bin.display()))?;
     if !status.success() {
@@ -39,7 +62,10 @@ fn main() -> Result<()> {
             "[4/5] `guievict move` failed ({status}): moving is NOT IMPLEMENTED YET in this build. \
              Implemented so far: private servers with the extension, the app, screenshots."
         );
-        std::fs::write(out.join("RESULT.txt"), "move not implemented yet; only before.png exists\n")?;
+        std::fs::write(
+            out.join("RESULT.txt"),
+            "move not implemented yet; only before.png exists\n",
+        )?;
         std::process::exit(2);
     }
     eprintln!("[4/5] moved in {:?}", t.elapsed());

@@ -1,0 +1,385 @@
+//! `guievict detach | attach | move | snapshot | replicate | unreplicate | policy`. A target
+//! (window, PID) and options flow in; the target is resolved to a process, its control socket is
+//! found (hijacking it first when needed), one or two control requests flow out, and the
+//! library's answer flows back as text on stderr or JSON on stdout.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use guievict_hijack::control::{self, InputPolicy, Request, Response, XAuth};
+use std::path::PathBuf;
+use x11rb::connection::Connection;
+use x11rb::protocol::res::{self, ClientIdMask, ClientIdSpec};
+use x11rb::protocol::xproto::{AtomEnum, ConnectionExt as _};
+
+/// Which process to act on.
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    /// A window of the application: `0x…` or decimal.
+    pub window: Option<String>,
+    /// The application's process ID.
+    #[arg(long, conflicts_with = "window")]
+    pub pid: Option<u32>,
+    /// Display the window is on (default: $DISPLAY).
+    #[arg(long)]
+    pub display: Option<String>,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `guievict detach`.
+#[derive(Args, Debug)]
+pub struct DetachArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Also write the window session to this file.
+    #[arg(long)]
+    save: Option<PathBuf>,
+}
+
+/// `guievict attach`.
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Display to attach to.
+    pub to: String,
+    #[command(flatten)]
+    target: Target,
+    /// Xauthority file for the target display (default: $XAUTHORITY).
+    #[arg(long)]
+    auth: Option<PathBuf>,
+}
+
+/// `guievict move`.
+#[derive(Args, Debug)]
+pub struct MoveArgs {
+    /// Display to move to.
+    pub to: String,
+    #[command(flatten)]
+    target: Target,
+    /// Xauthority file for the target display.
+    #[arg(long)]
+    auth: Option<PathBuf>,
+}
+
+/// `guievict snapshot`.
+#[derive(Args, Debug)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Session file to write.
+    #[arg(long)]
+    save: PathBuf,
+}
+
+/// `guievict replicate`.
+#[derive(Args, Debug)]
+pub struct ReplicateArgs {
+    /// Display to add.
+    pub to: String,
+    #[command(flatten)]
+    target: Target,
+    /// Drop input from that display.
+    #[arg(long)]
+    view_only: bool,
+    /// Xauthority file for that display.
+    #[arg(long)]
+    auth: Option<PathBuf>,
+}
+
+/// `guievict unreplicate`.
+#[derive(Args, Debug)]
+pub struct UnreplicateArgs {
+    /// Display to remove.
+    pub from: String,
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `guievict policy`.
+#[derive(Args, Debug)]
+pub struct PolicyArgs {
+    /// Replica display.
+    pub on: String,
+    #[command(flatten)]
+    target: Target,
+    /// Drop input from that display.
+    #[arg(long, conflicts_with = "interactive")]
+    view_only: bool,
+    /// Accept input from that display.
+    #[arg(long)]
+    interactive: bool,
+}
+
+/// Parse `0x1a00004` or decimal.
+pub fn parse_window(s: &str) -> Result<u32> {
+    let r = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u32::from_str_radix(h, 16)
+    } else {
+        s.parse()
+    };
+    r.with_context(|| format!("{s:?} is not a window ID (0x… or decimal)"))
+}
+
+/// PID of the client owning `window` on `display` (X-Resource, fallback `_NET_WM_PID`).
+pub fn window_to_pid(display: Option<&str>, window: u32) -> Result<u32> {
+    let (conn, _) = x11rb::connect(display).context("connecting to the window's display")?;
+    let r = res::query_client_ids(
+        &conn,
+        &[ClientIdSpec {
+            client: window,
+            mask: ClientIdMask::LOCAL_CLIENT_PID,
+        }],
+    )?
+    .reply();
+    if let Ok(r) = r {
+        if let Some(pid) = r
+            .ids
+            .iter()
+            .find(|i| i.spec.mask.contains(ClientIdMask::LOCAL_CLIENT_PID))
+            .and_then(|i| i.value.first())
+        {
+            return Ok(*pid);
+        }
+    }
+    let atom = conn.intern_atom(false, b"_NET_WM_PID")?.reply()?.atom;
+    let p = conn
+        .get_property(false, window, atom, AtomEnum::CARDINAL, 0, 1)?
+        .reply()
+        .with_context(|| format!("window {window:#x} does not exist"))?;
+    if let Some(pid) = p.value32().and_then(|mut v| v.next()) {
+        return Ok(pid);
+    }
+    let _ = conn.flush();
+    bail!(
+        "cannot tell which process owns window {window:#x} (no X-Resource answer, no _NET_WM_PID)"
+    )
+}
+
+/// Resolve a target to a PID.
+pub fn resolve(t: &Target) -> Result<u32> {
+    match (&t.window, t.pid) {
+        (_, Some(p)) => Ok(p),
+        (Some(w), None) => window_to_pid(t.display.as_deref(), parse_window(w)?),
+        (None, None) => bail!("name the application: a WINDOW id or --pid PID"),
+    }
+}
+
+/// Control socket of `pid`, hijacking the process first if it has none.
+pub fn socket_of(pid: u32) -> Result<PathBuf> {
+    let uid = nix::unistd::geteuid().as_raw();
+    let find = || {
+        control::socket_candidates(pid, uid)
+            .into_iter()
+            .find(|p| p.exists())
+    };
+    if let Some(p) = find() {
+        return Ok(p);
+    }
+    anyhow::ensure!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "process {pid} does not exist"
+    );
+    crate::ensure_hijacked(pid)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if let Some(p) = find() {
+            return Ok(p);
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("process {pid} was hijacked but its control socket did not appear");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Send one request; turn the answer into (message, report JSON) or an error.
+fn call(pid: u32, req: &Request) -> Result<(String, serde_json::Value)> {
+    let path = socket_of(pid)?;
+    let resp = control::request(&path, req).with_context(|| format!("talking to process {pid}"))?;
+    match resp {
+        Response::Ok { message } => {
+            let (first, rest) = message.split_once('\n').unwrap_or((&message, "null"));
+            Ok((
+                first.to_string(),
+                serde_json::from_str(rest).unwrap_or(serde_json::Value::Null),
+            ))
+        }
+        Response::Error { kind, message } => bail!("process {pid}: {message} ({kind:?})"),
+        Response::Status(_) => bail!("process {pid}: unexpected status answer"),
+    }
+}
+
+fn output(json: bool, pid: u32, msg: &str, report: serde_json::Value) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"pid": pid, "result": msg, "report": report})
+        );
+    } else {
+        let total = report
+            .get("total_ms")
+            .and_then(|v| v.as_f64())
+            .map(|t| format!(" in {t:.1} ms"))
+            .unwrap_or_default();
+        eprintln!("guievict: pid {pid}: {msg}{total}");
+    }
+}
+
+/// Read the entry for `display` from an Xauthority file.
+fn read_auth(file: &std::path::Path, display: &str) -> Result<Option<XAuth>> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let num = display
+        .rsplit_once(':')
+        .map(|(_, n)| n.split('.').next().unwrap_or("0").to_string())
+        .unwrap_or_default();
+    let mut p = 0usize;
+    let field = |p: &mut usize| -> Option<Vec<u8>> {
+        let len = u16::from_be_bytes([*bytes.get(*p)?, *bytes.get(*p + 1)?]) as usize;
+        let v = bytes.get(*p + 2..*p + 2 + len)?.to_vec();
+        *p += 2 + len;
+        Some(v)
+    };
+    while p + 2 <= bytes.len() {
+        p += 2; // family
+        let (Some(_addr), Some(number), Some(name), Some(data)) =
+            (field(&mut p), field(&mut p), field(&mut p), field(&mut p))
+        else {
+            bail!("{} is not a valid Xauthority file", file.display());
+        };
+        if number == num.as_bytes() {
+            return Ok(Some(XAuth {
+                name: String::from_utf8_lossy(&name).into_owned(),
+                data,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+fn auth_for(file: &Option<PathBuf>, display: &str) -> Result<Option<XAuth>> {
+    match file {
+        Some(f) => {
+            let a = read_auth(f, display)?;
+            anyhow::ensure!(
+                a.is_some(),
+                "{} has no entry for display {display}",
+                f.display()
+            );
+            Ok(a)
+        }
+        None => Ok(None),
+    }
+}
+
+/// `guievict detach`.
+pub fn detach(a: DetachArgs) -> Result<()> {
+    let pid = resolve(&a.target)?;
+    let save = a.save.map(|p| std::path::absolute(&p)).transpose()?;
+    let (msg, rep) = call(pid, &Request::Detach { session_path: save })?;
+    output(a.target.json, pid, &msg, rep);
+    Ok(())
+}
+
+/// `guievict attach`.
+pub fn attach(a: AttachArgs) -> Result<()> {
+    let pid = resolve(&a.target)?;
+    let auth = auth_for(&a.auth, &a.to)?;
+    let (msg, rep) = call(
+        pid,
+        &Request::Attach {
+            display: a.to.clone(),
+            auth,
+        },
+    )?;
+    output(a.target.json, pid, &msg, rep);
+    Ok(())
+}
+
+/// `guievict move`: detach then attach.
+pub fn r#move(a: MoveArgs) -> Result<()> {
+    let pid = resolve(&a.target)?;
+    let auth = auth_for(&a.auth, &a.to)?;
+    let t = std::time::Instant::now();
+    let (_, d) = call(pid, &Request::Detach { session_path: None })?;
+    let (msg, at) = call(
+        pid,
+        &Request::Attach {
+            display: a.to.clone(),
+            auth,
+        },
+    )?;
+    let total = t.elapsed().as_secs_f64() * 1000.0;
+    output(
+        a.target.json,
+        pid,
+        &format!("moved to {}", a.to),
+        serde_json::json!({"detach": d, "attach": at, "total_ms": total, "message": msg}),
+    );
+    Ok(())
+}
+
+/// `guievict snapshot`.
+pub fn snapshot(a: SnapshotArgs) -> Result<()> {
+    let pid = resolve(&a.target)?;
+    let path = std::path::absolute(&a.save)?;
+    let (msg, rep) = call(pid, &Request::Snapshot { path })?;
+    output(a.target.json, pid, &msg, rep);
+    Ok(())
+}
+
+/// `guievict replicate`.
+pub fn replicate(a: ReplicateArgs) -> Result<()> {
+    let pid = resolve(&a.target)?;
+    let auth = auth_for(&a.auth, &a.to)?;
+    let policy = if a.view_only {
+        InputPolicy::ViewOnly
+    } else {
+        InputPolicy::Interactive
+    };
+    let (msg, rep) = call(
+        pid,
+        &Request::Replicate {
+            display: a.to.clone(),
+            auth,
+            policy,
+        },
+    )?;
+    output(a.target.json, pid, &msg, rep);
+    Ok(())
+}
+
+/// `guievict unreplicate`.
+pub fn unreplicate(a: UnreplicateArgs) -> Result<()> {
+    let pid = resolve(&a.target)?;
+    let (msg, rep) = call(
+        pid,
+        &Request::Unreplicate {
+            display: a.from.clone(),
+        },
+    )?;
+    output(a.target.json, pid, &msg, rep);
+    Ok(())
+}
+
+/// `guievict policy`.
+pub fn policy(a: PolicyArgs) -> Result<()> {
+    let pid = resolve(&a.target)?;
+    anyhow::ensure!(
+        a.view_only || a.interactive,
+        "say --view-only or --interactive"
+    );
+    let policy = if a.view_only {
+        InputPolicy::ViewOnly
+    } else {
+        InputPolicy::Interactive
+    };
+    let (msg, rep) = call(
+        pid,
+        &Request::Policy {
+            display: a.on.clone(),
+            policy,
+        },
+    )?;
+    output(a.target.json, pid, &msg, rep);
+    Ok(())
+}

@@ -1,0 +1,629 @@
+//! Detach, attach, snapshot and replicate for one application connection. This is where the
+//! window session flows: captured through guimux's internal client on the app's own server
+//! connection (the extension then answers for the app's resources), kept in memory (so a
+//! checkpointer saves it with the process), regenerated on a new server through another internal
+//! client, and turned into the maps that let guimux translate the app's queued and future
+//! requests.
+
+use crate::muxloop::{LoopGone, MuxHandle};
+use guimux::maps::{AtomMap, ExtEntry, ExtMap, ExtPlace, XidMap};
+use guimux::{Maps, Role, ServerId};
+use std::collections::HashMap;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+use x11rb::connection::RequestConnection;
+use x11rb::errors::{ConnectError, ConnectionError, ReplyError};
+use x11rb::protocol::xc_misc::ConnectionExt as _;
+use x11rb::protocol::xproto::{ConnectionExt as _, Setup, VisualClass};
+use x11rb::rust_connection::{DefaultStream, RustConnection};
+use x11rb::wrapper::ConnectionExt as _;
+
+/// Why a session operation failed. Each variant says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The relay for this connection has ended.
+    #[error(transparent)]
+    Loop(#[from] LoopGone),
+    /// Connecting to the target display failed.
+    #[error("cannot connect to X display {display}: {why}")]
+    Connect {
+        /// Display name.
+        display: String,
+        /// Reason (auth, no such display, …).
+        why: String,
+    },
+    /// An X request on the internal client failed.
+    #[error("X protocol error during {stage}: {why}")]
+    X {
+        /// What was being done.
+        stage: &'static str,
+        /// The error.
+        why: String,
+    },
+    /// Capturing the window session failed.
+    #[error("capturing the window session failed: {0}")]
+    Capture(String),
+    /// Regenerating the window session failed.
+    #[error("regenerating the window session on {display} failed: {why}")]
+    Regenerate {
+        /// Display.
+        display: String,
+        /// Reason.
+        why: String,
+    },
+    /// The operation needs a state the connection is not in.
+    #[error("{0}")]
+    State(String),
+}
+
+fn xerr(stage: &'static str) -> impl Fn(ReplyError) -> SessionError {
+    move |e| SessionError::X {
+        stage,
+        why: e.to_string(),
+    }
+}
+
+fn cerr(stage: &'static str) -> impl Fn(ConnectionError) -> SessionError {
+    move |e| SessionError::X {
+        stage,
+        why: e.to_string(),
+    }
+}
+
+/// What the app believes about the server it started on: its setup (with its own ID range),
+/// every atom that existed when it was last captured, and where each extension lives.
+#[derive(Clone, Debug)]
+pub struct AppView {
+    /// The setup as the app holds it (`resource_id_base` is the app's).
+    pub setup: Setup,
+    /// Atoms by app-view value and name.
+    pub atoms: Vec<(u32, String)>,
+    /// Extensions as the app knows them.
+    pub exts: Vec<(String, ExtPlace)>,
+}
+
+/// A detached GUI: the session and the app's view, held in process memory.
+#[derive(Debug)]
+pub struct Detached {
+    /// The window session, in the values of the server it was captured on.
+    pub session: winsession::Session,
+    /// That server as the capturing connection saw it (atoms, extensions, its ID range).
+    pub view: AppView,
+    /// The translation from the app's view to that server, when it was not the app's original
+    /// server (after a move). `None`: the capture server's values *are* the app's view.
+    pub prev: Option<Maps>,
+}
+
+/// Timings of one operation, in milliseconds, by stage.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Timings(pub Vec<(String, f64)>);
+
+impl Timings {
+    fn lap(&mut self, name: &str, t: &mut Instant) {
+        self.0
+            .push((name.to_string(), t.elapsed().as_secs_f64() * 1000.0));
+        *t = Instant::now();
+    }
+}
+
+/// An internal x11rb connection multiplexed onto server `s` of the loop.
+fn internal_conn(h: &MuxHandle, s: ServerId, setup: Setup) -> Result<RustConnection, SessionError> {
+    let sock = h.start_internal(s)?;
+    let (stream, _) = DefaultStream::from_unix_stream(sock).map_err(|e| SessionError::X {
+        stage: "internal client",
+        why: e.to_string(),
+    })?;
+    RustConnection::for_connected_stream(stream, setup).map_err(|e: ConnectError| SessionError::X {
+        stage: "internal client",
+        why: e.to_string(),
+    })
+}
+
+/// Learn the app's view on its current server through an internal connection `conn`
+/// (whose setup is a copy of the server's setup; `resource_id_base` gets fixed here).
+pub fn learn_view(conn: &RustConnection, mut setup: Setup) -> Result<AppView, SessionError> {
+    // The app's own ID range: XC-MISC hands out free IDs *of the requesting client*.
+    let range = conn
+        .xc_misc_get_xid_range()
+        .map_err(cerr("XC-MISC GetXIDRange"))?
+        .reply()
+        .map_err(xerr("XC-MISC GetXIDRange"))?;
+    setup.resource_id_base = range.start_id & !setup.resource_id_mask;
+    let atoms = enumerate_atoms(conn)?;
+    let exts = query_extensions(conn)?;
+    Ok(AppView { setup, atoms, exts })
+}
+
+/// Every atom the server has (beyond the predefined ones), by pipelined GetAtomName until the
+/// first BadAtom.
+fn enumerate_atoms(conn: &RustConnection) -> Result<Vec<(u32, String)>, SessionError> {
+    let mut out = Vec::new();
+    let mut next = guimux::maps::LAST_PREDEFINED_ATOM + 1;
+    const BATCH: u32 = 512;
+    loop {
+        let cookies = (next..next + BATCH)
+            .map(|a| conn.get_atom_name(a).map(|c| (a, c)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(cerr("GetAtomName"))?;
+        let mut ended = false;
+        for (a, c) in cookies {
+            match c.reply() {
+                Ok(r) if !ended => out.push((a, String::from_utf8_lossy(&r.name).into_owned())),
+                Ok(_) => {}
+                Err(ReplyError::X11Error(_)) => ended = true,
+                Err(e) => return Err(xerr("GetAtomName")(e)),
+            }
+        }
+        if ended {
+            return Ok(out);
+        }
+        next += BATCH;
+    }
+}
+
+/// Every extension of the server with its placement.
+fn query_extensions(conn: &RustConnection) -> Result<Vec<(String, ExtPlace)>, SessionError> {
+    let names = conn
+        .list_extensions()
+        .map_err(cerr("ListExtensions"))?
+        .reply()
+        .map_err(xerr("ListExtensions"))?;
+    let names: Vec<String> = names
+        .names
+        .iter()
+        .map(|n| String::from_utf8_lossy(&n.name).into_owned())
+        .collect();
+    let places = query_places(conn, &names)?;
+    Ok(names
+        .into_iter()
+        .zip(places)
+        .filter_map(|(n, p)| p.map(|p| (n, p)))
+        .collect())
+}
+
+fn query_places(
+    conn: &RustConnection,
+    names: &[String],
+) -> Result<Vec<Option<ExtPlace>>, SessionError> {
+    let cookies = names
+        .iter()
+        .map(|n| conn.query_extension(n.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(cerr("QueryExtension"))?;
+    cookies
+        .into_iter()
+        .map(|c| {
+            let r = c.reply().map_err(xerr("QueryExtension"))?;
+            Ok(r.present.then_some(ExtPlace {
+                major: r.major_opcode,
+                first_event: r.first_event,
+                first_error: r.first_error,
+            }))
+        })
+        .collect()
+}
+
+/// Hold the app's requests and wait until everything it sent before has been answered.
+fn pause_and_drain(h: &MuxHandle, conn: &RustConnection) -> Result<(), SessionError> {
+    h.with_engine(|e| e.pause())?;
+    conn.sync().map_err(xerr("synchronising"))?;
+    Ok(())
+}
+
+/// Hold the app, learn its view, and capture its window session through internal clients on
+/// server `s`. The app stays paused afterwards.
+fn pause_and_capture(
+    h: &MuxHandle,
+    s: ServerId,
+    server_setup: Setup,
+    opts: &winsession::CaptureOptions,
+    timings: &mut Timings,
+    t: &mut Instant,
+) -> Result<Detached, SessionError> {
+    let conn = internal_conn(h, s, server_setup.clone())?;
+    let view = (|| {
+        pause_and_drain(h, &conn)?;
+        timings.lap("drain", t);
+        learn_view(&conn, server_setup)
+    })();
+    drop(conn);
+    h.stop_internal()?;
+    let view = view?;
+    timings.lap("app view", t);
+    // A second internal client whose setup carries the app's own ID range, so that the
+    // capture knows which resources are the app's.
+    let conn = internal_conn(h, s, view.setup.clone())?;
+    let session =
+        winsession::capture(&conn, opts).map_err(|e| SessionError::Capture(e.to_string()));
+    drop(conn);
+    h.stop_internal()?;
+    timings.lap("capture", t);
+    let prev = h.with_engine(move |e| e.maps_of(s).cloned())?;
+    Ok(Detached {
+        session: session?,
+        view,
+        prev,
+    })
+}
+
+/// Capture the window session of the app on its primary server without detaching it.
+/// `server_setup` is the setup of that server as any client sees it.
+pub fn snapshot(
+    h: &MuxHandle,
+    server_setup: Setup,
+    opts: &winsession::CaptureOptions,
+) -> Result<(Detached, Timings), SessionError> {
+    let mut t = Instant::now();
+    let mut timings = Timings::default();
+    let s = h
+        .with_engine(|e| e.primary())?
+        .ok_or_else(|| SessionError::State("the application is detached".into()))?;
+    let result = pause_and_capture(h, s, server_setup, opts, &mut timings, &mut t);
+    h.with_engine(|e| e.resume())?;
+    result.map(|d| (d, timings))
+}
+
+/// Detach: capture, then close the server connection. App requests queue from now on.
+pub fn detach(
+    h: &MuxHandle,
+    server_setup: Setup,
+    opts: &winsession::CaptureOptions,
+) -> Result<(Detached, Timings), SessionError> {
+    let mut t = Instant::now();
+    let mut timings = Timings::default();
+    let s = h
+        .with_engine(|e| e.primary())?
+        .ok_or_else(|| SessionError::State("the application is already detached".into()))?;
+    match pause_and_capture(h, s, server_setup, opts, &mut timings, &mut t) {
+        Ok(d) => {
+            h.remove_server(s)?;
+            timings.lap("disconnect", &mut t);
+            Ok((d, timings))
+        }
+        Err(e) => {
+            // Leave the app as it was: attached and running.
+            h.with_engine(|e| e.resume())?;
+            Err(e)
+        }
+    }
+}
+
+/// X authorisation to use for a display (name and data, as in an Xauthority entry).
+#[derive(Clone, Debug, Default)]
+pub struct Auth {
+    /// Protocol name, e.g. `MIT-MAGIC-COOKIE-1`; empty = look it up in `$XAUTHORITY`.
+    pub name: Vec<u8>,
+    /// Cookie.
+    pub data: Vec<u8>,
+}
+
+/// Open a connection to `display` and perform the setup handshake; returns the socket and the
+/// server's setup.
+pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup), SessionError> {
+    let err = |why: String| SessionError::Connect {
+        display: display.to_string(),
+        why,
+    };
+    let parsed = x11rb_protocol::parse_display::parse_display(Some(display))
+        .map_err(|e| err(e.to_string()))?;
+    let mut last = String::from("no address to try");
+    for addr in parsed.connect_instruction() {
+        let (stream, (family, address)) = match DefaultStream::connect(&addr) {
+            Ok(x) => x,
+            Err(e) => {
+                last = e.to_string();
+                continue;
+            }
+        };
+        let fd: OwnedFd = {
+            let raw = stream.into_raw_fd();
+            // SAFETY: `raw` was just released by `into_raw_fd`, so we are its only owner.
+            unsafe { OwnedFd::from_raw_fd(raw) }
+        };
+        let (name, data) = match auth.filter(|a| !a.name.is_empty()) {
+            Some(a) => (a.name.clone(), a.data.clone()),
+            // As libxcb does: an unreadable or absent Xauthority means "try without".
+            None => x11rb_protocol::xauth::get_auth(family, &address, parsed.display)
+                .unwrap_or(None)
+                .unwrap_or_default(),
+        };
+        let (mut connect, request) =
+            x11rb_protocol::connect::Connect::with_authorization(name, data);
+        write_all(&fd, &request).map_err(|e| err(format!("sending setup: {e}")))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let buf = connect.buffer();
+            let n = read_blocking(&fd, buf, deadline)
+                .map_err(|e| err(format!("reading setup: {e}")))?;
+            if n == 0 {
+                return Err(err("server closed the connection during setup".into()));
+            }
+            if connect.advance(n) {
+                break;
+            }
+        }
+        let setup = connect.into_setup().map_err(|e| err(e.to_string()))?;
+        return Ok((fd, setup));
+    }
+    Err(err(last))
+}
+
+fn write_all(fd: &OwnedFd, mut buf: &[u8]) -> std::io::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !buf.is_empty() {
+        match nix::unistd::write(fd, buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {
+                if Instant::now() > deadline {
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn read_blocking(fd: &OwnedFd, buf: &mut [u8], deadline: Instant) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    loop {
+        match nix::unistd::read(fd.as_raw_fd(), buf) {
+            Ok(n) => return Ok(n),
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {
+                if Instant::now() > deadline {
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+                let mut p = [libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                }];
+                let _ = crate::ffi::poll(&mut p, 100);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// What an attach did.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct AttachReport {
+    /// Server id inside the relay.
+    pub server: ServerId,
+    /// Resources regenerated.
+    pub resources: usize,
+    /// Atoms mapped.
+    pub atoms: usize,
+    /// Requests replayed from the queue.
+    pub replayed: u64,
+    /// Bytes replayed.
+    pub replayed_bytes: u64,
+    /// Warnings (font substitutions, missing extensions, …).
+    pub warnings: Vec<String>,
+    /// Stage timings.
+    pub timings: Timings,
+}
+
+/// Attach the detached GUI to `display` (as primary) or add it as a replica.
+pub fn attach(
+    h: &MuxHandle,
+    display: &str,
+    auth: Option<&Auth>,
+    detached: &Detached,
+    role: Role,
+) -> Result<(AttachReport, Setup), SessionError> {
+    let mut t = Instant::now();
+    let mut timings = Timings::default();
+    let (fd, setup) = connect_raw(display, auth)?;
+    timings.lap("connect", &mut t);
+    let s = h.add_server(fd)?;
+    let conn = internal_conn(h, s, setup.clone())?;
+    let result = (|| {
+        // Enable BIG-REQUESTS on this connection as the app had it (large requests replay).
+        let _ = conn.maximum_request_bytes();
+        let regen = winsession::regenerate(
+            &conn,
+            &detached.session,
+            &winsession::RegenOptions::default(),
+        )
+        .map_err(|e| SessionError::Regenerate {
+            display: display.to_string(),
+            why: e.to_string(),
+        })?;
+        timings.lap("regenerate", &mut t);
+        let (maps, mut warnings) = build_maps(&conn, &detached.view, &setup, &regen)?;
+        let maps = match &detached.prev {
+            Some(prev) => compose(prev, &maps),
+            None => maps,
+        };
+        warnings.extend(regen.warnings.iter().cloned());
+        conn.sync().map_err(xerr("synchronising"))?;
+        timings.lap("maps", &mut t);
+        Ok((maps, warnings, regen.xid_map.len()))
+    })();
+    drop(conn);
+    h.stop_internal()?;
+    let (maps, warnings, resources) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = h.remove_server(s);
+            return Err(e);
+        }
+    };
+    let atoms = maps.atoms.len();
+    let before = h.with_engine(|e| e.stats())?;
+    h.activate(s, role, Some(maps))
+        .map_err(SessionError::State)?;
+    if role == Role::Primary {
+        h.with_engine(|e| e.resume())?;
+    }
+    let after = h.with_engine(|e| e.stats())?;
+    timings.lap("replay", &mut t);
+    Ok((
+        AttachReport {
+            server: s,
+            resources,
+            atoms,
+            replayed: after.delivered.saturating_sub(before.delivered),
+            replayed_bytes: before.queued_bytes,
+            warnings,
+            timings,
+        },
+        setup,
+    ))
+}
+
+/// app → old server (`prev`) followed by old server → new server (`next`): app → new server.
+/// Old-server values with no counterpart on the new server (other clients' windows there) are
+/// dropped; the app's own range and the new connection's range come from the two ends.
+fn compose(prev: &Maps, next: &Maps) -> Maps {
+    let mut xids = XidMap::new(
+        prev.xids.app_base,
+        prev.xids.app_mask,
+        next.xids.server_base,
+        next.xids.server_mask,
+    );
+    for (app, old) in prev.xids.pairs() {
+        if let Some(new) = next.xids.lookup(old) {
+            xids.insert(app, new);
+        }
+    }
+    let mut atoms = AtomMap::new();
+    for (app, old) in prev.atoms.pairs() {
+        if let Some(new) = next.atoms.to_server(old) {
+            atoms.insert(app, new);
+        }
+    }
+    let visuals = prev
+        .visuals
+        .iter()
+        .filter_map(|(app, old)| next.visuals.get(old).map(|new| (*app, *new)))
+        .collect();
+    let mut exts = ExtMap::default();
+    for e in &prev.exts.entries {
+        exts.entries.push(ExtEntry {
+            name: e.name.clone(),
+            table: e.table,
+            app: e.app,
+            server: next.exts.by_name(&e.name).and_then(|n| n.server),
+        });
+    }
+    let named = next
+        .named
+        .iter()
+        .filter_map(|(name, (_, new))| {
+            let app = prev.named.get(name).map(|(a, _)| *a)?;
+            Some((name.clone(), (app, *new)))
+        })
+        .collect();
+    Maps {
+        xids,
+        atoms,
+        visuals,
+        exts,
+        named,
+    }
+}
+
+/// Build the translation maps from the capture server's values to a new server.
+fn build_maps(
+    conn: &RustConnection,
+    view: &AppView,
+    setup: &Setup,
+    regen: &winsession::Regenerated,
+) -> Result<(Maps, Vec<String>), SessionError> {
+    let mut warnings = Vec::new();
+    let mut xids = XidMap::new(
+        view.setup.resource_id_base,
+        view.setup.resource_id_mask,
+        setup.resource_id_base,
+        setup.resource_id_mask,
+    );
+    // Server-owned IDs the app holds from its setup.
+    let mut visuals = HashMap::new();
+    for (old, new) in view.setup.roots.iter().zip(&setup.roots) {
+        xids.insert(old.root, new.root);
+        xids.insert(old.default_colormap, new.default_colormap);
+        visuals.insert(old.root_visual, new.root_visual);
+        // Other visuals: by class, depth and masks.
+        for od in &old.allowed_depths {
+            for ov in &od.visuals {
+                if visuals.contains_key(&ov.visual_id) {
+                    continue;
+                }
+                let m = setup
+                    .roots
+                    .iter()
+                    .flat_map(|r| &r.allowed_depths)
+                    .find_map(|nd| {
+                        (nd.depth == od.depth)
+                            .then(|| {
+                                nd.visuals.iter().find(|nv| {
+                                    nv.class == ov.class
+                                        && nv.red_mask == ov.red_mask
+                                        && nv.green_mask == ov.green_mask
+                                        && nv.blue_mask == ov.blue_mask
+                                        && !visuals.values().any(|v| *v == nv.visual_id)
+                                })
+                            })
+                            .flatten()
+                    });
+                if let Some(nv) = m {
+                    visuals.insert(ov.visual_id, nv.visual_id);
+                } else if ov.class == VisualClass::TRUE_COLOR && od.depth == old.root_depth {
+                    warnings.push(format!("visual {:#x} has no counterpart", ov.visual_id));
+                }
+            }
+        }
+    }
+    for (old, new) in &regen.xid_map {
+        xids.insert(*old, *new);
+    }
+    // Atoms: intern every name the app may hold, pipelined.
+    let mut atoms = AtomMap::new();
+    let cookies = view
+        .atoms
+        .iter()
+        .map(|(a, name)| conn.intern_atom(false, name.as_bytes()).map(|c| (*a, c)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(cerr("InternAtom"))?;
+    let mut named = HashMap::new();
+    for ((app, c), (_, name)) in cookies.into_iter().zip(&view.atoms) {
+        let server = c.reply().map_err(xerr("InternAtom"))?.atom;
+        atoms.insert(app, server);
+        if matches!(name.as_str(), "WM_PROTOCOLS" | "WM_STATE" | "_NET_WM_PING") {
+            named.insert(name.clone(), (app, server));
+        }
+    }
+    for (old, new) in &regen.atom_map {
+        atoms.insert(*old, *new);
+    }
+    // Extensions.
+    let names: Vec<String> = view.exts.iter().map(|(n, _)| n.clone()).collect();
+    let places = query_places(conn, &names)?;
+    let mut exts = ExtMap::default();
+    for ((name, app), server) in view.exts.iter().zip(places) {
+        if server.is_none() {
+            warnings.push(format!(
+                "extension {name} is missing on the new server: requests for it will fail with BadImplementation"
+            ));
+        }
+        exts.entries.push(ExtEntry {
+            name: name.clone(),
+            table: guimux::tables::ext_by_xname(name),
+            app: Some(*app),
+            server,
+        });
+    }
+    Ok((
+        Maps {
+            xids,
+            atoms,
+            visuals,
+            exts,
+            named,
+        },
+        warnings,
+    ))
+}
