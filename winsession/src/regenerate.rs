@@ -375,8 +375,10 @@ pub fn regenerate(
     let root = target.root;
 
     // --- Colormaps.
-    for c in &t.colormaps {
+    for (c, orig) in t.colormaps.iter().zip(&session.colormaps) {
         let new = c.id;
+        let src_depth = src.visual(orig.visual).map(|v| v.depth);
+        let dst_depth = target.visual(c.visual).map(|v| v.depth);
         let visual = if c.visual == 0 {
             warn(
                 &mut out,
@@ -397,7 +399,14 @@ pub fn regenerate(
             new,
             conn.create_colormap(alloc, new, root, visual)?,
         );
-        if all && !c.cells.is_empty() {
+        if all && !c.cells.is_empty() && src_depth != dst_depth {
+            warn(
+                &mut out,
+                format!(
+                    "colormap {new:#x}: visual depth {src_depth:?} becomes {dst_depth:?}; cell contents not restored"
+                ),
+            );
+        } else if all && !c.cells.is_empty() {
             let items: Vec<_> = c
                 .cells
                 .iter()
