@@ -11,6 +11,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod adopt;
 pub mod control;
 pub mod controller;
 pub mod ffi;
@@ -36,8 +37,9 @@ pub const PRELOAD_WATCH: Duration = Duration::from_secs(60);
 /// What the running library knows about itself.
 #[derive(Debug)]
 pub struct Runtime {
-    /// The relay thread.
-    pub relay: RelayHandle,
+    /// The plain relay thread (only with `GUIEVICT_RELAY=plain`; normally guimux relays each
+    /// connection on its own thread, see [`adopt`]).
+    pub relay: Option<RelayHandle>,
     /// Control socket path (None if it could not be bound).
     pub socket: Option<PathBuf>,
     /// `"injected"` or `"preload"`.
@@ -57,27 +59,18 @@ pub fn make_pump(_meta: &ConnMeta) -> Box<dyn Pump> {
     Box::new(PassThrough)
 }
 
-/// Answer a control request. Requests other than `Status` are not wired yet.
+/// Answer a control request: `Status` here, everything else through the controller.
 pub fn handle_request(req: &Request) -> Response {
     match req {
         Request::Status => Response::Status(status()),
         other => {
-            let name = match other {
-                Request::Snapshot { .. } => "snapshot",
-                Request::Detach { .. } => "detach",
-                Request::Attach { .. } => "attach",
-                Request::Replicate { .. } => "replicate",
-                Request::Unreplicate { .. } => "unreplicate",
-                Request::Policy { .. } => "policy",
-                Request::Status => "status",
-            };
-            Response::Error {
-                kind: ErrorKind::NotImplemented,
-                message: format!(
-                    "`{name}` is not implemented yet by the hijack library {} (only `status` is)",
-                    env!("CARGO_PKG_VERSION")
-                ),
+            if runtime().is_some_and(|r| r.relay.is_some()) {
+                return Response::Error {
+                    kind: ErrorKind::NotImplemented,
+                    message: "this process runs the plain relay (GUIEVICT_RELAY=plain): only `status` is available".into(),
+                };
             }
+            adopt::controller().handle(other)
         }
     }
 }
@@ -94,7 +87,24 @@ pub fn status() -> Status {
         protocol_version: control::PROTOCOL_VERSION,
         socket: rt.and_then(|r| r.socket.clone()).unwrap_or_default(),
         mode: rt.map_or("none", |r| r.mode).to_string(),
-        connections: rt.map(|r| r.relay.connections()).unwrap_or_default(),
+        connections: match rt.and_then(|r| r.relay.as_ref()) {
+            Some(relay) => relay.connections(),
+            None => adopt::controller()
+                .summary()
+                .into_iter()
+                .map(|(display, _detached, queued)| control::ConnectionStatus {
+                    app_fd: -1,
+                    server: display.clone(),
+                    server_connected: display.is_some(),
+                    display,
+                    bytes_from_app: 0,
+                    bytes_from_server: 0,
+                    queued_to_app: 0,
+                    queued_to_server: queued,
+                    fds_passed: 0,
+                })
+                .collect(),
+        },
     }
 }
 
@@ -160,14 +170,28 @@ fn start() {
     if dir_ok {
         init_logging(&dir);
     }
-    let relay = match relay::spawn(Box::new(make_pump), relay::DEFAULT_QUEUE_BOUND) {
-        Ok((h, _join)) => h,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the relay thread; not hijacking");
-            return;
+    let plain = std::env::var_os("GUIEVICT_RELAY").is_some_and(|v| v == "plain");
+    let (relay, wake_fd) = if plain {
+        match relay::spawn(Box::new(make_pump), relay::DEFAULT_QUEUE_BOUND) {
+            Ok((h, _join)) => {
+                let fd = h.wake_fd();
+                (Some(h), fd)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the relay thread; not hijacking");
+                return;
+            }
+        }
+    } else {
+        match adopt::spawn() {
+            Ok(fd) => (None, fd),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the guimux adopter; not hijacking");
+                return;
+            }
         }
     };
-    interpose::WAKE_FD.store(relay.wake_fd(), std::sync::atomic::Ordering::Release);
+    interpose::WAKE_FD.store(wake_fd, std::sync::atomic::Ordering::Release);
     let sock = dir.join(format!("{}.sock", std::process::id()));
     let listener = match control::bind(&sock) {
         Ok(l) => Some(l),

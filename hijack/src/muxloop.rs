@@ -398,6 +398,8 @@ impl Loop {
                 Cmd::Engine(f) => f(&mut self.engine),
                 Cmd::AddServer(fd, reply) => {
                     let _ = set_nonblocking(fd.as_raw_fd());
+                    // Never mistaken for one of the app's own X connections by a later scan.
+                    crate::interpose::mark_own(fd.as_raw_fd());
                     let id = self.engine.add_server();
                     self.servers.insert(
                         id,
@@ -416,7 +418,9 @@ impl Loop {
                         let _ = write_some(p, out);
                     }
                     self.engine.remove_server(s);
-                    self.servers.remove(&s);
+                    if let Some(p) = self.servers.remove(&s) {
+                        crate::interpose::unmark_own(p.fd.as_raw_fd());
+                    }
                     let _ = reply.send(());
                 }
                 Cmd::StartInternal(s, fd, reply) => {
@@ -481,7 +485,9 @@ impl Loop {
 
     fn server_gone(&mut self, s: ServerId, is_primary: bool) -> Option<Ended> {
         tracing::warn!(server = s, is_primary, "X server connection closed");
-        self.servers.remove(&s);
+        if let Some(p) = self.servers.remove(&s) {
+            crate::interpose::unmark_own(p.fd.as_raw_fd());
+        }
         self.engine.remove_server(s);
         if is_primary {
             // As without guievict: the app learns that its server is gone.
