@@ -1,0 +1,333 @@
+//! End to end on unmodified, already-running apps (hijacked through ptrace): move between two
+//! private Xvfb servers and back, typing after a move, drawing while detached, replication, and
+//! many move cycles without leaks.
+use std::process::Command;
+use std::time::{Duration, Instant};
+use xvfb_harness::*;
+
+fn guievict(args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new(guievict_bin())
+        .args(args)
+        .arg("--json")
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "guievict {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn settle() {
+    std::thread::sleep(Duration::from_millis(400));
+}
+
+fn assert_same(before: &Image, after: &Image, what: &str) {
+    let c = compare(before, after, what);
+    assert!(
+        c.equal_fraction >= 0.99 && c.ink_equal_fraction >= 0.95,
+        "{what}: {:.4} of pixels equal, {:.4} of ink (artifacts: {:?})",
+        c.equal_fraction,
+        c.ink_equal_fraction,
+        c.artifacts
+    );
+}
+
+/// Move `argv` A → B → A, comparing screenshots of its top-level window each time.
+fn round_trip(argv: &[&str], name: &str) {
+    let a = Xvfb::start().expect("Xvfb A");
+    let b = Xvfb::start().expect("Xvfb B");
+    // Diverge B's numbering from A's: another client and extra atoms first.
+    let other = b.connect().expect("other client");
+    use x11rb::protocol::xproto::ConnectionExt as _;
+    for i in 0..50 {
+        other
+            .intern_atom(false, format!("GUIEVICT_TEST_PAD_{i}").as_bytes())
+            .expect("intern")
+            .reply()
+            .expect("intern reply");
+    }
+    let mut app = App::spawn(&a.display, argv).expect("app");
+    settle();
+    let before = screenshot(&a.display, app.window).expect("shot on A");
+    let pid = app.pid.to_string();
+    guievict(&["move", "--pid", &pid, &b.display]).expect("move A→B");
+    let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("window on B");
+    settle();
+    assert_same(
+        &before,
+        &screenshot(&b.display, wb).expect("shot on B"),
+        &format!("{name}-on-b"),
+    );
+    assert!(
+        windows_of_pid(&a.display, app.pid).unwrap().is_empty(),
+        "{name}: windows left on A"
+    );
+    assert!(app.alive(), "{name} died after the first move");
+    guievict(&["move", "--pid", &pid, &a.display]).expect("move B→A");
+    let wa = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("window on A");
+    settle();
+    assert_same(
+        &before,
+        &screenshot(&a.display, wa).expect("shot back on A"),
+        &format!("{name}-back-on-a"),
+    );
+    assert!(
+        windows_of_pid(&b.display, app.pid).unwrap().is_empty(),
+        "{name}: windows left on B"
+    );
+    assert!(app.alive(), "{name} died after the second move");
+    drop(other);
+}
+
+#[test]
+fn xterm_round_trip() {
+    with_timeout(90, || {
+        round_trip(
+            &[
+                "xterm",
+                "-geometry",
+                "60x12+0+0",
+                "-e",
+                "sh",
+                "-c",
+                "echo round trip; ls /; sleep 120",
+            ],
+            "xterm",
+        )
+    });
+}
+
+#[test]
+fn xlogo_round_trip() {
+    with_timeout(90, || {
+        round_trip(&["xlogo", "-geometry", "150x150+3+3"], "xlogo")
+    });
+}
+
+#[test]
+fn xeyes_round_trip() {
+    with_timeout(90, || {
+        round_trip(&["xeyes", "-geometry", "150x100+3+3"], "xeyes")
+    });
+}
+
+#[test]
+fn xcalc_round_trip() {
+    with_timeout(90, || round_trip(&["xcalc", "-geometry", "+3+3"], "xcalc"));
+}
+
+#[test]
+fn xclock_round_trip() {
+    // Analog xclock with the second hand off so that the picture is stable.
+    with_timeout(90, || {
+        round_trip(
+            &["xclock", "-geometry", "150x150+3+3", "-update", "3600"],
+            "xclock",
+        )
+    });
+}
+
+fn wait_file(path: &std::path::Path, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if std::fs::read_to_string(path)
+            .map(|s| s.trim() == want)
+            .unwrap_or(false)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never contained {want:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn xterm_stays_interactive_after_moves() {
+    with_timeout(90, || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let app = App::spawn(&a.display, &["xterm", "-geometry", "60x12+0+0", "-e", "sh"])
+            .expect("xterm");
+        settle();
+        let dir = artifacts_dir();
+        let f1 = dir.join(format!("typed-a-{}", app.pid));
+        xtest_type(
+            &a.display,
+            Some(app.window),
+            &format!("echo before > {}\n", f1.display()),
+        )
+        .unwrap();
+        wait_file(&f1, "before");
+        let pid = app.pid.to_string();
+        guievict(&["detach", "--pid", &pid]).expect("detach");
+        assert!(windows_of_pid(&a.display, app.pid).unwrap().is_empty());
+        guievict(&["attach", &b.display, "--pid", &pid]).expect("attach");
+        let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).unwrap();
+        settle();
+        let f2 = dir.join(format!("typed-b-{}", app.pid));
+        xtest_type(
+            &b.display,
+            Some(wb),
+            &format!("echo on-b > {}\n", f2.display()),
+        )
+        .unwrap();
+        wait_file(&f2, "on-b");
+    });
+}
+
+#[test]
+fn output_while_detached_is_not_lost() {
+    with_timeout(90, || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        // The shell prints a counter every 50 ms; the app keeps drawing while detached.
+        let app = App::spawn(
+            &a.display,
+            &["xterm", "-geometry", "40x5+0+0", "-e", "sh", "-c", "i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo line $i; sleep 0.05; done; echo DONE; sleep 60"],
+        )
+        .expect("xterm");
+        let pid = app.pid.to_string();
+        guievict(&["detach", "--pid", &pid]).expect("detach");
+        std::thread::sleep(Duration::from_secs(4)); // the loop finishes while detached
+        guievict(&["attach", &b.display, "--pid", &pid]).expect("attach");
+        let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).unwrap();
+        settle();
+        let shot = screenshot(&b.display, wb).unwrap();
+        // Reference: the same output drawn directly on a fresh server.
+        let c = Xvfb::start().expect("Xvfb C");
+        let reference = App::spawn(
+            &c.display,
+            &[
+                "xterm",
+                "-geometry",
+                "40x5+0+0",
+                "-e",
+                "sh",
+                "-c",
+                "i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo line $i; done; echo DONE; sleep 60",
+            ],
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        let want = screenshot(&c.display, reference.window).unwrap();
+        assert_same(&want, &shot, "detached-output");
+    });
+}
+
+#[test]
+fn replicate_view_only_and_survive_replica_death() {
+    with_timeout(90, || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let mut b = Xvfb::start().expect("Xvfb B");
+        let app = App::spawn(&a.display, &["xterm", "-geometry", "60x12+0+0", "-e", "sh"])
+            .expect("xterm");
+        settle();
+        let pid = app.pid.to_string();
+        guievict(&["replicate", &b.display, "--pid", &pid, "--view-only"]).expect("replicate");
+        let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).unwrap();
+        let dir = artifacts_dir();
+        let f = dir.join(format!("replica-{}", app.pid));
+        xtest_type(
+            &a.display,
+            Some(app.window),
+            &format!("echo from-a > {}\n", f.display()),
+        )
+        .unwrap();
+        wait_file(&f, "from-a");
+        settle();
+        assert_same(
+            &screenshot(&a.display, app.window).unwrap(),
+            &screenshot(&b.display, wb).unwrap(),
+            "replica-equal",
+        );
+        // Typing on the view-only replica is ignored.
+        let g = dir.join(format!("replica-ignored-{}", app.pid));
+        xtest_type(
+            &b.display,
+            Some(wb),
+            &format!("echo from-b > {}\n", g.display()),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(
+            !g.exists(),
+            "input from a view-only replica reached the app"
+        );
+        // The replica's server dies: A is unaffected.
+        b.kill();
+        std::thread::sleep(Duration::from_millis(300));
+        let h = dir.join(format!("after-kill-{}", app.pid));
+        xtest_type(
+            &a.display,
+            Some(app.window),
+            &format!("echo still > {}\n", h.display()),
+        )
+        .unwrap();
+        wait_file(&h, "still");
+    });
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn many_move_cycles_do_not_leak() {
+    with_timeout(300, || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let mut app = App::spawn(
+            &a.display,
+            &[
+                "xterm",
+                "-geometry",
+                "60x12+0+0",
+                "-e",
+                "sh",
+                "-c",
+                "echo cycles; sleep 600",
+            ],
+        )
+        .expect("xterm");
+        settle();
+        let before = screenshot(&a.display, app.window).unwrap();
+        let pid = app.pid.to_string();
+        // Warm up (hijack, first allocations), then measure.
+        guievict(&["move", "--pid", &pid, &b.display]).unwrap();
+        guievict(&["move", "--pid", &pid, &a.display]).unwrap();
+        let (fds0, rss0) = (fd_count(app.pid), rss_kb(app.pid));
+        let cycles = 50;
+        for i in 0..cycles {
+            guievict(&["move", "--pid", &pid, &b.display])
+                .unwrap_or_else(|e| panic!("cycle {i} A→B: {e}"));
+            guievict(&["move", "--pid", &pid, &a.display])
+                .unwrap_or_else(|e| panic!("cycle {i} B→A: {e}"));
+        }
+        let (fds1, rss1) = (fd_count(app.pid), rss_kb(app.pid));
+        eprintln!("after {cycles} cycles: fds {fds0} → {fds1}, RSS {rss0} → {rss1} kB");
+        assert_eq!(fds0, fds1, "file descriptors leaked");
+        assert!(rss1 < rss0 + 8 * 1024, "memory grew by {} kB", rss1 - rss0);
+        let w = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).unwrap();
+        settle();
+        assert_same(&before, &screenshot(&a.display, w).unwrap(), "after-cycles");
+        assert!(app.alive());
+    });
+}
