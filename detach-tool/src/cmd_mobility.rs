@@ -195,7 +195,13 @@ pub fn socket_of(pid: u32) -> Result<PathBuf> {
 /// Send one request; turn the answer into (message, report JSON) or an error.
 fn call(pid: u32, req: &Request) -> Result<(String, serde_json::Value)> {
     let path = socket_of(pid)?;
-    let resp = control::request(&path, req).with_context(|| format!("talking to process {pid}"))?;
+    let resp = match control::request(&path, req) {
+        Ok(r) => r,
+        Err(e) if !std::path::Path::new(&format!("/proc/{pid}")).exists() => {
+            bail!("process {pid} exited during the operation ({e})")
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("talking to process {pid}"))),
+    };
     match resp {
         Response::Ok { message } => {
             let (first, rest) = message.split_once('\n').unwrap_or((&message, "null"));
