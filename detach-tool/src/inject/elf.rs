@@ -7,10 +7,65 @@ use super::InjectError;
 use goblin::elf::{program_header::PT_LOAD, Elf};
 use std::path::Path;
 
+/// A read-only private mapping of a whole file (ELF files can be tens of MB with debug info;
+/// parsing touches only the pages it needs).
+pub struct FileMap {
+    ptr: std::ptr::NonNull<std::ffi::c_void>,
+    len: usize,
+}
+
+impl std::fmt::Debug for FileMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileMap({} bytes)", self.len)
+    }
+}
+
+impl FileMap {
+    /// Map `file` read-only.
+    pub fn open(file: &Path) -> std::io::Result<FileMap> {
+        let f = std::fs::File::open(file)?;
+        let len = f.metadata()?.len() as usize;
+        let Some(nz) = std::num::NonZeroUsize::new(len) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "empty file",
+            ));
+        };
+        // SAFETY: a fresh private read-only mapping of a file we opened; it is only read
+        // through `bytes()` while `self` lives and unmapped once in Drop. (A concurrent
+        // truncation of the file could fault; library files are replaced, not truncated.)
+        let ptr = unsafe {
+            nix::sys::mman::mmap(
+                None,
+                nz,
+                nix::sys::mman::ProtFlags::PROT_READ,
+                nix::sys::mman::MapFlags::MAP_PRIVATE,
+                &f,
+                0,
+            )
+        }
+        .map_err(std::io::Error::from)?;
+        Ok(FileMap { ptr, len })
+    }
+
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes for as long as `self` lives.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for FileMap {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping created in `open`, which nothing borrows any more.
+        let _ = unsafe { nix::sys::mman::munmap(self.ptr, self.len) };
+    }
+}
+
 /// A parsed ELF object with its load bias in the target.
 #[derive(Debug)]
 pub struct Object {
-    bytes: Vec<u8>,
+    bytes: FileMap,
     bias: u64,
     path: String,
 }
@@ -18,11 +73,11 @@ pub struct Object {
 impl Object {
     /// Read `file` (a path valid here) and compute its bias from its offset-0 mapping.
     pub fn load(file: &Path, mapping: &Mapping) -> Result<Object, InjectError> {
-        let bytes = std::fs::read(file).map_err(|e| InjectError::Elf {
+        let bytes = FileMap::open(file).map_err(|e| InjectError::Elf {
             path: file.display().to_string(),
             message: e.to_string(),
         })?;
-        let elf = Elf::parse(&bytes).map_err(|e| InjectError::Elf {
+        let elf = Elf::parse(bytes.bytes()).map_err(|e| InjectError::Elf {
             path: file.display().to_string(),
             message: e.to_string(),
         })?;
@@ -42,7 +97,7 @@ impl Object {
     }
 
     fn elf(&self) -> Result<Elf<'_>, InjectError> {
-        Elf::parse(&self.bytes).map_err(|e| InjectError::Elf {
+        Elf::parse(self.bytes.bytes()).map_err(|e| InjectError::Elf {
             path: self.path.clone(),
             message: e.to_string(),
         })
@@ -90,11 +145,11 @@ impl Object {
 
 /// Whether the executable at `file` is dynamically linked (has a `PT_INTERP`).
 pub fn has_interpreter(file: &Path) -> Result<bool, InjectError> {
-    let bytes = std::fs::read(file).map_err(|e| InjectError::Elf {
+    let map = FileMap::open(file).map_err(|e| InjectError::Elf {
         path: file.display().to_string(),
         message: e.to_string(),
     })?;
-    let elf = Elf::parse(&bytes).map_err(|e| InjectError::Elf {
+    let elf = Elf::parse(map.bytes()).map_err(|e| InjectError::Elf {
         path: file.display().to_string(),
         message: e.to_string(),
     })?;

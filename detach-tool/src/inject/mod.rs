@@ -337,6 +337,8 @@ fn load(
     libc: &procfs::Mapping,
     path_in_target: &str,
     max_tries: u32,
+    xfds: &[i32],
+    cache: &mut safepoint::ReadCache,
 ) -> Result<(), InjectError> {
     let libc_obj = elf::Object::load(&procfs::in_root(pid, &libc.path), libc)?;
     let dlopen = libc_obj.symbol("dlopen")?;
@@ -377,6 +379,7 @@ fn load(
             std::thread::sleep(Duration::from_millis(1));
             continue;
         }
+        safepoint::remember(pid, tid, &regs, xfds, cache);
         test_hook("before-dlopen", pid);
         let mut guard = ptrace::CallGuard::new(pid, tid)?;
         let handle = guard.call(dlopen, &[ptrace::DATA, libc::RTLD_NOW as u64], &path)?;
@@ -411,6 +414,7 @@ fn interpose(
     fd: Option<i32>,
     xfds: &[i32],
     max_tries: u32,
+    cache: &mut safepoint::ReadCache,
 ) -> Result<(i32, u32), InjectError> {
     let maps = procfs::maps(pid)?;
     let lib = maps
@@ -436,7 +440,7 @@ fn interpose(
         let maps = procfs::maps(pid)?;
         let mut all_safe = true;
         for tid in stopped.tids() {
-            if let Some(r) = safepoint::unsafe_reason(pid, tid, &maps, &writers, xfds)? {
+            if let Some(r) = safepoint::unsafe_reason(pid, tid, &maps, &writers, xfds, cache)? {
                 reason = r;
                 all_safe = false;
                 break;
@@ -508,10 +512,11 @@ pub fn hijack(pid: i32, opts: &Options) -> Result<Outcome, InjectError> {
         return Err(InjectError::NoXConnection { pid });
     }
     let path = library_in_target(pid, &opts.library)?;
+    let mut cache = safepoint::ReadCache::new();
     if !already {
-        load(pid, &libc, &path, opts.max_tries)?;
+        load(pid, &libc, &path, opts.max_tries, &xfd_nums, &mut cache)?;
     }
-    let (n, tries) = interpose(pid, opts.fd, &xfd_nums, opts.max_tries)?;
+    let (n, tries) = interpose(pid, opts.fd, &xfd_nums, opts.max_tries, &mut cache)?;
     if n == 0 && !already {
         return Err(InjectError::NoXConnection { pid });
     }

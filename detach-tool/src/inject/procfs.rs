@@ -57,7 +57,7 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
 }
 
 /// The lowest mapping at file offset 0 of the first file whose name satisfies `pred`.
-pub fn find_object<'a>(maps: &'a [Mapping], pred: impl Fn(&str) -> bool) -> Option<&'a Mapping> {
+pub fn find_object(maps: &[Mapping], pred: impl Fn(&str) -> bool) -> Option<&Mapping> {
     maps.iter()
         .filter(|m| m.offset == 0 && m.path.starts_with('/') && pred(&m.path))
         .min_by_key(|m| m.start)

@@ -90,6 +90,25 @@ const NR_POLL: u64 = 7;
 const NR_SELECT: u64 = 23;
 const NR_PSELECT6: u64 = 270;
 const NR_PPOLL: u64 = 271;
+const NR_RESTART_SYSCALL: u64 = 219;
+
+/// Per-thread verdict of the last poll-family call we saw it blocked in. A call we interrupt
+/// with a timeout resumes as `restart_syscall`, whose registers no longer show the poll set:
+/// the verdict taken when it was first seen stands for it (it has not returned to user space in
+/// between, or we would have seen the original call number again).
+pub type ReadCache = std::collections::HashMap<i32, bool>;
+
+/// Record the verdict for `tid` from its current registers (used for the thread borrowed in
+/// the load phase before its call is rewound).
+pub fn remember(pid: i32, tid: i32, r: &Regs, xfds: &[i32], cache: &mut ReadCache) {
+    if let Some(nr) = ptrace::interrupted_syscall(r) {
+        if nr != NR_RESTART_SYSCALL {
+            if let Ok(v) = only_reading(pid, r, xfds) {
+                cache.insert(tid, v);
+            }
+        }
+    }
+}
 
 /// Whether a thread blocked in a poll-family call is only waiting to read (no POLLOUT or write
 /// set on any X descriptor).
@@ -139,8 +158,21 @@ pub fn unsafe_reason(
     maps: &[Mapping],
     writers: &Writers,
     xfds: &[i32],
+    cache: &mut ReadCache,
 ) -> Result<Option<String>, InjectError> {
     let r = ptrace::regs(pid, tid)?;
+    let reading = match ptrace::interrupted_syscall(&r) {
+        Some(NR_RESTART_SYSCALL) => cache.get(&tid).copied().unwrap_or(false),
+        Some(_) => {
+            let v = only_reading(pid, &r, xfds)?;
+            cache.insert(tid, v);
+            v
+        }
+        None => {
+            cache.remove(&tid);
+            false
+        }
+    };
     if writers.is_empty() {
         return Ok(None);
     }
@@ -166,7 +198,7 @@ pub fn unsafe_reason(
     let Some(n) = hit else {
         return Ok(None);
     };
-    if only_reading(pid, &r, xfds)? {
+    if reading {
         return Ok(None);
     }
     Ok(Some(format!("thread {tid} is inside {n}")))
