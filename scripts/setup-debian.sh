@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(
   # build
-  pkg-config clang libclang-dev xserver-xorg-dev xcb-proto libxcb-res0-dev
+  pkg-config clang libclang-dev xserver-xorg-dev xcb-proto libxcb-res0-dev libxcb1-dev gcc
   # servers
   xvfb xserver-xorg-core xserver-xorg-video-dummy
   # real apps and tools used by tests and the demo

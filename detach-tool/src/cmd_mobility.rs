@@ -19,6 +19,9 @@ pub struct Target {
     /// The application's process ID.
     #[arg(long, conflicts_with = "window")]
     pub pid: Option<u32>,
+    /// A top-level window whose title (WM_NAME / _NET_WM_NAME) matches this regular expression.
+    #[arg(long, conflicts_with_all = ["window", "pid"])]
+    pub name: Option<String>,
     /// Display the window is on (default: $DISPLAY).
     #[arg(long)]
     pub display: Option<String>,
@@ -155,12 +158,66 @@ pub fn window_to_pid(display: Option<&str>, window: u32) -> Result<u32> {
     )
 }
 
+/// The top-level window (child of a root, or the client window below a WM frame) whose
+/// title matches `re`; exactly one must match.
+pub fn window_by_name(display: Option<&str>, re: &str) -> Result<u32> {
+    let re = regex::Regex::new(re).with_context(|| format!("bad regular expression {re:?}"))?;
+    let (conn, _) = x11rb::connect(display).context("connecting to the display")?;
+    let net_wm_name = conn.intern_atom(false, b"_NET_WM_NAME")?.reply()?.atom;
+    let utf8 = conn.intern_atom(false, b"UTF8_STRING")?.reply()?.atom;
+    let mut found = Vec::new();
+    for screen in &conn.setup().roots {
+        let top = conn.query_tree(screen.root)?.reply()?.children;
+        let mut candidates = top.clone();
+        // Below a window manager's frames: their children too.
+        for w in &top {
+            if let Ok(t) = conn.query_tree(*w)?.reply() {
+                candidates.extend(t.children);
+            }
+        }
+        for w in candidates {
+            let mut title = None;
+            for (prop, ty) in [
+                (net_wm_name, utf8),
+                (AtomEnum::WM_NAME.into(), AtomEnum::STRING.into()),
+            ] {
+                if let Ok(r) = conn.get_property(false, w, prop, ty, 0, 1024)?.reply() {
+                    if !r.value.is_empty() {
+                        title = Some(String::from_utf8_lossy(&r.value).into_owned());
+                        break;
+                    }
+                }
+            }
+            if let Some(t) = title.filter(|t| re.is_match(t)) {
+                found.push((w, t));
+            }
+        }
+    }
+    match found.as_slice() {
+        [(w, _)] => Ok(*w),
+        [] => bail!("no window title matches {}", re.as_str()),
+        many => bail!(
+            "{} windows match {}: {}; be more specific or give the window ID",
+            many.len(),
+            re.as_str(),
+            many.iter()
+                .map(|(w, t)| format!("{w:#x} {t:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// Resolve a target to a PID.
 pub fn resolve(t: &Target) -> Result<u32> {
-    match (&t.window, t.pid) {
-        (_, Some(p)) => Ok(p),
-        (Some(w), None) => window_to_pid(t.display.as_deref(), parse_window(w)?),
-        (None, None) => bail!("name the application: a WINDOW id or --pid PID"),
+    match (&t.window, t.pid, &t.name) {
+        (_, Some(p), _) => Ok(p),
+        (Some(w), None, _) => window_to_pid(t.display.as_deref(), parse_window(w)?),
+        (None, None, Some(re)) => {
+            let w = window_by_name(t.display.as_deref(), re)?;
+            window_to_pid(t.display.as_deref(), w)
+        }
+        (None, None, None) => bail!("name the application: a WINDOW id, --pid PID or --name REGEX"),
     }
 }
 
