@@ -331,3 +331,48 @@ fn many_move_cycles_do_not_leak() {
         assert!(app.alive());
     });
 }
+
+#[test]
+fn xterm_moves_to_a_server_with_different_extension_opcodes() {
+    with_timeout(90, || {
+        let a = Xvfb::start().expect("Xvfb A");
+        // Without MIT-SHM every later extension (XKEYBOARD, BIG-REQUESTS, XInputExtension…)
+        // gets a different major opcode and event/error base on B.
+        let b = Xvfb::start_with(XvfbOptions {
+            extra_args: vec!["-extension".into(), "MIT-SHM".into()],
+            ..Default::default()
+        })
+        .expect("Xvfb B");
+        fn opcode(d: &str, name: &'static str) -> Option<u8> {
+            use x11rb::connection::RequestConnection;
+            let c = connect(d).unwrap();
+            let info = c.extension_information(name).unwrap();
+            info.map(|i| i.major_opcode)
+        }
+        assert_ne!(
+            opcode(&a.display, "XKEYBOARD"),
+            opcode(&b.display, "XKEYBOARD")
+        );
+        let app = App::spawn(&a.display, &["xterm", "-geometry", "60x12+0+0", "-e", "sh"])
+            .expect("xterm");
+        settle();
+        let before = screenshot(&a.display, app.window).unwrap();
+        let pid = app.pid.to_string();
+        guievict(&["move", "--pid", &pid, &b.display]).expect("move");
+        let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).unwrap();
+        settle();
+        assert_same(
+            &before,
+            &screenshot(&b.display, wb).unwrap(),
+            "opcodes-on-b",
+        );
+        let f = artifacts_dir().join(format!("opcodes-{}", app.pid));
+        xtest_type(
+            &b.display,
+            Some(wb),
+            &format!("echo typed-on-b > {}\n", f.display()),
+        )
+        .unwrap();
+        wait_file(&f, "typed-on-b");
+    });
+}
