@@ -2,6 +2,7 @@
 //! processes (or into local actions such as printing library paths), and results flow out as
 //! human text on stderr/stdout or as JSON with `--json`.
 
+mod cmd_checkpoint;
 mod cmd_hijack;
 mod cmd_mobility;
 mod cmd_run;
@@ -52,6 +53,10 @@ enum Cmd {
     Unreplicate(cmd_mobility::UnreplicateArgs),
     /// Change the input policy of a replica display.
     Policy(cmd_mobility::PolicyArgs),
+    /// Detach the GUI, then checkpoint the process tree with CRIU into a directory.
+    Checkpoint(cmd_checkpoint::CheckpointArgs),
+    /// Restore a checkpointed process with CRIU and attach its GUI to a display.
+    Restore(cmd_checkpoint::RestoreArgs),
 }
 
 /// Make sure `pid` runs the hijack library (inject it if needed).
@@ -88,6 +93,8 @@ fn main() {
         Cmd::Replicate(a) => cmd_mobility::replicate(a),
         Cmd::Unreplicate(a) => cmd_mobility::unreplicate(a),
         Cmd::Policy(a) => cmd_mobility::policy(a),
+        Cmd::Checkpoint(a) => cmd_checkpoint::checkpoint(a),
+        Cmd::Restore(a) => cmd_checkpoint::restore(a),
     };
     if let Err(e) = r {
         eprintln!("guievict: error: {e:#}");

@@ -79,6 +79,18 @@ pub enum Request {
         /// New policy.
         policy: InputPolicy,
     },
+    /// Prepare for a process checkpoint (CRIU). Refused unless every connection is detached.
+    /// After answering, the control thread closes its listening socket and removes the socket
+    /// file, so the process holds no socket bound to a path and no connection to anything outside
+    /// itself. It listens again once the file [`rearm_path`] of its socket appears (created by
+    /// `guievict restore` after the restore, or by `guievict checkpoint` after the dump).
+    Quiesce,
+}
+
+/// The file whose appearance makes a quiesced process ([`Request::Quiesce`]) listen again on
+/// `socket`: `<pid>.rearm` next to `<pid>.sock`.
+pub fn rearm_path(socket: &Path) -> PathBuf {
+    socket.with_extension("rearm")
 }
 
 /// State of one interposed X connection.

@@ -262,7 +262,9 @@ impl Controller {
                 }
                 Ok(format!("{display}: {policy:?}"))
             }
-            Request::Status => Err(SessionError::State("status is answered elsewhere".into())),
+            Request::Status | Request::Quiesce => {
+                Err(SessionError::State("answered by the control thread".into()))
+            }
         })();
         report.total_ms = t0.elapsed().as_secs_f64() * 1000.0;
         match result {

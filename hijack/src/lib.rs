@@ -63,6 +63,7 @@ pub fn make_pump(_meta: &ConnMeta) -> Box<dyn Pump> {
 pub fn handle_request(req: &Request) -> Response {
     match req {
         Request::Status => Response::Status(status()),
+        Request::Quiesce => quiesce(),
         other => {
             if runtime().is_some_and(|r| r.relay.is_some()) {
                 return Response::Error {
@@ -72,6 +73,86 @@ pub fn handle_request(req: &Request) -> Response {
             }
             adopt::controller().handle(other)
         }
+    }
+}
+
+/// Set by [`Request::Quiesce`]: the control thread closes its listener after the current client.
+static QUIESCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Accept [`Request::Quiesce`] when nothing is attached to an X server.
+fn quiesce() -> Response {
+    if runtime().is_some_and(|r| r.relay.is_some()) {
+        return Response::Error {
+            kind: ErrorKind::NotImplemented,
+            message:
+                "this process runs the plain relay (GUIEVICT_RELAY=plain), which cannot detach"
+                    .into(),
+        };
+    }
+    let attached: Vec<String> = adopt::controller()
+        .summary()
+        .into_iter()
+        .filter_map(|(display, _, _)| display)
+        .collect();
+    if !attached.is_empty() {
+        return Response::Error {
+            kind: ErrorKind::Failed,
+            message: format!(
+                "still attached to {}: detach before a checkpoint",
+                attached.join(", ")
+            ),
+        };
+    }
+    if let Some(sock) = SOCKET_PATH.get() {
+        let _ = std::fs::remove_file(control::rearm_path(sock));
+    }
+    QUIESCE.store(true, std::sync::atomic::Ordering::Release);
+    Response::Ok {
+        message: "control socket closes when this connection ends".into(),
+    }
+}
+
+/// The control thread: serve clients; after a quiesce, close the listener, remove the socket
+/// file, and wait (polling, no signals) for the rearm file before listening again.
+fn control_loop(mut listener: std::os::unix::net::UnixListener, sock: PathBuf) {
+    use std::sync::atomic::Ordering;
+    loop {
+        for stream in listener.incoming() {
+            match stream {
+                Ok(s) => {
+                    let r = std::panic::catch_unwind(|| {
+                        control::serve_one(s, &handle_request);
+                    });
+                    if r.is_err() {
+                        tracing::error!("control handler panicked");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "control accept failed"),
+            }
+            if QUIESCE.load(Ordering::Acquire) {
+                break;
+            }
+        }
+        drop(listener);
+        let _ = std::fs::remove_file(&sock);
+        let rearm = control::rearm_path(&sock);
+        tracing::info!(rearm = %rearm.display(), "control socket closed for a checkpoint");
+        listener = loop {
+            std::thread::sleep(Duration::from_millis(10));
+            if !rearm.exists() {
+                continue;
+            }
+            match control::bind(&sock) {
+                Ok(l) => break l,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen again; retrying");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        };
+        let _ = std::fs::remove_file(&rearm);
+        QUIESCE.store(false, Ordering::Release);
+        tracing::info!(socket = %sock.display(), "control socket listening again");
     }
 }
 
@@ -116,19 +197,29 @@ extern "C" fn remove_socket() {
 
 fn init_logging(dir: &std::path::Path) {
     let path = dir.join(format!("{}.log", std::process::id()));
-    let Ok(file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-    else {
+    let open = move || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+    };
+    if open().is_err() {
         return;
+    }
+    // The file is opened for each event so that no descriptor stays open: a checkpointed
+    // process then holds nothing outside itself (see `Request::Quiesce`).
+    let writer = move || -> Box<dyn std::io::Write> {
+        match open() {
+            Ok(f) => Box::new(f),
+            Err(_) => Box::new(std::io::sink()),
+        }
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("GUIEVICT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
-        .with_writer(std::sync::Mutex::new(file))
+        .with_writer(writer)
         .try_init();
 }
 
@@ -218,23 +309,10 @@ fn start() {
     );
     let old = ffi::block_all_signals();
     if let Some(listener) = listener {
+        let sock = sock.clone();
         let r = std::thread::Builder::new()
             .name("guievict-control".into())
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    match stream {
-                        Ok(s) => {
-                            let r = std::panic::catch_unwind(|| {
-                                control::serve_one(s, &handle_request);
-                            });
-                            if r.is_err() {
-                                tracing::error!("control handler panicked");
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "control accept failed"),
-                    }
-                }
-            });
+            .spawn(move || control_loop(listener, sock));
         if let Err(e) = r {
             tracing::error!(error = %e, "cannot start the control thread");
         }
