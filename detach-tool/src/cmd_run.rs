@@ -177,6 +177,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
                 };
                 match muxloop::spawn(guimux::Engine::premeditated(), app.into(), Some(server)) {
                     Ok((handle, _th)) => controller.add(Conn {
+                        app_fd: -1,
                         handle,
                         display: Some(real.clone()),
                         server_setup: None,
@@ -205,20 +206,6 @@ fn status(pid: u32, sock: &std::path::Path, c: &Controller) -> Status {
         protocol_version: control::PROTOCOL_VERSION,
         socket: sock.to_path_buf(),
         mode: "run".into(),
-        connections: c
-            .summary()
-            .into_iter()
-            .map(|(display, _detached, queued)| control::ConnectionStatus {
-                app_fd: -1,
-                server: display.clone(),
-                server_connected: display.is_some(),
-                display,
-                bytes_from_app: 0,
-                bytes_from_server: 0,
-                queued_to_app: 0,
-                queued_to_server: queued,
-                fds_passed: 0,
-            })
-            .collect(),
+        connections: c.connections(),
     }
 }

@@ -198,6 +198,10 @@ pub struct Stats {
     pub substituted: u64,
     /// Messages the tables could not translate (passed unchanged, logged).
     pub untranslated: u64,
+    /// Bytes received from the app.
+    pub bytes_from_app: u64,
+    /// Bytes received from all servers.
+    pub bytes_from_servers: u64,
 }
 
 /// Snapshot of the engine's state for `guievict status`.
@@ -394,6 +398,7 @@ impl Engine {
     /// Feed bytes the app wrote. Complete requests are forwarded (or queued while paused);
     /// a partial request stays buffered.
     pub fn app_input(&mut self, data: &[u8]) -> Result<(), EngineError> {
+        self.stats.bytes_from_app += data.len() as u64;
         self.app_in.extend_from_slice(data);
         let mut pos = 0;
         if self.app_setup_pending {
@@ -602,6 +607,7 @@ impl Engine {
 
     /// Feed bytes from server `s`.
     pub fn server_input(&mut self, s: ServerId, data: &[u8]) -> Result<(), EngineError> {
+        self.stats.bytes_from_servers += data.len() as u64;
         let order = self.order;
         {
             let srv = self

@@ -70,6 +70,7 @@ fn adopt_one(sw: interpose::Swapped) {
         Ok((handle, join)) => {
             tracing::info!(app_fd, display = %dpy, "guimux relays X connection");
             controller().add(Conn {
+                app_fd,
                 handle,
                 display: Some(dpy),
                 server_setup: None,

@@ -14,6 +14,8 @@ use x11rb::protocol::xproto::Setup;
 /// One X connection under control.
 #[derive(Debug)]
 pub struct Conn {
+    /// The application's descriptor number for this connection (-1: not in this process).
+    pub app_fd: i32,
     /// The relay.
     pub handle: MuxHandle,
     /// Display the primary is on (None while detached).
@@ -99,6 +101,34 @@ impl Controller {
                     .with_engine(|e| e.queued_bytes() as u64)
                     .unwrap_or(0);
                 (c.display.clone(), c.display.is_none(), q)
+            })
+            .collect()
+    }
+
+    /// Status of every live connection.
+    pub fn connections(&self) -> Vec<crate::control::ConnectionStatus> {
+        let Ok(conns) = self.conns.lock() else {
+            return Vec::new();
+        };
+        conns
+            .iter()
+            .filter(|c| c.handle.ended().is_none())
+            .map(|c| {
+                let (stats, app_out) = c
+                    .handle
+                    .with_engine(|e| (e.stats(), e.app_output().len() as u64))
+                    .unwrap_or_default();
+                crate::control::ConnectionStatus {
+                    app_fd: c.app_fd,
+                    server: c.display.clone(),
+                    display: c.display.clone(),
+                    server_connected: c.display.is_some(),
+                    bytes_from_app: stats.bytes_from_app,
+                    bytes_from_server: stats.bytes_from_servers,
+                    queued_to_app: app_out,
+                    queued_to_server: stats.queued_bytes,
+                    fds_passed: 0,
+                }
             })
             .collect()
     }

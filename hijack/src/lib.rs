@@ -170,21 +170,7 @@ pub fn status() -> Status {
         mode: rt.map_or("none", |r| r.mode).to_string(),
         connections: match rt.and_then(|r| r.relay.as_ref()) {
             Some(relay) => relay.connections(),
-            None => adopt::controller()
-                .summary()
-                .into_iter()
-                .map(|(display, _detached, queued)| control::ConnectionStatus {
-                    app_fd: -1,
-                    server: display.clone(),
-                    server_connected: display.is_some(),
-                    display,
-                    bytes_from_app: 0,
-                    bytes_from_server: 0,
-                    queued_to_app: 0,
-                    queued_to_server: queued,
-                    fds_passed: 0,
-                })
-                .collect(),
+            None => adopt::controller().connections(),
         },
     }
 }
