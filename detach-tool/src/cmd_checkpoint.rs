@@ -128,6 +128,11 @@ fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Whether a control socket accepts connections (the file alone may be stale or not yet listening).
+fn listening(sock: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(sock).is_ok()
+}
+
 /// State letter of `/proc/<pid>/stat` (None when the process does not exist).
 fn proc_state(pid: u32) -> Option<char> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -254,7 +259,7 @@ fn undo(sock: &Path, pid: u32, displays: &[String]) -> Result<()> {
     std::fs::write(control::rearm_path(sock), b"")
         .with_context(|| format!("creating {}", control::rearm_path(sock).display()))?;
     anyhow::ensure!(
-        wait_until(Duration::from_secs(5), || sock.exists()),
+        wait_until(Duration::from_secs(5), || listening(sock)),
         "process {pid} did not listen again on {}",
         sock.display()
     );
@@ -467,6 +472,8 @@ pub fn restore(a: RestoreArgs) -> Result<()> {
     }
     let pidfile = dir.join("restored.pid");
     let _ = std::fs::remove_file(&pidfile);
+    // PID is free, so a socket file of that name is stale (its process was killed).
+    let _ = std::fs::remove_file(&m.socket);
     let _ = std::fs::remove_file(control::rearm_path(&m.socket));
     let mut args: Vec<String> = vec![
         "restore".into(),
@@ -503,7 +510,7 @@ pub fn restore(a: RestoreArgs) -> Result<()> {
     std::fs::write(control::rearm_path(&m.socket), b"")
         .with_context(|| format!("creating {}", control::rearm_path(&m.socket).display()))?;
     anyhow::ensure!(
-        wait_until(Duration::from_secs(5), || m.socket.exists()),
+        wait_until(Duration::from_secs(5), || listening(&m.socket)),
         "process {restored} was restored but its control socket {} did not come back",
         m.socket.display()
     );
