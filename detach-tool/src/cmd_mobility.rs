@@ -22,6 +22,9 @@ pub struct Target {
     /// A top-level window whose title (WM_NAME / _NET_WM_NAME) matches this regular expression.
     #[arg(long, conflicts_with_all = ["window", "pid"])]
     pub name: Option<String>,
+    /// Click the window to act on (like xwininfo).
+    #[arg(long, conflicts_with_all = ["window", "pid", "name"])]
+    pub pick: bool,
     /// Display the window is on (default: $DISPLAY).
     #[arg(long)]
     pub display: Option<String>,
@@ -208,6 +211,51 @@ pub fn window_by_name(display: Option<&str>, re: &str) -> Result<u32> {
     }
 }
 
+/// Let the user click a window: grab the pointer with a crosshair and return the top-level
+/// window under the click (the child of the root, as xwininfo does).
+pub fn pick_window(display: Option<&str>) -> Result<u32> {
+    use x11rb::protocol::xproto::{EventMask, GrabMode, GrabStatus};
+    use x11rb::protocol::Event;
+    let (conn, screen) = x11rb::connect(display).context("connecting to the display")?;
+    let root = conn.setup().roots[screen].root;
+    let font = conn.generate_id()?;
+    conn.open_font(font, b"cursor")?;
+    let cursor = conn.generate_id()?;
+    // XC_crosshair = 34.
+    conn.create_glyph_cursor(cursor, font, font, 34, 35, 0, 0, 0, 0xffff, 0xffff, 0xffff)?;
+    let g = conn
+        .grab_pointer(
+            false,
+            root,
+            EventMask::BUTTON_PRESS | EventMask::BUTTON_RELEASE,
+            GrabMode::ASYNC,
+            GrabMode::ASYNC,
+            root,
+            cursor,
+            x11rb::CURRENT_TIME,
+        )?
+        .reply()?;
+    anyhow::ensure!(
+        g.status == GrabStatus::SUCCESS,
+        "cannot grab the pointer ({:?})",
+        g.status
+    );
+    eprintln!("guievict: click the window to act on");
+    let picked = loop {
+        if let Event::ButtonPress(e) = conn.wait_for_event()? {
+            break if e.child == x11rb::NONE {
+                e.event
+            } else {
+                e.child
+            };
+        }
+    };
+    conn.ungrab_pointer(x11rb::CURRENT_TIME)?;
+    conn.flush()?;
+    anyhow::ensure!(picked != root, "you clicked the root window");
+    Ok(picked)
+}
+
 /// Resolve a target to a PID.
 pub fn resolve(t: &Target) -> Result<u32> {
     match (&t.window, t.pid, &t.name) {
@@ -217,7 +265,13 @@ pub fn resolve(t: &Target) -> Result<u32> {
             let w = window_by_name(t.display.as_deref(), re)?;
             window_to_pid(t.display.as_deref(), w)
         }
-        (None, None, None) => bail!("name the application: a WINDOW id, --pid PID or --name REGEX"),
+        (None, None, None) if t.pick => {
+            let w = pick_window(t.display.as_deref())?;
+            window_to_pid(t.display.as_deref(), w)
+        }
+        (None, None, None) => {
+            bail!("name the application: a WINDOW id, --pid PID, --name REGEX or --pick")
+        }
     }
 }
 

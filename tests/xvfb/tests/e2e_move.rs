@@ -376,3 +376,51 @@ fn xterm_moves_to_a_server_with_different_extension_opcodes() {
         wait_file(&f, "typed-on-b");
     });
 }
+
+#[test]
+fn targets_by_window_id_name_and_pick() {
+    with_timeout(90, || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let app = App::spawn(
+            &a.display,
+            &[
+                "xlogo",
+                "-geometry",
+                "100x100+10+10",
+                "-title",
+                "pick me 42",
+            ],
+        )
+        .expect("xlogo");
+        settle();
+        // By window ID (hex), on --display.
+        let w = format!("{:#x}", app.window);
+        guievict(&["detach", &w, "--display", &a.display]).expect("detach by window id");
+        guievict(&["attach", &b.display, "--pid", &app.pid.to_string()]).expect("attach");
+        wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("on B");
+        // By title.
+        guievict(&[
+            "move",
+            "--name",
+            "^pick me [0-9]+$",
+            "--display",
+            &b.display,
+            &a.display,
+        ])
+        .expect("move by name");
+        let wa = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("back on A");
+        // By clicking it.
+        let bin = guievict_bin();
+        let mut child = Command::new(&bin)
+            .args(["move", "--pick", "--display", &a.display, &b.display])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("guievict move --pick");
+        std::thread::sleep(Duration::from_millis(700)); // let it grab the pointer
+        xtest_click(&a.display, wa, 20, 20, 1).expect("click");
+        let st = child.wait().expect("wait");
+        assert!(st.success(), "move --pick failed");
+        wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("picked window on B");
+    });
+}
