@@ -164,6 +164,7 @@ pub fn setup_facts(conn: &impl Connection, screen: usize) -> Option<SetupFacts> 
             })
             .collect(),
         visuals,
+        pict_formats: Vec::new(),
         vendor: String::from_utf8_lossy(&setup.vendor).into_owned(),
         release: setup.release_number,
     })
@@ -375,6 +376,7 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
                     border: None,
                     cursor: None,
                     properties: Vec::new(),
+                    shape: None,
                 },
                 t.children,
                 props,
@@ -700,16 +702,7 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
     session.pictures = list
         .pictures
         .iter()
-        .map(|&id| Picture {
-            id,
-            drawable: 0,
-            format: 0,
-            repeat: 0,
-            alpha_map: 0,
-            clip_mask: 0,
-            component_alpha: false,
-            known: false,
-        })
+        .map(|&id| Picture::unknown(id))
         .collect();
     session.glyphsets = list
         .glyphsets
@@ -735,6 +728,7 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
     if let Some(st) = &ext_state {
         crate::ext::apply(&mut session, st);
     }
+    crate::extras::capture(conn, &mut session, &list)?;
     apply_hints(&mut session, &opts.hints);
     note_unknown(&mut session, ext_state.is_some());
     if session.header.app_name.is_empty() {

@@ -279,15 +279,50 @@ pub fn apply(s: &mut Session, st: &ExtState) {
     }
     for p in &mut s.pictures {
         if let Some(proto::Detail::Picture(x)) = by_id.get(&(p.id, proto::kinds::PICTURE)) {
-            p.drawable = match x.source {
-                proto::PictureSource::Drawable(d) => d,
-                _ => 0,
+            let (drawable, fill) = match &x.source {
+                proto::PictureSource::Drawable(d) => (*d, None),
+                proto::PictureSource::SolidFill(c) => (0, Some(model::Fill::Solid(*c))),
+                proto::PictureSource::Gradient(g) => (
+                    0,
+                    Some(model::Fill::Gradient {
+                        kind: match g.kind {
+                            proto::GradientKind::Linear => model::GradientKind::Linear,
+                            proto::GradientKind::Radial => model::GradientKind::Radial,
+                            proto::GradientKind::Conical => model::GradientKind::Conical,
+                        },
+                        params: g.params.clone(),
+                        stops: g.stops.iter().map(|s| (s.offset, s.color)).collect(),
+                    }),
+                ),
             };
-            p.format = x.format;
-            p.repeat = x.repeat;
-            p.alpha_map = own(x.alpha_map);
-            p.component_alpha = x.component_alpha;
-            p.known = matches!(x.source, proto::PictureSource::Drawable(_));
+            *p = model::Picture {
+                id: p.id,
+                drawable,
+                fill,
+                format: x.format,
+                repeat: x.repeat,
+                filter: x.filter.clone(),
+                filter_params: x.filter_params.clone(),
+                transform: x.transform,
+                alpha_map: own(x.alpha_map),
+                alpha_x: x.alpha_x_origin,
+                alpha_y: x.alpha_y_origin,
+                clip: clip(&x.clip),
+                clip_x: x.clip_x_origin,
+                clip_y: x.clip_y_origin,
+                component_alpha: x.component_alpha,
+                subwindow_mode: x.subwindow_mode,
+                poly_edge: x.poly_edge,
+                poly_mode: x.poly_mode,
+                graphics_exposures: x.graphics_exposures,
+                known: true,
+            };
+            if x.alpha_map != 0 && p.alpha_map == 0 {
+                s.unknown.push(format!(
+                    "picture {:#x}: alpha map {:#x} is not the application's",
+                    p.id, x.alpha_map
+                ));
+            }
         }
     }
     for g in &mut s.glyphsets {

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"GUIEVWS\0";
 /// Current format version.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Largest uncompressed body accepted (1 GiB).
 pub const MAX_BODY: u64 = 1 << 30;
 const PREFIX: usize = 36;
@@ -341,6 +341,13 @@ mod tests {
             background: Some(Background::Pixel(0xff0000)),
             border: None,
             cursor: None,
+            shape: Some(WindowShape {
+                bounding: Some(ShapeRects {
+                    ordering: 3,
+                    rects: vec![(0, 0, 10, 10), (2, 10, 6, 4)],
+                }),
+                ..Default::default()
+            }),
             properties: vec![Property {
                 name: 39,
                 type_: 31,
@@ -361,6 +368,34 @@ mod tests {
                 height: 4,
                 data: vec![7; 64],
             }),
+        });
+        let mut pic = Picture::unknown(0x200003);
+        pic.fill = Some(Fill::Gradient {
+            kind: GradientKind::Radial,
+            params: vec![1, 2, 3, 4, 5, 6],
+            stops: vec![(0, [1, 2, 3, 4]), (1 << 16, [5, 6, 7, 8])],
+        });
+        pic.transform = Some([1 << 16, 0, 5, 0, 1 << 16, 0, 0, 0, 1 << 16]);
+        pic.filter = "bilinear".into();
+        pic.known = true;
+        s.pictures.push(pic);
+        s.regions.push(Region {
+            id: 0x200004,
+            rects: Some(vec![(1, 2, 3, 4)]),
+        });
+        s.damages.push(Damage {
+            id: 0x200005,
+            drawable: 0x200002,
+            level: 3,
+            level_known: false,
+        });
+        s.counters.push(Counter {
+            id: 0x200006,
+            value: Some(-5),
+        });
+        s.xi_selections.push(XiSelection {
+            window: 0x200001,
+            masks: vec![(2, vec![0x1c])],
         });
         s
     }
@@ -397,10 +432,10 @@ mod tests {
             Err(FileError::Checksum { .. })
         ));
         let mut future = b.clone();
-        future[8..12].copy_from_slice(&2u32.to_le_bytes());
+        future[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         assert!(matches!(
             from_bytes(&future),
-            Err(FileError::UnsupportedVersion { found: 2, .. })
+            Err(FileError::UnsupportedVersion { found, .. }) if found == FORMAT_VERSION + 1
         ));
         let mut extra = b.clone();
         extra.push(0);

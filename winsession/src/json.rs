@@ -132,7 +132,7 @@ pub fn to_json(s: &Session) -> Value {
     let pictures: Vec<Value> = s
         .pictures
         .iter()
-        .map(|p| json!({"id": p.id, "drawable": p.drawable, "format": p.format, "known": p.known}))
+        .map(|p| json!({"id": p.id, "drawable": p.drawable, "fill": p.fill.as_ref().map(|f| match f { Fill::Solid(_) => "solid", Fill::Gradient { .. } => "gradient" }), "format": p.format, "known": p.known}))
         .collect();
     let glyphsets: Vec<Value> = s
         .glyphsets
@@ -170,6 +170,10 @@ pub fn to_json(s: &Session) -> Value {
         "colormaps": colormaps,
         "pictures": pictures,
         "glyphsets": glyphsets,
+        "regions": s.regions.iter().map(|r| json!({"id": r.id, "rects": r.rects.as_ref().map(Vec::len)})).collect::<Vec<_>>(),
+        "damages": s.damages.iter().map(|d| json!({"id": d.id, "drawable": d.drawable, "level": d.level, "level_known": d.level_known})).collect::<Vec<_>>(),
+        "counters": s.counters.iter().map(|c| json!({"id": c.id, "value": c.value})).collect::<Vec<_>>(),
+        "fences": s.fences.iter().map(|f| json!({"id": f.id, "triggered": f.triggered})).collect::<Vec<_>>(),
         "selections": selections,
         "focus": s.focus.as_ref().map(|f| json!({"window": f.window, "revert_to": f.revert_to})),
         "atoms": s.atoms.values().collect::<Vec<_>>(),

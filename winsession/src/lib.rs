@@ -11,6 +11,7 @@ pub(crate) mod blob;
 pub mod capture;
 pub mod convert;
 pub mod ext;
+pub mod extras;
 pub mod file;
 pub mod json;
 pub mod model;

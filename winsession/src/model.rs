@@ -50,6 +50,21 @@ pub struct Session {
     pub pictures: Vec<Picture>,
     /// RENDER glyph sets, by ID.
     pub glyphsets: Vec<GlyphSet>,
+    /// XFIXES regions, by ID.
+    pub regions: Vec<Region>,
+    /// DAMAGE objects, by ID.
+    pub damages: Vec<Damage>,
+    /// SYNC counters, by ID.
+    pub counters: Vec<Counter>,
+    /// SYNC fences, by ID.
+    pub fences: Vec<Fence>,
+    /// XInput 2 event selections of this client (on its windows and on the root).
+    pub xi_selections: Vec<XiSelection>,
+    /// Core event mask this client selected on the root window.
+    pub root_event_mask: u32,
+    /// Extension versions the client negotiated (or that regeneration must negotiate for it:
+    /// many extensions refuse requests from clients that did not ask for a version first).
+    pub client_versions: Vec<ClientVersion>,
     /// Selections owned by one of the client's windows.
     pub selections: Vec<Selection>,
     /// Input focus, when it is on one of the client's windows.
@@ -122,6 +137,8 @@ pub struct SetupFacts {
     pub pixmap_formats: Vec<PixmapFormat>,
     /// Visuals of the screen.
     pub visuals: Vec<Visual>,
+    /// RENDER picture formats of the server (empty when it has no RENDER).
+    pub pict_formats: Vec<PictFormat>,
     /// Vendor string.
     pub vendor: String,
     /// Release number.
@@ -253,6 +270,8 @@ pub struct Window {
     pub cursor: Option<u32>,
     /// Properties, sorted by name atom.
     pub properties: Vec<Property>,
+    /// SHAPE state; `None` = unknown (the server had no SHAPE extension at capture).
+    pub shape: Option<WindowShape>,
 }
 
 impl Window {
@@ -561,25 +580,215 @@ pub struct Colormap {
     pub cells: Vec<ColorCell>,
 }
 
-/// A RENDER picture.
+/// A RENDER picture format (QueryPictFormats), used to find the same format on another server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PictFormat {
+    /// PICTFORMAT ID (server-allocated).
+    pub id: u32,
+    /// 0 Indexed, 1 Direct.
+    pub type_: u8,
+    /// Depth.
+    pub depth: u8,
+    /// Direct format: red shift, red mask, green shift, green mask, blue shift, blue mask,
+    /// alpha shift, alpha mask.
+    pub direct: [u16; 8],
+    /// Colormap of an indexed format (0 for direct formats).
+    pub colormap: u32,
+}
+
+/// Kind of a RENDER gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GradientKind {
+    /// CreateLinearGradient: params p1.x p1.y p2.x p2.y.
+    Linear,
+    /// CreateRadialGradient: params inner.x inner.y outer.x outer.y inner_radius outer_radius.
+    Radial,
+    /// CreateConicalGradient: params center.x center.y angle.
+    Conical,
+}
+
+/// What a source-only RENDER picture (no drawable) draws.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Fill {
+    /// CreateSolidFill with this RGBA colour.
+    Solid([u16; 4]),
+    /// A gradient: kind-specific 16.16 fixed parameters and (offset 16.16, RGBA) stops.
+    Gradient {
+        /// Kind.
+        kind: GradientKind,
+        /// Parameters (see [`GradientKind`]).
+        params: Vec<i32>,
+        /// Stops: offset (16.16 fixed) and RGBA.
+        stops: Vec<(i32, [u16; 4])>,
+    },
+}
+
+/// A RENDER picture with every attribute ChangePicture / SetPictureFilter /
+/// SetPictureTransform / SetPictureClipRectangles can set.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Picture {
     /// Picture ID.
     pub id: u32,
     /// Drawable it was made on (0 for source pictures or unknown).
     pub drawable: u32,
-    /// PictFormat ID (source server).
+    /// Source-only pictures: what they draw (`None` for drawable pictures).
+    pub fill: Option<Fill>,
+    /// PictFormat ID (source server; 0 for source-only pictures).
     pub format: u32,
-    /// Repeat mode.
+    /// Repeat mode (None 0, Normal 1, Pad 2, Reflect 3).
     pub repeat: u8,
+    /// Filter name ("" = the server's default, nearest).
+    pub filter: String,
+    /// Filter parameters, 16.16 fixed.
+    pub filter_params: Vec<i32>,
+    /// Transform, row-major 16.16 fixed (`None` = identity).
+    pub transform: Option<[i32; 9]>,
     /// Alpha map picture (0 = none).
     pub alpha_map: u32,
-    /// Clip mask pixmap (0 = none).
-    pub clip_mask: u32,
+    /// Alpha map origin.
+    pub alpha_x: i16,
+    /// Alpha map origin.
+    pub alpha_y: i16,
+    /// Clip (a clip pixmap is stored as the rectangles the server made of it).
+    pub clip: Clip,
+    /// Clip origin.
+    pub clip_x: i16,
+    /// Clip origin.
+    pub clip_y: i16,
     /// Component alpha.
     pub component_alpha: bool,
+    /// Subwindow mode (0 ClipByChildren, 1 IncludeInferiors).
+    pub subwindow_mode: u8,
+    /// Poly edge (0 Sharp, 1 Smooth).
+    pub poly_edge: u8,
+    /// Poly mode (0 Precise, 1 Imprecise).
+    pub poly_mode: u8,
+    /// Graphics exposures.
+    pub graphics_exposures: bool,
     /// Whether the attributes above are known.
     pub known: bool,
+}
+
+impl Picture {
+    /// A picture whose attributes are unknown.
+    pub fn unknown(id: u32) -> Self {
+        Self {
+            id,
+            drawable: 0,
+            fill: None,
+            format: 0,
+            repeat: 0,
+            filter: String::new(),
+            filter_params: Vec::new(),
+            transform: None,
+            alpha_map: 0,
+            alpha_x: 0,
+            alpha_y: 0,
+            clip: Clip::None,
+            clip_x: 0,
+            clip_y: 0,
+            component_alpha: false,
+            subwindow_mode: 0,
+            poly_edge: 1,
+            poly_mode: 0,
+            graphics_exposures: true,
+            known: false,
+        }
+    }
+}
+
+/// A list of rectangles (x, y, width, height).
+pub type Rects = Vec<(i16, i16, u16, u16)>;
+
+/// One SHAPE region of a window, as GetRectangles returns it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShapeRects {
+    /// Ordering (0 Unsorted … 3 YXBanded).
+    pub ordering: u8,
+    /// Rectangles, relative to the window origin.
+    pub rects: Rects,
+}
+
+/// SHAPE state of a window: each region is `None` when it is the default (unshaped).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowShape {
+    /// Bounding region.
+    pub bounding: Option<ShapeRects>,
+    /// Clip region.
+    pub clip: Option<ShapeRects>,
+    /// Input region.
+    pub input: Option<ShapeRects>,
+    /// Whether this client selected ShapeNotify events on the window.
+    pub events: bool,
+}
+
+impl WindowShape {
+    /// Whether nothing differs from an unshaped window.
+    pub fn is_default(&self) -> bool {
+        self.bounding.is_none() && self.clip.is_none() && self.input.is_none() && !self.events
+    }
+}
+
+/// An XFIXES region.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Region {
+    /// Region ID.
+    pub id: u32,
+    /// Rectangles (YX-banded, as FetchRegion returns them); `None` = unknown.
+    pub rects: Option<Rects>,
+}
+
+/// A DAMAGE object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Damage {
+    /// Damage ID.
+    pub id: u32,
+    /// Drawable it watches (0 = unknown).
+    pub drawable: u32,
+    /// Report level (0 RawRectangles, 1 DeltaRectangles, 2 BoundingBox, 3 NonEmpty).
+    pub level: u8,
+    /// Whether the level is known (else it is a default, see [`Session::unknown`]).
+    pub level_known: bool,
+}
+
+/// XInput 2 event masks one client selected on one window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XiSelection {
+    /// Window (may be the root).
+    pub window: u32,
+    /// (device ID, mask words) pairs.
+    pub masks: Vec<(u16, Vec<u32>)>,
+}
+
+/// A per-client extension version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientVersion {
+    /// Extension name.
+    pub extension: String,
+    /// Major version.
+    pub major: u16,
+    /// Minor version.
+    pub minor: u16,
+    /// Whether the version is what the client negotiated (else a default regeneration picks).
+    pub known: bool,
+}
+
+/// A SYNC counter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counter {
+    /// Counter ID.
+    pub id: u32,
+    /// Value; `None` = unknown.
+    pub value: Option<i64>,
+}
+
+/// A SYNC fence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fence {
+    /// Fence ID.
+    pub id: u32,
+    /// Whether it is triggered; `None` = unknown.
+    pub triggered: Option<bool>,
 }
 
 /// A glyph in a glyph set.
@@ -669,6 +878,14 @@ pub enum IdKind {
     GlyphSet,
     /// A RENDER PictFormat.
     PictFormat,
+    /// An XFIXES region.
+    Region,
+    /// A DAMAGE object.
+    Damage,
+    /// A SYNC counter.
+    Counter,
+    /// A SYNC fence.
+    Fence,
     /// Any XID (property data of an unspecific type).
     Any,
 }
@@ -705,6 +922,9 @@ impl Session {
         s.root_visual = f(IdKind::Visual, s.root_visual);
         for v in &mut s.visuals {
             v.id = f(IdKind::Visual, v.id);
+        }
+        for p in &mut s.pict_formats {
+            p.id = f(IdKind::PictFormat, p.id);
         }
         for w in &mut self.windows {
             w.id = f(IdKind::Window, w.id);
@@ -753,7 +973,22 @@ impl Session {
             p.drawable = f(IdKind::Drawable, p.drawable);
             p.format = f(IdKind::PictFormat, p.format);
             p.alpha_map = f(IdKind::Picture, p.alpha_map);
-            p.clip_mask = f(IdKind::Pixmap, p.clip_mask);
+            if let Clip::Pixmap(m) = &mut p.clip {
+                *m = f(IdKind::Pixmap, *m);
+            }
+        }
+        for r in &mut self.regions {
+            r.id = f(IdKind::Region, r.id);
+        }
+        for d in &mut self.damages {
+            d.id = f(IdKind::Damage, d.id);
+            d.drawable = f(IdKind::Drawable, d.drawable);
+        }
+        for c in &mut self.counters {
+            c.id = f(IdKind::Counter, c.id);
+        }
+        for x in &mut self.fences {
+            x.id = f(IdKind::Fence, x.id);
         }
         for g in &mut self.glyphsets {
             g.id = f(IdKind::GlyphSet, g.id);
@@ -764,6 +999,9 @@ impl Session {
         }
         if let Some(fo) = &mut self.focus {
             fo.window = f(IdKind::Window, fo.window);
+        }
+        for x in &mut self.xi_selections {
+            x.window = f(IdKind::Window, x.window);
         }
         for o in &mut self.other_resources {
             o.id = f(IdKind::Any, o.id);
@@ -820,6 +1058,10 @@ impl Session {
             .chain(s.colormaps.iter().map(|x| x.id))
             .chain(s.pictures.iter().map(|x| x.id))
             .chain(s.glyphsets.iter().map(|x| x.id))
+            .chain(s.regions.iter().map(|x| x.id))
+            .chain(s.damages.iter().map(|x| x.id))
+            .chain(s.counters.iter().map(|x| x.id))
+            .chain(s.fences.iter().map(|x| x.id))
             .chain(s.other_resources.iter().map(|x| x.id))
             .collect::<Vec<_>>();
         for id in defined {
@@ -871,6 +1113,11 @@ impl Session {
         s.colormaps.sort_by_key(|x| x.id);
         s.pictures.sort_by_key(|x| x.id);
         s.glyphsets.sort_by_key(|x| x.id);
+        s.regions.sort_by_key(|x| x.id);
+        s.damages.sort_by_key(|x| x.id);
+        s.counters.sort_by_key(|x| x.id);
+        s.fences.sort_by_key(|x| x.id);
+        s.xi_selections.sort_by_key(|x| x.window);
         s.selections.sort_by_key(|x| x.name);
         s.other_resources.sort_by_key(|x| x.id);
         s

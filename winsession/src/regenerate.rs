@@ -245,6 +245,19 @@ pub fn regenerate(
         });
     }
 
+    // --- Extension versions for the new connection (it becomes the application's client).
+    {
+        let mut sink = crate::extras::Sink {
+            hard: Vec::new(),
+            soft: Vec::new(),
+            warnings: Vec::new(),
+        };
+        crate::extras::negotiate(conn, session, &mut sink)?;
+        for w in sink.warnings {
+            warn(&mut out, w);
+        }
+    }
+
     // --- IDs for everything else.
     for id in session
         .windows
@@ -256,6 +269,10 @@ pub fn regenerate(
         .chain(session.colormaps.iter().map(|x| x.id))
         .chain(session.pictures.iter().map(|x| x.id))
         .chain(session.glyphsets.iter().map(|x| x.id))
+        .chain(session.regions.iter().map(|x| x.id))
+        .chain(session.damages.iter().map(|x| x.id))
+        .chain(session.counters.iter().map(|x| x.id))
+        .chain(session.fences.iter().map(|x| x.id))
     {
         let new = conn.generate_id()?;
         out.xid_map.insert(id, new);
@@ -315,6 +332,50 @@ pub fn regenerate(
         (a != b).then_some((a, b))
     };
 
+    // --- RENDER picture formats are server-allocated: match them by layout.
+    let mut pict_map: HashMap<u32, u32> = HashMap::new();
+    let needs_formats = !session.pictures.is_empty()
+        || !session.glyphsets.is_empty()
+        || session
+            .cursors
+            .iter()
+            .any(|c| matches!(c.image, Some(CursorImage::Argb(_))));
+    if needs_formats
+        && conn
+            .extension_information(render::X11_EXTENSION_NAME)?
+            .is_some()
+    {
+        let r = conn
+            .render_query_pict_formats()?
+            .reply()
+            .map_err(|source| RegenError::Reply {
+                what: "RenderQueryPictFormats".into(),
+                source,
+            })?;
+        let dst = crate::extras::formats_of(&r);
+        pict_map = crate::extras::map_pict_formats(&src.pict_formats, &dst);
+        for f in &src.pict_formats {
+            match pict_map.get(&f.id) {
+                Some(&n) => {
+                    out.xid_map.insert(f.id, n);
+                }
+                None => {
+                    let used = session.pictures.iter().any(|p| p.format == f.id)
+                        || session.glyphsets.iter().any(|g| g.format == f.id);
+                    if used {
+                        warn(
+                            &mut out,
+                            format!(
+                                "picture format {:#x} (depth {}) has no counterpart on the target",
+                                f.id, f.depth
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     // --- Translate the session into target numbers.
     let mut t = session.clone();
     let mut foreign: Vec<u32> = Vec::new();
@@ -324,7 +385,7 @@ pub fn regenerate(
         }
         match kind {
             IdKind::Visual => out.visual_map.get(&id).copied().unwrap_or(root_visual_new),
-            IdKind::PictFormat => id,
+            IdKind::PictFormat => pict_map.get(&id).copied().unwrap_or(id),
             _ => match out.xid_map.get(&id) {
                 Some(&n) => n,
                 None => {
@@ -815,6 +876,19 @@ pub fn regenerate(
         }
     }
 
+    // --- Extension state: versions, shapes, RENDER, XFIXES, DAMAGE, SYNC, XInput 2.
+    let mut sink = crate::extras::Sink {
+        hard: Vec::new(),
+        soft: Vec::new(),
+        warnings: Vec::new(),
+    };
+    crate::extras::regen_shapes(conn, &t, &mut sink)?;
+    crate::extras::regen_resources(conn, &t, &mut sink)?;
+    pend.cookies.append(&mut sink.hard);
+    for w in std::mem::take(&mut sink.warnings) {
+        warn(&mut out, w);
+    }
+
     // --- Selections, mapping, focus.
     if opts.restore_selections {
         for s in &t.selections {
@@ -871,6 +945,11 @@ pub fn regenerate(
 
     out.stats.requests = pend.cookies.len() + session.atoms.len() + session.fonts.len();
     let mut failed = Vec::new();
+    for (what, id, c) in sink.soft {
+        if let Err(e) = c.check() {
+            warn(&mut out, format!("{what}({id:#x}) failed, state lost: {e}"));
+        }
+    }
     for (what, id, c) in pend.cookies {
         if let Err(e) = c.check() {
             failed.push(format!("{what}({id:#x}): {e}"));
