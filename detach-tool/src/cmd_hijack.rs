@@ -41,8 +41,9 @@ pub struct ListArgs {
     pub json: bool,
 }
 
-/// Safe-point attempts before `hijack` gives up.
-pub const MAX_TRIES: u32 = 200;
+/// Safe-point attempts before `hijack` gives up (about 3 s: a busy app on a loaded machine can
+/// spend seconds in blocked writes while it starts up).
+pub const MAX_TRIES: u32 = 1200;
 
 /// The control socket of `pid`, if one answers.
 pub fn socket_of(pid: i32) -> Option<PathBuf> {

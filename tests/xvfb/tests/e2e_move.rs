@@ -323,7 +323,7 @@ fn many_move_cycles_do_not_leak() {
         }
         let (fds1, rss1) = (fd_count(app.pid), rss_kb(app.pid));
         eprintln!("after {cycles} cycles: fds {fds0} → {fds1}, RSS {rss0} → {rss1} kB");
-        assert_eq!(fds0, fds1, "file descriptors leaked");
+        assert!(fds1 <= fds0, "file descriptors leaked: {fds0} → {fds1}");
         assert!(rss1 < rss0 + 8 * 1024, "memory grew by {} kB", rss1 - rss0);
         let w = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).unwrap();
         settle();
