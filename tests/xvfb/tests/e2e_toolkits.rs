@@ -1,0 +1,191 @@
+//! Modern toolkits moved between servers while running: Xft xterm (RENDER glyph sets), Tk,
+//! GTK3 and Qt5. Each app is hijacked on server A, moved to B and back to A; every time its
+//! top-level window must look the same (≥ 99 % equal pixels) and input must still reach it.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use xvfb_harness::*;
+
+fn guievict(args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new(guievict_bin())
+        .args(args)
+        .arg("--json")
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "guievict {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn assert_same(before: &Image, after: &Image, what: &str) {
+    let c = compare(before, after, what);
+    assert!(
+        c.equal_fraction >= 0.99 && c.ink_equal_fraction >= 0.95,
+        "{what}: {:.4} of pixels equal, {:.4} of ink (artifacts: {:?})",
+        c.equal_fraction,
+        c.ink_equal_fraction,
+        c.artifacts
+    );
+}
+
+/// Whether a program is installed (else the test says SKIP and why).
+fn have(program: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
+        || Path::new(program).is_file();
+    if !found {
+        skip(&format!(
+            "{program} is not installed (scripts/setup-debian.sh installs it)"
+        ));
+    }
+    found
+}
+
+fn wait_file(path: &Path, want: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = std::fs::read_to_string(path).unwrap_or_default();
+        if got.trim() == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never contained {want:?} (has {got:?})",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Wait until two screenshots taken `gap` apart are equal (the app finished drawing).
+fn stable_shot(display: &str, window: u32, secs: u64) -> Image {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut last = screenshot(display, window).expect("screenshot");
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = screenshot(display, window).expect("screenshot");
+        if now.width == last.width && now.height == last.height && now.rgb == last.rgb {
+            return now;
+        }
+        if Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// Two servers, B's atoms and IDs diverged from A's by another client.
+struct Pair {
+    a: Xvfb,
+    b: Xvfb,
+    _other: x11rb::rust_connection::RustConnection,
+}
+
+fn pair() -> Pair {
+    let a = Xvfb::start().expect("Xvfb A");
+    let b = Xvfb::start().expect("Xvfb B");
+    let other = b.connect().expect("other client");
+    use x11rb::protocol::xproto::ConnectionExt as _;
+    for i in 0..50 {
+        other
+            .intern_atom(false, format!("GUIEVICT_TEST_PAD_{i}").as_bytes())
+            .expect("intern")
+            .reply()
+            .expect("intern reply");
+    }
+    Pair {
+        a,
+        b,
+        _other: other,
+    }
+}
+
+/// Move `app` from A to B and back, comparing with `before` each time; `input` is run on each
+/// server after the move with (display, window, step name).
+fn round_trip(p: &Pair, app: &mut App, name: &str, input: &dyn Fn(&str, u32, &str)) {
+    let before = stable_shot(&p.a.display, app.window, 5);
+    let pid = app.pid.to_string();
+    guievict(&["move", "--pid", &pid, &p.b.display]).expect("move A→B");
+    let wb = wait_for_window(&p.b.display, app.pid, Duration::from_secs(10)).expect("window on B");
+    let on_b = stable_shot(&p.b.display, wb, 5);
+    assert_same(&before, &on_b, &format!("{name}-on-b"));
+    assert!(
+        windows_of_pid(&p.a.display, app.pid).unwrap().is_empty(),
+        "{name}: windows left on A"
+    );
+    assert!(app.alive(), "{name} died after the first move");
+    input(&p.b.display, wb, "b");
+    assert!(app.alive(), "{name} died from input on B");
+    // Input changed the picture: the reference for the way back is B's picture now.
+    let before_back = stable_shot(&p.b.display, wb, 5);
+    guievict(&["move", "--pid", &pid, &p.a.display]).expect("move B→A");
+    let wa = wait_for_window(&p.a.display, app.pid, Duration::from_secs(10)).expect("window on A");
+    let back = stable_shot(&p.a.display, wa, 5);
+    assert_same(&before_back, &back, &format!("{name}-back-on-a"));
+    assert!(
+        windows_of_pid(&p.b.display, app.pid).unwrap().is_empty(),
+        "{name}: windows left on B"
+    );
+    assert!(app.alive(), "{name} died after the second move");
+    input(&p.a.display, wa, "a");
+    assert!(app.alive(), "{name} died from input back on A");
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = artifacts_dir().join(format!("toolkits-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("scratch dir");
+    d
+}
+
+#[test]
+fn xft_xterm_round_trip_and_typing() {
+    if !have("xterm") {
+        return;
+    }
+    with_timeout(120, || {
+        let p = pair();
+        let dir = scratch("xterm");
+        let mut app = App::spawn(
+            &p.a.display,
+            &[
+                "xterm",
+                "-fa",
+                "Monospace",
+                "-fs",
+                "10",
+                "-geometry",
+                "60x12+0+0",
+                "-e",
+                "sh",
+            ],
+        )
+        .expect("xterm -fa Monospace");
+        // Xft text: the shell's prompt and a line of output drawn with RENDER glyphs.
+        let f0 = dir.join("a0");
+        xtest_type(
+            &p.a.display,
+            Some(app.window),
+            &format!(
+                "echo 'Xft: The quick brown fox' > {} ; ls /\n",
+                f0.display()
+            ),
+        )
+        .unwrap();
+        wait_file(&f0, "Xft: The quick brown fox", 10);
+        let dir2 = dir.clone();
+        round_trip(&p, &mut app, "xft-xterm", &move |display, window, step| {
+            let f = dir2.join(step);
+            xtest_type(
+                display,
+                Some(window),
+                &format!("echo typed-on-{step} > {}\n", f.display()),
+            )
+            .unwrap();
+            wait_file(&f, &format!("typed-on-{step}"), 10);
+        });
+    });
+}
