@@ -39,6 +39,12 @@ fi
 mirror="${GUIEVICT_CRIU_MIRROR:-http://deb.debian.org/debian}"
 stamp="$root/.guievict-ready"
 
+if [ ! -f "$stamp" ] && [ "$(id -u)" -eq 0 ]; then
+  # Concurrent callers (tests run in parallel) wait for one build.
+  mkdir -p "$(dirname "$root")"
+  exec 9>"$(dirname "$root")/.build.lock"
+  flock 9
+fi
 if [ ! -f "$stamp" ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "criu-chroot: building the trixie tree needs root (debootstrap); run as root once" >&2
@@ -55,7 +61,7 @@ if [ ! -f "$stamp" ]; then
   # A half-built tree from an interrupted run is thrown away.
   rm -rf "$root.tmp"
   mkdir -p "$(dirname "$root")"
-  log "debootstrap trixie into $root (about a minute, ~400 MB, needs $mirror)"
+  log "debootstrap trixie into $root (about a minute, ~150 MB, needs $mirror)"
   t0=$(date +%s)
   if ! debootstrap --variant=minbase --include=criu trixie "$root.tmp" "$mirror" \
       > "$(dirname "$root")/debootstrap.log" 2>&1; then

@@ -486,3 +486,115 @@ fn detached_process_holds_only_in_process_sockets() {
     })
     .expect("socket inspection");
 }
+
+/// `guievict checkpoint --pid PID --dir DIR --json --criu CRIU…`, parsed.
+fn checkpoint(criu: &[String], pid: u32, dir: &Path) -> Result<serde_json::Value> {
+    let p = pid.to_string();
+    let mut args = vec![
+        "checkpoint",
+        "--pid",
+        &p,
+        "--dir",
+        dir.to_str().context("dir")?,
+        "--json",
+        "--criu",
+    ];
+    args.extend(criu.iter().map(String::as_str));
+    let out = guievict(&args)?;
+    serde_json::from_str(out.trim()).context("checkpoint --json")
+}
+
+/// The busy three-thread xcb client of the hijack stress test, checkpointed while its threads
+/// wait for replies, restored onto another server: every reply it gets afterwards must still be
+/// consistent ("OK <n>" at its deadline, never "FAIL").
+#[test]
+fn busy_threaded_client_survives_checkpoint_restore() {
+    require_artifacts();
+    let criu = match criu_command() {
+        Ok(c) => c,
+        Err(reason) => {
+            skip(&reason);
+            return;
+        }
+    };
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/hijack_stress_client.c");
+    let client = xvfb_harness::target_dir().join("checkpoint_stress_client");
+    let built = Command::new("cc")
+        .args(["-O2", "-pthread"])
+        .arg(&src)
+        .args(["-lxcb", "-o"])
+        .arg(&client)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(built, "cannot compile {} (cc, libxcb1-dev)", src.display());
+    with_timeout(120, move || -> Result<()> {
+        let a = Xvfb::start()?;
+        let b = Xvfb::start()?;
+        let work = artifacts_dir().join(format!("checkpoint-stress-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work)?;
+        let out = work.join("client.out");
+        let script = r#"for f in /proc/$$/fd/*; do n=${f##*/}; if [ "$n" -gt 2 ]; then exec {n}>&-; fi; done
+setsid "$0" 6 1000 </dev/null >"$1" 2>&1 &
+echo $!"#;
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .arg(&client)
+            .arg(&out)
+            .env("DISPLAY", &a.display)
+            .output()?;
+        let app = Orphan(
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse()
+                .context("client pid")?,
+        );
+        let pid = app.0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&out)?.contains("READY") {
+            ensure!(Instant::now() < deadline, "client never got READY");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        guievict(&["hijack", &pid.to_string()])?;
+        std::thread::sleep(Duration::from_millis(300));
+        let dir = work.join("images");
+        let v = checkpoint(&criu, pid, &dir)?;
+        eprintln!("stress checkpoint timings: {}", v["manifest"]["timings_ms"]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            ensure!(Instant::now() < deadline, "pid {pid} not free after the dump");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut args = vec![
+            "restore",
+            "--dir",
+            dir.to_str().context("dir")?,
+            "--display",
+            &b.display,
+            "--json",
+            "--criu",
+        ];
+        args.extend(criu.iter().map(String::as_str));
+        let r: serde_json::Value = serde_json::from_str(guievict(&args)?.trim())?;
+        eprintln!("stress restore timings: {}", r["timings_ms"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !proc_gone(pid) {
+            ensure!(
+                Instant::now() < deadline,
+                "client still running long after its deadline"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let text = std::fs::read_to_string(&out)?;
+        ensure!(
+            text.contains("OK ") && !text.contains("FAIL"),
+            "client output after restore: {text:?}"
+        );
+        eprintln!("client after checkpoint/restore onto B: {}", text.trim());
+        drop(app);
+        Ok(())
+    })
+    .expect("busy client checkpoint/restore");
+}
