@@ -9,6 +9,8 @@ PKGS=(
   xvfb xserver-xorg-core xserver-xorg-video-dummy
   # real apps and tools used by tests and the demo
   xterm x11-apps x11-utils x11-xserver-utils xdotool imagemagick
+  # toolkit apps for tests/xvfb/tests/e2e_toolkits.rs (Xft fonts, Tk, GTK3, Qt5)
+  fonts-dejavu-core tk gtk-3-examples qtbase5-examples
 )
 missing=()
 for p in "${PKGS[@]}"; do

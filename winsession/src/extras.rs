@@ -591,6 +591,7 @@ pub(crate) fn regen_shapes<'c, C: Connection>(
 pub(crate) fn regen_resources<'c, C: Connection>(
     conn: &'c C,
     t: &Session,
+    orig_drawable: &HashMap<u32, u32>,
     sink: &mut Sink<'c, C>,
 ) -> Result<(), crate::RegenError> {
     let max_req = conn.maximum_request_bytes();
@@ -653,6 +654,14 @@ pub(crate) fn regen_resources<'c, C: Connection>(
             i = j;
         }
     }
+    let live: std::collections::HashSet<u32> = t
+        .windows
+        .iter()
+        .map(|w| w.id)
+        .chain(t.pixmaps.iter().map(|p| p.id))
+        .chain(std::iter::once(t.setup.root))
+        .collect();
+    let mut placeholders = Vec::new();
     for p in &t.pictures {
         if !p.known {
             sink.warnings.push(format!(
@@ -710,6 +719,33 @@ pub(crate) fn regen_resources<'c, C: Connection>(
                     ));
                     continue;
                 }
+                // A picture keeps its drawable alive after the application freed it (Xft and Tk
+                // draw text into short-lived pixmaps this way). Such a drawable is gone from the
+                // resource list: give the picture a placeholder pixmap of its depth, freed at
+                // once like the original; its contents were unreachable to the application.
+                let drawable = if live.contains(&p.drawable) {
+                    p.drawable
+                } else {
+                    let depth = t
+                        .setup
+                        .pict_formats
+                        .iter()
+                        .find(|f| f.id == p.format)
+                        .map(|f| f.depth)
+                        .unwrap_or(t.setup.root_depth);
+                    let pm = conn.generate_id()?;
+                    sink.hard.push((
+                        "CreatePixmap(picture placeholder)",
+                        pm,
+                        conn.create_pixmap(depth, pm, t.setup.root, 1, 1)?,
+                    ));
+                    placeholders.push(pm);
+                    sink.warnings.push(format!(
+                        "picture {:#x}: its drawable {:#x} was already freed by the application; recreated on a 1×1 placeholder",
+                        p.id, orig_drawable.get(&p.id).copied().unwrap_or(p.drawable)
+                    ));
+                    pm
+                };
                 let aux = render::CreatePictureAux::new()
                     .repeat(render::Repeat::from(u32::from(p.repeat)))
                     .alphaxorigin(i32::from(p.alpha_x))
@@ -724,7 +760,7 @@ pub(crate) fn regen_resources<'c, C: Connection>(
                 sink.hard.push((
                     "RenderCreatePicture",
                     p.id,
-                    conn.render_create_picture(p.id, p.drawable, p.format, &aux)?,
+                    conn.render_create_picture(p.id, drawable, p.format, &aux)?,
                 ));
                 match &p.clip {
                     Clip::None => {}
@@ -787,6 +823,10 @@ pub(crate) fn regen_resources<'c, C: Connection>(
                 conn.render_set_picture_transform(p.id, tr)?,
             ));
         }
+    }
+    for pm in placeholders {
+        sink.hard
+            .push(("FreePixmap(picture placeholder)", pm, conn.free_pixmap(pm)?));
     }
     // Alpha maps refer to other pictures: after all exist.
     for p in t.pictures.iter().filter(|p| p.known && p.alpha_map != 0) {

@@ -399,6 +399,10 @@ pub fn regenerate(
     foreign.dedup();
     // Our own setup IDs were mapped too; the foreign list only concerns references.
     foreign.retain(|id| *id != target.root);
+    // Pictures whose drawable the application freed get a placeholder (and their own warning).
+    let freed: std::collections::HashSet<u32> =
+        session.pictures.iter().map(|p| p.drawable).collect();
+    foreign.retain(|id| !freed.contains(id));
     for id in &foreign {
         warn(
             &mut out,
@@ -883,7 +887,13 @@ pub fn regenerate(
         warnings: Vec::new(),
     };
     crate::extras::regen_shapes(conn, &t, &mut sink)?;
-    crate::extras::regen_resources(conn, &t, &mut sink)?;
+    let orig_drawable: HashMap<u32, u32> = t
+        .pictures
+        .iter()
+        .zip(&session.pictures)
+        .map(|(n, o)| (n.id, o.drawable))
+        .collect();
+    crate::extras::regen_resources(conn, &t, &orig_drawable, &mut sink)?;
     pend.cookies.append(&mut sink.hard);
     for w in std::mem::take(&mut sink.warnings) {
         warn(&mut out, w);

@@ -189,3 +189,51 @@ fn xft_xterm_round_trip_and_typing() {
         });
     });
 }
+
+/// A small Tk program: an entry (Return saves its text to a file and clears it), a button and a
+/// text widget. Insertion cursors do not blink, so that screenshots are stable.
+const TK_SCRIPT: &str = r#"
+set out [lindex $argv 0]
+wm geometry . 320x260+0+0
+wm title . "guievict Tk"
+entry .e -textvariable v -insertofftime 0 -width 30
+button .b -text "Save" -command {
+    set f [open $out.tmp w]; puts $f $v; close $f; file rename -force $out.tmp $out; set v ""
+}
+text .t -height 6 -width 36 -insertofftime 0
+.t insert end "Tk text widget\nsecond line\n\u00e9t\u00e9 \u2192 unicode"
+label .l -text "Label: Tk [info patchlevel]"
+pack .e .b .t .l -padx 4 -pady 4
+bind .e <Return> { .b invoke }
+focus .e
+"#;
+
+#[test]
+fn tk_round_trip_and_typing() {
+    if !have("wish") {
+        return;
+    }
+    with_timeout(120, || {
+        let p = pair();
+        let dir = scratch("tk");
+        let script = dir.join("demo.tcl");
+        std::fs::write(&script, TK_SCRIPT).expect("write script");
+        let out = dir.join("saved");
+        let mut app = App::spawn(
+            &p.a.display,
+            &[
+                "wish",
+                script.to_str().expect("utf-8 path"),
+                out.to_str().expect("utf-8 path"),
+            ],
+        )
+        .expect("wish");
+        xtest_type(&p.a.display, Some(app.window), "on-a\n").unwrap();
+        wait_file(&out, "on-a", 10);
+        let out2 = out.clone();
+        round_trip(&p, &mut app, "tk", &move |display, window, step| {
+            xtest_type(display, Some(window), &format!("typed-{step}\n")).unwrap();
+            wait_file(&out2, &format!("typed-{step}"), 10);
+        });
+    });
+}
