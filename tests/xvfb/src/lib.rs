@@ -458,6 +458,53 @@ impl Drop for App {
     }
 }
 
+/// A background X client without a window to wait for (a window manager, a load generator),
+/// killed and reaped on drop.
+pub struct Background {
+    /// The process.
+    pub child: Child,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        kill_and_reap(&mut self.child);
+    }
+}
+
+/// Start `argv` on `display` in the background.
+pub fn spawn_background(display: &str, argv: &[&str]) -> Result<Background> {
+    let (prog, args) = argv.split_first().context("empty argv")?;
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
+        .env("DISPLAY", display)
+        .env_remove("LD_PRELOAD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    die_with_parent(&mut cmd);
+    let child = cmd.spawn().with_context(|| format!("spawning {prog}"))?;
+    Ok(Background { child })
+}
+
+/// Start a window manager (twm) on `display` and wait until it manages the root window.
+pub fn spawn_wm(display: &str) -> Result<Background> {
+    use x11rb::protocol::xproto::EventMask;
+    let wm = spawn_background(display, &["twm"])?;
+    let conn = connect(display)?;
+    let root = conn.setup().roots[0].root;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let a = conn.get_window_attributes(root)?.reply()?;
+        if a.all_event_masks.contains(EventMask::SUBSTRUCTURE_REDIRECT) {
+            return Ok(wm);
+        }
+        if Instant::now() > deadline {
+            bail!("twm did not take SubstructureRedirect on {display}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// PID of the client owning `window`, via X-Resource `QueryClientIds`.
 pub fn window_pid(conn: &impl Connection, window: u32) -> Result<Option<u32>> {
     let reply = res::query_client_ids(

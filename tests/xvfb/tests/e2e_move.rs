@@ -424,3 +424,80 @@ fn targets_by_window_id_name_and_pick() {
         wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("picked window on B");
     });
 }
+
+/// Client window of `pid` below a window manager's frame: a descendant of a top-level that the
+/// process owns and that is viewable.
+fn client_window_below_wm(display: &str, pid: u32) -> Option<u32> {
+    use x11rb::protocol::xproto::{ConnectionExt as _, MapState};
+    let conn = connect(display).ok()?;
+    let root = conn.setup().roots[0].root;
+    let mut stack = conn.query_tree(root).ok()?.reply().ok()?.children;
+    while let Some(w) = stack.pop() {
+        if window_pid(&conn, w).ok()? == Some(pid)
+            && conn.get_window_attributes(w).ok()?.reply().ok()?.map_state == MapState::VIEWABLE
+        {
+            return Some(w);
+        }
+        if let Ok(t) = conn.query_tree(w).ok()?.reply() {
+            stack.extend(t.children);
+        }
+    }
+    None
+}
+
+#[test]
+fn window_manager_on_target_reparents_and_back() {
+    with_timeout(90, || {
+        if !std::path::Path::new("/usr/bin/twm").exists() {
+            skip("twm not installed (scripts/setup-debian.sh installs it)");
+            return;
+        }
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let wm = spawn_wm(&b.display).expect("twm");
+        let mut app = App::spawn(
+            &a.display,
+            &["xterm", "-geometry", "60x12+40+40", "-e", "sh"],
+        )
+        .expect("xterm");
+        settle();
+        let before = screenshot(&a.display, app.window).unwrap();
+        let pid = app.pid.to_string();
+        guievict(&["move", "--pid", &pid, &b.display]).expect("move to the WM display");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let wb = loop {
+            if let Some(w) = client_window_below_wm(&b.display, app.pid) {
+                break w;
+            }
+            assert!(Instant::now() < deadline, "no client window on B");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        settle();
+        // Reparented into a twm frame (the client window is not a child of the root).
+        let conn = connect(&b.display).unwrap();
+        use x11rb::protocol::xproto::ConnectionExt as _;
+        let parent = conn.query_tree(wb).unwrap().reply().unwrap().parent;
+        assert_ne!(
+            parent,
+            conn.setup().roots[0].root,
+            "twm did not reparent the window"
+        );
+        assert_same(&before, &screenshot(&b.display, wb).unwrap(), "wm-on-b");
+        let f = artifacts_dir().join(format!("wm-typed-{}", app.pid));
+        xtest_type(
+            &b.display,
+            Some(wb),
+            &format!("echo under-wm > {}\n", f.display()),
+        )
+        .unwrap();
+        wait_file(&f, "under-wm");
+        // And back to a display without a window manager.
+        guievict(&["move", "--pid", &pid, &a.display]).expect("move back");
+        let wa = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).unwrap();
+        settle();
+        let back = screenshot(&a.display, wa).unwrap();
+        assert_eq!((back.width, back.height), (before.width, before.height));
+        assert!(app.alive());
+        drop(wm);
+    });
+}
