@@ -2,6 +2,7 @@
 //! private Xvfb servers and back, typing after a move, drawing while detached, replication, and
 //! many move cycles without leaks.
 use std::process::Command;
+use x11rb::connection::Connection as _;
 use std::time::{Duration, Instant};
 use xvfb_harness::*;
 
