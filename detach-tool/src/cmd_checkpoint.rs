@@ -35,8 +35,15 @@ pub struct CheckpointArgs {
     #[arg(long)]
     dir: PathBuf,
     /// Command that runs CRIU, with any leading arguments (default: `criu`), e.g.
-    /// `--criu scripts/criu-wrapper.sh` or `--criu sudo criu`.
-    #[arg(long, num_args = 1.., value_name = "CMD", default_value = "criu")]
+    /// `--criu scripts/criu-wrapper.sh` or `--criu sudo criu`. Takes every argument after it:
+    /// put it last.
+    #[arg(
+        long,
+        num_args = 1..,
+        allow_hyphen_values = true,
+        value_name = "CMD",
+        default_value = "criu"
+    )]
     criu: Vec<String>,
     /// Keep the process running after the dump (it is re-attached to its display).
     #[arg(long)]
@@ -52,8 +59,15 @@ pub struct RestoreArgs {
     /// Display to attach the restored GUI to (without it the process stays detached).
     #[arg(long)]
     display: Option<String>,
-    /// Command that runs CRIU, with any leading arguments (default: `criu`).
-    #[arg(long, num_args = 1.., value_name = "CMD", default_value = "criu")]
+    /// Command that runs CRIU, with any leading arguments (default: `criu`), e.g.
+    /// `--criu unshare -n scripts/criu-wrapper.sh`. Takes every argument after it: put it last.
+    #[arg(
+        long,
+        num_args = 1..,
+        allow_hyphen_values = true,
+        value_name = "CMD",
+        default_value = "criu"
+    )]
     criu: Vec<String>,
     /// Print the result as JSON on stdout.
     #[arg(long)]
@@ -458,7 +472,7 @@ pub fn restore(a: RestoreArgs) -> Result<()> {
     let m = read_manifest(&dir)?;
     let pid = m.pid;
     // CRIU restores the same PID: it must be free (a zombie of a just-dumped child counts).
-    if !wait_until(Duration::from_secs(3), || proc_state(pid).is_none()) {
+    if !wait_until(Duration::from_secs(10), || proc_state(pid).is_none()) {
         let who = match (proc_state(pid), sid_ppid(pid)) {
             (Some('Z'), Some((_, ppid))) => {
                 format!("is a zombie that its parent (pid {ppid}) has not reaped")

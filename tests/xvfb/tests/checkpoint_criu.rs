@@ -5,6 +5,7 @@
 //! window must look as before and typing must reach the same shell through the same pty. The
 //! same checkpoint is restored a second time, after the first copy is killed. A second test
 //! checks, without CRIU, that a detached process holds no socket to anything outside itself.
+//! A third restore goes into a new network namespace.
 //!
 //! CRIU: the host's `criu` if `criu check` passes, else Debian 13's CRIU through
 //! scripts/criu-wrapper.sh (its tree is built and cached by scripts/criu-chroot.sh: root,
@@ -287,6 +288,22 @@ fn xterm_checkpoint_restore_twice_onto_another_display() {
         ensure!(
             std::fs::read_to_string(work.join("before.txt"))?.trim() == "before",
             "shell's earlier file lost"
+        );
+        // A third copy in a new network namespace (only loopback, brought up for CRIU's own
+        // checks): the detached process needs no network; it reaches B through the socket file.
+        kill_wait(pid);
+        let mut netns: Vec<String> = ["unshare", "-n", "sh", "-c"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        netns.push(r#"ip link set lo up && exec "$0" "$@""#.into());
+        netns.extend(criu.iter().cloned());
+        let r3 = restore_and_check(&netns, &dir, &b.display, pid, &before, &work, "netns")?;
+        eprintln!("restore into a new network namespace: {}", r3["timings_ms"]);
+        let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/net")).ok();
+        ensure!(
+            ns(&pid.to_string()).is_some() && ns(&pid.to_string()) != ns("self"),
+            "the third copy is not in its own network namespace"
         );
         drop(app);
         Ok(())
