@@ -572,3 +572,81 @@ pub fn restore(a: RestoreArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("guievict-ck-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn manifest_errors_are_distinct() {
+        let d = tmp("manifest");
+        let e = read_manifest(&d).unwrap_err().to_string();
+        assert!(e.contains("written by `guievict checkpoint`"), "{e}");
+        std::fs::write(d.join(MANIFEST), "{").unwrap();
+        let e = read_manifest(&d).unwrap_err().to_string();
+        assert!(e.contains("malformed"), "{e}");
+        let mut m = Manifest {
+            format: FORMAT.into(),
+            version: VERSION + 1,
+            pid: 42,
+            comm: "xterm".into(),
+            socket: "/tmp/guievict-0/42.sock".into(),
+            displays: vec![":1".into()],
+            session_file: Some(SESSION.into()),
+            shell_job: false,
+            created: 0,
+            timings_ms: serde_json::Value::Null,
+        };
+        std::fs::write(d.join(MANIFEST), serde_json::to_string(&m).unwrap()).unwrap();
+        let e = read_manifest(&d).unwrap_err().to_string();
+        assert!(e.contains("version"), "{e}");
+        m.version = VERSION;
+        std::fs::write(d.join(MANIFEST), serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(read_manifest(&d).unwrap().pid, 42);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn explanations_follow_criu_errors() {
+        let d = tmp("explain");
+        let log = d.join("dump.log");
+        let run = |text: &str| {
+            std::fs::write(&log, text).unwrap();
+            explain(
+                &CriuRun {
+                    ok: false,
+                    code: Some(1),
+                    stderr: String::new(),
+                    log: log.clone(),
+                    ms: 0.0,
+                },
+                "dump",
+            )
+        };
+        let harmless = "(00.02) Error (criu/util.c:1533): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted\n(00.03) vdso: parsing [vvar_vclock]\n";
+        let m = run(&format!(
+            "{harmless}(00.05) Error (criu/sk-unix.c:1): External socket is used\n"
+        ));
+        assert!(m.contains("peer outside"), "{m}");
+        assert!(
+            !m.contains("vDSO layout"),
+            "a vdso info line is no vdso error: {m}"
+        );
+        assert!(!m.contains("needs root"), "RLIMIT EPERM is harmless: {m}");
+        let m = run("(00.01) Error (criu/vdso.c:1): vdso: Unexpected rt vDSO area bounds\n");
+        assert!(m.contains("criu-wrapper.sh"), "{m}");
+        let m = run("(00.05) Error (criu/tty.c:2286): tty: ctty inheritance detected sid/pgrp 1\n");
+        assert!(m.contains("/dev/tty"), "{m}");
+        let m = run("(00.22) Error (criu/cr-restore.c:1230): Can't fork for 2877: File exists\n");
+        assert!(m.contains("PID is still taken"), "{m}");
+        assert!(m.contains("full log"), "{m}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
