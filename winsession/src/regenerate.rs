@@ -293,8 +293,16 @@ pub fn regenerate(
         if depth_map.contains_key(&d) {
             continue;
         }
+        // Windows need a visual of their depth; pixmaps (and GCs on them) only a pixmap format
+        // (cairo's depth-8 alpha masks exist on servers without depth-8 visuals).
         let has_visual = target.visuals.iter().any(|v| v.depth == d);
-        let to = if has_visual { d } else { target.root_depth };
+        let window_depth = session.windows.iter().any(|w| w.depth == d);
+        let has_format = target.pixmap_formats.iter().any(|f| f.depth == d);
+        let to = if has_visual || (has_format && !window_depth) {
+            d
+        } else {
+            target.root_depth
+        };
         if to != d {
             warn(
                 &mut out,
