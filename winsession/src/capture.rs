@@ -728,7 +728,7 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
     if let Some(st) = &ext_state {
         crate::ext::apply(&mut session, st);
     }
-    crate::extras::capture(conn, &mut session, &list)?;
+    crate::extras::capture(conn, &mut session, &list, opts.client.is_none())?;
     apply_hints(&mut session, &opts.hints);
     note_unknown(&mut session, ext_state.is_some());
     if session.header.app_name.is_empty() {

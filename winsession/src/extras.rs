@@ -97,6 +97,7 @@ pub fn capture(
     conn: &impl Connection,
     s: &mut Session,
     list: &ResourceList,
+    in_process: bool,
 ) -> Result<(), CaptureError> {
     let have_render = has_ext(conn, render::X11_EXTENSION_NAME)?;
     let have_shape = has_ext(conn, shape::X11_EXTENSION_NAME)?;
@@ -274,6 +275,11 @@ pub fn capture(
     if !damage_ids.is_empty() {
         probe_damage(conn, s, &damage_ids, have_xfixes)?;
     }
+    capture_xkb(conn, s)?;
+    let shm_ids = of_type(crate::shm::TYPE_NAME);
+    if !shm_ids.is_empty() && has_ext(conn, x11rb::protocol::shm::X11_EXTENSION_NAME)? {
+        crate::shm::capture(conn, s, &shm_ids, in_process)?;
+    }
     // XInput 2: the version the client negotiated. Asking for a version at least as high as the
     // client's returns the client's own (the server never raises an XI2 client's version); only
     // asked when the client has XI2 selections, i.e. certainly negotiated one.
@@ -289,6 +295,7 @@ pub fn capture(
         }
     }
     let modelled = [
+        crate::shm::TYPE_NAME,
         type_names::REGION,
         type_names::DAMAGE,
         type_names::COUNTER,
@@ -506,6 +513,7 @@ pub(crate) fn negotiate<'c, C: Connection>(
     if let Some(Err(e)) = sy.map(|c| c.reply()) {
         failed("SYNC", e);
     }
+    regen_xkb(conn, t, sink)?;
     if has(xinput::X11_EXTENSION_NAME)? {
         let v = t
             .client_versions
@@ -964,6 +972,130 @@ pub(crate) fn regen_resources<'c, C: Connection>(
                     .event_mask(xproto::EventMask::from(t.root_event_mask)),
             )?,
         ));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------ XKB
+//
+// Three XKEYBOARD requests, encoded by hand (fixed layouts): UseExtension (minor 0),
+// SelectEvents (minor 1) with select-all details, PerClientFlags (minor 21).
+
+/// A reply kept as raw bytes.
+struct RawReply(Vec<u8>);
+
+impl x11rb::x11_utils::TryParse for RawReply {
+    fn try_parse(value: &[u8]) -> Result<(Self, &[u8]), x11rb::errors::ParseError> {
+        Ok((RawReply(value.to_vec()), &[]))
+    }
+}
+
+const XKB_NAME: &str = "XKEYBOARD";
+const XKB_USE_CORE_KBD: u16 = 0x100;
+
+fn xkb_per_client_flags(major: u8, change: u32, value: u32, auto: (u32, u32)) -> Vec<u8> {
+    let mut b = vec![major, 21];
+    b.extend_from_slice(&7u16.to_ne_bytes());
+    b.extend_from_slice(&XKB_USE_CORE_KBD.to_ne_bytes());
+    b.extend_from_slice(&[0, 0]);
+    for v in [
+        change,
+        value,
+        if change != 0 { !0 } else { 0 },
+        auto.0,
+        auto.1,
+    ] {
+        b.extend_from_slice(&v.to_ne_bytes());
+    }
+    b
+}
+
+fn ne_u32(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .map(|x| u32::from_ne_bytes([x[0], x[1], x[2], x[3]]))
+        .unwrap_or(0)
+}
+
+/// Whether the client initialised XKB (any XKB request but UseExtension fails with BadAccess
+/// before), and its per-client flags.
+pub fn capture_xkb(conn: &impl Connection, s: &mut Session) -> Result<(), CaptureError> {
+    let Some(info) = conn.extension_information(XKB_NAME)? else {
+        return Ok(());
+    };
+    let req = xkb_per_client_flags(info.major_opcode, 0, 0, (0, 0));
+    let c = conn.send_request_with_reply::<RawReply>(&[std::io::IoSlice::new(&req)], Vec::new())?;
+    match c.reply() {
+        Ok(r) => {
+            s.xkb = Some(XkbClient {
+                flags: ne_u32(&r.0, 12),
+                auto_ctrls: ne_u32(&r.0, 16),
+                auto_ctrls_values: ne_u32(&r.0, 20),
+            });
+            s.unknown.push(
+                "XKB event selections cannot be read back; regenerated as GTK/Qt select them"
+                    .into(),
+            );
+        }
+        Err(x11rb::errors::ReplyError::X11Error(_)) => {} // not initialised: BadAccess
+        Err(source) => {
+            return Err(CaptureError::Reply {
+                what: "XkbPerClientFlags".into(),
+                source,
+            })
+        }
+    }
+    Ok(())
+}
+
+/// Initialise XKB for the new connection as the application had it.
+pub(crate) fn regen_xkb<'c, C: Connection>(
+    conn: &'c C,
+    t: &Session,
+    sink: &mut Sink<'c, C>,
+) -> Result<(), crate::RegenError> {
+    let Some(x) = t.xkb else { return Ok(()) };
+    let Some(info) = conn.extension_information(XKB_NAME)? else {
+        sink.warnings
+            .push("the target has no XKEYBOARD extension, which the application uses".into());
+        return Ok(());
+    };
+    let major = info.major_opcode;
+    let mut use_ext = vec![major, 0];
+    use_ext.extend_from_slice(&2u16.to_ne_bytes());
+    use_ext.extend_from_slice(&1u16.to_ne_bytes());
+    use_ext.extend_from_slice(&0u16.to_ne_bytes());
+    let c =
+        conn.send_request_with_reply::<RawReply>(&[std::io::IoSlice::new(&use_ext)], Vec::new())?;
+    match c.reply() {
+        Ok(r) if r.0.get(1) == Some(&1) => {}
+        Ok(_) => {
+            sink.warnings
+                .push("the target refused XKB 1.0 for the application".into());
+            return Ok(());
+        }
+        Err(e) => {
+            sink.warnings.push(format!("XkbUseExtension failed: {e}"));
+            return Ok(());
+        }
+    }
+    // NewKeyboardNotify | MapNotify | StateNotify, all details.
+    let mut sel = vec![major, 1];
+    sel.extend_from_slice(&4u16.to_ne_bytes());
+    for v in [XKB_USE_CORE_KBD, 0b111, 0, 0b111, 0, 0] {
+        sel.extend_from_slice(&v.to_ne_bytes());
+    }
+    let c = conn.send_request_without_reply(&[std::io::IoSlice::new(&sel)], Vec::new())?;
+    sink.soft.push(("XkbSelectEvents", 0, c));
+    if x.flags != 0 || x.auto_ctrls != 0 {
+        let req = xkb_per_client_flags(major, 0x1f, x.flags, (x.auto_ctrls, x.auto_ctrls_values));
+        let c =
+            conn.send_request_with_reply::<RawReply>(&[std::io::IoSlice::new(&req)], Vec::new())?;
+        if let Err(e) = c.reply() {
+            sink.warnings.push(format!(
+                "XkbPerClientFlags failed, flags {:#x} lost: {e}",
+                x.flags
+            ));
+        }
     }
     Ok(())
 }

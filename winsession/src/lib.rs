@@ -16,6 +16,7 @@ pub mod file;
 pub mod json;
 pub mod model;
 pub mod regenerate;
+pub mod shm;
 
 pub use capture::{capture, CaptureError, CaptureOptions, Hints};
 pub use file::{

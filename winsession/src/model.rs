@@ -58,6 +58,11 @@ pub struct Session {
     pub counters: Vec<Counter>,
     /// SYNC fences, by ID.
     pub fences: Vec<Fence>,
+    /// MIT-SHM segments the client attached, by ID.
+    pub shm_segments: Vec<ShmSegment>,
+    /// XKEYBOARD per-client state, when the client initialised XKB (`None`: it did not, or the
+    /// server has no XKB).
+    pub xkb: Option<XkbClient>,
     /// XInput 2 event selections of this client (on its windows and on the root).
     pub xi_selections: Vec<XiSelection>,
     /// Core event mask this client selected on the root window.
@@ -773,6 +778,27 @@ pub struct ClientVersion {
     pub known: bool,
 }
 
+/// XKEYBOARD state of one client (PerClientFlags). Its event selections cannot be read back;
+/// regeneration selects what GTK and Qt select (NewKeyboard, Map and State notify).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XkbClient {
+    /// Per-client flags (DetectableAutoRepeat 1, GrabsUseXKBState 2, AutoReset 4, …).
+    pub flags: u32,
+    /// Auto-reset controls.
+    pub auto_ctrls: u32,
+    /// Auto-reset control values.
+    pub auto_ctrls_values: u32,
+}
+
+/// An MIT-SHM segment attached by the client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShmSegment {
+    /// ShmSeg ID.
+    pub id: u32,
+    /// System V shared memory ID; `None` = unknown.
+    pub shmid: Option<u32>,
+}
+
 /// A SYNC counter.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counter {
@@ -886,6 +912,8 @@ pub enum IdKind {
     Counter,
     /// A SYNC fence.
     Fence,
+    /// An MIT-SHM segment.
+    ShmSeg,
     /// Any XID (property data of an unspecific type).
     Any,
 }
@@ -990,6 +1018,9 @@ impl Session {
         for x in &mut self.fences {
             x.id = f(IdKind::Fence, x.id);
         }
+        for x in &mut self.shm_segments {
+            x.id = f(IdKind::ShmSeg, x.id);
+        }
         for g in &mut self.glyphsets {
             g.id = f(IdKind::GlyphSet, g.id);
             g.format = f(IdKind::PictFormat, g.format);
@@ -1062,6 +1093,7 @@ impl Session {
             .chain(s.damages.iter().map(|x| x.id))
             .chain(s.counters.iter().map(|x| x.id))
             .chain(s.fences.iter().map(|x| x.id))
+            .chain(s.shm_segments.iter().map(|x| x.id))
             .chain(s.other_resources.iter().map(|x| x.id))
             .collect::<Vec<_>>();
         for id in defined {
@@ -1117,6 +1149,7 @@ impl Session {
         s.damages.sort_by_key(|x| x.id);
         s.counters.sort_by_key(|x| x.id);
         s.fences.sort_by_key(|x| x.id);
+        s.shm_segments.sort_by_key(|x| x.id);
         s.xi_selections.sort_by_key(|x| x.window);
         s.selections.sort_by_key(|x| x.name);
         s.other_resources.sort_by_key(|x| x.id);

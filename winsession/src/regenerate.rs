@@ -253,6 +253,12 @@ pub fn regenerate(
             warnings: Vec::new(),
         };
         crate::extras::negotiate(conn, session, &mut sink)?;
+        for (what, id, c) in sink.soft {
+            if let Err(e) = c.check() {
+                sink.warnings
+                    .push(format!("{what}({id:#x}) failed, state lost: {e}"));
+            }
+        }
         for w in sink.warnings {
             warn(&mut out, w);
         }
@@ -273,6 +279,7 @@ pub fn regenerate(
         .chain(session.damages.iter().map(|x| x.id))
         .chain(session.counters.iter().map(|x| x.id))
         .chain(session.fences.iter().map(|x| x.id))
+        .chain(session.shm_segments.iter().map(|x| x.id))
     {
         let new = conn.generate_id()?;
         out.xid_map.insert(id, new);
@@ -895,6 +902,7 @@ pub fn regenerate(
         warnings: Vec::new(),
     };
     crate::extras::regen_shapes(conn, &t, &mut sink)?;
+    crate::shm::regen(conn, &t, &mut sink)?;
     let orig_drawable: HashMap<u32, u32> = t
         .pictures
         .iter()

@@ -85,8 +85,13 @@ struct Pair {
 }
 
 fn pair() -> Pair {
-    let a = Xvfb::start().expect("Xvfb A");
-    let b = Xvfb::start().expect("Xvfb B");
+    // Large enough for gtk3-widget-factory's 1366×741 window.
+    let opts = XvfbOptions {
+        screen: "1600x1200x24".into(),
+        ..Default::default()
+    };
+    let a = Xvfb::start_with(opts.clone()).expect("Xvfb A");
+    let b = Xvfb::start_with(opts).expect("Xvfb B");
     let other = b.connect().expect("other client");
     use x11rb::protocol::xproto::ConnectionExt as _;
     for i in 0..50 {
@@ -235,5 +240,92 @@ fn tk_round_trip_and_typing() {
             xtest_type(display, Some(window), &format!("typed-{step}\n")).unwrap();
             wait_file(&out2, &format!("typed-{step}"), 10);
         });
+    });
+}
+
+/// Press `keysyms` together (in order) and release them (in reverse) with XTEST, the pointer
+/// over `window`.
+fn xtest_chord(display: &str, window: u32, keysyms: &[u32]) -> anyhow::Result<()> {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::ConnectionExt as _;
+    use x11rb::protocol::xtest::ConnectionExt as _;
+    use x11rb::wrapper::ConnectionExt as _;
+    let conn = xvfb_harness::connect(display)?;
+    let root = conn.setup().roots[0].root;
+    let g = conn.get_geometry(window)?.reply()?;
+    let t = conn
+        .translate_coordinates(window, root, (g.width / 2) as i16, (g.height / 2) as i16)?
+        .reply()?;
+    conn.xtest_fake_input(6, 0, 0, root, t.dst_x, t.dst_y, 0)?; // MotionNotify
+    let (min, max) = (conn.setup().min_keycode, conn.setup().max_keycode);
+    let map = conn.get_keyboard_mapping(min, max - min + 1)?.reply()?;
+    let per = usize::from(map.keysyms_per_keycode);
+    let code = |ks: u32| -> anyhow::Result<u8> {
+        map.keysyms
+            .chunks(per.max(1))
+            .position(|c| c.contains(&ks))
+            .map(|i| min + i as u8)
+            .ok_or_else(|| anyhow::anyhow!("no keycode for keysym {ks:#x}"))
+    };
+    let codes = keysyms
+        .iter()
+        .map(|&k| code(k))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for &c in &codes {
+        conn.xtest_fake_input(2, c, 0, root, 0, 0, 0)?; // KeyPress
+    }
+    for &c in codes.iter().rev() {
+        conn.xtest_fake_input(3, c, 0, root, 0, 0, 0)?; // KeyRelease
+    }
+    conn.sync()?;
+    Ok(())
+}
+
+const XK_TAB: u32 = 0xff09;
+const XK_CONTROL_L: u32 = 0xffe3;
+const XK_Q: u32 = 0x71;
+
+/// Keyboard input reaches the app: Tab moves the keyboard focus, which the app redraws.
+fn tab_changes_picture(display: &str, window: u32, step: &str) {
+    let before = stable_shot(display, window, 5);
+    for _ in 0..3 {
+        xtest_chord(display, window, &[XK_TAB]).expect("Tab");
+    }
+    let after = stable_shot(display, window, 5);
+    assert!(
+        before.rgb != after.rgb,
+        "{step}: three Tab presses did not change the picture: keyboard input does not reach the app"
+    );
+}
+
+/// Ctrl+Q quits the app: it must exit within 10 s.
+fn ctrl_q_quits(display: &str, window: u32, app: &mut App, name: &str) {
+    xtest_chord(display, window, &[XK_CONTROL_L, XK_Q]).expect("Ctrl+Q");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.alive() {
+        assert!(
+            Instant::now() < deadline,
+            "{name}: Ctrl+Q after the moves did not quit it"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn gtk3_widget_factory_round_trip_and_input() {
+    if !have("gtk3-widget-factory") {
+        return;
+    }
+    with_timeout(150, || {
+        let p = pair();
+        let mut app = App::spawn_env(
+            &p.a.display,
+            &["gtk3-widget-factory"],
+            &[("GTK_THEME", "Adwaita"), ("NO_AT_BRIDGE", "1")],
+        )
+        .expect("gtk3-widget-factory");
+        round_trip(&p, &mut app, "gtk3", &tab_changes_picture);
+        let w = wait_for_window(&p.a.display, app.pid, Duration::from_secs(5)).expect("window");
+        ctrl_q_quits(&p.a.display, w, &mut app, "gtk3-widget-factory");
     });
 }

@@ -1,0 +1,317 @@
+//! MIT-SHM segments: which System V segment (shmid) each of the client's ShmSeg IDs names.
+//! The protocol cannot say, so when the capturing connection lives in the application's own
+//! process (the hijacked case), the process's SysV mappings (`/proc/self/maps`) are the
+//! candidates and the server is asked to *read* each segment (ShmPutImage into a scratch
+//! pixmap, then GetImage): the bytes it returns identify the mapping they came from, and
+//! bounds checks on the segment size break ties between equal contents. Nothing is written into
+//! the application's memory. Regeneration re-attaches the same shmid on the new server (same
+//! host, same IPC namespace).
+
+use crate::capture::CaptureError;
+use crate::model::*;
+use std::io::{Read, Seek, SeekFrom};
+use x11rb::connection::Connection;
+use x11rb::protocol::shm::{self, ConnectionExt as _};
+use x11rb::protocol::xc_misc::ConnectionExt as _;
+use x11rb::protocol::xproto::{self, ConnectionExt as _};
+
+/// Server type name of MIT-SHM segments.
+pub const TYPE_NAME: &str = "ShmSeg";
+
+/// Pixels read from each segment to identify it (32 bits each).
+const PROBE_PIXELS: u16 = 64;
+
+/// One System V shared memory mapping of this process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    /// Segment ID.
+    pub shmid: u32,
+    /// Start address.
+    pub start: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// Parse `/proc/<pid>/maps` text: every `/SYSV…` mapping (inode = shmid), once per shmid.
+pub fn parse_maps(text: &str) -> Vec<Mapping> {
+    let mut out: Vec<Mapping> = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 6 || !f[5].starts_with("/SYSV") {
+            continue;
+        }
+        let Some((a, b)) = f[0].split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end), Ok(shmid), Ok(offset)) = (
+            u64::from_str_radix(a, 16),
+            u64::from_str_radix(b, 16),
+            f[4].parse::<u32>(),
+            u64::from_str_radix(f[2], 16),
+        ) else {
+            continue;
+        };
+        if offset != 0 || end <= start || out.iter().any(|m| m.shmid == shmid) {
+            continue;
+        }
+        out.push(Mapping {
+            shmid,
+            start,
+            len: end - start,
+        });
+    }
+    out
+}
+
+fn read_self(start: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut f = std::fs::File::open("/proc/self/mem")?;
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = vec![0u8; len];
+    f.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+/// Find the shmid of each ShmSeg in `ids` (see the module docs) and record them in `s`.
+/// `in_process`: the connection belongs to this process, so its mappings are the client's.
+pub fn capture(
+    conn: &impl Connection,
+    s: &mut Session,
+    ids: &[u32],
+    in_process: bool,
+) -> Result<(), CaptureError> {
+    let unknown = |s: &mut Session, why: &str| {
+        for &id in ids {
+            s.unknown
+                .push(format!("shm segment {id:#x}: shmid ({why})"));
+            s.shm_segments.push(ShmSegment { id, shmid: None });
+        }
+    };
+    if !in_process {
+        unknown(s, "the application's memory is not this process's");
+        return Ok(());
+    }
+    let maps = parse_maps(&std::fs::read_to_string("/proc/self/maps").unwrap_or_default());
+    let mut cands: Vec<(Mapping, Vec<u8>)> = Vec::new();
+    for m in maps {
+        let n = (usize::from(PROBE_PIXELS) * 4).min(m.len as usize);
+        if let Ok(b) = read_self(m.start, n) {
+            cands.push((m, b));
+        }
+    }
+    if cands.is_empty() {
+        unknown(s, "no System V shared memory mapped in the process (memfd segments are not supported yet)");
+        return Ok(());
+    }
+    // Scratch pixmap and GC: free IDs of the client's range (this is its connection).
+    let free = conn
+        .xc_misc_get_xid_list(2)?
+        .reply()
+        .map_err(|source| CaptureError::Reply {
+            what: "XC-MISC GetXIDList".into(),
+            source,
+        })?
+        .ids;
+    let [pm, gc] = free[..] else {
+        unknown(s, "the client has no free resource IDs for probing");
+        return Ok(());
+    };
+    // A depth whose pixels are 32 bits, so that bytes come back unchanged.
+    let Some(depth) = s
+        .setup
+        .pixmap_formats
+        .iter()
+        .filter(|f| f.bits_per_pixel == 32)
+        .map(|f| f.depth)
+        .max()
+    else {
+        unknown(s, "the server has no 32-bit pixmap format");
+        return Ok(());
+    };
+    let keep = if depth >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << depth) - 1
+    };
+    let masked = |b: &[u8]| -> Vec<u32> {
+        b.chunks_exact(4)
+            .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]) & keep)
+            .collect()
+    };
+    conn.create_pixmap(depth, pm, s.setup.root, PROBE_PIXELS, 1)?;
+    conn.create_gc(gc, pm, &xproto::CreateGCAux::new().graphics_exposures(0))?;
+    let mut used: Vec<u32> = Vec::new();
+    for &id in ids {
+        // What the server reads at the start of the segment. Segments shorter than the probe
+        // are read in full, a pixel at a time.
+        let mut got: Option<Vec<u32>> = None;
+        for w in [PROBE_PIXELS, 1] {
+            let c = conn.shm_put_image(
+                pm,
+                gc,
+                w,
+                1,
+                0,
+                0,
+                w,
+                1,
+                0,
+                0,
+                depth,
+                u8::from(xproto::ImageFormat::Z_PIXMAP),
+                false,
+                id,
+                0,
+            )?;
+            if c.check().is_err() {
+                continue;
+            }
+            let img = conn
+                .get_image(xproto::ImageFormat::Z_PIXMAP, pm, 0, 0, w, 1, !0)?
+                .reply();
+            if let Ok(img) = img {
+                got = Some(masked(&img.data));
+                break;
+            }
+        }
+        let Some(got) = got else {
+            s.unknown
+                .push(format!("shm segment {id:#x}: the server could not read it"));
+            s.shm_segments.push(ShmSegment { id, shmid: None });
+            continue;
+        };
+        let mut matching: Vec<&(Mapping, Vec<u8>)> = cands
+            .iter()
+            .filter(|(m, b)| {
+                !used.contains(&m.shmid) && masked(b).get(..got.len()) == Some(&got[..])
+            })
+            .collect();
+        if matching.len() > 1 {
+            // Equal contents: keep the largest candidate size the segment has room for.
+            let mut fits = Vec::new();
+            for (m, _) in &matching {
+                let off = (m.len.saturating_sub(4)).min(u64::from(u32::MAX)) as u32;
+                let ok = conn
+                    .shm_put_image(
+                        pm,
+                        gc,
+                        1,
+                        1,
+                        0,
+                        0,
+                        1,
+                        1,
+                        0,
+                        0,
+                        depth,
+                        u8::from(xproto::ImageFormat::Z_PIXMAP),
+                        false,
+                        id,
+                        off,
+                    )?
+                    .check()
+                    .is_ok();
+                fits.push(ok);
+            }
+            let best = matching
+                .iter()
+                .zip(&fits)
+                .filter(|(_, ok)| **ok)
+                .map(|(c, _)| c.0.len)
+                .max();
+            matching = matching
+                .into_iter()
+                .zip(fits)
+                .filter(|(c, ok)| *ok && Some(c.0.len) == best)
+                .map(|(c, _)| c)
+                .collect();
+            if matching.len() > 1 {
+                s.unknown.push(format!(
+                    "shm segment {id:#x}: {} mappings of equal size and contents; picked the first",
+                    matching.len()
+                ));
+            }
+        }
+        match matching.first() {
+            Some((m, _)) => {
+                used.push(m.shmid);
+                s.shm_segments.push(ShmSegment {
+                    id,
+                    shmid: Some(m.shmid),
+                });
+            }
+            None => {
+                s.unknown.push(format!(
+                    "shm segment {id:#x}: no System V mapping of the process holds its bytes"
+                ));
+                s.shm_segments.push(ShmSegment { id, shmid: None });
+            }
+        }
+    }
+    conn.free_gc(gc)?;
+    conn.free_pixmap(pm)?;
+    Ok(())
+}
+
+/// Re-attach the segments on the target (translated session `t`).
+pub(crate) fn regen<'c, C: Connection>(
+    conn: &'c C,
+    t: &Session,
+    sink: &mut crate::extras::Sink<'c, C>,
+) -> Result<(), crate::RegenError> {
+    if t.shm_segments.is_empty() {
+        return Ok(());
+    }
+    if conn
+        .extension_information(shm::X11_EXTENSION_NAME)?
+        .is_none()
+    {
+        sink.warnings.push(
+            "the target has no MIT-SHM: the application's shared-memory requests will fail".into(),
+        );
+        return Ok(());
+    }
+    for g in &t.shm_segments {
+        match g.shmid {
+            Some(shmid) => {
+                sink.hard
+                    .push(("ShmAttach", g.id, conn.shm_attach(g.id, shmid, false)?))
+            }
+            None => sink.warnings.push(format!(
+                "shm segment {:#x}: shmid unknown; not re-attached (requests on it will fail)",
+                g.id
+            )),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_lines() {
+        let text = "\
+7f00a0000000-7f00a0100000 rw-s 00000000 00:01 32789                      /SYSV00000000 (deleted)
+7f00a0200000-7f00a0210000 rw-p 00000000 00:00 0
+7f00a0300000-7f00a0301000 r--s 00000000 00:01 32790                      /SYSV00000000 (deleted)
+7f00a0400000-7f00a0500000 rw-s 00000000 00:01 32789                      /SYSV00000000 (deleted)
+garbage
+";
+        assert_eq!(
+            parse_maps(text),
+            vec![
+                Mapping {
+                    shmid: 32789,
+                    start: 0x7f00_a000_0000,
+                    len: 0x10_0000
+                },
+                Mapping {
+                    shmid: 32790,
+                    start: 0x7f00_a030_0000,
+                    len: 0x1000
+                },
+            ]
+        );
+    }
+}
