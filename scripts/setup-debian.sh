@@ -8,7 +8,7 @@ PKGS=(
   # servers
   xvfb xserver-xorg-core xserver-xorg-video-dummy
   # real apps and tools used by tests and the demo
-  xterm x11-apps x11-utils x11-xserver-utils xdotool imagemagick twm rendercheck
+  xterm x11-apps x11-utils x11-xserver-utils xdotool imagemagick twm
   # checkpointing (CRIU from Debian 13 runs out of a debootstrapped tree) and its test tools
   debootstrap iproute2
   # toolkit apps for tests/xvfb/tests/e2e_toolkits.rs (Xft fonts, Tk, GTK3, Qt5)

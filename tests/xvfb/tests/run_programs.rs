@@ -28,7 +28,7 @@ fn output(display: &str, via_guievict: bool, argv: &[&str]) -> String {
 fn rendercheck_same_results_under_run() {
     with_timeout(180, || {
         if !std::path::Path::new("/usr/bin/rendercheck").exists() {
-            skip("rendercheck not installed (scripts/setup-debian.sh installs it)");
+            skip("rendercheck not installed (it comes with x11-apps)");
             return;
         }
         let x = Xvfb::start().expect("Xvfb");
