@@ -176,6 +176,7 @@ pub fn spawn(
                 },
                 servers: HashMap::new(),
                 internal: None,
+                internal_server: None,
                 wake,
                 rx,
             };
@@ -209,6 +210,8 @@ struct Loop {
     app: Peer,
     servers: HashMap<ServerId, Peer>,
     internal: Option<Peer>,
+    /// Server the internal client talks to (its descriptors, e.g. ShmAttachFd, go there).
+    internal_server: Option<ServerId>,
     wake: Arc<EventFd>,
     rx: Receiver<Cmd>,
 }
@@ -432,6 +435,7 @@ impl Loop {
                             fd,
                             fds_out: Vec::new(),
                         });
+                        self.internal_server = Some(s);
                     }
                     let _ = reply.send(r);
                 }
@@ -502,7 +506,14 @@ impl Loop {
             return;
         };
         match read_some(p.fd.as_raw_fd()) {
-            Ok(ReadResult::Data(d, _)) => {
+            Ok(ReadResult::Data(d, fds)) => {
+                // Descriptors travel with the internal client's requests to its server.
+                if let Some(p) = self
+                    .internal_server
+                    .and_then(|s| self.servers.get_mut(&s))
+                {
+                    p.fds_out.extend(fds);
+                }
                 if let Err(e) = self.engine.internal_input(&d) {
                     tracing::error!("internal client: {e}");
                     self.engine.stop_internal();
