@@ -508,10 +508,7 @@ impl Loop {
         match read_some(p.fd.as_raw_fd()) {
             Ok(ReadResult::Data(d, fds)) => {
                 // Descriptors travel with the internal client's requests to its server.
-                if let Some(p) = self
-                    .internal_server
-                    .and_then(|s| self.servers.get_mut(&s))
-                {
+                if let Some(p) = self.internal_server.and_then(|s| self.servers.get_mut(&s)) {
                     p.fds_out.extend(fds);
                 }
                 if let Err(e) = self.engine.internal_input(&d) {
