@@ -2,8 +2,8 @@
 //! private Xvfb servers and back, typing after a move, drawing while detached, replication, and
 //! many move cycles without leaks.
 use std::process::Command;
-use x11rb::connection::Connection as _;
 use std::time::{Duration, Instant};
+use x11rb::connection::Connection as _;
 use xvfb_harness::*;
 
 fn guievict(args: &[&str]) -> anyhow::Result<serde_json::Value> {
