@@ -795,8 +795,12 @@ pub struct XkbClient {
 pub struct ShmSegment {
     /// ShmSeg ID.
     pub id: u32,
-    /// System V shared memory ID; `None` = unknown.
+    /// System V shared memory ID (ShmAttach); `None` = unknown or not System V.
     pub shmid: Option<u32>,
+    /// For fd-passed segments (ShmCreateSegment / ShmAttachFd, e.g. Qt5's memfds): the
+    /// mapping in the application's address space (start, length) that holds the segment;
+    /// regeneration passes a descriptor of it (`/proc/self/map_files`) with ShmAttachFd.
+    pub mapping: Option<(u64, u64)>,
 }
 
 /// A SYNC counter.

@@ -1,11 +1,12 @@
-//! MIT-SHM segments: which System V segment (shmid) each of the client's ShmSeg IDs names.
+//! MIT-SHM segments: which shared memory (a System V shmid, or a memfd the server handed out
+//! with ShmCreateSegment) each of the client's ShmSeg IDs names.
 //! The protocol cannot say, so when the capturing connection lives in the application's own
 //! process (the hijacked case), the process's SysV mappings (`/proc/self/maps`) are the
 //! candidates and the server is asked to *read* each segment (ShmPutImage into a scratch
 //! pixmap, then GetImage): the bytes it returns identify the mapping they came from, and
 //! bounds checks on the segment size break ties between equal contents. Nothing is written into
 //! the application's memory. Regeneration re-attaches the same shmid on the new server (same
-//! host, same IPC namespace).
+//! host, same IPC namespace), or passes a descriptor of the same memfd with ShmAttachFd.
 
 use crate::capture::CaptureError;
 use crate::model::*;
@@ -21,41 +22,57 @@ pub const TYPE_NAME: &str = "ShmSeg";
 /// Pixels read from each segment to identify it (32 bits each).
 const PROBE_PIXELS: u16 = 64;
 
-/// One System V shared memory mapping of this process.
+/// One shared memory mapping of this process: a System V segment or a memfd / POSIX shm file
+/// (what ShmCreateSegment hands out).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mapping {
-    /// Segment ID.
-    pub shmid: u32,
+    /// System V segment ID (`None` for file-backed segments).
+    pub shmid: Option<u32>,
+    /// Inode of the backing object (the shmid for System V).
+    pub inode: u64,
     /// Start address.
     pub start: u64,
     /// Length in bytes.
     pub len: u64,
 }
 
-/// Parse `/proc/<pid>/maps` text: every `/SYSV…` mapping (inode = shmid), once per shmid.
+/// Parse `/proc/<pid>/maps` text: every shared `/SYSV…` (inode = shmid), `/memfd:…` and
+/// `/dev/shm/…` mapping from offset 0, once per backing object.
 pub fn parse_maps(text: &str) -> Vec<Mapping> {
     let mut out: Vec<Mapping> = Vec::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 6 || !f[5].starts_with("/SYSV") {
+        if f.len() < 6 || !f[1].ends_with('s') {
+            continue;
+        }
+        let sysv = f[5].starts_with("/SYSV");
+        if !(sysv || f[5].starts_with("/memfd:") || f[5].starts_with("/dev/shm/")) {
             continue;
         }
         let Some((a, b)) = f[0].split_once('-') else {
             continue;
         };
-        let (Ok(start), Ok(end), Ok(shmid), Ok(offset)) = (
+        let (Ok(start), Ok(end), Ok(inode), Ok(offset)) = (
             u64::from_str_radix(a, 16),
             u64::from_str_radix(b, 16),
-            f[4].parse::<u32>(),
+            f[4].parse::<u64>(),
             u64::from_str_radix(f[2], 16),
         ) else {
             continue;
         };
-        if offset != 0 || end <= start || out.iter().any(|m| m.shmid == shmid) {
+        let dup = out
+            .iter()
+            .any(|m| m.inode == inode && m.shmid.is_some() == sysv);
+        if offset != 0 || end <= start || dup {
             continue;
         }
         out.push(Mapping {
-            shmid,
+            shmid: if sysv {
+                u32::try_from(inode).ok()
+            } else {
+                None
+            },
+            inode,
             start,
             len: end - start,
         });
@@ -83,7 +100,11 @@ pub fn capture(
         for &id in ids {
             s.unknown
                 .push(format!("shm segment {id:#x}: shmid ({why})"));
-            s.shm_segments.push(ShmSegment { id, shmid: None });
+            s.shm_segments.push(ShmSegment {
+                id,
+                shmid: None,
+                mapping: None,
+            });
         }
     };
     if !in_process {
@@ -99,7 +120,7 @@ pub fn capture(
         }
     }
     if cands.is_empty() {
-        unknown(s, "no System V shared memory mapped in the process (memfd segments are not supported yet)");
+        unknown(s, "no shared memory mapped in the process");
         return Ok(());
     }
     // Scratch pixmap and GC: free IDs of the client's range (this is its connection).
@@ -139,7 +160,7 @@ pub fn capture(
     };
     conn.create_pixmap(depth, pm, s.setup.root, PROBE_PIXELS, 1)?;
     conn.create_gc(gc, pm, &xproto::CreateGCAux::new().graphics_exposures(0))?;
-    let mut used: Vec<u32> = Vec::new();
+    let mut used: Vec<u64> = Vec::new();
     for &id in ids {
         // What the server reads at the start of the segment. Segments shorter than the probe
         // are read in full, a pixel at a time.
@@ -176,13 +197,17 @@ pub fn capture(
         let Some(got) = got else {
             s.unknown
                 .push(format!("shm segment {id:#x}: the server could not read it"));
-            s.shm_segments.push(ShmSegment { id, shmid: None });
+            s.shm_segments.push(ShmSegment {
+                id,
+                shmid: None,
+                mapping: None,
+            });
             continue;
         };
         let mut matching: Vec<&(Mapping, Vec<u8>)> = cands
             .iter()
             .filter(|(m, b)| {
-                !used.contains(&m.shmid) && masked(b).get(..got.len()) == Some(&got[..])
+                !used.contains(&m.start) && masked(b).get(..got.len()) == Some(&got[..])
             })
             .collect();
         if matching.len() > 1 {
@@ -233,17 +258,22 @@ pub fn capture(
         }
         match matching.first() {
             Some((m, _)) => {
-                used.push(m.shmid);
+                used.push(m.start);
                 s.shm_segments.push(ShmSegment {
                     id,
-                    shmid: Some(m.shmid),
+                    shmid: m.shmid,
+                    mapping: m.shmid.is_none().then_some((m.start, m.len)),
                 });
             }
             None => {
                 s.unknown.push(format!(
-                    "shm segment {id:#x}: no System V mapping of the process holds its bytes"
+                    "shm segment {id:#x}: no shared mapping of the process holds its bytes"
                 ));
-                s.shm_segments.push(ShmSegment { id, shmid: None });
+                s.shm_segments.push(ShmSegment {
+                    id,
+                    shmid: None,
+                    mapping: None,
+                });
             }
         }
     }
@@ -271,13 +301,28 @@ pub(crate) fn regen<'c, C: Connection>(
         return Ok(());
     }
     for g in &t.shm_segments {
-        match g.shmid {
-            Some(shmid) => {
+        match (g.shmid, g.mapping) {
+            (Some(shmid), _) => {
                 sink.hard
                     .push(("ShmAttach", g.id, conn.shm_attach(g.id, shmid, false)?))
             }
-            None => sink.warnings.push(format!(
-                "shm segment {:#x}: shmid unknown; not re-attached (requests on it will fail)",
+            (None, Some((start, len))) => {
+                // A descriptor of the very object the application has mapped.
+                let path = format!("/proc/self/map_files/{start:x}-{:x}", start + len);
+                match std::fs::OpenOptions::new().read(true).write(true).open(&path) {
+                    Ok(f) => sink.hard.push((
+                        "ShmAttachFd",
+                        g.id,
+                        conn.shm_attach_fd(g.id, std::os::fd::OwnedFd::from(f), false)?,
+                    )),
+                    Err(e) => sink.warnings.push(format!(
+                        "shm segment {:#x}: cannot open its mapping {path} ({e}); not re-attached (requests on it will fail)",
+                        g.id
+                    )),
+                }
+            }
+            (None, None) => sink.warnings.push(format!(
+                "shm segment {:#x}: backing memory unknown; not re-attached (requests on it will fail)",
                 g.id
             )),
         }
@@ -296,20 +341,31 @@ mod tests {
 7f00a0200000-7f00a0210000 rw-p 00000000 00:00 0
 7f00a0300000-7f00a0301000 r--s 00000000 00:01 32790                      /SYSV00000000 (deleted)
 7f00a0400000-7f00a0500000 rw-s 00000000 00:01 32789                      /SYSV00000000 (deleted)
+7f85fa933000-7f85fa993000 rw-s 00000000 00:01 82                         /memfd:xorg (deleted)
+7f85fb66d000-7f85fb67a000 r--s 00000000 fe:00 1875991                    /var/cache/fontconfig/x.cache-8
+7f85fa000000-7f85fa010000 rw-p 00000000 00:01 83                         /memfd:private (deleted)
 garbage
 ";
         assert_eq!(
             parse_maps(text),
             vec![
                 Mapping {
-                    shmid: 32789,
+                    shmid: Some(32789),
+                    inode: 32789,
                     start: 0x7f00_a000_0000,
                     len: 0x10_0000
                 },
                 Mapping {
-                    shmid: 32790,
+                    shmid: Some(32790),
+                    inode: 32790,
                     start: 0x7f00_a030_0000,
                     len: 0x1000
+                },
+                Mapping {
+                    shmid: None,
+                    inode: 82,
+                    start: 0x7f85_fa93_3000,
+                    len: 0x6_0000
                 },
             ]
         );

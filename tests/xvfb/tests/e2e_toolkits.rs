@@ -329,3 +329,52 @@ fn gtk3_widget_factory_round_trip_and_input() {
         ctrl_q_quits(&p.a.display, w, &mut app, "gtk3-widget-factory");
     });
 }
+
+const QT_LINEEDITS: &str =
+    "/usr/lib/x86_64-linux-gnu/qt5/examples/widgets/widgets/lineedits/lineedits";
+
+/// Where the first line edit ("Echo" group) of the Qt example sits in its window.
+const QT_FIRST_EDIT: (i16, i16) = (128, 86);
+
+/// Give `window` the keyboard focus, as a window manager would on a click (Qt only takes keys
+/// after a real FocusIn; without a WM nobody sends one).
+fn focus(display: &str, window: u32) {
+    use x11rb::protocol::xproto::{ConnectionExt as _, InputFocus};
+    use x11rb::wrapper::ConnectionExt as _;
+    let conn = xvfb_harness::connect(display).expect("connect");
+    conn.set_input_focus(InputFocus::PARENT, window, x11rb::CURRENT_TIME)
+        .expect("SetInputFocus");
+    conn.sync().expect("sync");
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+/// Typing into the Qt line edit changes the picture (after the focus a WM would give it).
+fn qt_typing_changes_picture(display: &str, window: u32, step: &str) {
+    focus(display, window);
+    xtest_click(display, window, QT_FIRST_EDIT.0, QT_FIRST_EDIT.1, 1).expect("click");
+    let before = stable_shot(display, window, 5);
+    xtest_type(display, Some(window), &format!(" {step}")).expect("type");
+    let after = stable_shot(display, window, 5);
+    assert!(
+        before.rgb != after.rgb,
+        "{step}: typing did not change the Qt line edit: keyboard input does not reach it"
+    );
+}
+
+#[test]
+fn qt5_lineedits_round_trip_and_typing() {
+    if !have(QT_LINEEDITS) {
+        return;
+    }
+    with_timeout(150, || {
+        let p = pair();
+        let mut app = App::spawn_env(
+            &p.a.display,
+            &[QT_LINEEDITS],
+            &[("QT_QPA_PLATFORM", "xcb"), ("NO_AT_BRIDGE", "1")],
+        )
+        .expect("Qt5 lineedits example");
+        qt_typing_changes_picture(&p.a.display, app.window, "on-a");
+        round_trip(&p, &mut app, "qt5", &qt_typing_changes_picture);
+    });
+}
