@@ -378,3 +378,45 @@ fn qt5_lineedits_round_trip_and_typing() {
         round_trip(&p, &mut app, "qt5", &qt_typing_changes_picture);
     });
 }
+
+/// B has another keyboard layout (German: y and z swapped, and more): text typed on B must
+/// reach the app as the same characters.
+#[test]
+fn keymap_differs_on_target_xterm_types_right() {
+    if !have("xterm") || !have("setxkbmap") {
+        return;
+    }
+    with_timeout(120, || {
+        let p = pair();
+        let st = Command::new("setxkbmap")
+            .args(["-display", &p.b.display, "-layout", "de"])
+            .status()
+            .expect("setxkbmap");
+        assert!(st.success(), "setxkbmap -layout de failed on B");
+        let dir = scratch("keymap");
+        let app = App::spawn(
+            &p.a.display,
+            &["xterm", "-geometry", "60x12+0+0", "-e", "sh"],
+        )
+        .expect("xterm");
+        let f0 = dir.join("a");
+        xtest_type(
+            &p.a.display,
+            Some(app.window),
+            &format!("echo yz-a > {}\n", f0.display()),
+        )
+        .unwrap();
+        wait_file(&f0, "yz-a", 10);
+        let pid = app.pid.to_string();
+        guievict(&["move", "--pid", &pid, &p.b.display]).expect("move A→B");
+        let wb = wait_for_window(&p.b.display, app.pid, Duration::from_secs(10)).expect("on B");
+        let f1 = dir.join("b");
+        xtest_type(
+            &p.b.display,
+            Some(wb),
+            &format!("echo yz-b > {}\n", f1.display()),
+        )
+        .unwrap();
+        wait_file(&f1, "yz-b", 10);
+    });
+}
