@@ -1,9 +1,12 @@
 //! winsession: the window session model. Captured resource state flows in from an X connection,
 //! out to a `.gws` file, and back out to another X server as requests that recreate it.
 //!
-//! - [`capture`] reads one client's resources on its own connection (pipelined).
+//! - [`capture`] reads one client's resources on its own connection (pipelined); [`extras`]
+//!   adds the extension state (RENDER formats, SHAPE, XFIXES regions, DAMAGE, SYNC, XInput 2
+//!   selections, XKB per-client state, extension versions) and [`shm`] the MIT-SHM segments.
 //! - [`write_file`] / [`read_file`] (and [`to_bytes`] / [`from_bytes`]) store sessions.
-//! - [`regenerate`] recreates a session on another server and returns the ID/atom maps.
+//! - [`regenerate`] recreates a session on another server (RENDER pictures and glyph sets too)
+//!   and returns the ID/atom maps, PICTFORMAT pairs included.
 //! - [`to_json`] gives the script-facing JSON summary used by `guievict show --json`.
 #![forbid(unsafe_code)]
 
