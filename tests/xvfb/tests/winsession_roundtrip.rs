@@ -62,7 +62,12 @@ fn run_roundtrip(
         sa.unknown
     );
 
-    let path = xvfb_harness::artifacts_dir().join(format!("winsession-{}.gws", std::process::id()));
+    // Tests of this file run in parallel in one process: the display number keeps paths apart.
+    let path = xvfb_harness::artifacts_dir().join(format!(
+        "winsession-{}-{}.gws",
+        std::process::id(),
+        a.number
+    ));
     winsession::write_file(&path, &sa)?;
     let loaded = winsession::read_file(&path)?;
     assert_eq!(loaded, sa, "file round trip");
