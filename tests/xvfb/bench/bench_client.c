@@ -2,8 +2,8 @@
  * its own connection, on command. It connects to $DISPLAY, maps a 120x120 window, prints
  * "READY <window>" and then reads commands on stdin, one per line:
  *
- *   measure <ms>   run three tests for <ms> milliseconds each and print one line
- *                  "RESULT pointer <per s> putimage <per s> rect <per s>"
+ *   measure <test> <ms>   run one test for <ms> milliseconds and print one line
+ *                         "RESULT <test> <per second>"; tests:
  *                    pointer:  QueryPointer round trips (request + reply)
  *                    putimage: PutImage 100x100 ZPixmap, pipelined, synced at the end
  *                    rect:     10x10 filled rectangles (PolyFillRectangle, 50 per request),
@@ -174,14 +174,23 @@ int main(int argc, char **argv) {
     char line[128];
     while (fgets(line, sizeof line, stdin)) {
         int ms;
+        char test[16];
         if (strncmp(line, "quit", 4) == 0)
             break;
-        if (sscanf(line, "measure %d", &ms) == 1) {
-            double secs = ms / 1000.0;
-            double p = bench_pointer(c, win, secs);
-            double pi = bench_putimage(c, win, gc, depth, data, len, secs);
-            double r = bench_rect(c, win, gc, secs);
-            printf("RESULT pointer %.1f putimage %.1f rect %.1f\n", p, pi, r);
+        if (sscanf(line, "measure %15s %d", test, &ms) == 2 && ms > 0) {
+            double secs = ms / 1000.0, rate;
+            if (strcmp(test, "pointer") == 0)
+                rate = bench_pointer(c, win, secs);
+            else if (strcmp(test, "putimage") == 0)
+                rate = bench_putimage(c, win, gc, depth, data, len, secs);
+            else if (strcmp(test, "rect") == 0)
+                rate = bench_rect(c, win, gc, secs);
+            else {
+                printf("ERROR unknown test %s\n", test);
+                fflush(stdout);
+                continue;
+            }
+            printf("RESULT %s %.1f\n", test, rate);
             fflush(stdout);
         } else {
             printf("ERROR unknown command %s", line);

@@ -53,7 +53,7 @@ struct Opts {
 
 fn parse_opts() -> Result<Opts> {
     let mut o = Opts {
-        runs: 5,
+        runs: 7,
         cycles: 5,
         ms: 300,
         parts: vec!["rates".into(), "x11perf".into(), "latency".into()],
@@ -322,22 +322,18 @@ impl Client {
             .map_err(|_| anyhow::anyhow!("client gave no answer within {timeout:?}"))
     }
 
-    /// One round of the three tests, `ms` each.
-    fn measure(&mut self, ms: u32) -> Result<Rates> {
+    /// One test (`pointer`, `putimage`, `rect`) for `ms` milliseconds; its rate per second.
+    fn measure(&mut self, test: &str, ms: u32) -> Result<f64> {
         let stdin = self.stdin.as_mut().context("client stdin closed")?;
-        writeln!(stdin, "measure {ms}")?;
+        writeln!(stdin, "measure {test} {ms}")?;
         stdin.flush()?;
         let l = self.line(Duration::from_millis(u64::from(ms) * 3 + 20_000))?;
         let f: Vec<&str> = l.split_whitespace().collect();
         ensure!(
-            f.len() == 7 && f[0] == "RESULT",
+            f.len() == 3 && f[0] == "RESULT" && f[1] == test,
             "client answered {l:?} instead of a RESULT line"
         );
-        Ok(Rates {
-            pointer: f[2].parse()?,
-            putimage: f[4].parse()?,
-            rect: f[6].parse()?,
-        })
+        Ok(f[2].parse()?)
     }
 }
 
@@ -603,25 +599,47 @@ fn part_rates(o: &Opts, client: &Path) -> Result<RateResults> {
             }
         }
     }
+    // Test by test, every configuration back to back (rotating who goes first), so that the
+    // configurations compared in one round ran within a second or two of each other.
     for round in 0..o.runs {
         eprintln!("bench: client rates, round {}/{}", round + 1, o.runs);
-        let mut i = 0;
-        while i < clients.len() {
-            let key = clients[i].0;
-            match clients[i].1.measure(o.ms) {
-                Ok(r) => {
-                    res.samples.entry(key).or_default().push(r);
-                    i += 1;
+        let mut this: BTreeMap<&'static str, Rates> = BTreeMap::new();
+        for test in ["pointer", "putimage", "rect"] {
+            let n = clients.len();
+            for k in 0..n {
+                let i = (k + round) % n;
+                let key = clients[i].0;
+                if res.failures.contains_key(key) {
+                    continue;
                 }
-                Err(e) => {
-                    eprintln!("bench: {key}: {e:#}");
-                    res.failures
-                        .insert(key, format!("failed in round {}: {e:#}", round + 1));
-                    res.samples.remove(key);
-                    clients.remove(i);
+                match clients[i].1.measure(test, o.ms) {
+                    Ok(v) => {
+                        let r = this.entry(key).or_insert(Rates {
+                            pointer: f64::NAN,
+                            putimage: f64::NAN,
+                            rect: f64::NAN,
+                        });
+                        match test {
+                            "pointer" => r.pointer = v,
+                            "putimage" => r.putimage = v,
+                            _ => r.rect = v,
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("bench: {key}: {e:#}");
+                        res.failures
+                            .insert(key, format!("failed in round {}: {e:#}", round + 1));
+                        res.samples.remove(key);
+                    }
                 }
             }
         }
+        for (key, r) in this {
+            if !res.failures.contains_key(key) {
+                res.samples.entry(key).or_default().push(r);
+            }
+        }
+        clients.retain(|(k, _)| !res.failures.contains_key(k));
     }
     drop(clients);
     drop(pad);
@@ -632,12 +650,14 @@ fn report_rates(o: &Opts, r: &RateResults, out: &mut String) {
     let _ = writeln!(
         out,
         "### Request rates of a small xcb client (`tests/xvfb/bench/bench_client.c`)\n\n\
-         {} rounds; in each round every configuration's client measures, one after the other, \
-         {} ms of QueryPointer round trips, {} ms of PutImage 100×100 (24-bit, pipelined) and \
-         {} ms of 10×10 filled rectangles (50 per PolyFillRectangle). Cells: median (min–max) \
-         per second; ratio: median (min–max) of the per-round ratios to the direct client on \
-         the same server.\n",
-        o.runs, o.ms, o.ms, o.ms
+         {} rounds; in each round, test by test, every configuration's client (all running, \
+         each with its own unobscured 120×120 window) measures {} ms, one after the other, \
+         starting with a different configuration each round: QueryPointer round trips, \
+         PutImage 100×100 (24-bit, pipelined, synced at the end), 10×10 filled rectangles \
+         (50 per PolyFillRectangle, synced at the end). Cells: median (min–max) per second; \
+         ratio: median (min–max) of the per-round ratios to the direct client on the same \
+         server.\n",
+        o.runs, o.ms
     );
     out.push_str(
         "| configuration | QueryPointer/s | ratio | PutImage 100×100/s | ratio | rects 10×10/s | ratio |\n\
@@ -821,7 +841,9 @@ fn part_x11perf(o: &Opts) -> Result<PerfResults> {
     for round in 0..o.runs {
         eprintln!("bench: x11perf, round {}/{}", round + 1, o.runs);
         for (test, _, reps) in X11PERF_TESTS {
-            for (config, _) in X11PERF_CONFIGS {
+            let n = X11PERF_CONFIGS.len();
+            for k in 0..n {
+                let (config, _) = &X11PERF_CONFIGS[(k + round) % n];
                 if res.failures.contains_key(&(*config, *test))
                     || (*config == "socat" && socat.is_none())
                 {
@@ -845,7 +867,7 @@ fn report_x11perf(o: &Opts, r: &PerfResults, out: &mut String) {
     let _ = writeln!(
         out,
         "### x11perf (Debian x11-apps)\n\n\
-         {} rounds; each round runs every test once per configuration, interleaved \
+         {} rounds; each round runs every test once per configuration, back to back, rotating which goes first \
          (`x11perf -repeat 1 -reps N TEST`; fixed N: pointer {}, putimage100 {}, rect10 {}). \
          Median (min–max) per second; ratio: median (min–max) of per-round ratios to direct.\n",
         o.runs, X11PERF_TESTS[0].2, X11PERF_TESTS[1].2, X11PERF_TESTS[2].2
