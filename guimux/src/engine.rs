@@ -415,15 +415,25 @@ impl Engine {
                 }
             }
         }
+        // Requests are dispatched straight from the input buffer: no per-request allocation
+        // on the pass-through path.
+        let input = std::mem::take(&mut self.app_in);
+        let result = self.app_requests(&input, &mut pos);
+        self.app_in = input;
+        self.app_in.drain(..pos);
+        result
+    }
+
+    fn app_requests(&mut self, input: &[u8], pos: &mut usize) -> Result<(), EngineError> {
         loop {
-            let buf = &self.app_in[pos..];
+            let buf = &input[*pos..];
             let Some((len, _hdr)) = framing::request_len(buf, self.order, self.app_stream_offset)
                 .map_err(EngineError::AppFraming)?
             else {
-                break;
+                return Ok(());
             };
-            let req = buf[..len].to_vec();
-            pos += len;
+            let req = &buf[..len];
+            *pos += len;
             self.app_stream_offset += len as u64;
             self.app_seq += 1;
             self.stats.app_requests += 1;
@@ -437,46 +447,31 @@ impl Engine {
                 ));
             }
             if self.paused || self.primary.is_none() {
-                self.queue.push_back((self.app_seq, req));
+                self.queue.push_back((self.app_seq, req.to_vec()));
             } else {
                 self.dispatch_app_request(self.app_seq, req);
             }
         }
-        self.app_in.drain(..pos);
-        Ok(())
     }
 
     /// Send one app request (app-view bytes) to every attached server.
-    fn dispatch_app_request(&mut self, app_seq: u64, req: Vec<u8>) {
+    fn dispatch_app_request(&mut self, app_seq: u64, req: &[u8]) {
         let order = self.order;
-        let targets: Vec<ServerId> = self
-            .servers
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                s.as_ref()
-                    .filter(|s| matches!(s.role, Role::Primary | Role::Replica { .. }))
-                    .map(|_| i)
-            })
-            .collect();
-        let n = targets.len();
-        let mut req = Some(req);
-        for (k, sid) in targets.into_iter().enumerate() {
-            let Some(srv) = self.servers[sid].as_mut() else {
+        for sid in 0..self.servers.len() {
+            let Some(srv) = self.servers[sid]
+                .as_mut()
+                .filter(|s| matches!(s.role, Role::Primary | Role::Replica { .. }))
+            else {
                 continue;
-            };
-            let mut bytes = if k + 1 == n {
-                req.take().unwrap_or_default()
-            } else {
-                req.clone().unwrap_or_default()
             };
             if let Sync::Sentinel { app_sent, .. } = &mut srv.sync {
                 *app_sent += 1;
-                srv.out.extend_from_slice(&bytes);
+                srv.out.extend_from_slice(req);
                 continue;
             }
             let app_before = app_seq - 1;
             if let Some(maps) = srv.maps.as_mut() {
+                let mut bytes = req.to_vec();
                 let major = bytes[0];
                 let minor = bytes[1];
                 match translate::request_to_server(&mut bytes, order, maps) {
@@ -527,7 +522,7 @@ impl Engine {
                 }
             } else {
                 srv.push_request(Origin::App, app_seq, app_before);
-                srv.out.extend_from_slice(&bytes);
+                srv.out.extend_from_slice(req);
             }
             if srv.role == Role::Primary {
                 self.stats.delivered += 1;
@@ -618,21 +613,25 @@ impl Engine {
             srv.inbuf.extend_from_slice(data);
         }
         self.server_sync_phase(s)?;
-        let mut pos = 0;
-        loop {
-            let srv = self.servers[s].as_mut().ok_or(EngineError::NoServer(s))?;
-            if !matches!(srv.sync, Sync::Synced) {
-                break;
-            }
-            let Some(len) = framing::server_message_len(&srv.inbuf[pos..], order) else {
-                break;
-            };
-            let msg = srv.inbuf[pos..pos + len].to_vec();
-            pos += len;
-            self.server_message(s, msg);
+        let synced = self.servers[s]
+            .as_ref()
+            .is_some_and(|srv| matches!(srv.sync, Sync::Synced));
+        if !synced {
+            return Ok(());
         }
+        // Messages are handled in place in the input buffer: no per-message allocation.
+        let mut input = match self.servers[s].as_mut() {
+            Some(srv) => std::mem::take(&mut srv.inbuf),
+            None => return Err(EngineError::NoServer(s)),
+        };
+        let mut pos = 0;
+        while let Some(len) = framing::server_message_len(&input[pos..], order) {
+            self.server_message(s, &mut input[pos..pos + len]);
+            pos += len;
+        }
+        input.drain(..pos);
         if let Some(srv) = self.servers[s].as_mut() {
-            srv.inbuf.drain(..pos);
+            srv.inbuf = input;
         }
         Ok(())
     }
@@ -727,7 +726,7 @@ impl Engine {
     }
 
     /// One complete message from server `s`.
-    fn server_message(&mut self, s: ServerId, mut msg: Vec<u8>) {
+    fn server_message(&mut self, s: ServerId, msg: &mut [u8]) {
         let order = self.order;
         let global_done = self.app_done_global();
         let is_primary = self.primary == Some(s);
@@ -740,13 +739,13 @@ impl Engine {
                 "debug: server {s} message kind {} byte1 {} seq {} len {}",
                 msg[0],
                 msg[1],
-                order.u16(&msg, 2),
+                order.u16(msg, 2),
                 msg.len()
             ));
         }
         let has_seq = kind != 11; // KeymapNotify has no sequence number
         let full = if has_seq {
-            srv.widen(order.u16(&msg, 2))
+            srv.widen(order.u16(msg, 2))
         } else {
             srv.sent
         };
@@ -786,8 +785,8 @@ impl Engine {
         };
         if kind <= 1 && origin == Origin::Internal {
             if let Some(int) = self.internal.as_mut().filter(|i| i.server == s) {
-                order.put_u16(&mut msg, 2, client_seq as u16);
-                int.out.extend_from_slice(&msg);
+                order.put_u16(msg, 2, client_seq as u16);
+                int.out.extend_from_slice(msg);
             }
             return;
         }
@@ -799,7 +798,7 @@ impl Engine {
             // Events.
             match role {
                 Role::Pending => {
-                    srv.held.push(msg);
+                    srv.held.push(msg.to_vec());
                     return;
                 }
                 Role::Replica { view_only } => {
@@ -826,35 +825,35 @@ impl Engine {
                     if let Some(p) = pending.as_ref().and_then(|p| p.substituted.map(|x| (p, x))) {
                         let (_, (major, minor)) = p;
                         msg[1] = 17; // BadImplementation
-                        order.put_u32(&mut msg, 4, 0);
-                        order.put_u16(&mut msg, 8, minor);
+                        order.put_u32(msg, 4, 0);
+                        order.put_u16(msg, 8, minor);
                         msg[10] = major;
                     } else {
-                        translate::error_to_app(&mut msg, order, maps);
+                        translate::error_to_app(msg, order, maps);
                         self.log.push(format!(
                             "debug: X error {} (value {:#x}) for request {}.{} reaches the app",
                             msg[1],
-                            order.u32(&msg, 4),
+                            order.u32(msg, 4),
                             msg[10],
-                            order.u16(&msg, 8)
+                            order.u16(msg, 8)
                         ));
                     }
                     true
                 }
                 1 => match &pending {
-                    Some(p) => match translate::reply_to_app(
-                        &mut msg, order, maps, p.table, p.opcode, &p.aux,
-                    ) {
-                        Ok(()) => true,
-                        Err(e) => {
-                            self.stats.untranslated += 1;
-                            self.log.push(format!(
-                                "reply to request {}:{} passed untranslated: {e}",
-                                p.table, p.opcode
-                            ));
-                            true
+                    Some(p) => {
+                        match translate::reply_to_app(msg, order, maps, p.table, p.opcode, &p.aux) {
+                            Ok(()) => true,
+                            Err(e) => {
+                                self.stats.untranslated += 1;
+                                self.log.push(format!(
+                                    "reply to request {}:{} passed untranslated: {e}",
+                                    p.table, p.opcode
+                                ));
+                                true
+                            }
                         }
-                    },
+                    }
                     None => {
                         self.stats.untranslated += 1;
                         self.log
@@ -862,7 +861,7 @@ impl Engine {
                         true
                     }
                 },
-                _ => match translate::event_to_app(&mut msg, order, maps) {
+                _ => match translate::event_to_app(msg, order, maps) {
                     Ok(keep) => {
                         if !keep {
                             self.stats.dropped_events += 1;
@@ -882,10 +881,10 @@ impl Engine {
             }
         }
         if has_seq {
-            order.put_u16(&mut msg, 2, app_seq as u16);
+            order.put_u16(msg, 2, app_seq as u16);
         }
         self.stats.to_app_messages += 1;
-        self.app_out.extend_from_slice(&msg);
+        self.app_out.extend_from_slice(msg);
     }
 
     // ---------------------------------------------------------------- detach / attach
@@ -900,7 +899,7 @@ impl Engine {
         self.paused = false;
         if self.primary.is_some() {
             while let Some((seq, req)) = self.queue.pop_front() {
-                self.dispatch_app_request(seq, req);
+                self.dispatch_app_request(seq, &req);
             }
         }
     }
@@ -983,6 +982,16 @@ impl Engine {
     /// The maps of server `s` (None: identity, or no such server).
     pub fn maps_of(&self, s: ServerId) -> Option<&Maps> {
         self.servers.get(s)?.as_ref()?.maps.as_ref()
+    }
+
+    /// Deliver an event of guievict's own to the app (e.g. a MappingNotify after a move to a
+    /// server with another keymap), numbered as the last request the app knows processed.
+    pub fn inject_event(&mut self, mut ev: [u8; 32]) {
+        if ev[0] & 0x7f != 11 {
+            let seq = self.app_done_global();
+            self.order.put_u16(&mut ev, 2, seq as u16);
+        }
+        self.app_out.extend_from_slice(&ev);
     }
 
     /// Change the role of a replica (e.g. its input policy).

@@ -170,6 +170,7 @@ pub fn spawn(
             engine.trace = std::env::var_os("GUIEVICT_TRACE").is_some();
             let mut l = Loop {
                 engine,
+                rbuf: vec![0u8; CHUNK],
                 app: Peer {
                     fd: app,
                     fds_out: Vec::new(),
@@ -207,6 +208,8 @@ fn set_nonblocking(fd: RawFd) -> std::io::Result<()> {
 
 struct Loop {
     engine: Engine,
+    /// Read buffer shared by every peer.
+    rbuf: Vec<u8>,
     app: Peer,
     servers: HashMap<ServerId, Peer>,
     internal: Option<Peer>,
@@ -225,15 +228,17 @@ enum Who {
 }
 
 enum ReadResult {
-    Data(Vec<u8>, Vec<OwnedFd>),
+    /// `n` bytes were read into the loop's buffer, with these descriptors.
+    Data(usize, Vec<OwnedFd>),
     Eof,
     WouldBlock,
 }
 
-fn read_some(fd: RawFd) -> std::io::Result<ReadResult> {
-    let mut buf = vec![0u8; CHUNK];
+/// Read what is available into `buf` (reused across reads: no allocation, no zeroing per
+/// message — this is on every round trip's path).
+fn read_some(fd: RawFd, buf: &mut [u8]) -> std::io::Result<ReadResult> {
     let mut cmsg = nix::cmsg_space!([RawFd; 32]);
-    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut iov = [IoSliceMut::new(buf)];
     match recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
         Ok(msg) => {
             let mut fds = Vec::new();
@@ -248,19 +253,15 @@ fn read_some(fd: RawFd) -> std::io::Result<ReadResult> {
             if n == 0 {
                 return Ok(ReadResult::Eof);
             }
-            buf.truncate(n);
-            Ok(ReadResult::Data(buf, fds))
+            Ok(ReadResult::Data(n, fds))
         }
         Err(nix::errno::Errno::EAGAIN) => Ok(ReadResult::WouldBlock),
         Err(nix::errno::Errno::EINTR) => Ok(ReadResult::WouldBlock),
         Err(nix::errno::Errno::ENOTSOCK) => {
             // A pipe or other non-socket (should not happen for X): plain read.
-            match nix::unistd::read(fd, &mut buf) {
+            match nix::unistd::read(fd, buf) {
                 Ok(0) => Ok(ReadResult::Eof),
-                Ok(n) => {
-                    buf.truncate(n);
-                    Ok(ReadResult::Data(buf, Vec::new()))
-                }
+                Ok(n) => Ok(ReadResult::Data(n, Vec::new())),
                 Err(nix::errno::Errno::EAGAIN) => Ok(ReadResult::WouldBlock),
                 Err(e) => Err(e.into()),
             }
@@ -319,7 +320,7 @@ impl Loop {
             add(Who::Wake, self.wake.as_fd().as_raw_fd(), libc::POLLIN);
             let app_out_len = self.engine.app_output().len();
             let paused_full = self.engine.queued_bytes() > QUEUE_BOUND;
-            let servers_full = self.engine.server_ids().iter().any(|s| {
+            let servers_full = self.servers.keys().any(|s| {
                 self.engine
                     .server_output(*s)
                     .is_some_and(|o| o.len() > BOUND)
@@ -449,14 +450,15 @@ impl Loop {
     }
 
     fn read_app(&mut self) -> Option<Ended> {
-        match read_some(self.app.fd.as_raw_fd()) {
-            Ok(ReadResult::Data(d, fds)) => {
+        match read_some(self.app.fd.as_raw_fd(), &mut self.rbuf) {
+            Ok(ReadResult::Data(n, fds)) => {
+                let d = &self.rbuf[..n];
                 if !fds.is_empty() {
                     if let Some(p) = self.engine.primary().and_then(|p| self.servers.get_mut(&p)) {
                         p.fds_out.extend(fds);
                     }
                 }
-                if let Err(e) = self.engine.app_input(&d) {
+                if let Err(e) = self.engine.app_input(d) {
                     tracing::error!("closing the application's X connection: {e}");
                     return Some(Ended::Error(e.to_string()));
                 }
@@ -471,12 +473,13 @@ impl Loop {
     fn read_server(&mut self, s: ServerId) -> Option<Ended> {
         let p = self.servers.get(&s)?;
         let is_primary = self.engine.primary() == Some(s);
-        match read_some(p.fd.as_raw_fd()) {
-            Ok(ReadResult::Data(d, fds)) => {
+        match read_some(p.fd.as_raw_fd(), &mut self.rbuf) {
+            Ok(ReadResult::Data(n, fds)) => {
+                let d = &self.rbuf[..n];
                 if is_primary && !fds.is_empty() {
                     self.app.fds_out.extend(fds);
                 }
-                if let Err(e) = self.engine.server_input(s, &d) {
+                if let Err(e) = self.engine.server_input(s, d) {
                     tracing::error!("server {s}: {e}");
                     return self.server_gone(s, is_primary);
                 }
@@ -505,13 +508,14 @@ impl Loop {
         let Some(p) = &self.internal else {
             return;
         };
-        match read_some(p.fd.as_raw_fd()) {
-            Ok(ReadResult::Data(d, fds)) => {
+        match read_some(p.fd.as_raw_fd(), &mut self.rbuf) {
+            Ok(ReadResult::Data(n, fds)) => {
+                let d = &self.rbuf[..n];
                 // Descriptors travel with the internal client's requests to its server.
                 if let Some(p) = self.internal_server.and_then(|s| self.servers.get_mut(&s)) {
                     p.fds_out.extend(fds);
                 }
-                if let Err(e) = self.engine.internal_input(&d) {
+                if let Err(e) = self.engine.internal_input(d) {
                     tracing::error!("internal client: {e}");
                     self.engine.stop_internal();
                     self.internal = None;

@@ -80,6 +80,8 @@ pub struct AppView {
     pub atoms: Vec<(u32, String)>,
     /// Extensions as the app knows them.
     pub exts: Vec<(String, ExtPlace)>,
+    /// The keyboard mapping: (min keycode, keysyms per keycode, keysyms).
+    pub keymap: (u8, u8, Vec<u32>),
 }
 
 /// A detached GUI: the session and the app's view, held in process memory.
@@ -131,7 +133,27 @@ pub fn learn_view(conn: &RustConnection, mut setup: Setup) -> Result<AppView, Se
     setup.resource_id_base = range.start_id & !setup.resource_id_mask;
     let atoms = enumerate_atoms(conn)?;
     let exts = query_extensions(conn)?;
-    Ok(AppView { setup, atoms, exts })
+    let keymap = keyboard_mapping(conn, &setup)?;
+    Ok(AppView {
+        setup,
+        atoms,
+        exts,
+        keymap,
+    })
+}
+
+/// The server's keyboard mapping.
+fn keyboard_mapping(
+    conn: &RustConnection,
+    setup: &Setup,
+) -> Result<(u8, u8, Vec<u32>), SessionError> {
+    let (min, max) = (setup.min_keycode, setup.max_keycode);
+    let r = conn
+        .get_keyboard_mapping(min, max - min + 1)
+        .map_err(cerr("GetKeyboardMapping"))?
+        .reply()
+        .map_err(xerr("GetKeyboardMapping"))?;
+    Ok((min, r.keysyms_per_keycode, r.keysyms))
 }
 
 /// Every atom the server has (beyond the predefined ones), by pipelined GetAtomName until the
@@ -438,24 +460,39 @@ pub fn attach(
             None => maps,
         };
         warnings.extend(regen.warnings.iter().cloned());
+        let keymap = keyboard_mapping(&conn, &setup)?;
         conn.sync().map_err(xerr("synchronising"))?;
         timings.lap("maps", &mut t);
-        Ok((maps, warnings, regen.xid_map.len()))
+        Ok((maps, warnings, regen.xid_map.len(), keymap))
     })();
     drop(conn);
     h.stop_internal()?;
-    let (maps, warnings, resources) = match result {
+    let (maps, warnings, resources, keymap) = match result {
         Ok(x) => x,
         Err(e) => {
             let _ = h.remove_server(s);
             return Err(e);
         }
     };
+    let mut warnings = warnings;
     let atoms = maps.atoms.len();
     let before = h.with_engine(|e| e.stats())?;
     h.activate(s, role, Some(maps))
         .map_err(SessionError::State)?;
     if role == Role::Primary {
+        // Another keymap on the new server: tell the app, as the server would after a
+        // keymap change, so that its toolkit reloads it and typed text stays right.
+        if keymap != detached.view.keymap {
+            let (min, _, _) = keymap;
+            let count = setup.max_keycode - min + 1;
+            let mut ev = [0u8; 32];
+            ev[0] = 34; // MappingNotify
+            ev[4] = 1; // request: Keyboard
+            ev[5] = min;
+            ev[6] = count;
+            h.with_engine(move |e| e.inject_event(ev))?;
+            warnings.push("the new server's keymap differs: the app was sent MappingNotify".into());
+        }
         h.with_engine(|e| e.resume())?;
     }
     let after = h.with_engine(|e| e.stats())?;
