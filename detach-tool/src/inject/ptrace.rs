@@ -95,6 +95,17 @@ fn wait_event(pid: i32, tid: i32, deadline: Instant) -> Result<Event, InjectErro
         ) {
             Ok(WaitStatus::StillAlive) => {
                 if Instant::now() > deadline {
+                    // The stop may have been reported already (and consumed); the kernel's
+                    // own view decides.
+                    match thread_state(pid, tid) {
+                        Some('t') => return Ok(Event::Stop),
+                        // Exiting: it will never stop for us.
+                        Some('Z' | 'X') | None => return Ok(Event::Gone),
+                        _ if super::procfs::is_exiting(pid) => {
+                            return Err(InjectError::TraceeDied { pid })
+                        }
+                        _ => {}
+                    }
                     return Err(InjectError::Timeout {
                         pid,
                         what: format!("thread {tid} to stop"),
@@ -110,6 +121,13 @@ fn wait_event(pid: i32, tid: i32, deadline: Instant) -> Result<Event, InjectErro
             Err(e) => return Err(died_or(pid, tid, "waitpid", e)),
         }
     }
+}
+
+/// Scheduler state letter of a thread (`/proc/<pid>/task/<tid>/stat`), e.g. 't' for a
+/// tracing stop.
+fn thread_state(pid: i32, tid: i32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    s.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 /// Wait until `tid` sits in the stop requested by `PTRACE_INTERRUPT`. Signals that arrive

@@ -108,9 +108,10 @@ fn hijack_busy_threaded_xcb_clients() {
         }
         assert_eq!(hijacked, 5, "paced clients must all be hijacked");
         // Nonstop writers: either hijacked or refused with the clear error; never harmed.
+        // They run longer than the injector waits for a safe point (~3 s).
         for _ in 0..2 {
             let delay = 20 + rng.next(400);
-            one(&x.display, &client, "3", "0", delay)?;
+            one(&x.display, &client, "6", "0", delay)?;
         }
         Ok(())
     })
