@@ -14,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+scripts/setup-debian.sh
 if ! command -v socat >/dev/null; then
   echo "bench: socat not installed (apt-get install socat); the socat rows will say so" >&2
 fi

@@ -11,6 +11,8 @@ PKGS=(
   xterm x11-apps x11-utils x11-xserver-utils xdotool imagemagick twm
   # checkpointing (CRIU from Debian 13 runs out of a debootstrapped tree) and its test tools
   debootstrap iproute2
+  # benchmarks: a plain byte relay as the baseline
+  socat
   # toolkit apps for tests/xvfb/tests/e2e_toolkits.rs (Xft fonts, Tk, GTK3, Qt5)
   fonts-dejavu-core tk gtk-3-examples qtbase5-examples
 )
