@@ -22,6 +22,8 @@ pub const BOUND: usize = 16 << 20;
 /// write, nothing is dropped.
 pub const QUEUE_BOUND: usize = 64 << 20;
 const CHUNK: usize = 256 * 1024;
+/// How long the loop keeps looking for more traffic after handling some, before it sleeps.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(60);
 
 type EngineFn = Box<dyn FnOnce(&mut Engine) + Send>;
 
@@ -170,6 +172,7 @@ pub fn spawn(
             engine.trace = std::env::var_os("GUIEVICT_TRACE").is_some();
             let mut l = Loop {
                 engine,
+                last_activity: std::time::Instant::now(),
                 rbuf: vec![0u8; CHUNK],
                 app: Peer {
                     fd: app,
@@ -208,6 +211,8 @@ fn set_nonblocking(fd: RawFd) -> std::io::Result<()> {
 
 struct Loop {
     engine: Engine,
+    /// When the loop last handled something (see [`SPIN`]).
+    last_activity: std::time::Instant,
     /// Read buffer shared by every peer.
     rbuf: Vec<u8>,
     app: Peer,
@@ -354,12 +359,31 @@ impl Loop {
                 }
                 add(Who::Internal, p.fd.as_raw_fd(), ev);
             }
-            if let Err(e) = ffi::poll(&mut pfds, -1) {
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Ended::Error(format!("poll: {e}"));
+            // Right after traffic, look again for a few microseconds before sleeping: the
+            // answer to a round trip usually comes back within that time, and catching it
+            // without a sleep/wake-up cycle is what a relayed round trip costs. An idle
+            // connection sleeps in poll as before.
+            let spin_until = self.last_activity + SPIN;
+            let mut ready = 0;
+            while std::time::Instant::now() < spin_until {
+                match ffi::poll(&mut pfds, 0) {
+                    Ok(0) => std::hint::spin_loop(),
+                    Ok(n) => {
+                        ready = n;
+                        break;
+                    }
+                    Err(_) => break,
                 }
-                continue;
             }
+            if ready == 0 {
+                if let Err(e) = ffi::poll(&mut pfds, -1) {
+                    if e.kind() != std::io::ErrorKind::Interrupted {
+                        return Ended::Error(format!("poll: {e}"));
+                    }
+                    continue;
+                }
+            }
+            self.last_activity = std::time::Instant::now();
             for (i, p) in pfds.iter().enumerate() {
                 if p.revents == 0 {
                     continue;
