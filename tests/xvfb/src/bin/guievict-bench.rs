@@ -1013,6 +1013,7 @@ struct AppLatency {
 struct AppSpec {
     name: &'static str,
     argv: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
 }
 
 const APPS: &[AppSpec] = &[
@@ -1027,22 +1028,37 @@ const APPS: &[AppSpec] = &[
             "-c",
             "echo guievict bench; ls /; sleep 600",
         ],
+        env: &[],
     },
     AppSpec {
         name: "xclock",
         argv: &["xclock", "-geometry", "150x150+0+0"],
+        env: &[],
     },
     AppSpec {
         name: "xcalc",
         argv: &["xcalc", "-geometry", "+0+0"],
+        env: &[],
     },
     AppSpec {
         name: "xeyes",
         argv: &["xeyes", "-geometry", "150x100+0+0"],
+        env: &[],
     },
     AppSpec {
         name: "xlogo",
         argv: &["xlogo", "-geometry", "150x150+0+0"],
+        env: &[],
+    },
+    AppSpec {
+        name: "gtk3-widget-factory",
+        argv: &["gtk3-widget-factory"],
+        env: &[("GTK_THEME", "Adwaita"), ("NO_AT_BRIDGE", "1")],
+    },
+    AppSpec {
+        name: "qt5 lineedits",
+        argv: &["/usr/lib/x86_64-linux-gnu/qt5/examples/widgets/widgets/lineedits/lineedits"],
+        env: &[("QT_QPA_PLATFORM", "xcb"), ("NO_AT_BRIDGE", "1")],
     },
 ];
 
@@ -1058,7 +1074,7 @@ fn one_app(o: &Opts, spec: &AppSpec, a: &Xvfb, b: &Xvfb, lat: &mut AppLatency) -
     let mut app = None;
     for _ in 0..instances {
         drop(app.take());
-        let x = App::spawn(&a.display, spec.argv)?;
+        let x = App::spawn_env(&a.display, spec.argv, spec.env)?;
         settle();
         let h = guievict_json(&["hijack", &x.pid.to_string()])?;
         ensure!(
