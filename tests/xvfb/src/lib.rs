@@ -731,6 +731,52 @@ pub fn with_timeout<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send +
     }
 }
 
+/// Run the `guievict` binary with `args` and `--json`; its stdout parsed as JSON, or an error
+/// carrying its stderr.
+pub fn guievict_json(args: &[&str]) -> Result<serde_json::Value> {
+    let out = Command::new(guievict_bin())
+        .args(args)
+        .arg("--json")
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "guievict {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// Assert that two screenshots show the same picture: at least 99% of all pixels and 95% of
+/// the "ink" pixels equal (see [`Comparison::ink_equal_fraction`]); on failure the PNGs and the
+/// diff are in the artifacts directory.
+pub fn assert_same_picture(before: &Image, after: &Image, what: &str) {
+    let c = compare(before, after, what);
+    assert!(
+        c.equal_fraction >= 0.99 && c.ink_equal_fraction >= 0.95,
+        "{what}: {:.4} of pixels equal, {:.4} of ink (artifacts: {:?})",
+        c.equal_fraction,
+        c.ink_equal_fraction,
+        c.artifacts
+    );
+}
+
+/// Wait (up to `timeout`) until the file at `path` contains `want` (surrounding whitespace
+/// ignored) — how tests see that text typed into an app's shell arrived.
+pub fn wait_for_file(path: &Path, want: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if std::fs::read_to_string(path).is_ok_and(|s| s.trim() == want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never contained {want:?} within {timeout:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Print a visible skip line (counted by scripts/test.sh) — for environments that truly cannot
 /// run a test. Never use this to hide a failure.
 pub fn skip(reason: &str) {

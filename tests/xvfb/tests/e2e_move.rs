@@ -6,32 +6,8 @@ use std::time::{Duration, Instant};
 use x11rb::connection::Connection as _;
 use xvfb_harness::*;
 
-fn guievict(args: &[&str]) -> anyhow::Result<serde_json::Value> {
-    let out = Command::new(guievict_bin())
-        .args(args)
-        .arg("--json")
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "guievict {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(serde_json::from_slice(&out.stdout)?)
-}
-
 fn settle() {
     std::thread::sleep(Duration::from_millis(400));
-}
-
-fn assert_same(before: &Image, after: &Image, what: &str) {
-    let c = compare(before, after, what);
-    assert!(
-        c.equal_fraction >= 0.99 && c.ink_equal_fraction >= 0.95,
-        "{what}: {:.4} of pixels equal, {:.4} of ink (artifacts: {:?})",
-        c.equal_fraction,
-        c.ink_equal_fraction,
-        c.artifacts
-    );
 }
 
 /// Move `argv` A → B → A, comparing screenshots of its top-level window each time.
@@ -52,10 +28,10 @@ fn round_trip(argv: &[&str], name: &str) {
     settle();
     let before = screenshot(&a.display, app.window).expect("shot on A");
     let pid = app.pid.to_string();
-    guievict(&["move", "--pid", &pid, &b.display]).expect("move A→B");
+    guievict_json(&["move", "--pid", &pid, &b.display]).expect("move A→B");
     let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("window on B");
     settle();
-    assert_same(
+    assert_same_picture(
         &before,
         &screenshot(&b.display, wb).expect("shot on B"),
         &format!("{name}-on-b"),
@@ -65,10 +41,10 @@ fn round_trip(argv: &[&str], name: &str) {
         "{name}: windows left on A"
     );
     assert!(app.alive(), "{name} died after the first move");
-    guievict(&["move", "--pid", &pid, &a.display]).expect("move B→A");
+    guievict_json(&["move", "--pid", &pid, &a.display]).expect("move B→A");
     let wa = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("window on A");
     settle();
-    assert_same(
+    assert_same_picture(
         &before,
         &screenshot(&a.display, wa).expect("shot back on A"),
         &format!("{name}-back-on-a"),
@@ -129,24 +105,6 @@ fn xclock_round_trip() {
     });
 }
 
-fn wait_file(path: &std::path::Path, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if std::fs::read_to_string(path)
-            .map(|s| s.trim() == want)
-            .unwrap_or(false)
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never contained {want:?}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn xterm_stays_interactive_after_moves() {
     with_timeout(90, || {
@@ -163,11 +121,11 @@ fn xterm_stays_interactive_after_moves() {
             &format!("echo before > {}\n", f1.display()),
         )
         .unwrap();
-        wait_file(&f1, "before");
+        wait_for_file(&f1, "before", Duration::from_secs(10));
         let pid = app.pid.to_string();
-        guievict(&["detach", "--pid", &pid]).expect("detach");
+        guievict_json(&["detach", "--pid", &pid]).expect("detach");
         assert!(windows_of_pid(&a.display, app.pid).unwrap().is_empty());
-        guievict(&["attach", &b.display, "--pid", &pid]).expect("attach");
+        guievict_json(&["attach", &b.display, "--pid", &pid]).expect("attach");
         let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).unwrap();
         settle();
         let f2 = dir.join(format!("typed-b-{}", app.pid));
@@ -177,7 +135,7 @@ fn xterm_stays_interactive_after_moves() {
             &format!("echo on-b > {}\n", f2.display()),
         )
         .unwrap();
-        wait_file(&f2, "on-b");
+        wait_for_file(&f2, "on-b", Duration::from_secs(10));
     });
 }
 
@@ -193,9 +151,9 @@ fn output_while_detached_is_not_lost() {
         )
         .expect("xterm");
         let pid = app.pid.to_string();
-        guievict(&["detach", "--pid", &pid]).expect("detach");
+        guievict_json(&["detach", "--pid", &pid]).expect("detach");
         std::thread::sleep(Duration::from_secs(4)); // the loop finishes while detached
-        guievict(&["attach", &b.display, "--pid", &pid]).expect("attach");
+        guievict_json(&["attach", &b.display, "--pid", &pid]).expect("attach");
         let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).unwrap();
         settle();
         let shot = screenshot(&b.display, wb).unwrap();
@@ -216,7 +174,7 @@ fn output_while_detached_is_not_lost() {
         .unwrap();
         std::thread::sleep(Duration::from_secs(1));
         let want = screenshot(&c.display, reference.window).unwrap();
-        assert_same(&want, &shot, "detached-output");
+        assert_same_picture(&want, &shot, "detached-output");
     });
 }
 
@@ -229,7 +187,7 @@ fn replicate_view_only_and_survive_replica_death() {
             .expect("xterm");
         settle();
         let pid = app.pid.to_string();
-        guievict(&["replicate", &b.display, "--pid", &pid, "--view-only"]).expect("replicate");
+        guievict_json(&["replicate", &b.display, "--pid", &pid, "--view-only"]).expect("replicate");
         let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).unwrap();
         let dir = artifacts_dir();
         let f = dir.join(format!("replica-{}", app.pid));
@@ -239,9 +197,9 @@ fn replicate_view_only_and_survive_replica_death() {
             &format!("echo from-a > {}\n", f.display()),
         )
         .unwrap();
-        wait_file(&f, "from-a");
+        wait_for_file(&f, "from-a", Duration::from_secs(10));
         settle();
-        assert_same(
+        assert_same_picture(
             &screenshot(&a.display, app.window).unwrap(),
             &screenshot(&b.display, wb).unwrap(),
             "replica-equal",
@@ -269,7 +227,7 @@ fn replicate_view_only_and_survive_replica_death() {
             &format!("echo still > {}\n", h.display()),
         )
         .unwrap();
-        wait_file(&h, "still");
+        wait_for_file(&h, "still", Duration::from_secs(10));
     });
 }
 
@@ -312,14 +270,14 @@ fn many_move_cycles_do_not_leak() {
         let before = screenshot(&a.display, app.window).unwrap();
         let pid = app.pid.to_string();
         // Warm up (hijack, first allocations), then measure.
-        guievict(&["move", "--pid", &pid, &b.display]).unwrap();
-        guievict(&["move", "--pid", &pid, &a.display]).unwrap();
+        guievict_json(&["move", "--pid", &pid, &b.display]).unwrap();
+        guievict_json(&["move", "--pid", &pid, &a.display]).unwrap();
         let (fds0, rss0) = (fd_count(app.pid), rss_kb(app.pid));
         let cycles = 50;
         for i in 0..cycles {
-            guievict(&["move", "--pid", &pid, &b.display])
+            guievict_json(&["move", "--pid", &pid, &b.display])
                 .unwrap_or_else(|e| panic!("cycle {i} A→B: {e}"));
-            guievict(&["move", "--pid", &pid, &a.display])
+            guievict_json(&["move", "--pid", &pid, &a.display])
                 .unwrap_or_else(|e| panic!("cycle {i} B→A: {e}"));
         }
         let (fds1, rss1) = (fd_count(app.pid), rss_kb(app.pid));
@@ -328,7 +286,7 @@ fn many_move_cycles_do_not_leak() {
         assert!(rss1 < rss0 + 8 * 1024, "memory grew by {} kB", rss1 - rss0);
         let w = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).unwrap();
         settle();
-        assert_same(&before, &screenshot(&a.display, w).unwrap(), "after-cycles");
+        assert_same_picture(&before, &screenshot(&a.display, w).unwrap(), "after-cycles");
         assert!(app.alive());
     });
 }
@@ -359,10 +317,10 @@ fn xterm_moves_to_a_server_with_different_extension_opcodes() {
         settle();
         let before = screenshot(&a.display, app.window).unwrap();
         let pid = app.pid.to_string();
-        guievict(&["move", "--pid", &pid, &b.display]).expect("move");
+        guievict_json(&["move", "--pid", &pid, &b.display]).expect("move");
         let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).unwrap();
         settle();
-        assert_same(
+        assert_same_picture(
             &before,
             &screenshot(&b.display, wb).unwrap(),
             "opcodes-on-b",
@@ -374,7 +332,7 @@ fn xterm_moves_to_a_server_with_different_extension_opcodes() {
             &format!("echo typed-on-b > {}\n", f.display()),
         )
         .unwrap();
-        wait_file(&f, "typed-on-b");
+        wait_for_file(&f, "typed-on-b", Duration::from_secs(10));
     });
 }
 
@@ -397,11 +355,11 @@ fn targets_by_window_id_name_and_pick() {
         settle();
         // By window ID (hex), on --display.
         let w = format!("{:#x}", app.window);
-        guievict(&["detach", &w, "--display", &a.display]).expect("detach by window id");
-        guievict(&["attach", &b.display, "--pid", &app.pid.to_string()]).expect("attach");
+        guievict_json(&["detach", &w, "--display", &a.display]).expect("detach by window id");
+        guievict_json(&["attach", &b.display, "--pid", &app.pid.to_string()]).expect("attach");
         wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("on B");
         // By title.
-        guievict(&[
+        guievict_json(&[
             "move",
             "--name",
             "^pick me [0-9]+$",
@@ -464,7 +422,7 @@ fn window_manager_on_target_reparents_and_back() {
         settle();
         let before = screenshot(&a.display, app.window).unwrap();
         let pid = app.pid.to_string();
-        guievict(&["move", "--pid", &pid, &b.display]).expect("move to the WM display");
+        guievict_json(&["move", "--pid", &pid, &b.display]).expect("move to the WM display");
         let deadline = Instant::now() + Duration::from_secs(10);
         let wb = loop {
             if let Some(w) = client_window_below_wm(&b.display, app.pid) {
@@ -483,7 +441,7 @@ fn window_manager_on_target_reparents_and_back() {
             conn.setup().roots[0].root,
             "twm did not reparent the window"
         );
-        assert_same(&before, &screenshot(&b.display, wb).unwrap(), "wm-on-b");
+        assert_same_picture(&before, &screenshot(&b.display, wb).unwrap(), "wm-on-b");
         let f = artifacts_dir().join(format!("wm-typed-{}", app.pid));
         xtest_type(
             &b.display,
@@ -491,9 +449,9 @@ fn window_manager_on_target_reparents_and_back() {
             &format!("echo under-wm > {}\n", f.display()),
         )
         .unwrap();
-        wait_file(&f, "under-wm");
+        wait_for_file(&f, "under-wm", Duration::from_secs(10));
         // And back to a display without a window manager.
-        guievict(&["move", "--pid", &pid, &a.display]).expect("move back");
+        guievict_json(&["move", "--pid", &pid, &a.display]).expect("move back");
         let wa = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).unwrap();
         settle();
         let back = screenshot(&a.display, wa).unwrap();

@@ -1,21 +1,7 @@
 //! End to end under `guievict run` (premeditated mode): real apps relayed through guimux look
 //! and behave as direct, and move between two private Xvfb servers and back.
-use std::process::Command;
 use std::time::Duration;
 use xvfb_harness::*;
-
-fn guievict(args: &[&str]) -> anyhow::Result<serde_json::Value> {
-    let out = Command::new(guievict_bin())
-        .args(args)
-        .arg("--json")
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "guievict {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(serde_json::from_slice(&out.stdout)?)
-}
 
 fn settle() {
     std::thread::sleep(Duration::from_millis(400));
@@ -80,7 +66,7 @@ fn move_round_trip(argv: &[&str], name: &str) {
     settle();
     let before = screenshot(&a.display, app.window).expect("shot on A");
     let pid = app.pid.to_string();
-    let r = guievict(&["move", "--pid", &pid, &b.display]).expect("move A→B");
+    let r = guievict_json(&["move", "--pid", &pid, &b.display]).expect("move A→B");
     eprintln!("move A→B: {r}");
     let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("window on B");
     settle();
@@ -96,7 +82,7 @@ fn move_round_trip(argv: &[&str], name: &str) {
         "windows left on A"
     );
     assert!(app.alive(), "{name} died");
-    guievict(&["move", "--pid", &pid, &a.display]).expect("move B→A");
+    guievict_json(&["move", "--pid", &pid, &a.display]).expect("move B→A");
     let wa = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("window on A");
     settle();
     let back = screenshot(&a.display, wa).expect("shot back on A");

@@ -6,30 +6,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use xvfb_harness::*;
 
-fn guievict(args: &[&str]) -> anyhow::Result<serde_json::Value> {
-    let out = Command::new(guievict_bin())
-        .args(args)
-        .arg("--json")
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "guievict {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(serde_json::from_slice(&out.stdout)?)
-}
-
-fn assert_same(before: &Image, after: &Image, what: &str) {
-    let c = compare(before, after, what);
-    assert!(
-        c.equal_fraction >= 0.99 && c.ink_equal_fraction >= 0.95,
-        "{what}: {:.4} of pixels equal, {:.4} of ink (artifacts: {:?})",
-        c.equal_fraction,
-        c.ink_equal_fraction,
-        c.artifacts
-    );
-}
-
 /// Whether a program is installed (else the test says SKIP and why).
 fn have(program: &str) -> bool {
     let found = std::env::var_os("PATH")
@@ -42,22 +18,6 @@ fn have(program: &str) -> bool {
         ));
     }
     found
-}
-
-fn wait_file(path: &Path, want: &str, secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let got = std::fs::read_to_string(path).unwrap_or_default();
-        if got.trim() == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never contained {want:?} (has {got:?})",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Wait until two screenshots taken `gap` apart are equal (the app finished drawing).
@@ -113,10 +73,10 @@ fn pair() -> Pair {
 fn round_trip(p: &Pair, app: &mut App, name: &str, input: &dyn Fn(&str, u32, &str)) {
     let before = stable_shot(&p.a.display, app.window, 5);
     let pid = app.pid.to_string();
-    guievict(&["move", "--pid", &pid, &p.b.display]).expect("move A→B");
+    guievict_json(&["move", "--pid", &pid, &p.b.display]).expect("move A→B");
     let wb = wait_for_window(&p.b.display, app.pid, Duration::from_secs(10)).expect("window on B");
     let on_b = stable_shot(&p.b.display, wb, 5);
-    assert_same(&before, &on_b, &format!("{name}-on-b"));
+    assert_same_picture(&before, &on_b, &format!("{name}-on-b"));
     assert!(
         windows_of_pid(&p.a.display, app.pid).unwrap().is_empty(),
         "{name}: windows left on A"
@@ -126,10 +86,10 @@ fn round_trip(p: &Pair, app: &mut App, name: &str, input: &dyn Fn(&str, u32, &st
     assert!(app.alive(), "{name} died from input on B");
     // Input changed the picture: the reference for the way back is B's picture now.
     let before_back = stable_shot(&p.b.display, wb, 5);
-    guievict(&["move", "--pid", &pid, &p.a.display]).expect("move B→A");
+    guievict_json(&["move", "--pid", &pid, &p.a.display]).expect("move B→A");
     let wa = wait_for_window(&p.a.display, app.pid, Duration::from_secs(10)).expect("window on A");
     let back = stable_shot(&p.a.display, wa, 5);
-    assert_same(&before_back, &back, &format!("{name}-back-on-a"));
+    assert_same_picture(&before_back, &back, &format!("{name}-back-on-a"));
     assert!(
         windows_of_pid(&p.b.display, app.pid).unwrap().is_empty(),
         "{name}: windows left on B"
@@ -180,7 +140,7 @@ fn xft_xterm_round_trip_and_typing() {
             ),
         )
         .unwrap();
-        wait_file(&f0, "Xft: The quick brown fox", 10);
+        wait_for_file(&f0, "Xft: The quick brown fox", Duration::from_secs(10));
         let dir2 = dir.clone();
         round_trip(&p, &mut app, "xft-xterm", &move |display, window, step| {
             let f = dir2.join(step);
@@ -190,7 +150,7 @@ fn xft_xterm_round_trip_and_typing() {
                 &format!("echo typed-on-{step} > {}\n", f.display()),
             )
             .unwrap();
-            wait_file(&f, &format!("typed-on-{step}"), 10);
+            wait_for_file(&f, &format!("typed-on-{step}"), Duration::from_secs(10));
         });
     });
 }
@@ -234,11 +194,11 @@ fn tk_round_trip_and_typing() {
         )
         .expect("wish");
         xtest_type(&p.a.display, Some(app.window), "on-a\n").unwrap();
-        wait_file(&out, "on-a", 10);
+        wait_for_file(&out, "on-a", Duration::from_secs(10));
         let out2 = out.clone();
         round_trip(&p, &mut app, "tk", &move |display, window, step| {
             xtest_type(display, Some(window), &format!("typed-{step}\n")).unwrap();
-            wait_file(&out2, &format!("typed-{step}"), 10);
+            wait_for_file(&out2, &format!("typed-{step}"), Duration::from_secs(10));
         });
     });
 }
@@ -406,9 +366,9 @@ fn keymap_differs_on_target_xterm_types_right() {
             &format!("echo yz-a > {}\n", f0.display()),
         )
         .unwrap();
-        wait_file(&f0, "yz-a", 10);
+        wait_for_file(&f0, "yz-a", Duration::from_secs(10));
         let pid = app.pid.to_string();
-        guievict(&["move", "--pid", &pid, &p.b.display]).expect("move A→B");
+        guievict_json(&["move", "--pid", &pid, &p.b.display]).expect("move A→B");
         let wb = wait_for_window(&p.b.display, app.pid, Duration::from_secs(10)).expect("on B");
         let f1 = dir.join("b");
         xtest_type(
@@ -417,6 +377,6 @@ fn keymap_differs_on_target_xterm_types_right() {
             &format!("echo yz-b > {}\n", f1.display()),
         )
         .unwrap();
-        wait_file(&f1, "yz-b", 10);
+        wait_for_file(&f1, "yz-b", Duration::from_secs(10));
     });
 }
