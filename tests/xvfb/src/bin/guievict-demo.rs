@@ -68,7 +68,8 @@ fn main() -> Result<()> {
         )?;
         std::process::exit(2);
     }
-    eprintln!("[4/5] moved in {:?}", t.elapsed());
+    let moved_in = t.elapsed();
+    eprintln!("[4/5] moved in {moved_in:?} (hijack included, as the user sees it)");
     let w = wait_for_window(&b.display, app.pid, Duration::from_secs(10))?;
     std::thread::sleep(Duration::from_millis(500));
     let after = screenshot(&b.display, w)?;
@@ -81,7 +82,7 @@ fn main() -> Result<()> {
         app.pid,
         a.display,
         b.display,
-        t.elapsed(),
+        moved_in,
         before_png.display(),
         after_png.display(),
         cmp.equal_fraction * 100.0
