@@ -110,7 +110,12 @@ pub fn init() -> Result<(), InitError> {
     if API.get().is_some() {
         return Ok(());
     }
-    let built = ffi::XORG_VERSION_CURRENT;
+    // Test seam: pretend to have been built against another release, to exercise the refusal
+    // below on a server that matches (there is no second server version on a test machine).
+    let built = std::env::var("GUIEVICT_XEXT_ASSUME_BUILT_RELEASE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ffi::XORG_VERSION_CURRENT);
     let running = running_release();
     if running != Some(built) {
         return Err(InitError::Version { built, running });

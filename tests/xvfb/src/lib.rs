@@ -109,6 +109,8 @@ pub struct XvfbOptions {
     pub extra_args: Vec<String>,
     /// Keep `-noreset` (default true).
     pub noreset: bool,
+    /// Extra environment variables for the server process.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for XvfbOptions {
@@ -118,6 +120,7 @@ impl Default for XvfbOptions {
             screen: "1280x1024x24".into(),
             extra_args: Vec::new(),
             noreset: true,
+            env: Vec::new(),
         }
     }
 }
@@ -180,6 +183,9 @@ impl Xvfb {
             cmd.env("LD_PRELOAD", ext);
         } else {
             cmd.env_remove("LD_PRELOAD");
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -976,3 +976,41 @@ fn xext_xorg_module() {
     })
     .unwrap();
 }
+
+/// A server of another release than the extension's headers: one log line, no extension, and
+/// the server (keyboard included) works as without it.
+#[test]
+fn xext_refuses_a_server_of_another_release() {
+    with_timeout(60, || {
+        let x = Xvfb::start_with(XvfbOptions {
+            env: vec![(
+                "GUIEVICT_XEXT_ASSUME_BUILT_RELEASE".into(),
+                "12345678".into(),
+            )],
+            ..Default::default()
+        })
+        .expect("Xvfb");
+        let conn = x.connect().expect("connect");
+        use x11rb::connection::RequestConnection as _;
+        assert!(
+            conn.extension_information("GUIEVICT")
+                .expect("query")
+                .is_none(),
+            "the extension registered on a server of another release"
+        );
+        let map = conn
+            .get_keyboard_mapping(conn.setup().min_keycode, 10)
+            .expect("keymap")
+            .reply()
+            .expect("keymap reply");
+        assert!(
+            map.keysyms.iter().any(|k| *k != 0),
+            "keyboard not initialised"
+        );
+        let log = std::fs::read_to_string(x.log()).unwrap_or_default();
+        assert!(
+            log.contains("GUIEVICT: extension not loaded") && log.contains("12345678"),
+            "no clear refusal in the server log:\n{log}"
+        );
+    });
+}
