@@ -151,6 +151,36 @@ fn only_reading(pid: i32, r: &Regs, xfds: &[i32]) -> Result<bool, InjectError> {
     }
 }
 
+/// A `restart_syscall` whose original call we never saw (it was already restarting when we
+/// first looked). Nothing has run in user space since the original call, so its argument
+/// registers are intact: if they describe a poll set that waits to read an X descriptor and
+/// asks to write none, the thread is only reading. Anything else (select's arguments, a
+/// pointer that is not a poll set) gives `false`, i.e. "not known to be safe".
+fn restarted_poll_reading(pid: i32, r: &Regs, xfds: &[i32]) -> bool {
+    let n = r.rsi as usize;
+    if n == 0 || n > 64 {
+        return false;
+    }
+    let Ok(bytes) = ptrace::read_mem(pid, r.rdi, n * 8) else {
+        return false;
+    };
+    if bytes.len() != n * 8 {
+        return false;
+    }
+    let mut reads_x = false;
+    for rec in bytes.chunks_exact(8) {
+        let fd = i32::from_ne_bytes([rec[0], rec[1], rec[2], rec[3]]);
+        let events = i16::from_ne_bytes([rec[4], rec[5]]);
+        if xfds.contains(&fd) {
+            if events & libc::POLLOUT != 0 {
+                return false;
+            }
+            reads_x |= events & libc::POLLIN != 0;
+        }
+    }
+    reads_x
+}
+
 /// Why thread `tid` is not at a safe point, or None when it is.
 pub fn unsafe_reason(
     pid: i32,
@@ -162,7 +192,10 @@ pub fn unsafe_reason(
 ) -> Result<Option<String>, InjectError> {
     let r = ptrace::regs(pid, tid)?;
     let reading = match ptrace::interrupted_syscall(&r) {
-        Some(NR_RESTART_SYSCALL) => cache.get(&tid).copied().unwrap_or(false),
+        Some(NR_RESTART_SYSCALL) => match cache.get(&tid) {
+            Some(v) => *v,
+            None => restarted_poll_reading(pid, &r, xfds),
+        },
         Some(_) => {
             let v = only_reading(pid, &r, xfds)?;
             cache.insert(tid, v);
