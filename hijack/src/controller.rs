@@ -87,24 +87,6 @@ impl Controller {
         self.len() == 0
     }
 
-    /// (display, detached) of each live connection, for status.
-    pub fn summary(&self) -> Vec<(Option<String>, bool, u64)> {
-        let Ok(conns) = self.conns.lock() else {
-            return Vec::new();
-        };
-        conns
-            .iter()
-            .filter(|c| c.handle.ended().is_none())
-            .map(|c| {
-                let q = c
-                    .handle
-                    .with_engine(|e| e.queued_bytes() as u64)
-                    .unwrap_or(0);
-                (c.display.clone(), c.display.is_none(), q)
-            })
-            .collect()
-    }
-
     /// Status of every live connection.
     pub fn connections(&self) -> Vec<crate::control::ConnectionStatus> {
         let Ok(conns) = self.conns.lock() else {

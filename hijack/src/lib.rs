@@ -90,9 +90,9 @@ fn quiesce() -> Response {
         };
     }
     let attached: Vec<String> = adopt::controller()
-        .summary()
+        .connections()
         .into_iter()
-        .filter_map(|(display, _, _)| display)
+        .filter_map(|c| c.display)
         .collect();
     if !attached.is_empty() {
         return Response::Error {
