@@ -9,9 +9,10 @@ echo "== cargo fmt --check"; cargo fmt --all --check
 echo "== cargo clippy"; cargo clippy --workspace --all-targets --release -- -D warnings
 if [ -x scripts/regen-check.sh ]; then echo "== generated tables are fresh"; scripts/regen-check.sh; fi
 echo "== build"; cargo build --release --workspace
-rm -f target/test-artifacts/skipped.txt
+skipped="${CARGO_TARGET_DIR:-target}/test-artifacts/skipped.txt"
+rm -f "$skipped"
 echo "== tests"; cargo test --release --workspace -- --test-threads="${TEST_THREADS:-2}"
-if [ -s target/test-artifacts/skipped.txt ]; then
-  echo "== SKIPPED tests (each with its reason):"; cat target/test-artifacts/skipped.txt
+if [ -s "$skipped" ]; then
+  echo "== SKIPPED tests (each with its reason):"; cat "$skipped"
 fi
 echo "== all tests passed"
