@@ -101,17 +101,8 @@ pub struct Manifest {
 
 /// Send one request to a control socket; the first line of an `Ok` message and its JSON rest.
 fn call(sock: &Path, pid: u32, req: &Request) -> Result<(String, serde_json::Value)> {
-    match control::request(sock, req).with_context(|| format!("talking to process {pid}"))? {
-        Response::Ok { message } => {
-            let (first, rest) = message.split_once('\n').unwrap_or((&message, "null"));
-            Ok((
-                first.to_string(),
-                serde_json::from_str(rest).unwrap_or(serde_json::Value::Null),
-            ))
-        }
-        Response::Error { kind, message } => bail!("process {pid}: {message} ({kind:?})"),
-        Response::Status(_) => bail!("process {pid}: unexpected status answer"),
-    }
+    let resp = control::request(sock, req).with_context(|| format!("talking to process {pid}"))?;
+    crate::cmd_mobility::report_of(pid, resp)
 }
 
 fn status(sock: &Path, pid: u32) -> Result<Status> {

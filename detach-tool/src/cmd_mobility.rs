@@ -313,6 +313,12 @@ fn call(pid: u32, req: &Request) -> Result<(String, serde_json::Value)> {
         }
         Err(e) => return Err(anyhow::Error::new(e).context(format!("talking to process {pid}"))),
     };
+    report_of(pid, resp)
+}
+
+/// A control answer as (its first line, the JSON report after it), or an error naming the
+/// process. The controller puts the human message first and the JSON report on the next line.
+pub fn report_of(pid: u32, resp: Response) -> Result<(String, serde_json::Value)> {
     match resp {
         Response::Ok { message } => {
             let (first, rest) = message.split_once('\n').unwrap_or((&message, "null"));
