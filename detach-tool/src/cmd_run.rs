@@ -93,25 +93,7 @@ fn private_display() -> Result<PrivateDisplay> {
 
 /// Connect a plain socket to the real display (the app performs its own handshake).
 fn connect_plain(display: &str) -> Result<OwnedFd> {
-    let parsed = x11rb_protocol::parse_display::parse_display(Some(display))
-        .with_context(|| format!("parsing display name {display}"))?;
-    let mut last = None;
-    for addr in parsed.connect_instruction() {
-        match x11rb::rust_connection::DefaultStream::connect(&addr) {
-            Ok((s, _)) => {
-                use std::os::fd::{FromRawFd, IntoRawFd};
-                let raw = s.into_raw_fd();
-                // SAFETY: `raw` was just released by `into_raw_fd`; we are its only owner.
-                return Ok(unsafe { OwnedFd::from_raw_fd(raw) });
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(anyhow::anyhow!(
-        "cannot connect to X display {display}: {}",
-        last.map(|e| e.to_string())
-            .unwrap_or_else(|| "no address".into())
-    ))
+    Ok(guievict_hijack::session::connect_socket(display)?.0)
 }
 
 /// Run the command under guimux; returns its exit code.

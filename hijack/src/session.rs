@@ -319,9 +319,12 @@ pub struct Auth {
     pub data: Vec<u8>,
 }
 
-/// Open a connection to `display` and perform the setup handshake; returns the socket and the
-/// server's setup.
-pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup), SessionError> {
+/// Open a socket to `display` (every address its name allows, as libxcb does) without any
+/// handshake. Returns the socket, the peer address for Xauthority lookup, and the display
+/// number.
+pub fn connect_socket(
+    display: &str,
+) -> Result<(OwnedFd, x11rb_protocol::xauth::Family, Vec<u8>, u16), SessionError> {
     let err = |why: String| SessionError::Connect {
         display: display.to_string(),
         why,
@@ -330,44 +333,50 @@ pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup
         .map_err(|e| err(e.to_string()))?;
     let mut last = String::from("no address to try");
     for addr in parsed.connect_instruction() {
-        let (stream, (family, address)) = match DefaultStream::connect(&addr) {
-            Ok(x) => x,
-            Err(e) => {
-                last = e.to_string();
-                continue;
+        match DefaultStream::connect(&addr) {
+            Ok((stream, (family, address))) => {
+                let raw = stream.into_raw_fd();
+                // SAFETY: `raw` was just released by `into_raw_fd`, so we are its only owner.
+                let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+                return Ok((fd, family, address, parsed.display));
             }
-        };
-        let fd: OwnedFd = {
-            let raw = stream.into_raw_fd();
-            // SAFETY: `raw` was just released by `into_raw_fd`, so we are its only owner.
-            unsafe { OwnedFd::from_raw_fd(raw) }
-        };
-        let (name, data) = match auth.filter(|a| !a.name.is_empty()) {
-            Some(a) => (a.name.clone(), a.data.clone()),
-            // As libxcb does: an unreadable or absent Xauthority means "try without".
-            None => x11rb_protocol::xauth::get_auth(family, &address, parsed.display)
-                .unwrap_or(None)
-                .unwrap_or_default(),
-        };
-        let (mut connect, request) =
-            x11rb_protocol::connect::Connect::with_authorization(name, data);
-        write_all(&fd, &request).map_err(|e| err(format!("sending setup: {e}")))?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let buf = connect.buffer();
-            let n = read_blocking(&fd, buf, deadline)
-                .map_err(|e| err(format!("reading setup: {e}")))?;
-            if n == 0 {
-                return Err(err("server closed the connection during setup".into()));
-            }
-            if connect.advance(n) {
-                break;
-            }
+            Err(e) => last = e.to_string(),
         }
-        let setup = connect.into_setup().map_err(|e| err(e.to_string()))?;
-        return Ok((fd, setup));
     }
     Err(err(last))
+}
+
+/// Open a connection to `display` and perform the setup handshake; returns the socket and the
+/// server's setup.
+pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup), SessionError> {
+    let err = |why: String| SessionError::Connect {
+        display: display.to_string(),
+        why,
+    };
+    let (fd, family, address, number) = connect_socket(display)?;
+    let (name, data) = match auth.filter(|a| !a.name.is_empty()) {
+        Some(a) => (a.name.clone(), a.data.clone()),
+        // As libxcb does: an unreadable or absent Xauthority means "try without".
+        None => x11rb_protocol::xauth::get_auth(family, &address, number)
+            .unwrap_or(None)
+            .unwrap_or_default(),
+    };
+    let (mut connect, request) = x11rb_protocol::connect::Connect::with_authorization(name, data);
+    write_all(&fd, &request).map_err(|e| err(format!("sending setup: {e}")))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let buf = connect.buffer();
+        let n =
+            read_blocking(&fd, buf, deadline).map_err(|e| err(format!("reading setup: {e}")))?;
+        if n == 0 {
+            return Err(err("server closed the connection during setup".into()));
+        }
+        if connect.advance(n) {
+            break;
+        }
+    }
+    let setup = connect.into_setup().map_err(|e| err(e.to_string()))?;
+    Ok((fd, setup))
 }
 
 fn write_all(fd: &OwnedFd, mut buf: &[u8]) -> std::io::Result<()> {
