@@ -19,12 +19,12 @@ fn main() {
         .header("csrc/wrapper.h")
         .allowlist_function(
             "LoadExtensionList|AddExtension|FindAllClientResources|LookupResourceName|WriteToClient\
-             |GetGlyphPicture|MakeAtom|NameForAtom",
+             |GetGlyphPicture|MakeAtom|NameForAtom|dixLookupResourceByType",
         )
         .allowlist_var(
             "ProcVector|screenInfo|serverGeneration|lastResourceType|BITMAP_SCANLINE_PAD\
              |MODINFOSTRING1|MODINFOSTRING2|ABI_EXTENSION_VERSION|XORG_VERSION_CURRENT\
-             |ABI_CLASS_EXTENSION|MOD_CLASS_EXTENSION",
+             |ABI_CLASS_EXTENSION|MOD_CLASS_EXTENSION|serverClient|RT_WINDOW|DixGetAttrAccess",
         )
         .allowlist_type(
             "_Window|_Pixmap|_GC|_Cursor|_CursorBits|_ColormapRec|_Picture|_GlyphSet|_Glyph\

@@ -697,6 +697,7 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
             y_hot: 0,
             image: None,
             glyph: opts.hints.glyph_cursors.get(&id).cloned(),
+            name: None,
         })
         .collect();
     session.pictures = list
@@ -728,7 +729,13 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
     if let Some(st) = &ext_state {
         crate::ext::apply(&mut session, st);
     }
-    crate::extras::capture(conn, &mut session, &list, opts.client.is_none())?;
+    crate::extras::capture(
+        conn,
+        &mut session,
+        &list,
+        opts.client.is_none(),
+        ext_state.as_ref(),
+    )?;
     apply_hints(&mut session, &opts.hints);
     note_unknown(&mut session, ext_state.is_some());
     if session.header.app_name.is_empty() {

@@ -1,9 +1,9 @@
 //! GUIEVICT extension client: asks the server, on the application's own connection, for every
-//! resource the client owns and the state the core protocol cannot read (GC values, cursor
-//! images, window background/border/cursor, font names, colormap cells, RENDER pictures and
-//! glyph sets), and folds that state into a captured [`Session`]. Request and reply bytes are
-//! made and parsed by `guievict-ext-proto`; this module only moves them. Absent extension →
-//! `None`, and capture falls back to X-Resource.
+//! resource the client owns and the state the core protocol cannot read (GC values, cursor images,
+//! window background/border/cursor, font names, colormap cells, RENDER pictures and glyph sets,
+//! XFIXES selection inputs — the last read by `extras`), and folds that state into a captured
+//! [`Session`]. Request and reply bytes are made and parsed by `guievict-ext-proto`; this module
+//! only moves them. Absent extension → `None`, and capture falls back to X-Resource.
 
 use crate::capture::{CaptureError, ResourceList};
 use crate::model::{self, Session};
@@ -92,7 +92,9 @@ pub fn query(conn: &impl Connection, client: u32) -> Result<Option<ExtState>, Ca
         max_bytes: proto::MAX_MAX_BYTES,
         ..proto::GetResourcesRequest::first()
     };
-    // QueryVersion and the first page go out together.
+    // QueryVersion and the first page go out together, the page with every flag this crate
+    // knows. A 1.0 server refuses the 1.1 flag with BadValue: then that page is dropped and
+    // asked again with the 1.0 flags (one more round trip, old servers only).
     let vc = conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&qv)], Vec::new())?;
     let first = proto::encode_get_resources(info.major_opcode, &req, order);
     let mut cookie =
@@ -110,6 +112,13 @@ pub fn query(conn: &impl Connection, client: u32) -> Result<Option<ExtState>, Ca
             v.minor
         );
         return Ok(None);
+    }
+    if v.minor < 1 {
+        // The refused page's error is consumed here, not reported.
+        let _ = cookie.reply();
+        req.flags = proto::FLAGS_V1_0;
+        let bytes = proto::encode_get_resources(info.major_opcode, &req, order);
+        cookie = conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&bytes)], Vec::new())?;
     }
     let mut all = proto::Resources::default();
     loop {

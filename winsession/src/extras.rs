@@ -1,6 +1,7 @@
 //! Extension state beyond the core protocol and the GUIEVICT extension's resource details:
-//! RENDER picture formats, SHAPE regions, XFIXES regions, DAMAGE objects, SYNC counters and
-//! fences, XInput 2 event selections, and per-client extension versions. The capture half reads
+//! RENDER picture formats, SHAPE regions, XFIXES regions, cursor names and selection inputs,
+//! DAMAGE objects, SYNC counters and fences, XInput 2 event selections (with the devices they
+//! name, mapped by use and name between servers), and per-client extension versions. The capture half reads
 //! them on the application's own connection (pipelined: one round for the queries, then one
 //! short round per unresolved DAMAGE object) into the [`Session`]; the regenerate half turns
 //! them back into requests on the target server.
@@ -29,6 +30,8 @@ pub mod type_names {
     pub const COUNTER: &str = "SyncCounter";
     /// SYNC fence.
     pub const FENCE: &str = "SyncFence";
+    /// XFIXES selection input record (one per XFixesSelectSelectionInput in effect).
+    pub const SELECTION_CLIENT: &str = "XFixesSelectionClient";
 }
 
 /// Report level DAMAGE objects get when the capture cannot tell: NonEmpty, what xeyes and
@@ -92,12 +95,14 @@ struct WinShapeCookies<'c, C: RequestConnection> {
 }
 
 /// Capture the extension state of the client into `s` (windows and pixmaps must be filled in
-/// already). `list` is the client's resource list.
+/// already). `list` is the client's resource list; `ext` what the GUIEVICT extension said (for
+/// cursor names when the client's XFIXES version refuses GetCursorName).
 pub fn capture(
     conn: &impl Connection,
     s: &mut Session,
     list: &ResourceList,
     in_process: bool,
+    ext: Option<&crate::ext::ExtState>,
 ) -> Result<(), CaptureError> {
     let have_render = has_ext(conn, render::X11_EXTENSION_NAME)?;
     let have_shape = has_ext(conn, shape::X11_EXTENSION_NAME)?;
@@ -167,6 +172,17 @@ pub fn capture(
         .iter()
         .map(|&f| conn.sync_query_fence(f).map(|k| (f, k)))
         .collect::<Result<_, _>>()?;
+    // Cursor names: GetCursorName works once the client negotiated XFIXES ≥ 2, which it must
+    // have done to name a cursor; an error therefore means "no name" (unless the extension
+    // reported one: then its atom is resolved below).
+    let cursor_name_cookies: Vec<_> = if have_xfixes {
+        s.cursors
+            .iter()
+            .map(|c| conn.xfixes_get_cursor_name(c.id).map(|k| (c.id, k)))
+            .collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
 
     if let Some(c) = formats {
         match c.reply() {
@@ -242,6 +258,46 @@ pub fn capture(
                 .push(format!("window {w:#x}: XInput 2 event selection ({e})")),
         }
     }
+    let ext_cursor_atoms: HashMap<u32, u32> = ext
+        .map(|st| {
+            st.resources
+                .iter()
+                .filter_map(|r| match &r.detail {
+                    guievict_ext_proto::Detail::Cursor(c) if c.name != 0 => Some((r.id, c.name)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut names: HashMap<u32, Option<String>> = HashMap::new();
+    let mut by_atom = Vec::new();
+    for (id, c) in cursor_name_cookies {
+        match c.reply() {
+            Ok(r) => {
+                let n = (r.atom != 0).then(|| String::from_utf8_lossy(&r.name).into_owned());
+                names.insert(id, n);
+            }
+            Err(x11rb::errors::ReplyError::X11Error(_)) => {
+                if let Some(&a) = ext_cursor_atoms.get(&id) {
+                    by_atom.push((id, conn.get_atom_name(a)?));
+                }
+            }
+            Err(e) => s.unknown.push(format!("cursor {id:#x}: name ({e})")),
+        }
+    }
+    for (id, c) in by_atom {
+        match c.reply() {
+            Ok(r) => {
+                names.insert(id, Some(String::from_utf8_lossy(&r.name).into_owned()));
+            }
+            Err(e) => s.unknown.push(format!("cursor {id:#x}: name ({e})")),
+        }
+    }
+    for c in &mut s.cursors {
+        if let Some(n) = names.remove(&c.id) {
+            c.name = n;
+        }
+    }
     for (id, c) in region_cookies {
         let rects = match c.reply() {
             Ok(r) => Some(rects(&r.rectangles)),
@@ -284,7 +340,10 @@ pub fn capture(
     // client's returns the client's own (the server never raises an XI2 client's version); only
     // asked when the client has XI2 selections, i.e. certainly negotiated one.
     if have_xi && !s.xi_selections.is_empty() {
-        match conn.xinput_xi_query_version(2, 4)?.reply() {
+        let version = conn.xinput_xi_query_version(2, 4)?;
+        // The devices the selections name (IDs are server-allocated: regenerate maps them).
+        let devices = conn.xinput_xi_query_device(ALL_DEVICES)?;
+        match version.reply() {
             Ok(r) => s.client_versions.push(ClientVersion {
                 extension: xinput::X11_EXTENSION_NAME.into(),
                 major: r.major_version,
@@ -293,7 +352,12 @@ pub fn capture(
             }),
             Err(e) => s.unknown.push(format!("XInput 2 client version ({e})")),
         }
+        match devices.reply() {
+            Ok(r) => s.xi_devices = xi_devices_of(&r),
+            Err(e) => s.unknown.push(format!("XInput 2 devices ({e})")),
+        }
     }
+    capture_selection_inputs(conn, s, list, ext)?;
     let modelled = [
         crate::shm::TYPE_NAME,
         type_names::REGION,
@@ -303,6 +367,181 @@ pub fn capture(
     ];
     s.other_resources
         .retain(|o| !modelled.contains(&o.type_name.as_str()));
+    Ok(())
+}
+
+/// XInput 2 `AllDevices`: a selection for every device, present and future.
+pub const ALL_DEVICES: u16 = 0;
+/// XInput 2 `AllMasterDevices`: a selection for every master device.
+pub const ALL_MASTER_DEVICES: u16 = 1;
+
+pub(crate) fn xi_devices_of(r: &xinput::XIQueryDeviceReply) -> Vec<XiDevice> {
+    let mut v: Vec<XiDevice> = r
+        .infos
+        .iter()
+        .map(|d| XiDevice {
+            id: d.deviceid,
+            use_: u16::from(d.type_) as u8,
+            name: String::from_utf8_lossy(&d.name).into_owned(),
+        })
+        .collect();
+    v.sort_by_key(|d| d.id);
+    v
+}
+
+/// Device IDs of one server matched to another's ([`map_xi_devices`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct XiDeviceMapping {
+    /// Source device ID → target device ID; always holds 0 → 0 (AllDevices) and
+    /// 1 → 1 (AllMasterDevices).
+    pub map: HashMap<u16, u16>,
+    /// Source devices with no counterpart, and masters matched by use alone.
+    pub warnings: Vec<String>,
+}
+
+fn use_name(u: u8) -> &'static str {
+    match u {
+        1 => "master pointer",
+        2 => "master keyboard",
+        3 => "slave pointer",
+        4 => "slave keyboard",
+        5 => "floating slave",
+        _ => "device",
+    }
+}
+
+/// Match XInput 2 devices of the source server to the target's. Device IDs are allocated by
+/// each server in the order devices appear, so the same device can have another ID elsewhere
+/// (an Xorg with a hardware keyboard numbers its devices differently from Xvfb). A device
+/// matches the target device with the same use and name (several with the same use and name
+/// pair up in ID order); a master device left over matches a remaining master of the same use
+/// (every server has a core pointer/keyboard pair; a warning says so); any other device left
+/// over has no counterpart and is reported. 0 (AllDevices) and 1 (AllMasterDevices) are not
+/// devices and map to themselves.
+pub fn map_xi_devices(src: &[XiDevice], dst: &[XiDevice]) -> XiDeviceMapping {
+    let mut out = XiDeviceMapping {
+        map: HashMap::from([
+            (ALL_DEVICES, ALL_DEVICES),
+            (ALL_MASTER_DEVICES, ALL_MASTER_DEVICES),
+        ]),
+        warnings: Vec::new(),
+    };
+    let by_id = |v: &[XiDevice]| {
+        let mut v: Vec<XiDevice> = v.iter().filter(|d| d.id >= 2).cloned().collect();
+        v.sort_by_key(|d| d.id);
+        v
+    };
+    let (src, dst) = (by_id(src), by_id(dst));
+    let mut taken = std::collections::HashSet::new();
+    for d in &src {
+        if let Some(t) = dst
+            .iter()
+            .find(|t| !taken.contains(&t.id) && t.use_ == d.use_ && t.name == d.name)
+        {
+            taken.insert(t.id);
+            out.map.insert(d.id, t.id);
+        }
+    }
+    let left: Vec<&XiDevice> = src
+        .iter()
+        .filter(|d| !out.map.contains_key(&d.id))
+        .collect();
+    for d in left {
+        let master = d.use_ == 1 || d.use_ == 2;
+        let t = dst
+            .iter()
+            .find(|t| master && !taken.contains(&t.id) && t.use_ == d.use_);
+        match t {
+            Some(t) => {
+                taken.insert(t.id);
+                out.map.insert(d.id, t.id);
+                out.warnings.push(format!(
+                    "XInput device {} ({:?}, {}) has no namesake on the target; using {} ({:?})",
+                    d.id,
+                    d.name,
+                    use_name(d.use_),
+                    t.id,
+                    t.name
+                ));
+            }
+            None => out.warnings.push(format!(
+                "XInput device {} ({:?}, {}) does not exist on the target; its event selections are dropped",
+                d.id,
+                d.name,
+                use_name(d.use_)
+            )),
+        }
+    }
+    out
+}
+
+/// XFIXES selection inputs: the GUIEVICT extension (protocol ≥ 1.1) describes each record;
+/// without it they are only counted (X-Resource lists the records, not their contents).
+/// Names of the selection atoms are added to `s.atoms`.
+fn capture_selection_inputs(
+    conn: &impl Connection,
+    s: &mut Session,
+    list: &ResourceList,
+    ext: Option<&crate::ext::ExtState>,
+) -> Result<(), CaptureError> {
+    use guievict_ext_proto::Detail;
+    let records = list
+        .other
+        .iter()
+        .filter(|(_, t)| t == type_names::SELECTION_CLIENT)
+        .count();
+    let mut described = 0;
+    if let Some(st) = ext {
+        for r in &st.resources {
+            if let Detail::SelectionInput(x) = &r.detail {
+                described += 1;
+                s.selection_inputs.push(SelectionInput {
+                    window: x.window,
+                    selection: x.selection,
+                    event_mask: x.event_mask,
+                });
+            }
+        }
+    }
+    if records > described {
+        let why = if ext.is_some() {
+            "the GUIEVICT extension could not describe them"
+        } else {
+            "they cannot be read back without the GUIEVICT extension"
+        };
+        s.unknown.push(format!(
+            "{} XFIXES selection input(s) (XFixesSelectSelectionInput): {why}; not recreated (not modelled)",
+            records - described
+        ));
+    }
+    s.selection_inputs
+        .sort_by_key(|x| (x.window, x.selection, x.event_mask));
+    s.selection_inputs.dedup();
+    let mut missing: Vec<u32> = s
+        .selection_inputs
+        .iter()
+        .map(|x| x.selection)
+        .filter(|a| !s.atoms.contains_key(a))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    let cookies: Vec<_> = missing
+        .iter()
+        .map(|&a| conn.get_atom_name(a).map(|c| (a, c)))
+        .collect::<Result<_, _>>()?;
+    for (a, c) in cookies {
+        match c.reply() {
+            Ok(r) => {
+                s.atoms
+                    .insert(a, String::from_utf8_lossy(&r.name).into_owned());
+            }
+            Err(e) => {
+                s.unknown
+                    .push(format!("atom {a}: name ({e}); selection input dropped"));
+                s.selection_inputs.retain(|x| x.selection != a);
+            }
+        }
+    }
     Ok(())
 }
 
@@ -601,7 +840,7 @@ pub(crate) fn regen_resources<'c, C: Connection>(
     t: &Session,
     orig_drawable: &HashMap<u32, u32>,
     sink: &mut Sink<'c, C>,
-) -> Result<(), crate::RegenError> {
+) -> Result<HashMap<u16, u16>, crate::RegenError> {
     let max_req = conn.maximum_request_bytes();
     let have_render = conn
         .extension_information(render::X11_EXTENSION_NAME)?
@@ -935,6 +1174,7 @@ pub(crate) fn regen_resources<'c, C: Connection>(
             conn.sync_create_fence(t.setup.root, f.id, f.triggered.unwrap_or(false))?,
         ));
     }
+    let mut devices = HashMap::new();
     if !t.xi_selections.is_empty() {
         if conn
             .extension_information(xinput::X11_EXTENSION_NAME)?
@@ -944,20 +1184,54 @@ pub(crate) fn regen_resources<'c, C: Connection>(
                 "the target has no XInputExtension: XInput 2 event selections are lost".into(),
             );
         } else {
+            devices = regen_xi_device_map(conn, t, sink)?;
             for x in &t.xi_selections {
                 let masks: Vec<xinput::EventMask> = x
                     .masks
                     .iter()
-                    .map(|(dev, m)| xinput::EventMask {
-                        deviceid: *dev,
-                        mask: m.iter().map(|&w| xinput::XIEventMask::from(w)).collect(),
+                    .filter_map(|(dev, m)| {
+                        Some(xinput::EventMask {
+                            deviceid: *devices.get(dev)?,
+                            mask: m.iter().map(|&w| xinput::XIEventMask::from(w)).collect(),
+                        })
                     })
                     .collect();
+                if masks.is_empty() {
+                    continue;
+                }
                 let c = conn.xinput_xi_select_events(x.window, &masks)?;
                 if x.window == t.setup.root {
                     sink.soft.push(("XISelectEvents(root)", x.window, c));
                 } else {
                     sink.hard.push(("XISelectEvents", x.window, c));
+                }
+            }
+        }
+    }
+    if !t.selection_inputs.is_empty() {
+        if conn
+            .extension_information(xfixes::X11_EXTENSION_NAME)?
+            .is_none()
+        {
+            sink.warnings.push(
+                "the target has no XFIXES extension: selection change notification (XFixesSelectSelectionInput) is lost".into(),
+            );
+        } else {
+            let ours: std::collections::HashSet<u32> = t.windows.iter().map(|w| w.id).collect();
+            for x in &t.selection_inputs {
+                let c = conn.xfixes_select_selection_input(
+                    x.window,
+                    x.selection,
+                    xfixes::SelectionEventMask::from(x.event_mask),
+                )?;
+                if ours.contains(&x.window) {
+                    sink.hard.push(("XFixesSelectSelectionInput", x.window, c));
+                } else {
+                    sink.soft.push((
+                        "XFixesSelectSelectionInput(root or foreign window)",
+                        x.window,
+                        c,
+                    ));
                 }
             }
         }
@@ -973,7 +1247,61 @@ pub(crate) fn regen_resources<'c, C: Connection>(
             )?,
         ));
     }
-    Ok(())
+    Ok(devices)
+}
+
+/// The device map for XI2 selections: the target's devices matched to the recorded source
+/// devices; identity (with a warning) for device IDs when the source devices are unknown or the
+/// target cannot list its own.
+fn regen_xi_device_map<'c, C: Connection>(
+    conn: &'c C,
+    t: &Session,
+    sink: &mut Sink<'c, C>,
+) -> Result<HashMap<u16, u16>, crate::RegenError> {
+    let mut used: Vec<u16> = t
+        .xi_selections
+        .iter()
+        .flat_map(|x| x.masks.iter().map(|m| m.0))
+        .collect();
+    used.sort_unstable();
+    used.dedup();
+    let identity = || -> HashMap<u16, u16> {
+        used.iter()
+            .map(|&d| (d, d))
+            .chain([
+                (ALL_DEVICES, ALL_DEVICES),
+                (ALL_MASTER_DEVICES, ALL_MASTER_DEVICES),
+            ])
+            .collect()
+    };
+    if t.xi_devices.is_empty() {
+        if used.iter().any(|&d| d > ALL_MASTER_DEVICES) {
+            sink.warnings.push(
+                "XInput devices of the source are unknown: device IDs of event selections kept as they were".into(),
+            );
+        }
+        return Ok(identity());
+    }
+    let dst = match conn.xinput_xi_query_device(ALL_DEVICES)?.reply() {
+        Ok(r) => xi_devices_of(&r),
+        Err(e) => {
+            sink.warnings.push(format!(
+                "XIQueryDevice on the target failed ({e}): device IDs of event selections kept as they were"
+            ));
+            return Ok(identity());
+        }
+    };
+    let m = map_xi_devices(&t.xi_devices, &dst);
+    // Only devices the application selected on matter for its warnings.
+    for w in m.warnings {
+        let relevant = used
+            .iter()
+            .any(|d| w.starts_with(&format!("XInput device {d} ")));
+        if relevant {
+            sink.warnings.push(w);
+        }
+    }
+    Ok(m.map)
 }
 
 // ------------------------------------------------------------------------------------ XKB
@@ -1098,4 +1426,104 @@ pub(crate) fn regen_xkb<'c, C: Connection>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(id: u16, use_: u8, name: &str) -> XiDevice {
+        XiDevice {
+            id,
+            use_,
+            name: name.into(),
+        }
+    }
+
+    /// Xvfb's devices.
+    fn xvfb() -> Vec<XiDevice> {
+        vec![
+            dev(2, 1, "Virtual core pointer"),
+            dev(3, 2, "Virtual core keyboard"),
+            dev(4, 3, "Virtual core XTEST pointer"),
+            dev(5, 4, "Virtual core XTEST keyboard"),
+        ]
+    }
+
+    #[test]
+    fn same_devices_map_to_themselves() {
+        let m = map_xi_devices(&xvfb(), &xvfb());
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        for id in 0..=5 {
+            assert_eq!(m.map.get(&id), Some(&id));
+        }
+        assert_eq!(m.map.len(), 6);
+    }
+
+    #[test]
+    fn renumbered_devices_map_by_use_and_name() {
+        // An Xorg with hardware devices: masters first, then slaves in another order.
+        let dst = vec![
+            dev(2, 1, "Virtual core pointer"),
+            dev(3, 2, "Virtual core keyboard"),
+            dev(4, 3, "Virtual core XTEST pointer"),
+            dev(5, 4, "Virtual core XTEST keyboard"),
+            dev(6, 4, "Power Button"),
+            dev(7, 3, "SynPS/2 Synaptics TouchPad"),
+        ];
+        let src = vec![
+            dev(2, 1, "Virtual core pointer"),
+            dev(3, 2, "Virtual core keyboard"),
+            dev(4, 3, "SynPS/2 Synaptics TouchPad"),
+            dev(5, 3, "Virtual core XTEST pointer"),
+            dev(6, 4, "Virtual core XTEST keyboard"),
+        ];
+        let m = map_xi_devices(&src, &dst);
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        assert_eq!(m.map[&4], 7);
+        assert_eq!(m.map[&5], 4);
+        assert_eq!(m.map[&6], 5);
+        assert_eq!(m.map[&0], 0);
+        assert_eq!(m.map[&1], 1);
+    }
+
+    #[test]
+    fn masters_fall_back_to_use_and_slaves_are_reported() {
+        let src = vec![
+            dev(2, 1, "xwayland-pointer"),
+            dev(3, 2, "xwayland-keyboard"),
+            dev(7, 3, "Wacom Intuos Pen"),
+        ];
+        let m = map_xi_devices(&src, &xvfb());
+        assert_eq!(m.map[&2], 2);
+        assert_eq!(m.map[&3], 3);
+        assert!(!m.map.contains_key(&7));
+        assert_eq!(m.warnings.len(), 3, "{:?}", m.warnings);
+        assert!(m.warnings[2].contains("Wacom") && m.warnings[2].contains("dropped"));
+        assert!(m.warnings[0].contains("no namesake"));
+    }
+
+    #[test]
+    fn duplicate_names_pair_in_id_order_and_use_must_agree() {
+        let src = vec![
+            dev(8, 4, "USB Keyboard"),
+            dev(9, 4, "USB Keyboard"),
+            dev(10, 5, "Floating thing"),
+        ];
+        let dst = vec![
+            dev(12, 4, "USB Keyboard"),
+            dev(11, 4, "USB Keyboard"),
+            dev(13, 3, "Floating thing"),
+        ];
+        let m = map_xi_devices(&src, &dst);
+        assert_eq!(m.map[&8], 11);
+        assert_eq!(m.map[&9], 12);
+        // A floating slave that is attached on the target is not "the same" device.
+        assert!(!m.map.contains_key(&10));
+        assert_eq!(m.warnings.len(), 1);
+        // 0 and 1 are never treated as devices, even if a list claims them.
+        let m = map_xi_devices(&[dev(1, 1, "bogus")], &[dev(1, 1, "other")]);
+        assert_eq!(m.map[&1], 1);
+        assert!(m.warnings.is_empty());
+    }
 }

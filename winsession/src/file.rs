@@ -5,7 +5,7 @@
 //! Layout (all integers little-endian):
 //! ```text
 //! 0   8  magic "GUIEVWS\0"
-//! 8   4  format version (currently 1)
+//! 8   4  format version (currently 3)
 //! 12  4  header length H (JSON of the Header, for quick inspection)
 //! 16  8  body length B (zstd-compressed bincode of the whole Session)
 //! 24  8  uncompressed body length U (≤ 1 GiB)
@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"GUIEVWS\0";
-/// Current format version.
-pub const FORMAT_VERSION: u32 = 2;
+/// Current format version (3: XFIXES selection inputs, cursor names, XInput 2 devices).
+pub const FORMAT_VERSION: u32 = 3;
 /// Largest uncompressed body accepted (1 GiB).
 pub const MAX_BODY: u64 = 1 << 30;
 const PREFIX: usize = 36;
@@ -396,6 +396,27 @@ mod tests {
         s.xi_selections.push(XiSelection {
             window: 0x200001,
             masks: vec![(2, vec![0x1c])],
+        });
+        s.xi_devices.push(XiDevice {
+            id: 2,
+            use_: 1,
+            name: "Virtual core pointer".into(),
+        });
+        s.atoms.insert(0x1d2, "CLIPBOARD".into());
+        s.selection_inputs.push(SelectionInput {
+            window: 0x200001,
+            selection: 0x1d2,
+            event_mask: 7,
+        });
+        s.cursors.push(Cursor {
+            id: 0x200007,
+            width: 16,
+            height: 16,
+            x_hot: 1,
+            y_hot: 2,
+            image: None,
+            glyph: None,
+            name: Some("left_ptr".into()),
         });
         s
     }

@@ -121,6 +121,7 @@ pub fn to_json(s: &Session) -> Value {
                     (None, None) => "unknown",
                 },
                 "glyph": c.glyph.as_ref().map(|g| json!({"font": g.font, "char": g.source_char})),
+                "name": c.name,
             })
         })
         .collect();
@@ -176,6 +177,8 @@ pub fn to_json(s: &Session) -> Value {
         "fences": s.fences.iter().map(|f| json!({"id": f.id, "triggered": f.triggered})).collect::<Vec<_>>(),
         "shm_segments": s.shm_segments.iter().map(|g| json!({"id": g.id, "shmid": g.shmid})).collect::<Vec<_>>(),
         "xi_selections": s.xi_selections.iter().map(|x| json!({"window": x.window, "masks": x.masks})).collect::<Vec<_>>(),
+        "xi_devices": s.xi_devices.iter().map(|d| json!({"id": d.id, "use": d.use_, "name": d.name})).collect::<Vec<_>>(),
+        "selection_inputs": s.selection_inputs.iter().map(|x| json!({"window": x.window, "selection": atom(x.selection), "event_mask": x.event_mask})).collect::<Vec<_>>(),
         "root_event_mask": s.root_event_mask,
         "client_versions": s.client_versions.iter().map(|v| json!({"extension": v.extension, "major": v.major, "minor": v.minor, "known": v.known})).collect::<Vec<_>>(),
         "selections": selections,

@@ -65,6 +65,12 @@ pub struct Session {
     pub xkb: Option<XkbClient>,
     /// XInput 2 event selections of this client (on its windows and on the root).
     pub xi_selections: Vec<XiSelection>,
+    /// The source server's XInput 2 devices (ID, use, name), recorded when the client has XI2
+    /// selections: device IDs are server-allocated, so regeneration maps them by (use, name).
+    pub xi_devices: Vec<XiDevice>,
+    /// XFIXES selection inputs (`XFixesSelectSelectionInput`) of this client; empty when none
+    /// or unknown (without the GUIEVICT extension they cannot be read back: see `unknown`).
+    pub selection_inputs: Vec<SelectionInput>,
     /// Core event mask this client selected on the root window.
     pub root_event_mask: u32,
     /// Extension versions the client negotiated (or that regeneration must negotiate for it:
@@ -558,6 +564,9 @@ pub struct Cursor {
     pub image: Option<CursorImage>,
     /// Glyph origin, if known.
     pub glyph: Option<GlyphSource>,
+    /// Name given with `XFixesSetCursorName` (Xcursor themes name their cursors), `None` when
+    /// the cursor has none.
+    pub name: Option<String>,
 }
 
 /// One colormap cell.
@@ -763,6 +772,30 @@ pub struct XiSelection {
     pub window: u32,
     /// (device ID, mask words) pairs.
     pub masks: Vec<(u16, Vec<u32>)>,
+}
+
+/// One XInput 2 device of a server (XIQueryDevice), enough to find "the same" device on
+/// another server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XiDevice {
+    /// Device ID (server-allocated; 0 AllDevices and 1 AllMasterDevices are never devices).
+    pub id: u16,
+    /// Use: 1 MasterPointer, 2 MasterKeyboard, 3 SlavePointer, 4 SlaveKeyboard,
+    /// 5 FloatingSlave.
+    pub use_: u8,
+    /// Device name (e.g. "Virtual core pointer").
+    pub name: String,
+}
+
+/// One `XFixesSelectSelectionInput` of the client that is in effect.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelectionInput {
+    /// Window the events are reported relative to (the client's own, or the root).
+    pub window: u32,
+    /// Selection atom.
+    pub selection: u32,
+    /// Event mask: SetSelectionOwner 1, SelectionWindowDestroy 2, SelectionClientClose 4.
+    pub event_mask: u32,
 }
 
 /// A per-client extension version.
@@ -1038,6 +1071,9 @@ impl Session {
         for x in &mut self.xi_selections {
             x.window = f(IdKind::Window, x.window);
         }
+        for x in &mut self.selection_inputs {
+            x.window = f(IdKind::Window, x.window);
+        }
         for o in &mut self.other_resources {
             o.id = f(IdKind::Any, o.id);
         }
@@ -1064,6 +1100,9 @@ impl Session {
         }
         for s in &mut self.selections {
             s.name = f(s.name);
+        }
+        for s in &mut self.selection_inputs {
+            s.selection = f(s.selection);
         }
         self.atoms = old.into_iter().map(|(k, v)| (f(k), v)).collect();
     }
@@ -1156,6 +1195,8 @@ impl Session {
         s.shm_segments.sort_by_key(|x| x.id);
         s.xi_selections.sort_by_key(|x| x.window);
         s.selections.sort_by_key(|x| x.name);
+        s.selection_inputs
+            .sort_by_key(|x| (x.window, x.selection, x.event_mask));
         s.other_resources.sort_by_key(|x| x.id);
         s
     }

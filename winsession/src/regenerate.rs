@@ -79,6 +79,10 @@ pub struct Regenerated {
     pub warnings: Vec<String>,
     /// Fonts replaced by the closest match.
     pub font_substitutions: Vec<FontSubstitution>,
+    /// Old XInput 2 device ID → new one (matched by use and name; 0 AllDevices and
+    /// 1 AllMasterDevices map to themselves). Empty when the session has no XI2 selections.
+    /// Devices without a counterpart are absent and named in `warnings`.
+    pub xi_device_map: HashMap<u16, u16>,
     /// Focus to set after mapping (new window ID, revert-to), when `map_windows` was false.
     pub pending_focus: Option<(u32, u8)>,
     /// Counters.
@@ -680,6 +684,30 @@ pub fn regenerate(
         }
     }
 
+    // --- Cursor names (XFixesSetCursorName; XFIXES was negotiated above).
+    if t.cursors.iter().any(|c| c.name.is_some()) {
+        if conn
+            .extension_information(x11rb::protocol::xfixes::X11_EXTENSION_NAME)?
+            .is_none()
+        {
+            warn(
+                &mut out,
+                "the target has no XFIXES extension: cursor names are lost".into(),
+            );
+        } else {
+            use x11rb::protocol::xfixes::ConnectionExt as _;
+            for c in &t.cursors {
+                if let Some(n) = &c.name {
+                    pend.push(
+                        "XFixesSetCursorName",
+                        c.id,
+                        conn.xfixes_set_cursor_name(c.id, n.as_bytes())?,
+                    );
+                }
+            }
+        }
+    }
+
     // --- GCs.
     let mut depth_drawables: HashMap<u8, u32> = HashMap::from([(target.root_depth, root)]);
     for g in &t.gcs {
@@ -909,7 +937,7 @@ pub fn regenerate(
         .zip(&session.pictures)
         .map(|(n, o)| (n.id, o.drawable))
         .collect();
-    crate::extras::regen_resources(conn, &t, &orig_drawable, &mut sink)?;
+    out.xi_device_map = crate::extras::regen_resources(conn, &t, &orig_drawable, &mut sink)?;
     pend.cookies.append(&mut sink.hard);
     for w in std::mem::take(&mut sink.warnings) {
         warn(&mut out, w);

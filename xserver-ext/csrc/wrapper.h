@@ -4,6 +4,7 @@
 #include <dix.h>
 #include <dixstruct.h>
 #include <resource.h>
+#include <dixaccess.h>
 #include <extension.h>
 #include <extnsionst.h>
 #include <windowstr.h>

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 /// What every description in one request shares.
 pub struct Ctx<'a> {
     api: &'a Api,
+    client: ffi::ClientPtr,
     client_index: usize,
     flags: u32,
     order: ByteOrder,
@@ -40,6 +41,7 @@ impl<'a> Ctx<'a> {
             .collect();
         Self {
             api,
+            client,
             // SAFETY: live client.
             client_index: usize::try_from(unsafe { (*client).index }).unwrap_or(usize::MAX),
             flags,
@@ -129,6 +131,9 @@ pub unsafe fn describe(ctx: &Ctx<'_>, it: &Item, name: &str) -> Detail {
             kinds::PICTURE => Detail::Picture(picture(ctx, &*(it.value as *const ffi::_Picture))),
             kinds::GLYPHSET => {
                 Detail::GlyphSet(glyph_set(ctx, &*(it.value as *const ffi::_GlyphSet)))
+            }
+            kinds::XFIXES_SELECTION_CLIENT if ctx.flags & FLAG_SELECTION_INPUTS != 0 => {
+                selection_input(ctx, it)
             }
             _ => Detail::Other,
         }
@@ -630,4 +635,68 @@ unsafe fn glyph_set(ctx: &Ctx<'_>, gs: &ffi::_GlyphSet) -> GlyphSetInfo {
             glyphs,
         }
     }
+}
+
+/// The record `XFixesSelectSelectionInput` keeps per (client, selection, window): xfixes/select.c
+/// `SelectionEventRec` of xorg-server 21.1.x (21.1.7 checked; it is private to that file, so no
+/// installed header declares it). Later servers (master, 2024) replaced `selection` with a
+/// `Selection *`; the release check at load time keeps this layout to the servers it matches,
+/// and [`selection_input`] validates every field it follows before trusting it.
+#[repr(C)]
+struct SelectionEventRec {
+    next: *mut SelectionEventRec,
+    selection: ffi::Atom,
+    event_mask: u32,
+    p_client: ffi::ClientPtr,
+    p_window: ffi::WindowPtr,
+    client_resource: ffi::XID,
+}
+
+/// XFIXES selection event mask bits (SetSelectionOwner | SelectionWindowDestroy |
+/// SelectionClientClose).
+const SELECTION_ALL_EVENTS: u32 = 7;
+
+/// One selection-input record of the requesting client, or `Other` when the record does not
+/// look like one (a layout mismatch must never produce a wrong answer or a wild read beyond
+/// the record's own fields and a window lookup by ID).
+///
+/// # Safety
+/// `it.value` must be the value of a live `XFixesSelectionClient` resource.
+unsafe fn selection_input(ctx: &Ctx<'_>, it: &Item) -> Detail {
+    // SAFETY: the resource value is the malloc'ed SelectionEventRec (caller).
+    let e = unsafe { &*(it.value as *const SelectionEventRec) };
+    if e.client_resource != it.id
+        || e.p_client != ctx.client
+        || e.p_window.is_null()
+        || e.event_mask & !SELECTION_ALL_EVENTS != 0
+        || e.selection == 0
+    {
+        return Detail::Other;
+    }
+    // The window pointer is live by the server's invariant: the record is freed together with
+    // its window (SelectionFreeWindow). It is still cross-checked: looking its ID up must find
+    // the very same window, else the record is not reported.
+    // SAFETY: p_window was checked non-NULL and is live while the record exists (above).
+    let wid = unsafe { (*e.p_window).drawable.id };
+    let mut found: *mut std::ffi::c_void = std::ptr::null_mut();
+    // SAFETY: serverClient is a server global (a pointer to the server's own client); the
+    // lookup only reads the resource tables.
+    let rc = unsafe {
+        let server_client = *ctx.api.f.serverClient;
+        (ctx.api.f.dixLookupResourceByType)(
+            &mut found,
+            wid,
+            ffi::RT_WINDOW,
+            server_client,
+            ffi::DixGetAttrAccess,
+        )
+    };
+    if rc != 0 || found != e.p_window as *mut std::ffi::c_void {
+        return Detail::Other;
+    }
+    Detail::SelectionInput(SelectionInputInfo {
+        window: wid,
+        selection: e.selection,
+        event_mask: e.event_mask,
+    })
 }

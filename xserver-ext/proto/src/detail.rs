@@ -27,6 +27,20 @@ pub enum Detail {
     Picture(PictureInfo),
     /// RENDER glyph set.
     GlyphSet(GlyphSetInfo),
+    /// XFIXES selection input (protocol 1.1, only with `FLAG_SELECTION_INPUTS`).
+    SelectionInput(SelectionInputInfo),
+}
+
+/// One `XFixesSelectSelectionInput` the client made that is still in effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelectionInputInfo {
+    /// Window the events are reported relative to (any client's, often the root).
+    pub window: u32,
+    /// Selection atom.
+    pub selection: u32,
+    /// XFIXES selection event mask (SetSelectionOwner 1, SelectionWindowDestroy 2,
+    /// SelectionClientClose 4).
+    pub event_mask: u32,
 }
 
 /// Window background.
@@ -447,6 +461,7 @@ impl Detail {
             Detail::Colormap(_) => 6,
             Detail::Picture(_) => 7,
             Detail::GlyphSet(_) => 8,
+            Detail::SelectionInput(_) => 9,
         }
     }
 
@@ -454,6 +469,11 @@ impl Detail {
     pub fn encode(&self, w: &mut Writer) {
         match self {
             Detail::Other => {}
+            Detail::SelectionInput(x) => {
+                w.u32(x.window);
+                w.u32(x.selection);
+                w.u32(x.event_mask);
+            }
             Detail::Window(x) => {
                 let (bk, bv) = match x.background {
                     BgKind::None => (0, 0),
@@ -722,6 +742,11 @@ impl Detail {
                     glyphs,
                 })
             }
+            9 => Detail::SelectionInput(SelectionInputInfo {
+                window: r.u32("selection input window")?,
+                selection: r.u32("selection input atom")?,
+                event_mask: r.u32("selection input event mask")?,
+            }),
             v => {
                 return Err(DecodeError::BadValue {
                     offset: code_off,

@@ -15,8 +15,10 @@ pub use wire::{pad4, ByteOrder, Reader, Writer};
 pub const EXTENSION_NAME: &str = "GUIEVICT";
 /// Protocol major version implemented by this crate.
 pub const MAJOR_VERSION: u16 = 1;
-/// Protocol minor version implemented by this crate.
-pub const MINOR_VERSION: u16 = 0;
+/// Protocol minor version implemented by this crate. 1.1 added [`FLAG_SELECTION_INPUTS`] and
+/// the [`Detail::SelectionInput`] record it enables; a 1.0 server answers that flag with
+/// `BadValue`, and a 1.1 server sends the new record only to clients that set the flag.
+pub const MINOR_VERSION: u16 = 1;
 
 /// Minor opcode of `QueryVersion`.
 pub const X_QUERY_VERSION: u8 = 0;
@@ -29,8 +31,14 @@ pub const FLAG_CURSOR_IMAGES: u32 = 1 << 0;
 pub const FLAG_GLYPH_IMAGES: u32 = 1 << 1;
 /// `GetResources` flag: include the cells a client allocated in its colormaps.
 pub const FLAG_COLORMAP_CELLS: u32 = 1 << 2;
+/// `GetResources` flag (protocol 1.1): describe the client's XFIXES selection-input records
+/// (`XFixesSelectSelectionInput`) as [`Detail::SelectionInput`]; without it they are
+/// [`Detail::Other`], as in 1.0.
+pub const FLAG_SELECTION_INPUTS: u32 = 1 << 3;
+/// The `GetResources` flags protocol 1.0 defines (what a 1.0 server accepts).
+pub const FLAGS_V1_0: u32 = FLAG_CURSOR_IMAGES | FLAG_GLYPH_IMAGES | FLAG_COLORMAP_CELLS;
 /// All defined `GetResources` flags.
-pub const FLAGS_ALL: u32 = FLAG_CURSOR_IMAGES | FLAG_GLYPH_IMAGES | FLAG_COLORMAP_CELLS;
+pub const FLAGS_ALL: u32 = FLAGS_V1_0 | FLAG_SELECTION_INPUTS;
 
 /// Reply budget the server uses when a request asks for 0 (4 MiB).
 pub const DEFAULT_MAX_BYTES: u32 = 4 << 20;
@@ -243,6 +251,9 @@ pub mod kinds {
     pub const PICTURE: &str = "PICTURE";
     /// RENDER glyph set.
     pub const GLYPHSET: &str = "GLYPHSET";
+    /// One XFIXES selection-input record of the client (`XFixesSelectSelectionInput`); the
+    /// resource ID is a server-made one (bit 0x40000000 set).
+    pub const XFIXES_SELECTION_CLIENT: &str = "XFixesSelectionClient";
 }
 
 /// One resource of the requesting client.

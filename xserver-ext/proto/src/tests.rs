@@ -213,6 +213,16 @@ fn sample_resources() -> Vec<Resource> {
             }),
         ),
         r(0x4040_000c, "PASSIVEGRAB", 40, Detail::Other),
+        r(
+            0x4040_000d,
+            kinds::XFIXES_SELECTION_CLIENT,
+            41,
+            Detail::SelectionInput(SelectionInputInfo {
+                window: 0x0000_0525,
+                selection: 0x1f3,
+                event_mask: 7,
+            }),
+        ),
     ]
 }
 
@@ -419,4 +429,46 @@ proptest! {
             prop_assert_eq!(decode_get_resources_reply(&again, o), Ok(rep));
         }
     }
+}
+
+#[test]
+fn selection_input_record_bytes() {
+    let res = Resource {
+        id: 0x4040_0001,
+        kind: ResourceKind(kinds::XFIXES_SELECTION_CLIENT.into()),
+        server_type: 0x21,
+        detail: Detail::SelectionInput(SelectionInputInfo {
+            window: 0x0102_0304,
+            selection: 0x45,
+            event_mask: 5,
+        }),
+    };
+    let mut w = Writer::new(ByteOrder::Lsb);
+    encode_resource(&mut w, &res);
+    let b = w.into_inner();
+    let name = kinds::XFIXES_SELECTION_CLIENT.as_bytes();
+    assert_eq!(&b[0..8], &[1, 0, 0x40, 0x40, 0x21, 0, 0, 0]);
+    assert_eq!(&b[8..16], &[name.len() as u8, 0, 9, 0, 12, 0, 0, 0]);
+    let at = 16 + name.len() + pad4(name.len());
+    assert_eq!(&b[at..], &[4, 3, 2, 1, 0x45, 0, 0, 0, 5, 0, 0, 0]);
+}
+
+#[test]
+fn version_1_1_flags() {
+    assert_eq!(MINOR_VERSION, 1);
+    assert_eq!(FLAGS_V1_0, 7);
+    assert_eq!(FLAGS_ALL, 15);
+    // A 1.1 request with the new flag decodes; bit 4 is still undefined.
+    let req = GetResourcesRequest::first();
+    let b = encode_get_resources(1, &req, ByteOrder::Lsb);
+    assert_eq!(
+        decode_request(&b, ByteOrder::Lsb),
+        Ok(Request::GetResources(req))
+    );
+    let bad = GetResourcesRequest { flags: 0x10, ..req };
+    let b = encode_get_resources(1, &bad, ByteOrder::Lsb);
+    assert!(matches!(
+        decode_request(&b, ByteOrder::Lsb),
+        Err(RequestError::BadValue { value: 0x10, .. })
+    ));
 }
