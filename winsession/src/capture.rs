@@ -170,6 +170,9 @@ pub fn setup_facts(conn: &impl Connection, screen: usize) -> Option<SetupFacts> 
     })
 }
 
+/// Bit the X server sets in IDs it makes for a client's sub-resources (`FakeClientID`).
+const SERVER_BIT: u32 = 0x4000_0000;
+
 /// List the resources of the client owning `client_xid` with X-Resource.
 pub fn list_resources_xres(
     conn: &impl Connection,
@@ -210,8 +213,14 @@ pub fn list_resources_xres(
     let mut unnamed: Vec<(u32, u32)> = Vec::new();
     for v in &bytes.sizes {
         let id = v.size.spec.resource;
+        if id & !mask & !SERVER_BIT == base && id & SERVER_BIT != 0 {
+            // Server-side sub-resources (grabs, XKB, XFIXES selection inputs): listed by type
+            // only, so that what cannot be read back is at least counted.
+            unnamed.push((id, v.size.spec.type_));
+            continue;
+        }
         if id & !mask != base {
-            continue; // server-side sub-resources (grabs, XKB), other clients
+            continue; // other clients
         }
         match named.get(&v.size.spec.type_) {
             Some(&"WINDOW") => list.windows.push(id),

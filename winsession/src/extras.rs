@@ -32,6 +32,8 @@ pub mod type_names {
     pub const FENCE: &str = "SyncFence";
     /// XFIXES selection input record (one per XFixesSelectSelectionInput in effect).
     pub const SELECTION_CLIENT: &str = "XFixesSelectionClient";
+    /// XFIXES's marker on a window that selection inputs refer to (made and freed with them).
+    pub const SELECTION_WINDOW: &str = "XFixesSelectionWindow";
 }
 
 /// Report level DAMAGE objects get when the capture cannot tell: NonEmpty, what xeyes and
@@ -364,6 +366,7 @@ pub fn capture(
         type_names::DAMAGE,
         type_names::COUNTER,
         type_names::FENCE,
+        type_names::SELECTION_WINDOW,
     ];
     s.other_resources
         .retain(|o| !modelled.contains(&o.type_name.as_str()));
