@@ -423,6 +423,15 @@ pub fn r#move(a: MoveArgs) -> Result<()> {
     let pid = resolve(&a.target)?;
     let auth = auth_for(&a.auth, &a.to)?;
     let t = std::time::Instant::now();
+    // Refused here, while the GUI is still on its display, when the target lacks an extension
+    // the app depends on (Present, GLX, …).
+    call(
+        pid,
+        &Request::Preflight {
+            display: a.to.clone(),
+            auth: auth.clone(),
+        },
+    )?;
     let (_, d) = call(pid, &Request::Detach { session_path: None })?;
     let (msg, at) = call(
         pid,

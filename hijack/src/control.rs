@@ -85,6 +85,15 @@ pub enum Request {
     /// itself. It listens again once the file [`rearm_path`] of its socket appears (created by
     /// `guievict restore` after the restore, or by `guievict checkpoint` after the dump).
     Quiesce,
+    /// Whether the GUI can be put on `display`, asked by `guievict move` before it detaches:
+    /// answered with an error naming the extension when the app depends on one the target
+    /// lacks (see `preflight`). Changes nothing.
+    Preflight {
+        /// Display name.
+        display: String,
+        /// X authority for it.
+        auth: Option<XAuth>,
+    },
 }
 
 /// The file whose appearance makes a quiesced process ([`Request::Quiesce`]) listen again on

@@ -153,7 +153,9 @@ impl Controller {
                     for (_, s) in c.replicas.drain(..) {
                         let _ = c.handle.remove_server(s);
                     }
-                    c.display = None;
+                    if let Some(from) = c.display.take() {
+                        crate::preflight::note_origin(c.app_fd, &from);
+                    }
                     c.server_setup = None;
                     c.detached = Some(d);
                 }
@@ -161,6 +163,9 @@ impl Controller {
             }
             Request::Attach { display, auth } => {
                 report.command = "attach".into();
+                // Refused before anything is created on the target; a detached GUI then goes
+                // back where it came from.
+                crate::preflight::check_all(&mut conns, display, auth_of(auth).as_ref())?;
                 for c in conns.iter_mut() {
                     let Some(d) = c.detached.as_ref() else {
                         return Err(SessionError::State(format!(
@@ -273,6 +278,11 @@ impl Controller {
                         .map_err(|e| SessionError::State(e.to_string()))?;
                 }
                 Ok(format!("{display}: {policy:?}"))
+            }
+            Request::Preflight { display, auth } => {
+                report.command = "preflight".into();
+                crate::preflight::check_before_move(&conns, display, auth_of(auth).as_ref())?;
+                Ok(format!("{display} can host the application"))
             }
             Request::Status | Request::Quiesce => {
                 Err(SessionError::State("answered by the control thread".into()))

@@ -17,6 +17,7 @@ pub mod controller;
 pub mod ffi;
 pub mod interpose;
 pub mod muxloop;
+pub mod preflight;
 pub mod relay;
 pub mod session;
 pub mod xfd;

@@ -54,6 +54,10 @@ pub enum SessionError {
     /// The operation needs a state the connection is not in.
     #[error("{0}")]
     State(String),
+    /// The target cannot host the application (it lacks an extension the app depends on);
+    /// nothing was created there. The text names the extension and says where the app is now.
+    #[error("{0}")]
+    Refused(String),
 }
 
 fn xerr(stage: &'static str) -> impl Fn(ReplyError) -> SessionError {

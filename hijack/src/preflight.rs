@@ -1,0 +1,545 @@
+//! Preflight of an attach: whether the target display can host the application at all. What
+//! flows through here is evidence that the app depends on an extension guievict cannot stand in
+//! for — direct rendering and presentation (GLX, Present, DRI3, DRI2) — and the target's answer
+//! to QueryExtension for each of them. Evidence comes from two places: the app's server-side
+//! resources of that extension's types, as captured in its window session (a GLX context, a
+//! Present event selection), and the client libraries mapped into the process (a process that
+//! has loaded `libxcb-present` may send Present requests at any time, e.g. xeyes on every
+//! redraw, although it holds no Present resource). A library only counts when the app's
+//! original server offered the extension: the app cannot have used what its server lacked.
+//!
+//! When the target lacks such an extension the attach is refused with a message naming it,
+//! before anything is created there; if the GUI was detached from a display (a `move` is a
+//! detach followed by an attach), it is put back on that display, so the app keeps running
+//! where it was instead of dying on its first request for the missing extension.
+
+use crate::controller::Conn;
+use crate::muxloop::MuxHandle;
+use crate::session::{self, Auth, Detached, SessionError};
+use guimux::Role;
+use std::os::unix::net::UnixStream;
+use std::sync::Mutex;
+use x11rb::connection::RequestConnection as _;
+use x11rb::protocol::res::{self, ConnectionExt as _};
+use x11rb::protocol::xc_misc::ConnectionExt as _;
+use x11rb::protocol::xproto::{ConnectionExt as _, Setup};
+use x11rb::rust_connection::{DefaultStream, RustConnection};
+
+/// An extension the app cannot move without, and how to recognise that it depends on it.
+struct Critical {
+    /// Extension name as QueryExtension knows it.
+    name: &'static str,
+    /// X-Resource type names of its server-side resources.
+    resource_types: &'static [&'static str],
+    /// Client libraries (file-name prefixes) that speak it.
+    libraries: &'static [&'static str],
+}
+
+/// The extensions a move is refused for when the target lacks them. Their state lives in the
+/// server and in the GPU (contexts, buffers shared by file descriptor, presentation queues):
+/// guievict can neither recreate it on another server nor stand in for it.
+const CRITICAL: &[Critical] = &[
+    Critical {
+        name: "GLX",
+        resource_types: &[
+            "GLXContext",
+            "GLXDrawable",
+            "GLXServerIDRes",
+            "GLXPixmap",
+            "GLXWindow",
+            "GLXPbuffer",
+        ],
+        libraries: &[
+            "libGL.so",
+            "libGLX.so",
+            "libGLX_mesa.so",
+            "libGLX_nvidia.so",
+            "libxcb-glx.so",
+        ],
+    },
+    Critical {
+        name: "Present",
+        resource_types: &["PresentEvent"],
+        libraries: &["libxcb-present.so"],
+    },
+    Critical {
+        name: "DRI3",
+        resource_types: &[],
+        libraries: &["libxcb-dri3.so"],
+    },
+    Critical {
+        name: "DRI2",
+        resource_types: &["DRI2Drawable"],
+        libraries: &["libxcb-dri2.so"],
+    },
+];
+
+/// Why guievict believes the app depends on an extension.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Evidence {
+    /// The app owns server resources of the extension's types: (type name, count).
+    Resources(Vec<(String, usize)>),
+    /// The process has loaded a client library of the extension (file name).
+    Library(String),
+}
+
+/// One extension the app depends on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dependency {
+    /// Extension name.
+    pub extension: &'static str,
+    /// The strongest evidence found.
+    pub evidence: Evidence,
+}
+
+impl std::fmt::Display for Dependency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.evidence {
+            Evidence::Resources(r) => {
+                let list: Vec<String> = r.iter().map(|(t, n)| format!("{n} {t}")).collect();
+                write!(
+                    f,
+                    "the application uses {} (it holds {})",
+                    self.extension,
+                    list.join(", ")
+                )
+            }
+            Evidence::Library(l) => write!(
+                f,
+                "the application uses {} (it has loaded {l})",
+                self.extension
+            ),
+        }
+    }
+}
+
+/// Judge which critical extensions an app depends on, from the type names of its server-side
+/// resources, the file names of the libraries mapped into it, and the extensions its original
+/// server offered. Pure: the caller gathers the inputs.
+pub fn judge<'a>(
+    resource_types: impl IntoIterator<Item = &'a str>,
+    libraries: &[String],
+    offered: &[String],
+) -> Vec<Dependency> {
+    let types: Vec<&str> = resource_types.into_iter().collect();
+    let mut out = Vec::new();
+    for c in CRITICAL {
+        let mut held: Vec<(String, usize)> = Vec::new();
+        for t in c.resource_types {
+            let n = types.iter().filter(|x| *x == t).count();
+            if n > 0 {
+                held.push(((*t).to_string(), n));
+            }
+        }
+        if !held.is_empty() {
+            out.push(Dependency {
+                extension: c.name,
+                evidence: Evidence::Resources(held),
+            });
+            continue;
+        }
+        if !offered.iter().any(|o| o == c.name) {
+            continue;
+        }
+        if let Some(lib) = libraries
+            .iter()
+            .find(|l| c.libraries.iter().any(|p| l.starts_with(p)))
+        {
+            out.push(Dependency {
+                extension: c.name,
+                evidence: Evidence::Library(lib.clone()),
+            });
+        }
+    }
+    out
+}
+
+/// File names of the shared objects mapped into this process (from `/proc/self/maps`).
+pub fn mapped_libraries() -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    parse_maps(&text)
+}
+
+/// File names of the mapped files in a `/proc/<pid>/maps` text, each once.
+fn parse_maps(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        // address perms offset dev inode [path]
+        let Some(path) = line.split_whitespace().nth(5) else {
+            continue;
+        };
+        if !path.starts_with('/') {
+            continue;
+        }
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if !out.iter().any(|o| o == name) {
+            out.push(name.to_string());
+        }
+    }
+    out
+}
+
+/// The extensions the app's original server offered (the app's view), by name.
+fn offered(d: &Detached) -> Vec<String> {
+    match &d.prev {
+        Some(prev) => prev
+            .exts
+            .entries
+            .iter()
+            .filter(|e| e.app.is_some())
+            .map(|e| e.name.clone())
+            .collect(),
+        None => d.view.exts.iter().map(|(n, _)| n.clone()).collect(),
+    }
+}
+
+/// The critical extensions a detached app depends on.
+pub fn dependencies(d: &Detached) -> Vec<Dependency> {
+    judge(
+        d.session
+            .other_resources
+            .iter()
+            .map(|o| o.type_name.as_str()),
+        &mapped_libraries(),
+        &offered(d),
+    )
+}
+
+/// Ask `display` which of `names` it lacks (QueryExtension on a short connection of our own).
+pub fn missing_on(
+    display: &str,
+    auth: Option<&Auth>,
+    names: &[&'static str],
+) -> Result<Vec<&'static str>, SessionError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let xe = |why: String| SessionError::X {
+        stage: "preflight QueryExtension",
+        why,
+    };
+    let (fd, setup) = session::connect_raw(display, auth)?;
+    let (stream, _) =
+        DefaultStream::from_unix_stream(UnixStream::from(fd)).map_err(|e| xe(e.to_string()))?;
+    let conn =
+        RustConnection::for_connected_stream(stream, setup).map_err(|e| xe(e.to_string()))?;
+    let cookies = names
+        .iter()
+        .map(|n| conn.query_extension(n.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| xe(e.to_string()))?;
+    let mut out = Vec::new();
+    for (n, c) in names.iter().zip(cookies) {
+        if !c.reply().map_err(|e| xe(e.to_string()))?.present {
+            out.push(*n);
+        }
+    }
+    Ok(out)
+}
+
+/// Refuse to put `d` on `display` when the app depends on an extension the target lacks.
+/// The message names the extension, the evidence, and the display.
+pub fn check(d: &Detached, display: &str, auth: Option<&Auth>) -> Result<(), SessionError> {
+    let deps = dependencies(d);
+    let names: Vec<&'static str> = deps.iter().map(|x| x.extension).collect();
+    let missing = missing_on(display, auth, &names)?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(refusal(
+        &deps,
+        &missing,
+        display,
+        "nothing was created there",
+    ))
+}
+
+/// The refusal naming each missing extension and its evidence, and where the app is.
+fn refusal(
+    deps: &[Dependency],
+    missing: &[&'static str],
+    display: &str,
+    whereabouts: &str,
+) -> SessionError {
+    let why: Vec<String> = deps
+        .iter()
+        .filter(|x| missing.contains(&x.extension))
+        .map(|x| format!("{x}, which the target display {display} lacks"))
+        .collect();
+    SessionError::Refused(format!(
+        "{}; not moved: guievict cannot carry direct-rendering or presentation state to a server without it ({whereabouts})",
+        why.join("; ")
+    ))
+}
+
+/// The app's resources on its primary server right now, as (ID, type name): every resource of
+/// its X client that X-Resource reports, including the server-made ones that carry the
+/// client's bits (a RANDR event selection is a `RandRClient` there). Asked on an internal
+/// client of the app's own connection (so "this client" is the app); the app keeps running.
+/// `setup` is the primary's setup as any client sees it.
+pub fn live_resources(h: &MuxHandle, setup: Setup) -> Result<Vec<(u32, String)>, SessionError> {
+    let s = h
+        .with_engine(|e| e.primary())?
+        .ok_or_else(|| SessionError::State("the application is detached".into()))?;
+    let xe = |why: String| SessionError::X {
+        stage: "listing the application's resources",
+        why,
+    };
+    let sock = h.start_internal(s)?;
+    let result = (|| {
+        let (stream, _) = DefaultStream::from_unix_stream(sock).map_err(|e| xe(e.to_string()))?;
+        let conn =
+            RustConnection::for_connected_stream(stream, setup).map_err(|e| xe(e.to_string()))?;
+        if conn
+            .extension_information(res::X11_EXTENSION_NAME)
+            .map_err(|e| xe(e.to_string()))?
+            .is_none()
+        {
+            return Ok(Vec::new());
+        }
+        // Any ID of the client names it: XC-MISC hands out IDs of the requesting client.
+        let id = conn
+            .xc_misc_get_xid_range()
+            .map_err(|e| xe(e.to_string()))?
+            .reply()
+            .map_err(|e| xe(e.to_string()))?
+            .start_id;
+        let bytes = conn
+            .res_query_resource_bytes(
+                id,
+                &[res::ResourceIdSpec {
+                    resource: 0,
+                    type_: 0,
+                }],
+            )
+            .map_err(|e| xe(e.to_string()))?
+            .reply()
+            .map_err(|e| xe(e.to_string()))?;
+        let mut types: Vec<u32> = bytes.sizes.iter().map(|v| v.size.spec.type_).collect();
+        types.sort_unstable();
+        types.dedup();
+        let cookies = types
+            .iter()
+            .map(|t| conn.get_atom_name(*t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| xe(e.to_string()))?;
+        let mut names = std::collections::HashMap::new();
+        for (t, c) in types.iter().zip(cookies) {
+            let n = c.reply().map_err(|e| xe(e.to_string()))?.name;
+            names.insert(*t, String::from_utf8_lossy(&n).into_owned());
+        }
+        Ok(bytes
+            .sizes
+            .iter()
+            .map(|v| {
+                let name = names.get(&v.size.spec.type_).cloned().unwrap_or_default();
+                (v.size.spec.resource, name)
+            })
+            .collect())
+    })();
+    h.stop_internal()?;
+    result
+}
+
+/// The extensions the app's original server offered, for an app that is attached now.
+fn live_offered(h: &MuxHandle, display: &str) -> Result<Vec<String>, SessionError> {
+    let maps = h.with_engine(|e| e.primary().and_then(|p| e.maps_of(p).cloned()))?;
+    if let Some(m) = maps {
+        return Ok(m
+            .exts
+            .entries
+            .iter()
+            .filter(|e| e.app.is_some())
+            .map(|e| e.name.clone())
+            .collect());
+    }
+    // Still on its original server: that server's list.
+    let xe = |why: String| SessionError::X {
+        stage: "preflight ListExtensions",
+        why,
+    };
+    let (fd, setup) = session::connect_raw(display, None)?;
+    let (stream, _) =
+        DefaultStream::from_unix_stream(UnixStream::from(fd)).map_err(|e| xe(e.to_string()))?;
+    let conn =
+        RustConnection::for_connected_stream(stream, setup).map_err(|e| xe(e.to_string()))?;
+    let names = conn
+        .list_extensions()
+        .map_err(|e| xe(e.to_string()))?
+        .reply()
+        .map_err(|e| xe(e.to_string()))?;
+    Ok(names
+        .names
+        .iter()
+        .map(|n| String::from_utf8_lossy(&n.name).into_owned())
+        .collect())
+}
+
+/// Preflight of a move while the GUI is still on its display (`guievict move` asks this before
+/// it detaches): refused, with nothing changed, when an attached connection depends on an
+/// extension `display` lacks. Detached connections are judged from their captured sessions.
+pub fn check_before_move(
+    conns: &[Conn],
+    display: &str,
+    auth: Option<&Auth>,
+) -> Result<(), SessionError> {
+    for c in conns {
+        let Some(current) = c.display.as_deref() else {
+            if let Some(d) = &c.detached {
+                check(d, display, auth)?;
+            }
+            continue;
+        };
+        let setup = match c.server_setup.clone() {
+            Some(s) => s,
+            None => session::connect_raw(current, None)?.1,
+        };
+        let resources = live_resources(&c.handle, setup)?;
+        let deps = judge(
+            resources.iter().map(|(_, t)| t.as_str()),
+            &mapped_libraries(),
+            &live_offered(&c.handle, current)?,
+        );
+        let names: Vec<&'static str> = deps.iter().map(|x| x.extension).collect();
+        let missing = missing_on(display, auth, &names)?;
+        if !missing.is_empty() {
+            return Err(refusal(
+                &deps,
+                &missing,
+                display,
+                &format!("the application stays on {current}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Where each connection (by the app's descriptor number) was last detached from.
+static ORIGINS: Mutex<Vec<(i32, String)>> = Mutex::new(Vec::new());
+
+/// Remember that the connection `app_fd` was detached from `display`, so that a refused attach
+/// can put it back there.
+pub fn note_origin(app_fd: i32, display: &str) {
+    if let Ok(mut o) = ORIGINS.lock() {
+        o.retain(|(fd, _)| *fd != app_fd);
+        o.push((app_fd, display.to_string()));
+    }
+}
+
+fn origin_of(app_fd: i32) -> Option<String> {
+    ORIGINS
+        .lock()
+        .ok()?
+        .iter()
+        .find(|(fd, _)| *fd == app_fd)
+        .map(|(_, d)| d.clone())
+}
+
+/// Preflight of an attach of every detached connection in `conns` to `display`: if any of them
+/// depends on an extension the target lacks, nothing is attached there, each detached
+/// connection goes back to the display it was detached from (when known and different), and
+/// the refusal is returned, saying where the app is now.
+pub fn check_all(
+    conns: &mut [Conn],
+    display: &str,
+    auth: Option<&Auth>,
+) -> Result<(), SessionError> {
+    let mut refusal = None;
+    for c in conns.iter() {
+        if let Some(d) = c.detached.as_ref().filter(|_| c.display.is_none()) {
+            if let Err(e) = check(d, display, auth) {
+                refusal = Some(e);
+                break;
+            }
+        }
+    }
+    let Some(refusal) = refusal else {
+        return Ok(());
+    };
+    let target = display.to_string();
+    tracing::warn!("attach to {target} refused: {refusal}");
+    let mut back: Vec<String> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    for c in conns.iter_mut() {
+        if c.display.is_some() {
+            continue;
+        }
+        let (Some(d), Some(origin)) = (c.detached.as_ref(), origin_of(c.app_fd)) else {
+            continue;
+        };
+        if origin == display {
+            continue;
+        }
+        match session::attach(&c.handle, &origin, None, d, Role::Primary) {
+            Ok((_, setup)) => {
+                c.display = Some(origin.clone());
+                c.server_setup = Some(setup);
+                c.detached = None;
+                if !back.contains(&origin) {
+                    back.push(origin);
+                }
+            }
+            Err(e) => failed.push(format!("{origin}: {e}")),
+        }
+    }
+    let whereabouts = match (back.is_empty(), failed.is_empty()) {
+        (true, true) => "the application stays detached".to_string(),
+        (false, true) => format!("the application is back on {}", back.join(", ")),
+        (_, false) => format!(
+            "putting the application back failed ({}); it stays detached",
+            failed.join("; ")
+        ),
+    };
+    Err(SessionError::Refused(format!("{refusal}. {whereabouts}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn resources_are_evidence_even_without_the_library() {
+        let d = judge(["WINDOW", "GLXContext", "GLXServerIDRes"], &[], &[]);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].extension, "GLX");
+        assert_eq!(
+            d[0].evidence,
+            Evidence::Resources(vec![("GLXContext".into(), 1), ("GLXServerIDRes".into(), 1)])
+        );
+        assert!(d[0].to_string().contains("1 GLXContext"));
+    }
+
+    #[test]
+    fn a_library_counts_only_where_the_original_server_offered_the_extension() {
+        let libs = s(&[
+            "libxcb-present.so.0.0.0",
+            "libxcb-dri3.so.0.1.0",
+            "libc.so.6",
+        ]);
+        // Xvfb offers Present but not DRI3.
+        let d = judge([], &libs, &s(&["RENDER", "Present", "GLX"]));
+        assert_eq!(
+            d,
+            vec![Dependency {
+                extension: "Present",
+                evidence: Evidence::Library("libxcb-present.so.0.0.0".into())
+            }]
+        );
+        assert!(judge([], &libs, &s(&["RENDER"])).is_empty());
+    }
+
+    #[test]
+    fn maps_give_each_file_once() {
+        let text = "\
+7f00-7f01 r--p 00000000 08:01 123 /usr/lib/x86_64-linux-gnu/libxcb-present.so.0.0.0
+7f01-7f02 r-xp 00001000 08:01 123 /usr/lib/x86_64-linux-gnu/libxcb-present.so.0.0.0
+7f02-7f03 rw-p 00000000 00:00 0
+7ffd-7ffe rw-p 00000000 00:00 0 [stack]
+";
+        assert_eq!(parse_maps(text), s(&["libxcb-present.so.0.0.0"]));
+    }
+}
