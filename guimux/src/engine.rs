@@ -11,9 +11,11 @@
 
 use crate::fields::ByteOrder;
 use crate::framing::{self, FrameError};
+use crate::shmconv::{self, Conv, ImageFormats, SegmentMemory};
 use crate::tables;
 use crate::translate::{self, Maps, ReplyAux};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::OwnedFd;
 
 /// Index of a server connection inside the engine.
 pub type ServerId = usize;
@@ -41,6 +43,9 @@ pub enum EngineError {
     /// The sentinel error never showed up in the first bytes of the server stream.
     #[error("server {0}: synchronisation failed: sentinel error not found in the first {1} bytes")]
     SyncFailed(ServerId, usize),
+    /// MIT-SHM conversion asked for, but nobody gave guimux access to the segments.
+    #[error("MIT-SHM conversion needs access to the application's memory (none was given)")]
+    NoSegmentMemory,
 }
 
 /// Who sent a request that went to a server.
@@ -70,8 +75,53 @@ struct Pending {
     opcode: u8,
     aux: ReplyAux,
     /// When Some, this request was substituted because the server cannot serve it; its error
-    /// is rewritten to BadImplementation with these (major, minor).
-    substituted: Option<(u8, u16)>,
+    /// is rewritten to this one.
+    substituted: Option<Subst>,
+    /// When Some, this request stands for an MIT-SHM request guimux converted (see
+    /// [`shmconv`]): its errors name the app's request, its reply is rewritten.
+    shm: Option<ShmPending>,
+}
+
+/// The error an application request gets instead of being served.
+#[derive(Clone, Copy, Debug)]
+struct Subst {
+    code: u8,
+    value: u32,
+    major: u8,
+    minor: u16,
+}
+
+/// A server request standing for a converted MIT-SHM request.
+#[derive(Clone, Debug)]
+struct ShmPending {
+    major: u8,
+    minor: u8,
+    conv: Option<Conv>,
+}
+
+/// How guimux serves MIT-SHM on a server that cannot share memory with the application.
+#[derive(Clone, Debug)]
+pub struct ShmTarget {
+    /// The application's MIT-SHM placement: (major opcode, first event, first error).
+    pub app_place: (u8, u8, u8),
+    /// Image layout the application computes (its original server's setup).
+    pub app: ImageFormats,
+    /// Image layout of this server.
+    pub server: ImageFormats,
+    /// Owner (uid, gid) reported by ShmQueryVersion.
+    pub owner: (u16, u16),
+}
+
+/// The application's segments and descriptors, for MIT-SHM conversion.
+#[derive(Debug)]
+struct ShmState {
+    mem: Box<dyn SegmentMemory>,
+    /// Descriptors the application sent while its primary converts (ShmAttachFd's).
+    app_fds: VecDeque<OwnedFd>,
+    /// Descriptors for the application (ShmCreateSegment replies).
+    fds_to_app: Vec<OwnedFd>,
+    /// Descriptors of segments guimux created, until their reply goes out.
+    created: HashMap<u32, OwnedFd>,
 }
 
 /// Role of a server connection.
@@ -119,6 +169,8 @@ struct Server {
     app_done: u64,
     /// App-view seq of the last app request sent to this server.
     app_sent: u64,
+    /// MIT-SHM requests are converted for this server (it cannot share memory).
+    shm: Option<ShmTarget>,
 }
 
 impl Server {
@@ -135,6 +187,7 @@ impl Server {
             held: Vec::new(),
             app_done: 0,
             app_sent: 0,
+            shm: None,
         }
     }
 
@@ -198,6 +251,9 @@ pub struct Stats {
     pub substituted: u64,
     /// Messages the tables could not translate (passed unchanged, logged).
     pub untranslated: u64,
+    /// MIT-SHM requests converted to core requests (the primary cannot share memory).
+    #[serde(default)]
+    pub shm_converted: u64,
     /// Bytes received from the app.
     pub bytes_from_app: u64,
     /// Bytes received from all servers.
@@ -239,6 +295,10 @@ pub struct Engine {
     log: Vec<String>,
     /// App-view seq of the last request the previous primary processed (kept across detach).
     detached_app_done: u64,
+    /// MIT-SHM conversion support (see [`Engine::set_segment_memory`]).
+    shm: Option<ShmState>,
+    /// Image layout of the app's original server (how it lays out MIT-SHM images).
+    app_formats: Option<ImageFormats>,
     /// Log a line per message (debugging aid: `GUIEVICT_TRACE=1`).
     pub trace: bool,
 }
@@ -304,6 +364,8 @@ impl Engine {
             setup_reply: None,
             log: Vec::new(),
             detached_app_done: 0,
+            shm: None,
+            app_formats: None,
             trace: false,
         }
     }
@@ -454,9 +516,75 @@ impl Engine {
         }
     }
 
+    /// The app-view MIT-SHM major opcode when some server converts MIT-SHM.
+    fn shm_major(&self) -> Option<u8> {
+        self.servers
+            .iter()
+            .flatten()
+            .find_map(|s| s.shm.as_ref().map(|t| t.app_place.0))
+    }
+
+    /// Apply the segment-table effect of an app MIT-SHM request once (not per server).
+    fn shm_effect(&mut self, req: &[u8], before: bool) {
+        let primary_converts = self.primary_converts_shm();
+        let Some(st) = self.shm.as_mut() else {
+            return;
+        };
+        let Some(eff) = shmconv::effect(req, self.order) else {
+            return;
+        };
+        let r = match (eff, before) {
+            (
+                shmconv::Effect::AttachSysv {
+                    seg,
+                    shmid,
+                    read_only,
+                },
+                true,
+            ) => st.mem.attach_sysv(seg, shmid, read_only),
+            (shmconv::Effect::AttachFd { seg, read_only }, true) if primary_converts => {
+                match st.app_fds.pop_front() {
+                    Some(fd) => st.mem.attach_fd(seg, fd, read_only),
+                    None => Err("ShmAttachFd came without a descriptor".into()),
+                }
+            }
+            (
+                shmconv::Effect::Create {
+                    seg,
+                    size,
+                    read_only,
+                },
+                true,
+            ) if primary_converts => st.mem.create(seg, size, read_only).map(|fd| {
+                st.created.insert(seg, fd);
+            }),
+            (shmconv::Effect::Detach { seg }, false) => {
+                st.mem.detach(seg);
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = r {
+            self.log.push(format!("MIT-SHM request {}: {e}", req[1]));
+        }
+    }
+
+    /// Whether the primary server gets MIT-SHM converted (descriptors the app sends are then
+    /// guimux's: see [`Engine::push_app_fds`]).
+    pub fn primary_converts_shm(&self) -> bool {
+        self.primary
+            .and_then(|p| self.servers.get(p))
+            .and_then(|x| x.as_ref())
+            .is_some_and(|s| s.shm.is_some())
+    }
+
     /// Send one app request (app-view bytes) to every attached server.
     fn dispatch_app_request(&mut self, app_seq: u64, req: &[u8]) {
         let order = self.order;
+        let shm_req = req[0] >= 128 && self.shm_major() == Some(req[0]);
+        if shm_req {
+            self.shm_effect(req, true);
+        }
         for sid in 0..self.servers.len() {
             let Some(srv) = self.servers[sid]
                 .as_mut()
@@ -470,6 +598,72 @@ impl Engine {
                 continue;
             }
             let app_before = app_seq - 1;
+            if let (true, Some(t), Some(maps), Some(st)) = (
+                shm_req,
+                srv.shm.as_ref(),
+                srv.maps.as_mut(),
+                self.shm.as_ref(),
+            ) {
+                let ctx = shmconv::Ctx {
+                    order,
+                    major: t.app_place.0,
+                    first_event: t.app_place.1,
+                    first_error: t.app_place.2,
+                    app: &t.app,
+                    server: &t.server,
+                    owner: t.owner,
+                };
+                let scratch = maps.xids.server_base | maps.xids.server_mask;
+                let outs = shmconv::convert(
+                    &ctx,
+                    req,
+                    st.mem.as_ref(),
+                    &mut |id| maps.xids.to_server(id),
+                    scratch,
+                );
+                for o in outs {
+                    srv.push_request(Origin::App, app_seq, app_before);
+                    match o {
+                        shmconv::Out::Request { bytes, conv } => {
+                            srv.pending.push_back(Pending {
+                                seq: srv.sent,
+                                table: 0,
+                                opcode: bytes[0],
+                                aux: ReplyAux::None,
+                                substituted: None,
+                                shm: Some(ShmPending {
+                                    major: req[0],
+                                    minor: req[1],
+                                    conv,
+                                }),
+                            });
+                            srv.out.extend_from_slice(&bytes);
+                        }
+                        shmconv::Out::Error { code, value } => {
+                            srv.pending.push_back(Pending {
+                                seq: srv.sent,
+                                table: 0,
+                                opcode: 14,
+                                aux: ReplyAux::None,
+                                substituted: Some(Subst {
+                                    code,
+                                    value,
+                                    major: req[0],
+                                    minor: u16::from(req[1]),
+                                }),
+                                shm: None,
+                            });
+                            srv.out
+                                .extend_from_slice(&failing_request(order, SUBSTITUTE_ID));
+                        }
+                    }
+                }
+                if srv.role == Role::Primary {
+                    self.stats.delivered += 1;
+                    self.stats.shm_converted += 1;
+                }
+                continue;
+            }
             if let Some(maps) = srv.maps.as_mut() {
                 let mut bytes = req.to_vec();
                 let major = bytes[0];
@@ -492,6 +686,7 @@ impl Engine {
                                 opcode: t.opcode,
                                 aux: t.aux,
                                 substituted: None,
+                                shm: None,
                             });
                         }
                         if self.trace {
@@ -514,7 +709,13 @@ impl Engine {
                             table: 0,
                             opcode: 14,
                             aux: ReplyAux::None,
-                            substituted: Some((major, u16::from(minor))),
+                            substituted: Some(Subst {
+                                code: 17, // BadImplementation
+                                value: 0,
+                                major,
+                                minor: u16::from(minor),
+                            }),
+                            shm: None,
                         });
                         srv.out
                             .extend_from_slice(&failing_request(order, SUBSTITUTE_ID));
@@ -527,6 +728,9 @@ impl Engine {
             if srv.role == Role::Primary {
                 self.stats.delivered += 1;
             }
+        }
+        if shm_req {
+            self.shm_effect(req, false);
         }
     }
 
@@ -819,15 +1023,63 @@ impl Engine {
         } else {
             client_seq
         };
+        if kind == 1 {
+            if let (Some(sp), Some(t), Some(st)) = (
+                pending.as_ref().and_then(|p| p.shm.as_ref()),
+                srv.shm.as_ref(),
+                self.shm.as_mut(),
+            ) {
+                let Some(conv) = sp.conv.as_ref() else {
+                    return; // no reply expected: nothing for the app
+                };
+                let ctx = shmconv::Ctx {
+                    order,
+                    major: t.app_place.0,
+                    first_event: t.app_place.1,
+                    first_error: t.app_place.2,
+                    app: &t.app,
+                    server: &t.server,
+                    owner: t.owner,
+                };
+                let mut out = match shmconv::reply(&ctx, conv, msg, st.mem.as_mut()) {
+                    Ok(out) => out,
+                    Err((code, why)) => {
+                        self.log
+                            .push(format!("MIT-SHM request {} failed: {why}", sp.minor));
+                        let mut e = [0u8; 32];
+                        e[1] = code;
+                        order.put_u16(&mut e, 8, u16::from(sp.minor));
+                        e[10] = sp.major;
+                        e
+                    }
+                };
+                if let Conv::CreateSegment { seg } = conv {
+                    if out[0] == 1 {
+                        match st.created.remove(seg) {
+                            Some(fd) => st.fds_to_app.push(fd),
+                            None => out[1] = 0,
+                        }
+                    }
+                }
+                order.put_u16(&mut out, 2, client_seq as u16);
+                self.stats.to_app_messages += 1;
+                self.app_out.extend_from_slice(&out);
+                return;
+            }
+        }
         if let Some(maps) = srv.maps.as_mut() {
             let ok = match kind {
                 0 => {
-                    if let Some(p) = pending.as_ref().and_then(|p| p.substituted.map(|x| (p, x))) {
-                        let (_, (major, minor)) = p;
-                        msg[1] = 17; // BadImplementation
-                        order.put_u32(msg, 4, 0);
-                        order.put_u16(msg, 8, minor);
-                        msg[10] = major;
+                    if let Some(x) = pending.as_ref().and_then(|p| p.substituted) {
+                        msg[1] = x.code;
+                        order.put_u32(msg, 4, x.value);
+                        order.put_u16(msg, 8, x.minor);
+                        msg[10] = x.major;
+                    } else if let Some(sp) = pending.as_ref().and_then(|p| p.shm.as_ref()) {
+                        // An error of a request standing for the app's MIT-SHM request.
+                        translate::error_to_app(msg, order, maps);
+                        order.put_u16(msg, 8, u16::from(sp.minor));
+                        msg[10] = sp.major;
                     } else {
                         translate::error_to_app(msg, order, maps);
                         self.log.push(format!(
@@ -1008,6 +1260,74 @@ impl Engine {
     /// The app-view sequence number of the last request the app sent.
     pub fn app_seq(&self) -> u64 {
         self.app_seq
+    }
+
+    // ---------------------------------------------------------------- MIT-SHM conversion
+
+    /// Give guimux access to the memory behind the app's MIT-SHM segments (the hosting
+    /// process's; see [`shmconv`]). Needed before any server converts MIT-SHM.
+    pub fn set_segment_memory(&mut self, mem: Box<dyn SegmentMemory>) {
+        self.shm = Some(ShmState {
+            mem,
+            app_fds: VecDeque::new(),
+            fds_to_app: Vec::new(),
+            created: HashMap::new(),
+        });
+    }
+
+    /// The segment memory, e.g. to register segments captured before a move.
+    pub fn segment_memory(&mut self) -> Option<&mut (dyn SegmentMemory + 'static)> {
+        self.shm.as_mut().map(|s| s.mem.as_mut())
+    }
+
+    /// Convert the app's MIT-SHM requests to core requests for server `s` (`Some`), or send
+    /// them as they are (`None`). Fails without segment memory.
+    pub fn set_shm_conversion(
+        &mut self,
+        s: ServerId,
+        target: Option<ShmTarget>,
+    ) -> Result<(), EngineError> {
+        if target.is_some() && self.shm.is_none() {
+            return Err(EngineError::NoSegmentMemory);
+        }
+        let srv = self
+            .servers
+            .get_mut(s)
+            .and_then(|x| x.as_mut())
+            .ok_or(EngineError::NoServer(s))?;
+        srv.shm = target;
+        Ok(())
+    }
+
+    /// Remember the image layout of the app's original server (first capture only).
+    pub fn remember_app_image_formats(&mut self, f: ImageFormats) {
+        self.app_formats.get_or_insert(f);
+    }
+
+    /// The image layout of the app's original server, once known.
+    pub fn app_image_formats(&self) -> Option<ImageFormats> {
+        self.app_formats.clone()
+    }
+
+    /// Descriptors the app sent (while its primary converts MIT-SHM, they are guimux's: an
+    /// ShmAttachFd takes the oldest).
+    pub fn push_app_fds(&mut self, fds: Vec<OwnedFd>) {
+        if let Some(st) = self.shm.as_mut() {
+            st.app_fds.extend(fds);
+            // Descriptors no request claimed (an extension guimux does not convert) must not
+            // pile up.
+            while st.app_fds.len() > 64 {
+                st.app_fds.pop_front();
+            }
+        }
+    }
+
+    /// Descriptors to send to the app with the bytes now in [`Engine::app_output`].
+    pub fn take_fds_for_app(&mut self) -> Vec<OwnedFd> {
+        self.shm
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.fds_to_app))
+            .unwrap_or_default()
     }
 }
 

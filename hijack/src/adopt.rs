@@ -65,7 +65,10 @@ fn adopt_one(sw: interpose::Swapped) {
     } else {
         ByteOrder::Little
     };
-    let engine = guimux::Engine::hijacked(order, sentinel_id());
+    let mut engine = guimux::Engine::hijacked(order, sentinel_id());
+    // The app's MIT-SHM segments are in this process: guimux can serve them itself where a
+    // server cannot share memory.
+    engine.set_segment_memory(Box::new(crate::shmmem::ProcessSegments::default()));
     match muxloop::spawn(engine, sw.relay, Some(sw.server)) {
         Ok((handle, join)) => {
             tracing::info!(app_fd, display = %dpy, "guimux relays X connection");

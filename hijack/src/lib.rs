@@ -20,6 +20,7 @@ pub mod muxloop;
 pub mod preflight;
 pub mod relay;
 pub mod session;
+pub mod shmmem;
 pub mod xfd;
 
 use control::{ErrorKind, Request, Response, Status};

@@ -478,7 +478,12 @@ impl Loop {
             Ok(ReadResult::Data(n, fds)) => {
                 let d = &self.rbuf[..n];
                 if !fds.is_empty() {
-                    if let Some(p) = self.engine.primary().and_then(|p| self.servers.get_mut(&p)) {
+                    if self.engine.primary_converts_shm() {
+                        // The primary cannot share memory: guimux serves ShmAttachFd itself.
+                        self.engine.push_app_fds(fds);
+                    } else if let Some(p) =
+                        self.engine.primary().and_then(|p| self.servers.get_mut(&p))
+                    {
                         p.fds_out.extend(fds);
                     }
                 }
@@ -555,6 +560,9 @@ impl Loop {
 
     /// Write what each peer can take now.
     fn flush_all(&mut self) -> Option<Ended> {
+        // Descriptors guimux hands the app (converted ShmCreateSegment) ride with its bytes.
+        let fds = self.engine.take_fds_for_app();
+        self.app.fds_out.extend(fds);
         let out = self.engine.app_output();
         if !out.is_empty() {
             match write_some(&mut self.app, out) {

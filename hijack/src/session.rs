@@ -6,7 +6,9 @@
 //! requests.
 
 use crate::muxloop::{LoopGone, MuxHandle};
+use guimux::engine::ShmTarget;
 use guimux::maps::{AtomMap, ExtEntry, ExtMap, ExtPlace, XidMap};
+use guimux::shmconv::ImageFormats;
 use guimux::{Maps, Role, ServerId};
 use std::collections::HashMap;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
@@ -264,12 +266,146 @@ fn pause_and_capture(
     drop(conn);
     h.stop_internal()?;
     timings.lap("capture", t);
-    let prev = h.with_engine(move |e| e.maps_of(s).cloned())?;
+    let mut prev = h.with_engine(move |e| e.maps_of(s).cloned())?;
+    let mut session = session?;
+    if prev.is_none() {
+        // The capture server's setup is the app's own: remember the image layout it computes
+        // MIT-SHM segments with, for conversion on later servers.
+        let formats = image_formats(&view.setup);
+        h.with_engine(move |e| e.remember_app_image_formats(formats))?;
+    }
+    add_converted_segments(h, &mut session, prev.as_mut())?;
     Ok(Detached {
-        session: session?,
+        session,
         view,
         prev,
     })
+}
+
+/// The image layout parameters of a server's setup.
+fn image_formats(setup: &Setup) -> ImageFormats {
+    ImageFormats {
+        bitmap_pad: setup.bitmap_format_scanline_pad,
+        formats: setup
+            .pixmap_formats
+            .iter()
+            .map(|f| (f.depth, f.bits_per_pixel, f.scanline_pad))
+            .collect(),
+    }
+}
+
+/// Segments guimux served itself on a server without MIT-SHM (the capture cannot see them
+/// there): add them to the session so that the next server that shares memory attaches them.
+/// `prev` (app → capture server) gets an ID of the capture server's range for each.
+fn add_converted_segments(
+    h: &MuxHandle,
+    session: &mut winsession::Session,
+    prev: Option<&mut Maps>,
+) -> Result<(), SessionError> {
+    let Some(prev) = prev else {
+        return Ok(());
+    };
+    let segs = h.with_engine(|e| {
+        if e.primary_converts_shm() {
+            e.segment_memory().map(|m| m.segments()).unwrap_or_default()
+        } else {
+            Vec::new()
+        }
+    })?;
+    for g in segs {
+        if prev
+            .xids
+            .lookup(g.seg)
+            .is_some_and(|id| session.shm_segments.iter().any(|x| x.id == id))
+        {
+            continue;
+        }
+        let id = prev.xids.to_server(g.seg);
+        session.shm_segments.push(winsession::model::ShmSegment {
+            id,
+            shmid: g.shmid,
+            mapping: g.mapping,
+        });
+    }
+    Ok(())
+}
+
+/// How the app's MIT-SHM requests reach a new server: `Some` when the app knows MIT-SHM and
+/// the server lacks it (guimux converts them), with the app's captured segments registered in
+/// guimux's segment table; `None` when they pass as they are.
+fn shm_conversion(
+    h: &MuxHandle,
+    maps: &Maps,
+    detached: &Detached,
+    setup: &Setup,
+    warnings: &mut Vec<String>,
+) -> Result<Option<ShmTarget>, SessionError> {
+    let Some(entry) = maps.exts.by_name(guimux::shmconv::EXTENSION) else {
+        return Ok(None);
+    };
+    let (Some(app), None) = (entry.app, entry.server) else {
+        return Ok(None);
+    };
+    let view_formats = image_formats(&detached.view.setup);
+    let first = detached.prev.is_none();
+    let app_formats = h.with_engine(move |e| {
+        e.app_image_formats()
+            .filter(|_| !first)
+            .unwrap_or(view_formats)
+    })?;
+    // Captured segments, in the app's values.
+    let mut n = 0;
+    let mut failed = Vec::new();
+    for g in &detached.session.shm_segments {
+        let app_id = match &detached.prev {
+            None => g.id,
+            Some(p) => match p.xids.pairs().find(|(_, srv)| *srv == g.id) {
+                Some((a, _)) => a,
+                None => continue,
+            },
+        };
+        let (shmid, mapping) = (g.shmid, g.mapping);
+        let r = h.with_engine(move |e| {
+            let Some(m) = e.segment_memory() else {
+                return Err("no segment memory".to_string());
+            };
+            match (shmid, mapping) {
+                (Some(id), _) => m.attach_sysv(app_id, id, false),
+                (None, Some((start, len))) => {
+                    let path = format!("/proc/self/map_files/{start:x}-{:x}", start + len);
+                    let f = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(&path)
+                        .or_else(|_| std::fs::File::open(&path))
+                        .map_err(|e| format!("{path}: {e}"))?;
+                    m.attach_fd(app_id, f.into(), false)
+                }
+                (None, None) => Err("backing memory unknown".into()),
+            }
+        })?;
+        match r {
+            Ok(()) => n += 1,
+            Err(e) => failed.push(format!("{app_id:#x} ({e})")),
+        }
+    }
+    warnings.push(format!(
+        "the new server has no MIT-SHM: guimux converts the app's shared-memory requests to core requests ({n} segment(s) served from the app's memory)"
+    ));
+    if !failed.is_empty() {
+        warnings.push(format!(
+            "MIT-SHM segments guimux cannot read (requests on them fail): {}",
+            failed.join(", ")
+        ));
+    }
+    let uid = nix::unistd::getuid().as_raw() as u16;
+    let gid = nix::unistd::getgid().as_raw() as u16;
+    Ok(Some(ShmTarget {
+        app_place: (app.major, app.first_event, app.first_error),
+        app: app_formats,
+        server: image_formats(setup),
+        owner: (uid, gid),
+    }))
 }
 
 /// Capture the window session of the app on its primary server without detaching it.
@@ -468,19 +604,37 @@ pub fn attach(
         })?;
         timings.lap("regenerate", &mut t);
         let (maps, mut warnings) = build_maps(&conn, &detached.view, &setup, &regen)?;
-        let maps = match &detached.prev {
+        let mut maps = match &detached.prev {
             Some(prev) => compose(prev, &maps),
             None => maps,
         };
+        // Extensions the app knows that the capture server lacked (so `compose` could not
+        // place them) may well exist here.
+        let unplaced: Vec<String> = maps
+            .exts
+            .entries
+            .iter()
+            .filter(|e| e.app.is_some() && e.server.is_none())
+            .map(|e| e.name.clone())
+            .collect();
+        if !unplaced.is_empty() {
+            let places = query_places(&conn, &unplaced)?;
+            for (name, place) in unplaced.iter().zip(places) {
+                if let Some(e) = maps.exts.entries.iter_mut().find(|e| &e.name == name) {
+                    e.server = place;
+                }
+            }
+        }
         warnings.extend(regen.warnings.iter().cloned());
         let keymap = keyboard_mapping(&conn, &setup)?;
+        let shm = shm_conversion(h, &maps, detached, &setup, &mut warnings)?;
         conn.sync().map_err(xerr("synchronising"))?;
         timings.lap("maps", &mut t);
-        Ok((maps, warnings, regen.xid_map.len(), keymap))
+        Ok((maps, warnings, regen.xid_map.len(), keymap, shm))
     })();
     drop(conn);
     h.stop_internal()?;
-    let (maps, warnings, resources, keymap) = match result {
+    let (maps, warnings, resources, keymap, shm) = match result {
         Ok(x) => x,
         Err(e) => {
             let _ = h.remove_server(s);
@@ -490,6 +644,8 @@ pub fn attach(
     let mut warnings = warnings;
     let atoms = maps.atoms.len();
     let before = h.with_engine(|e| e.stats())?;
+    h.with_engine(move |e| e.set_shm_conversion(s, shm))?
+        .map_err(|e| SessionError::State(e.to_string()))?;
     h.activate(s, role, Some(maps))
         .map_err(SessionError::State)?;
     if role == Role::Primary {
@@ -654,7 +810,8 @@ fn build_maps(
     let places = query_places(conn, &names)?;
     let mut exts = ExtMap::default();
     for ((name, app), server) in view.exts.iter().zip(places) {
-        if server.is_none() {
+        if server.is_none() && name != guimux::shmconv::EXTENSION {
+            // (MIT-SHM is converted by guimux: see `shm_conversion`.)
             warnings.push(format!(
                 "extension {name} is missing on the new server: requests for it will fail with BadImplementation"
             ));

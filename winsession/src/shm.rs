@@ -296,7 +296,7 @@ pub(crate) fn regen<'c, C: Connection>(
         .is_none()
     {
         sink.warnings.push(
-            "the target has no MIT-SHM: the application's shared-memory requests will fail".into(),
+            "the target has no MIT-SHM: the application's segments are not attached there".into(),
         );
         return Ok(());
     }

@@ -1,0 +1,298 @@
+//! The application's MIT-SHM segments as guimux sees them from inside the application's
+//! process: ShmSeg IDs flow in with a System V shmid, a descriptor the app passed, or a size to
+//! create; guimux's own mappings of the same memory come out, through which MIT-SHM requests
+//! are converted for servers that cannot share memory (see `guimux::shmconv`). Mappings are
+//! guimux's own (`shmat`, `mmap`), so they outlive whatever the application unmaps, and they
+//! are released on ShmDetach or when the connection ends.
+
+use guimux::shmconv::{SegmentInfo, SegmentMemory};
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+#[derive(Debug)]
+enum Backing {
+    /// `shmat` of this shmid.
+    Sysv(u32),
+    /// `mmap` of a descriptor.
+    Mapped,
+}
+
+#[derive(Debug)]
+struct Seg {
+    addr: usize,
+    len: usize,
+    read_only: bool,
+    backing: Backing,
+}
+
+/// Segments of the application's connection, mapped into this (the application's) process.
+#[derive(Debug, Default)]
+pub struct ProcessSegments {
+    segs: HashMap<u32, Seg>,
+}
+
+fn page_size() -> usize {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|p| usize::try_from(p).ok())
+        .unwrap_or(4096)
+}
+
+fn os_err(what: &str) -> String {
+    format!("{what}: {}", std::io::Error::last_os_error())
+}
+
+impl ProcessSegments {
+    fn unmap(seg: &Seg) {
+        match seg.backing {
+            // SAFETY: `addr` was returned by our own shmat and is detached once (the entry is
+            // removed from the table by every caller).
+            Backing::Sysv(_) => unsafe {
+                libc::shmdt(seg.addr as *const libc::c_void);
+            },
+            // SAFETY: `addr`/`len` describe a mapping made by our own mmap, unmapped once.
+            Backing::Mapped => unsafe {
+                libc::munmap(seg.addr as *mut libc::c_void, seg.len);
+            },
+        }
+    }
+
+    fn insert(&mut self, id: u32, seg: Seg) {
+        if let Some(old) = self.segs.insert(id, seg) {
+            Self::unmap(&old);
+        }
+    }
+
+    fn map_fd(fd: &OwnedFd, read_only: bool) -> Result<(usize, usize, bool), String> {
+        let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|e| format!("fstat: {e}"))?;
+        let len = usize::try_from(st.st_size).map_err(|_| "negative size".to_string())?;
+        if len == 0 {
+            return Err("the descriptor has size 0".into());
+        }
+        let mut ro = read_only;
+        loop {
+            let prot = libc::PROT_READ | if ro { 0 } else { libc::PROT_WRITE };
+            // SAFETY: a fresh shared mapping chosen by the kernel; nothing else refers to it.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    prot,
+                    libc::MAP_SHARED,
+                    fd.as_raw_fd(),
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                return Ok((p as usize, len, ro));
+            }
+            if ro {
+                return Err(os_err("mmap"));
+            }
+            ro = true; // a descriptor opened read-only: map it read-only
+        }
+    }
+
+    fn check(&self, seg: u32, offset: usize, n: usize) -> Option<&Seg> {
+        let s = self.segs.get(&seg)?;
+        (offset.checked_add(n)? <= s.len).then_some(s)
+    }
+}
+
+impl Drop for ProcessSegments {
+    fn drop(&mut self) {
+        for (_, s) in self.segs.drain() {
+            Self::unmap(&s);
+        }
+    }
+}
+
+impl SegmentMemory for ProcessSegments {
+    fn attach_sysv(&mut self, seg: u32, shmid: u32, read_only: bool) -> Result<(), String> {
+        let id = shmid as libc::c_int;
+        // SAFETY: shmid_ds is plain data; IPC_STAT fills it.
+        let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: `ds` is a valid, writable shmid_ds.
+        if unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) } != 0 {
+            return Err(os_err(&format!("shmctl(IPC_STAT, {shmid})")));
+        }
+        let len = ds.shm_segsz;
+        let mut ro = read_only;
+        loop {
+            let flags = if ro { libc::SHM_RDONLY } else { 0 };
+            // SAFETY: attaching at a kernel-chosen address creates a new mapping only.
+            let p = unsafe { libc::shmat(id, std::ptr::null(), flags) };
+            if p as isize != -1 {
+                self.insert(
+                    seg,
+                    Seg {
+                        addr: p as usize,
+                        len,
+                        read_only: ro,
+                        backing: Backing::Sysv(shmid),
+                    },
+                );
+                return Ok(());
+            }
+            if ro {
+                return Err(os_err(&format!("shmat({shmid})")));
+            }
+            ro = true;
+        }
+    }
+
+    fn attach_fd(&mut self, seg: u32, fd: OwnedFd, read_only: bool) -> Result<(), String> {
+        let (addr, len, ro) = Self::map_fd(&fd, read_only)?;
+        self.insert(
+            seg,
+            Seg {
+                addr,
+                len,
+                read_only: ro,
+                backing: Backing::Mapped,
+            },
+        );
+        Ok(())
+    }
+
+    fn create(&mut self, seg: u32, size: u32, read_only: bool) -> Result<OwnedFd, String> {
+        if size == 0 {
+            return Err("ShmCreateSegment of size 0".into());
+        }
+        // SAFETY: memfd_create with a static NUL-terminated name.
+        let raw = unsafe { libc::memfd_create(c"guievict-shm".as_ptr(), libc::MFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(os_err("memfd_create"));
+        }
+        // SAFETY: `raw` is a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        nix::unistd::ftruncate(&fd, i64::from(size)).map_err(|e| format!("ftruncate: {e}"))?;
+        let (addr, len, _) = Self::map_fd(&fd, false)?;
+        self.insert(
+            seg,
+            Seg {
+                addr,
+                len,
+                read_only,
+                backing: Backing::Mapped,
+            },
+        );
+        Ok(fd)
+    }
+
+    fn detach(&mut self, seg: u32) {
+        if let Some(s) = self.segs.remove(&seg) {
+            Self::unmap(&s);
+        }
+    }
+
+    fn len(&self, seg: u32) -> Option<usize> {
+        self.segs.get(&seg).map(|s| s.len)
+    }
+
+    fn read_only(&self, seg: u32) -> bool {
+        self.segs.get(&seg).is_some_and(|s| s.read_only)
+    }
+
+    fn read(&self, seg: u32, offset: usize, out: &mut [u8]) -> bool {
+        let Some(s) = self.check(seg, offset, out.len()) else {
+            return false;
+        };
+        // SAFETY: bounds checked against our own live mapping of `len` bytes. The application
+        // may write the memory concurrently (as with a real server); bytes are copied, never
+        // referenced.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (s.addr + offset) as *const u8,
+                out.as_mut_ptr(),
+                out.len(),
+            );
+        }
+        true
+    }
+
+    fn write(&mut self, seg: u32, offset: usize, data: &[u8]) -> bool {
+        let Some(s) = self.check(seg, offset, data.len()) else {
+            return false;
+        };
+        if s.read_only {
+            return false;
+        }
+        // SAFETY: bounds checked against our own live, writable mapping.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), (s.addr + offset) as *mut u8, data.len());
+        }
+        true
+    }
+
+    fn segments(&self) -> Vec<SegmentInfo> {
+        let mut v: Vec<SegmentInfo> = self
+            .segs
+            .iter()
+            .map(|(id, s)| SegmentInfo {
+                seg: *id,
+                shmid: match s.backing {
+                    Backing::Sysv(i) => Some(i),
+                    Backing::Mapped => None,
+                },
+                // As /proc/self/maps shows it: whole pages.
+                mapping: matches!(s.backing, Backing::Mapped)
+                    .then_some((s.addr as u64, s.len.next_multiple_of(page_size()) as u64)),
+                read_only: s.read_only,
+            })
+            .collect();
+        v.sort_by_key(|s| s.seg);
+        v
+    }
+}
+
+// SAFETY: the table only holds addresses of mappings it owns; nothing in it is tied to a thread.
+unsafe impl Send for ProcessSegments {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_segment_reads_back_and_bounds_hold() {
+        let mut m = ProcessSegments::default();
+        let fd = m.create(7, 4096, false).expect("create");
+        assert_eq!(m.len(7), Some(4096));
+        assert!(m.write(7, 100, b"hello"));
+        let mut b = [0u8; 5];
+        assert!(m.read(7, 100, &mut b));
+        assert_eq!(&b, b"hello");
+        assert!(!m.read(7, 4094, &mut b), "out of bounds read refused");
+        assert!(!m.write(7, 4092, b"hello"), "out of bounds write refused");
+        // The application's descriptor names the same memory.
+        let mut m2 = ProcessSegments::default();
+        m2.attach_fd(1, fd, true).expect("attach fd");
+        assert!(m2.read(1, 100, &mut b));
+        assert_eq!(&b, b"hello");
+        assert!(m2.read_only(1));
+        assert!(!m2.write(1, 0, b"x"));
+        m.detach(7);
+        assert_eq!(m.len(7), None);
+        assert_eq!(m2.segments().len(), 1);
+    }
+
+    #[test]
+    fn sysv_segment_attaches_by_shmid() {
+        // SAFETY: a private segment for this test only.
+        let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 8192, libc::IPC_CREAT | 0o600) };
+        assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+        let mut m = ProcessSegments::default();
+        let r = m.attach_sysv(3, id as u32, false);
+        // SAFETY: mark for removal; our attachment keeps it alive until detached.
+        unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+        r.expect("attach");
+        assert_eq!(m.len(3), Some(8192));
+        assert!(m.write(3, 8000, &[1, 2, 3]));
+        let mut b = [0u8; 3];
+        assert!(m.read(3, 8000, &mut b));
+        assert_eq!(b, [1, 2, 3]);
+        assert!(m.attach_sysv(4, 0x7fff_fff0, false).is_err());
+        assert_eq!(m.segments()[0].shmid, Some(id as u32));
+    }
+}

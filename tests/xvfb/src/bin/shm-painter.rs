@@ -1,0 +1,334 @@
+//! shm-painter: a small, real MIT-SHM client for the tests. It paints a window only through
+//! shared memory — ShmPutImage with `send_event` (waiting for each ShmCompletion, as toolkits
+//! do before reusing the memory) — and reads every frame back with ShmGetImage into the same
+//! segment to check what the server holds. Each key press advances the pattern and, like Qt
+//! on a resize, replaces the segment (detach the old one, attach a new one) before painting.
+//! Status lines go to the file named on the command line ("paint N ok", "paint N MISMATCH").
+//!
+//! Usage: `shm-painter sysv|fd|create STATUS_FILE` — how segments are made: System V
+//! (`ShmAttach`), a memfd the client passes (`ShmAttachFd`), or one the server creates
+//! (`ShmCreateSegment`).
+
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use x11rb::connection::{Connection, RequestConnection as _};
+use x11rb::protocol::shm::{self, ConnectionExt as _};
+use x11rb::protocol::xproto::{self, ConnectionExt as _};
+use x11rb::protocol::Event;
+use x11rb::rust_connection::RustConnection;
+use x11rb::wrapper::ConnectionExt as _;
+
+const W: u16 = 160;
+const H: u16 = 120;
+const FRAME: usize = W as usize * H as usize * 4;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Sysv,
+    Fd,
+    Create,
+}
+
+/// A segment attached to the server and mapped here.
+struct Segment {
+    id: u32,
+    addr: *mut u8,
+    len: usize,
+    sysv: bool,
+}
+
+impl Segment {
+    fn new(conn: &RustConnection, mode: Mode, len: usize) -> Result<Self> {
+        let id = conn.generate_id()?;
+        match mode {
+            Mode::Sysv => {
+                // SAFETY: creating a private segment and attaching it at a kernel-chosen address.
+                let shmid =
+                    unsafe { libc::shmget(libc::IPC_PRIVATE, len, libc::IPC_CREAT | 0o600) };
+                if shmid < 0 {
+                    bail!("shmget: {}", std::io::Error::last_os_error());
+                }
+                // SAFETY: see above.
+                let p = unsafe { libc::shmat(shmid, std::ptr::null(), 0) };
+                if p as isize == -1 {
+                    bail!("shmat: {}", std::io::Error::last_os_error());
+                }
+                conn.shm_attach(id, shmid as u32, false)?.check()?;
+                // As real clients do: the segment goes away with its last attachment.
+                // SAFETY: marks the segment for removal only.
+                unsafe { libc::shmctl(shmid, libc::IPC_RMID, std::ptr::null_mut()) };
+                Ok(Self {
+                    id,
+                    addr: p.cast(),
+                    len,
+                    sysv: true,
+                })
+            }
+            Mode::Fd => {
+                // SAFETY: static NUL-terminated name.
+                let raw = unsafe { libc::memfd_create(c"shm-painter".as_ptr(), libc::MFD_CLOEXEC) };
+                if raw < 0 {
+                    bail!("memfd_create: {}", std::io::Error::last_os_error());
+                }
+                // SAFETY: a new descriptor nobody else owns.
+                let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+                nix::unistd::ftruncate(&fd, len as i64)?;
+                let addr = map(&fd, len)?;
+                conn.shm_attach_fd(id, fd, false)?.check()?;
+                Ok(Self {
+                    id,
+                    addr,
+                    len,
+                    sysv: false,
+                })
+            }
+            Mode::Create => {
+                let r = conn.shm_create_segment(id, len as u32, false)?.reply()?;
+                let fd: OwnedFd = r.shm_fd;
+                let addr = map(&fd, len)?;
+                Ok(Self {
+                    id,
+                    addr,
+                    len,
+                    sysv: false,
+                })
+            }
+        }
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: our own live mapping of `len` bytes.
+        unsafe { std::slice::from_raw_parts_mut(self.addr, self.len) }
+    }
+
+    fn release(self, conn: &RustConnection) -> Result<()> {
+        conn.shm_detach(self.id)?;
+        if self.sysv {
+            // SAFETY: detaching our own attachment once.
+            unsafe { libc::shmdt(self.addr.cast()) };
+        } else {
+            // SAFETY: unmapping our own mapping once.
+            unsafe { libc::munmap(self.addr.cast(), self.len) };
+        }
+        Ok(())
+    }
+}
+
+fn map(fd: &OwnedFd, len: usize) -> Result<*mut u8> {
+    // SAFETY: a fresh shared mapping at a kernel-chosen address.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        bail!("mmap: {}", std::io::Error::last_os_error());
+    }
+    Ok(p.cast())
+}
+
+/// The picture of frame `n`: diagonal stripes whose colours and phase depend on `n`.
+fn pixel(n: u32, x: usize, y: usize) -> u32 {
+    const COLOURS: [u32; 5] = [0xd03030, 0x30a040, 0x3050d0, 0xe0c020, 0x202020];
+    let band = ((x + y) / 10 + n as usize) % COLOURS.len();
+    COLOURS[band] ^ (n.wrapping_mul(0x0a0b0c) & 0x3f3f3f)
+}
+
+struct Painter {
+    conn: RustConnection,
+    win: u32,
+    gc: u32,
+    depth: u8,
+    mode: Mode,
+    seg: Option<Segment>,
+    frame: u32,
+    status: std::fs::File,
+    held: std::collections::VecDeque<Event>,
+    completion: u8,
+}
+
+impl Painter {
+    fn log(&mut self, line: &str) {
+        let _ = writeln!(self.status, "{line}");
+        let _ = self.status.flush();
+    }
+
+    fn paint(&mut self) -> Result<()> {
+        let n = self.frame;
+        let seg = self.seg.as_mut().context("no segment")?;
+        let id = seg.id;
+        let buf = seg.bytes();
+        for y in 0..H as usize {
+            for x in 0..W as usize {
+                let at = (y * W as usize + x) * 4;
+                buf[at..at + 4].copy_from_slice(&pixel(n, x, y).to_ne_bytes());
+            }
+        }
+        buf[FRAME..].fill(0);
+        self.conn.shm_put_image(
+            self.win,
+            self.gc,
+            W,
+            H,
+            0,
+            0,
+            W,
+            H,
+            0,
+            0,
+            self.depth,
+            u8::from(xproto::ImageFormat::Z_PIXMAP),
+            true,
+            id,
+            0,
+        )?;
+        self.conn.flush()?;
+        // The memory is the server's until its ShmCompletion arrives.
+        loop {
+            let ev = self.conn.wait_for_event()?;
+            match ev {
+                Event::ShmCompletion(c) if c.shmseg == id => break,
+                Event::Unknown(ref raw)
+                    if raw.first().map(|b| b & 0x7f) == Some(self.completion) =>
+                {
+                    break
+                }
+                other => self.held.push_back(other),
+            }
+        }
+        let r = self
+            .conn
+            .shm_get_image(
+                self.win,
+                0,
+                0,
+                W,
+                H,
+                !0,
+                u8::from(xproto::ImageFormat::Z_PIXMAP),
+                id,
+                FRAME as u32,
+            )?
+            .reply()?;
+        let seg = self.seg.as_mut().context("no segment")?;
+        let buf = seg.bytes();
+        let (drawn, read) = buf.split_at(FRAME);
+        let same = r.size as usize == FRAME
+            && drawn
+                .chunks_exact(4)
+                .zip(read[..FRAME].chunks_exact(4))
+                .all(|(a, b)| {
+                    let a = u32::from_ne_bytes([a[0], a[1], a[2], a[3]]) & 0xff_ffff;
+                    let b = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) & 0xff_ffff;
+                    a == b
+                });
+        let line = format!(
+            "paint {n} {} (size {})",
+            if same { "ok" } else { "MISMATCH" },
+            r.size
+        );
+        self.log(&line);
+        Ok(())
+    }
+
+    fn next_event(&mut self) -> Result<Event> {
+        if let Some(e) = self.held.pop_front() {
+            return Ok(e);
+        }
+        Ok(self.conn.wait_for_event()?)
+    }
+
+    fn run(&mut self) -> Result<()> {
+        loop {
+            match self.next_event()? {
+                Event::Expose(e) if e.count == 0 => self.paint()?,
+                Event::KeyPress(_) => {
+                    self.frame += 1;
+                    // Replace the segment, as toolkits do when their backing store changes.
+                    if let Some(old) = self.seg.take() {
+                        old.release(&self.conn)?;
+                    }
+                    self.seg = Some(Segment::new(&self.conn, self.mode, FRAME * 2)?);
+                    let line = format!("key {}", self.frame);
+                    self.log(&line);
+                    self.paint()?;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(mode), Some(status)) = (args.get(1), args.get(2)) else {
+        bail!("usage: shm-painter sysv|fd|create STATUS_FILE");
+    };
+    let mode = match mode.as_str() {
+        "sysv" => Mode::Sysv,
+        "fd" => Mode::Fd,
+        "create" => Mode::Create,
+        m => bail!("unknown mode {m}"),
+    };
+    let status = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(status)
+        .with_context(|| format!("opening {status}"))?;
+    let (conn, screen_num) = x11rb::connect(None).context("connecting to the X server")?;
+    let v = conn.shm_query_version()?.reply().context("no MIT-SHM")?;
+    let completion = conn
+        .extension_information(shm::X11_EXTENSION_NAME)?
+        .context("no MIT-SHM")?
+        .first_event;
+    let screen = conn.setup().roots[screen_num].clone();
+    let win = conn.generate_id()?;
+    conn.create_window(
+        screen.root_depth,
+        win,
+        screen.root,
+        0,
+        0,
+        W,
+        H,
+        0,
+        xproto::WindowClass::INPUT_OUTPUT,
+        screen.root_visual,
+        &xproto::CreateWindowAux::new()
+            .background_pixel(screen.white_pixel)
+            .event_mask(xproto::EventMask::EXPOSURE | xproto::EventMask::KEY_PRESS),
+    )?;
+    conn.change_property8(
+        xproto::PropMode::REPLACE,
+        win,
+        xproto::AtomEnum::WM_NAME,
+        xproto::AtomEnum::STRING,
+        b"shm-painter",
+    )?;
+    let gc = conn.generate_id()?;
+    conn.create_gc(gc, win, &xproto::CreateGCAux::new().graphics_exposures(0))?;
+    let seg = Segment::new(&conn, mode, FRAME * 2)?;
+    conn.map_window(win)?;
+    conn.flush()?;
+    let mut p = Painter {
+        conn,
+        win,
+        gc,
+        depth: screen.root_depth,
+        mode,
+        seg: Some(seg),
+        frame: 0,
+        status,
+        held: Default::default(),
+        completion,
+    };
+    let line = format!("started MIT-SHM {}.{}", v.major_version, v.minor_version);
+    p.log(&line);
+    p.run()
+}

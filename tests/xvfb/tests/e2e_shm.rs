@@ -1,0 +1,134 @@
+//! MIT-SHM conversion: a client that paints only through shared memory is moved to a server
+//! that cannot share memory (Xvfb started with `-extension MIT-SHM`) and back. On that server
+//! guimux serves the app's ShmPutImage / ShmGetImage / ShmAttach / ShmAttachFd /
+//! ShmCreateSegment / ShmDetach itself from the app's memory; the app must look the same,
+//! keep painting (every frame read back equal through ShmGetImage) and keep taking input.
+use std::path::Path;
+use std::time::{Duration, Instant};
+use x11rb::connection::RequestConnection;
+use xvfb_harness::*;
+
+fn painter() -> &'static str {
+    env!("CARGO_BIN_EXE_shm-painter")
+}
+
+/// Wait until the status file has a line starting with `prefix`; returns that line.
+fn wait_line(path: &Path, prefix: &str, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| l.starts_with(prefix)) {
+            return l.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line {prefix:?} in {} within {secs} s; it has:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stable_shot(display: &str, window: u32) -> Image {
+    let mut last = screenshot(display, window).expect("screenshot");
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = screenshot(display, window).expect("screenshot");
+        if now.rgb == last.rgb {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+fn has_shm(display: &str) -> bool {
+    let c = connect(display).expect("connect");
+    c.extension_information("MIT-SHM").expect("query").is_some()
+}
+
+/// Press a key with the pointer over the window and wait for the painter to report the frame.
+fn key_and_frame(display: &str, window: u32, status: &Path, frame: u32) {
+    xtest_key(display, Some(window), 0x61).expect("key");
+    wait_line(status, &format!("key {frame}"), 10);
+    let line = wait_line(status, &format!("paint {frame} "), 10);
+    assert!(
+        line.contains(" ok "),
+        "frame {frame} read back wrong through ShmGetImage: {line}"
+    );
+}
+
+fn round_trip(mode: &'static str) {
+    with_timeout(120, move || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start_with(XvfbOptions {
+            extra_args: vec!["-extension".into(), "MIT-SHM".into()],
+            ..Default::default()
+        })
+        .expect("Xvfb B without MIT-SHM");
+        assert!(has_shm(&a.display), "A should have MIT-SHM");
+        assert!(!has_shm(&b.display), "B must not have MIT-SHM");
+        let status = artifacts_dir().join(format!("shm-{mode}-{}.txt", std::process::id()));
+        let _ = std::fs::remove_file(&status);
+        let status_s = status.to_str().expect("utf-8 path").to_string();
+        let mut app =
+            App::spawn(&a.display, &[painter(), mode, &status_s]).expect("shm-painter on A");
+        wait_line(&status, "paint 0 ok", 10);
+        let pid = app.pid.to_string();
+        let before = stable_shot(&a.display, app.window);
+
+        // A → B: B cannot share memory.
+        let r = guievict_json(&["move", "--pid", &pid, &b.display]).expect("move A→B");
+        let text = r.to_string();
+        assert!(
+            text.contains("converts the app's shared-memory requests"),
+            "the move report should say that MIT-SHM is converted: {text}"
+        );
+        let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("on B");
+        let on_b = stable_shot(&b.display, wb);
+        assert_same_picture(&before, &on_b, &format!("shm-{mode}-on-b"));
+        // Input on B: a new segment (attached, or created, by guimux) and a new frame.
+        key_and_frame(&b.display, wb, &status, 1);
+        let frame1 = stable_shot(&b.display, wb);
+        assert!(
+            compare(&on_b, &frame1, &format!("shm-{mode}-frame1")).equal_fraction < 0.9,
+            "frame 1 did not change the picture on B"
+        );
+        key_and_frame(&b.display, wb, &status, 2);
+        let frame2 = stable_shot(&b.display, wb);
+        assert!(app.alive(), "the painter died on B");
+
+        // B → A: A shares memory again; the segment made while on B is attached there.
+        let r = guievict_json(&["move", "--pid", &pid, &a.display]).expect("move B→A");
+        let wa = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("on A");
+        let back = stable_shot(&a.display, wa);
+        assert_same_picture(&frame2, &back, &format!("shm-{mode}-back-on-a"));
+        assert!(
+            !r.to_string().contains("converts the app's shared-memory"),
+            "no conversion on a server with MIT-SHM: {r}"
+        );
+        key_and_frame(&a.display, wa, &status, 3);
+        assert!(app.alive(), "the painter died back on A");
+        let text = std::fs::read_to_string(&status).unwrap_or_default();
+        assert!(
+            !text.contains("MISMATCH"),
+            "a frame read back wrong:\n{text}"
+        );
+        eprintln!("shm-painter {mode}:\n{text}");
+    });
+}
+
+#[test]
+fn sysv_segments_converted_on_a_server_without_mit_shm() {
+    round_trip("sysv");
+}
+
+#[test]
+fn fd_segments_converted_on_a_server_without_mit_shm() {
+    round_trip("fd");
+}
+
+#[test]
+fn created_segments_converted_on_a_server_without_mit_shm() {
+    round_trip("create");
+}
