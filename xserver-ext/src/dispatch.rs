@@ -22,6 +22,20 @@ const BAD_IMPLEMENTATION: Status = 17;
 /// Longest GUIEVICT request in 4-byte units; anything longer is rejected before reading it.
 const MAX_REQUEST_WORDS: u32 = 16;
 
+/// The protocol minor version this server speaks. Test seam: `GUIEVICT_XEXT_PROTOCOL_MINOR=0`
+/// in the server's environment makes it behave as a 1.0 server (reports 1.0 and refuses the
+/// 1.1 flag), so that clients' compatibility path runs against a real server.
+fn protocol_minor() -> u16 {
+    static MINOR: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    *MINOR.get_or_init(|| {
+        std::env::var("GUIEVICT_XEXT_PROTOCOL_MINOR")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&m| m <= proto::MINOR_VERSION)
+            .unwrap_or(proto::MINOR_VERSION)
+    })
+}
+
 /// Minor opcode of the current request (StandardMinorOpcode is not exported by Xvfb).
 pub unsafe extern "C" fn minor_opcode(client: ffi::ClientPtr) -> std::ffi::c_ushort {
     // SAFETY: called by the server for the client being dispatched; byte 1 of every request.
@@ -66,13 +80,19 @@ unsafe fn dispatch(api: &Api, client: ffi::ClientPtr) -> Status {
                 &proto::QueryVersionReply {
                     sequence: c.sequence as u16,
                     major: proto::MAJOR_VERSION,
-                    minor: proto::MINOR_VERSION,
+                    minor: protocol_minor(),
                     server_release: api.release,
                 },
                 order,
             );
             // SAFETY: writes our own buffer to the client.
             unsafe { write(api, client, &reply) }
+        }
+        Ok(Request::GetResources(req))
+            if protocol_minor() == 0 && req.flags & !proto::FLAGS_V1_0 != 0 =>
+        {
+            c.errorValue = req.flags;
+            BAD_VALUE
         }
         Ok(Request::GetResources(req)) => {
             // SAFETY: valid client during dispatch.

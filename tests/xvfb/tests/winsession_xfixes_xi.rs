@@ -332,3 +332,38 @@ fn winsession_selection_inputs_without_extension_are_reported() {
     })
     .unwrap();
 }
+
+#[test]
+fn winsession_capture_from_a_protocol_1_0_server() {
+    with_timeout(60, || -> Result<()> {
+        // The server's extension behaves as GUIEVICT 1.0: capture drops the refused page and asks
+        // again with the 1.0 flags; everything but the selection inputs is still described.
+        let a = Xvfb::start_with(xvfb_harness::XvfbOptions {
+            env: vec![("GUIEVICT_XEXT_PROTOCOL_MINOR".into(), "0".into())],
+            ..Default::default()
+        })?;
+        let ca = a.connect()?;
+        let made = build(&ca)?;
+        let s = winsession::capture(&ca, &winsession::CaptureOptions::default())?;
+        assert!(s.selection_inputs.is_empty());
+        assert!(
+            s.unknown.iter().any(|u| u
+                .starts_with("2 XFIXES selection input(s) (XFixesSelectSelectionInput): the GUIEVICT extension could not describe them")),
+            "{:?}",
+            s.unknown
+        );
+        let named = s
+            .cursors
+            .iter()
+            .find(|c| c.id == made.named_cursor)
+            .ok_or_else(|| anyhow!("cursor missing"))?;
+        assert!(named.image.is_some(), "cursor image from the extension");
+        assert_eq!(named.name.as_deref(), Some("left_ptr"));
+        assert!(
+            s.windows.iter().all(|w| w.background.is_some()),
+            "window details from the extension"
+        );
+        Ok(())
+    })
+    .unwrap();
+}
