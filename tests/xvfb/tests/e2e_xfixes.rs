@@ -183,3 +183,110 @@ fn e2e_xfixes_selection_notify_after_moves() {
         let _ = std::fs::remove_dir_all(&dir);
     });
 }
+
+/// `guievict snapshot` of the process, read back with `guievict show --json`.
+fn snapshot(pid: u32, file: &Path) -> serde_json::Value {
+    let bin = guievict_bin();
+    let out = Command::new(&bin)
+        .args(["snapshot", "--pid", &pid.to_string(), "--save"])
+        .arg(file)
+        .output()
+        .expect("guievict snapshot");
+    assert!(
+        out.status.success(),
+        "snapshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(&bin)
+        .arg("show")
+        .arg(file)
+        .arg("--json")
+        .output()
+        .expect("guievict show");
+    assert!(
+        out.status.success(),
+        "show: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("show --json")
+}
+
+/// (selection name, event mask) of every selection input, and every cursor name, sorted.
+fn xfixes_state(v: &serde_json::Value) -> (Vec<(String, u64)>, Vec<String>) {
+    let mut sel: Vec<(String, u64)> = v["selection_inputs"]
+        .as_array()
+        .expect("selection_inputs")
+        .iter()
+        .map(|x| {
+            (
+                x["selection"].as_str().unwrap_or("?").to_string(),
+                x["event_mask"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    sel.sort();
+    let mut names: Vec<String> = v["cursors"]
+        .as_array()
+        .expect("cursors")
+        .iter()
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    (sel, names)
+}
+
+#[test]
+fn e2e_gtk3_selection_inputs_and_cursor_names_move() {
+    if Command::new("gtk3-widget-factory")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        skip("gtk3-widget-factory is not installed (Debian gtk-3-examples)");
+        return;
+    }
+    with_timeout(150, || {
+        let opts = XvfbOptions {
+            screen: "1600x1200x24".into(),
+            ..Default::default()
+        };
+        let a = Xvfb::start_with(opts.clone()).expect("Xvfb A");
+        let b = Xvfb::start_with(opts).expect("Xvfb B");
+        let pad = b.connect().expect("pad client");
+        for i in 0..30 {
+            pad.intern_atom(false, format!("E2E_GTK_XFIXES_PAD_{i}").as_bytes())
+                .expect("intern")
+                .reply()
+                .expect("intern reply");
+        }
+        let app = App::spawn(&a.display, &["gtk3-widget-factory"]).expect("gtk3-widget-factory");
+        std::thread::sleep(Duration::from_millis(1500));
+        let dir = artifacts_dir().join(format!("e2e-gtk-xfixes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let on_a = xfixes_state(&snapshot(app.pid, &dir.join("a.gws")));
+        eprintln!(
+            "GTK3 on A: selection inputs {:?}, cursor names {:?}",
+            on_a.0, on_a.1
+        );
+        // GTK3 watches CLIPBOARD and PRIMARY with XFIXES and names its Xcursor cursors.
+        assert!(
+            on_a.0.contains(&("CLIPBOARD".to_string(), 7)),
+            "{:?}",
+            on_a.0
+        );
+        assert!(on_a.0.contains(&("PRIMARY".to_string(), 7)), "{:?}", on_a.0);
+        assert!(!on_a.1.is_empty(), "no named cursors");
+
+        let pid = app.pid.to_string();
+        guievict_json(&["move", "--pid", &pid, &b.display]).expect("move A→B");
+        wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("window on B");
+        let on_b = xfixes_state(&snapshot(app.pid, &dir.join("b.gws")));
+        assert_eq!(on_b, on_a, "XFIXES state on B");
+
+        guievict_json(&["move", "--pid", &pid, &a.display]).expect("move B→A");
+        wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("window on A");
+        let back = xfixes_state(&snapshot(app.pid, &dir.join("back.gws")));
+        assert_eq!(back, on_a, "XFIXES state back on A");
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
