@@ -367,3 +367,106 @@ fn winsession_capture_from_a_protocol_1_0_server() {
     })
     .unwrap();
 }
+
+/// Add a master device pair named `name` (XIChangeHierarchy AddMaster): the server makes
+/// "<name> pointer", "<name> keyboard" and their XTEST slaves, with the next free device IDs.
+fn add_master(conn: &RustConnection, name: &str) -> Result<()> {
+    let n = name.len();
+    let change = xinput::HierarchyChange {
+        len: ((8 + n.div_ceil(4) * 4) / 4) as u16,
+        data: xinput::HierarchyChangeData::AddMaster(xinput::HierarchyChangeDataAddMaster {
+            send_core: true,
+            enable: true,
+            name: name.as_bytes().to_vec(),
+        }),
+    };
+    conn.xinput_xi_change_hierarchy(&[change])?.check()?;
+    Ok(())
+}
+
+fn device_id(conn: &RustConnection, name: &str) -> Result<u16> {
+    let r = conn.xinput_xi_query_device(0u16)?.reply()?;
+    r.infos
+        .iter()
+        .find(|d| d.name == name.as_bytes())
+        .map(|d| d.deviceid)
+        .ok_or_else(|| anyhow!("no device {name:?}"))
+}
+
+#[test]
+fn winsession_xi_device_ids_differ_between_servers() {
+    with_timeout(60, || -> Result<()> {
+        let a = Xvfb::start()?;
+        let b = Xvfb::start()?;
+        let (admin_a, admin_b) = (a.connect()?, b.connect()?);
+        for c in [&admin_a, &admin_b] {
+            c.xinput_xi_query_version(2, 2)?.reply()?;
+        }
+        // A: "Second" then "OnlyA"; B: "Filler" first, so "Second" gets other IDs there.
+        add_master(&admin_a, "Second")?;
+        add_master(&admin_a, "OnlyA")?;
+        add_master(&admin_b, "Filler")?;
+        add_master(&admin_b, "Second")?;
+        let second_a = device_id(&admin_a, "Second pointer")?;
+        let second_b = device_id(&admin_b, "Second pointer")?;
+        assert_ne!(second_a, second_b, "the test needs differing IDs");
+        let only_a_slave = device_id(&admin_a, "OnlyA XTEST pointer")?;
+        let xvfb_mouse = device_id(&admin_a, "Xvfb mouse")?;
+
+        let ca = a.connect()?;
+        let made = build(&ca)?;
+        ca.xinput_xi_select_events(
+            made.window,
+            &[
+                xinput::EventMask {
+                    deviceid: second_a,
+                    mask: vec![xinput::XIEventMask::BUTTON_PRESS],
+                },
+                xinput::EventMask {
+                    deviceid: only_a_slave,
+                    mask: vec![xinput::XIEventMask::MOTION],
+                },
+                xinput::EventMask {
+                    deviceid: xvfb_mouse,
+                    mask: vec![xinput::XIEventMask::BUTTON_RELEASE],
+                },
+            ],
+        )?;
+        ca.sync()?;
+        let sa = winsession::capture(&ca, &winsession::CaptureOptions::default())?;
+        let cb = b.connect()?;
+        let regen = winsession::regenerate(&cb, &sa, &winsession::RegenOptions::default())?;
+        eprintln!("device map {:?}", regen.xi_device_map);
+        eprintln!("warnings {:#?}", regen.warnings);
+        assert_eq!(regen.xi_device_map.get(&second_a), Some(&second_b));
+        assert_eq!(regen.xi_device_map.get(&xvfb_mouse), Some(&xvfb_mouse));
+        assert_eq!(regen.xi_device_map.get(&0), Some(&0));
+        assert_eq!(regen.xi_device_map.get(&1), Some(&1));
+        assert!(!regen.xi_device_map.contains_key(&only_a_slave));
+        assert_eq!(regen.warnings.len(), 1, "{:?}", regen.warnings);
+        assert!(
+            regen.warnings[0].contains("OnlyA XTEST pointer")
+                && regen.warnings[0].contains("dropped"),
+            "{:?}",
+            regen.warnings
+        );
+        let wb = regen.xid_map[&made.window];
+        let sel = cb.xinput_xi_get_selected_events(wb)?.reply()?;
+        let mut got: Vec<(u16, u32)> = sel
+            .masks
+            .iter()
+            .map(|m| (m.deviceid, m.mask.first().map_or(0, |&x| u32::from(x))))
+            .collect();
+        got.sort_unstable();
+        let mut want = vec![
+            (0, u32::from(xinput::XIEventMask::KEY_PRESS)),
+            (2, u32::from(xinput::XIEventMask::MOTION)),
+            (second_b, u32::from(xinput::XIEventMask::BUTTON_PRESS)),
+            (xvfb_mouse, u32::from(xinput::XIEventMask::BUTTON_RELEASE)),
+        ];
+        want.sort_unstable();
+        assert_eq!(got, want);
+        Ok(())
+    })
+    .unwrap();
+}
