@@ -1,0 +1,207 @@
+//! Moves that must be refused: the target lacks an extension the app depends on (Present for
+//! xeyes, GLX for a GL program). `guievict move` fails with a message naming the extension,
+//! and the app stays on its display, untouched and drawing; a later move to a target that has
+//! the extension works. Xvfb cannot disable Present (`-extension Present` is rejected), so the
+//! Present-less target is an Xvfb whose QueryExtension denies Present
+//! (`refuse_hide_extension.c`, preloaded next to the GUIEVICT extension); GLX is disabled with
+//! Xvfb's own `-extension GLX`.
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+use xvfb_harness::*;
+
+fn settle() {
+    std::thread::sleep(Duration::from_millis(400));
+}
+
+/// Compile a C fixture of this directory with `cc`; `None` when that is impossible here.
+fn build(src: &str, out: &str, args: &[&str]) -> Option<PathBuf> {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(src);
+    let out = target_dir().join(out);
+    let ok = Command::new("cc")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .args(args)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    ok.then_some(out)
+}
+
+/// An Xvfb whose QueryExtension says `name` is absent.
+fn xvfb_without(name: &str) -> Option<Xvfb> {
+    let Some(shim) = build(
+        "refuse_hide_extension.c",
+        "refuse_hide_extension.so",
+        &["-shared", "-fPIC", "-ldl"],
+    ) else {
+        skip("e2e_refuse: cannot compile refuse_hide_extension.c with cc");
+        return None;
+    };
+    let preload = format!("{} {}", ext_path().display(), shim.display());
+    Some(
+        Xvfb::start_with(XvfbOptions {
+            env: vec![
+                ("LD_PRELOAD".into(), preload),
+                ("GUIEVICT_TEST_HIDE_EXTENSION".into(), name.into()),
+            ],
+            ..Default::default()
+        })
+        .expect("Xvfb without the extension"),
+    )
+}
+
+/// Whether `display` answers QueryExtension(`name`) with present.
+fn has_extension(display: &str, name: &str) -> bool {
+    use x11rb::protocol::xproto::ConnectionExt as _;
+    let c = connect(display).expect("connect");
+    c.query_extension(name.as_bytes())
+        .expect("QueryExtension")
+        .reply()
+        .expect("QueryExtension reply")
+        .present
+}
+
+/// Run `guievict args…`; its exit status and stderr.
+fn guievict(args: &[&str]) -> (bool, String) {
+    let out = Command::new(guievict_bin())
+        .args(args)
+        .output()
+        .expect("running guievict");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The app on `a` is refused a move to `bad` (message names `ext`), stays on `a` with the
+/// same window and picture, and then moves to `good`.
+fn refused_then_moved(app: &mut App, a: &Xvfb, bad: &Xvfb, good: &Xvfb, ext: &str, name: &str) {
+    settle();
+    let before = screenshot(&a.display, app.window).expect("shot on A");
+    let pid = app.pid.to_string();
+    let t = std::time::Instant::now();
+    let (ok, err) = guievict(&["move", "--pid", &pid, &bad.display]);
+    let took = t.elapsed();
+    eprintln!("{name}: refused in {took:?}: {err}");
+    assert!(!ok, "{name}: the move to a target without {ext} succeeded");
+    assert!(
+        err.contains(&format!("uses {ext}")) && err.contains(&bad.display),
+        "{name}: the refusal does not name {ext} and the target: {err}"
+    );
+    assert!(
+        err.contains(&format!("stays on {}", a.display)),
+        "{name}: the refusal does not say where the app is: {err}"
+    );
+    assert!(app.alive(), "{name} died after the refused move");
+    assert!(
+        windows_of_pid(&bad.display, app.pid).unwrap().is_empty(),
+        "{name}: windows were created on the refusing target"
+    );
+    // Still on A: the very same window (it was never detached), still drawn.
+    assert!(
+        windows_of_pid(&a.display, app.pid)
+            .unwrap()
+            .contains(&app.window),
+        "{name}: its window left A"
+    );
+    // Expose it again so that the app must redraw: it still can.
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::ConnectionExt as _;
+    let c = connect(&a.display).expect("connect A");
+    c.clear_area(true, app.window, 0, 0, 0, 0)
+        .expect("ClearArea");
+    c.flush().expect("flush");
+    settle();
+    assert_same_picture(
+        &before,
+        &screenshot(&a.display, app.window).expect("shot on A after the refusal"),
+        &format!("{name}-still-on-a"),
+    );
+    assert!(app.alive(), "{name} died redrawing after the refused move");
+    // A target with the extension takes it.
+    guievict_json(&["move", "--pid", &pid, &good.display]).expect("move to a capable target");
+    let wg = wait_for_window(&good.display, app.pid, Duration::from_secs(10)).expect("window");
+    settle();
+    assert_same_picture(
+        &before,
+        &screenshot(&good.display, wg).expect("shot on the capable target"),
+        &format!("{name}-on-capable-target"),
+    );
+    assert!(
+        app.alive(),
+        "{name} died after the move to a capable target"
+    );
+}
+
+#[test]
+fn xeyes_is_not_moved_to_a_server_without_present() {
+    with_timeout(90, || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let Some(b) = xvfb_without("Present") else {
+            return;
+        };
+        assert!(has_extension(&a.display, "Present"));
+        assert!(!has_extension(&b.display, "Present"), "the fixture failed");
+        let c = Xvfb::start().expect("Xvfb C");
+        let mut app =
+            App::spawn(&a.display, &["xeyes", "-geometry", "150x100+3+3"]).expect("xeyes");
+        refused_then_moved(&mut app, &a, &b, &c, "Present", "xeyes");
+    });
+}
+
+#[test]
+fn gl_program_is_not_moved_to_a_server_without_glx() {
+    with_timeout(90, || {
+        let Some(prog) = build("refuse_glidle.c", "refuse_glidle", &["-lGL", "-lX11"]) else {
+            skip("e2e_refuse: cannot build the GL fixture (needs libgl1-mesa-dev, libx11-dev)");
+            return;
+        };
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start_with(XvfbOptions {
+            extra_args: vec!["-extension".into(), "GLX".into()],
+            ..Default::default()
+        })
+        .expect("Xvfb B without GLX");
+        assert!(!has_extension(&b.display, "GLX"));
+        let c = Xvfb::start().expect("Xvfb C");
+        let prog = prog.to_string_lossy().into_owned();
+        let mut app = App::spawn(&a.display, &[&prog]).expect("GL program");
+        refused_then_moved(&mut app, &a, &b, &c, "GLX", "glidle");
+    });
+}
+
+#[test]
+fn a_refused_attach_after_detach_puts_the_gui_back() {
+    with_timeout(90, || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let Some(b) = xvfb_without("Present") else {
+            return;
+        };
+        let mut app =
+            App::spawn(&a.display, &["xeyes", "-geometry", "150x100+3+3"]).expect("xeyes");
+        settle();
+        let before = screenshot(&a.display, app.window).expect("shot on A");
+        let pid = app.pid.to_string();
+        guievict_json(&["detach", "--pid", &pid]).expect("detach");
+        assert!(windows_of_pid(&a.display, app.pid).unwrap().is_empty());
+        let (ok, err) = guievict(&["attach", &b.display, "--pid", &pid]);
+        assert!(!ok, "attach to a target without Present succeeded");
+        assert!(
+            err.contains("uses Present") && err.contains(&format!("back on {}", a.display)),
+            "unexpected refusal: {err}"
+        );
+        let wa = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("back on A");
+        settle();
+        assert_same_picture(
+            &before,
+            &screenshot(&a.display, wa).expect("shot back on A"),
+            "xeyes-back-on-a",
+        );
+        assert!(app.alive(), "xeyes died");
+        assert!(windows_of_pid(&b.display, app.pid).unwrap().is_empty());
+    });
+}
