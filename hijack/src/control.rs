@@ -123,6 +123,12 @@ pub struct ConnectionStatus {
     pub queued_to_server: u64,
     /// File descriptors passed through (both ways).
     pub fds_passed: u64,
+    /// App MIT-SHM requests guimux served itself (the server cannot share memory).
+    #[serde(default)]
+    pub shm_converted: u64,
+    /// App requests answered with an error because the server lacks their extension.
+    #[serde(default)]
+    pub substituted: u64,
 }
 
 /// Answer to [`Request::Status`].

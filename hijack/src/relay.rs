@@ -216,6 +216,8 @@ impl RelayHandle {
                 queued_to_app: s.queued_to_app.load(Ordering::Relaxed),
                 queued_to_server: s.queued_to_server.load(Ordering::Relaxed),
                 fds_passed: s.fds_passed.load(Ordering::Relaxed),
+                shm_converted: 0,
+                substituted: 0,
             })
             .collect()
     }

@@ -752,6 +752,16 @@ pub fn guievict_json(args: &[&str]) -> Result<serde_json::Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
+/// MIT-SHM requests guimux has converted so far for the process (`guievict status`), summed
+/// over its connections.
+pub fn shm_converted(pid: u32) -> Result<u64> {
+    let st = guievict_json(&["status", "--pid", &pid.to_string()])?;
+    Ok(st["connections"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c["shm_converted"].as_u64()).sum())
+        .unwrap_or(0))
+}
+
 /// Assert that two screenshots show the same picture: at least 99% of all pixels and 95% of
 /// the "ink" pixels equal (see [`Comparison::ink_equal_fraction`]); on failure the PNGs and the
 /// diff are in the artifacts directory.

@@ -97,6 +97,12 @@ fn round_trip(mode: &'static str) {
         key_and_frame(&b.display, wb, &status, 2);
         let frame2 = stable_shot(&b.display, wb);
         assert!(app.alive(), "the painter died on B");
+        // Two frames: at least attach + put + get + detach each, all served by guimux.
+        let converted = shm_converted(app.pid).expect("status");
+        assert!(
+            converted >= 8,
+            "only {converted} MIT-SHM requests converted on B"
+        );
 
         // B → A: A shares memory again; the segment made while on B is attached there.
         let r = guievict_json(&["move", "--pid", &pid, &a.display]).expect("move B→A");
@@ -109,6 +115,11 @@ fn round_trip(mode: &'static str) {
         );
         key_and_frame(&a.display, wa, &status, 3);
         assert!(app.alive(), "the painter died back on A");
+        assert_eq!(
+            shm_converted(app.pid).expect("status"),
+            converted,
+            "requests were converted on A, which shares memory"
+        );
         let text = std::fs::read_to_string(&status).unwrap_or_default();
         assert!(
             !text.contains("MISMATCH"),

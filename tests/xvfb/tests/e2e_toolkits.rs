@@ -45,13 +45,22 @@ struct Pair {
 }
 
 fn pair() -> Pair {
+    pair_with(&[])
+}
+
+/// Like [`pair`], B started with these extra arguments (e.g. `-extension MIT-SHM`).
+fn pair_with(b_args: &[&str]) -> Pair {
     // Large enough for gtk3-widget-factory's 1366×741 window.
     let opts = XvfbOptions {
         screen: "1600x1200x24".into(),
         ..Default::default()
     };
     let a = Xvfb::start_with(opts.clone()).expect("Xvfb A");
-    let b = Xvfb::start_with(opts).expect("Xvfb B");
+    let b = Xvfb::start_with(XvfbOptions {
+        extra_args: b_args.iter().map(|a| a.to_string()).collect(),
+        ..opts
+    })
+    .expect("Xvfb B");
     let other = b.connect().expect("other client");
     use x11rb::protocol::xproto::ConnectionExt as _;
     for i in 0..50 {
@@ -336,6 +345,55 @@ fn qt5_lineedits_round_trip_and_typing() {
         .expect("Qt5 lineedits example");
         qt_typing_changes_picture(&p.a.display, app.window, "on-a");
         round_trip(&p, &mut app, "qt5", &qt_typing_changes_picture);
+    });
+}
+
+/// B cannot share memory (no MIT-SHM): Qt5 paints through ShmPutImage into the segments the
+/// server created for it (ShmCreateSegment); guimux converts those requests on B.
+#[test]
+fn qt5_on_a_target_without_mit_shm() {
+    if !have(QT_LINEEDITS) {
+        return;
+    }
+    with_timeout(150, || {
+        let p = pair_with(&["-extension", "MIT-SHM"]);
+        let mut app = App::spawn_env(
+            &p.a.display,
+            &[QT_LINEEDITS],
+            &[("QT_QPA_PLATFORM", "xcb"), ("NO_AT_BRIDGE", "1")],
+        )
+        .expect("Qt5 lineedits example");
+        round_trip(&p, &mut app, "qt5-noshm", &qt_typing_changes_picture);
+        let n = shm_converted(app.pid).expect("status");
+        assert!(
+            n > 0,
+            "Qt5 painted on B without any converted MIT-SHM request"
+        );
+        eprintln!("qt5: {n} MIT-SHM requests converted on B");
+    });
+}
+
+/// B cannot share memory: GTK3 (cairo) uses SysV MIT-SHM segments for its images.
+#[test]
+fn gtk3_on_a_target_without_mit_shm() {
+    if !have("gtk3-widget-factory") {
+        return;
+    }
+    with_timeout(150, || {
+        let p = pair_with(&["-extension", "MIT-SHM"]);
+        let mut app = App::spawn_env(
+            &p.a.display,
+            &["gtk3-widget-factory"],
+            &[("GTK_THEME", "Adwaita"), ("NO_AT_BRIDGE", "1")],
+        )
+        .expect("gtk3-widget-factory");
+        round_trip(&p, &mut app, "gtk3-noshm", &tab_changes_picture);
+        let n = shm_converted(app.pid).expect("status");
+        assert!(
+            n > 0,
+            "GTK3 painted on B without any converted MIT-SHM request"
+        );
+        eprintln!("gtk3: {n} MIT-SHM requests converted on B");
     });
 }
 
