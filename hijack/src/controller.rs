@@ -110,6 +110,8 @@ impl Controller {
                     queued_to_app: app_out,
                     queued_to_server: stats.queued_bytes,
                     fds_passed: 0,
+                    shm_converted: stats.shm_converted,
+                    substituted: stats.substituted,
                 }
             })
             .collect()
