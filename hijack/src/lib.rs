@@ -19,6 +19,7 @@ pub mod interpose;
 pub mod muxloop;
 pub mod preflight;
 pub mod relay;
+pub mod screen;
 pub mod session;
 pub mod shmmem;
 pub mod xfd;

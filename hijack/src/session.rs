@@ -662,6 +662,7 @@ pub fn attach(
             h.with_engine(move |e| e.inject_event(ev))?;
             warnings.push("the new server's keymap differs: the app was sent MappingNotify".into());
         }
+        warnings.extend(crate::screen::announce(h, s, detached, &setup));
         h.with_engine(|e| e.resume())?;
     }
     let after = h.with_engine(|e| e.stats())?;

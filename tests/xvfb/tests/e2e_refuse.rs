@@ -205,3 +205,99 @@ fn a_refused_attach_after_detach_puts_the_gui_back() {
         assert!(windows_of_pid(&b.display, app.pid).unwrap().is_empty());
     });
 }
+
+/// A process whose stdout goes to a file; killed and reaped on drop.
+struct Logged {
+    child: std::process::Child,
+    out: PathBuf,
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for_text(path: &std::path::Path, want: &[&str], timeout: Duration) -> String {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if want.iter().all(|w| text.contains(w)) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never showed {want:?}; it has:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_app_sees_the_new_screen_size() {
+    with_timeout(90, || {
+        let small = XvfbOptions {
+            screen: "1024x768x24".into(),
+            ..Default::default()
+        };
+        let a = Xvfb::start_with(small).expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B (1280x1024)");
+        let out = artifacts_dir().join(format!("xev-screen-{}.txt", std::process::id()));
+        let child = Command::new("stdbuf")
+            .args([
+                "-oL",
+                "xev",
+                "-root",
+                "-event",
+                "randr",
+                "-event",
+                "structure",
+            ])
+            .env("DISPLAY", &a.display)
+            .stdout(std::fs::File::create(&out).expect("xev output file"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("xev");
+        let xev = Logged { child, out };
+        let pid = xev.child.id().to_string();
+        // xev -root maps no window to wait for: give it time to connect and select.
+        std::thread::sleep(Duration::from_secs(1));
+        guievict_json(&["move", "--pid", &pid, &b.display]).expect("move A→B");
+        let text = wait_for_text(
+            &xev.out,
+            &[
+                "ConfigureNotify",
+                "width 1280, height 1024",
+                "RRScreenChangeNotify",
+            ],
+            Duration::from_secs(10),
+        );
+        assert!(
+            text.contains("RRScreenChangeNotify")
+                && text.matches("width 1280, height 1024").count() >= 2,
+            "xev did not see both events with the new size:\n{text}"
+        );
+        // And back: the selection was renewed on B, so it is known again at the next move.
+        let seen = text.len();
+        guievict_json(&["move", "--pid", &pid, &a.display]).expect("move B→A");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let back = loop {
+            let t = std::fs::read_to_string(&xev.out).unwrap_or_default();
+            let tail = t.get(seen..).unwrap_or_default().to_string();
+            if tail.matches("width 1024, height 768").count() >= 2
+                || std::time::Instant::now() > deadline
+            {
+                break tail;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(
+            back.contains("ConfigureNotify")
+                && back.contains("RRScreenChangeNotify")
+                && back.matches("width 1024, height 768").count() >= 2,
+            "after the move back xev did not see the old size again:\n{back}"
+        );
+    });
+}
