@@ -140,7 +140,10 @@ impl Controller {
                         None => probe_setup(c.display.as_deref().unwrap_or_default())?,
                     };
                     let opts = winsession::CaptureOptions::default();
-                    let (d, timings) = session::detach(&c.handle, setup, &opts)?;
+                    // Taken before the capture, which does not list them.
+                    let randr = crate::screen::randr_selections(&c.handle, setup.clone());
+                    let (mut d, timings) = session::detach(&c.handle, setup, &opts)?;
+                    d.session.other_resources.extend(randr);
                     if let Some(p) = session_path {
                         winsession::write_file(p, &d.session).map_err(|e| {
                             SessionError::Capture(format!("writing {}: {e}", p.display()))
