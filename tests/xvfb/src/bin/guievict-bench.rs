@@ -12,7 +12,10 @@
 //!    and under `guievict run`;
 //! 2. detach / attach / move latency of xterm, xclock, xcalc, xeyes, xlogo (hijacked), from
 //!    the wall time of the command and the stage timings in its JSON report;
-//! 3. hijack wall time of xterm.
+//! 3. hijack wall time of xterm;
+//! 4. MIT-SHM conversion: frames/s of `shm-painter` (ShmPutImage + ShmCompletion per frame)
+//!    direct on a server with MIT-SHM, hijacked there (requests pass through), and hijacked
+//!    after a move to a server without MIT-SHM (guimux converts them), interleaved.
 //!
 //! Not a test: it asserts nothing, it reports. Run it through `scripts/bench.sh`.
 
@@ -56,7 +59,12 @@ fn parse_opts() -> Result<Opts> {
         runs: 7,
         cycles: 5,
         ms: 300,
-        parts: vec!["rates".into(), "x11perf".into(), "latency".into()],
+        parts: vec![
+            "rates".into(),
+            "x11perf".into(),
+            "latency".into(),
+            "shm".into(),
+        ],
         write: None,
         command: "scripts/bench.sh".into(),
         deadline_s: 540,
@@ -75,7 +83,7 @@ fn parse_opts() -> Result<Opts> {
             "-h" | "--help" => {
                 println!(
                     "usage: guievict-bench [--runs N] [--cycles N] [--ms MS] \
-                     [--only rates,x11perf,latency] [--write docs/benchmarks.md] \
+                     [--only rates,x11perf,latency,shm] [--write docs/benchmarks.md] \
                      [--command TEXT] [--deadline SECS]"
                 );
                 std::process::exit(0);
@@ -1396,6 +1404,175 @@ fn write_section(path: &Path, section: &str) -> Result<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------------
+// MIT-SHM conversion
+
+/// Frames per bench burst and the picture size of the SHM part.
+const SHM_FRAMES: u32 = 200;
+const SHM_SIZE: &str = "400x300";
+
+/// One shm-painter in bench mode, driven by key presses; reads its status file.
+struct Painter {
+    app: App,
+    status: PathBuf,
+    display: String,
+    window: u32,
+    seen: usize,
+}
+
+impl Painter {
+    fn start(display: &str, tag: &str, x: u16) -> Result<Self> {
+        let exe = std::env::current_exe()?.with_file_name("shm-painter");
+        ensure!(exe.exists(), "{} not built", exe.display());
+        let status = std::env::temp_dir().join(format!(
+            "guievict-bench-shm-{tag}-{}.txt",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&status);
+        let frames = SHM_FRAMES.to_string();
+        let app = App::spawn_env(
+            display,
+            &[
+                exe.to_str().context("path")?,
+                "sysv",
+                status.to_str().context("path")?,
+            ],
+            &[
+                ("SHM_PAINTER_BENCH", &frames),
+                ("SHM_PAINTER_SIZE", SHM_SIZE),
+                ("SHM_PAINTER_POS", &format!("{x},0")),
+            ],
+        )?;
+        let window = app.window;
+        Ok(Self {
+            app,
+            status,
+            display: display.to_string(),
+            window,
+            seen: 0,
+        })
+    }
+
+    /// One burst: frames per second.
+    fn burst(&mut self) -> Result<f64> {
+        xvfb_harness::xtest_key(&self.display, Some(self.window), 0x61)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&self.status).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("bench ")).collect();
+            if lines.len() > self.seen {
+                let l = lines[self.seen];
+                self.seen += 1;
+                // "bench N frames in T ms"
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let (n, ms): (f64, f64) = (f[1].parse()?, f[4].parse()?);
+                return Ok(n * 1000.0 / ms);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "shm-painter never reported a burst"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Painter {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.status);
+    }
+}
+
+/// Frames/s: direct on A (MIT-SHM), hijacked on A (passed through), hijacked and moved to B
+/// (no MIT-SHM: converted).
+#[derive(Default)]
+struct ShmResults {
+    direct: Vec<f64>,
+    passthrough: Vec<f64>,
+    converted: Vec<f64>,
+    failure: Option<String>,
+}
+
+fn part_shm(o: &Opts) -> Result<ShmResults> {
+    let mut r = ShmResults::default();
+    if let Err(e) = shm_rounds(o, &mut r) {
+        eprintln!("bench: shm: {e:#}");
+        r.failure = Some(format!("{e:#}"));
+    }
+    Ok(r)
+}
+
+fn shm_rounds(o: &Opts, r: &mut ShmResults) -> Result<()> {
+    let a = Xvfb::start().context("Xvfb A")?;
+    let b = Xvfb::start_with(xvfb_harness::XvfbOptions {
+        extra_args: vec!["-extension".into(), "MIT-SHM".into()],
+        ..Default::default()
+    })
+    .context("Xvfb B without MIT-SHM")?;
+    // Side by side: keys go to the window under the pointer.
+    let mut direct = Painter::start(&a.display, "direct", 0)?;
+    let mut pass = Painter::start(&a.display, "pass", 410)?;
+    let mut conv = Painter::start(&a.display, "conv", 820)?;
+    for p in [&pass, &conv] {
+        guievict_json(&["hijack", &p.app.pid.to_string()])?;
+    }
+    guievict_json(&["move", "--pid", &conv.app.pid.to_string(), &b.display])?;
+    conv.display = b.display.clone();
+    conv.window = wait_for_window(&b.display, conv.app.pid, Duration::from_secs(10))?;
+    // Warm up each once, then interleave.
+    for p in [&mut direct, &mut pass, &mut conv] {
+        p.burst()?;
+    }
+    for round in 0..o.runs {
+        eprintln!("bench: shm round {}/{}", round + 1, o.runs);
+        r.direct.push(direct.burst()?);
+        r.passthrough.push(pass.burst()?);
+        r.converted.push(conv.burst()?);
+    }
+    Ok(())
+}
+
+fn report_shm(o: &Opts, r: &ShmResults, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "### MIT-SHM conversion (`shm-painter`, {SHM_SIZE} pixels, {SHM_FRAMES} frames per burst)\n\n\
+         Each frame: the client writes the picture into its System V segment, sends ShmPutImage \
+         with send_event and waits for the ShmCompletion. Three painters in the same rounds \
+         ({} rounds, median (min–max) frames/s): direct on a server with MIT-SHM; hijacked on \
+         it (guimux passes MIT-SHM through); hijacked and moved to a server started with \
+         `-extension MIT-SHM` (guimux reads the segment and sends PutImage, then answers the \
+         completion itself after a round trip).\n",
+        o.runs
+    );
+    if let Some(f) = &r.failure {
+        let _ = writeln!(
+            out,
+            "Failed: {}
+",
+            f.replace('\n', " ")
+        );
+    }
+    out.push_str(
+        "| configuration | frames/s | ratio |
+|---|---|---|
+",
+    );
+    let _ = writeln!(out, "| direct, MIT-SHM | {} | 1 |", rate_cell(&r.direct));
+    let _ = writeln!(
+        out,
+        "| hijacked, MIT-SHM passed through | {} | {} |",
+        rate_cell(&r.passthrough),
+        ratio_cell(&r.passthrough, &r.direct)
+    );
+    let _ = writeln!(
+        out,
+        "| hijacked, moved to a server without MIT-SHM (converted) | {} | {} |
+",
+        rate_cell(&r.converted),
+        ratio_cell(&r.converted, &r.direct)
+    );
+}
+
 fn main() -> Result<()> {
     let o = parse_opts()?;
     let deadline_s = o.deadline_s;
@@ -1433,6 +1610,12 @@ fn main() -> Result<()> {
         None
     };
 
+    let shm = if want("shm") {
+        Some(part_shm(&o)?)
+    } else {
+        None
+    };
+
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -1456,6 +1639,9 @@ fn main() -> Result<()> {
     report_rate_goals(rates.as_ref(), perf.as_ref(), &mut out);
     if let Some(l) = &latency {
         report_latency(&o, l, &mut out);
+    }
+    if let Some(r) = &shm {
+        report_shm(&o, r, &mut out);
     }
     let _ = writeln!(out, "Load average at the end: {}.\n", {
         std::fs::read_to_string("/proc/loadavg")

@@ -7,7 +7,9 @@
 //!
 //! Usage: `shm-painter sysv|fd|create STATUS_FILE` — how segments are made: System V
 //! (`ShmAttach`), a memfd the client passes (`ShmAttachFd`), or one the server creates
-//! (`ShmCreateSegment`).
+//! (`ShmCreateSegment`). `SHM_PAINTER_SIZE=WxH` sets the window size (default 160x120), `SHM_PAINTER_POS=X,Y` its place;
+//! with `SHM_PAINTER_BENCH=N` a key press instead paints N frames back to back (each waits for
+//! its ShmCompletion) and reports "bench N frames in T ms" (used by `guievict-bench`).
 
 use anyhow::{bail, Context, Result};
 use std::io::Write;
@@ -18,10 +20,6 @@ use x11rb::protocol::xproto::{self, ConnectionExt as _};
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
-
-const W: u16 = 160;
-const H: u16 = 120;
-const FRAME: usize = W as usize * H as usize * 4;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -142,6 +140,9 @@ fn pixel(n: u32, x: usize, y: usize) -> u32 {
 
 struct Painter {
     conn: RustConnection,
+    w: u16,
+    h: u16,
+    bench: Option<u32>,
     win: u32,
     gc: u32,
     depth: u8,
@@ -159,27 +160,34 @@ impl Painter {
         let _ = self.status.flush();
     }
 
-    fn paint(&mut self) -> Result<()> {
-        let n = self.frame;
+    fn frame_bytes(&self) -> usize {
+        usize::from(self.w) * usize::from(self.h) * 4
+    }
+
+    /// Draw frame `n` into the segment and put it on the window; returns once the server
+    /// (or guimux) says the memory is free again.
+    fn put(&mut self, n: u32) -> Result<u32> {
+        let (w, h) = (self.w, self.h);
+        let frame = self.frame_bytes();
         let seg = self.seg.as_mut().context("no segment")?;
         let id = seg.id;
         let buf = seg.bytes();
-        for y in 0..H as usize {
-            for x in 0..W as usize {
-                let at = (y * W as usize + x) * 4;
+        for y in 0..usize::from(h) {
+            for x in 0..usize::from(w) {
+                let at = (y * usize::from(w) + x) * 4;
                 buf[at..at + 4].copy_from_slice(&pixel(n, x, y).to_ne_bytes());
             }
         }
-        buf[FRAME..].fill(0);
+        buf[frame..].fill(0);
         self.conn.shm_put_image(
             self.win,
             self.gc,
-            W,
-            H,
+            w,
+            h,
             0,
             0,
-            W,
-            H,
+            w,
+            h,
             0,
             0,
             self.depth,
@@ -202,27 +210,35 @@ impl Painter {
                 other => self.held.push_back(other),
             }
         }
+        Ok(id)
+    }
+
+    fn paint(&mut self) -> Result<()> {
+        let n = self.frame;
+        let id = self.put(n)?;
+        let (w, h) = (self.w, self.h);
+        let frame = self.frame_bytes();
         let r = self
             .conn
             .shm_get_image(
                 self.win,
                 0,
                 0,
-                W,
-                H,
+                w,
+                h,
                 !0,
                 u8::from(xproto::ImageFormat::Z_PIXMAP),
                 id,
-                FRAME as u32,
+                frame as u32,
             )?
             .reply()?;
         let seg = self.seg.as_mut().context("no segment")?;
         let buf = seg.bytes();
-        let (drawn, read) = buf.split_at(FRAME);
-        let same = r.size as usize == FRAME
+        let (drawn, read) = buf.split_at(frame);
+        let same = r.size as usize == frame
             && drawn
                 .chunks_exact(4)
-                .zip(read[..FRAME].chunks_exact(4))
+                .zip(read[..frame].chunks_exact(4))
                 .all(|(a, b)| {
                     let a = u32::from_ne_bytes([a[0], a[1], a[2], a[3]]) & 0xff_ffff;
                     let b = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) & 0xff_ffff;
@@ -248,13 +264,23 @@ impl Painter {
         loop {
             match self.next_event()? {
                 Event::Expose(e) if e.count == 0 => self.paint()?,
+                Event::KeyPress(_) if self.bench.is_some() => {
+                    let n = self.bench.unwrap_or(1);
+                    let t = std::time::Instant::now();
+                    for i in 0..n {
+                        self.put(self.frame + i)?;
+                    }
+                    let ms = t.elapsed().as_secs_f64() * 1000.0;
+                    self.log(&format!("bench {n} frames in {ms:.3} ms"));
+                }
                 Event::KeyPress(_) => {
                     self.frame += 1;
                     // Replace the segment, as toolkits do when their backing store changes.
                     if let Some(old) = self.seg.take() {
                         old.release(&self.conn)?;
                     }
-                    self.seg = Some(Segment::new(&self.conn, self.mode, FRAME * 2)?);
+                    let len = self.frame_bytes() * 2;
+                    self.seg = Some(Segment::new(&self.conn, self.mode, len)?);
                     let line = format!("key {}", self.frame);
                     self.log(&line);
                     self.paint()?;
@@ -288,15 +314,33 @@ fn main() -> Result<()> {
         .context("no MIT-SHM")?
         .first_event;
     let screen = conn.setup().roots[screen_num].clone();
+    let (w, h) = match std::env::var("SHM_PAINTER_SIZE") {
+        Ok(v) => {
+            let (a, b) = v.split_once('x').context("SHM_PAINTER_SIZE=WxH")?;
+            (a.parse::<u16>()?, b.parse::<u16>()?)
+        }
+        Err(_) => (160, 120),
+    };
+    let bench = match std::env::var("SHM_PAINTER_BENCH") {
+        Ok(v) => Some(v.parse::<u32>().context("SHM_PAINTER_BENCH=N")?),
+        Err(_) => None,
+    };
     let win = conn.generate_id()?;
+    let (x, y) = match std::env::var("SHM_PAINTER_POS") {
+        Ok(v) => {
+            let (a, b) = v.split_once(',').context("SHM_PAINTER_POS=X,Y")?;
+            (a.parse::<i16>()?, b.parse::<i16>()?)
+        }
+        Err(_) => (0, 0),
+    };
     conn.create_window(
         screen.root_depth,
         win,
         screen.root,
-        0,
-        0,
-        W,
-        H,
+        x,
+        y,
+        w,
+        h,
         0,
         xproto::WindowClass::INPUT_OUTPUT,
         screen.root_visual,
@@ -313,11 +357,14 @@ fn main() -> Result<()> {
     )?;
     let gc = conn.generate_id()?;
     conn.create_gc(gc, win, &xproto::CreateGCAux::new().graphics_exposures(0))?;
-    let seg = Segment::new(&conn, mode, FRAME * 2)?;
+    let seg = Segment::new(&conn, mode, usize::from(w) * usize::from(h) * 8)?;
     conn.map_window(win)?;
     conn.flush()?;
     let mut p = Painter {
         conn,
+        w,
+        h,
+        bench,
         win,
         gc,
         depth: screen.root_depth,
