@@ -15,6 +15,8 @@ PKGS=(
   socat
   # toolkit apps for tests/xvfb/tests/e2e_toolkits.rs (Xft fonts, Tk, GTK3, Qt5)
   fonts-dejavu-core tk gtk-3-examples qtbase5-examples
+  # e2e_refuse (an idle GLX program), e2e_xfixes (an Xlib program in Python ctypes)
+  libgl1-mesa-dev libx11-dev python3 libxfixes3 coreutils
 )
 missing=()
 for p in "${PKGS[@]}"; do
