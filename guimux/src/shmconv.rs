@@ -950,6 +950,50 @@ mod tests {
         reply(&ctx(f), conv, msg, mem).expect("reply")
     }
 
+    proptest::proptest! {
+        /// Any bytes after an MIT-SHM major opcode: a conversion or an error, never a panic;
+        /// every request emitted is well formed and within the core limit.
+        #[test]
+        fn arbitrary_requests_never_panic(
+            minor in 0u8..10,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            seg_len in 0usize..4096,
+        ) {
+            let f = formats();
+            let mut mem = VecMem::default();
+            mem.0.insert(1, vec![0u8; seg_len]);
+            let mut req = vec![130u8, minor];
+            req.extend_from_slice(&body);
+            if req.len() < 4 {
+                req.resize(4, 0);
+            }
+            let mut ids = |id: u32| id;
+            for o in convert(&ctx(&f), &req, &mem, &mut ids, 9) {
+                if let Out::Request { bytes, .. } = o {
+                    proptest::prop_assert!(bytes.len() <= MAX_REQUEST_BYTES);
+                    proptest::prop_assert_eq!(
+                        ByteOrder::Little.u16(&bytes, 2) as usize * 4,
+                        bytes.len()
+                    );
+                }
+            }
+            let _ = effect(&req, ByteOrder::Little);
+        }
+
+        /// Any GetImage reply bytes: a reply or an error for the app, never a panic.
+        #[test]
+        fn arbitrary_get_image_replies_never_panic(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            w in 0u16..40, h in 0u16..40, format in 0u8..4, offset in 0u32..5000,
+        ) {
+            let f = formats();
+            let mut mem = VecMem::default();
+            mem.0.insert(1, vec![0u8; 4096]);
+            let conv = Conv::GetImage { seg: 1, offset, format, width: w, height: h };
+            let _ = reply(&ctx(&f), &conv, &data, &mut mem);
+        }
+    }
+
     #[test]
     fn effects_parse_and_query_version_is_answered() {
         let o = ByteOrder::Little;
