@@ -527,6 +527,7 @@ impl Engine {
     /// Apply the segment-table effect of an app MIT-SHM request once (not per server).
     fn shm_effect(&mut self, req: &[u8], before: bool) {
         let primary_converts = self.primary_converts_shm();
+        let any_converts = self.shm_major().is_some();
         let Some(st) = self.shm.as_mut() else {
             return;
         };
@@ -542,7 +543,7 @@ impl Engine {
                 },
                 true,
             ) => st.mem.attach_sysv(seg, shmid, read_only),
-            (shmconv::Effect::AttachFd { seg, read_only }, true) if primary_converts => {
+            (shmconv::Effect::AttachFd { seg, read_only }, true) if any_converts => {
                 match st.app_fds.pop_front() {
                     Some(fd) => st.mem.attach_fd(seg, fd, read_only),
                     None => Err("ShmAttachFd came without a descriptor".into()),
@@ -1309,8 +1310,14 @@ impl Engine {
         self.app_formats.clone()
     }
 
-    /// Descriptors the app sent (while its primary converts MIT-SHM, they are guimux's: an
-    /// ShmAttachFd takes the oldest).
+    /// Whether some server (primary or replica) gets MIT-SHM converted: the app's
+    /// descriptors must then reach guimux too (see [`Engine::push_app_fds`]).
+    pub fn any_converts_shm(&self) -> bool {
+        self.shm_major().is_some()
+    }
+
+    /// Descriptors the app sent while some server converts MIT-SHM (guimux's alone when the
+    /// primary converts; copies when only a replica does): an ShmAttachFd takes the oldest.
     pub fn push_app_fds(&mut self, fds: Vec<OwnedFd>) {
         if let Some(st) = self.shm.as_mut() {
             st.app_fds.extend(fds);

@@ -481,10 +481,17 @@ impl Loop {
                     if self.engine.primary_converts_shm() {
                         // The primary cannot share memory: guimux serves ShmAttachFd itself.
                         self.engine.push_app_fds(fds);
-                    } else if let Some(p) =
-                        self.engine.primary().and_then(|p| self.servers.get_mut(&p))
-                    {
-                        p.fds_out.extend(fds);
+                    } else {
+                        if self.engine.any_converts_shm() {
+                            // A replica cannot share memory: guimux needs its own copies.
+                            let copies = fds.iter().filter_map(|f| f.try_clone().ok()).collect();
+                            self.engine.push_app_fds(copies);
+                        }
+                        if let Some(p) =
+                            self.engine.primary().and_then(|p| self.servers.get_mut(&p))
+                        {
+                            p.fds_out.extend(fds);
+                        }
                     }
                 }
                 if let Err(e) = self.engine.app_input(d) {

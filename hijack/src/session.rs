@@ -263,11 +263,16 @@ fn pause_and_capture(
     let conn = internal_conn(h, s, view.setup.clone())?;
     let session =
         winsession::capture(&conn, opts).map_err(|e| SessionError::Capture(e.to_string()));
+    // The capture's last requests free temporary resources it made with free IDs of the app's
+    // own range (SHM and DAMAGE probes); they must reach the server before the internal client
+    // stops, or the app later gets BadIDChoice for IDs it allocates itself.
+    let synced = conn.sync().map_err(xerr("synchronising after the capture"));
     drop(conn);
     h.stop_internal()?;
     timings.lap("capture", t);
     let mut prev = h.with_engine(move |e| e.maps_of(s).cloned())?;
     let mut session = session?;
+    synced?;
     if prev.is_none() {
         // The capture server's setup is the app's own: remember the image layout it computes
         // MIT-SHM segments with, for conversion on later servers.

@@ -143,3 +143,48 @@ fn fd_segments_converted_on_a_server_without_mit_shm() {
 fn created_segments_converted_on_a_server_without_mit_shm() {
     round_trip("create");
 }
+
+/// Screen sharing to a display that cannot share memory: the painter stays on A (real MIT-SHM)
+/// and is replicated view-only to B (no MIT-SHM); every new frame — painted into segments the
+/// app attaches after the replication started — shows on B as on A.
+fn replica(mode: &'static str) {
+    with_timeout(120, move || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start_with(XvfbOptions {
+            extra_args: vec!["-extension".into(), "MIT-SHM".into()],
+            ..Default::default()
+        })
+        .expect("Xvfb B without MIT-SHM");
+        let status = artifacts_dir().join(format!("shm-rep-{mode}-{}.txt", std::process::id()));
+        let _ = std::fs::remove_file(&status);
+        let status_s = status.to_str().expect("utf-8 path").to_string();
+        let mut app =
+            App::spawn(&a.display, &[painter(), mode, &status_s]).expect("shm-painter on A");
+        wait_line(&status, "paint 0 ok", 10);
+        let pid = app.pid.to_string();
+        guievict_json(&["replicate", &b.display, "--pid", &pid, "--view-only"])
+            .expect("replicate to B");
+        let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("on B");
+        for frame in 1..=2 {
+            key_and_frame(&a.display, app.window, &status, frame);
+            let on_a = stable_shot(&a.display, app.window);
+            let on_b = stable_shot(&b.display, wb);
+            assert_same_picture(&on_a, &on_b, &format!("shm-rep-{mode}-frame{frame}"));
+        }
+        assert!(app.alive(), "the painter died");
+        assert!(
+            shm_converted(app.pid).expect("status") == 0,
+            "the primary (A) shares memory: nothing is converted for it"
+        );
+    });
+}
+
+#[test]
+fn sysv_segments_replicated_to_a_server_without_mit_shm() {
+    replica("sysv");
+}
+
+#[test]
+fn fd_segments_replicated_to_a_server_without_mit_shm() {
+    replica("fd");
+}
