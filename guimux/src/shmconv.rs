@@ -687,13 +687,13 @@ pub fn reply(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    /// Segments as plain vectors.
+    /// Segments as plain vectors (also used by the engine's tests).
     #[derive(Debug, Default)]
-    struct VecMem(HashMap<u32, Vec<u8>>);
+    pub(crate) struct VecMem(pub(crate) HashMap<u32, Vec<u8>>);
 
     impl SegmentMemory for VecMem {
         fn attach_sysv(&mut self, _: u32, _: u32, _: bool) -> Result<(), String> {
