@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run guievict's benchmarks and rewrite the results section of docs/benchmarks.md.
 #
-#   scripts/bench.sh                 # everything (~5–8 minutes on the 2-core dev VM)
-#   scripts/bench.sh --only latency  # one part: rates, x11perf, latency (comma-separated)
+#   scripts/bench.sh                 # everything (~6–10 minutes on the 2-core dev VM)
+#   scripts/bench.sh --only latency  # one part: rates, x11perf, latency, shm (comma-separated)
 #   scripts/bench.sh --runs 3 --cycles 3
 #
 # Builds the release workspace, then runs `guievict-bench` (tests/xvfb/src/bin/guievict-bench.rs),
@@ -21,5 +21,5 @@ fi
 cargo build --release --workspace
 OUT="${BENCH_OUT:-docs/benchmarks.md}"
 cmd="scripts/bench.sh${*:+ $*}"
-exec timeout --signal=TERM --kill-after=10 600 \
+exec timeout --signal=TERM --kill-after=10 900 \
   "$CARGO_TARGET_DIR/release/guievict-bench" --write "$OUT" --command "$cmd" "$@"

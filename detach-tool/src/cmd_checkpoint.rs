@@ -275,6 +275,7 @@ fn undo(sock: &Path, pid: u32, displays: &[String]) -> Result<()> {
             &Request::Attach {
                 display: d.clone(),
                 auth: None,
+                force: false,
             },
         )?;
     }
@@ -428,6 +429,7 @@ fn undo_attach(sock: &Path, pid: u32, displays: &[String]) -> Result<()> {
             &Request::Attach {
                 display: d.clone(),
                 auth: None,
+                force: false,
             },
         )?;
     }
@@ -530,6 +532,7 @@ pub fn restore(a: RestoreArgs) -> Result<()> {
             &Request::Attach {
                 display: d.clone(),
                 auth: None,
+                force: false,
             },
         )
         .with_context(|| {

@@ -53,6 +53,10 @@ pub struct AttachArgs {
     /// Xauthority file for the target display (default: $XAUTHORITY).
     #[arg(long)]
     auth: Option<PathBuf>,
+    /// Attach even if the display lacks GLX, Present, DRI3 or DRI2 and the app depends on it
+    /// (its requests for that extension then fail there).
+    #[arg(long)]
+    force: bool,
 }
 
 /// `guievict move`.
@@ -65,6 +69,10 @@ pub struct MoveArgs {
     /// Xauthority file for the target display.
     #[arg(long)]
     auth: Option<PathBuf>,
+    /// Move even if the display lacks GLX, Present, DRI3 or DRI2 and the app depends on it
+    /// (its requests for that extension then fail there).
+    #[arg(long)]
+    force: bool,
 }
 
 /// `guievict snapshot`.
@@ -412,6 +420,7 @@ pub fn attach(a: AttachArgs) -> Result<()> {
         &Request::Attach {
             display: a.to.clone(),
             auth,
+            force: a.force,
         },
     )?;
     output(a.target.json, pid, &msg, rep);
@@ -425,19 +434,22 @@ pub fn r#move(a: MoveArgs) -> Result<()> {
     let t = std::time::Instant::now();
     // Refused here, while the GUI is still on its display, when the target lacks an extension
     // the app depends on (Present, GLX, …).
-    call(
-        pid,
-        &Request::Preflight {
-            display: a.to.clone(),
-            auth: auth.clone(),
-        },
-    )?;
+    if !a.force {
+        call(
+            pid,
+            &Request::Preflight {
+                display: a.to.clone(),
+                auth: auth.clone(),
+            },
+        )?;
+    }
     let (_, d) = call(pid, &Request::Detach { session_path: None })?;
     let (msg, at) = call(
         pid,
         &Request::Attach {
             display: a.to.clone(),
             auth,
+            force: a.force,
         },
     )?;
     let total = t.elapsed().as_secs_f64() * 1000.0;

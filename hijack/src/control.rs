@@ -57,6 +57,10 @@ pub enum Request {
         display: String,
         /// X authority for it, if needed.
         auth: Option<XAuth>,
+        /// Attach even where the app depends on an extension the display lacks (GLX, Present,
+        /// DRI3, DRI2): the app's requests for it will then fail there.
+        #[serde(default)]
+        force: bool,
     },
     /// Show the GUI on one more display.
     Replicate {
@@ -477,6 +481,7 @@ mod tests {
                 name: "MIT-MAGIC-COOKIE-1".into(),
                 data: vec![1, 2, 3],
             }),
+            force: true,
         };
         let mut buf = Vec::new();
         write_frame(&mut buf, &req).unwrap();

@@ -166,11 +166,17 @@ impl Controller {
                 }
                 Ok("detached".into())
             }
-            Request::Attach { display, auth } => {
+            Request::Attach {
+                display,
+                auth,
+                force,
+            } => {
                 report.command = "attach".into();
                 // Refused before anything is created on the target; a detached GUI then goes
-                // back where it came from.
-                crate::preflight::check_all(&mut conns, display, auth_of(auth).as_ref())?;
+                // back where it came from. `--force` skips the check.
+                if !*force {
+                    crate::preflight::check_all(&mut conns, display, auth_of(auth).as_ref())?;
+                }
                 for c in conns.iter_mut() {
                     let Some(d) = c.detached.as_ref() else {
                         return Err(SessionError::State(format!(

@@ -301,3 +301,23 @@ fn the_app_sees_the_new_screen_size() {
         );
     });
 }
+
+/// `--force` is the user's override: the move to a target without Present goes ahead (the
+/// app's Present requests will then fail there, which is what the user accepted).
+#[test]
+fn force_overrides_the_refusal() {
+    with_timeout(90, || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let Some(b) = xvfb_without("Present") else {
+            return;
+        };
+        let app = App::spawn(&a.display, &["xeyes", "-geometry", "150x100+3+3"]).expect("xeyes");
+        settle();
+        let pid = app.pid.to_string();
+        let (ok, err) = guievict(&["move", "--pid", &pid, &b.display]);
+        assert!(!ok && err.contains("uses Present"), "not refused: {err}");
+        let (ok, err) = guievict(&["move", "--force", "--pid", &pid, &b.display]);
+        assert!(ok, "move --force failed: {err}");
+        wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("window on B");
+    });
+}

@@ -67,7 +67,7 @@ fn parse_opts() -> Result<Opts> {
         ],
         write: None,
         command: "scripts/bench.sh".into(),
-        deadline_s: 540,
+        deadline_s: 840,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
