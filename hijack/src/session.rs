@@ -335,6 +335,15 @@ fn add_converted_segments(
     Ok(())
 }
 
+/// Whether the app knows MIT-SHM (its original server offered it).
+fn app_knows_shm(d: &Detached) -> bool {
+    let name = guimux::shmconv::EXTENSION;
+    match &d.prev {
+        Some(prev) => prev.exts.by_name(name).is_some_and(|e| e.app.is_some()),
+        None => d.view.exts.iter().any(|(n, _)| n == name),
+    }
+}
+
 /// How the app's MIT-SHM requests reach a new server: `Some` when the app knows MIT-SHM and
 /// the server lacks it (guimux converts them), with the app's captured segments registered in
 /// guimux's segment table; `None` when they pass as they are.
@@ -343,12 +352,13 @@ fn shm_conversion(
     maps: &Maps,
     detached: &Detached,
     setup: &Setup,
+    cannot_share: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Option<ShmTarget>, SessionError> {
     let Some(entry) = maps.exts.by_name(guimux::shmconv::EXTENSION) else {
         return Ok(None);
     };
-    let (Some(app), None) = (entry.app, entry.server) else {
+    let Some(app) = entry.app.filter(|_| entry.server.is_none() || cannot_share) else {
         return Ok(None);
     };
     let view_formats = image_formats(&detached.view.setup);
@@ -394,8 +404,13 @@ fn shm_conversion(
             Err(e) => failed.push(format!("{app_id:#x} ({e})")),
         }
     }
+    let why = if entry.server.is_none() {
+        "the new server has no MIT-SHM"
+    } else {
+        "the new server cannot read this process's shared memory (another host or IPC namespace)"
+    };
     warnings.push(format!(
-        "the new server has no MIT-SHM: guimux converts the app's shared-memory requests to core requests ({n} segment(s) served from the app's memory)"
+        "{why}: guimux converts the app's shared-memory requests to core requests ({n} segment(s) served from the app's memory)"
     ));
     if !failed.is_empty() {
         warnings.push(format!(
@@ -598,10 +613,25 @@ pub fn attach(
     let result = (|| {
         // Enable BIG-REQUESTS on this connection as the app had it (large requests replay).
         let _ = conn.maximum_request_bytes();
+        // MIT-SHM: a target of another host or IPC namespace has the extension but cannot
+        // read this process's memory; guimux then serves the segments itself.
+        let cannot_share = app_knows_shm(detached)
+            && conn
+                .extension_information(guimux::shmconv::EXTENSION)
+                .ok()
+                .flatten()
+                .is_some()
+            && !crate::shmmem::can_share_memory(&conn, &setup).map_err(|why| SessionError::X {
+                stage: "probing MIT-SHM on the new server",
+                why,
+            })?;
         let regen = winsession::regenerate(
             &conn,
             &detached.session,
-            &winsession::RegenOptions::default(),
+            &winsession::RegenOptions {
+                attach_shm: !cannot_share,
+                ..Default::default()
+            },
         )
         .map_err(|e| SessionError::Regenerate {
             display: display.to_string(),
@@ -632,7 +662,7 @@ pub fn attach(
         }
         warnings.extend(regen.warnings.iter().cloned());
         let keymap = keyboard_mapping(&conn, &setup)?;
-        let shm = shm_conversion(h, &maps, detached, &setup, &mut warnings)?;
+        let shm = shm_conversion(h, &maps, detached, &setup, cannot_share, &mut warnings)?;
         conn.sync().map_err(xerr("synchronising"))?;
         timings.lap("maps", &mut t);
         Ok((maps, warnings, regen.xid_map.len(), keymap, shm))

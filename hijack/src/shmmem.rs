@@ -250,6 +250,126 @@ impl SegmentMemory for ProcessSegments {
 // SAFETY: the table only holds addresses of mappings it owns; nothing in it is tied to a thread.
 unsafe impl Send for ProcessSegments {}
 
+/// Pixels of the probe in [`can_share_memory`].
+const PROBE: u16 = 64;
+
+/// Whether the server behind `conn` can read shared memory of this process: a fresh System V
+/// segment holding a pattern is attached there, the server copies it into a scratch pixmap
+/// (ShmPutImage) and the pixels read back (GetImage) must be the pattern. A server of another
+/// host or another IPC namespace fails here — it may even find a different segment under the
+/// same shmid, which the pattern catches. `Err`: the probe itself could not run.
+pub fn can_share_memory(
+    conn: &x11rb::rust_connection::RustConnection,
+    setup: &x11rb::protocol::xproto::Setup,
+) -> Result<bool, String> {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::shm::ConnectionExt as _;
+    use x11rb::protocol::xproto::{ConnectionExt as _, CreateGCAux, ImageFormat};
+    let Some(depth) = setup
+        .pixmap_formats
+        .iter()
+        .filter(|f| f.bits_per_pixel == 32)
+        .map(|f| f.depth)
+        .max()
+    else {
+        return Err("the server has no 32-bit pixmap format".into());
+    };
+    let keep = if depth >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << depth) - 1
+    };
+    let len = usize::from(PROBE) * 4;
+    // SAFETY: a private segment for this probe only.
+    let id = unsafe { libc::shmget(libc::IPC_PRIVATE, len, libc::IPC_CREAT | 0o600) };
+    if id < 0 {
+        return Err(os_err("shmget"));
+    }
+    let mut mem = ProcessSegments::default();
+    let attached = mem.attach_sysv(0, id as u32, false);
+    // SAFETY: marks the segment for removal; attachments keep it alive until detached.
+    unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+    attached?;
+    // A pattern no other segment is likely to hold.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u32)
+        .unwrap_or(0x5eed)
+        ^ std::process::id();
+    let pattern: Vec<u32> = (0..u32::from(PROBE))
+        .map(|i| {
+            seed.wrapping_mul(2_654_435_761)
+                .wrapping_add(i.wrapping_mul(40_503))
+                & keep
+        })
+        .collect();
+    let bytes: Vec<u8> = pattern.iter().flat_map(|p| p.to_ne_bytes()).collect();
+    if !mem.write(0, 0, &bytes) {
+        return Err("writing the probe segment".into());
+    }
+    let x = |e: &dyn std::fmt::Display| e.to_string();
+    let (seg, pm, gc) = (
+        conn.generate_id().map_err(|e| x(&e))?,
+        conn.generate_id().map_err(|e| x(&e))?,
+        conn.generate_id().map_err(|e| x(&e))?,
+    );
+    let root = setup.roots.first().map(|r| r.root).unwrap_or(0);
+    conn.create_pixmap(depth, pm, root, PROBE, 1)
+        .map_err(|e| x(&e))?;
+    conn.create_gc(gc, pm, &CreateGCAux::new().graphics_exposures(0))
+        .map_err(|e| x(&e))?;
+    let read = (|| -> Result<Option<Vec<u32>>, String> {
+        if conn
+            .shm_attach(seg, id as u32, true)
+            .map_err(|e| x(&e))?
+            .check()
+            .is_err()
+        {
+            return Ok(None); // no such segment there, or no access
+        }
+        let put = conn
+            .shm_put_image(
+                pm,
+                gc,
+                PROBE,
+                1,
+                0,
+                0,
+                PROBE,
+                1,
+                0,
+                0,
+                depth,
+                u8::from(ImageFormat::Z_PIXMAP),
+                false,
+                seg,
+                0,
+            )
+            .map_err(|e| x(&e))?
+            .check();
+        let got = match put {
+            Ok(()) => conn
+                .get_image(ImageFormat::Z_PIXMAP, pm, 0, 0, PROBE, 1, !0)
+                .map_err(|e| x(&e))?
+                .reply()
+                .ok()
+                .map(|r| {
+                    r.data
+                        .chunks_exact(4)
+                        .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]) & keep)
+                        .collect()
+                }),
+            Err(_) => None,
+        };
+        let _ = conn.shm_detach(seg);
+        Ok(got)
+    })();
+    let _ = conn.free_gc(gc);
+    let _ = conn.free_pixmap(pm);
+    let _ = conn.flush();
+    Ok(read?.as_deref() == Some(&pattern[..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,9 @@ pub struct RegenOptions {
     pub font_substitution: bool,
     /// Re-acquire selections the application owned.
     pub restore_selections: bool,
+    /// Attach the application's MIT-SHM segments on the target (false when the target cannot
+    /// share memory with the application and guimux serves the segments itself).
+    pub attach_shm: bool,
 }
 
 impl Default for RegenOptions {
@@ -37,6 +40,7 @@ impl Default for RegenOptions {
             screen: 0,
             font_substitution: true,
             restore_selections: true,
+            attach_shm: true,
         }
     }
 }
@@ -930,7 +934,9 @@ pub fn regenerate(
         warnings: Vec::new(),
     };
     crate::extras::regen_shapes(conn, &t, &mut sink)?;
-    crate::shm::regen(conn, &t, &mut sink)?;
+    if opts.attach_shm {
+        crate::shm::regen(conn, &t, &mut sink)?;
+    }
     let orig_drawable: HashMap<u32, u32> = t
         .pictures
         .iter()

@@ -111,6 +111,9 @@ pub struct XvfbOptions {
     pub noreset: bool,
     /// Extra environment variables for the server process.
     pub env: Vec<(String, String)>,
+    /// A command the server runs under (e.g. `["unshare", "--ipc"]`: a server in its own IPC
+    /// namespace, which cannot see the clients' System V segments); it must exec the server.
+    pub wrapper: Vec<String>,
 }
 
 impl Default for XvfbOptions {
@@ -121,6 +124,7 @@ impl Default for XvfbOptions {
             extra_args: Vec::new(),
             noreset: true,
             env: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 }
@@ -160,7 +164,14 @@ impl Xvfb {
             COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let logf = std::fs::File::create(&log)?;
-        let mut cmd = Command::new("/usr/bin/Xvfb");
+        let mut cmd = match opts.wrapper.split_first() {
+            Some((w, args)) => {
+                let mut c = Command::new(w);
+                c.args(args).arg("/usr/bin/Xvfb");
+                c
+            }
+            None => Command::new("/usr/bin/Xvfb"),
+        };
         cmd.arg("-displayfd").arg(wfd.to_string()).args([
             "-nolisten",
             "tcp",

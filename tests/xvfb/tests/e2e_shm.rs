@@ -58,16 +58,48 @@ fn key_and_frame(display: &str, window: u32, status: &Path, frame: u32) {
     );
 }
 
+/// How B cannot share memory with the app.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NoSharing {
+    /// B has no MIT-SHM extension (`-extension MIT-SHM`).
+    NoExtension,
+    /// B has MIT-SHM but runs in its own IPC namespace (`unshare --ipc`), as a server of
+    /// another machine or container would: it cannot see the app's System V segments.
+    OtherIpcNamespace,
+}
+
+fn server_b(how: NoSharing) -> Xvfb {
+    match how {
+        NoSharing::NoExtension => {
+            let b = Xvfb::start_with(XvfbOptions {
+                extra_args: vec!["-extension".into(), "MIT-SHM".into()],
+                ..Default::default()
+            })
+            .expect("Xvfb B without MIT-SHM");
+            assert!(!has_shm(&b.display), "B must not have MIT-SHM");
+            b
+        }
+        NoSharing::OtherIpcNamespace => {
+            let b = Xvfb::start_with(XvfbOptions {
+                wrapper: vec!["unshare".into(), "--ipc".into()],
+                ..Default::default()
+            })
+            .expect("Xvfb B in its own IPC namespace (unshare --ipc)");
+            assert!(has_shm(&b.display), "B should have MIT-SHM");
+            b
+        }
+    }
+}
+
 fn round_trip(mode: &'static str) {
+    round_trip_to(mode, NoSharing::NoExtension);
+}
+
+fn round_trip_to(mode: &'static str, how: NoSharing) {
     with_timeout(120, move || {
         let a = Xvfb::start().expect("Xvfb A");
-        let b = Xvfb::start_with(XvfbOptions {
-            extra_args: vec!["-extension".into(), "MIT-SHM".into()],
-            ..Default::default()
-        })
-        .expect("Xvfb B without MIT-SHM");
+        let b = server_b(how);
         assert!(has_shm(&a.display), "A should have MIT-SHM");
-        assert!(!has_shm(&b.display), "B must not have MIT-SHM");
         let status = artifacts_dir().join(format!("shm-{mode}-{}.txt", std::process::id()));
         let _ = std::fs::remove_file(&status);
         let status_s = status.to_str().expect("utf-8 path").to_string();
@@ -187,4 +219,14 @@ fn sysv_segments_replicated_to_a_server_without_mit_shm() {
 #[test]
 fn fd_segments_replicated_to_a_server_without_mit_shm() {
     replica("fd");
+}
+
+#[test]
+fn sysv_segments_converted_for_a_server_in_another_ipc_namespace() {
+    round_trip_to("sysv", NoSharing::OtherIpcNamespace);
+}
+
+#[test]
+fn created_segments_converted_for_a_server_in_another_ipc_namespace() {
+    round_trip_to("create", NoSharing::OtherIpcNamespace);
 }
