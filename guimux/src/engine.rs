@@ -80,6 +80,9 @@ struct Pending {
     /// When Some, this request stands for an MIT-SHM request guimux converted (see
     /// [`shmconv`]): its errors name the app's request, its reply is rewritten.
     shm: Option<ShmPending>,
+    /// guimux's own request on the app's behalf (refreshing an ShmCreatePixmap pixmap): its
+    /// errors are not the app's.
+    silent: bool,
 }
 
 /// The error an application request gets instead of being served.
@@ -122,6 +125,9 @@ struct ShmState {
     fds_to_app: Vec<OwnedFd>,
     /// Descriptors of segments guimux created, until their reply goes out.
     created: HashMap<u32, OwnedFd>,
+    /// Pixmaps the app made with ShmCreatePixmap on a server that could not share memory:
+    /// they mirror a segment region, uploaded again before each use.
+    pixmaps: HashMap<u32, shmconv::PixmapSrc>,
 }
 
 /// Role of a server connection.
@@ -632,6 +638,7 @@ impl Engine {
                                 opcode: bytes[0],
                                 aux: ReplyAux::None,
                                 substituted: None,
+                                silent: false,
                                 shm: Some(ShmPending {
                                     major: req[0],
                                     minor: req[1],
@@ -653,6 +660,7 @@ impl Engine {
                                     minor: u16::from(req[1]),
                                 }),
                                 shm: None,
+                                silent: false,
                             });
                             srv.out
                                 .extend_from_slice(&failing_request(order, SUBSTITUTE_ID));
@@ -671,6 +679,25 @@ impl Engine {
                 let minor = bytes[1];
                 match translate::request_to_server(&mut bytes, order, maps) {
                     Ok(t) => {
+                        if maps.xids.watching() {
+                            let hits = maps.xids.take_hits();
+                            if !hits.is_empty() {
+                                let ctx_formats = srv
+                                    .shm
+                                    .as_ref()
+                                    .map(|x| (x.app.clone(), x.server.clone()))
+                                    .or_else(|| self.app_formats.clone().map(|f| (f.clone(), f)));
+                                refresh_pixmaps(
+                                    srv,
+                                    &hits,
+                                    major,
+                                    self.shm.as_mut(),
+                                    ctx_formats,
+                                    order,
+                                    app_seq,
+                                );
+                            }
+                        }
                         if let Some(e) = t.walk_error {
                             // Passed with only its opcode rewritten; say so: the picture may
                             // be wrong.
@@ -688,6 +715,7 @@ impl Engine {
                                 aux: t.aux,
                                 substituted: None,
                                 shm: None,
+                                silent: false,
                             });
                         }
                         if self.trace {
@@ -717,6 +745,7 @@ impl Engine {
                                 minor: u16::from(minor),
                             }),
                             shm: None,
+                            silent: false,
                         });
                         srv.out
                             .extend_from_slice(&failing_request(order, SUBSTITUTE_ID));
@@ -732,6 +761,28 @@ impl Engine {
         }
         if shm_req {
             self.shm_effect(req, false);
+            self.track_shm_pixmap(req);
+        }
+    }
+
+    /// A converted ShmCreatePixmap: remember what it mirrors, and watch its uses on the servers
+    /// that converted it.
+    fn track_shm_pixmap(&mut self, req: &[u8]) {
+        let Some((pid, src)) = shmconv::pixmap_source(req, self.order) else {
+            return;
+        };
+        let Some(st) = self.shm.as_mut() else {
+            return;
+        };
+        let mut tracked = false;
+        for srv in self.servers.iter_mut().flatten() {
+            if let (Some(_), Some(m)) = (srv.shm.as_ref(), srv.maps.as_mut()) {
+                m.xids.watch(pid);
+                tracked = true;
+            }
+        }
+        if tracked {
+            st.pixmaps.insert(pid, src);
         }
     }
 
@@ -988,6 +1039,9 @@ impl Engine {
         } else {
             None
         };
+        if kind <= 1 && pending.as_ref().is_some_and(|p| p.silent) {
+            return; // guimux's own refresh of a pixmap: not the app's business
+        }
         if kind <= 1 && origin == Origin::Internal {
             if let Some(int) = self.internal.as_mut().filter(|i| i.server == s) {
                 order.put_u16(msg, 2, client_seq as u16);
@@ -1203,6 +1257,12 @@ impl Engine {
             .ok_or(EngineError::NoServer(s))?;
         srv.maps = maps;
         srv.role = role;
+        // Pixmaps mirroring a segment are plain pixmaps here too: refresh them before use.
+        if let (Some(st), Some(m)) = (self.shm.as_ref(), srv.maps.as_mut()) {
+            for pid in st.pixmaps.keys() {
+                m.xids.watch(*pid);
+            }
+        }
         if role == Role::Primary {
             srv.app_done = app_done.max(srv.app_done);
         }
@@ -1273,6 +1333,7 @@ impl Engine {
             app_fds: VecDeque::new(),
             fds_to_app: Vec::new(),
             created: HashMap::new(),
+            pixmaps: HashMap::new(),
         });
     }
 
@@ -1335,6 +1396,73 @@ impl Engine {
             .as_mut()
             .map(|s| std::mem::take(&mut s.fds_to_app))
             .unwrap_or_default()
+    }
+}
+
+/// Before an app request that uses pixmaps mirroring a segment (`hits`, app view), upload
+/// their current contents to server `srv` (silently: errors are guimux's). FreePixmap ends the
+/// mirroring.
+fn refresh_pixmaps(
+    srv: &mut Server,
+    hits: &[u32],
+    major: u8,
+    shm: Option<&mut ShmState>,
+    formats: Option<(ImageFormats, ImageFormats)>,
+    order: ByteOrder,
+    app_seq: u64,
+) {
+    const FREE_PIXMAP: u8 = 54;
+    let (Some(st), Some((app, server)), Some(maps)) = (shm, formats, srv.maps.as_mut()) else {
+        return;
+    };
+    if major == FREE_PIXMAP {
+        for id in hits {
+            maps.xids.unwatch(*id);
+            st.pixmaps.remove(id);
+        }
+        return;
+    }
+    let ctx = shmconv::Ctx {
+        order,
+        major: 0,
+        first_event: 0,
+        first_error: 0,
+        app: &app,
+        server: &server,
+        owner: (0, 0),
+    };
+    let scratch = maps.xids.server_base | maps.xids.server_mask;
+    let mut seen = Vec::new();
+    for id in hits {
+        if seen.contains(id) {
+            continue;
+        }
+        seen.push(*id);
+        let (Some(src), Some(spid)) = (
+            st.pixmaps.get(id),
+            srv.maps.as_ref().and_then(|m| m.xids.lookup(*id)),
+        ) else {
+            continue;
+        };
+        // A segment already detached: the pixmap keeps its last contents.
+        let Ok(outs) = shmconv::refresh(&ctx, st.mem.as_ref(), src, spid, scratch) else {
+            continue;
+        };
+        for o in outs {
+            if let shmconv::Out::Request { bytes, .. } = o {
+                srv.push_request(Origin::App, app_seq, app_seq - 1);
+                srv.pending.push_back(Pending {
+                    seq: srv.sent,
+                    table: 0,
+                    opcode: bytes[0],
+                    aux: ReplyAux::None,
+                    substituted: None,
+                    shm: None,
+                    silent: true,
+                });
+                srv.out.extend_from_slice(&bytes);
+            }
+        }
     }
 }
 

@@ -71,6 +71,10 @@ pub struct XidMap {
     next_offset: u32,
     /// Next alias for foreign server IDs that collide with an app-view ID.
     next_alias: u32,
+    /// App-view IDs whose every use guimux wants to know about (see [`XidMap::take_hits`]).
+    watched: std::collections::HashSet<u32>,
+    /// Watched IDs met by [`XidMap::to_server`] since the last [`XidMap::take_hits`].
+    hits: Vec<u32>,
 }
 
 impl XidMap {
@@ -87,7 +91,29 @@ impl XidMap {
             next_offset: (server_mask / 2 + 1) & !(step.max(1) - 1),
             // Aliases live in a range no client can own: client index bits all ones.
             next_alias: 0x1fff_0000,
+            watched: Default::default(),
+            hits: Vec::new(),
         }
+    }
+
+    /// Report every later use of the app-view ID `id` in requests (see [`XidMap::take_hits`]).
+    pub fn watch(&mut self, id: u32) {
+        self.watched.insert(id);
+    }
+
+    /// Stop reporting uses of `id`.
+    pub fn unwatch(&mut self, id: u32) {
+        self.watched.remove(&id);
+    }
+
+    /// Whether any ID is watched (nothing to take otherwise).
+    pub fn watching(&self) -> bool {
+        !self.watched.is_empty()
+    }
+
+    /// Watched IDs translated since the last call, in order.
+    pub fn take_hits(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.hits)
     }
 
     /// Whether `id` lies in the app's own range.
@@ -130,6 +156,9 @@ impl XidMap {
     pub fn to_server(&mut self, id: u32) -> u32 {
         if id <= 1 {
             return id; // None / PointerRoot / CopyFromParent
+        }
+        if !self.watched.is_empty() && self.watched.contains(&id) {
+            self.hits.push(id);
         }
         if let Some(s) = self.map.server(id) {
             return s;

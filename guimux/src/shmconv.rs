@@ -551,64 +551,109 @@ pub fn convert(
             }]
         }
         minor::CREATE_PIXMAP => {
-            let (Some(pid), Some(drawable), Some(seg), Some(offset)) =
-                (u32_at(4), u32_at(8), u32_at(20), u32_at(24))
-            else {
+            let Some((pid, src)) = pixmap_source(req, order) else {
                 return short();
             };
-            let (w, h) = (u16_at(12).unwrap_or(0), u16_at(14).unwrap_or(0));
-            let depth = req.get(16).copied().unwrap_or(0);
-            if mem.len(seg).is_none() {
-                return bad_seg(seg);
+            let Some(drawable) = u32_at(8) else {
+                return short();
+            };
+            if mem.len(src.seg).is_none() {
+                return bad_seg(src.seg);
             }
             let spid = xid(pid);
-            let mut cp = header(order, CREATE_PIXMAP, depth, 16);
+            let mut cp = header(order, CREATE_PIXMAP, src.depth, 16);
             order.put_u32(&mut cp, 4, spid);
             order.put_u32(&mut cp, 8, xid(drawable));
-            order.put_u16(&mut cp, 12, w);
-            order.put_u16(&mut cp, 14, h);
-            let mut gc = header(order, CREATE_GC, 0, 20);
-            order.put_u32(&mut gc, 4, scratch);
-            order.put_u32(&mut gc, 8, spid);
-            order.put_u32(&mut gc, 12, 1 << 16); // GraphicsExposures
-            order.put_u32(&mut gc, 16, 0);
-            let src = Src {
-                seg,
-                offset: offset as usize,
-                format: Z_PIXMAP,
-                depth,
-                total_width: usize::from(w),
-                total_height: usize::from(h),
-                src_x: 0,
-                src_y: 0,
-                width: usize::from(w),
-                height: usize::from(h),
-            };
-            let up = match upload(ctx, mem, &src, spid, scratch, (0, 0)) {
-                Ok(o) => o,
-                Err((code, value)) => return err(code, value),
-            };
-            let mut free = header(order, FREE_GC, 0, 8);
-            order.put_u32(&mut free, 4, scratch);
-            let mut outs = vec![
-                Out::Request {
-                    bytes: cp,
-                    conv: None,
-                },
-                Out::Request {
-                    bytes: gc,
-                    conv: None,
-                },
-            ];
-            outs.extend(up);
-            outs.push(Out::Request {
-                bytes: free,
+            order.put_u16(&mut cp, 12, src.width);
+            order.put_u16(&mut cp, 14, src.height);
+            let mut outs = vec![Out::Request {
+                bytes: cp,
                 conv: None,
-            });
+            }];
+            match refresh(ctx, mem, &src, spid, scratch) {
+                Ok(up) => outs.extend(up),
+                Err((code, value)) => return err(code, value),
+            }
             outs
         }
         _ => err(BAD_IMPLEMENTATION, 0),
     }
+}
+
+/// Where the pixels of a pixmap made with ShmCreatePixmap live: it mirrors this region of a
+/// segment (ZPixmap, the app's layout). On a server that cannot share memory guimux uploads
+/// the region again before each request that uses the pixmap (see [`refresh`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PixmapSrc {
+    /// Segment.
+    pub seg: u32,
+    /// Offset in it.
+    pub offset: u32,
+    /// Width.
+    pub width: u16,
+    /// Height.
+    pub height: u16,
+    /// Depth.
+    pub depth: u8,
+}
+
+/// The pixmap ID and source of an ShmCreatePixmap request (app view).
+pub fn pixmap_source(req: &[u8], order: ByteOrder) -> Option<(u32, PixmapSrc)> {
+    if req.len() < 28 || req[1] != minor::CREATE_PIXMAP {
+        return None;
+    }
+    Some((
+        order.u32(req, 4),
+        PixmapSrc {
+            seg: order.u32(req, 20),
+            offset: order.u32(req, 24),
+            width: order.u16(req, 12),
+            height: order.u16(req, 14),
+            depth: req[16],
+        },
+    ))
+}
+
+/// Requests (server values) that copy the segment region `src` into the server pixmap `spid`
+/// through a temporary GC `scratch`.
+pub fn refresh(
+    ctx: &Ctx<'_>,
+    mem: &dyn SegmentMemory,
+    src: &PixmapSrc,
+    spid: u32,
+    scratch: u32,
+) -> Result<Vec<Out>, (u8, u32)> {
+    let order = ctx.order;
+    let region = Src {
+        seg: src.seg,
+        offset: src.offset as usize,
+        format: Z_PIXMAP,
+        depth: src.depth,
+        total_width: usize::from(src.width),
+        total_height: usize::from(src.height),
+        src_x: 0,
+        src_y: 0,
+        width: usize::from(src.width),
+        height: usize::from(src.height),
+    };
+    let up = upload(ctx, mem, &region, spid, scratch, (0, 0))?;
+    let mut gc = header(order, CREATE_GC, 0, 20);
+    order.put_u32(&mut gc, 4, scratch);
+    order.put_u32(&mut gc, 8, spid);
+    order.put_u32(&mut gc, 12, 1 << 16); // GraphicsExposures
+    order.put_u32(&mut gc, 16, 0);
+    let mut free = header(order, FREE_GC, 0, 8);
+    order.put_u32(&mut free, 4, scratch);
+    let mut outs = vec![Out::Request {
+        bytes: gc,
+        conv: None,
+    }];
+    outs.extend(up);
+    outs.push(Out::Request {
+        bytes: free,
+        conv: None,
+    });
+    Ok(outs)
 }
 
 /// Rewrite the reply to a converted request (`msg`, server values, whole reply) into what the

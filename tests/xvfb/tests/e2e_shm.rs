@@ -230,3 +230,43 @@ fn sysv_segments_converted_for_a_server_in_another_ipc_namespace() {
 fn created_segments_converted_for_a_server_in_another_ipc_namespace() {
     round_trip_to("create", NoSharing::OtherIpcNamespace);
 }
+
+/// Pixmaps made with ShmCreatePixmap on a server that cannot share memory mirror their segment:
+/// guimux uploads the segment again before each use, so a pixmap reused with new contents
+/// (frame 2) shows them.
+#[test]
+fn shm_pixmaps_mirror_their_segment_on_a_server_without_mit_shm() {
+    with_timeout(120, || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = server_b(NoSharing::NoExtension);
+        let status = artifacts_dir().join(format!("shm-pixmap-{}.txt", std::process::id()));
+        let _ = std::fs::remove_file(&status);
+        let status_s = status.to_str().expect("utf-8 path").to_string();
+        let mut app = App::spawn_env(
+            &a.display,
+            &[painter(), "sysv", &status_s],
+            &[("SHM_PAINTER_PIXMAP", "1")],
+        )
+        .expect("shm-painter (pixmap mode) on A");
+        wait_line(&status, "paint 0 ok", 10);
+        let pid = app.pid.to_string();
+        let before = stable_shot(&a.display, app.window);
+        guievict_json(&["move", "--pid", &pid, &b.display]).expect("move A→B");
+        let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("on B");
+        assert_same_picture(&before, &stable_shot(&b.display, wb), "shm-pixmap-on-b");
+        // Frame 1: a new segment and pixmap (converted); frame 2: the same pixmap, new pixels.
+        key_and_frame(&b.display, wb, &status, 1);
+        key_and_frame(&b.display, wb, &status, 2);
+        let frame2 = stable_shot(&b.display, wb);
+        guievict_json(&["move", "--pid", &pid, &a.display]).expect("move B→A");
+        let wa = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("on A");
+        assert_same_picture(
+            &frame2,
+            &stable_shot(&a.display, wa),
+            "shm-pixmap-back-on-a",
+        );
+        key_and_frame(&a.display, wa, &status, 3);
+        key_and_frame(&a.display, wa, &status, 4);
+        assert!(app.alive(), "the painter died");
+    });
+}

@@ -10,6 +10,9 @@
 //! (`ShmCreateSegment`). `SHM_PAINTER_SIZE=WxH` sets the window size (default 160x120), `SHM_PAINTER_POS=X,Y` its place;
 //! with `SHM_PAINTER_BENCH=N` a key press instead paints N frames back to back (each waits for
 //! its ShmCompletion) and reports "bench N frames in T ms" (used by `guievict-bench`).
+//! `SHM_PAINTER_PIXMAP=1` paints through a pixmap made with ShmCreatePixmap over the segment
+//! instead (CopyArea to the window after writing the memory); a new segment and pixmap come
+//! with every odd frame, even frames reuse them with new contents.
 
 use anyhow::{bail, Context, Result};
 use std::io::Write;
@@ -152,6 +155,9 @@ struct Painter {
     status: std::fs::File,
     held: std::collections::VecDeque<Event>,
     completion: u8,
+    /// The shared pixmap over the segment (pixmap mode).
+    pixmap: Option<u32>,
+    pixmap_mode: bool,
 }
 
 impl Painter {
@@ -179,6 +185,13 @@ impl Painter {
             }
         }
         buf[frame..].fill(0);
+        if let Some(pix) = self.pixmap {
+            // The server reads the memory through the pixmap when it copies it.
+            self.conn
+                .copy_area(pix, self.win, self.gc, 0, 0, 0, 0, w, h)?;
+            self.conn.get_input_focus()?.reply()?;
+            return Ok(id);
+        }
         self.conn.shm_put_image(
             self.win,
             self.gc,
@@ -211,6 +224,17 @@ impl Painter {
             }
         }
         Ok(id)
+    }
+
+    /// A pixmap over the current segment (ShmCreatePixmap).
+    fn make_pixmap(&mut self) -> Result<()> {
+        let seg = self.seg.as_ref().context("no segment")?.id;
+        let pix = self.conn.generate_id()?;
+        self.conn
+            .shm_create_pixmap(pix, self.win, self.w, self.h, self.depth, seg, 0)?
+            .check()?;
+        self.pixmap = Some(pix);
+        Ok(())
     }
 
     fn paint(&mut self) -> Result<()> {
@@ -275,12 +299,21 @@ impl Painter {
                 }
                 Event::KeyPress(_) => {
                     self.frame += 1;
-                    // Replace the segment, as toolkits do when their backing store changes.
-                    if let Some(old) = self.seg.take() {
-                        old.release(&self.conn)?;
+                    // Replace the segment, as toolkits do when their backing store changes
+                    // (pixmap mode: every other frame).
+                    if !self.pixmap_mode || self.frame % 2 == 1 {
+                        if let Some(p) = self.pixmap.take() {
+                            self.conn.free_pixmap(p)?;
+                        }
+                        if let Some(old) = self.seg.take() {
+                            old.release(&self.conn)?;
+                        }
+                        let len = self.frame_bytes() * 2;
+                        self.seg = Some(Segment::new(&self.conn, self.mode, len)?);
+                        if self.pixmap_mode {
+                            self.make_pixmap()?;
+                        }
                     }
-                    let len = self.frame_bytes() * 2;
-                    self.seg = Some(Segment::new(&self.conn, self.mode, len)?);
                     let line = format!("key {}", self.frame);
                     self.log(&line);
                     self.paint()?;
@@ -374,8 +407,19 @@ fn main() -> Result<()> {
         status,
         held: Default::default(),
         completion,
+        pixmap: None,
+        pixmap_mode: std::env::var_os("SHM_PAINTER_PIXMAP").is_some(),
     };
-    let line = format!("started MIT-SHM {}.{}", v.major_version, v.minor_version);
+    let line = format!(
+        "started MIT-SHM {}.{} shared pixmaps {}",
+        v.major_version, v.minor_version, v.shared_pixmaps
+    );
     p.log(&line);
+    if p.pixmap_mode {
+        if !v.shared_pixmaps {
+            bail!("SHM_PAINTER_PIXMAP: the server has no shared pixmaps");
+        }
+        p.make_pixmap()?;
+    }
     p.run()
 }
