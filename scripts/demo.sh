@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-debian.sh
 cargo build --release --workspace
-exec target/release/guievict-demo "${1:-guievict-demo}"
+exec "${CARGO_TARGET_DIR:-target}/release/guievict-demo" "${1:-guievict-demo}"
