@@ -1508,12 +1508,7 @@ mod tests {
         // (seq 500), then the reply to the app's request (seq 501).
         let mut stream = vec![7u8; 10];
         stream.extend(event(12, 499));
-        let mut err = vec![0u8; 32];
-        err[1] = 9;
-        err[2..4].copy_from_slice(&500u16.to_le_bytes());
-        err[4..8].copy_from_slice(&0x1fe0_1234u32.to_le_bytes());
-        err[10] = 14;
-        stream.extend(err);
+        stream.extend(sentinel_error(500, 0x1fe0_1234));
         stream.extend(reply(501));
         // Feed in two pieces, split inside the sentinel.
         e.server_input(0, &stream[..50]).unwrap();
@@ -1530,12 +1525,7 @@ mod tests {
     fn internal_requests_are_invisible_to_the_app() {
         let mut e = Engine::hijacked(ByteOrder::Little, 7);
         e.server_output(0).unwrap().clear();
-        let mut err = vec![0u8; 32];
-        err[1] = 9;
-        err[2..4].copy_from_slice(&100u16.to_le_bytes());
-        err[4..8].copy_from_slice(&7u32.to_le_bytes());
-        err[10] = 14;
-        e.server_input(0, &err).unwrap();
+        e.server_input(0, &sentinel_error(100, 7)).unwrap();
         // App request: app seq 100 (server 101).
         e.app_input(&req_noop()).unwrap();
         e.pause();
@@ -1570,17 +1560,22 @@ mod tests {
         assert_eq!(u16::from_le_bytes([app[2], app[3]]), 101);
     }
 
+    /// The X error a server answers the hijack sentinel (GetGeometry on `id`) with, `seq`.
+    fn sentinel_error(seq: u16, id: u32) -> Vec<u8> {
+        let mut err = vec![0u8; 32];
+        err[1] = 9;
+        err[2..4].copy_from_slice(&seq.to_le_bytes());
+        err[4..8].copy_from_slice(&id.to_le_bytes());
+        err[10] = 14;
+        err
+    }
+
     /// A hijacked engine moved to server 1, which converts MIT-SHM (app's MIT-SHM: major 130,
     /// first event 65, first error 128), with segment 0x200010 of 64 bytes. The app's next
     /// request is app seq 100; server 1 numbers from 1.
     fn converting_engine() -> Engine {
         let mut e = Engine::hijacked(ByteOrder::Little, 7);
-        let mut err = vec![0u8; 32];
-        err[1] = 9;
-        err[2..4].copy_from_slice(&100u16.to_le_bytes());
-        err[4..8].copy_from_slice(&7u32.to_le_bytes());
-        err[10] = 14;
-        e.server_input(0, &err).unwrap();
+        e.server_input(0, &sentinel_error(100, 7)).unwrap();
         e.pause();
         e.remove_server(0);
         let s = e.add_server();

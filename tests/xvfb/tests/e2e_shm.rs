@@ -3,13 +3,24 @@
 //! guimux serves the app's ShmPutImage / ShmGetImage / ShmAttach / ShmAttachFd /
 //! ShmCreateSegment / ShmDetach itself from the app's memory; the app must look the same,
 //! keep painting (every frame read back equal through ShmGetImage) and keep taking input.
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use x11rb::connection::RequestConnection;
 use xvfb_harness::*;
 
 fn painter() -> &'static str {
     env!("CARGO_BIN_EXE_shm-painter")
+}
+
+/// Start shm-painter (`mode`, extra environment) on `display`, wait for its first frame; returns
+/// the app and its status file.
+fn start_painter(display: &str, mode: &str, tag: &str, env: &[(&str, &str)]) -> (App, PathBuf) {
+    let status = artifacts_dir().join(format!("shm-{tag}-{}.txt", std::process::id()));
+    let _ = std::fs::remove_file(&status);
+    let status_s = status.to_str().expect("utf-8 path").to_string();
+    let app = App::spawn_env(display, &[painter(), mode, &status_s], env).expect("shm-painter");
+    wait_line(&status, "paint 0 ok", 10);
+    (app, status)
 }
 
 /// Wait until the status file has a line starting with `prefix`; returns that line.
@@ -100,12 +111,7 @@ fn round_trip_to(mode: &'static str, how: NoSharing) {
         let a = Xvfb::start().expect("Xvfb A");
         let b = server_b(how);
         assert!(has_shm(&a.display), "A should have MIT-SHM");
-        let status = artifacts_dir().join(format!("shm-{mode}-{}.txt", std::process::id()));
-        let _ = std::fs::remove_file(&status);
-        let status_s = status.to_str().expect("utf-8 path").to_string();
-        let mut app =
-            App::spawn(&a.display, &[painter(), mode, &status_s]).expect("shm-painter on A");
-        wait_line(&status, "paint 0 ok", 10);
+        let (mut app, status) = start_painter(&a.display, mode, mode, &[]);
         let pid = app.pid.to_string();
         let before = stable_shot(&a.display, app.window);
 
@@ -187,12 +193,7 @@ fn replica(mode: &'static str) {
             ..Default::default()
         })
         .expect("Xvfb B without MIT-SHM");
-        let status = artifacts_dir().join(format!("shm-rep-{mode}-{}.txt", std::process::id()));
-        let _ = std::fs::remove_file(&status);
-        let status_s = status.to_str().expect("utf-8 path").to_string();
-        let mut app =
-            App::spawn(&a.display, &[painter(), mode, &status_s]).expect("shm-painter on A");
-        wait_line(&status, "paint 0 ok", 10);
+        let (mut app, status) = start_painter(&a.display, mode, &format!("rep-{mode}"), &[]);
         let pid = app.pid.to_string();
         guievict_json(&["replicate", &b.display, "--pid", &pid, "--view-only"])
             .expect("replicate to B");
@@ -239,16 +240,8 @@ fn shm_pixmaps_mirror_their_segment_on_a_server_without_mit_shm() {
     with_timeout(120, || {
         let a = Xvfb::start().expect("Xvfb A");
         let b = server_b(NoSharing::NoExtension);
-        let status = artifacts_dir().join(format!("shm-pixmap-{}.txt", std::process::id()));
-        let _ = std::fs::remove_file(&status);
-        let status_s = status.to_str().expect("utf-8 path").to_string();
-        let mut app = App::spawn_env(
-            &a.display,
-            &[painter(), "sysv", &status_s],
-            &[("SHM_PAINTER_PIXMAP", "1")],
-        )
-        .expect("shm-painter (pixmap mode) on A");
-        wait_line(&status, "paint 0 ok", 10);
+        let (mut app, status) =
+            start_painter(&a.display, "sysv", "pixmap", &[("SHM_PAINTER_PIXMAP", "1")]);
         let pid = app.pid.to_string();
         let before = stable_shot(&a.display, app.window);
         guievict_json(&["move", "--pid", &pid, &b.display]).expect("move A→B");
