@@ -24,12 +24,14 @@ fn main() {
         .allowlist_var(
             "ProcVector|screenInfo|serverGeneration|lastResourceType|BITMAP_SCANLINE_PAD\
              |MODINFOSTRING1|MODINFOSTRING2|ABI_EXTENSION_VERSION|XORG_VERSION_CURRENT\
-             |ABI_CLASS_EXTENSION|MOD_CLASS_EXTENSION|serverClient|RT_WINDOW|DixGetAttrAccess",
+             |ABI_CLASS_EXTENSION|MOD_CLASS_EXTENSION|serverClient|RT_WINDOW|DixGetAttrAccess\
+             |inputInfo",
         )
         .allowlist_type(
             "_Window|_Pixmap|_GC|_Cursor|_CursorBits|_ColormapRec|_Picture|_GlyphSet|_Glyph\
              |_Client|_Screen|ScreenInfo|_ExtensionEntry|ExtensionModule|_Font|_PictFormat\
-             |_SourcePict|_PictureScreen|XF86ModuleData|_FontProp|_GlyphHashSet|_PictFilter|SHAREDCOLOR",
+             |_SourcePict|_PictureScreen|XF86ModuleData|_FontProp|_GlyphHashSet|_PictFilter|SHAREDCOLOR\
+             |_DeviceIntRec|_XkbInterest|InputInfo",
         )
         .derive_debug(false)
         .derive_default(false)

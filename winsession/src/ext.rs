@@ -1,9 +1,10 @@
 //! GUIEVICT extension client: asks the server, on the application's own connection, for every
 //! resource the client owns and the state the core protocol cannot read (GC values, cursor images,
 //! window background/border/cursor, font names, colormap cells, RENDER pictures and glyph sets,
-//! XFIXES selection inputs — the last read by `extras`), and folds that state into a captured
-//! [`Session`]. Request and reply bytes are made and parsed by `guievict-ext-proto`; this module
-//! only moves them. Absent extension → `None`, and capture falls back to X-Resource.
+//! XFIXES selection inputs and XKEYBOARD event selections — the last two read by `extras`), and
+//! folds that state into a captured [`Session`]. Request and reply bytes are made and parsed by
+//! `guievict-ext-proto`; this module only moves them. Absent extension → `None`, and capture
+//! falls back to X-Resource.
 
 use crate::capture::{CaptureError, ResourceList};
 use crate::model::{self, Session};
@@ -21,6 +22,8 @@ pub struct ExtState {
     pub list: ResourceList,
     /// Every resource with its detail.
     pub resources: Vec<proto::Resource>,
+    /// The client's own XKEYBOARD state (GUIEVICT ≥ 1.2; `None` from older servers).
+    pub xkb: Option<proto::XkbClientState>,
 }
 
 impl ExtState {
@@ -93,8 +96,9 @@ pub fn query(conn: &impl Connection, client: u32) -> Result<Option<ExtState>, Ca
         ..proto::GetResourcesRequest::first()
     };
     // QueryVersion and the first page go out together, the page with every flag this crate
-    // knows. A 1.0 server refuses the 1.1 flag with BadValue: then that page is dropped and
-    // asked again with the 1.0 flags (one more round trip, old servers only).
+    // knows. An older server (1.0, 1.1) refuses the flags it does not know with BadValue: then
+    // that page is dropped and asked again with its version's flags (one more round trip, old
+    // servers only).
     let vc = conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&qv)], Vec::new())?;
     let first = proto::encode_get_resources(info.major_opcode, &req, order);
     let mut cookie =
@@ -113,14 +117,16 @@ pub fn query(conn: &impl Connection, client: u32) -> Result<Option<ExtState>, Ca
         );
         return Ok(None);
     }
-    if v.minor < 1 {
+    let server_flags = proto::flags_for_minor(v.minor);
+    if req.flags & !server_flags != 0 {
         // The refused page's error is consumed here, not reported.
         let _ = cookie.reply();
-        req.flags = proto::FLAGS_V1_0;
+        req.flags &= server_flags;
         let bytes = proto::encode_get_resources(info.major_opcode, &req, order);
         cookie = conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&bytes)], Vec::new())?;
     }
     let mut all = proto::Resources::default();
+    let mut xkb = None;
     loop {
         let raw = cookie.reply().map_err(|source| CaptureError::Reply {
             what: "GUIEVICT GetResources".into(),
@@ -129,6 +135,9 @@ pub fn query(conn: &impl Connection, client: u32) -> Result<Option<ExtState>, Ca
         let page = proto::decode_get_resources_reply(&raw.0, order)
             .map_err(|e| bad_reply("GetResources", e))?;
         let next = req.next_after(&page);
+        if req.flags & proto::FLAG_XKB_SELECTIONS != 0 {
+            xkb = Some(page.xkb);
+        }
         all.extend(page.resources);
         match next {
             Some(n) => {
@@ -174,6 +183,7 @@ pub fn query(conn: &impl Connection, client: u32) -> Result<Option<ExtState>, Ca
     Ok(Some(ExtState {
         list,
         resources: all.resources,
+        xkb,
     }))
 }
 

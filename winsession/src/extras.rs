@@ -34,6 +34,8 @@ pub mod type_names {
     pub const SELECTION_CLIENT: &str = "XFixesSelectionClient";
     /// XFIXES's marker on a window that selection inputs refer to (made and freed with them).
     pub const SELECTION_WINDOW: &str = "XFixesSelectionWindow";
+    /// XKEYBOARD interest record (one per device the client called XkbSelectEvents on).
+    pub const XKB_CLIENT: &str = "XkbClient";
 }
 
 /// Report level DAMAGE objects get when the capture cannot tell: NonEmpty, what xeyes and
@@ -333,7 +335,7 @@ pub fn capture(
     if !damage_ids.is_empty() {
         probe_damage(conn, s, &damage_ids, have_xfixes)?;
     }
-    capture_xkb(conn, s)?;
+    capture_xkb(conn, s, ext)?;
     let shm_ids = of_type(crate::shm::TYPE_NAME);
     if !shm_ids.is_empty() && has_ext(conn, x11rb::protocol::shm::X11_EXTENSION_NAME)? {
         crate::shm::capture(conn, s, &shm_ids, in_process)?;
@@ -1310,7 +1312,7 @@ fn regen_xi_device_map<'c, C: Connection>(
 // ------------------------------------------------------------------------------------ XKB
 //
 // Three XKEYBOARD requests, encoded by hand (fixed layouts): UseExtension (minor 0),
-// SelectEvents (minor 1) with select-all details, PerClientFlags (minor 21).
+// SelectEvents (minor 1, one event type per request), PerClientFlags (minor 21).
 
 /// A reply kept as raw bytes.
 struct RawReply(Vec<u8>);
@@ -1348,8 +1350,14 @@ fn ne_u32(b: &[u8], at: usize) -> u32 {
 }
 
 /// Whether the client initialised XKB (any XKB request but UseExtension fails with BadAccess
-/// before), and its per-client flags.
-pub fn capture_xkb(conn: &impl Connection, s: &mut Session) -> Result<(), CaptureError> {
+/// before), its per-client flags and, when the GUIEVICT extension (≥ 1.2) describes them, its
+/// event selections. The `XkbClient` records the selections live in are then modelled and
+/// leave `other_resources`.
+pub fn capture_xkb(
+    conn: &impl Connection,
+    s: &mut Session,
+    ext: Option<&crate::ext::ExtState>,
+) -> Result<(), CaptureError> {
     let Some(info) = conn.extension_information(XKB_NAME)? else {
         return Ok(());
     };
@@ -1357,15 +1365,33 @@ pub fn capture_xkb(conn: &impl Connection, s: &mut Session) -> Result<(), Captur
     let c = conn.send_request_with_reply::<RawReply>(&[std::io::IoSlice::new(&req)], Vec::new())?;
     match c.reply() {
         Ok(r) => {
+            let selections = ext.and_then(xkb_selections_of);
+            let records = s
+                .other_resources
+                .iter()
+                .filter(|o| o.type_name == type_names::XKB_CLIENT)
+                .count();
+            match &selections {
+                Some(sel) if sel.described >= records => s
+                    .other_resources
+                    .retain(|o| o.type_name != type_names::XKB_CLIENT),
+                Some(sel) => s.unknown.push(format!(
+                    "{} of {records} XKB event selection record(s) could not be described; \
+                     their selections are lost",
+                    records - sel.described
+                )),
+                None => s.unknown.push(
+                    "XKB event selections cannot be read back without GUIEVICT 1.2; \
+                     regenerated as GTK/Qt select them"
+                        .into(),
+                ),
+            }
             s.xkb = Some(XkbClient {
                 flags: ne_u32(&r.0, 12),
                 auto_ctrls: ne_u32(&r.0, 16),
                 auto_ctrls_values: ne_u32(&r.0, 20),
+                selections: selections.map(|x| x.selections),
             });
-            s.unknown.push(
-                "XKB event selections cannot be read back; regenerated as GTK/Qt select them"
-                    .into(),
-            );
         }
         Err(x11rb::errors::ReplyError::X11Error(_)) => {} // not initialised: BadAccess
         Err(source) => {
@@ -1378,13 +1404,137 @@ pub fn capture_xkb(conn: &impl Connection, s: &mut Session) -> Result<(), Captur
     Ok(())
 }
 
-/// Initialise XKB for the new connection as the application had it.
+/// What the GUIEVICT extension said about the client's XKB selections.
+struct DescribedXkb {
+    selections: XkbSelections,
+    /// Interest records described (each an `XkbClient` resource).
+    described: usize,
+}
+
+/// The client's XKB selections from the extension's answer; `None` when the server did not
+/// describe them (older than 1.2). Records without any selection are left out.
+fn xkb_selections_of(st: &crate::ext::ExtState) -> Option<DescribedXkb> {
+    let c = st.xkb?;
+    let mut described = 0;
+    let mut devices = Vec::new();
+    for r in &st.resources {
+        if let guievict_ext_proto::Detail::XkbInterest(x) = &r.detail {
+            described += 1;
+            let d = XkbDeviceSelection {
+                device: x.device,
+                device_name: x.device_name.clone(),
+                state: x.state,
+                controls: x.controls,
+                indicator_state: x.indicator_state,
+                indicator_map: x.indicator_map,
+                names: x.names,
+                compat_map: x.compat_map,
+                bell: x.bell,
+                action_message: x.action_message,
+                access_x: x.access_x,
+                ext_dev: x.ext_dev,
+            };
+            if d != (XkbDeviceSelection {
+                device: d.device,
+                device_name: d.device_name.clone(),
+                ..Default::default()
+            }) {
+                devices.push(d);
+            }
+        }
+    }
+    devices.sort_by_key(|d| d.device);
+    Some(DescribedXkb {
+        selections: XkbSelections {
+            map_notify: c.map_notify,
+            new_keyboard_notify: c.new_keyboard_notify,
+            devices,
+        },
+        described,
+    })
+}
+
+/// XKB event type indices (`XkbSelectEvents` affectWhich bits) and the size in bytes of their
+/// detail masks; MapNotify (1) has its own fields in the request.
+const XKB_NEW_KEYBOARD_NOTIFY: u16 = 0;
+const XKB_MAP_NOTIFY: u16 = 1;
+
+/// The name the X server gives the core keyboard; selections made on it are renewed with
+/// `XkbUseCoreKbd` (whatever its ID is on the target).
+pub const CORE_KEYBOARD_NAME: &str = "Virtual core keyboard";
+
+/// One `XkbSelectEvents` request for one event type `ndx` on `device`, selecting exactly
+/// `details` (affect = details: on a fresh client every mask starts empty). One event per
+/// request keeps the detail layout unambiguous: the server reads a 1-byte pair from a 4-byte
+/// slot, xcb-proto describes it as 2 bytes; alone in a padded request both agree.
+pub fn xkb_select_events(major: u8, device: u16, ndx: u16, details: u32) -> Vec<u8> {
+    let bit = 1u16 << ndx;
+    let mut b = vec![major, 1];
+    let (affect_map, map) = if ndx == XKB_MAP_NOTIFY {
+        (details as u16, details as u16)
+    } else {
+        (0, 0)
+    };
+    let mut body: Vec<u8> = Vec::new();
+    for v in [device, bit, 0, 0, affect_map, map] {
+        body.extend_from_slice(&v.to_ne_bytes());
+    }
+    match xkb_detail_size(ndx) {
+        1 => body.extend_from_slice(&[details as u8, details as u8, 0, 0]),
+        2 => {
+            body.extend_from_slice(&(details as u16).to_ne_bytes());
+            body.extend_from_slice(&(details as u16).to_ne_bytes());
+        }
+        4 => {
+            body.extend_from_slice(&details.to_ne_bytes());
+            body.extend_from_slice(&details.to_ne_bytes());
+        }
+        _ => {}
+    }
+    let words = (4 + body.len()).div_ceil(4) as u16;
+    b.extend_from_slice(&words.to_ne_bytes());
+    b.extend_from_slice(&body);
+    b.resize(usize::from(words) * 4, 0);
+    b
+}
+
+/// Size of an XKB event type's detail mask in `XkbSelectEvents` (0: no detail list).
+fn xkb_detail_size(ndx: u16) -> usize {
+    match ndx {
+        0 | 2 | 6 | 10 | 11 => 2,
+        3..=5 => 4,
+        7..=9 => 1,
+        _ => 0,
+    }
+}
+
+/// The (event type, details) pairs of one device selection, in `affectWhich` bit order.
+fn xkb_device_events(d: &XkbDeviceSelection) -> Vec<(u16, u32)> {
+    [
+        (2, u32::from(d.state)),
+        (3, d.controls),
+        (4, d.indicator_state),
+        (5, d.indicator_map),
+        (6, u32::from(d.names)),
+        (7, u32::from(d.compat_map)),
+        (8, u32::from(d.bell)),
+        (9, u32::from(d.action_message)),
+        (10, u32::from(d.access_x)),
+        (11, u32::from(d.ext_dev)),
+    ]
+    .into_iter()
+    .filter(|&(_, v)| v != 0)
+    .collect()
+}
+
+/// Initialise XKB for the new connection as the application had it: UseExtension, its event
+/// selections (exactly as captured, or GTK/Qt's when unknown), its per-client flags.
 pub(crate) fn regen_xkb<'c, C: Connection>(
     conn: &'c C,
     t: &Session,
     sink: &mut Sink<'c, C>,
 ) -> Result<(), crate::RegenError> {
-    let Some(x) = t.xkb else { return Ok(()) };
+    let Some(x) = &t.xkb else { return Ok(()) };
     let Some(info) = conn.extension_information(XKB_NAME)? else {
         sink.warnings
             .push("the target has no XKEYBOARD extension, which the application uses".into());
@@ -1409,14 +1559,19 @@ pub(crate) fn regen_xkb<'c, C: Connection>(
             return Ok(());
         }
     }
-    // NewKeyboardNotify | MapNotify | StateNotify, all details.
-    let mut sel = vec![major, 1];
-    sel.extend_from_slice(&4u16.to_ne_bytes());
-    for v in [XKB_USE_CORE_KBD, 0b111, 0, 0b111, 0, 0] {
-        sel.extend_from_slice(&v.to_ne_bytes());
+    match &x.selections {
+        None => {
+            // Unknown: NewKeyboardNotify | MapNotify | StateNotify, all details.
+            let mut sel = vec![major, 1];
+            sel.extend_from_slice(&4u16.to_ne_bytes());
+            for v in [XKB_USE_CORE_KBD, 0b111, 0, 0b111, 0, 0] {
+                sel.extend_from_slice(&v.to_ne_bytes());
+            }
+            let c = conn.send_request_without_reply(&[std::io::IoSlice::new(&sel)], Vec::new())?;
+            sink.soft.push(("XkbSelectEvents", 0, c));
+        }
+        Some(sel) => regen_xkb_selections(conn, major, sel, sink)?,
     }
-    let c = conn.send_request_without_reply(&[std::io::IoSlice::new(&sel)], Vec::new())?;
-    sink.soft.push(("XkbSelectEvents", 0, c));
     if x.flags != 0 || x.auto_ctrls != 0 {
         let req = xkb_per_client_flags(major, 0x1f, x.flags, (x.auto_ctrls, x.auto_ctrls_values));
         let c =
@@ -1429,6 +1584,82 @@ pub(crate) fn regen_xkb<'c, C: Connection>(
         }
     }
     Ok(())
+}
+
+/// Renew captured XKB selections: the client-wide MapNotify / NewKeyboardNotify details on the
+/// core keyboard, the rest on the device of the same name (the core keyboard by
+/// `XkbUseCoreKbd`; another device by its XInput name, or reported when the target lacks it).
+fn regen_xkb_selections<'c, C: Connection>(
+    conn: &'c C,
+    major: u8,
+    sel: &XkbSelections,
+    sink: &mut Sink<'c, C>,
+) -> Result<(), crate::RegenError> {
+    let mut reqs: Vec<(u16, u16, u32)> = Vec::new();
+    if sel.new_keyboard_notify != 0 {
+        reqs.push((
+            XKB_USE_CORE_KBD,
+            XKB_NEW_KEYBOARD_NOTIFY,
+            u32::from(sel.new_keyboard_notify),
+        ));
+    }
+    if sel.map_notify != 0 {
+        reqs.push((XKB_USE_CORE_KBD, XKB_MAP_NOTIFY, u32::from(sel.map_notify)));
+    }
+    let mut others: Option<Vec<(u16, String)>> = None;
+    for d in &sel.devices {
+        let device = if d.device_name == CORE_KEYBOARD_NAME {
+            XKB_USE_CORE_KBD
+        } else {
+            if others.is_none() {
+                others = Some(input_devices(conn));
+            }
+            match others.iter().flatten().find(|(_, n)| *n == d.device_name) {
+                Some((id, _)) => *id,
+                None => {
+                    sink.warnings.push(format!(
+                        "XKB events selected on device {} \"{}\" are lost: the target has no such device",
+                        d.device, d.device_name
+                    ));
+                    continue;
+                }
+            }
+        };
+        for (ndx, v) in xkb_device_events(d) {
+            reqs.push((device, ndx, v));
+        }
+    }
+    for (device, ndx, v) in reqs {
+        let req = xkb_select_events(major, device, ndx, v);
+        let c = conn.send_request_without_reply(&[std::io::IoSlice::new(&req)], Vec::new())?;
+        sink.hard.push(("XkbSelectEvents", u32::from(device), c));
+    }
+    Ok(())
+}
+
+/// The target's input devices (XInput 1 ListInputDevices, which needs no version
+/// negotiation on the application's connection): (ID, name). Empty when unavailable.
+fn input_devices(conn: &impl Connection) -> Vec<(u16, String)> {
+    let Ok(Some(_)) = conn.extension_information(xinput::X11_EXTENSION_NAME) else {
+        return Vec::new();
+    };
+    let Ok(c) = conn.xinput_list_input_devices() else {
+        return Vec::new();
+    };
+    match c.reply() {
+        Ok(r) => r
+            .devices
+            .iter()
+            .zip(&r.names)
+            .map(|(d, n)| {
+                (
+                    u16::from(d.device_id),
+                    String::from_utf8_lossy(&n.name).into_owned(),
+                )
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -1528,5 +1759,71 @@ mod tests {
         let m = map_xi_devices(&[dev(1, 1, "bogus")], &[dev(1, 1, "other")]);
         assert_eq!(m.map[&1], 1);
         assert!(m.warnings.is_empty());
+    }
+
+    fn ne16(b: &[u8], at: usize) -> u16 {
+        u16::from_ne_bytes([b[at], b[at + 1]])
+    }
+
+    #[test]
+    fn xkb_select_events_one_type_per_request() {
+        // StateNotify on the core keyboard, 2-byte details.
+        let b = xkb_select_events(135, XKB_USE_CORE_KBD, 2, 0x3fff);
+        assert_eq!((b[0], b[1], ne16(&b, 2)), (135, 1, 5));
+        assert_eq!(b.len(), 20);
+        assert_eq!(ne16(&b, 4), 0x100);
+        assert_eq!(ne16(&b, 6), 1 << 2); // affectWhich
+        assert_eq!((ne16(&b, 8), ne16(&b, 10)), (0, 0)); // clear, selectAll
+        assert_eq!((ne16(&b, 12), ne16(&b, 14)), (0, 0)); // affectMap, map
+                                                          // 4-byte details (ControlsNotify): affect then value.
+        let b = xkb_select_events(135, 3, 3, 0x8000_0001);
+        assert_eq!(b.len(), 24);
+        assert_eq!(&b[16..20], &0x8000_0001u32.to_ne_bytes());
+        assert_eq!(&b[20..24], &0x8000_0001u32.to_ne_bytes());
+        // 1-byte details (BellNotify) sit in a padded 4-byte slot.
+        let b = xkb_select_events(135, 3, 8, 1);
+        assert_eq!(b.len(), 20);
+        assert_eq!(&b[16..20], &[1, 1, 0, 0]);
+        // MapNotify: no detail list, its mask in affectMap/map.
+        let b = xkb_select_events(135, 0x100, XKB_MAP_NOTIFY, 0xff);
+        assert_eq!(b.len(), 16);
+        assert_eq!(ne16(&b, 6), 2);
+        assert_eq!((ne16(&b, 12), ne16(&b, 14)), (0xff, 0xff));
+    }
+
+    #[test]
+    fn xkb_selections_from_the_extension_leave_empty_records_out() {
+        use guievict_ext_proto as proto;
+        let rec = |id, state| proto::Resource {
+            id,
+            kind: proto::ResourceKind(type_names::XKB_CLIENT.into()),
+            server_type: 30,
+            detail: proto::Detail::XkbInterest(proto::XkbInterestInfo {
+                device: 3,
+                device_name: CORE_KEYBOARD_NAME.into(),
+                state,
+                ..Default::default()
+            }),
+        };
+        let st = crate::ext::ExtState {
+            resources: vec![rec(0x4000_0001, 0), rec(0x4000_0002, 0x30)],
+            xkb: Some(proto::XkbClientState {
+                map_notify: 6,
+                new_keyboard_notify: 1,
+                flags: proto::XkbClientState::INITIALISED,
+            }),
+            ..Default::default()
+        };
+        let d = xkb_selections_of(&st).unwrap();
+        assert_eq!(d.described, 2);
+        assert_eq!(
+            (d.selections.map_notify, d.selections.new_keyboard_notify),
+            (6, 1)
+        );
+        assert_eq!(d.selections.devices.len(), 1);
+        assert_eq!(xkb_device_events(&d.selections.devices[0]), vec![(2, 0x30)]);
+        // A 1.1 server said nothing about XKB.
+        let old = crate::ext::ExtState { xkb: None, ..st };
+        assert!(xkb_selections_of(&old).is_none());
     }
 }

@@ -5,7 +5,7 @@
 //! Layout (all integers little-endian):
 //! ```text
 //! 0   8  magic "GUIEVWS\0"
-//! 8   4  format version (currently 3)
+//! 8   4  format version (currently 4)
 //! 12  4  header length H (JSON of the Header, for quick inspection)
 //! 16  8  body length B (zstd-compressed bincode of the whole Session)
 //! 24  8  uncompressed body length U (≤ 1 GiB)
@@ -21,8 +21,9 @@ use std::path::{Path, PathBuf};
 
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"GUIEVWS\0";
-/// Current format version (3: XFIXES selection inputs, cursor names, XInput 2 devices).
-pub const FORMAT_VERSION: u32 = 3;
+/// Current format version (3: XFIXES selection inputs, cursor names, XInput 2 devices;
+/// 4: XKEYBOARD event selections).
+pub const FORMAT_VERSION: u32 = 4;
 /// Largest uncompressed body accepted (1 GiB).
 pub const MAX_BODY: u64 = 1 << 30;
 const PREFIX: usize = 36;
@@ -396,6 +397,21 @@ mod tests {
         s.xi_selections.push(XiSelection {
             window: 0x200001,
             masks: vec![(2, vec![0x1c])],
+        });
+        s.xkb = Some(XkbClient {
+            flags: 1,
+            auto_ctrls: 0,
+            auto_ctrls_values: 0,
+            selections: Some(XkbSelections {
+                map_notify: 0xff,
+                new_keyboard_notify: 7,
+                devices: vec![XkbDeviceSelection {
+                    device: 3,
+                    device_name: "Virtual core keyboard".into(),
+                    state: 0x3fff,
+                    ..Default::default()
+                }],
+            }),
         });
         s.xi_devices.push(XiDevice {
             id: 2,

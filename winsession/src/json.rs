@@ -179,6 +179,14 @@ pub fn to_json(s: &Session) -> Value {
         "xi_selections": s.xi_selections.iter().map(|x| json!({"window": x.window, "masks": x.masks})).collect::<Vec<_>>(),
         "xi_devices": s.xi_devices.iter().map(|d| json!({"id": d.id, "use": d.use_, "name": d.name})).collect::<Vec<_>>(),
         "selection_inputs": s.selection_inputs.iter().map(|x| json!({"window": x.window, "selection": atom(x.selection), "event_mask": x.event_mask})).collect::<Vec<_>>(),
+        "xkb": s.xkb.as_ref().map(|x| json!({
+            "flags": x.flags,
+            "selections": x.selections.as_ref().map(|v| json!({
+                "map_notify": v.map_notify,
+                "new_keyboard_notify": v.new_keyboard_notify,
+                "devices": v.devices.iter().map(|d| json!({"device": d.device, "name": d.device_name, "state": d.state, "controls": d.controls, "indicator_state": d.indicator_state, "indicator_map": d.indicator_map, "names": d.names, "compat_map": d.compat_map, "bell": d.bell, "action_message": d.action_message, "access_x": d.access_x, "ext_dev": d.ext_dev})).collect::<Vec<_>>(),
+            })),
+        })),
         "root_event_mask": s.root_event_mask,
         "client_versions": s.client_versions.iter().map(|v| json!({"extension": v.extension, "major": v.major, "minor": v.minor, "known": v.known})).collect::<Vec<_>>(),
         "selections": selections,

@@ -811,9 +811,10 @@ pub struct ClientVersion {
     pub known: bool,
 }
 
-/// XKEYBOARD state of one client (PerClientFlags). Its event selections cannot be read back;
-/// regeneration selects what GTK and Qt select (NewKeyboard, Map and State notify).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// XKEYBOARD state of one client: per-client flags and, when the capture server could say
+/// (GUIEVICT ≥ 1.2), its event selections. Without them regeneration selects what GTK and Qt
+/// select (NewKeyboard, Map and State notify).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct XkbClient {
     /// Per-client flags (DetectableAutoRepeat 1, GrabsUseXKBState 2, AutoReset 4, …).
     pub flags: u32,
@@ -821,6 +822,51 @@ pub struct XkbClient {
     pub auto_ctrls: u32,
     /// Auto-reset control values.
     pub auto_ctrls_values: u32,
+    /// The client's event selections (`XkbSelectEvents`); `None`: unknown (no GUIEVICT 1.2 on
+    /// the capture server).
+    pub selections: Option<XkbSelections>,
+}
+
+/// Everything a client selected with `XkbSelectEvents`. Each value is the event's detail mask
+/// (0: not selected).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XkbSelections {
+    /// MapNotify details (the server keeps them per client, for every keyboard).
+    pub map_notify: u16,
+    /// NewKeyboardNotify details (per client).
+    pub new_keyboard_notify: u16,
+    /// Per-device selections of the other events.
+    pub devices: Vec<XkbDeviceSelection>,
+}
+
+/// The XKB events a client selected on one keyboard device.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XkbDeviceSelection {
+    /// Device ID on the capture server.
+    pub device: u16,
+    /// Device name ("Virtual core keyboard" for the core keyboard): regeneration finds the
+    /// device by name (IDs are server-allocated).
+    pub device_name: String,
+    /// StateNotify details.
+    pub state: u16,
+    /// ControlsNotify details.
+    pub controls: u32,
+    /// IndicatorStateNotify details.
+    pub indicator_state: u32,
+    /// IndicatorMapNotify details.
+    pub indicator_map: u32,
+    /// NamesNotify details.
+    pub names: u16,
+    /// CompatMapNotify details.
+    pub compat_map: u8,
+    /// BellNotify details.
+    pub bell: u8,
+    /// ActionMessage details.
+    pub action_message: u8,
+    /// AccessXNotify details.
+    pub access_x: u16,
+    /// ExtensionDeviceNotify details.
+    pub ext_dev: u16,
 }
 
 /// An MIT-SHM segment attached by the client.

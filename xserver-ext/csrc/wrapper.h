@@ -23,4 +23,6 @@
 #include <os.h>
 #include <registry.h>
 #include <xorgVersion.h>
+#include <inputstr.h>
+#include <xkbsrv.h>
 

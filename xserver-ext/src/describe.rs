@@ -135,6 +135,7 @@ pub unsafe fn describe(ctx: &Ctx<'_>, it: &Item, name: &str) -> Detail {
             kinds::XFIXES_SELECTION_CLIENT if ctx.flags & FLAG_SELECTION_INPUTS != 0 => {
                 selection_input(ctx, it)
             }
+            kinds::XKB_CLIENT if ctx.flags & FLAG_XKB_SELECTIONS != 0 => xkb_interest(ctx, it),
             _ => Detail::Other,
         }
     }
@@ -699,4 +700,110 @@ unsafe fn selection_input(ctx: &Ctx<'_>, it: &Item) -> Detail {
         selection: e.selection,
         event_mask: e.event_mask,
     })
+}
+
+/// `_XkbClientInitialized` / `_XkbClientIsAncient` of xkbsrv.h (ClientRec.xkbClientFlags).
+const XKB_CLIENT_INITIALISED: u8 = 1 << 7;
+const XKB_CLIENT_IS_ANCIENT: u8 = 1 << 6;
+
+/// The client-wide XKEYBOARD state of the requesting client (ClientRec fields that
+/// `XkbUseExtension` and `XkbSelectEvents` set: MapNotify and NewKeyboardNotify details are kept
+/// per client, not per device).
+///
+/// # Safety
+/// `client` must be live.
+pub unsafe fn xkb_client_state(client: ffi::ClientPtr) -> XkbClientState {
+    // SAFETY: live client (caller).
+    let c = unsafe { &*client };
+    let mut flags = 0;
+    if c.xkbClientFlags & XKB_CLIENT_INITIALISED != 0 {
+        flags |= XkbClientState::INITIALISED;
+    }
+    if c.xkbClientFlags & XKB_CLIENT_IS_ANCIENT != 0 {
+        flags |= XkbClientState::ANCIENT;
+    }
+    XkbClientState {
+        map_notify: c.mapNotifyMask,
+        new_keyboard_notify: c.newKeyboardNotifyMask,
+        flags,
+    }
+}
+
+/// Longest device or interest list walked (a server has a few dozen devices; a corrupt list
+/// must not loop forever).
+const MAX_LIST_WALK: usize = 4096;
+
+/// Whether `dev` is one of the server's devices (on or off), found by walking `inputInfo`'s
+/// lists: a resource value is only followed when it is a device the server knows.
+///
+/// # Safety
+/// Must run on the server's dispatch thread (the device lists are not locked).
+unsafe fn known_device(api: &Api, dev: ffi::DeviceIntPtr) -> bool {
+    // SAFETY: inputInfo is a server global; its lists link live devices.
+    unsafe {
+        let info = &*api.f.inputInfo;
+        for mut d in [info.devices, info.off_devices] {
+            let mut n = 0;
+            while !d.is_null() && n < MAX_LIST_WALK {
+                if d == dev {
+                    return true;
+                }
+                d = (*d).next;
+                n += 1;
+            }
+        }
+    }
+    false
+}
+
+/// One XKEYBOARD interest record of the requesting client: the resource's value is the device
+/// (`ProcXkbSelectEvents` adds `AddResource(id, RT_XKBCLIENT, dev)`), and the device's
+/// `xkb_interest` list holds the record whose client and resource ID are ours. `Other` when
+/// the device is unknown or no such record is on its list.
+///
+/// # Safety
+/// `it.value` must be the value of a live `XkbClient` resource of the requesting client.
+unsafe fn xkb_interest(ctx: &Ctx<'_>, it: &Item) -> Detail {
+    let dev = it.value as ffi::DeviceIntPtr;
+    // SAFETY: dispatch thread (caller).
+    if !unsafe { known_device(ctx.api, dev) } {
+        return Detail::Other;
+    }
+    // SAFETY: dev is a live device (checked above); its interest list holds live records.
+    unsafe {
+        let d = &*dev;
+        let mut i = d.xkb_interest;
+        let mut n = 0;
+        while !i.is_null() && n < MAX_LIST_WALK {
+            let rec = &*i;
+            if rec.client == ctx.client && rec.resource == it.id {
+                let device_name = if d.name.is_null() {
+                    String::new()
+                } else {
+                    std::ffi::CStr::from_ptr(d.name)
+                        .to_string_lossy()
+                        .into_owned()
+                };
+                return Detail::XkbInterest(XkbInterestInfo {
+                    device: u16::try_from(d.id).unwrap_or(0),
+                    device_name,
+                    state: rec.stateNotifyMask,
+                    names: rec.namesNotifyMask,
+                    access_x: rec.accessXNotifyMask,
+                    ext_dev: rec.extDevNotifyMask,
+                    controls: rec.ctrlsNotifyMask,
+                    indicator_state: rec.iStateNotifyMask,
+                    indicator_map: rec.iMapNotifyMask,
+                    compat_map: rec.compatNotifyMask,
+                    bell: rec.bellNotifyMask,
+                    action_message: rec.actionMessageMask,
+                    auto_ctrls: rec.autoCtrls,
+                    auto_ctrl_values: rec.autoCtrlValues,
+                });
+            }
+            i = rec.next;
+            n += 1;
+        }
+    }
+    Detail::Other
 }

@@ -22,9 +22,9 @@ const BAD_IMPLEMENTATION: Status = 17;
 /// Longest GUIEVICT request in 4-byte units; anything longer is rejected before reading it.
 const MAX_REQUEST_WORDS: u32 = 16;
 
-/// The protocol minor version this server speaks. Test seam: `GUIEVICT_XEXT_PROTOCOL_MINOR=0`
-/// in the server's environment makes it behave as a 1.0 server (reports 1.0 and refuses the
-/// 1.1 flag), so that clients' compatibility path runs against a real server.
+/// The protocol minor version this server speaks. Test seam: `GUIEVICT_XEXT_PROTOCOL_MINOR=N`
+/// in the server's environment makes it behave as a 1.N server (reports 1.N and refuses the
+/// flags later versions added), so that clients' compatibility path runs against a real server.
 fn protocol_minor() -> u16 {
     static MINOR: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
     *MINOR.get_or_init(|| {
@@ -89,7 +89,7 @@ unsafe fn dispatch(api: &Api, client: ffi::ClientPtr) -> Status {
             unsafe { write(api, client, &reply) }
         }
         Ok(Request::GetResources(req))
-            if protocol_minor() == 0 && req.flags & !proto::FLAGS_V1_0 != 0 =>
+            if req.flags & !proto::flags_for_minor(protocol_minor()) != 0 =>
         {
             c.errorValue = req.flags;
             BAD_VALUE
@@ -202,6 +202,12 @@ unsafe fn get_resources(
         next_id: next.map_or(0, |n| n.id),
         next_type: next.map_or(0, |n| n.rtype),
         total: items.len() as u32,
+        xkb: if req.flags & proto::FLAG_XKB_SELECTIONS != 0 {
+            // SAFETY: valid client.
+            unsafe { crate::describe::xkb_client_state(client) }
+        } else {
+            proto::XkbClientState::default()
+        },
         resources: proto::Resources::default(),
     };
     let mut w = Writer::with_capacity(order, proto::REPLY_HEADER_LEN + body.len());

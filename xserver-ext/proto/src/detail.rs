@@ -29,6 +29,46 @@ pub enum Detail {
     GlyphSet(GlyphSetInfo),
     /// XFIXES selection input (protocol 1.1, only with `FLAG_SELECTION_INPUTS`).
     SelectionInput(SelectionInputInfo),
+    /// XKEYBOARD event selections of the client on one keyboard device (protocol 1.2, only
+    /// with `FLAG_XKB_SELECTIONS`).
+    XkbInterest(XkbInterestInfo),
+}
+
+/// The XKEYBOARD events a client selected (`XkbSelectEvents`) on one device: the server's
+/// per-(client, device) interest record. Each mask is the event's detail mask as
+/// `XkbSelectEvents` takes it (0: not selected). `MapNotify` and `NewKeyboardNotify` are
+/// client-wide in the server and travel in the reply header ([`crate::XkbClientState`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XkbInterestInfo {
+    /// Device ID the selection was made on (the core keyboard when the client named
+    /// `XkbUseCoreKbd`).
+    pub device: u16,
+    /// The device's name (e.g. "Virtual core keyboard"), to find it on another server.
+    pub device_name: String,
+    /// StateNotify details.
+    pub state: u16,
+    /// NamesNotify details.
+    pub names: u16,
+    /// AccessXNotify details.
+    pub access_x: u16,
+    /// ExtensionDeviceNotify details.
+    pub ext_dev: u16,
+    /// ControlsNotify details.
+    pub controls: u32,
+    /// IndicatorStateNotify details.
+    pub indicator_state: u32,
+    /// IndicatorMapNotify details.
+    pub indicator_map: u32,
+    /// CompatMapNotify details.
+    pub compat_map: u8,
+    /// BellNotify details.
+    pub bell: u8,
+    /// ActionMessage details.
+    pub action_message: u8,
+    /// Auto-reset controls (`XkbPerClientFlags` on this device).
+    pub auto_ctrls: u32,
+    /// Auto-reset control values.
+    pub auto_ctrl_values: u32,
 }
 
 /// One `XFixesSelectSelectionInput` the client made that is still in effect.
@@ -462,6 +502,7 @@ impl Detail {
             Detail::Picture(_) => 7,
             Detail::GlyphSet(_) => 8,
             Detail::SelectionInput(_) => 9,
+            Detail::XkbInterest(_) => 10,
         }
     }
 
@@ -473,6 +514,24 @@ impl Detail {
                 w.u32(x.window);
                 w.u32(x.selection);
                 w.u32(x.event_mask);
+            }
+            Detail::XkbInterest(x) => {
+                w.u16(x.device);
+                w.u16(latin1_len(&x.device_name));
+                w.u16(x.state);
+                w.u16(x.names);
+                w.u16(x.access_x);
+                w.u16(x.ext_dev);
+                w.u32(x.controls);
+                w.u32(x.indicator_state);
+                w.u32(x.indicator_map);
+                w.u8(x.compat_map);
+                w.u8(x.bell);
+                w.u8(x.action_message);
+                w.u8(0);
+                w.u32(x.auto_ctrls);
+                w.u32(x.auto_ctrl_values);
+                latin1_encode(w, &x.device_name);
             }
             Detail::Window(x) => {
                 let (bk, bv) = match x.background {
@@ -747,6 +806,40 @@ impl Detail {
                 selection: r.u32("selection input atom")?,
                 event_mask: r.u32("selection input event mask")?,
             }),
+            10 => {
+                let device = r.u16("xkb device")?;
+                let n = r.u16("xkb device name length")? as usize;
+                let state = r.u16("xkb state details")?;
+                let names = r.u16("xkb names details")?;
+                let access_x = r.u16("xkb accessx details")?;
+                let ext_dev = r.u16("xkb extension device details")?;
+                let controls = r.u32("xkb controls details")?;
+                let indicator_state = r.u32("xkb indicator state details")?;
+                let indicator_map = r.u32("xkb indicator map details")?;
+                let compat_map = r.u8("xkb compat map details")?;
+                let bell = r.u8("xkb bell details")?;
+                let action_message = r.u8("xkb action message details")?;
+                r.skip(1, "xkb padding")?;
+                let auto_ctrls = r.u32("xkb auto-reset controls")?;
+                let auto_ctrl_values = r.u32("xkb auto-reset values")?;
+                let device_name = latin1_decode(r.bytes(n, "xkb device name")?);
+                Detail::XkbInterest(XkbInterestInfo {
+                    device,
+                    device_name,
+                    state,
+                    names,
+                    access_x,
+                    ext_dev,
+                    controls,
+                    indicator_state,
+                    indicator_map,
+                    compat_map,
+                    bell,
+                    action_message,
+                    auto_ctrls,
+                    auto_ctrl_values,
+                })
+            }
             v => {
                 return Err(DecodeError::BadValue {
                     offset: code_off,

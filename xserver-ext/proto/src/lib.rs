@@ -18,7 +18,9 @@ pub const MAJOR_VERSION: u16 = 1;
 /// Protocol minor version implemented by this crate. 1.1 added [`FLAG_SELECTION_INPUTS`] and
 /// the [`Detail::SelectionInput`] record it enables; a 1.0 server answers that flag with
 /// `BadValue`, and a 1.1 server sends the new record only to clients that set the flag.
-pub const MINOR_VERSION: u16 = 1;
+/// 1.2 added [`FLAG_XKB_SELECTIONS`] the same way: [`Detail::XkbInterest`] records and the
+/// client's XKB state in the reply header ([`GetResourcesReply::xkb`]).
+pub const MINOR_VERSION: u16 = 2;
 
 /// Minor opcode of `QueryVersion`.
 pub const X_QUERY_VERSION: u8 = 0;
@@ -35,10 +37,26 @@ pub const FLAG_COLORMAP_CELLS: u32 = 1 << 2;
 /// (`XFixesSelectSelectionInput`) as [`Detail::SelectionInput`]; without it they are
 /// [`Detail::Other`], as in 1.0.
 pub const FLAG_SELECTION_INPUTS: u32 = 1 << 3;
+/// `GetResources` flag (protocol 1.2): describe the client's XKEYBOARD interest records
+/// (`XkbSelectEvents`, one per device) as [`Detail::XkbInterest`] and fill the reply header's
+/// client-wide XKB state ([`GetResourcesReply::xkb`]); without it they are [`Detail::Other`]
+/// and zero, as in 1.1.
+pub const FLAG_XKB_SELECTIONS: u32 = 1 << 4;
 /// The `GetResources` flags protocol 1.0 defines (what a 1.0 server accepts).
 pub const FLAGS_V1_0: u32 = FLAG_CURSOR_IMAGES | FLAG_GLYPH_IMAGES | FLAG_COLORMAP_CELLS;
+/// The `GetResources` flags protocol 1.1 defines (what a 1.1 server accepts).
+pub const FLAGS_V1_1: u32 = FLAGS_V1_0 | FLAG_SELECTION_INPUTS;
 /// All defined `GetResources` flags.
-pub const FLAGS_ALL: u32 = FLAGS_V1_0 | FLAG_SELECTION_INPUTS;
+pub const FLAGS_ALL: u32 = FLAGS_V1_1 | FLAG_XKB_SELECTIONS;
+
+/// The `GetResources` flags a server of protocol 1.`minor` accepts.
+pub const fn flags_for_minor(minor: u16) -> u32 {
+    match minor {
+        0 => FLAGS_V1_0,
+        1 => FLAGS_V1_1,
+        _ => FLAGS_ALL,
+    }
+}
 
 /// Reply budget the server uses when a request asks for 0 (4 MiB).
 pub const DEFAULT_MAX_BYTES: u32 = 4 << 20;
@@ -190,8 +208,31 @@ pub struct GetResourcesReply {
     pub next_type: u32,
     /// How many resources the client owned in total when this page was made.
     pub total: u32,
+    /// The requesting client's own XKEYBOARD state (protocol 1.2, with
+    /// [`FLAG_XKB_SELECTIONS`]; all zero otherwise). The same in every page.
+    pub xkb: XkbClientState,
     /// The resources of this page.
     pub resources: Resources,
+}
+
+/// The XKEYBOARD state the server keeps per client rather than per device (reply header
+/// bytes 24..29 of `GetResources`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct XkbClientState {
+    /// `MapNotify` details the client selected (its map-component mask; 0: none).
+    pub map_notify: u16,
+    /// `NewKeyboardNotify` details the client selected (0: none).
+    pub new_keyboard_notify: u16,
+    /// Bit 0: the client initialised XKB (`XkbUseExtension` accepted); bit 1: it asked for
+    /// the pre-release version 0.65.
+    pub flags: u8,
+}
+
+impl XkbClientState {
+    /// `flags` bit: the client initialised XKB.
+    pub const INITIALISED: u8 = 1;
+    /// `flags` bit: the client initialised XKB as version 0.65.
+    pub const ANCIENT: u8 = 2;
 }
 
 /// A list of resources (one page, or all pages merged with [`Resources::extend`]).
@@ -254,6 +295,9 @@ pub mod kinds {
     /// One XFIXES selection-input record of the client (`XFixesSelectSelectionInput`); the
     /// resource ID is a server-made one (bit 0x40000000 set).
     pub const XFIXES_SELECTION_CLIENT: &str = "XFixesSelectionClient";
+    /// One XKEYBOARD interest record of the client (`XkbSelectEvents` on one device); the
+    /// resource ID is a server-made one (bit 0x40000000 set).
+    pub const XKB_CLIENT: &str = "XkbClient";
 }
 
 /// One resource of the requesting client.
@@ -526,7 +570,10 @@ pub fn encode_get_resources_reply_header(w: &mut Writer, reply: &GetResourcesRep
     w.u32(reply.next_id);
     w.u32(reply.next_type);
     w.u32(reply.total);
-    w.zeros(8);
+    w.u16(reply.xkb.map_notify);
+    w.u16(reply.xkb.new_keyboard_notify);
+    w.u8(reply.xkb.flags);
+    w.zeros(3);
 }
 
 /// Fill in the length field of a reply written with [`encode_get_resources_reply_header`].
@@ -555,7 +602,12 @@ pub fn decode_get_resources_reply(
     let next_id = r.u32("next_id")?;
     let next_type = r.u32("next_type")?;
     let total = r.u32("total")?;
-    r.skip(8, "reply padding")?;
+    let xkb = XkbClientState {
+        map_notify: r.u16("xkb map notify details")?,
+        new_keyboard_notify: r.u16("xkb new keyboard notify details")?,
+        flags: r.u8("xkb client flags")?,
+    };
+    r.skip(3, "reply padding")?;
     r.check_count(count, 16, "resources")?;
     let mut resources = Vec::with_capacity(count);
     for _ in 0..count {
@@ -568,6 +620,7 @@ pub fn decode_get_resources_reply(
         next_id,
         next_type,
         total,
+        xkb,
         resources: Resources { resources },
     })
 }

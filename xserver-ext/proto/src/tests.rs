@@ -223,6 +223,27 @@ fn sample_resources() -> Vec<Resource> {
                 event_mask: 7,
             }),
         ),
+        r(
+            0x4040_000e,
+            kinds::XKB_CLIENT,
+            42,
+            Detail::XkbInterest(XkbInterestInfo {
+                device: 3,
+                device_name: "Virtual core keyboard".into(),
+                state: 0x3fff,
+                names: 0x3fff,
+                access_x: 0x7f,
+                ext_dev: 0x1f,
+                controls: 0xf800_3fff,
+                indicator_state: 0xffff_ffff,
+                indicator_map: 1,
+                compat_map: 3,
+                bell: 1,
+                action_message: 1,
+                auto_ctrls: 0x200,
+                auto_ctrl_values: 0x200,
+            }),
+        ),
     ]
 }
 
@@ -233,6 +254,11 @@ fn sample_reply() -> GetResourcesReply {
         next_id: 0x0040_0100,
         next_type: 3,
         total: 99,
+        xkb: XkbClientState {
+            map_notify: 0xff,
+            new_keyboard_notify: 7,
+            flags: XkbClientState::INITIALISED,
+        },
         resources: Resources {
             resources: sample_resources(),
         },
@@ -455,9 +481,8 @@ fn selection_input_record_bytes() {
 
 #[test]
 fn version_1_1_flags() {
-    assert_eq!(MINOR_VERSION, 1);
     assert_eq!(FLAGS_V1_0, 7);
-    assert_eq!(FLAGS_ALL, 15);
+    assert_eq!(FLAGS_V1_1, 15);
     // A 1.1 request with the new flag decodes; bit 4 is still undefined.
     let req = GetResourcesRequest::first();
     let b = encode_get_resources(1, &req, ByteOrder::Lsb);
@@ -465,10 +490,110 @@ fn version_1_1_flags() {
         decode_request(&b, ByteOrder::Lsb),
         Ok(Request::GetResources(req))
     );
-    let bad = GetResourcesRequest { flags: 0x10, ..req };
+    let bad = GetResourcesRequest { flags: 0x20, ..req };
     let b = encode_get_resources(1, &bad, ByteOrder::Lsb);
     assert!(matches!(
         decode_request(&b, ByteOrder::Lsb),
-        Err(RequestError::BadValue { value: 0x10, .. })
+        Err(RequestError::BadValue { value: 0x20, .. })
     ));
+}
+
+#[test]
+fn version_1_2_flags() {
+    assert_eq!(MINOR_VERSION, 2);
+    assert_eq!(FLAG_XKB_SELECTIONS, 0x10);
+    assert_eq!(FLAGS_ALL, 31);
+    assert_eq!(flags_for_minor(0), FLAGS_V1_0);
+    assert_eq!(flags_for_minor(1), FLAGS_V1_1);
+    assert_eq!(flags_for_minor(2), FLAGS_ALL);
+    let req = GetResourcesRequest::first();
+    assert_eq!(req.flags & FLAG_XKB_SELECTIONS, FLAG_XKB_SELECTIONS);
+}
+
+#[test]
+fn xkb_interest_record_bytes() {
+    let res = Resource {
+        id: 0x4040_0002,
+        kind: ResourceKind(kinds::XKB_CLIENT.into()),
+        server_type: 0x1e,
+        detail: Detail::XkbInterest(XkbInterestInfo {
+            device: 3,
+            device_name: "kbd".into(),
+            state: 0x0102,
+            names: 0x0304,
+            access_x: 0x0506,
+            ext_dev: 0x0708,
+            controls: 0x0a0b_0c0d,
+            indicator_state: 0x1112_1314,
+            indicator_map: 0x2122_2324,
+            compat_map: 0x31,
+            bell: 0x32,
+            action_message: 0x33,
+            auto_ctrls: 0x4142_4344,
+            auto_ctrl_values: 0x5152_5354,
+        }),
+    };
+    let mut w = Writer::new(ByteOrder::Msb);
+    encode_resource(&mut w, &res);
+    let b = w.into_inner();
+    let name = kinds::XKB_CLIENT.as_bytes();
+    assert_eq!(&b[0..8], &[0x40, 0x40, 0, 2, 0, 0, 0, 0x1e]);
+    assert_eq!(&b[8..16], &[0, name.len() as u8, 10, 0, 0, 0, 0, 40]);
+    let at = 16 + name.len() + pad4(name.len());
+    assert_eq!(
+        &b[at..],
+        &[
+            0, 3, 0, 3, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d, 0x11, 0x12, 0x13, 0x14,
+            0x21, 0x22, 0x23, 0x24, 0x31, 0x32, 0x33, 0, 0x41, 0x42, 0x43, 0x44, 0x51, 0x52, 0x53,
+            0x54, b'k', b'b', b'd', 0
+        ]
+    );
+    let reply = GetResourcesReply {
+        sequence: 1,
+        more: false,
+        next_id: 0,
+        next_type: 0,
+        total: 1,
+        xkb: XkbClientState::default(),
+        resources: Resources {
+            resources: vec![res],
+        },
+    };
+    for o in [ByteOrder::Lsb, ByteOrder::Msb] {
+        let bytes = encode_get_resources_reply(&reply, o);
+        assert_eq!(decode_get_resources_reply(&bytes, o).unwrap(), reply);
+    }
+}
+
+#[test]
+fn xkb_client_state_in_the_reply_header() {
+    let reply = GetResourcesReply {
+        sequence: 7,
+        more: false,
+        next_id: 0,
+        next_type: 0,
+        total: 0,
+        xkb: XkbClientState {
+            map_notify: 0x00ff,
+            new_keyboard_notify: 0x0007,
+            flags: XkbClientState::INITIALISED | XkbClientState::ANCIENT,
+        },
+        resources: Resources::default(),
+    };
+    let b = encode_get_resources_reply(&reply, ByteOrder::Lsb);
+    assert_eq!(b.len(), 32);
+    assert_eq!(&b[24..32], &[0xff, 0, 7, 0, 3, 0, 0, 0]);
+    assert_eq!(
+        decode_get_resources_reply(&b, ByteOrder::Lsb).unwrap(),
+        reply
+    );
+    // A 1.1 server's zero padding decodes as "no XKB state".
+    let mut old = b.clone();
+    old[24..32].fill(0);
+    assert_eq!(
+        decode_get_resources_reply(&old, ByteOrder::Lsb)
+            .unwrap()
+            .xkb,
+        XkbClientState::default()
+    );
 }
