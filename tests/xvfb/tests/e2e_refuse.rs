@@ -265,7 +265,7 @@ fn the_app_sees_the_new_screen_size() {
         // xev -root maps no window to wait for: give it time to connect and select.
         std::thread::sleep(Duration::from_secs(1));
         guievict_json(&["move", "--pid", &pid, &b.display]).expect("move A→B");
-        let text = wait_for_text(
+        let mut text = wait_for_text(
             &xev.out,
             &[
                 "ConfigureNotify",
@@ -274,6 +274,14 @@ fn the_app_sees_the_new_screen_size() {
             ],
             Duration::from_secs(10),
         );
+        // xev writes an event over several lines: wait for the second event's size line too.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while text.matches("width 1280, height 1024").count() < 2
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(100));
+            text = std::fs::read_to_string(&xev.out).unwrap_or_default();
+        }
         assert!(
             text.contains("RRScreenChangeNotify")
                 && text.matches("width 1280, height 1024").count() >= 2,
