@@ -1464,22 +1464,32 @@ const XKB_MAP_NOTIFY: u16 = 1;
 pub const CORE_KEYBOARD_NAME: &str = "Virtual core keyboard";
 
 /// One `XkbSelectEvents` request for one event type `ndx` on `device`, selecting exactly
-/// `details` (affect = details: on a fresh client every mask starts empty). One event per
-/// request keeps the detail layout unambiguous: the server reads a 1-byte pair from a 4-byte
-/// slot, xcb-proto describes it as 2 bytes; alone in a padded request both agree.
+/// `details` (affect = details: on a fresh client every mask starts empty). A mask of all ones
+/// in its width is what `selectAll` leaves (the server stores ~0, beyond the legal bits that an
+/// explicit mask may name), so it is renewed with `selectAll`. One event per request keeps the
+/// detail layout unambiguous: the server reads a 1-byte pair from a 4-byte slot, xcb-proto
+/// describes it as 2 bytes; alone in a padded request both agree.
 pub fn xkb_select_events(major: u8, device: u16, ndx: u16, details: u32) -> Vec<u8> {
     let bit = 1u16 << ndx;
-    let mut b = vec![major, 1];
+    let size = xkb_detail_size(ndx);
+    let all_ones = match size {
+        1 => details == 0xff,
+        2 => details == 0xffff,
+        4 => details == u32::MAX,
+        _ => false,
+    };
     let (affect_map, map) = if ndx == XKB_MAP_NOTIFY {
         (details as u16, details as u16)
     } else {
         (0, 0)
     };
+    let select_all = if all_ones { bit } else { 0 };
     let mut body: Vec<u8> = Vec::new();
-    for v in [device, bit, 0, 0, affect_map, map] {
+    for v in [device, bit, 0, select_all, affect_map, map] {
         body.extend_from_slice(&v.to_ne_bytes());
     }
-    match xkb_detail_size(ndx) {
+    match size {
+        _ if all_ones => {}
         1 => body.extend_from_slice(&[details as u8, details as u8, 0, 0]),
         2 => {
             body.extend_from_slice(&(details as u16).to_ne_bytes());
@@ -1491,6 +1501,7 @@ pub fn xkb_select_events(major: u8, device: u16, ndx: u16, details: u32) -> Vec<
         }
         _ => {}
     }
+    let mut b = vec![major, 1];
     let words = (4 + body.len()).div_ceil(4) as u16;
     b.extend_from_slice(&words.to_ne_bytes());
     b.extend_from_slice(&body);
@@ -1632,7 +1643,7 @@ fn regen_xkb_selections<'c, C: Connection>(
     for (device, ndx, v) in reqs {
         let req = xkb_select_events(major, device, ndx, v);
         let c = conn.send_request_without_reply(&[std::io::IoSlice::new(&req)], Vec::new())?;
-        sink.hard.push(("XkbSelectEvents", u32::from(device), c));
+        sink.soft.push(("XkbSelectEvents", u32::from(device), c));
     }
     Ok(())
 }
@@ -1784,6 +1795,10 @@ mod tests {
         let b = xkb_select_events(135, 3, 8, 1);
         assert_eq!(b.len(), 20);
         assert_eq!(&b[16..20], &[1, 1, 0, 0]);
+        // All ones (what selectAll leaves): selectAll, no details.
+        let b = xkb_select_events(135, 3, 8, 0xff);
+        assert_eq!(b.len(), 16);
+        assert_eq!((ne16(&b, 6), ne16(&b, 10)), (1 << 8, 1 << 8));
         // MapNotify: no detail list, its mask in affectMap/map.
         let b = xkb_select_events(135, 0x100, XKB_MAP_NOTIFY, 0xff);
         assert_eq!(b.len(), 16);
