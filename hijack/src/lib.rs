@@ -23,6 +23,7 @@ pub mod screen;
 pub mod session;
 pub mod shmmem;
 pub mod xfd;
+pub mod xkbnotice;
 
 use control::{ErrorKind, Request, Response, Status};
 use relay::{ConnMeta, PassThrough, Pump, RelayHandle};

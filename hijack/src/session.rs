@@ -678,6 +678,12 @@ pub fn attach(
     };
     let mut warnings = warnings;
     let atoms = maps.atoms.len();
+    // XKEYBOARD's first event code as the app knows it (for the keymap notice below).
+    let xkb_event = maps
+        .exts
+        .by_name("XKEYBOARD")
+        .and_then(|e| e.app)
+        .map(|p| p.first_event);
     let before = h.with_engine(|e| e.stats())?;
     h.with_engine(move |e| e.set_shm_conversion(s, shm))?
         .map_err(|e| SessionError::State(e.to_string()))?;
@@ -696,6 +702,22 @@ pub fn attach(
             ev[6] = count;
             h.with_engine(move |e| e.inject_event(ev))?;
             warnings.push("the new server's keymap differs: the app was sent MappingNotify".into());
+            // XKB clients (Qt5, GTK3) ignore core MappingNotify: they reload their keymap on
+            // the XKB event they selected, which the server sends them on a keymap change.
+            let notice = crate::xkbnotice::notice_for(&detached.session);
+            if let (Some(notice), Some(code)) = (notice, xkb_event) {
+                let old = (
+                    detached.view.setup.min_keycode,
+                    detached.view.setup.max_keycode,
+                );
+                let device = crate::xkbnotice::core_keyboard_id(&detached.session);
+                let ev =
+                    crate::xkbnotice::event(notice, code, device, (min, setup.max_keycode), old);
+                h.with_engine(move |e| e.inject_event(ev))?;
+                warnings.push(format!(
+                    "the app was sent XKB {notice:?} for the new keymap"
+                ));
+            }
         }
         warnings.extend(crate::screen::announce(h, s, detached, &setup));
         h.with_engine(|e| e.resume())?;
