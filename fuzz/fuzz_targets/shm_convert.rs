@@ -113,6 +113,7 @@ fuzz_target!(|data: &[u8]| {
         visuals: HashMap::new(),
         exts,
         named: HashMap::new(),
+        devices: Default::default(),
     };
     if e.activate(s, Role::Primary, Some(maps)).is_err() {
         return;

@@ -1613,6 +1613,7 @@ mod tests {
             visuals: HashMap::new(),
             exts,
             named: HashMap::new(),
+            devices: Default::default(),
         };
         e.activate(s, Role::Primary, Some(maps)).unwrap();
         e.resume();

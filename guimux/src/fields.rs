@@ -18,6 +18,12 @@ pub enum Kind {
     Keycode,
     /// A TIMESTAMP.
     Timestamp,
+    /// An input device ID: XInput 2 `DeviceId` (16 bit) and the one-byte device IDs of
+    /// XInput 1.x. 0 (AllDevices) and 1 (AllMasterDevices) are the same on every server.
+    Device,
+    /// A one-byte XInput 1.x device ID in an event whose bit 7 says "more events follow": only
+    /// the low 7 bits name the device, bit 7 must be kept.
+    DeviceMore,
 }
 
 /// Receives each server-specific field of a message and returns the value to store in its place.

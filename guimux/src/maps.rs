@@ -264,6 +264,162 @@ impl AtomMap {
     }
 }
 
+/// XInput device ID translation for one server. The app learned device IDs on the server it
+/// started on (XIQueryDevice, events); another server may number the same devices otherwise.
+/// 0 (AllDevices) and 1 (AllMasterDevices) are the same everywhere. An empty map is the
+/// identity and costs nothing: the common case of servers that number their devices alike.
+#[derive(Clone, Debug, Default)]
+pub struct DeviceMap {
+    map: Bijection,
+    /// App-view IDs of devices the app knows that have no counterpart on this server: never
+    /// handed out for another device.
+    reserved: std::collections::HashSet<u32>,
+    /// Whether translation can change anything (some pair differs, or IDs are reserved).
+    active: bool,
+    /// Next alias to try (counting down) for a server device whose ID already means another
+    /// device to the app.
+    next_alias: u32,
+}
+
+/// Highest alias tried first: aliases stay within the 7 bits XInput 1.x events can carry.
+const DEVICE_ALIAS_TOP: u32 = 127;
+
+impl DeviceMap {
+    /// The map from a server's device IDs (`pairs`: old → new, as matched by regeneration) when
+    /// the old server's devices were `known`: those without a pair get no alias. Without any
+    /// pair the mapping is unknown and the map stays the identity.
+    pub fn between(
+        pairs: impl IntoIterator<Item = (u32, u32)>,
+        known: impl IntoIterator<Item = u32>,
+    ) -> Self {
+        let mut m = DeviceMap::default();
+        for (a, s) in pairs {
+            m.insert(a, s);
+        }
+        if !m.map.is_empty() {
+            for k in known {
+                if k > 1 && !m.map.app_taken(k) {
+                    m.reserve(k);
+                }
+            }
+        }
+        m
+    }
+
+    /// This map (app → old server) followed by `next` (old server → new server): app → new
+    /// server. Devices of the old server that the app never saw get their IDs on first sight.
+    pub fn then(&self, next: &DeviceMap) -> DeviceMap {
+        if !self.active {
+            return next.clone();
+        }
+        if !next.active {
+            return self.clone();
+        }
+        let mut m = DeviceMap::default();
+        for (old, new) in next.map.pairs() {
+            if let Some(app) = self.app_of(old) {
+                m.insert(app, new);
+            }
+        }
+        let gone = self
+            .reserved
+            .iter()
+            .copied()
+            .chain(next.reserved.iter().filter_map(|&old| self.app_of(old)));
+        for app in gone.collect::<Vec<_>>() {
+            if !m.map.app_taken(app) {
+                m.reserve(app);
+            }
+        }
+        // The app-view IDs of old-server devices the new server lacks (pairs of `self` whose
+        // old ID `next` does not know) stay out of use too.
+        for (app, old) in self.map.pairs() {
+            if next.map.server(old).is_none() && !m.map.app_taken(app) {
+                m.reserve(app);
+            }
+        }
+        m
+    }
+
+    /// Pair an app-view device ID with this server's.
+    pub fn insert(&mut self, app: u32, server: u32) {
+        self.map.insert(app, server);
+        self.reserved.remove(&app);
+        self.active |= app != server;
+    }
+
+    /// Keep the app-view ID `app` out of use (the app knows it; this server has no such device).
+    pub fn reserve(&mut self, app: u32) {
+        self.reserved.insert(app);
+        self.active = true;
+    }
+
+    /// Whether translation can change anything.
+    pub fn is_identity(&self) -> bool {
+        !self.active
+    }
+
+    /// Every (app, server) pair.
+    pub fn pairs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.map.pairs()
+    }
+
+    /// The app-view ID the server ID `server` has or would get without an alias (None: it
+    /// would need an alias, so the app cannot have seen it).
+    pub fn app_of(&self, server: u32) -> Option<u32> {
+        if server <= 1 || !self.active {
+            return Some(server);
+        }
+        match self.map.app(server) {
+            Some(a) => Some(a),
+            None if self.map.app_taken(server) || self.reserved.contains(&server) => None,
+            None => Some(server),
+        }
+    }
+
+    /// App → server. IDs the map does not know pass unchanged.
+    pub fn to_server(&self, app: u32) -> u32 {
+        if app <= 1 || !self.active {
+            return app;
+        }
+        self.map.server(app).unwrap_or(app)
+    }
+
+    /// Server → app. A device the app has not seen keeps its ID unless that ID already means
+    /// another device to the app; then it gets an alias.
+    pub fn to_app(&mut self, server: u32) -> u32 {
+        if server <= 1 || !self.active {
+            return server;
+        }
+        if let Some(a) = self.map.app(server) {
+            return a;
+        }
+        let free = |m: &Self, a: u32| !m.map.app_taken(a) && !m.reserved.contains(&a);
+        let app = if free(self, server) {
+            server
+        } else {
+            if self.next_alias < 2 {
+                self.next_alias = DEVICE_ALIAS_TOP;
+            }
+            let mut a = self.next_alias;
+            while a >= 2 && !free(self, a) {
+                a -= 1;
+            }
+            if a < 2 {
+                // Over a hundred devices: look above the XInput 1.x range.
+                a = 0xffff;
+                while a > DEVICE_ALIAS_TOP && !free(self, a) {
+                    a -= 1;
+                }
+            }
+            self.next_alias = a.saturating_sub(1);
+            a
+        };
+        self.map.insert(app, server);
+        app
+    }
+}
+
 /// Where one extension lives on one server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExtPlace {
@@ -382,5 +538,48 @@ mod tests {
         let x = a.to_app(300);
         assert_ne!(x, 300);
         assert_eq!(a.to_server(x), Some(300));
+    }
+
+    #[test]
+    fn devices_identity_unless_they_differ() {
+        let mut d = DeviceMap::between([(0, 0), (1, 1), (2, 2), (3, 3)], [2, 3]);
+        assert!(d.is_identity());
+        assert_eq!(d.to_app(17), 17);
+        let empty = DeviceMap::between([], [2, 3, 8]);
+        assert!(empty.is_identity(), "no pairs: mapping unknown, identity");
+    }
+
+    #[test]
+    fn devices_map_both_ways_and_alias_newcomers() {
+        // Old server: 8 = "Second pointer", 9 = "OnlyA pointer" (absent on the new server).
+        // New server: "Second pointer" is 12; 8 and 9 are other devices there.
+        let mut d = DeviceMap::between([(0, 0), (1, 1), (2, 2), (8, 12)], [2, 8, 9]);
+        assert!(!d.is_identity());
+        assert_eq!(d.to_server(8), 12);
+        assert_eq!(d.to_server(1), 1);
+        assert_eq!(d.to_app(12), 8);
+        assert_eq!(d.to_app(0), 0);
+        let a8 = d.to_app(8);
+        let a9 = d.to_app(9);
+        assert!(![0, 1, 2, 8, 9, a8].contains(&a9) && ![0, 1, 2, 8, 9].contains(&a8));
+        assert_eq!(d.to_server(a8), 8);
+        assert_eq!(d.to_server(a9), 9);
+        assert_eq!(d.to_app(20), 20, "an unknown, unclaimed ID keeps its value");
+    }
+
+    #[test]
+    fn devices_compose_across_moves() {
+        // app → B: app 8 is B 12; B's 30 was seen by the app as alias 127.
+        let mut ab = DeviceMap::between([(2, 2), (8, 12)], [2, 8]);
+        assert_eq!(ab.to_app(8), 127);
+        // B → C: B 12 is C 5, B 8 is C 8, B 2 is C 2.
+        let bc = DeviceMap::between([(2, 2), (12, 5), (8, 8)], [2, 8, 12]);
+        let ac = ab.then(&bc);
+        assert_eq!(ac.to_server(8), 5);
+        assert_eq!(ac.to_server(127), 8);
+        assert_eq!(ac.to_server(2), 2);
+        // Identity first leg: the second leg alone.
+        let id = DeviceMap::default();
+        assert_eq!(id.then(&bc).to_server(12), 5);
     }
 }

@@ -5,7 +5,7 @@
 //! event, QueryExtension replies, extension opcodes). See docs/generated-tables.md.
 
 use crate::fields::{ByteOrder, Kind, Rewriter, WalkError};
-use crate::maps::{AtomMap, ExtMap, XidMap};
+use crate::maps::{AtomMap, DeviceMap, ExtMap, XidMap};
 use crate::tables;
 use std::collections::HashMap;
 
@@ -22,6 +22,8 @@ pub struct Maps {
     pub exts: ExtMap,
     /// Atoms the hand-written cases need, by name: (app-view, server).
     pub named: HashMap<String, (u32, u32)>,
+    /// XInput device IDs (identity when empty).
+    pub devices: DeviceMap,
 }
 
 /// Core opcodes and codes used by the hand-written cases.
@@ -111,6 +113,17 @@ impl Rewriter for MapRewriter<'_> {
                 .map(|(a, _)| *a)
                 .unwrap_or(value),
             (Kind::Keycode | Kind::Timestamp, _) => value,
+            (Kind::Device, Dir::ToServer) => self.maps.devices.to_server(value),
+            (Kind::Device, Dir::ToApp) => self.maps.devices.to_app(value),
+            (Kind::DeviceMore, dir) => {
+                // Bit 7: more events follow; the low 7 bits name the device.
+                let id = value & 0x7f;
+                let mapped = match dir {
+                    Dir::ToServer => self.maps.devices.to_server(id),
+                    Dir::ToApp => self.maps.devices.to_app(id),
+                };
+                (value & !0x7f) | (mapped & 0x7f)
+            }
         }
     }
 }
@@ -508,5 +521,199 @@ fn query_extension_reply(msg: &mut [u8], maps: &mut Maps, name: &str) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maps::{ExtEntry, ExtPlace};
+    use x11rb_protocol::protocol::xinput;
+    use x11rb_protocol::x11_utils::Serialize;
+
+    const LE: ByteOrder = ByteOrder::Little;
+    const APP_MAJOR: u8 = 131;
+    const SERVER_MAJOR: u8 = 140;
+    const APP_ROOT: u32 = 0x3ea;
+    const SERVER_ROOT: u32 = 0x4ff;
+    /// The app's window 0x0020_0001 is 0x0040_0001 on the server.
+    const APP_WIN: u32 = 0x0020_0001;
+    const SERVER_WIN: u32 = 0x0040_0001;
+
+    /// Maps to a server where XInputExtension sits elsewhere and the app's "Second pointer" 8
+    /// and its XTEST slave 10 are 12 and 14 (the server's 8 and 10 are other devices).
+    fn maps(devices: DeviceMap) -> Maps {
+        let mut xids = XidMap::new(0x20_0000, 0x1f_ffff, 0x40_0000, 0x1f_ffff);
+        xids.insert(APP_ROOT, SERVER_ROOT);
+        xids.insert(APP_WIN, SERVER_WIN);
+        let mut exts = ExtMap::default();
+        exts.entries.push(ExtEntry {
+            name: "XInputExtension".into(),
+            table: tables::ext_by_xname("XInputExtension"),
+            app: Some(ExtPlace {
+                major: APP_MAJOR,
+                first_event: 66,
+                first_error: 129,
+            }),
+            server: Some(ExtPlace {
+                major: SERVER_MAJOR,
+                first_event: 70,
+                first_error: 140,
+            }),
+        });
+        Maps {
+            xids,
+            atoms: AtomMap::new(),
+            visuals: HashMap::new(),
+            exts,
+            named: HashMap::new(),
+            devices,
+        }
+    }
+
+    fn moved_devices() -> DeviceMap {
+        DeviceMap::between(
+            [(0, 0), (1, 1), (2, 2), (3, 3), (8, 12), (10, 14)],
+            [2, 3, 8, 10],
+        )
+    }
+
+    fn query_pointer(major: u8, window: u32, deviceid: u16) -> Vec<u8> {
+        let (parts, _) = xinput::XIQueryPointerRequest { window, deviceid }.serialize(major);
+        parts.iter().flat_map(|c| c.iter().copied()).collect()
+    }
+
+    #[test]
+    fn xi_query_pointer_gets_the_servers_device_id() {
+        let mut m = maps(moved_devices());
+        let mut req = query_pointer(APP_MAJOR, APP_WIN, 8);
+        let t = request_to_server(&mut req, LE, &mut m).expect("translate");
+        assert_eq!(t.walk_error, None);
+        assert_eq!(req, query_pointer(SERVER_MAJOR, SERVER_WIN, 12));
+        // AllMasterDevices and the core pointer are the same everywhere.
+        for d in [1, 2] {
+            let mut req = query_pointer(APP_MAJOR, APP_WIN, d);
+            request_to_server(&mut req, LE, &mut m).expect("translate");
+            assert_eq!(req, query_pointer(SERVER_MAJOR, SERVER_WIN, d));
+        }
+    }
+
+    #[test]
+    fn identity_device_map_changes_nothing() {
+        let mut m = maps(DeviceMap::default());
+        let mut req = query_pointer(APP_MAJOR, APP_WIN, 8);
+        request_to_server(&mut req, LE, &mut m).expect("translate");
+        assert_eq!(req, query_pointer(SERVER_MAJOR, SERVER_WIN, 8));
+    }
+
+    fn button_press(major: u8, root: u32, event: u32, deviceid: u16, sourceid: u16) -> Vec<u8> {
+        let e = xinput::ButtonPressEvent {
+            response_type: 35,
+            extension: major,
+            sequence: 9,
+            length: 0,
+            event_type: xinput::BUTTON_PRESS_EVENT,
+            deviceid,
+            time: 77,
+            detail: 1,
+            root,
+            event,
+            child: 0,
+            root_x: 0,
+            root_y: 0,
+            event_x: 0,
+            event_y: 0,
+            sourceid,
+            flags: 0u32.into(),
+            mods: xinput::ModifierInfo {
+                base: 0,
+                latched: 0,
+                locked: 0,
+                effective: 0,
+            },
+            group: xinput::GroupInfo {
+                base: 0,
+                latched: 0,
+                locked: 0,
+                effective: 0,
+            },
+            button_mask: vec![2],
+            valuator_mask: vec![],
+            axisvalues: vec![],
+        };
+        let mut m = e.serialize();
+        let len = ((m.len() - 32) / 4) as u32;
+        m[4..8].copy_from_slice(&len.to_le_bytes());
+        m
+    }
+
+    #[test]
+    fn xi2_button_press_reaches_the_app_with_its_device_ids() {
+        let mut m = maps(moved_devices());
+        let mut ev = button_press(SERVER_MAJOR, SERVER_ROOT, SERVER_WIN, 12, 14);
+        assert!(event_to_app(&mut ev, LE, &mut m).expect("translate"));
+        assert_eq!(ev, button_press(APP_MAJOR, APP_ROOT, APP_WIN, 8, 10));
+    }
+
+    #[test]
+    fn xi1_device_event_keeps_the_more_events_bit() {
+        let mut m = maps(moved_devices());
+        // DeviceButtonPress (XI1 event 3) from device 12 with "more events follow".
+        let mut ev = [0u8; 32];
+        ev[0] = 70 + 3;
+        ev[31] = 0x80 | 12;
+        assert!(event_to_app(&mut ev, LE, &mut m).expect("translate"));
+        assert_eq!(ev[0], 66 + 3);
+        assert_eq!(ev[31], 0x80 | 8);
+    }
+
+    fn query_device_reply(devices: &[(u16, u16, u16)]) -> Vec<u8> {
+        let infos = devices
+            .iter()
+            .map(|&(deviceid, attachment, sourceid)| xinput::XIDeviceInfo {
+                deviceid,
+                type_: xinput::DeviceType::SLAVE_POINTER,
+                attachment,
+                enabled: true,
+                name: b"dev".to_vec(),
+                classes: vec![xinput::DeviceClass {
+                    len: 4,
+                    sourceid,
+                    data: xinput::DeviceClassData::Button(xinput::DeviceClassDataButton {
+                        state: vec![0],
+                        labels: vec![0],
+                    }),
+                }],
+            })
+            .collect();
+        let mut m = xinput::XIQueryDeviceReply {
+            sequence: 4,
+            length: 0,
+            infos,
+        }
+        .serialize();
+        let len = ((m.len() - 32) / 4) as u32;
+        m[4..8].copy_from_slice(&len.to_le_bytes());
+        m
+    }
+
+    #[test]
+    fn xi_query_device_reply_in_the_apps_ids_and_newcomers_do_not_collide() {
+        let mut m = maps(moved_devices());
+        // The server's 14 (slave of 12), and its own 8 (a device the app never saw, whose
+        // number the app knows as "Second pointer").
+        let mut reply = query_device_reply(&[(14, 12, 14), (8, 2, 8)]);
+        let table = tables::ext_by_xname("XInputExtension").expect("xinput table");
+        reply_to_app(&mut reply, LE, &mut m, table, 48, &ReplyAux::None).expect("translate");
+        let alias = m.devices.to_app(8);
+        assert!(![0, 1, 2, 3, 8, 10].contains(&alias), "alias {alias}");
+        assert_eq!(
+            reply,
+            query_device_reply(&[(10, 8, 10), (alias as u16, 2, alias as u16)])
+        );
+        // The alias leads back to the server's device.
+        let mut req = query_pointer(APP_MAJOR, APP_WIN, alias as u16);
+        request_to_server(&mut req, LE, &mut m).expect("translate");
+        assert_eq!(req, query_pointer(SERVER_MAJOR, SERVER_WIN, 8));
     }
 }

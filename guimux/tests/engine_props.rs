@@ -135,6 +135,7 @@ fn maps(pairs: &[(u32, u32)], atoms: &[(u32, u32)], app_base: u32, srv_base: u32
         visuals: HashMap::new(),
         exts: ExtMap::default(),
         named: HashMap::new(),
+        devices: Default::default(),
     }
 }
 

@@ -7,7 +7,7 @@
 
 use crate::muxloop::{LoopGone, MuxHandle};
 use guimux::engine::ShmTarget;
-use guimux::maps::{AtomMap, ExtEntry, ExtMap, ExtPlace, XidMap};
+use guimux::maps::{AtomMap, DeviceMap, ExtEntry, ExtMap, ExtPlace, XidMap};
 use guimux::shmconv::ImageFormats;
 use guimux::{Maps, Role, ServerId};
 use std::collections::HashMap;
@@ -638,7 +638,13 @@ pub fn attach(
             why: e.to_string(),
         })?;
         timings.lap("regenerate", &mut t);
-        let (maps, mut warnings) = build_maps(&conn, &detached.view, &setup, &regen)?;
+        let (maps, mut warnings) = build_maps(
+            &conn,
+            &detached.view,
+            &setup,
+            &regen,
+            &detached.session.xi_devices,
+        )?;
         let mut maps = match &detached.prev {
             Some(prev) => compose(prev, &maps),
             None => maps,
@@ -787,6 +793,7 @@ fn compose(prev: &Maps, next: &Maps) -> Maps {
         visuals,
         exts,
         named,
+        devices: prev.devices.then(&next.devices),
     }
 }
 
@@ -796,6 +803,7 @@ fn build_maps(
     view: &AppView,
     setup: &Setup,
     regen: &winsession::Regenerated,
+    xi_known: &[winsession::XiDevice],
 ) -> Result<(Maps, Vec<String>), SessionError> {
     let mut warnings = Vec::new();
     let mut xids = XidMap::new(
@@ -888,6 +896,15 @@ fn build_maps(
             visuals,
             exts,
             named,
+            // XInput device IDs as regeneration matched them (by use and name); the capture
+            // server's devices without a counterpart keep their IDs out of use.
+            devices: DeviceMap::between(
+                regen
+                    .xi_device_map
+                    .iter()
+                    .map(|(o, n)| (u32::from(*o), u32::from(*n))),
+                xi_known.iter().map(|d| u32::from(d.id)),
+            ),
         },
         warnings,
     ))

@@ -70,6 +70,8 @@ pub enum KindSpec {
     Visual,
     Keycode,
     Timestamp,
+    Device,
+    DeviceMore,
 }
 
 impl KindSpec {
@@ -81,6 +83,8 @@ impl KindSpec {
             KindSpec::Visual => "Kind::Visual".into(),
             KindSpec::Keycode => "Kind::Keycode".into(),
             KindSpec::Timestamp => "Kind::Timestamp".into(),
+            KindSpec::Device => "Kind::Device".into(),
+            KindSpec::DeviceMore => "Kind::DeviceMore".into(),
         }
     }
 }
@@ -162,8 +166,46 @@ fn special_kind(module: &str, name: &str) -> Option<KindSpec> {
         ("xproto", "KEYCODE") | ("xproto", "KEYCODE32") | ("xinput", "KeyCode") => {
             Some(KindSpec::Keycode)
         }
+        ("xinput", "DeviceId") | ("xinput", XI1_DEVICE) => Some(KindSpec::Device),
+        ("xinput", XI1_DEVICE_MORE) => Some(KindSpec::DeviceMore),
         _ => None,
     }
+}
+
+/// Wire size of a type named by [`special_kind`].
+fn special_size(name: &str) -> usize {
+    match name {
+        "KEYCODE" | "KeyCode" | XI1_DEVICE | XI1_DEVICE_MORE => 1,
+        "DeviceId" => 2,
+        _ => 4,
+    }
+}
+
+/// Synthetic xinput type of the one-byte device IDs of XInput 1.x (xcb-proto declares them as
+/// plain CARD8/BYTE fields); see [`xi1_device_field`].
+const XI1_DEVICE: &str = "guimux_DeviceId8";
+/// Like [`XI1_DEVICE`] for event fields whose bit 7 is the "more events follow" flag
+/// (`altmask="MoreEventsMask"`): only the low 7 bits are a device ID.
+const XI1_DEVICE_MORE: &str = "guimux_DeviceId8More";
+
+/// The synthetic type of an XInput 1.x field that holds a device ID, by field name: the
+/// addressed device of requests, replies and events (`device_id`) and the devices of XI1
+/// passive grabs (`grabbed_device`, `modifier_device`, whose 255 UseXKeyboard is no device and
+/// maps to itself).
+fn xi1_device_field(header: &str, field: roxmltree::Node) -> Option<&'static str> {
+    let name = field.attribute("name")?;
+    let ty = field.attribute("type")?;
+    if header != "xinput"
+        || !matches!(ty, "CARD8" | "BYTE")
+        || !matches!(name, "device_id" | "grabbed_device" | "modifier_device")
+    {
+        return None;
+    }
+    Some(if field.attribute("altmask") == Some("MoreEventsMask") {
+        XI1_DEVICE_MORE
+    } else {
+        XI1_DEVICE
+    })
 }
 
 fn xid_name(module: &str, name: &str) -> String {
@@ -261,7 +303,13 @@ impl Parser<'_> {
                 }
                 "field" | "exprfield" => out.push(Item::Field {
                     name: attr(c, "name")?.to_string(),
-                    ty: self.tref(attr(c, "type")?),
+                    ty: match xi1_device_field(&self.header, c) {
+                        Some(t) => TypeRef {
+                            module: "xinput".into(),
+                            name: t.into(),
+                        },
+                        None => self.tref(attr(c, "type")?),
+                    },
                 }),
                 "list" => {
                     let len = match elems(c).next() {
@@ -442,13 +490,8 @@ impl Protocol {
     /// The definition of `t`, following typedefs; a typedef of a server-specific name keeps it.
     pub fn lookup(&self, t: &TypeRef) -> Option<TypeDef> {
         if let Some(k) = special_kind(&t.module, &t.name) {
-            let size = if t.name == "KEYCODE" || t.name == "KeyCode" {
-                1
-            } else {
-                4
-            };
             return Some(TypeDef::Prim {
-                size,
+                size: special_size(&t.name),
                 kind: Some(k),
             });
         }
@@ -563,15 +606,10 @@ fn parse_module(
             "typedef" => {
                 let new = attr(c, "newname")?.to_string();
                 if let Some(k) = special_kind(&header, &new) {
-                    let size = if new == "KEYCODE" || new == "KeyCode" {
-                        1
-                    } else {
-                        4
-                    };
                     m.types.insert(
-                        new,
+                        new.clone(),
                         TypeDef::Prim {
-                            size,
+                            size: special_size(&new),
                             kind: Some(k),
                         },
                     );

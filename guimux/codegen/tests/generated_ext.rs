@@ -9,7 +9,7 @@ mod fields;
 #[allow(dead_code)]
 mod generated;
 
-use common::{check, ext, x, xk, Family};
+use common::{check, ext, x, xd, xk, Family};
 use fields::{ByteOrder, Kind};
 use std::borrow::Cow;
 use x11rb_protocol::protocol::{damage, present, render, shape, sync, xfixes, xinput, xkb, xproto};
@@ -409,14 +409,14 @@ fn present_complete_notify_generic_event() {
     );
 }
 
-fn xi2_button(time: u32, root: u32, event: u32, child: u32) -> Vec<u8> {
+fn xi2_button(time: u32, root: u32, event: u32, child: u32, dev: u16, src: u16) -> Vec<u8> {
     let e = xinput::ButtonPressEvent {
         response_type: 35,
         extension: MAJOR,
         sequence: 1,
         length: 0,
         event_type: 4,
-        deviceid: 2,
+        deviceid: dev,
         time,
         detail: 1,
         root,
@@ -426,7 +426,7 @@ fn xi2_button(time: u32, root: u32, event: u32, child: u32) -> Vec<u8> {
         root_y: 0,
         event_x: 0,
         event_y: 0,
-        sourceid: 4,
+        sourceid: src,
         flags: xinput::PointerEventFlags::from(0u32),
         mods: xinput::ModifierInfo {
             base: 0,
@@ -467,9 +467,16 @@ fn xinput_xi2_button_press_generic_event() {
         ext("xinput"),
         4,
         LE,
-        &xi2_button(v[0], v[1], v[2], v[3]),
-        &xi2_button(x(v[0]), x(v[1]), x(v[2]), x(v[3])),
-        &[(Kind::Timestamp, v[0]), (W, v[1]), (W, v[2]), (W, v[3])],
+        &xi2_button(v[0], v[1], v[2], v[3], 2, 4),
+        &xi2_button(x(v[0]), x(v[1]), x(v[2]), x(v[3]), xd(2), xd(4)),
+        &[
+            (Kind::Device, 2),
+            (Kind::Timestamp, v[0]),
+            (W, v[1]),
+            (W, v[2]),
+            (W, v[3]),
+            (Kind::Device, 4),
+        ],
     );
 }
 
@@ -518,9 +525,137 @@ fn xinput_xi2_big_endian() {
         ext("xinput"),
         4,
         ByteOrder::Big,
-        &be(xi2_button(v[0], v[1], v[2], v[3])),
-        &be(xi2_button(x(v[0]), x(v[1]), x(v[2]), x(v[3]))),
-        &[(Kind::Timestamp, v[0]), (W, v[1]), (W, v[2]), (W, v[3])],
+        &be(xi2_button(v[0], v[1], v[2], v[3], 2, 4)),
+        &be(xi2_button(x(v[0]), x(v[1]), x(v[2]), x(v[3]), xd(2), xd(4))),
+        &[
+            (Kind::Device, 2),
+            (Kind::Timestamp, v[0]),
+            (W, v[1]),
+            (W, v[2]),
+            (W, v[3]),
+            (Kind::Device, 4),
+        ],
+    );
+}
+
+#[test]
+fn xinput_xi_select_events_visits_each_mask_device() {
+    let enc = |window: u32, d1: u16, d2: u16| {
+        common::cat(
+            &xinput::XISelectEventsRequest {
+                window,
+                masks: Cow::Owned(vec![
+                    xinput::EventMask {
+                        deviceid: d1,
+                        mask: vec![xinput::XIEventMask::BUTTON_PRESS],
+                    },
+                    xinput::EventMask {
+                        deviceid: d2,
+                        mask: vec![xinput::XIEventMask::MOTION, 0u32.into()],
+                    },
+                ]),
+            }
+            .serialize(MAJOR)
+            .0,
+        )
+    };
+    check(
+        Family::Request,
+        ext("xinput"),
+        46,
+        LE,
+        &enc(0x0400_0001, 1, 9),
+        &enc(x(0x0400_0001), xd(1), xd(9)),
+        &[(W, 0x0400_0001), (Kind::Device, 1), (Kind::Device, 9)],
+    );
+}
+
+#[test]
+fn xinput_xi_query_device_reply_visits_devices_and_class_sources() {
+    let enc = |dev: u16, attach: u16, src: u16, label: u32| {
+        let key = xinput::DeviceClass {
+            len: 4,
+            sourceid: src,
+            data: xinput::DeviceClassData::Key(xinput::DeviceClassDataKey { keys: vec![9, 10] }),
+        };
+        let button = xinput::DeviceClass {
+            len: 4,
+            sourceid: src,
+            data: xinput::DeviceClassData::Button(xinput::DeviceClassDataButton {
+                state: vec![0],
+                labels: vec![label],
+            }),
+        };
+        let mut m = xinput::XIQueryDeviceReply {
+            sequence: 2,
+            length: 0,
+            infos: vec![xinput::XIDeviceInfo {
+                deviceid: dev,
+                type_: xinput::DeviceType::SLAVE_POINTER,
+                attachment: attach,
+                enabled: true,
+                name: b"pen".to_vec(),
+                classes: vec![key, button],
+            }],
+        }
+        .serialize();
+        let len = ((m.len() - 32) / 4) as u32;
+        m[4..8].copy_from_slice(&len.to_le_bytes());
+        m
+    };
+    check(
+        Family::Reply,
+        ext("xinput"),
+        48,
+        LE,
+        &enc(12, 8, 12, 300),
+        &enc(xd(12), xd(8), xd(12), x(300)),
+        &[
+            (Kind::Device, 12),
+            (Kind::Device, 8),
+            (Kind::Device, 12),
+            (Kind::Device, 12),
+            (Kind::Atom, 300),
+        ],
+    );
+}
+
+#[test]
+fn xinput_xi1_device_event_marks_the_more_events_bit() {
+    let enc = |device_id: u8, time: u32, root: u32, event: u32, child: u32| {
+        <[u8; 32]>::from(xinput::DeviceButtonPressEvent {
+            response_type: 70,
+            detail: 1,
+            sequence: 1,
+            time,
+            root,
+            event,
+            child,
+            root_x: 0,
+            root_y: 0,
+            event_x: 0,
+            event_y: 0,
+            state: 0u16.into(),
+            same_screen: true,
+            device_id,
+        })
+        .to_vec()
+    };
+    // DeviceButtonPress is XI1 event 3; 0x85 = "more events follow" + device 5.
+    check(
+        Family::Event,
+        ext("xinput"),
+        3,
+        LE,
+        &enc(0x85, 7, 0x3ea, 0x0400_0002, 0),
+        &enc(xk(0x85), x(7), x(0x3ea), x(0x0400_0002), x(0)),
+        &[
+            (Kind::Timestamp, 7),
+            (W, 0x3ea),
+            (W, 0x0400_0002),
+            (W, 0),
+            (Kind::DeviceMore, 0x85),
+        ],
     );
 }
 

@@ -18,6 +18,7 @@ fn rp_ListInputDevices(
     let l3 = p;
     for _ in 0..n2 {
         vis(m, p, 4, Kind::Atom, o, rw, w)?;
+        vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
         let v4 = rd(m, p + 5, 1, o, w)?;
         p += 8;
     }
@@ -54,6 +55,42 @@ fn rp_ListInputDevices(
             p = p.saturating_add(n12 * 12);
         }
     }
+    Ok(())
+}
+
+fn rq_OpenDevice(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_CloseDevice(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_SetDeviceMode(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -115,6 +152,7 @@ fn rq_GetDeviceMotionEvents(
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
     vis(m, p + 4, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 8, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -139,6 +177,30 @@ fn rp_GetDeviceMotionEvents(
     Ok(())
 }
 
+fn rq_ChangeKeyboardDevice(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_ChangePointerDevice(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p + 2, 1, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
 fn rq_GrabDevice(
     m: &mut [u8],
     o: ByteOrder,
@@ -149,6 +211,8 @@ fn rq_GrabDevice(
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 4, 4, Kind::Timestamp, o, rw, w)?;
+    let v1 = rd(m, p + 8, 2, o, w)?;
+    vis(m, p + 13, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -161,6 +225,7 @@ fn rq_UngrabDevice(
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -173,6 +238,9 @@ fn rq_GrabDeviceKey(
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    let v1 = rd(m, p + 4, 2, o, w)?;
+    vis(m, p + 8, 1, Kind::Device, o, rw, w)?;
+    vis(m, p + 9, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -185,6 +253,8 @@ fn rq_UngrabDeviceKey(
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    vis(m, p + 6, 1, Kind::Device, o, rw, w)?;
+    vis(m, p + 8, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -197,6 +267,8 @@ fn rq_GrabDeviceButton(
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
+    vis(m, p + 5, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -209,6 +281,8 @@ fn rq_UngrabDeviceButton(
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    vis(m, p + 6, 1, Kind::Device, o, rw, w)?;
+    vis(m, p + 8, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -221,6 +295,19 @@ fn rq_AllowDeviceEvents(
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 5, 1, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_GetDeviceFocus(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -247,6 +334,19 @@ fn rq_SetDeviceFocus(
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 4, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 9, 1, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_GetFeedbackControl(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -258,6 +358,7 @@ fn rq_ChangeFeedbackControl(
 ) -> Result<(), WalkError> {
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
+    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
     let v1 = rd(m, p + 8, 1, o, w)?;
     p += 12;
     let sw2 = v1;
@@ -294,6 +395,7 @@ fn rq_GetDeviceKeyMapping(
 ) -> Result<(), WalkError> {
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
     vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
     Ok(())
 }
@@ -306,7 +408,129 @@ fn rq_ChangeDeviceKeyMapping(
 ) -> Result<(), WalkError> {
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
     vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_GetDeviceModifierMapping(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_SetDeviceModifierMapping(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_GetDeviceButtonMapping(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_SetDeviceButtonMapping(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_QueryDeviceState(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_DeviceBell(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_SetDeviceValuators(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_GetDeviceControl(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p + 2, 1, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_ChangeDeviceControl(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    let v1 = rd(m, p, 2, o, w)?;
+    vis(m, p + 2, 1, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_ListDeviceProperties(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -338,6 +562,7 @@ fn rq_ChangeDeviceProperty(
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Atom, o, rw, w)?;
     vis(m, p + 4, 4, Kind::Atom, o, rw, w)?;
+    vis(m, p + 8, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -350,6 +575,7 @@ fn rq_DeleteDeviceProperty(
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Atom, o, rw, w)?;
+    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -363,6 +589,7 @@ fn rq_GetDeviceProperty(
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Atom, o, rw, w)?;
     vis(m, p + 4, 4, Kind::Atom, o, rw, w)?;
+    vis(m, p + 16, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -375,6 +602,9 @@ fn rp_GetDeviceProperty(
     let mut p: usize = 1;
     p = 8;
     vis(m, p, 4, Kind::Atom, o, rw, w)?;
+    let v1 = rd(m, p + 8, 4, o, w)?;
+    let v2 = rd(m, p + 12, 1, o, w)?;
+    vis(m, p + 13, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -387,6 +617,7 @@ fn rq_XIQueryPointer(
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    vis(m, p + 4, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -413,6 +644,7 @@ fn rq_XIWarpPointer(
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 4, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    vis(m, p + 28, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -426,6 +658,48 @@ fn rq_XIChangeCursor(
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 4, 4, Kind::Xid("CURSOR"), o, rw, w)?;
+    vis(m, p + 8, 2, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_XIChangeHierarchy(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    let v1 = rd(m, p, 1, o, w)?;
+    p += 4;
+    let n2 = cnt(m, p, v1, 1, w)?;
+    for _ in 0..n2 {
+        let v3 = rd(m, p, 2, o, w)?;
+        p += 4;
+        let sw4 = v3;
+        if sw4 == 1u32 {
+            let v5 = rd(m, p, 2, o, w)?;
+            p += 4;
+            let n6 = cnt(m, p, v5, 1, w)?;
+            p = p.saturating_add(n6 * 1);
+            p = align(p, 4);
+        }
+        if sw4 == 2u32 {
+            vis(m, p, 2, Kind::Device, o, rw, w)?;
+            vis(m, p + 4, 2, Kind::Device, o, rw, w)?;
+            vis(m, p + 6, 2, Kind::Device, o, rw, w)?;
+            p += 8;
+        }
+        if sw4 == 3u32 {
+            vis(m, p, 2, Kind::Device, o, rw, w)?;
+            vis(m, p + 2, 2, Kind::Device, o, rw, w)?;
+            p += 4;
+        }
+        if sw4 == 4u32 {
+            vis(m, p, 2, Kind::Device, o, rw, w)?;
+            p += 4;
+        }
+    }
     Ok(())
 }
 
@@ -438,6 +712,7 @@ fn rq_XISetClientPointer(
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    vis(m, p + 4, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -453,6 +728,18 @@ fn rq_XIGetClientPointer(
     Ok(())
 }
 
+fn rp_XIGetClientPointer(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let mut p: usize = 1;
+    p = 8;
+    vis(m, p + 2, 2, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
 fn rq_XISelectEvents(
     m: &mut [u8],
     o: ByteOrder,
@@ -462,6 +749,28 @@ fn rq_XISelectEvents(
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    let v1 = rd(m, p + 4, 2, o, w)?;
+    p += 8;
+    let n2 = cnt(m, p, v1, 1, w)?;
+    for _ in 0..n2 {
+        vis(m, p, 2, Kind::Device, o, rw, w)?;
+        let v3 = rd(m, p + 2, 2, o, w)?;
+        p += 4;
+        let n4 = cnt(m, p, v3, 4, w)?;
+        p = p.saturating_add(n4 * 4);
+    }
+    Ok(())
+}
+
+fn rq_XIQueryDevice(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -477,7 +786,9 @@ fn rp_XIQueryDevice(
     p += 24;
     let n2 = cnt(m, p, v1, 1, w)?;
     for _ in 0..n2 {
+        vis(m, p, 2, Kind::Device, o, rw, w)?;
         let v3 = rd(m, p + 2, 2, o, w)?;
+        vis(m, p + 4, 2, Kind::Device, o, rw, w)?;
         let v4 = rd(m, p + 6, 2, o, w)?;
         let v5 = rd(m, p + 8, 2, o, w)?;
         p += 12;
@@ -489,6 +800,7 @@ fn rp_XIQueryDevice(
             let s8 = p;
             let v9 = rd(m, p, 2, o, w)?;
             let v10 = rd(m, p + 2, 2, o, w)?;
+            vis(m, p + 4, 2, Kind::Device, o, rw, w)?;
             p += 6;
             let sw11 = v9;
             if sw11 == 0u32 {
@@ -537,6 +849,19 @@ fn rq_XISetFocus(
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 4, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 8, 2, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_XIGetFocus(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -563,6 +888,7 @@ fn rq_XIGrabDevice(
     vis(m, p, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 4, 4, Kind::Timestamp, o, rw, w)?;
     vis(m, p + 8, 4, Kind::Xid("CURSOR"), o, rw, w)?;
+    vis(m, p + 12, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -575,6 +901,7 @@ fn rq_XIUngrabDevice(
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 4, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -587,6 +914,7 @@ fn rq_XIAllowEvents(
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 4, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 12, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     Ok(())
 }
@@ -602,6 +930,7 @@ fn rq_XIPassiveGrabDevice(
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
     vis(m, p + 4, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 8, 4, Kind::Xid("CURSOR"), o, rw, w)?;
+    vis(m, p + 16, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -614,6 +943,19 @@ fn rq_XIPassiveUngrabDevice(
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
     vis(m, p, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    vis(m, p + 8, 2, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_XIListProperties(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -643,6 +985,7 @@ fn rq_XIChangeProperty(
 ) -> Result<(), WalkError> {
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     let v1 = rd(m, p + 3, 1, o, w)?;
     vis(m, p + 4, 4, Kind::Atom, o, rw, w)?;
     vis(m, p + 8, 4, Kind::Atom, o, rw, w)?;
@@ -657,6 +1000,7 @@ fn rq_XIDeleteProperty(
 ) -> Result<(), WalkError> {
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 4, 4, Kind::Atom, o, rw, w)?;
     Ok(())
 }
@@ -669,6 +1013,7 @@ fn rq_XIGetProperty(
 ) -> Result<(), WalkError> {
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 4, 4, Kind::Atom, o, rw, w)?;
     vis(m, p + 8, 4, Kind::Atom, o, rw, w)?;
     Ok(())
@@ -698,6 +1043,27 @@ fn rq_XIGetSelectedEvents(
     Ok(())
 }
 
+fn rp_XIGetSelectedEvents(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let mut p: usize = 1;
+    p = 8;
+    let v1 = rd(m, p, 2, o, w)?;
+    p += 24;
+    let n2 = cnt(m, p, v1, 1, w)?;
+    for _ in 0..n2 {
+        vis(m, p, 2, Kind::Device, o, rw, w)?;
+        let v3 = rd(m, p + 2, 2, o, w)?;
+        p += 4;
+        let n4 = cnt(m, p, v3, 4, w)?;
+        p = p.saturating_add(n4 * 4);
+    }
+    Ok(())
+}
+
 fn rq_XIBarrierReleasePointer(
     m: &mut [u8],
     o: ByteOrder,
@@ -710,9 +1076,22 @@ fn rq_XIBarrierReleasePointer(
     p += 4;
     let n2 = cnt(m, p, v1, 12, w)?;
     for _ in 0..n2 {
+        vis(m, p, 2, Kind::Device, o, rw, w)?;
         vis(m, p + 4, 4, Kind::Xid("xfixes:BARRIER"), o, rw, w)?;
         p += 12;
     }
+    Ok(())
+}
+
+fn ev_DeviceValuator(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let mut p: usize = 1;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    p = 4;
     Ok(())
 }
 
@@ -728,6 +1107,7 @@ fn ev_DeviceKeyPress(
     vis(m, p + 4, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 8, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 12, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    vis(m, p + 27, 1, Kind::DeviceMore, o, rw, w)?;
     Ok(())
 }
 
@@ -741,6 +1121,7 @@ fn ev_DeviceFocusIn(
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
     vis(m, p + 4, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    vis(m, p + 9, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -751,6 +1132,7 @@ fn ev_DeviceStateNotify(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 1;
+    vis(m, p, 1, Kind::DeviceMore, o, rw, w)?;
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
     Ok(())
@@ -763,6 +1145,7 @@ fn ev_DeviceMappingNotify(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 1;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
     p = 4;
     vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
     vis(m, p + 4, 4, Kind::Timestamp, o, rw, w)?;
@@ -776,8 +1159,33 @@ fn ev_ChangeDeviceNotify(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 1;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    Ok(())
+}
+
+fn ev_DeviceKeyStateNotify(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let mut p: usize = 1;
+    vis(m, p, 1, Kind::DeviceMore, o, rw, w)?;
+    p = 4;
+    Ok(())
+}
+
+fn ev_DeviceButtonStateNotify(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let mut p: usize = 1;
+    vis(m, p, 1, Kind::DeviceMore, o, rw, w)?;
+    p = 4;
     Ok(())
 }
 
@@ -790,6 +1198,7 @@ fn ev_DevicePresenceNotify(
     let mut p: usize = 1;
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 5, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -803,6 +1212,7 @@ fn ev_DevicePropertyNotify(
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
     vis(m, p + 4, 4, Kind::Atom, o, rw, w)?;
+    vis(m, p + 27, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -813,14 +1223,17 @@ fn ev_DeviceChanged(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 10;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 2, 4, Kind::Timestamp, o, rw, w)?;
     let v1 = rd(m, p + 6, 2, o, w)?;
+    vis(m, p + 8, 2, Kind::Device, o, rw, w)?;
     p += 22;
     let n2 = cnt(m, p, v1, 1, w)?;
     for _ in 0..n2 {
         let s3 = p;
         let v4 = rd(m, p, 2, o, w)?;
         let v5 = rd(m, p + 2, 2, o, w)?;
+        vis(m, p + 4, 2, Kind::Device, o, rw, w)?;
         p += 6;
         let sw6 = v4;
         if sw6 == 0u32 {
@@ -865,10 +1278,14 @@ fn ev_KeyPress(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 10;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 2, 4, Kind::Timestamp, o, rw, w)?;
     vis(m, p + 10, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 14, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 18, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    let v1 = rd(m, p + 38, 2, o, w)?;
+    let v2 = rd(m, p + 40, 2, o, w)?;
+    vis(m, p + 42, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -879,10 +1296,14 @@ fn ev_ButtonPress(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 10;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 2, 4, Kind::Timestamp, o, rw, w)?;
     vis(m, p + 10, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 14, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 18, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    let v1 = rd(m, p + 38, 2, o, w)?;
+    let v2 = rd(m, p + 40, 2, o, w)?;
+    vis(m, p + 42, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -893,7 +1314,9 @@ fn ev_Enter(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 10;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 2, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 6, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 10, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 14, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 18, 4, Kind::Xid("WINDOW"), o, rw, w)?;
@@ -907,7 +1330,16 @@ fn ev_Hierarchy(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 10;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 2, 4, Kind::Timestamp, o, rw, w)?;
+    let v1 = rd(m, p + 10, 2, o, w)?;
+    p += 22;
+    let n2 = cnt(m, p, v1, 12, w)?;
+    for _ in 0..n2 {
+        vis(m, p, 2, Kind::Device, o, rw, w)?;
+        vis(m, p + 2, 2, Kind::Device, o, rw, w)?;
+        p += 12;
+    }
     Ok(())
 }
 
@@ -918,6 +1350,7 @@ fn ev_Property(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 10;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 2, 4, Kind::Timestamp, o, rw, w)?;
     vis(m, p + 6, 4, Kind::Atom, o, rw, w)?;
     Ok(())
@@ -930,7 +1363,9 @@ fn ev_RawKeyPress(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 10;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 2, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 10, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -941,7 +1376,9 @@ fn ev_RawButtonPress(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 10;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 2, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 10, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -952,10 +1389,14 @@ fn ev_TouchBegin(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 10;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 2, 4, Kind::Timestamp, o, rw, w)?;
     vis(m, p + 10, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 14, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 18, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    let v1 = rd(m, p + 38, 2, o, w)?;
+    let v2 = rd(m, p + 40, 2, o, w)?;
+    vis(m, p + 42, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -966,10 +1407,12 @@ fn ev_TouchOwnership(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 10;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 2, 4, Kind::Timestamp, o, rw, w)?;
     vis(m, p + 10, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 14, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 18, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    vis(m, p + 22, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -980,7 +1423,9 @@ fn ev_RawTouchBegin(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 10;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 2, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 10, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -991,10 +1436,12 @@ fn ev_BarrierHit(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 10;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 2, 4, Kind::Timestamp, o, rw, w)?;
     vis(m, p + 10, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 14, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 18, 4, Kind::Xid("xfixes:BARRIER"), o, rw, w)?;
+    vis(m, p + 30, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -1005,10 +1452,12 @@ fn ev_GesturePinchBegin(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 10;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 2, 4, Kind::Timestamp, o, rw, w)?;
     vis(m, p + 10, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 14, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 18, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    vis(m, p + 62, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -1019,10 +1468,12 @@ fn ev_GestureSwipeBegin(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 10;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 2, 4, Kind::Timestamp, o, rw, w)?;
     vis(m, p + 10, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 14, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     vis(m, p + 18, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    vis(m, p + 54, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -1035,16 +1486,16 @@ pub(super) fn request(
     match op {
         1 => Ok(()),
         2 => Ok(()),
-        3 => Ok(()),
-        4 => Ok(()),
-        5 => Ok(()),
+        3 => rq_OpenDevice(m, o, rw, "xinput:OpenDevice"),
+        4 => rq_CloseDevice(m, o, rw, "xinput:CloseDevice"),
+        5 => rq_SetDeviceMode(m, o, rw, "xinput:SetDeviceMode"),
         6 => rq_SelectExtensionEvent(m, o, rw, "xinput:SelectExtensionEvent"),
         7 => rq_GetSelectedExtensionEvents(m, o, rw, "xinput:GetSelectedExtensionEvents"),
         8 => rq_ChangeDeviceDontPropagateList(m, o, rw, "xinput:ChangeDeviceDontPropagateList"),
         9 => rq_GetDeviceDontPropagateList(m, o, rw, "xinput:GetDeviceDontPropagateList"),
         10 => rq_GetDeviceMotionEvents(m, o, rw, "xinput:GetDeviceMotionEvents"),
-        11 => Ok(()),
-        12 => Ok(()),
+        11 => rq_ChangeKeyboardDevice(m, o, rw, "xinput:ChangeKeyboardDevice"),
+        12 => rq_ChangePointerDevice(m, o, rw, "xinput:ChangePointerDevice"),
         13 => rq_GrabDevice(m, o, rw, "xinput:GrabDevice"),
         14 => rq_UngrabDevice(m, o, rw, "xinput:UngrabDevice"),
         15 => rq_GrabDeviceKey(m, o, rw, "xinput:GrabDeviceKey"),
@@ -1052,42 +1503,42 @@ pub(super) fn request(
         17 => rq_GrabDeviceButton(m, o, rw, "xinput:GrabDeviceButton"),
         18 => rq_UngrabDeviceButton(m, o, rw, "xinput:UngrabDeviceButton"),
         19 => rq_AllowDeviceEvents(m, o, rw, "xinput:AllowDeviceEvents"),
-        20 => Ok(()),
+        20 => rq_GetDeviceFocus(m, o, rw, "xinput:GetDeviceFocus"),
         21 => rq_SetDeviceFocus(m, o, rw, "xinput:SetDeviceFocus"),
-        22 => Ok(()),
+        22 => rq_GetFeedbackControl(m, o, rw, "xinput:GetFeedbackControl"),
         23 => rq_ChangeFeedbackControl(m, o, rw, "xinput:ChangeFeedbackControl"),
         24 => rq_GetDeviceKeyMapping(m, o, rw, "xinput:GetDeviceKeyMapping"),
         25 => rq_ChangeDeviceKeyMapping(m, o, rw, "xinput:ChangeDeviceKeyMapping"),
-        26 => Ok(()),
-        27 => Ok(()),
-        28 => Ok(()),
-        29 => Ok(()),
-        30 => Ok(()),
-        32 => Ok(()),
-        33 => Ok(()),
-        34 => Ok(()),
-        35 => Ok(()),
-        36 => Ok(()),
+        26 => rq_GetDeviceModifierMapping(m, o, rw, "xinput:GetDeviceModifierMapping"),
+        27 => rq_SetDeviceModifierMapping(m, o, rw, "xinput:SetDeviceModifierMapping"),
+        28 => rq_GetDeviceButtonMapping(m, o, rw, "xinput:GetDeviceButtonMapping"),
+        29 => rq_SetDeviceButtonMapping(m, o, rw, "xinput:SetDeviceButtonMapping"),
+        30 => rq_QueryDeviceState(m, o, rw, "xinput:QueryDeviceState"),
+        32 => rq_DeviceBell(m, o, rw, "xinput:DeviceBell"),
+        33 => rq_SetDeviceValuators(m, o, rw, "xinput:SetDeviceValuators"),
+        34 => rq_GetDeviceControl(m, o, rw, "xinput:GetDeviceControl"),
+        35 => rq_ChangeDeviceControl(m, o, rw, "xinput:ChangeDeviceControl"),
+        36 => rq_ListDeviceProperties(m, o, rw, "xinput:ListDeviceProperties"),
         37 => rq_ChangeDeviceProperty(m, o, rw, "xinput:ChangeDeviceProperty"),
         38 => rq_DeleteDeviceProperty(m, o, rw, "xinput:DeleteDeviceProperty"),
         39 => rq_GetDeviceProperty(m, o, rw, "xinput:GetDeviceProperty"),
         40 => rq_XIQueryPointer(m, o, rw, "xinput:XIQueryPointer"),
         41 => rq_XIWarpPointer(m, o, rw, "xinput:XIWarpPointer"),
         42 => rq_XIChangeCursor(m, o, rw, "xinput:XIChangeCursor"),
-        43 => Ok(()),
+        43 => rq_XIChangeHierarchy(m, o, rw, "xinput:XIChangeHierarchy"),
         44 => rq_XISetClientPointer(m, o, rw, "xinput:XISetClientPointer"),
         45 => rq_XIGetClientPointer(m, o, rw, "xinput:XIGetClientPointer"),
         46 => rq_XISelectEvents(m, o, rw, "xinput:XISelectEvents"),
         47 => Ok(()),
-        48 => Ok(()),
+        48 => rq_XIQueryDevice(m, o, rw, "xinput:XIQueryDevice"),
         49 => rq_XISetFocus(m, o, rw, "xinput:XISetFocus"),
-        50 => Ok(()),
+        50 => rq_XIGetFocus(m, o, rw, "xinput:XIGetFocus"),
         51 => rq_XIGrabDevice(m, o, rw, "xinput:XIGrabDevice"),
         52 => rq_XIUngrabDevice(m, o, rw, "xinput:XIUngrabDevice"),
         53 => rq_XIAllowEvents(m, o, rw, "xinput:XIAllowEvents"),
         54 => rq_XIPassiveGrabDevice(m, o, rw, "xinput:XIPassiveGrabDevice"),
         55 => rq_XIPassiveUngrabDevice(m, o, rw, "xinput:XIPassiveUngrabDevice"),
-        56 => Ok(()),
+        56 => rq_XIListProperties(m, o, rw, "xinput:XIListProperties"),
         57 => rq_XIChangeProperty(m, o, rw, "xinput:XIChangeProperty"),
         58 => rq_XIDeleteProperty(m, o, rw, "xinput:XIDeleteProperty"),
         59 => rq_XIGetProperty(m, o, rw, "xinput:XIGetProperty"),
@@ -1135,7 +1586,7 @@ pub(super) fn reply(
         36 => rp_ListDeviceProperties(m, o, rw, "xinput:ListDevicePropertiesReply"),
         39 => rp_GetDeviceProperty(m, o, rw, "xinput:GetDevicePropertyReply"),
         40 => rp_XIQueryPointer(m, o, rw, "xinput:XIQueryPointerReply"),
-        45 => Ok(()),
+        45 => rp_XIGetClientPointer(m, o, rw, "xinput:XIGetClientPointerReply"),
         47 => Ok(()),
         48 => rp_XIQueryDevice(m, o, rw, "xinput:XIQueryDeviceReply"),
         50 => rp_XIGetFocus(m, o, rw, "xinput:XIGetFocusReply"),
@@ -1143,7 +1594,7 @@ pub(super) fn reply(
         54 => Ok(()),
         56 => rp_XIListProperties(m, o, rw, "xinput:XIListPropertiesReply"),
         59 => rp_XIGetProperty(m, o, rw, "xinput:XIGetPropertyReply"),
-        60 => Ok(()),
+        60 => rp_XIGetSelectedEvents(m, o, rw, "xinput:XIGetSelectedEventsReply"),
         _ => Err(WalkError::Unknown {
             family: "reply",
             ext: "xinput",
@@ -1226,7 +1677,7 @@ pub(super) fn event(
     rw: &mut dyn Rewriter,
 ) -> Result<(), WalkError> {
     match code {
-        0 => Ok(()),
+        0 => ev_DeviceValuator(m, o, rw, "xinput:DeviceValuator"),
         1 => ev_DeviceKeyPress(m, o, rw, "xinput:DeviceKeyPress"),
         2 => ev_DeviceKeyPress(m, o, rw, "xinput:DeviceKeyRelease"),
         3 => ev_DeviceKeyPress(m, o, rw, "xinput:DeviceButtonPress"),
@@ -1239,8 +1690,8 @@ pub(super) fn event(
         10 => ev_DeviceStateNotify(m, o, rw, "xinput:DeviceStateNotify"),
         11 => ev_DeviceMappingNotify(m, o, rw, "xinput:DeviceMappingNotify"),
         12 => ev_ChangeDeviceNotify(m, o, rw, "xinput:ChangeDeviceNotify"),
-        13 => Ok(()),
-        14 => Ok(()),
+        13 => ev_DeviceKeyStateNotify(m, o, rw, "xinput:DeviceKeyStateNotify"),
+        14 => ev_DeviceButtonStateNotify(m, o, rw, "xinput:DeviceButtonStateNotify"),
         15 => ev_DevicePresenceNotify(m, o, rw, "xinput:DevicePresenceNotify"),
         16 => ev_DevicePropertyNotify(m, o, rw, "xinput:DevicePropertyNotify"),
         _ => Err(WalkError::Unknown {

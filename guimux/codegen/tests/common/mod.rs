@@ -56,6 +56,11 @@ pub fn xk(v: u8) -> u8 {
     v ^ 0x11
 }
 
+/// What `x` does to a two-byte field (XInput DeviceId): only the low 16 bits are stored.
+pub fn xd(v: u16) -> u16 {
+    x(u32::from(v)) as u16
+}
+
 /// Which walker a check uses.
 #[derive(Clone, Copy, Debug)]
 pub enum Family {
