@@ -5,6 +5,9 @@
 //! into A's in every event and reply (and back in requests), or GTK drops the input as coming
 //! from unknown devices.
 //!
+//! The app then moves on to C (a third numbering) and back to A, so the device maps are
+//! composed across moves.
+//!
 //! Input is driven through a second master pointer/keyboard pair ("Second"), which exists on
 //! both servers but with other IDs: the test's input client makes that pair its ClientPointer,
 //! so its XTEST input comes from "Second XTEST pointer/keyboard" (XTEST picks the requesting
@@ -133,14 +136,17 @@ fn second_chord(display: &str, window: u32, keysyms: &[u32]) -> Result<()> {
     Ok(())
 }
 
-/// Wait until two screenshots taken 300 ms apart are equal (the app finished drawing).
+/// Wait until two screenshots taken 300 ms apart are equal (the app finished drawing) and show
+/// more than one colour (a window the app has not painted yet after a move is uniform, and
+/// stays so for a while on a loaded machine).
 fn stable_shot(display: &str, window: u32, secs: u64) -> Image {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut last = screenshot(display, window).expect("screenshot");
     loop {
         std::thread::sleep(Duration::from_millis(300));
         let now = screenshot(display, window).expect("screenshot");
-        if (now.width, now.height) == (last.width, last.height) && now.rgb == last.rgb {
+        let painted = now.rgb.chunks_exact(3).any(|p| p != &now.rgb[..3]);
+        if painted && (now.width, now.height) == (last.width, last.height) && now.rgb == last.rgb {
             return now;
         }
         if Instant::now() > deadline {
@@ -177,15 +183,20 @@ fn gtk3_input_from_devices_numbered_otherwise_on_the_target() {
     if !have("gtk3-widget-factory") {
         return;
     }
-    with_timeout(150, || -> Result<()> {
-        // A: Second = 8..11. B: Filler = 8..11, Second = 12..15.
+    with_timeout(300, || -> Result<()> {
+        // A: Second = 8..11. B: Filler = 8..11, Second = 12..15. C: Filler, Extra (12..15,
+        // B's Second numbers), Second = 16..19.
         let a = server(&["Second"])?;
         let b = server(&["Filler", "Second"])?;
+        let c = server(&["Filler", "Extra", "Second"])?;
         eprintln!(
-            "Second pointer/XTEST pointer: A {:?}, B {:?}",
-            a.second, b.second
+            "Second pointer/XTEST pointer: A {:?}, B {:?}, C {:?}",
+            a.second, b.second, c.second
         );
-        assert_ne!(a.second, b.second, "the test needs differing device IDs");
+        assert!(
+            a.second != b.second && b.second != c.second && a.second != c.second,
+            "the test needs differing device IDs"
+        );
         let mut app = App::spawn_env(
             &a.x.display,
             &["gtk3-widget-factory"],
@@ -195,21 +206,17 @@ fn gtk3_input_from_devices_numbered_otherwise_on_the_target() {
         // The input path works on A before any move.
         let w = app.window;
         second_tabs_change_picture(&mut app, &a.x.display, w, "a-before");
-        let pid = app.pid.to_string();
-
-        let before = stable_shot(&a.x.display, app.window, 5);
-        guievict_json(&["move", "--pid", &pid, &b.x.display]).context("move A→B")?;
-        let wb = wait_for_window(&b.x.display, app.pid, Duration::from_secs(10))?;
-        let on_b = stable_shot(&b.x.display, wb, 5);
-        assert_same_picture(&before, &on_b, "xi-devices-gtk3-on-b");
-        second_tabs_change_picture(&mut app, &b.x.display, wb, "b");
-
-        let before_back = stable_shot(&b.x.display, wb, 5);
-        guievict_json(&["move", "--pid", &pid, &a.x.display]).context("move B→A")?;
-        let wa = wait_for_window(&a.x.display, app.pid, Duration::from_secs(10))?;
-        let back = stable_shot(&a.x.display, wa, 5);
-        assert_same_picture(&before_back, &back, "xi-devices-gtk3-back-on-a");
-        second_tabs_change_picture(&mut app, &a.x.display, wa, "a-after");
+        let mut at = (a.x.display.clone(), w);
+        for (to, name) in [(&b, "b"), (&c, "c"), (&a, "back-on-a")] {
+            let before = stable_shot(&at.0, at.1, 5);
+            guievict_json(&["move", "--pid", &app.pid.to_string(), &to.x.display])
+                .with_context(|| format!("move to {name}"))?;
+            let w = wait_for_window(&to.x.display, app.pid, Duration::from_secs(10))?;
+            let now = stable_shot(&to.x.display, w, 15);
+            assert_same_picture(&before, &now, &format!("xi-devices-gtk3-{name}"));
+            second_tabs_change_picture(&mut app, &to.x.display, w, name);
+            at = (to.x.display.clone(), w);
+        }
         Ok(())
     })
     .unwrap();
