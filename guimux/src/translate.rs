@@ -561,6 +561,20 @@ mod tests {
                 first_error: 140,
             }),
         });
+        exts.entries.push(ExtEntry {
+            name: "XKEYBOARD".into(),
+            table: tables::ext_by_xname("XKEYBOARD"),
+            app: Some(ExtPlace {
+                major: 135,
+                first_event: 85,
+                first_error: 137,
+            }),
+            server: Some(ExtPlace {
+                major: 136,
+                first_event: 95,
+                first_error: 138,
+            }),
+        });
         Maps {
             xids,
             atoms: AtomMap::new(),
@@ -569,6 +583,29 @@ mod tests {
             named: HashMap::new(),
             devices,
         }
+    }
+
+    #[test]
+    fn xkb_device_specs_are_device_ids_but_use_core_kbd_is_not() {
+        let mut m = maps(moved_devices());
+        // XkbGetState(deviceSpec).
+        let get_state = |major: u8, spec: u16| {
+            let s = spec.to_le_bytes();
+            vec![major, 4, 2, 0, s[0], s[1], 0, 0]
+        };
+        let mut req = get_state(135, 8);
+        request_to_server(&mut req, LE, &mut m).expect("translate");
+        assert_eq!(req, get_state(136, 12));
+        let mut req = get_state(135, 0x100);
+        request_to_server(&mut req, LE, &mut m).expect("translate");
+        assert_eq!(req, get_state(136, 0x100), "XkbUseCoreKbd passes");
+        // An XKB StateNotify of the server's device 12 (deviceID, byte 8).
+        let mut ev = [0u8; 32];
+        ev[0] = 95;
+        ev[1] = 2;
+        ev[8] = 12;
+        assert!(event_to_app(&mut ev, LE, &mut m).expect("translate"));
+        assert_eq!((ev[0], ev[8]), (85, 8));
     }
 
     fn moved_devices() -> DeviceMap {

@@ -166,8 +166,10 @@ fn special_kind(module: &str, name: &str) -> Option<KindSpec> {
         ("xproto", "KEYCODE") | ("xproto", "KEYCODE32") | ("xinput", "KeyCode") => {
             Some(KindSpec::Keycode)
         }
-        ("xinput", "DeviceId") | ("xinput", XI1_DEVICE) => Some(KindSpec::Device),
-        ("xinput", XI1_DEVICE_MORE) => Some(KindSpec::DeviceMore),
+        ("xinput", "DeviceId") | ("xinput", DEVICE8) | ("xkb", "DeviceSpec") => {
+            Some(KindSpec::Device)
+        }
+        ("xinput", DEVICE8_MORE) => Some(KindSpec::DeviceMore),
         _ => None,
     }
 }
@@ -175,36 +177,55 @@ fn special_kind(module: &str, name: &str) -> Option<KindSpec> {
 /// Wire size of a type named by [`special_kind`].
 fn special_size(name: &str) -> usize {
     match name {
-        "KEYCODE" | "KeyCode" | XI1_DEVICE | XI1_DEVICE_MORE => 1,
-        "DeviceId" => 2,
+        "KEYCODE" | "KeyCode" | DEVICE8 | DEVICE8_MORE => 1,
+        "DeviceId" | "DeviceSpec" => 2,
         _ => 4,
     }
 }
 
-/// Synthetic xinput type of the one-byte device IDs of XInput 1.x (xcb-proto declares them as
-/// plain CARD8/BYTE fields); see [`xi1_device_field`].
-const XI1_DEVICE: &str = "guimux_DeviceId8";
-/// Like [`XI1_DEVICE`] for event fields whose bit 7 is the "more events follow" flag
+/// Synthetic type of the one-byte device IDs of XInput 1.x and XKEYBOARD (xcb-proto declares
+/// them as plain CARD8/BYTE fields); see [`device8_field`].
+const DEVICE8: &str = "guimux_DeviceId8";
+/// Like [`DEVICE8`] for event fields whose bit 7 is the "more events follow" flag
 /// (`altmask="MoreEventsMask"`): only the low 7 bits are a device ID.
-const XI1_DEVICE_MORE: &str = "guimux_DeviceId8More";
+const DEVICE8_MORE: &str = "guimux_DeviceId8More";
 
-/// The synthetic type of an XInput 1.x field that holds a device ID, by field name: the
-/// addressed device of requests, replies and events (`device_id`) and the devices of XI1
-/// passive grabs (`grabbed_device`, `modifier_device`, whose 255 UseXKeyboard is no device and
-/// maps to itself).
-fn xi1_device_field(header: &str, field: roxmltree::Node) -> Option<&'static str> {
+/// The synthetic type of a one-byte field that holds an input device ID, by module and field
+/// name. XInput 1.x: the addressed device of requests, replies and events (`device_id`) and the
+/// devices of XI1 passive grabs (`grabbed_device`, `modifier_device`, whose 255 UseXKeyboard is
+/// no device and maps to itself). XKEYBOARD: the device a reply or event is about (`deviceID`,
+/// NewKeyboardNotify's `oldDeviceID`, GetKbdByName's per-part IDs) and the XI device of
+/// DeviceBtn/DeviceValuator key actions (`device`). (XKB's 16-bit `DeviceSpec` is a typedef,
+/// see [`special_kind`]; its values XkbUseCoreKbd = 0x100 etc. are no device IDs and pass
+/// unchanged.)
+fn device8_field(header: &str, field: roxmltree::Node) -> Option<&'static str> {
     let name = field.attribute("name")?;
     let ty = field.attribute("type")?;
-    if header != "xinput"
-        || !matches!(ty, "CARD8" | "BYTE")
-        || !matches!(name, "device_id" | "grabbed_device" | "modifier_device")
-    {
+    if !matches!(ty, "CARD8" | "BYTE") {
+        return None;
+    }
+    let device = match header {
+        "xinput" => matches!(name, "device_id" | "grabbed_device" | "modifier_device"),
+        "xkb" => matches!(
+            name,
+            "deviceID"
+                | "oldDeviceID"
+                | "compatDeviceID"
+                | "geometryDeviceID"
+                | "indicatorDeviceID"
+                | "keyDeviceID"
+                | "typeDeviceID"
+                | "device"
+        ),
+        _ => false,
+    };
+    if !device {
         return None;
     }
     Some(if field.attribute("altmask") == Some("MoreEventsMask") {
-        XI1_DEVICE_MORE
+        DEVICE8_MORE
     } else {
-        XI1_DEVICE
+        DEVICE8
     })
 }
 
@@ -303,7 +324,7 @@ impl Parser<'_> {
                 }
                 "field" | "exprfield" => out.push(Item::Field {
                     name: attr(c, "name")?.to_string(),
-                    ty: match xi1_device_field(&self.header, c) {
+                    ty: match device8_field(&self.header, c) {
                         Some(t) => TypeRef {
                             module: "xinput".into(),
                             name: t.into(),

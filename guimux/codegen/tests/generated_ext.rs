@@ -661,13 +661,13 @@ fn xinput_xi1_device_event_marks_the_more_events_bit() {
 
 #[test]
 fn xkb_state_notify_event_by_subcode() {
-    let enc = |time: u32, keycode: u8| {
+    let enc = |time: u32, device_id: u8, keycode: u8| {
         <[u8; 32]>::from(&xkb::StateNotifyEvent {
             response_type: 85,
             xkb_type: 2,
             sequence: 1,
             time,
-            device_id: 3,
+            device_id,
             mods: 0u8.into(),
             base_mods: 0u8.into(),
             latched_mods: 0u8.into(),
@@ -695,9 +695,13 @@ fn xkb_state_notify_event_by_subcode() {
         ext("xkb"),
         0,
         LE,
-        &enc(4242, 38),
-        &enc(x(4242), xk(38)),
-        &[(Kind::Timestamp, 4242), (Kind::Keycode, 38)],
+        &enc(4242, 3, 38),
+        &enc(x(4242), xk(3), xk(38)),
+        &[
+            (Kind::Timestamp, 4242),
+            (Kind::Device, 3),
+            (Kind::Keycode, 38),
+        ],
     );
 }
 

@@ -4,6 +4,18 @@
 use super::rt::*;
 use crate::fields::{ByteOrder, Kind, Rewriter, WalkError};
 
+fn rq_SelectEvents(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
 fn rq_Bell(
     m: &mut [u8],
     o: ByteOrder,
@@ -12,8 +24,81 @@ fn rq_Bell(
 ) -> Result<(), WalkError> {
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 16, 4, Kind::Atom, o, rw, w)?;
     vis(m, p + 20, 4, Kind::Xid("WINDOW"), o, rw, w)?;
+    Ok(())
+}
+
+fn rq_GetState(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rp_GetState(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let mut p: usize = 1;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    p = 8;
+    Ok(())
+}
+
+fn rq_LatchLockState(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_GetControls(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rp_GetControls(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let mut p: usize = 1;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    p = 8;
+    Ok(())
+}
+
+fn rq_SetControls(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -25,6 +110,7 @@ fn rq_GetMap(
 ) -> Result<(), WalkError> {
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 8, 1, Kind::Keycode, o, rw, w)?;
     vis(m, p + 10, 1, Kind::Keycode, o, rw, w)?;
     vis(m, p + 12, 1, Kind::Keycode, o, rw, w)?;
@@ -41,6 +127,7 @@ fn rp_GetMap(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 1;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
     p = 8;
     vis(m, p + 2, 1, Kind::Keycode, o, rw, w)?;
     vis(m, p + 3, 1, Kind::Keycode, o, rw, w)?;
@@ -112,9 +199,15 @@ fn rp_GetMap(
                 17 => {
                     vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
                 }
-                18 => {}
-                19 => {}
-                20 => {}
+                18 => {
+                    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
+                }
+                19 => {
+                    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
+                }
+                20 => {
+                    vis(m, p + 1, 1, Kind::Device, o, rw, w)?;
+                }
                 _ => {}
             }
             p = s23 + 8;
@@ -190,6 +283,7 @@ fn rq_SetMap(
 ) -> Result<(), WalkError> {
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     let v1 = rd(m, p + 2, 2, o, w)?;
     vis(m, p + 6, 1, Kind::Keycode, o, rw, w)?;
     vis(m, p + 7, 1, Kind::Keycode, o, rw, w)?;
@@ -261,9 +355,15 @@ fn rq_SetMap(
                 17 => {
                     vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
                 }
-                18 => {}
-                19 => {}
-                20 => {}
+                18 => {
+                    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
+                }
+                19 => {
+                    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
+                }
+                20 => {
+                    vis(m, p + 1, 1, Kind::Device, o, rw, w)?;
+                }
                 _ => {}
             }
             p = s24 + 8;
@@ -329,6 +429,102 @@ fn rq_SetMap(
     Ok(())
 }
 
+fn rq_GetCompatMap(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rp_GetCompatMap(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let mut p: usize = 1;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    p = 8;
+    Ok(())
+}
+
+fn rq_SetCompatMap(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_GetIndicatorState(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rp_GetIndicatorState(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let mut p: usize = 1;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    p = 8;
+    Ok(())
+}
+
+fn rq_GetIndicatorMap(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rp_GetIndicatorMap(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let mut p: usize = 1;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    p = 8;
+    Ok(())
+}
+
+fn rq_SetIndicatorMap(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
 fn rq_GetNamedIndicator(
     m: &mut [u8],
     o: ByteOrder,
@@ -337,6 +533,7 @@ fn rq_GetNamedIndicator(
 ) -> Result<(), WalkError> {
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 8, 4, Kind::Atom, o, rw, w)?;
     Ok(())
 }
@@ -348,6 +545,7 @@ fn rp_GetNamedIndicator(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 1;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
     p = 8;
     vis(m, p, 4, Kind::Atom, o, rw, w)?;
     Ok(())
@@ -361,7 +559,20 @@ fn rq_SetNamedIndicator(
 ) -> Result<(), WalkError> {
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     vis(m, p + 8, 4, Kind::Atom, o, rw, w)?;
+    Ok(())
+}
+
+fn rq_GetNames(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -372,6 +583,7 @@ fn rp_GetNames(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 1;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
     p = 8;
     let v1 = rd(m, p, 4, o, w)?;
     vis(m, p + 4, 1, Kind::Keycode, o, rw, w)?;
@@ -488,6 +700,7 @@ fn rq_SetNames(
 ) -> Result<(), WalkError> {
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     let v1 = rd(m, p + 2, 2, o, w)?;
     let v2 = rd(m, p + 4, 4, o, w)?;
     let v3 = rd(m, p + 9, 1, o, w)?;
@@ -593,6 +806,66 @@ fn rq_SetNames(
     Ok(())
 }
 
+fn rq_PerClientFlags(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rp_PerClientFlags(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let mut p: usize = 1;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    p = 8;
+    Ok(())
+}
+
+fn rq_ListComponents(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
+fn rp_ListComponents(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let mut p: usize = 1;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    p = 8;
+    Ok(())
+}
+
+fn rq_GetKbdByName(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
 fn rp_GetKbdByName(
     m: &mut [u8],
     o: ByteOrder,
@@ -600,6 +873,7 @@ fn rp_GetKbdByName(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 1;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
     p = 8;
     vis(m, p, 1, Kind::Keycode, o, rw, w)?;
     vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
@@ -607,6 +881,7 @@ fn rp_GetKbdByName(
     p += 24;
     let sw2 = v1;
     if sw2 & 1u32 != 0 || sw2 & 4u32 != 0 || sw2 & 8u32 != 0 {
+        vis(m, p + 1, 1, Kind::Device, o, rw, w)?;
         vis(m, p + 10, 1, Kind::Keycode, o, rw, w)?;
         vis(m, p + 11, 1, Kind::Keycode, o, rw, w)?;
         let v3 = rd(m, p + 12, 2, o, w)?;
@@ -677,9 +952,15 @@ fn rp_GetKbdByName(
                     17 => {
                         vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
                     }
-                    18 => {}
-                    19 => {}
-                    20 => {}
+                    18 => {
+                        vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
+                    }
+                    19 => {
+                        vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
+                    }
+                    20 => {
+                        vis(m, p + 1, 1, Kind::Device, o, rw, w)?;
+                    }
                     _ => {}
                 }
                 p = s25 + 8;
@@ -746,6 +1027,7 @@ fn rp_GetKbdByName(
         }
     }
     if sw2 & 2u32 != 0 {
+        vis(m, p + 1, 1, Kind::Device, o, rw, w)?;
         let v33 = rd(m, p + 8, 1, o, w)?;
         let v34 = rd(m, p + 12, 2, o, w)?;
         p += 32;
@@ -755,6 +1037,7 @@ fn rp_GetKbdByName(
         p = p.saturating_add(n36 * 4);
     }
     if sw2 & 16u32 != 0 {
+        vis(m, p + 1, 1, Kind::Device, o, rw, w)?;
         let v37 = rd(m, p + 8, 4, o, w)?;
         let v38 = rd(m, p + 16, 1, o, w)?;
         p += 32;
@@ -762,6 +1045,7 @@ fn rp_GetKbdByName(
         p = p.saturating_add(n39 * 12);
     }
     if sw2 & 32u32 != 0 || sw2 & 128u32 != 0 {
+        vis(m, p + 1, 1, Kind::Device, o, rw, w)?;
         let v40 = rd(m, p + 8, 4, o, w)?;
         vis(m, p + 12, 1, Kind::Keycode, o, rw, w)?;
         vis(m, p + 13, 1, Kind::Keycode, o, rw, w)?;
@@ -868,6 +1152,7 @@ fn rp_GetKbdByName(
         }
     }
     if sw2 & 64u32 != 0 {
+        vis(m, p + 1, 1, Kind::Device, o, rw, w)?;
         vis(m, p + 8, 4, Kind::Atom, o, rw, w)?;
         let v62 = rd(m, p + 28, 2, o, w)?;
         let v63 = rd(m, p + 32, 2, o, w)?;
@@ -886,6 +1171,18 @@ fn rp_GetKbdByName(
     Ok(())
 }
 
+fn rq_GetDeviceInfo(
+    m: &mut [u8],
+    o: ByteOrder,
+    rw: &mut dyn Rewriter,
+    w: &'static str,
+) -> Result<(), WalkError> {
+    let s = big(m, o, w)?;
+    let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
+    Ok(())
+}
+
 fn rp_GetDeviceInfo(
     m: &mut [u8],
     o: ByteOrder,
@@ -893,6 +1190,7 @@ fn rp_GetDeviceInfo(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 1;
+    vis(m, p, 1, Kind::Device, o, rw, w)?;
     p = 8;
     let v1 = rd(m, p + 6, 2, o, w)?;
     let v2 = rd(m, p + 11, 1, o, w)?;
@@ -927,9 +1225,15 @@ fn rp_GetDeviceInfo(
             17 => {
                 vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
             }
-            18 => {}
-            19 => {}
-            20 => {}
+            18 => {
+                vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
+            }
+            19 => {
+                vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
+            }
+            20 => {
+                vis(m, p + 1, 1, Kind::Device, o, rw, w)?;
+            }
             _ => {}
         }
         p = s7 + 8;
@@ -958,6 +1262,7 @@ fn rq_SetDeviceInfo(
 ) -> Result<(), WalkError> {
     let s = big(m, o, w)?;
     let mut p: usize = 4 + s;
+    vis(m, p, 2, Kind::Device, o, rw, w)?;
     let v1 = rd(m, p + 3, 1, o, w)?;
     let v2 = rd(m, p + 6, 2, o, w)?;
     p += 8;
@@ -986,9 +1291,15 @@ fn rq_SetDeviceInfo(
             17 => {
                 vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
             }
-            18 => {}
-            19 => {}
-            20 => {}
+            18 => {
+                vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
+            }
+            19 => {
+                vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
+            }
+            20 => {
+                vis(m, p + 1, 1, Kind::Device, o, rw, w)?;
+            }
             _ => {}
         }
         p = s5 + 8;
@@ -1018,6 +1329,8 @@ fn ev_NewKeyboardNotify(
     let mut p: usize = 1;
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
+    vis(m, p + 5, 1, Kind::Device, o, rw, w)?;
     vis(m, p + 6, 1, Kind::Keycode, o, rw, w)?;
     vis(m, p + 7, 1, Kind::Keycode, o, rw, w)?;
     vis(m, p + 8, 1, Kind::Keycode, o, rw, w)?;
@@ -1034,6 +1347,7 @@ fn ev_MapNotify(
     let mut p: usize = 1;
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
     vis(m, p + 8, 1, Kind::Keycode, o, rw, w)?;
     vis(m, p + 9, 1, Kind::Keycode, o, rw, w)?;
     vis(m, p + 12, 1, Kind::Keycode, o, rw, w)?;
@@ -1054,6 +1368,7 @@ fn ev_StateNotify(
     let mut p: usize = 1;
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
     vis(m, p + 24, 1, Kind::Keycode, o, rw, w)?;
     Ok(())
 }
@@ -1067,6 +1382,7 @@ fn ev_ControlsNotify(
     let mut p: usize = 1;
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
     vis(m, p + 20, 1, Kind::Keycode, o, rw, w)?;
     Ok(())
 }
@@ -1080,6 +1396,7 @@ fn ev_IndicatorStateNotify(
     let mut p: usize = 1;
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -1092,6 +1409,7 @@ fn ev_IndicatorMapNotify(
     let mut p: usize = 1;
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -1104,6 +1422,7 @@ fn ev_NamesNotify(
     let mut p: usize = 1;
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
     vis(m, p + 18, 1, Kind::Keycode, o, rw, w)?;
     Ok(())
 }
@@ -1117,6 +1436,7 @@ fn ev_CompatMapNotify(
     let mut p: usize = 1;
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -1129,6 +1449,7 @@ fn ev_BellNotify(
     let mut p: usize = 1;
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
     vis(m, p + 12, 4, Kind::Atom, o, rw, w)?;
     vis(m, p + 16, 4, Kind::Xid("WINDOW"), o, rw, w)?;
     Ok(())
@@ -1143,6 +1464,7 @@ fn ev_ActionMessage(
     let mut p: usize = 1;
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
     vis(m, p + 5, 1, Kind::Keycode, o, rw, w)?;
     Ok(())
 }
@@ -1156,6 +1478,7 @@ fn ev_AccessXNotify(
     let mut p: usize = 1;
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
     vis(m, p + 5, 1, Kind::Keycode, o, rw, w)?;
     Ok(())
 }
@@ -1169,6 +1492,7 @@ fn ev_ExtensionDeviceNotify(
     let mut p: usize = 1;
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
+    vis(m, p + 4, 1, Kind::Device, o, rw, w)?;
     Ok(())
 }
 
@@ -1180,27 +1504,27 @@ pub(super) fn request(
 ) -> Result<(), WalkError> {
     match op {
         0 => Ok(()),
-        1 => Ok(()),
+        1 => rq_SelectEvents(m, o, rw, "xkb:SelectEvents"),
         3 => rq_Bell(m, o, rw, "xkb:Bell"),
-        4 => Ok(()),
-        5 => Ok(()),
-        6 => Ok(()),
-        7 => Ok(()),
+        4 => rq_GetState(m, o, rw, "xkb:GetState"),
+        5 => rq_LatchLockState(m, o, rw, "xkb:LatchLockState"),
+        6 => rq_GetControls(m, o, rw, "xkb:GetControls"),
+        7 => rq_SetControls(m, o, rw, "xkb:SetControls"),
         8 => rq_GetMap(m, o, rw, "xkb:GetMap"),
         9 => rq_SetMap(m, o, rw, "xkb:SetMap"),
-        10 => Ok(()),
-        11 => Ok(()),
-        12 => Ok(()),
-        13 => Ok(()),
-        14 => Ok(()),
+        10 => rq_GetCompatMap(m, o, rw, "xkb:GetCompatMap"),
+        11 => rq_SetCompatMap(m, o, rw, "xkb:SetCompatMap"),
+        12 => rq_GetIndicatorState(m, o, rw, "xkb:GetIndicatorState"),
+        13 => rq_GetIndicatorMap(m, o, rw, "xkb:GetIndicatorMap"),
+        14 => rq_SetIndicatorMap(m, o, rw, "xkb:SetIndicatorMap"),
         15 => rq_GetNamedIndicator(m, o, rw, "xkb:GetNamedIndicator"),
         16 => rq_SetNamedIndicator(m, o, rw, "xkb:SetNamedIndicator"),
-        17 => Ok(()),
+        17 => rq_GetNames(m, o, rw, "xkb:GetNames"),
         18 => rq_SetNames(m, o, rw, "xkb:SetNames"),
-        21 => Ok(()),
-        22 => Ok(()),
-        23 => Ok(()),
-        24 => Ok(()),
+        21 => rq_PerClientFlags(m, o, rw, "xkb:PerClientFlags"),
+        22 => rq_ListComponents(m, o, rw, "xkb:ListComponents"),
+        23 => rq_GetKbdByName(m, o, rw, "xkb:GetKbdByName"),
+        24 => rq_GetDeviceInfo(m, o, rw, "xkb:GetDeviceInfo"),
         25 => rq_SetDeviceInfo(m, o, rw, "xkb:SetDeviceInfo"),
         101 => Ok(()),
         _ => Err(WalkError::Unknown {
@@ -1219,16 +1543,16 @@ pub(super) fn reply(
 ) -> Result<(), WalkError> {
     match op {
         0 => Ok(()),
-        4 => Ok(()),
-        6 => Ok(()),
+        4 => rp_GetState(m, o, rw, "xkb:GetStateReply"),
+        6 => rp_GetControls(m, o, rw, "xkb:GetControlsReply"),
         8 => rp_GetMap(m, o, rw, "xkb:GetMapReply"),
-        10 => Ok(()),
-        12 => Ok(()),
-        13 => Ok(()),
+        10 => rp_GetCompatMap(m, o, rw, "xkb:GetCompatMapReply"),
+        12 => rp_GetIndicatorState(m, o, rw, "xkb:GetIndicatorStateReply"),
+        13 => rp_GetIndicatorMap(m, o, rw, "xkb:GetIndicatorMapReply"),
         15 => rp_GetNamedIndicator(m, o, rw, "xkb:GetNamedIndicatorReply"),
         17 => rp_GetNames(m, o, rw, "xkb:GetNamesReply"),
-        21 => Ok(()),
-        22 => Ok(()),
+        21 => rp_PerClientFlags(m, o, rw, "xkb:PerClientFlagsReply"),
+        22 => rp_ListComponents(m, o, rw, "xkb:ListComponentsReply"),
         23 => rp_GetKbdByName(m, o, rw, "xkb:GetKbdByNameReply"),
         24 => rp_GetDeviceInfo(m, o, rw, "xkb:GetDeviceInfoReply"),
         101 => Ok(()),
