@@ -524,6 +524,22 @@ impl Protocol {
     }
 }
 
+/// In XInput 1.x events the server sets bit 7 of the device byte whenever more events follow,
+/// also in events xcb-proto does not mark with `altmask` (DeviceValuator): every one-byte
+/// device ID of an xinput event keeps that bit. (Device IDs of XI1 events are below 128.)
+fn more_events_devices(header: &str, mut items: Vec<Item>) -> Vec<Item> {
+    if header == "xinput" {
+        for it in &mut items {
+            if let Item::Field { ty, .. } = it {
+                if ty.module == "xinput" && ty.name == DEVICE8 {
+                    ty.name = DEVICE8_MORE.to_string();
+                }
+            }
+        }
+    }
+    items
+}
+
 fn prim_size(name: &str) -> Option<usize> {
     Some(match name {
         "CARD8" | "INT8" | "BYTE" | "BOOL" | "char" | "void" => 1,
@@ -684,7 +700,7 @@ fn parse_module(
                     number: attr(c, "number")?.parse()?,
                     xge: c.attribute("xge") == Some("true"),
                     no_seq: c.attribute("no-sequence-number") == Some("true"),
-                    items: p.items(c)?,
+                    items: more_events_devices(&header, p.items(c)?),
                     copy_of: None,
                 };
                 event_defs.insert(e.name.clone(), e.clone());

@@ -1090,7 +1090,7 @@ fn ev_DeviceValuator(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 1;
-    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    vis(m, p, 1, Kind::DeviceMore, o, rw, w)?;
     p = 4;
     Ok(())
 }
@@ -1121,7 +1121,7 @@ fn ev_DeviceFocusIn(
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
     vis(m, p + 4, 4, Kind::Xid("WINDOW"), o, rw, w)?;
-    vis(m, p + 9, 1, Kind::Device, o, rw, w)?;
+    vis(m, p + 9, 1, Kind::DeviceMore, o, rw, w)?;
     Ok(())
 }
 
@@ -1145,7 +1145,7 @@ fn ev_DeviceMappingNotify(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 1;
-    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    vis(m, p, 1, Kind::DeviceMore, o, rw, w)?;
     p = 4;
     vis(m, p + 1, 1, Kind::Keycode, o, rw, w)?;
     vis(m, p + 4, 4, Kind::Timestamp, o, rw, w)?;
@@ -1159,7 +1159,7 @@ fn ev_ChangeDeviceNotify(
     w: &'static str,
 ) -> Result<(), WalkError> {
     let mut p: usize = 1;
-    vis(m, p, 1, Kind::Device, o, rw, w)?;
+    vis(m, p, 1, Kind::DeviceMore, o, rw, w)?;
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
     Ok(())
@@ -1198,7 +1198,7 @@ fn ev_DevicePresenceNotify(
     let mut p: usize = 1;
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
-    vis(m, p + 5, 1, Kind::Device, o, rw, w)?;
+    vis(m, p + 5, 1, Kind::DeviceMore, o, rw, w)?;
     Ok(())
 }
 
@@ -1212,7 +1212,7 @@ fn ev_DevicePropertyNotify(
     p = 4;
     vis(m, p, 4, Kind::Timestamp, o, rw, w)?;
     vis(m, p + 4, 4, Kind::Atom, o, rw, w)?;
-    vis(m, p + 27, 1, Kind::Device, o, rw, w)?;
+    vis(m, p + 27, 1, Kind::DeviceMore, o, rw, w)?;
     Ok(())
 }
 
