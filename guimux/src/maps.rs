@@ -567,6 +567,36 @@ mod tests {
         assert_eq!(d.to_app(20), 20, "an unknown, unclaimed ID keeps its value");
     }
 
+    proptest::proptest! {
+        /// Whatever the matched pairs and the devices the server shows, server → app is
+        /// injective and app → server inverts it; IDs 0 and 1 never change.
+        #[test]
+        fn devices_stay_a_bijection(
+            pairs in proptest::collection::hash_map(2u32..40, 2u32..40, 0..12),
+            known in proptest::collection::vec(2u32..40, 0..12),
+            seen in proptest::collection::vec(0u32..60, 0..40),
+        ) {
+            // A bijective start: drop pairs whose server side repeats.
+            let mut used = std::collections::HashSet::new();
+            let pairs: Vec<(u32, u32)> = pairs.into_iter().filter(|(_, s)| used.insert(*s)).collect();
+            let mut d = DeviceMap::between(pairs.iter().copied().chain([(0, 0), (1, 1)]), known);
+            let mut back: HashMap<u32, u32> = HashMap::new();
+            for s in seen {
+                let a = d.to_app(s);
+                if s <= 1 {
+                    proptest::prop_assert_eq!(a, s);
+                }
+                proptest::prop_assert_eq!(d.to_server(a), s);
+                if let Some(prev) = back.insert(a, s) {
+                    proptest::prop_assert_eq!(prev, s, "app ID {} stands for two devices", a);
+                }
+            }
+            for (a, s) in pairs {
+                proptest::prop_assert_eq!(d.to_server(a), s);
+            }
+        }
+    }
+
     #[test]
     fn devices_compose_across_moves() {
         // app → B: app 8 is B 12; B's 30 was seen by the app as alias 127.
