@@ -12,7 +12,8 @@
 # Environment:
 #   GUIEVICT_CRIU_ROOT   where the tree lives (default /var/cache/guievict-criu/trixie when
 #                        root, else <repo>/target/criu-chroot)
-#   GUIEVICT_CRIU_MIRROR Debian mirror (default http://deb.debian.org/debian)
+#   GUIEVICT_CRIU_MIRROR Debian mirror (default: the first main-archive URI of the host's own
+#                        apt configuration, /etc/apt/sources.list{,.d/*.list,.d/*.sources})
 # Exit codes: 0 ready; 77 cannot be built here (not root, no debootstrap, no network) — the
 # message on stderr says why; other codes are real failures.
 set -euo pipefail
@@ -36,7 +37,31 @@ elif [ "$(id -u)" -eq 0 ]; then
 else
   root="$repo/target/criu-chroot"
 fi
-mirror="${GUIEVICT_CRIU_MIRROR:-http://deb.debian.org/debian}"
+# The host's own Debian mirror: the first URI of an apt source whose suite is a release name
+# (not "-security", not "-updates"), in one-line or deb822 form. No mirror host is named here.
+host_mirror() {
+  {
+    [ -f /etc/apt/sources.list ] && grep -hE '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list
+    ls /etc/apt/sources.list.d/*.list >/dev/null 2>&1 &&
+      grep -hE '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list.d/*.list
+  } 2>/dev/null | sed -E 's/\[[^]]*\]//' | awk '$3 !~ /-(security|updates|backports)$/ {print $2; exit}'
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    awk 'BEGIN{RS=""; IGNORECASE=1}
+         /(^|\n)Types:[^\n]*deb([ \n]|$)/ {
+           u=""; s="";
+           n=split($0, L, "\n");
+           for (i=1;i<=n;i++) { if (L[i] ~ /^URIs:/) { split(L[i], a, " "); u=a[2] }
+                               if (L[i] ~ /^Suites:/) { s=L[i] } }
+           if (u != "" && s !~ /-security/) { print u; exit }
+         }' "$f"
+  done
+}
+mirror="${GUIEVICT_CRIU_MIRROR:-$(host_mirror | head -n 1)}"
+if [ -z "$mirror" ]; then
+  echo "criu-chroot: no Debian mirror found in the host's apt configuration; set GUIEVICT_CRIU_MIRROR" >&2
+  exit 77
+fi
 stamp="$root/.guievict-ready"
 
 if [ ! -f "$stamp" ] && [ "$(id -u)" -eq 0 ]; then

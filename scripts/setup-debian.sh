@@ -7,6 +7,10 @@ PKGS=(
   pkg-config clang libclang-dev xserver-xorg-dev xcb-proto libxcb-res0-dev libxcb1-dev gcc
   # servers
   xvfb xserver-xorg-core xserver-xorg-video-dummy
+  # core X fonts: installed with --no-install-recommends nothing but the server's built-in
+  # "fixed" and "cursor" exist; twm's default title/menu fontset is adobe-helvetica-bold-120
+  # (75dpi/100dpi), xterm and the x11-apps ask for misc fonts (base)
+  xfonts-base xfonts-75dpi xfonts-100dpi
   # real apps and tools used by tests and the demo
   xterm x11-apps x11-utils x11-xserver-utils xdotool imagemagick twm
   # checkpointing (CRIU from Debian 13 runs out of a debootstrapped tree) and its test tools
