@@ -317,6 +317,9 @@ pub fn checkpoint(a: CheckpointArgs) -> Result<()> {
             pid,
             &Request::Detach {
                 session_path: Some(gws),
+                // A checkpoint that could not bring the GUI back exactly is refused, with
+                // the app left running where it is.
+                force: false,
             },
         )?;
         detach_report = rep;

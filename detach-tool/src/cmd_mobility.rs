@@ -41,6 +41,10 @@ pub struct DetachArgs {
     /// Also write the window session to this file.
     #[arg(long)]
     save: Option<PathBuf>,
+    /// Detach even when part of the GUI cannot be captured exactly (a later attach cannot
+    /// bring that part back); refused otherwise, and the app stays where it is.
+    #[arg(long)]
+    force: bool,
 }
 
 /// `guievict attach`.
@@ -54,7 +58,8 @@ pub struct AttachArgs {
     #[arg(long)]
     auth: Option<PathBuf>,
     /// Attach even if the display lacks GLX, Present, DRI3 or DRI2 and the app depends on it
-    /// (its requests for that extension then fail there).
+    /// (its requests for that extension then fail there), and exit 0 even when part of the GUI
+    /// was not recreated exactly (still named on stderr).
     #[arg(long)]
     force: bool,
 }
@@ -70,7 +75,8 @@ pub struct MoveArgs {
     #[arg(long)]
     auth: Option<PathBuf>,
     /// Move even if the display lacks GLX, Present, DRI3 or DRI2 and the app depends on it
-    /// (its requests for that extension then fail there).
+    /// (its requests for that extension then fail there), or part of the GUI cannot be carried
+    /// exactly (named on stderr; exit 0 all the same).
     #[arg(long)]
     force: bool,
 }
@@ -402,13 +408,70 @@ fn auth_for(file: &Option<PathBuf>, display: &str) -> Result<Option<XAuth>> {
     }
 }
 
+/// Part of the GUI was not carried exactly; each loss is on stderr. `main` exits with
+/// [`NotExact::EXIT_CODE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0} part(s) of the GUI were not carried exactly (listed above); --force accepts that")]
+pub struct NotExact(pub usize);
+
+impl NotExact {
+    /// Exit status of a command that did its work but not exactly.
+    pub const EXIT_CODE: i32 = 3;
+}
+
+/// Every `lost` list anywhere in a report (per connection, per step).
+fn losses(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("lost", serde_json::Value::Array(a)) => {
+                        out.extend(a.iter().filter_map(|s| s.as_str().map(String::from)))
+                    }
+                    _ => losses(x, out),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| losses(x, out)),
+        _ => {}
+    }
+}
+
+/// Print the result, then name on stderr what was not carried exactly; that fails the
+/// command unless `force`.
+fn output_checked(
+    json: bool,
+    pid: u32,
+    msg: &str,
+    report: serde_json::Value,
+    force: bool,
+) -> Result<()> {
+    let mut lost = Vec::new();
+    losses(&report, &mut lost);
+    lost.sort();
+    lost.dedup();
+    output(json, pid, msg, report);
+    for l in &lost {
+        eprintln!("guievict: warning: pid {pid}: not carried exactly: {l}");
+    }
+    if !lost.is_empty() && !force {
+        return Err(NotExact(lost.len()).into());
+    }
+    Ok(())
+}
+
 /// `guievict detach`.
 pub fn detach(a: DetachArgs) -> Result<()> {
     let pid = resolve(&a.target)?;
     let save = a.save.map(|p| std::path::absolute(&p)).transpose()?;
-    let (msg, rep) = call(pid, &Request::Detach { session_path: save })?;
-    output(a.target.json, pid, &msg, rep);
-    Ok(())
+    let (msg, rep) = call(
+        pid,
+        &Request::Detach {
+            session_path: save,
+            force: a.force,
+        },
+    )?;
+    output_checked(a.target.json, pid, &msg, rep, a.force)
 }
 
 /// `guievict attach`.
@@ -423,43 +486,31 @@ pub fn attach(a: AttachArgs) -> Result<()> {
             force: a.force,
         },
     )?;
-    output(a.target.json, pid, &msg, rep);
-    Ok(())
+    output_checked(a.target.json, pid, &msg, rep, a.force)
 }
 
-/// `guievict move`: detach then attach.
+/// `guievict move`: one transaction inside the app (see hijack's `transaction`): the target is
+/// reached and judged before anything changes, and a failure after the detach puts the GUI
+/// back. A CLI killed half-way changes nothing.
 pub fn r#move(a: MoveArgs) -> Result<()> {
     let pid = resolve(&a.target)?;
     let auth = auth_for(&a.auth, &a.to)?;
     let t = std::time::Instant::now();
-    // Refused here, while the GUI is still on its display, when the target lacks an extension
-    // the app depends on (Present, GLX, …).
-    if !a.force {
-        call(
-            pid,
-            &Request::Preflight {
-                display: a.to.clone(),
-                auth: auth.clone(),
-            },
-        )?;
-    }
-    let (_, d) = call(pid, &Request::Detach { session_path: None })?;
-    let (msg, at) = call(
+    let (msg, mut rep) = call(
         pid,
-        &Request::Attach {
+        &Request::Move {
             display: a.to.clone(),
             auth,
             force: a.force,
         },
     )?;
-    let total = t.elapsed().as_secs_f64() * 1000.0;
-    output(
-        a.target.json,
-        pid,
-        &format!("moved to {}", a.to),
-        serde_json::json!({"detach": d, "attach": at, "total_ms": total, "message": msg}),
-    );
-    Ok(())
+    if let Some(m) = rep.as_object_mut() {
+        m.insert(
+            "cli_total_ms".into(),
+            serde_json::json!(t.elapsed().as_secs_f64() * 1000.0),
+        );
+    }
+    output_checked(a.target.json, pid, &msg, rep, a.force)
 }
 
 /// `guievict snapshot`.

@@ -163,6 +163,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
                         handle,
                         display: Some(real.clone()),
                         server_setup: None,
+                        auth: None,
                         detached: None,
                         replicas: Vec::new(),
                     }),

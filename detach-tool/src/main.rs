@@ -98,6 +98,11 @@ fn main() {
     };
     if let Err(e) = r {
         eprintln!("guievict: error: {e:#}");
-        std::process::exit(1);
+        let code = if e.downcast_ref::<cmd_mobility::NotExact>().is_some() {
+            cmd_mobility::NotExact::EXIT_CODE
+        } else {
+            1
+        };
+        std::process::exit(code);
     }
 }

@@ -77,6 +77,7 @@ fn adopt_one(sw: interpose::Swapped) {
                 handle,
                 display: Some(dpy),
                 server_setup: None,
+                auth: None,
                 detached: None,
                 replicas: Vec::new(),
             });

@@ -50,6 +50,10 @@ pub enum Request {
     Detach {
         /// Also write the captured session to this path.
         session_path: Option<PathBuf>,
+        /// Detach even when the capture could not read or model part of the GUI (a later
+        /// attach then cannot bring it back exactly); refused otherwise, with nothing changed.
+        #[serde(default)]
+        force: bool,
     },
     /// Put the GUI on `display`.
     Attach {
@@ -89,6 +93,20 @@ pub enum Request {
     /// itself. It listens again once the file [`rearm_path`] of its socket appears (created by
     /// `guievict restore` after the restore, or by `guievict checkpoint` after the dump).
     Quiesce,
+    /// Move the GUI to `display` as one transaction: the target is connected to first, the
+    /// session captured while the app is held, and only then is the old connection closed; if
+    /// anything fails after that, the GUI is put back where it was. Refused up front, with
+    /// nothing changed, when the target lacks an extension the app depends on or when part of
+    /// the GUI cannot be carried exactly (unless `force`).
+    Move {
+        /// Display name.
+        display: String,
+        /// X authority for it.
+        auth: Option<XAuth>,
+        /// Move anyway (see `Attach::force`), losing what cannot be carried.
+        #[serde(default)]
+        force: bool,
+    },
     /// Whether the GUI can be put on `display`, asked by `guievict move` before it detaches:
     /// answered with an error naming the extension when the app depends on one the target
     /// lacks (see `preflight`). Changes nothing.

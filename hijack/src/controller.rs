@@ -22,6 +22,9 @@ pub struct Conn {
     pub display: Option<String>,
     /// Setup of the primary server as a client of it sees it (for internal clients).
     pub server_setup: Option<Setup>,
+    /// X authority given for `display` (None: found the way libxcb finds it), kept so that a
+    /// failed move can put the GUI back there.
+    pub auth: Option<Auth>,
     /// While detached (or after a snapshot): the captured session.
     pub detached: Option<Detached>,
     /// Replicas: display → (server id, setup).
@@ -129,7 +132,10 @@ impl Controller {
         }
         let mut report = Report::default();
         let result: Result<String, SessionError> = (|| match req {
-            Request::Detach { session_path } => {
+            Request::Detach {
+                session_path,
+                force,
+            } => {
                 report.command = "detach".into();
                 for c in conns.iter_mut() {
                     if c.display.is_none() {
@@ -142,7 +148,22 @@ impl Controller {
                     let opts = winsession::CaptureOptions::default();
                     // Taken before the capture, which does not list them.
                     let randr = crate::screen::randr_selections(&c.handle, setup.clone());
-                    let (mut d, timings) = session::detach(&c.handle, setup, &opts)?;
+                    let held = session::hold_and_capture(&c.handle, setup, &opts)?;
+                    // What the capture could not carry would be lost for good: refused, the
+                    // app runs on where it is (unless forced).
+                    let lost = crate::fidelity::uncarried(&held.detached.session);
+                    if !lost.is_empty() && !*force {
+                        held.cancel(&c.handle)?;
+                        return Err(SessionError::Refused(crate::fidelity::refusal(
+                            "detached",
+                            &lost,
+                            &format!(
+                                "the application stays on {}",
+                                c.display.as_deref().unwrap_or("its display")
+                            ),
+                        )));
+                    }
+                    let (mut d, timings) = held.commit(&c.handle)?;
                     d.session.other_resources.extend(randr);
                     if let Some(p) = session_path {
                         winsession::write_file(p, &d.session).map_err(|e| {
@@ -154,6 +175,7 @@ impl Controller {
                         "timings_ms": timings.0,
                         "windows": d.session.windows.len(),
                         "atoms": d.view.atoms.len(),
+                        "lost": lost,
                     }));
                     for (_, s) in c.replicas.drain(..) {
                         let _ = c.handle.remove_server(s);
@@ -165,6 +187,24 @@ impl Controller {
                     c.detached = Some(d);
                 }
                 Ok("detached".into())
+            }
+            Request::Move {
+                display,
+                auth,
+                force,
+            } => {
+                report.command = "move".into();
+                let from = conns.first().and_then(|c| c.display.clone());
+                report.connections = crate::transaction::move_all(
+                    &mut conns,
+                    display,
+                    auth_of(auth).as_ref(),
+                    *force,
+                )?;
+                Ok(format!(
+                    "moved from {} to {display}",
+                    from.as_deref().unwrap_or("?")
+                ))
             }
             Request::Attach {
                 display,
@@ -195,6 +235,7 @@ impl Controller {
                         .push(serde_json::to_value(&r).unwrap_or_default());
                     c.display = Some(display.clone());
                     c.server_setup = Some(setup);
+                    c.auth = a;
                     c.detached = None;
                 }
                 Ok(format!("attached to {display}"))

@@ -14,7 +14,9 @@
 pub mod adopt;
 pub mod control;
 pub mod controller;
+pub mod fault;
 pub mod ffi;
+pub mod fidelity;
 pub mod interpose;
 pub mod muxloop;
 pub mod preflight;
@@ -22,6 +24,7 @@ pub mod relay;
 pub mod screen;
 pub mod session;
 pub mod shmmem;
+pub mod transaction;
 pub mod xfd;
 pub mod xkbnotice;
 

@@ -273,10 +273,15 @@ fn refusal(
 }
 
 /// The app's resources on its primary server right now, as (ID, type name): every resource of
-/// its X client that X-Resource reports, including the server-made ones that carry the
-/// client's bits (a RANDR event selection is a `RandRClient` there). Asked on an internal
-/// client of the app's own connection (so "this client" is the app); the app keeps running.
-/// `setup` is the primary's setup as any client sees it.
+/// its X client, including the server-made ones that carry the client's bits (a RANDR event
+/// selection is a `RandRClient` there). Asked on an internal client of the app's own
+/// connection (so "this client" is the app); the app keeps running. `setup` is the primary's
+/// setup as any client sees it.
+///
+/// Read with the GUIEVICT extension's GetResources when the server has it; else with X-Resource
+/// `QueryClientResources`, which gives type names and counts only (the IDs are then 0). Never
+/// with X-Resource `QueryResourceBytes`: Xvfb/Xorg 21.1.7 crash on it for clients in some
+/// states (xfontsel after "select", gv), taking every client of the display down with them.
 pub fn live_resources(h: &MuxHandle, setup: Setup) -> Result<Vec<(u32, String)>, SessionError> {
     let s = h
         .with_engine(|e| e.primary())?
@@ -285,11 +290,40 @@ pub fn live_resources(h: &MuxHandle, setup: Setup) -> Result<Vec<(u32, String)>,
         stage: "listing the application's resources",
         why,
     };
+    // Any ID of the client names it: XC-MISC hands out IDs of the requesting client, the app.
+    let id = {
+        let sock = h.start_internal(s)?;
+        let r = (|| {
+            let (stream, _) =
+                DefaultStream::from_unix_stream(sock).map_err(|e| xe(e.to_string()))?;
+            let conn = RustConnection::for_connected_stream(stream, setup.clone())
+                .map_err(|e| xe(e.to_string()))?;
+            let r = conn
+                .xc_misc_get_xid_range()
+                .map_err(|e| xe(e.to_string()))?
+                .reply()
+                .map_err(|e| xe(e.to_string()))?;
+            Ok::<u32, SessionError>(r.start_id)
+        })();
+        h.stop_internal()?;
+        r?
+    };
+    // The extension answers for "this client" only: the internal client's setup carries the
+    // app's ID range, as the capture's does. Nothing is created on it.
+    let mut own = setup;
+    own.resource_id_base = id & !own.resource_id_mask;
     let sock = h.start_internal(s)?;
     let result = (|| {
         let (stream, _) = DefaultStream::from_unix_stream(sock).map_err(|e| xe(e.to_string()))?;
         let conn =
-            RustConnection::for_connected_stream(stream, setup).map_err(|e| xe(e.to_string()))?;
+            RustConnection::for_connected_stream(stream, own).map_err(|e| xe(e.to_string()))?;
+        if let Some(st) = winsession::ext::query(&conn, id).map_err(|e| xe(e.to_string()))? {
+            return Ok(st
+                .resources
+                .iter()
+                .map(|r| (r.id, r.kind.as_str().to_string()))
+                .collect());
+        }
         if conn
             .extension_information(res::X11_EXTENSION_NAME)
             .map_err(|e| xe(e.to_string()))?
@@ -297,50 +331,28 @@ pub fn live_resources(h: &MuxHandle, setup: Setup) -> Result<Vec<(u32, String)>,
         {
             return Ok(Vec::new());
         }
-        // Any ID of the client names it: XC-MISC hands out IDs of the requesting client.
-        let id = conn
-            .xc_misc_get_xid_range()
+        let types = conn
+            .res_query_client_resources(id)
             .map_err(|e| xe(e.to_string()))?
             .reply()
             .map_err(|e| xe(e.to_string()))?
-            .start_id;
-        let bytes = conn
-            .res_query_resource_bytes(
-                id,
-                &[res::ResourceIdSpec {
-                    resource: 0,
-                    type_: 0,
-                }],
-            )
-            .map_err(|e| xe(e.to_string()))?
-            .reply()
-            .map_err(|e| xe(e.to_string()))?;
-        let mut types: Vec<u32> = bytes.sizes.iter().map(|v| v.size.spec.type_).collect();
-        types.sort_unstable();
-        types.dedup();
+            .types;
         let cookies = types
             .iter()
-            .map(|t| conn.get_atom_name(*t))
+            .map(|t| conn.get_atom_name(t.resource_type))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| xe(e.to_string()))?;
-        let mut names = std::collections::HashMap::new();
+        let mut out = Vec::new();
         for (t, c) in types.iter().zip(cookies) {
             let n = c.reply().map_err(|e| xe(e.to_string()))?.name;
-            names.insert(*t, String::from_utf8_lossy(&n).into_owned());
+            let name = String::from_utf8_lossy(&n).into_owned();
+            out.extend((0..t.count).map(|_| (0, name.clone())));
         }
-        Ok(bytes
-            .sizes
-            .iter()
-            .map(|v| {
-                let name = names.get(&v.size.spec.type_).cloned().unwrap_or_default();
-                (v.size.spec.resource, name)
-            })
-            .collect())
+        Ok(out)
     })();
     h.stop_internal()?;
     result
 }
-
 /// The extensions the app's original server offered, for an app that is attached now.
 fn live_offered(h: &MuxHandle, display: &str) -> Result<Vec<String>, SessionError> {
     let maps = h.with_engine(|e| e.primary().and_then(|p| e.maps_of(p).cloned()))?;

@@ -354,6 +354,7 @@ fn shm_conversion(
     setup: &Setup,
     cannot_share: bool,
     warnings: &mut Vec<String>,
+    lost: &mut Vec<String>,
 ) -> Result<Option<ShmTarget>, SessionError> {
     let Some(entry) = maps.exts.by_name(guimux::shmconv::EXTENSION) else {
         return Ok(None);
@@ -413,10 +414,12 @@ fn shm_conversion(
         "{why}: guimux converts the app's shared-memory requests to core requests ({n} segment(s) served from the app's memory)"
     ));
     if !failed.is_empty() {
-        warnings.push(format!(
+        let w = format!(
             "MIT-SHM segments guimux cannot read (requests on them fail): {}",
             failed.join(", ")
-        ));
+        );
+        warnings.push(w.clone());
+        lost.push(w);
     }
     let uid = nix::unistd::getuid().as_raw() as u16;
     let gid = nix::unistd::getgid().as_raw() as u16;
@@ -451,17 +454,54 @@ pub fn detach(
     server_setup: Setup,
     opts: &winsession::CaptureOptions,
 ) -> Result<(Detached, Timings), SessionError> {
+    let held = hold_and_capture(h, server_setup, opts)?;
+    held.commit(h)
+}
+
+/// The first half of a detach: the app is paused on its primary with its window session
+/// captured, and nothing is closed yet. The caller decides: [`Held::commit`] closes the server
+/// connection (a detach), [`Held::cancel`] lets the app run on where it is (a refused move).
+pub struct Held {
+    /// What was captured.
+    pub detached: Detached,
+    server: ServerId,
+    timings: Timings,
+}
+
+impl Held {
+    /// Close the primary server connection: the GUI is off its display, app requests queue.
+    pub fn commit(mut self, h: &MuxHandle) -> Result<(Detached, Timings), SessionError> {
+        let mut t = Instant::now();
+        h.remove_server(self.server)?;
+        self.timings.lap("disconnect", &mut t);
+        Ok((self.detached, self.timings))
+    }
+
+    /// Leave the app as it was: attached to its display, running.
+    pub fn cancel(self, h: &MuxHandle) -> Result<(), SessionError> {
+        h.with_engine(|e| e.resume())?;
+        Ok(())
+    }
+}
+
+/// Pause the app on its primary and capture its window session (see [`Held`]). On failure the
+/// app runs on, attached as it was.
+pub fn hold_and_capture(
+    h: &MuxHandle,
+    server_setup: Setup,
+    opts: &winsession::CaptureOptions,
+) -> Result<Held, SessionError> {
     let mut t = Instant::now();
     let mut timings = Timings::default();
     let s = h
         .with_engine(|e| e.primary())?
         .ok_or_else(|| SessionError::State("the application is already detached".into()))?;
     match pause_and_capture(h, s, server_setup, opts, &mut timings, &mut t) {
-        Ok(d) => {
-            h.remove_server(s)?;
-            timings.lap("disconnect", &mut t);
-            Ok((d, timings))
-        }
+        Ok(d) => Ok(Held {
+            detached: d,
+            server: s,
+            timings,
+        }),
         Err(e) => {
             // Leave the app as it was: attached and running.
             h.with_engine(|e| e.resume())?;
@@ -590,8 +630,12 @@ pub struct AttachReport {
     pub replayed: u64,
     /// Bytes replayed.
     pub replayed_bytes: u64,
-    /// Warnings (font substitutions, missing extensions, …).
+    /// Warnings (font substitutions, missing extensions, events sent to the app, …).
     pub warnings: Vec<String>,
+    /// The warnings that say part of the GUI was not carried exactly (see `fidelity`): the
+    /// command reports them on stderr and fails unless forced.
+    #[serde(default)]
+    pub lost: Vec<String>,
     /// Stage timings.
     pub timings: Timings,
 }
@@ -604,10 +648,26 @@ pub fn attach(
     detached: &Detached,
     role: Role,
 ) -> Result<(AttachReport, Setup), SessionError> {
+    let t = Instant::now();
+    let (fd, setup) = connect_raw(display, auth)?;
+    let connect_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let (mut r, setup) = attach_on(h, display, (fd, setup), detached, role)?;
+    r.timings.0.insert(0, ("connect".into(), connect_ms));
+    Ok((r, setup))
+}
+
+/// [`attach`] over a connection to `display` that is already open and past its handshake (a
+/// `move` opens it before it detaches anything, so an unreachable or refusing target changes
+/// nothing).
+pub fn attach_on(
+    h: &MuxHandle,
+    display: &str,
+    (fd, setup): (OwnedFd, Setup),
+    detached: &Detached,
+    role: Role,
+) -> Result<(AttachReport, Setup), SessionError> {
     let mut t = Instant::now();
     let mut timings = Timings::default();
-    let (fd, setup) = connect_raw(display, auth)?;
-    timings.lap("connect", &mut t);
     let s = h.add_server(fd)?;
     let conn = internal_conn(h, s, setup.clone())?;
     let result = (|| {
@@ -638,6 +698,11 @@ pub fn attach(
             why: e.to_string(),
         })?;
         timings.lap("regenerate", &mut t);
+        if crate::fault::armed("attach-regenerated", display) {
+            return Err(SessionError::State(format!(
+                "fault injected after regenerating on {display} (GUIEVICT_FAULT)"
+            )));
+        }
         let (maps, mut warnings) = build_maps(
             &conn,
             &detached.view,
@@ -666,16 +731,42 @@ pub fn attach(
                 }
             }
         }
+        let mut lost: Vec<String> = warnings.clone();
+        lost.extend(
+            regen
+                .warnings
+                .iter()
+                .filter(|w| crate::fidelity::is_loss(w))
+                .cloned(),
+        );
+        // What the capture could not read at all (what it could not model is among the
+        // regeneration's warnings already).
+        lost.extend(
+            detached
+                .session
+                .unknown
+                .iter()
+                .filter(|u| !u.contains("not modelled"))
+                .map(|u| format!("not captured: {u}")),
+        );
         warnings.extend(regen.warnings.iter().cloned());
         let keymap = keyboard_mapping(&conn, &setup)?;
-        let shm = shm_conversion(h, &maps, detached, &setup, cannot_share, &mut warnings)?;
+        let shm = shm_conversion(
+            h,
+            &maps,
+            detached,
+            &setup,
+            cannot_share,
+            &mut warnings,
+            &mut lost,
+        )?;
         conn.sync().map_err(xerr("synchronising"))?;
         timings.lap("maps", &mut t);
-        Ok((maps, warnings, regen.xid_map.len(), keymap, shm))
+        Ok((maps, warnings, lost, regen.xid_map.len(), keymap, shm))
     })();
     drop(conn);
     h.stop_internal()?;
-    let (maps, warnings, resources, keymap, shm) = match result {
+    let (maps, warnings, mut lost, resources, keymap, shm) = match result {
         Ok(x) => x,
         Err(e) => {
             let _ = h.remove_server(s);
@@ -725,7 +816,12 @@ pub fn attach(
                 ));
             }
         }
-        warnings.extend(crate::screen::announce(h, s, detached, &setup));
+        for w in crate::screen::announce(h, s, detached, &setup) {
+            if w.contains("not renewed") {
+                lost.push(w.clone());
+            }
+            warnings.push(w);
+        }
         h.with_engine(|e| e.resume())?;
     }
     let after = h.with_engine(|e| e.stats())?;
@@ -738,6 +834,7 @@ pub fn attach(
             replayed: after.delivered.saturating_sub(before.delivered),
             replayed_bytes: before.queued_bytes,
             warnings,
+            lost,
             timings,
         },
         setup,

@@ -1472,12 +1472,14 @@ pub const CORE_KEYBOARD_NAME: &str = "Virtual core keyboard";
 pub fn xkb_select_events(major: u8, device: u16, ndx: u16, details: u32) -> Vec<u8> {
     let bit = 1u16 << ndx;
     let size = xkb_detail_size(ndx);
-    let all_ones = match size {
-        1 => details == 0xff,
-        2 => details == 0xffff,
-        4 => details == u32::MAX,
-        _ => false,
-    };
+    // The server keeps what a client selected as one mask per event type: all ones after a
+    // selectAll, and later selections with an `affect` mask change only the bits they affect.
+    // Bits outside the type's legal set (left over from a selectAll) mean nothing — and the
+    // server refuses them in a request (BadValue): they are dropped, and all legal bits are
+    // asked for as selectAll.
+    let legal = xkb_legal_details(ndx);
+    let details = details & legal;
+    let all_ones = size != 0 && details == legal;
     let (affect_map, map) = if ndx == XKB_MAP_NOTIFY {
         (details as u16, details as u16)
     } else {
@@ -1507,6 +1509,23 @@ pub fn xkb_select_events(major: u8, device: u16, ndx: u16, details: u32) -> Vec<
     b.extend_from_slice(&body);
     b.resize(usize::from(words) * 4, 0);
     b
+}
+
+/// The details an XKB event type has (`XkbAll…Mask` of XKB.h): what `XkbSelectEvents` accepts.
+fn xkb_legal_details(ndx: u16) -> u32 {
+    match ndx {
+        0 => 0x7,          // NewKeyboardNotify: keycodes, geometry, device ID
+        1 => 0xff,         // MapNotify: map components
+        2 => 0x3fff,       // StateNotify: state components
+        3 => 0xf800_1fff,  // ControlsNotify: controls
+        4 | 5 => u32::MAX, // IndicatorState/MapNotify: 32 indicators
+        6 => 0x3fff,       // NamesNotify: name components
+        7 => 0x3,          // CompatMapNotify: group compat, sym interpret
+        8 | 9 => 0x1,      // BellNotify, ActionMessage
+        10 => 0x7f,        // AccessXNotify: the seven AXN details
+        11 => 0x801f,      // ExtensionDeviceNotify: XI features, unsupported
+        _ => 0,
+    }
 }
 
 /// Size of an XKB event type's detail mask in `XkbSelectEvents` (0: no detail list).
@@ -1779,7 +1798,7 @@ mod tests {
     #[test]
     fn xkb_select_events_one_type_per_request() {
         // StateNotify on the core keyboard, 2-byte details.
-        let b = xkb_select_events(135, XKB_USE_CORE_KBD, 2, 0x3fff);
+        let b = xkb_select_events(135, XKB_USE_CORE_KBD, 2, 0x1fff);
         assert_eq!((b[0], b[1], ne16(&b, 2)), (135, 1, 5));
         assert_eq!(b.len(), 20);
         assert_eq!(ne16(&b, 4), 0x100);
@@ -1799,6 +1818,14 @@ mod tests {
         let b = xkb_select_events(135, 3, 8, 0xff);
         assert_eq!(b.len(), 16);
         assert_eq!((ne16(&b, 6), ne16(&b, 10)), (1 << 8, 1 << 8));
+        // A selectAll later narrowed with an affect mask (GTK3: StateNotify 0xc000 | value):
+        // the bits outside the legal 0x3fff are not sent (the server would say BadValue).
+        let b = xkb_select_events(135, XKB_USE_CORE_KBD, 2, 0xc000 | 0x0131);
+        assert_eq!(b.len(), 20);
+        assert_eq!(ne16(&b, 10), 0); // not selectAll
+        assert_eq!((ne16(&b, 16), ne16(&b, 18)), (0x0131, 0x0131));
+        let b = xkb_select_events(135, XKB_USE_CORE_KBD, 2, 0xffff);
+        assert_eq!((b.len(), ne16(&b, 10)), (16, 1 << 2));
         // MapNotify: no detail list, its mask in affectMap/map.
         let b = xkb_select_events(135, 0x100, XKB_MAP_NOTIFY, 0xff);
         assert_eq!(b.len(), 16);

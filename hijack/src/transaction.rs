@@ -1,0 +1,232 @@
+//! `move` as one transaction inside the application: it either completes or leaves the GUI where
+//! it was, and says which. What flows through here, per X connection of the app: a connection to
+//! the target opened (handshake done) before anything changes; the window session captured while
+//! the app is held on its display ([`session::Held`]); the judgement whether the target can take
+//! everything (critical extensions, what the capture could not carry); only then the old
+//! connection closed and the session regenerated on the target over the connection opened first.
+//! A failure at any later step puts every connection back on the display it came from. Because
+//! the whole sequence runs in the app's control thread, a CLI killed half-way changes nothing.
+
+use crate::controller::Conn;
+use crate::session::{self, Auth, Detached, SessionError, Timings};
+use guimux::Role;
+use std::os::fd::OwnedFd;
+use x11rb::protocol::xproto::Setup;
+
+/// The move's report for one connection: its detach timings, then its attach report.
+fn conn_report(
+    detach: &Timings,
+    windows: usize,
+    attach: &session::AttachReport,
+) -> serde_json::Value {
+    serde_json::json!({
+        "detach": {"timings_ms": detach.0, "windows": windows},
+        "attach": attach,
+        "lost": attach.lost,
+    })
+}
+
+/// Setup of the display a connection is on, as any client of it sees it.
+fn setup_of(c: &Conn) -> Result<Setup, SessionError> {
+    match c.server_setup.clone() {
+        Some(s) => Ok(s),
+        None => {
+            Ok(session::connect_raw(c.display.as_deref().unwrap_or_default(), c.auth.as_ref())?.1)
+        }
+    }
+}
+
+/// Move every connection in `conns` to `display`. Returns the per-connection reports.
+pub fn move_all(
+    conns: &mut [Conn],
+    display: &str,
+    auth: Option<&Auth>,
+    force: bool,
+) -> Result<Vec<serde_json::Value>, SessionError> {
+    for c in conns.iter() {
+        match c.display.as_deref() {
+            None => {
+                return Err(SessionError::State(
+                    "detached: nothing on a display to move (use attach)".into(),
+                ))
+            }
+            Some(d) if d == display => {
+                return Err(SessionError::State(format!("already on {display}")))
+            }
+            Some(_) => {}
+        }
+    }
+    // 1. The target answers before anything changes: an unreachable, unparsable or refusing
+    //    display, or one that asks for authorisation we lack, fails here.
+    let mut opened: Vec<Option<(OwnedFd, Setup)>> = Vec::with_capacity(conns.len());
+    for _ in conns.iter() {
+        opened.push(Some(session::connect_raw(display, auth)?));
+    }
+    // 2. Hold each connection's app side and capture its session; nothing is closed yet.
+    let opts = winsession::CaptureOptions::default();
+    let mut held: Vec<session::Held> = Vec::with_capacity(conns.len());
+    let cancel = |conns: &[Conn], held: Vec<session::Held>| {
+        for (c, h) in conns.iter().zip(held) {
+            if let Err(e) = h.cancel(&c.handle) {
+                tracing::error!(app_fd = c.app_fd, "resuming after a refused move: {e}");
+            }
+        }
+    };
+    for c in conns.iter() {
+        let step = (|| {
+            let setup = setup_of(c)?;
+            // Taken before the capture, which does not list them.
+            let randr = crate::screen::randr_selections(&c.handle, setup.clone());
+            let mut h = session::hold_and_capture(&c.handle, setup, &opts)?;
+            h.detached.session.other_resources.extend(randr);
+            Ok::<_, SessionError>(h)
+        })();
+        match step {
+            Ok(h) => held.push(h),
+            Err(e) => {
+                cancel(conns, held);
+                return Err(e);
+            }
+        }
+    }
+    // 3. Can the target take everything? Refused with nothing changed otherwise.
+    if !force {
+        let here = conns[0].display.clone().unwrap_or_default();
+        let mut lost = Vec::new();
+        for h in &held {
+            lost.extend(crate::fidelity::uncarried(&h.detached.session));
+        }
+        let verdict = if !lost.is_empty() {
+            Err(SessionError::Refused(crate::fidelity::refusal(
+                "moved",
+                &lost,
+                &format!("the application stays on {here}"),
+            )))
+        } else {
+            held.iter()
+                .try_for_each(|h| crate::preflight::check(&h.detached, display, auth))
+                .map_err(|e| match e {
+                    SessionError::Refused(m) => SessionError::Refused(format!(
+                        "{}; the application stays on {here}",
+                        m.trim_end_matches(" (nothing was created there)")
+                    )),
+                    e => e,
+                })
+        };
+        if let Err(e) = verdict {
+            cancel(conns, held);
+            return Err(e);
+        }
+    }
+    // 4. Close the old connections. From here on, a failure puts the GUI back.
+    let mut origins: Vec<(String, Option<Auth>)> = Vec::with_capacity(conns.len());
+    let mut dets: Vec<(Detached, Timings)> = Vec::with_capacity(conns.len());
+    let mut held = held.into_iter();
+    for c in conns.iter_mut() {
+        let Some(h) = held.next() else { break };
+        let d = h.commit(&c.handle);
+        for (_, s) in c.replicas.drain(..) {
+            let _ = c.handle.remove_server(s);
+        }
+        let from = c.display.take().unwrap_or_default();
+        crate::preflight::note_origin(c.app_fd, &from);
+        origins.push((from, c.auth.take()));
+        c.server_setup = None;
+        match d {
+            Ok(d) => dets.push(d),
+            Err(e) => {
+                // The relay of this connection ended (the app closed it): nothing to carry.
+                // The connections not yet closed run on where they are.
+                tracing::warn!(app_fd = c.app_fd, "detach during a move: {e}");
+                let rest: Vec<session::Held> = held.collect();
+                let n = origins.len();
+                cancel(&conns[n..], rest);
+                return Err(put_back(&mut conns[..n], &origins, dets, display, e));
+            }
+        }
+    }
+    // 5. Regenerate on the target over the connections opened in step 1.
+    let mut reports = Vec::with_capacity(conns.len());
+    for (i, c) in conns.iter_mut().enumerate() {
+        let Some(fd) = opened[i].take() else { break };
+        match session::attach_on(&c.handle, display, fd, &dets[i].0, Role::Primary) {
+            Ok((r, setup)) => {
+                reports.push(conn_report(&dets[i].1, dets[i].0.session.windows.len(), &r));
+                c.display = Some(display.to_string());
+                c.server_setup = Some(setup);
+                c.auth = auth.cloned();
+            }
+            Err(e) => return Err(put_back(conns, &origins, dets, display, e)),
+        }
+    }
+    Ok(reports)
+}
+
+/// After a failed move: every connection already on `target` is taken off it again, and every
+/// connection goes back to the display it came from (`origins`, in order). Returns the error to
+/// report: the cause, and where the application is now.
+fn put_back(
+    conns: &mut [Conn],
+    origins: &[(String, Option<Auth>)],
+    dets: Vec<(Detached, Timings)>,
+    target: &str,
+    cause: SessionError,
+) -> SessionError {
+    tracing::warn!("move to {target} failed, putting the application back: {cause}");
+    let mut dets: Vec<Option<Detached>> = dets.into_iter().map(|(d, _)| Some(d)).collect();
+    let mut back = Vec::new();
+    let mut failed = Vec::new();
+    for (i, c) in conns.iter_mut().enumerate() {
+        let Some((origin, origin_auth)) = origins.get(i) else {
+            continue;
+        };
+        // Already moved: capture it again from the target (it may have run meanwhile).
+        if c.display.as_deref() == Some(target) {
+            let again = setup_of(c).and_then(|s| {
+                session::detach(&c.handle, s, &winsession::CaptureOptions::default())
+            });
+            match again {
+                Ok((d, _)) => {
+                    if let Some(slot) = dets.get_mut(i) {
+                        *slot = Some(d);
+                    }
+                }
+                Err(e) => {
+                    failed.push(format!("taking it off {target}: {e}"));
+                    continue;
+                }
+            }
+            c.display = None;
+            c.server_setup = None;
+        }
+        let Some(d) = dets.get_mut(i).and_then(Option::take) else {
+            continue;
+        };
+        match session::attach(&c.handle, origin, origin_auth.as_ref(), &d, Role::Primary) {
+            Ok((_, setup)) => {
+                c.display = Some(origin.clone());
+                c.server_setup = Some(setup);
+                c.auth = origin_auth.clone();
+                c.detached = None;
+                if !back.contains(origin) {
+                    back.push(origin.clone());
+                }
+            }
+            Err(e) => {
+                failed.push(format!("{origin}: {e}"));
+                c.detached = Some(d);
+            }
+        }
+    }
+    let whereabouts = if failed.is_empty() && back.is_empty() {
+        "the application stays where it was".to_string()
+    } else if failed.is_empty() {
+        format!("the application is back on {}", back.join(", "))
+    } else {
+        format!(
+            "putting it back failed ({}); the GUI is detached and kept: `guievict attach DISPLAY` brings it back",
+            failed.join("; ")
+        )
+    };
+    SessionError::State(format!("not moved to {target}: {cause}; {whereabouts}"))
+}
