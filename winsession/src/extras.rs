@@ -1810,10 +1810,13 @@ mod tests {
         assert_eq!(b.len(), 24);
         assert_eq!(&b[16..20], &0x8000_0001u32.to_ne_bytes());
         assert_eq!(&b[20..24], &0x8000_0001u32.to_ne_bytes());
-        // 1-byte details (BellNotify) sit in a padded 4-byte slot.
-        let b = xkb_select_events(135, 3, 8, 1);
+        // 1-byte details (CompatMapNotify) sit in a padded 4-byte slot.
+        let b = xkb_select_events(135, 3, 7, 1);
         assert_eq!(b.len(), 20);
         assert_eq!(&b[16..20], &[1, 1, 0, 0]);
+        // BellNotify's one detail selected is all of them: selectAll.
+        let b = xkb_select_events(135, 3, 8, 1);
+        assert_eq!((b.len(), ne16(&b, 10)), (16, 1 << 8));
         // All ones (what selectAll leaves): selectAll, no details.
         let b = xkb_select_events(135, 3, 8, 0xff);
         assert_eq!(b.len(), 16);
