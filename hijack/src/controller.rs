@@ -155,7 +155,7 @@ impl Controller {
                     if !lost.is_empty() && !*force {
                         held.cancel(&c.handle)?;
                         return Err(SessionError::Refused(crate::fidelity::refusal(
-                            "detached",
+                            "detach",
                             &lost,
                             &format!(
                                 "the application stays on {}",

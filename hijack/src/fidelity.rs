@@ -31,8 +31,8 @@ pub fn uncarried(session: &Session) -> Vec<String> {
     session.unknown.clone()
 }
 
-/// The refusal of an operation that would lose `what`, saying where the app is and how to go
-/// ahead anyway.
+/// The refusal of an operation (`op`: "move", "detach") that would lose `what`, saying where
+/// the app is and how to go ahead anyway.
 pub fn refusal(op: &str, what: &[String], whereabouts: &str) -> String {
     const SHOWN: usize = 8;
     let mut list: Vec<&str> = what.iter().take(SHOWN).map(String::as_str).collect();
@@ -44,7 +44,7 @@ pub fn refusal(op: &str, what: &[String], whereabouts: &str) -> String {
     };
     list.dedup();
     format!(
-        "not {op}: guievict cannot carry all of this application's GUI exactly ({}{extra}); {whereabouts}; use --force to {op} anyway and lose that",
+        "not {op}d: guievict cannot carry all of this application's GUI exactly ({}{extra}); {whereabouts}; use --force to {op} anyway and lose that",
         list.join("; ")
     )
 }
@@ -75,12 +75,12 @@ mod tests {
     #[test]
     fn a_refusal_names_what_and_where_and_bounds_the_list() {
         let what: Vec<String> = (0..12).map(|i| format!("dbeWindow {i:#x}")).collect();
-        let r = refusal("moved", &what, "the application stays on :1");
+        let r = refusal("move", &what, "the application stays on :1");
         assert!(r.starts_with("not moved: "));
         assert!(r.contains("dbeWindow 0x7"));
         assert!(!r.contains("dbeWindow 0x8"));
         assert!(r.contains("and 4 more"));
         assert!(r.contains("stays on :1"));
-        assert!(r.contains("--force"));
+        assert!(r.contains("--force to move anyway"));
     }
 }

@@ -96,23 +96,28 @@ pub fn move_all(
         for h in &held {
             lost.extend(crate::fidelity::uncarried(&h.detached.session));
         }
-        let verdict = if !lost.is_empty() {
-            Err(SessionError::Refused(crate::fidelity::refusal(
-                "moved",
-                &lost,
-                &format!("the application stays on {here}"),
-            )))
-        } else {
-            held.iter()
-                .try_for_each(|h| crate::preflight::check(&h.detached, display, auth))
-                .map_err(|e| match e {
-                    SessionError::Refused(m) => SessionError::Refused(format!(
-                        "{}; the application stays on {here}",
-                        m.trim_end_matches(" (nothing was created there)")
-                    )),
-                    e => e,
-                })
-        };
+        // A missing critical extension is the more specific reason: it is named first.
+        let verdict = held
+            .iter()
+            .try_for_each(|h| crate::preflight::check(&h.detached, display, auth))
+            .map_err(|e| match e {
+                SessionError::Refused(m) => SessionError::Refused(format!(
+                    "{}; the application stays on {here}",
+                    m.trim_end_matches(" (nothing was created there)")
+                )),
+                e => e,
+            })
+            .and_then(|()| {
+                if lost.is_empty() {
+                    Ok(())
+                } else {
+                    Err(SessionError::Refused(crate::fidelity::refusal(
+                        "move",
+                        &lost,
+                        &format!("the application stays on {here}"),
+                    )))
+                }
+            });
         if let Err(e) = verdict {
             cancel(conns, held);
             return Err(e);
