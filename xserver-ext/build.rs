@@ -24,7 +24,7 @@ fn main() {
         .allowlist_var(
             "ProcVector|screenInfo|serverGeneration|lastResourceType|BITMAP_SCANLINE_PAD\
              |MODINFOSTRING1|MODINFOSTRING2|ABI_EXTENSION_VERSION|XORG_VERSION_CURRENT\
-             |ABI_CLASS_EXTENSION|MOD_CLASS_EXTENSION|serverClient|RT_WINDOW|DixGetAttrAccess\
+             |ABI_CLASS_EXTENSION|MOD_CLASS_EXTENSION|serverClient|RT_WINDOW|RT_PIXMAP|DixGetAttrAccess\
              |inputInfo",
         )
         .allowlist_type(

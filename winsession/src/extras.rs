@@ -332,8 +332,33 @@ pub fn capture(
         };
         s.fences.push(Fence { id, triggered });
     }
-    if !damage_ids.is_empty() {
-        probe_damage(conn, s, &damage_ids, have_xfixes)?;
+    // The GUIEVICT extension (≥ 1.3) says exactly what each DAMAGE object watches and how it
+    // reports; only the objects it could not describe are probed.
+    let described: HashMap<u32, guievict_ext_proto::DamageInfo> = ext
+        .map(|st| {
+            st.resources
+                .iter()
+                .filter_map(|r| match r.detail {
+                    guievict_ext_proto::Detail::Damage(d) => Some((r.id, d)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut probed = Vec::new();
+    for &id in &damage_ids {
+        match described.get(&id) {
+            Some(d) => s.damages.push(Damage {
+                id,
+                drawable: d.drawable,
+                level: d.level,
+                level_known: true,
+            }),
+            None => probed.push(id),
+        }
+    }
+    if !probed.is_empty() {
+        probe_damage(conn, s, &probed, have_xfixes)?;
     }
     capture_xkb(conn, s, ext)?;
     let shm_ids = of_type(crate::shm::TYPE_NAME);

@@ -120,7 +120,10 @@ fn a_move_to_a_target_that_cannot_take_it_changes_nothing() {
                 err.contains("cannot connect") || err.contains("not moved"),
                 "move to {t:?}: unclear message: {err}"
             );
-            assert!(took < Duration::from_secs(15), "move to {t:?} took {took:?}");
+            assert!(
+                took < Duration::from_secs(15),
+                "move to {t:?} took {took:?}"
+            );
             assert_on(&app, &a.display, &format!("after the move to {t:?}"));
         }
         let _ = nix::sys::signal::kill(
@@ -149,7 +152,10 @@ fn a_failure_after_the_detach_puts_the_gui_back() {
         std::thread::sleep(Duration::from_millis(300));
         let before = screenshot(&a.display, app.window).expect("shot on A");
         let (code, err) = guievict(&["move", "--pid", &pid, &b.display]);
-        assert_eq!(code, 1, "the move with a fault after regeneration succeeded: {err}");
+        assert_eq!(
+            code, 1,
+            "the move with a fault after regeneration succeeded: {err}"
+        );
         assert!(
             err.contains("fault injected") && err.contains(&format!("back on {}", a.display)),
             "the failure does not say the GUI is back: {err}"
@@ -207,7 +213,10 @@ fn a_cli_killed_during_a_move_never_leaves_the_gui_detached() {
             let now = loop {
                 let d = displays(app.pid);
                 if let [Some(d)] = d.as_slice() {
-                    if windows_of_pid(d, app.pid).map(|w| !w.is_empty()).unwrap_or(false) {
+                    if windows_of_pid(d, app.pid)
+                        .map(|w| !w.is_empty())
+                        .unwrap_or(false)
+                    {
                         break d.clone();
                     }
                 }
@@ -243,7 +252,9 @@ fn glidle() -> Option<PathBuf> {
 fn state_guievict_cannot_carry_is_refused_up_front_and_forced_moves_name_it() {
     with_timeout(90, || {
         let Some(prog) = glidle() else {
-            skip("e2e_transaction: cannot build the GL fixture (needs libgl1-mesa-dev, libx11-dev)");
+            skip(
+                "e2e_transaction: cannot build the GL fixture (needs libgl1-mesa-dev, libx11-dev)",
+            );
             return;
         };
         let a = Xvfb::start().expect("Xvfb A");

@@ -1014,3 +1014,97 @@ fn xext_refuses_a_server_of_another_release() {
         );
     });
 }
+
+/// DAMAGE objects at every report level, on the client's window, its pixmap and another
+/// client's window: GetResources (1.3) says exactly what each watches and how it reports; a
+/// server speaking 1.2 leaves them `Other` and refuses the 1.3 flag.
+#[test]
+fn xext_damage_objects() {
+    use x11rb::protocol::damage::{self, ConnectionExt as _};
+    with_timeout(60, || -> Result<()> {
+        for minor in [None, Some("2")] {
+            let x = Xvfb::start_with(XvfbOptions {
+                env: minor
+                    .map(|m| vec![("GUIEVICT_XEXT_PROTOCOL_MINOR".into(), m.into())])
+                    .unwrap_or_default(),
+                ..Default::default()
+            })?;
+            let other = x.connect()?;
+            let foreign = other.generate_id()?;
+            let root = other.setup().roots[0].root;
+            other.create_window(
+                0,
+                foreign,
+                root,
+                0,
+                0,
+                10,
+                10,
+                0,
+                xproto::WindowClass::INPUT_OUTPUT,
+                0,
+                &Default::default(),
+            )?;
+            x11rb::wrapper::ConnectionExt::sync(&other)?;
+            let conn = x.connect()?;
+            conn.damage_query_version(1, 1)?.reply()?;
+            let win = conn.generate_id()?;
+            conn.create_window(
+                0,
+                win,
+                root,
+                0,
+                0,
+                20,
+                20,
+                0,
+                xproto::WindowClass::INPUT_OUTPUT,
+                0,
+                &Default::default(),
+            )?;
+            let pix = conn.generate_id()?;
+            conn.create_pixmap(conn.setup().roots[0].root_depth, pix, root, 5, 5)?;
+            let mut made = Vec::new();
+            for (level, drawable) in [(0u8, win), (1, pix), (2, foreign), (3, win)] {
+                let d = conn.generate_id()?;
+                conn.damage_create(d, drawable, damage::ReportLevel::from(level))?;
+                made.push((d, drawable, level));
+            }
+            x11rb::wrapper::ConnectionExt::sync(&conn)?;
+            if minor.is_some() {
+                let bad = get_page(
+                    &conn,
+                    &GetResourcesRequest {
+                        flags: FLAG_DAMAGE,
+                        ..GetResourcesRequest::first()
+                    },
+                );
+                assert!(bad.is_err(), "a 1.2 server accepted the 1.3 flag");
+                let rep = get_page(
+                    &conn,
+                    &GetResourcesRequest {
+                        flags: flags_for_minor(2),
+                        max_bytes: MAX_MAX_BYTES,
+                        ..GetResourcesRequest::first()
+                    },
+                )?;
+                assert!(!rep.more);
+                let all = rep.resources;
+                for (d, _, _) in &made {
+                    assert_eq!(detail(&all, *d, kinds::DAMAGE), &Detail::Other);
+                }
+                continue;
+            }
+            let (all, _) = get_all(&conn, 0)?;
+            for (d, drawable, level) in made {
+                assert_eq!(
+                    detail(&all, d, kinds::DAMAGE),
+                    &Detail::Damage(DamageInfo { drawable, level }),
+                    "damage {d:#x}"
+                );
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+}

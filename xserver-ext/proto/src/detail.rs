@@ -32,6 +32,18 @@ pub enum Detail {
     /// XKEYBOARD event selections of the client on one keyboard device (protocol 1.2, only
     /// with `FLAG_XKB_SELECTIONS`).
     XkbInterest(XkbInterestInfo),
+    /// DAMAGE object: the drawable it watches and its report level (protocol 1.3, only with
+    /// `FLAG_DAMAGE`).
+    Damage(DamageInfo),
+}
+
+/// A DAMAGE object of the client (`DamageCreate`): what the protocol cannot read back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DamageInfo {
+    /// The drawable it watches (any client's window or pixmap).
+    pub drawable: u32,
+    /// Report level: 0 RawRectangles, 1 DeltaRectangles, 2 BoundingBox, 3 NonEmpty.
+    pub level: u8,
 }
 
 /// The XKEYBOARD events a client selected (`XkbSelectEvents`) on one device: the server's
@@ -503,6 +515,7 @@ impl Detail {
             Detail::GlyphSet(_) => 8,
             Detail::SelectionInput(_) => 9,
             Detail::XkbInterest(_) => 10,
+            Detail::Damage(_) => 11,
         }
     }
 
@@ -510,6 +523,12 @@ impl Detail {
     pub fn encode(&self, w: &mut Writer) {
         match self {
             Detail::Other => {}
+            Detail::Damage(x) => {
+                w.u32(x.drawable);
+                w.u8(x.level);
+                w.u8(0);
+                w.u16(0);
+            }
             Detail::SelectionInput(x) => {
                 w.u32(x.window);
                 w.u32(x.selection);
@@ -839,6 +858,19 @@ impl Detail {
                     auto_ctrls,
                     auto_ctrl_values,
                 })
+            }
+            11 => {
+                let drawable = r.u32("damage drawable")?;
+                let level = r.u8("damage report level")?;
+                r.skip(3, "damage padding")?;
+                if level > 3 {
+                    return Err(DecodeError::BadValue {
+                        offset: code_off,
+                        value: level.into(),
+                        what: "damage report level",
+                    });
+                }
+                Detail::Damage(DamageInfo { drawable, level })
             }
             v => {
                 return Err(DecodeError::BadValue {

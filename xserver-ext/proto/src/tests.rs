@@ -244,6 +244,15 @@ fn sample_resources() -> Vec<Resource> {
                 auto_ctrl_values: 0x200,
             }),
         ),
+        r(
+            0x0040_000f,
+            kinds::DAMAGE,
+            43,
+            Detail::Damage(DamageInfo {
+                drawable: 0x0000_0526,
+                level: 2,
+            }),
+        ),
     ]
 }
 
@@ -490,24 +499,53 @@ fn version_1_1_flags() {
         decode_request(&b, ByteOrder::Lsb),
         Ok(Request::GetResources(req))
     );
-    let bad = GetResourcesRequest { flags: 0x20, ..req };
+    let bad = GetResourcesRequest { flags: 0x40, ..req };
     let b = encode_get_resources(1, &bad, ByteOrder::Lsb);
     assert!(matches!(
         decode_request(&b, ByteOrder::Lsb),
-        Err(RequestError::BadValue { value: 0x20, .. })
+        Err(RequestError::BadValue { value: 0x40, .. })
     ));
 }
 
 #[test]
-fn version_1_2_flags() {
-    assert_eq!(MINOR_VERSION, 2);
+fn version_1_2_and_1_3_flags() {
+    assert_eq!(MINOR_VERSION, 3);
     assert_eq!(FLAG_XKB_SELECTIONS, 0x10);
-    assert_eq!(FLAGS_ALL, 31);
+    assert_eq!(FLAGS_V1_2, 31);
+    assert_eq!(FLAG_DAMAGE, 0x20);
+    assert_eq!(FLAGS_ALL, 63);
     assert_eq!(flags_for_minor(0), FLAGS_V1_0);
     assert_eq!(flags_for_minor(1), FLAGS_V1_1);
-    assert_eq!(flags_for_minor(2), FLAGS_ALL);
+    assert_eq!(flags_for_minor(2), FLAGS_V1_2);
+    assert_eq!(flags_for_minor(3), FLAGS_ALL);
     let req = GetResourcesRequest::first();
     assert_eq!(req.flags & FLAG_XKB_SELECTIONS, FLAG_XKB_SELECTIONS);
+    assert_eq!(req.flags & FLAG_DAMAGE, FLAG_DAMAGE);
+}
+
+#[test]
+fn damage_record_bytes() {
+    let res = Resource {
+        id: 0x0040_0002,
+        kind: ResourceKind(kinds::DAMAGE.into()),
+        server_type: 0x21,
+        detail: Detail::Damage(DamageInfo {
+            drawable: 0x0102_0304,
+            level: 1,
+        }),
+    };
+    let mut w = Writer::new(ByteOrder::Msb);
+    encode_resource(&mut w, &res);
+    let b = w.into_inner();
+    let name = kinds::DAMAGE.as_bytes();
+    assert_eq!(&b[8..16], &[0, name.len() as u8, 11, 0, 0, 0, 0, 8]);
+    let at = 16 + name.len() + pad4(name.len());
+    assert_eq!(&b[at..], &[1, 2, 3, 4, 1, 0, 0, 0]);
+    // A level beyond NonEmpty is refused by the decoder.
+    let mut bad = b.clone();
+    bad[at + 4] = 4;
+    let mut r = Reader::new(&bad, ByteOrder::Msb, 0);
+    assert!(decode_resource(&mut r).is_err());
 }
 
 #[test]
