@@ -3,6 +3,7 @@
 //! found (hijacking it first when needed), one or two control requests flow out, and the
 //! library's answer flows back as text on stderr or JSON on stdout.
 
+use crate::group;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use guievict_hijack::control::{self, InputPolicy, Request, Response, XAuth};
@@ -25,9 +26,15 @@ pub struct Target {
     /// Click the window to act on (like xwininfo).
     #[arg(long, conflicts_with_all = ["window", "pid", "name"])]
     pub pick: bool,
-    /// Display the window is on (default: $DISPLAY).
+    /// Display the window is on (default: $DISPLAY); for `--pid`, the display whose processes
+    /// are meant when the application's processes are on several.
     #[arg(long)]
     pub display: Option<String>,
+    /// Act on this one process only. By default the application is every process of its tree
+    /// with an X connection to that display (a wrapper script's X-client child, a browser's GPU
+    /// process), moved together, all or none.
+    #[arg(long)]
+    pub only_pid: bool,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -460,57 +467,222 @@ fn output_checked(
     Ok(())
 }
 
-/// `guievict detach`.
-pub fn detach(a: DetachArgs) -> Result<()> {
-    let pid = resolve(&a.target)?;
-    let save = a.save.map(|p| std::path::absolute(&p)).transpose()?;
-    let (msg, rep) = call(
-        pid,
-        &Request::Detach {
-            session_path: save,
-            force: a.force,
-        },
-    )?;
-    output_checked(a.target.json, pid, &msg, rep, a.force)
+/// The processes an operation on `t` acts on (see [`crate::group`]), the resolved PID first
+/// when it takes part.
+fn group_of(t: &Target, root: u32, want: group::Want) -> Result<Vec<u32>> {
+    if t.only_pid {
+        return Ok(vec![root]);
+    }
+    let display = match (&t.window, t.pid) {
+        // A window names its display; a PID names the display only when asked.
+        (None, Some(_)) => t.display.clone(),
+        _ => t.display.clone().or_else(|| std::env::var("DISPLAY").ok()),
+    };
+    group::members(root, display.as_deref(), want)
 }
 
-/// `guievict attach`.
+/// One process's part of a group operation.
+struct Part {
+    pid: u32,
+    msg: String,
+    report: serde_json::Value,
+}
+
+/// Print a group operation's result: one process as before; several as one report listing
+/// each. What was not carried exactly is named and fails the command unless `force`.
+fn output_group(json: bool, root: u32, parts: Vec<Part>, force: bool) -> Result<()> {
+    if parts.len() == 1 {
+        let p = parts.into_iter().next().expect("one part");
+        return output_checked(json, p.pid, &p.msg, p.report, force);
+    }
+    let msg = parts
+        .first()
+        .map(|p| format!("{} ({} processes)", p.msg, parts.len()))
+        .unwrap_or_default();
+    let report = serde_json::json!({
+        "processes": parts
+            .iter()
+            .map(|p| serde_json::json!({"pid": p.pid, "result": p.msg, "report": p.report}))
+            .collect::<Vec<_>>(),
+    });
+    output_checked(json, root, &msg, report, force)
+}
+
+/// The display each connection of `pid` is on now (`None`: detached).
+fn displays_now(pid: u32) -> Vec<Option<String>> {
+    let Ok(path) = socket_of(pid) else {
+        return Vec::new();
+    };
+    match control::request(&path, &Request::Status) {
+        Ok(Response::Status(st)) => st.connections.into_iter().map(|c| c.display).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `guievict detach`: every process of the application, all or none (a failure re-attaches
+/// those already detached where they were).
+pub fn detach(a: DetachArgs) -> Result<()> {
+    let root = resolve(&a.target)?;
+    let pids = group_of(&a.target, root, group::Want::OnDisplay)?;
+    let save = a.save.map(|p| std::path::absolute(&p)).transpose()?;
+    let mut done: Vec<(u32, Option<String>)> = Vec::new();
+    let mut parts = Vec::new();
+    for (i, &pid) in pids.iter().enumerate() {
+        let was = displays_now(pid).into_iter().flatten().next();
+        // One session file per process: the first process's at the path given, the others
+        // beside it with their PID.
+        let session_path = save.as_ref().map(|p| {
+            if i == 0 {
+                p.clone()
+            } else {
+                p.with_extension(format!("{pid}.gws"))
+            }
+        });
+        match call(
+            pid,
+            &Request::Detach {
+                session_path,
+                force: a.force,
+            },
+        ) {
+            Ok((msg, report)) => {
+                done.push((pid, was));
+                parts.push(Part { pid, msg, report });
+            }
+            Err(e) => {
+                let back = undo(&done, |pid, was| {
+                    let Some(d) = was else { return Ok(()) };
+                    call(
+                        pid,
+                        &Request::Attach {
+                            display: d.clone(),
+                            auth: None,
+                            force: true,
+                        },
+                    )
+                    .map(|_| ())
+                });
+                return Err(e.context(format!("process {pid} of the application{back}")));
+            }
+        }
+    }
+    output_group(a.target.json, root, parts, a.force)
+}
+
+/// Undo the parts of a group operation already done (in reverse order); a text for the error
+/// saying what became of them.
+fn undo(done: &[(u32, Option<String>)], f: impl Fn(u32, &Option<String>) -> Result<()>) -> String {
+    if done.is_empty() {
+        return String::new();
+    }
+    let mut failed = Vec::new();
+    for (pid, was) in done.iter().rev() {
+        if let Err(e) = f(*pid, was) {
+            failed.push(format!("{pid}: {e:#}"));
+        }
+    }
+    let pids: Vec<String> = done.iter().map(|(p, _)| p.to_string()).collect();
+    if failed.is_empty() {
+        format!(
+            "; processes {} of the same application were put back as they were",
+            pids.join(", ")
+        )
+    } else {
+        format!(
+            "; putting processes {} back failed: {}",
+            pids.join(", "),
+            failed.join("; ")
+        )
+    }
+}
+
+/// `guievict attach`: every detached process of the application, all or none (a failure
+/// detaches again those already attached).
 pub fn attach(a: AttachArgs) -> Result<()> {
-    let pid = resolve(&a.target)?;
+    let root = resolve(&a.target)?;
+    let pids = group_of(&a.target, root, group::Want::Detached)?;
     let auth = auth_for(&a.auth, &a.to)?;
-    let (msg, rep) = call(
-        pid,
-        &Request::Attach {
-            display: a.to.clone(),
-            auth,
-            force: a.force,
-        },
-    )?;
-    output_checked(a.target.json, pid, &msg, rep, a.force)
+    let mut done: Vec<(u32, Option<String>)> = Vec::new();
+    let mut parts = Vec::new();
+    for &pid in &pids {
+        match call(
+            pid,
+            &Request::Attach {
+                display: a.to.clone(),
+                auth: auth.clone(),
+                force: a.force,
+            },
+        ) {
+            Ok((msg, report)) => {
+                done.push((pid, None));
+                parts.push(Part { pid, msg, report });
+            }
+            Err(e) => {
+                let back = undo(&done, |pid, _| {
+                    call(
+                        pid,
+                        &Request::Detach {
+                            session_path: None,
+                            force: true,
+                        },
+                    )
+                    .map(|_| ())
+                });
+                return Err(e.context(format!("process {pid} of the application{back}")));
+            }
+        }
+    }
+    output_group(a.target.json, root, parts, a.force)
 }
 
 /// `guievict move`: one transaction inside the app (see hijack's `transaction`): the target is
 /// reached and judged before anything changes, and a failure after the detach puts the GUI
 /// back. A CLI killed half-way changes nothing.
 pub fn r#move(a: MoveArgs) -> Result<()> {
-    let pid = resolve(&a.target)?;
+    let root = resolve(&a.target)?;
+    let pids = group_of(&a.target, root, group::Want::OnDisplay)?;
     let auth = auth_for(&a.auth, &a.to)?;
     let t = std::time::Instant::now();
-    let (msg, mut rep) = call(
-        pid,
-        &Request::Move {
-            display: a.to.clone(),
-            auth,
-            force: a.force,
-        },
-    )?;
-    if let Some(m) = rep.as_object_mut() {
-        m.insert(
-            "cli_total_ms".into(),
-            serde_json::json!(t.elapsed().as_secs_f64() * 1000.0),
-        );
+    let mut done: Vec<(u32, Option<String>)> = Vec::new();
+    let mut parts = Vec::new();
+    for &pid in &pids {
+        let was = displays_now(pid).into_iter().flatten().next();
+        match call(
+            pid,
+            &Request::Move {
+                display: a.to.clone(),
+                auth: auth.clone(),
+                force: a.force,
+            },
+        ) {
+            Ok((msg, mut report)) => {
+                if let Some(m) = report.as_object_mut() {
+                    m.insert(
+                        "cli_total_ms".into(),
+                        serde_json::json!(t.elapsed().as_secs_f64() * 1000.0),
+                    );
+                }
+                done.push((pid, was));
+                parts.push(Part { pid, msg, report });
+            }
+            Err(e) => {
+                let back = undo(&done, |pid, was| {
+                    let Some(d) = was else { return Ok(()) };
+                    call(
+                        pid,
+                        &Request::Move {
+                            display: d.clone(),
+                            auth: None,
+                            force: true,
+                        },
+                    )
+                    .map(|_| ())
+                });
+                return Err(e.context(format!("process {pid} of the application{back}")));
+            }
+        }
     }
-    output_checked(a.target.json, pid, &msg, rep, a.force)
+    output_group(a.target.json, root, parts, a.force)
 }
 
 /// `guievict snapshot`.

@@ -7,6 +7,7 @@ mod cmd_hijack;
 mod cmd_mobility;
 mod cmd_run;
 mod cmd_session;
+mod group;
 mod inject;
 mod paths;
 

@@ -287,3 +287,109 @@ fn state_guievict_cannot_carry_is_refused_up_front_and_forced_moves_name_it() {
         assert!(app.alive(), "the GL program died after the forced move");
     });
 }
+
+/// The children of `pid` (from /proc).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+            .and_then(|x| x.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            out.push(p);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Kills the given processes on drop (a wrapper's children outlive the wrapper's own kill).
+struct KillOnDrop(Vec<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*p as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+#[test]
+fn a_wrapper_scripts_x_clients_move_together_all_or_none() {
+    with_timeout(90, || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let c = Xvfb::start().expect("Xvfb C");
+        // A wrapper script (no X connection of its own) that starts two X clients; the second
+        // fails any attach to C after regenerating there.
+        let script = format!(
+            "xterm -geometry 40x5+0+0 -e sh & GUIEVICT_FAULT=attach-regenerated@{} xclock -geometry 80x80+300+0 & wait",
+            c.display
+        );
+        let wrapper = spawn_background(&a.display, &["sh", "-c", &script]).expect("wrapper");
+        let sh = wrapper.child.id();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let kids = loop {
+            let k = children_of(sh);
+            if k.len() == 2
+                && k.iter().all(|&p| {
+                    windows_of_pid(&a.display, p)
+                        .map(|w| !w.is_empty())
+                        .unwrap_or(false)
+                })
+            {
+                break k;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the wrapper's X clients never mapped"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let _kill = KillOnDrop(kids.clone());
+        let shs = sh.to_string();
+        // The wrapper's PID stands for both X clients.
+        let (code, err) = guievict(&["move", "--pid", &shs, &b.display]);
+        assert_eq!(code, 0, "move of the wrapper: {err}");
+        assert!(err.contains("2 processes"), "not both moved: {err}");
+        for &p in &kids {
+            assert_eq!(displays(p), vec![Some(b.display.clone())], "pid {p}");
+            wait_for_window(&b.display, p, Duration::from_secs(10)).expect("window on B");
+        }
+        // All or none: the second cannot go to C, so the first comes back to B too.
+        let (code, err) = guievict(&["move", "--pid", &shs, &c.display]);
+        eprintln!("move to C: exit {code}: {}", err.trim());
+        assert_eq!(code, 1, "the move with a failing member succeeded: {err}");
+        assert!(
+            err.contains("put back"),
+            "does not say the others were put back: {err}"
+        );
+        for &p in &kids {
+            assert_eq!(
+                displays(p),
+                vec![Some(b.display.clone())],
+                "pid {p} after the failure"
+            );
+            assert!(
+                windows_of_pid(&c.display, p).unwrap().is_empty(),
+                "pid {p} left windows on C"
+            );
+        }
+        // --only-pid: just the one process.
+        let first = kids[0].to_string();
+        let (code, err) = guievict(&["move", "--pid", &first, &a.display, "--only-pid"]);
+        assert_eq!(code, 0, "--only-pid move: {err}");
+        assert_eq!(displays(kids[0]), vec![Some(a.display.clone())]);
+        assert_eq!(displays(kids[1]), vec![Some(b.display.clone())]);
+    });
+}
