@@ -102,7 +102,8 @@ fn guievict(args: &[&str]) -> (i32, String, String) {
 
 /// `guievict snapshot` and `guievict move` of `app` from `a` to `b`: both servers and the app
 /// survive; the snapshot is written; the move either happens (exit 0, or 3 with the losses
-/// named) or is refused (exit 1) with a reason and the app left on `a`.
+/// named) or is refused (exit 1) with a reason and the app left on `a` — and then happens with
+/// `--force`.
 fn snapshot_and_move(app: &mut App, a: &mut Xvfb, b: &mut Xvfb, name: &str) {
     let pid = app.pid.to_string();
     let file = scratch_dir(name).join("session.gws");
@@ -156,6 +157,20 @@ fn snapshot_and_move(app: &mut App, a: &mut Xvfb, b: &mut Xvfb, name: &str) {
                 "{name}: refused, but windows were made on {}",
                 b.display
             );
+            // Forced: the whole detach and attach run; the losses are named (exit 3).
+            let (code, _, err) = guievict(&["move", "--force", "--pid", &pid, &b.display]);
+            eprintln!("{name}: move --force exit {code}: {}", err.lines().count());
+            assert_server_alive(a, &format!("{name} after move --force"));
+            assert_server_alive(b, &format!("{name} after move --force (target)"));
+            assert!(app.alive(), "{name} died in the forced move");
+            assert!(
+                code == 0 || code == 3,
+                "{name}: move --force exit {code}: {err}"
+            );
+            wait_for_window(&b.display, app.pid, Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("{name}: forced move, but no window on B: {e:#}"));
+            settle();
+            assert!(app.alive(), "{name} died after the forced move");
         }
         c => panic!("{name}: move exit {c}: {err}"),
     }
