@@ -281,8 +281,10 @@ fn fallback_lists_exactly_and_safely() {
         ] {
             let app = App::spawn(&x.display, argv).expect("app");
             settle();
+            let t = std::time::Instant::now();
             let list =
                 winsession::capture::list_resources_xres(&conn, app.window, mask).expect("list");
+            eprintln!("{argv:?}: listed in {:?}", t.elapsed());
             assert!(
                 list.unlisted.is_empty(),
                 "{argv:?}: unlisted {:?}",
