@@ -1091,3 +1091,36 @@ fn app_name(s: &Session) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_fallback_spec_can_reach_a_window() {
+        let window_atom = u32::from(xproto::AtomEnum::WINDOW);
+        // The first request is sent before the server's reading of `type` is known: safe both
+        // ways (neither the window's internal number nor its atom, never "every type").
+        for t in CORE_TYPES {
+            assert!(t != 0 && t != RT_WINDOW && t != window_atom, "{t:#x}");
+        }
+        // As atoms, 3..=6 name no resource type; the flagged ones are no atoms at all.
+        for t in CORE_TYPES {
+            assert!(
+                (3..=6).contains(&t) || t & (RC_DRAWABLE | RC_NEVERRETAIN) != 0,
+                "{t:#x}"
+            );
+        }
+        // The second is sent only to a server reading internal numbers.
+        let specs = internal_type_specs();
+        assert!(specs
+            .iter()
+            .all(|s| s.resource == 0 && s.type_ != 0 && s.type_ != RT_WINDOW));
+        let mut types: Vec<u32> = specs.iter().map(|s| s.type_).collect();
+        types.extend(CORE_TYPES);
+        let n = types.len();
+        types.sort_unstable();
+        types.dedup();
+        assert_eq!(types.len(), n, "a type asked twice would be listed twice");
+    }
+}
