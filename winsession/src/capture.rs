@@ -212,7 +212,8 @@ const CORE_TYPES: [u32; 7] = [
 /// RT_CMAPENTRY: asked after the probe (as an atom, 7 is COLORMAP, which would blur it).
 const RT_CMAPENTRY: u32 = 7;
 /// Extension types are numbered on from `RT_LASTPREDEF + 1` in creation order; the per-type
-/// specs go up to here (an X.Org server with every extension has fewer than 200).
+/// specs go up to here (a server creates a few dozen; a type beyond this would not be listed,
+/// and the count check would report it as unlisted).
 const LAST_TYPE_PROBED: u32 = 1023;
 
 /// Per-type specs for every internal type number but the window's.
