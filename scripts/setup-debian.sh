@@ -21,6 +21,8 @@ PKGS=(
   fonts-dejavu-core tk gtk-3-examples qtbase5-examples
   # e2e_refuse (an idle GLX program), e2e_xfixes (an Xlib program in Python ctypes)
   libgl1-mesa-dev libx11-dev python3 libxfixes3 coreutils
+  # e2e_server_safety: gv (with ghostscript), whose windows crash X-Resource on Xvfb 21.1.7
+  gv
 )
 missing=()
 for p in "${PKGS[@]}"; do

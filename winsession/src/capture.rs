@@ -3,7 +3,8 @@
 //! property data / images / colours → atom names), never one round trip per resource.
 //!
 //! The resource list comes from the GUIEVICT extension when the server has it (with the hidden
-//! state the core protocol cannot read), else from X-Resource `QueryResourceBytes`; state
+//! state the core protocol cannot read), else from the window tree and X-Resource
+//! `QueryResourceBytes` asked one type at a time, never for windows ([`list_resources_xres`]); state
 //! neither can supply is taken from caller [`Hints`] (what guimux tracked) or recorded in
 //! [`Session::unknown`].
 
@@ -121,6 +122,9 @@ pub struct ResourceList {
     pub glyphsets: Vec<u32>,
     /// Anything else: (id, type name).
     pub other: Vec<(u32, String)>,
+    /// Resources the client holds that could not be listed (by type, with how many and why);
+    /// the capture reports them in [`Session::unknown`].
+    pub unlisted: Vec<String>,
 }
 
 /// Setup facts of `screen` as the connection sees them.
@@ -173,7 +177,93 @@ pub fn setup_facts(conn: &impl Connection, screen: usize) -> Option<SetupFacts> 
 /// Bit the X server sets in IDs it makes for a client's sub-resources (`FakeClientID`).
 const SERVER_BIT: u32 = 0x4000_0000;
 
-/// List the resources of the client owning `client_xid` with X-Resource.
+// X-Resource `QueryResourceBytes` as X.Org servers implement it (checked on Xvfb 21.1.7):
+//
+// - Sizing a window whose border is a pixmap while its background is a pixel or None (xfontsel
+//   after its "select" button, gv from the start, any `XSetWindowBorderPixmap` on a plain
+//   window) makes the server hand the *background* union to the pixmap size function as a
+//   pixmap pointer (dix `FindWindowSubRes`): a segfault in `FindAllClientResources` that takes
+//   every client of the display down. Every spec that reaches a window does it: `{0, 0}` (all
+//   resources), `{0, RT_WINDOW}`, `{window ID, 0}` with client 0.
+// - A spec's `type` is compared with the server's internal type number (`RESTYPE`, flags
+//   included), not with the type atom the protocol names; replies do report atoms. Specs
+//   naming a resource ID match nothing when a client is given.
+// - `QueryClientResources` (type atoms and counts) never sizes anything: safe.
+//
+// So the fallback below never asks for a window in any form: the client's windows come from
+// the core window tree, every other type from per-type specs, and what neither lists is
+// reported (`ResourceList::unlisted`) instead of asked for.
+
+/// X.Org's resource class flags (`dix/resource.h`).
+const RC_DRAWABLE: u32 = 1 << 30;
+const RC_NEVERRETAIN: u32 = 1 << 29;
+/// X.Org's internal numbers of the core resource types (`dix/resource.h`), the same in every
+/// build. `RT_WINDOW` (`1 | RC_DRAWABLE`) is never asked for.
+const RT_WINDOW: u32 = 1 | RC_DRAWABLE;
+const CORE_TYPES: [u32; 7] = [
+    2 | RC_DRAWABLE,    // RT_PIXMAP
+    3,                  // RT_GC
+    4,                  // RT_FONT
+    5,                  // RT_CURSOR
+    6,                  // RT_COLORMAP
+    8 | RC_NEVERRETAIN, // RT_OTHERCLIENT
+    9 | RC_NEVERRETAIN, // RT_PASSIVEGRAB
+];
+/// RT_CMAPENTRY: asked after the probe (as an atom, 7 is COLORMAP, which would blur it).
+const RT_CMAPENTRY: u32 = 7;
+/// Extension types are numbered on from `RT_LASTPREDEF + 1` in creation order; the per-type
+/// specs go up to here (a server creates a few dozen; a type beyond this would not be listed,
+/// and the count check would report it as unlisted).
+const LAST_TYPE_PROBED: u32 = 1023;
+
+/// Per-type specs for every internal type number but the window's.
+fn internal_type_specs() -> Vec<ResourceIdSpec> {
+    let mut types = vec![RT_CMAPENTRY];
+    for n in 10..=LAST_TYPE_PROBED {
+        types.extend([n, n | RC_DRAWABLE, n | RC_NEVERRETAIN]);
+    }
+    debug_assert!(!types.contains(&RT_WINDOW));
+    types
+        .into_iter()
+        .map(|type_| ResourceIdSpec { resource: 0, type_ })
+        .collect()
+}
+
+/// The client's windows (`id & !mask == base`), from the window tree of every screen, one
+/// pipelined round per tree level. Every window but the roots is in the tree while it exists.
+fn tree_windows(conn: &impl Connection, base: u32, mask: u32) -> Result<Vec<u32>, CaptureError> {
+    let mut level: Vec<u32> = conn.setup().roots.iter().map(|s| s.root).collect();
+    let mut found = Vec::new();
+    while !level.is_empty() {
+        let cookies: Vec<_> = level
+            .iter()
+            .map(|&w| conn.query_tree(w))
+            .collect::<Result<_, _>>()?;
+        let mut next = Vec::new();
+        for (&w, c) in level.iter().zip(cookies) {
+            match c.reply() {
+                Ok(t) => next.extend(t.children),
+                // Destroyed between its parent's answer and ours.
+                Err(ReplyError::X11Error(_)) => {}
+                Err(source) => {
+                    return Err(CaptureError::Reply {
+                        what: format!("QueryTree({w:#x})"),
+                        source,
+                    })
+                }
+            }
+        }
+        found.extend(next.iter().copied().filter(|&w| w & !mask == base));
+        level = next;
+    }
+    Ok(found)
+}
+
+/// List the resources of the client owning `client_xid` with X-Resource (servers without the
+/// GUIEVICT extension), never with a request form that makes X.Org servers crash (see above):
+/// windows from the window tree, the other types from `QueryResourceBytes` specs of one type
+/// each, checked against the counts of `QueryClientResources`. Resources that could not be
+/// listed safely are in [`ResourceList::unlisted`].
 pub fn list_resources_xres(
     conn: &impl Connection,
     client_xid: u32,
@@ -185,65 +275,167 @@ pub fn list_resources_xres(
     {
         return Err(CaptureError::NoResourceList);
     }
-    let spec = [ResourceIdSpec {
-        resource: 0,
-        type_: 0,
-    }];
-    let bytes = res::query_resource_bytes(conn, client_xid, &spec)?;
-    let names: Vec<_> = ["GC", "PICTURE", "GLYPHSET"]
+    let base = client_xid & !mask;
+    // Round 1: version, counts by type, the core types by internal number (safe whichever way
+    // the server reads a spec's type: as atoms, 3..6 are ARC, ATOM, BITMAP, CARDINAL, which no
+    // resource type is called, and the others are no atoms), the window tree.
+    let version = res::query_version(conn, 1, 2)?;
+    let counts = res::query_client_resources(conn, client_xid)?;
+    let core_specs: Vec<ResourceIdSpec> = CORE_TYPES
         .iter()
-        .map(|n| conn.intern_atom(true, n.as_bytes()))
+        .map(|&type_| ResourceIdSpec { resource: 0, type_ })
+        .collect();
+    let core = res::query_resource_bytes(conn, client_xid, &core_specs)?;
+    let v = reply(version, || "X-Resource QueryVersion".into())?;
+    if (v.server_major, v.server_minor) < (1, 2) {
+        return Err(CaptureError::NoResourceList);
+    }
+    let windows = tree_windows(conn, base, mask)?;
+    let counts = reply(counts, || "X-Resource QueryClientResources".into())?.types;
+    let mut found: Vec<(u32, u32)> = Vec::new(); // (id, type atom)
+    let core_answered = match core.reply() {
+        Ok(r) => {
+            found.extend(
+                r.sizes
+                    .iter()
+                    .map(|v| (v.size.spec.resource, v.size.spec.type_)),
+            );
+            // Read as internal numbers iff a resource of another type than asked came back.
+            found.iter().any(|(_, t)| !CORE_TYPES.contains(t))
+        }
+        Err(ReplyError::X11Error(_)) => false,
+        Err(source) => {
+            return Err(CaptureError::Reply {
+                what: "X-Resource QueryResourceBytes (core types)".into(),
+                source,
+            })
+        }
+    };
+    if !core_answered {
+        found.clear();
+    }
+    let window_atom = u32::from(xproto::AtomEnum::WINDOW);
+    let listed = |found: &[(u32, u32)], atom: u32| {
+        if atom == window_atom {
+            windows.len()
+        } else {
+            found.iter().filter(|(_, t)| *t == atom).count()
+        }
+    };
+    let missing = |found: &[(u32, u32)]| {
+        counts
+            .iter()
+            .any(|t| listed(found, t.resource_type) < t.count as usize)
+    };
+
+    // Round 2: the remaining types, and the names of every type the client holds.
+    let name_cookies: Vec<_> = counts
+        .iter()
+        .map(|t| conn.get_atom_name(t.resource_type))
         .collect::<Result<_, _>>()?;
-    let bytes = reply(bytes, || "X-Resource QueryResourceBytes".into())?;
-    let mut named: HashMap<u32, &str> = HashMap::from([
-        (u32::from(xproto::AtomEnum::WINDOW), "WINDOW"),
-        (u32::from(xproto::AtomEnum::PIXMAP), "PIXMAP"),
-        (u32::from(xproto::AtomEnum::FONT), "FONT"),
-        (u32::from(xproto::AtomEnum::CURSOR), "CURSOR"),
-        (u32::from(xproto::AtomEnum::COLORMAP), "COLORMAP"),
-    ]);
-    for (cookie, name) in names.into_iter().zip(["GC", "PICTURE", "GLYPHSET"]) {
-        let a = reply(cookie, || format!("InternAtom {name}"))?.atom;
-        if a != 0 {
-            named.insert(a, name);
+    if missing(&found) {
+        let specs: Vec<ResourceIdSpec> = if core_answered {
+            internal_type_specs()
+        } else {
+            // Types read as atoms (or nothing told which way): one spec per type held, but
+            // never the window's. Safe either way: as an internal number, no atom is a window.
+            counts
+                .iter()
+                .map(|t| t.resource_type)
+                .filter(|&a| a != window_atom && a != 0)
+                .map(|type_| ResourceIdSpec { resource: 0, type_ })
+                .collect()
+        };
+        if !specs.is_empty() {
+            let more = res::query_resource_bytes(conn, client_xid, &specs)?;
+            match more.reply() {
+                Ok(r) => found.extend(
+                    r.sizes
+                        .iter()
+                        .map(|v| (v.size.spec.resource, v.size.spec.type_)),
+                ),
+                Err(ReplyError::X11Error(_)) => {}
+                Err(source) => {
+                    return Err(CaptureError::Reply {
+                        what: "X-Resource QueryResourceBytes (per type)".into(),
+                        source,
+                    })
+                }
+            }
         }
     }
-    let base = client_xid & !mask;
-    let mut list = ResourceList::default();
-    let mut unnamed: Vec<(u32, u32)> = Vec::new();
-    for v in &bytes.sizes {
-        let id = v.size.spec.resource;
+    // One ID may carry several types (XFIXES marks a window with a second resource of its ID).
+    found.sort_unstable();
+    found.dedup();
+    let mut names: HashMap<u32, String> = HashMap::new();
+    for (t, c) in counts.iter().zip(name_cookies) {
+        let name = match c.reply() {
+            Ok(r) => String::from_utf8_lossy(&r.name).into_owned(),
+            Err(_) => format!("type atom {}", t.resource_type),
+        };
+        names.insert(t.resource_type, name);
+    }
+    // Types seen in the answers but not in the counts (made in between): named as well.
+    let strays: Vec<u32> = {
+        let mut v: Vec<u32> = found
+            .iter()
+            .map(|(_, t)| *t)
+            .filter(|t| !names.contains_key(t))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let stray_cookies: Vec<_> = strays
+        .iter()
+        .map(|&t| conn.get_atom_name(t))
+        .collect::<Result<_, _>>()?;
+    for (t, c) in strays.into_iter().zip(stray_cookies) {
+        let name = match c.reply() {
+            Ok(r) => String::from_utf8_lossy(&r.name).into_owned(),
+            Err(_) => format!("type atom {t}"),
+        };
+        names.insert(t, name);
+    }
+
+    let mut list = ResourceList {
+        windows: windows.clone(),
+        ..Default::default()
+    };
+    for t in &counts {
+        let have = listed(&found, t.resource_type);
+        if have < t.count as usize {
+            list.unlisted.push(format!(
+                "{} {} resource(s) of the client: not listed (X-Resource cannot list them without risking the server; no GUIEVICT extension)",
+                t.count as usize - have,
+                names
+                    .get(&t.resource_type)
+                    .map_or("unnamed", String::as_str)
+            ));
+        }
+    }
+    for (id, t) in found {
+        let name = names.get(&t).map_or("unnamed", String::as_str);
         if id & !mask & !SERVER_BIT == base && id & SERVER_BIT != 0 {
             // Server-side sub-resources (grabs, XKB, XFIXES selection inputs): listed by type
             // only, so that what cannot be read back is at least counted.
-            unnamed.push((id, v.size.spec.type_));
+            list.other.push((id, name.to_string()));
             continue;
         }
         if id & !mask != base {
             continue; // other clients
         }
-        match named.get(&v.size.spec.type_) {
-            Some(&"WINDOW") => list.windows.push(id),
-            Some(&"PIXMAP") => list.pixmaps.push(id),
-            Some(&"GC") => list.gcs.push(id),
-            Some(&"FONT") => list.fonts.push(id),
-            Some(&"CURSOR") => list.cursors.push(id),
-            Some(&"COLORMAP") => list.colormaps.push(id),
-            Some(&"PICTURE") => list.pictures.push(id),
-            Some(&"GLYPHSET") => list.glyphsets.push(id),
-            _ => unnamed.push((id, v.size.spec.type_)),
+        match name {
+            "WINDOW" => {} // never asked for; from the tree
+            "PIXMAP" => list.pixmaps.push(id),
+            "GC" => list.gcs.push(id),
+            "FONT" => list.fonts.push(id),
+            "CURSOR" => list.cursors.push(id),
+            "COLORMAP" => list.colormaps.push(id),
+            "PICTURE" => list.pictures.push(id),
+            "GLYPHSET" => list.glyphsets.push(id),
+            _ => list.other.push((id, name.to_string())),
         }
-    }
-    let cookies: Vec<_> = unnamed
-        .iter()
-        .map(|(_, t)| conn.get_atom_name(*t))
-        .collect::<Result<_, _>>()?;
-    for ((id, t), c) in unnamed.into_iter().zip(cookies) {
-        let name = match c.reply() {
-            Ok(r) => String::from_utf8_lossy(&r.name).into_owned(),
-            Err(_) => format!("type atom {t}"),
-        };
-        list.other.push((id, name));
     }
     for v in [
         &mut list.windows,
@@ -291,6 +483,7 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
         None => list_resources_xres(conn, client, setup.resource_id_mask)?,
     };
     let mine = |id: u32| id & !setup.resource_id_mask == client & !setup.resource_id_mask;
+    session.unknown.extend(list.unlisted.iter().cloned());
 
     // Round 2: per-resource queries.
     struct WinCookies<'c, C: x11rb::connection::RequestConnection> {
@@ -898,4 +1091,37 @@ fn app_name(s: &Session) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_fallback_spec_can_reach_a_window() {
+        let window_atom = u32::from(xproto::AtomEnum::WINDOW);
+        // The first request is sent before the server's reading of `type` is known: safe both
+        // ways (neither the window's internal number nor its atom, never "every type").
+        for t in CORE_TYPES {
+            assert!(t != 0 && t != RT_WINDOW && t != window_atom, "{t:#x}");
+        }
+        // As atoms, 3..=6 name no resource type; the flagged ones are no atoms at all.
+        for t in CORE_TYPES {
+            assert!(
+                (3..=6).contains(&t) || t & (RC_DRAWABLE | RC_NEVERRETAIN) != 0,
+                "{t:#x}"
+            );
+        }
+        // The second is sent only to a server reading internal numbers.
+        let specs = internal_type_specs();
+        assert!(specs
+            .iter()
+            .all(|s| s.resource == 0 && s.type_ != 0 && s.type_ != RT_WINDOW));
+        let mut types: Vec<u32> = specs.iter().map(|s| s.type_).collect();
+        types.extend(CORE_TYPES);
+        let n = types.len();
+        types.sort_unstable();
+        types.dedup();
+        assert_eq!(types.len(), n, "a type asked twice would be listed twice");
+    }
 }
