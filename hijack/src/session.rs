@@ -973,8 +973,12 @@ fn build_maps(
     let places = query_places(conn, &names)?;
     let mut exts = ExtMap::default();
     for ((name, app), server) in view.exts.iter().zip(places) {
-        if server.is_none() && name != guimux::shmconv::EXTENSION {
-            // (MIT-SHM is converted by guimux: see `shm_conversion`.)
+        // GUIEVICT is guievict's own (its internal clients ask it, the app never does);
+        // MIT-SHM is converted by guimux (see `shm_conversion`).
+        if server.is_none()
+            && name != guimux::shmconv::EXTENSION
+            && name != guievict_ext_proto::EXTENSION_NAME
+        {
             warnings.push(format!(
                 "extension {name} is missing on the new server: requests for it will fail with BadImplementation"
             ));
