@@ -18,6 +18,10 @@ const ADAPTATIONS: &[&str] = &[
     // MIT-SHM absent there: guimux serves the segments itself (a segment it cannot read is a
     // loss of its own, reported by the attach).
     "the target has no MIT-SHM: the application's segments are not attached there",
+    // A top-level that a window manager had reparented into its frame: created on the root,
+    // where the target's window manager (if any) frames it again. (An app's window embedded
+    // in another application's window, XEmbed, is not told apart yet: see architecture.md.)
+    "(window manager frame?); created on the root",
 ];
 
 /// Whether a regeneration warning says that something was not recreated exactly.

@@ -36,6 +36,10 @@ pub mod type_names {
     pub const SELECTION_WINDOW: &str = "XFixesSelectionWindow";
     /// XKEYBOARD interest record (one per device the client called XkbSelectEvents on).
     pub const XKB_CLIENT: &str = "XkbClient";
+    /// SHAPE's list of the clients that selected shape events on a window, filed under the
+    /// window's ID (so under the window's owner, whoever selected: a window manager's selection
+    /// on the app's window shows up among the app's resources).
+    pub const SHAPE_EVENT: &str = "ShapeEvent";
 }
 
 /// Report level DAMAGE objects get when the capture cannot tell: NonEmpty, what xeyes and
@@ -397,6 +401,14 @@ pub fn capture(
     ];
     s.other_resources
         .retain(|o| !modelled.contains(&o.type_name.as_str()));
+    // The app's own shape-event selection is each window's `shape.events` (ShapeInputSelected
+    // asks for this client only); other clients' selections on its windows are theirs to make
+    // again on the new server.
+    if have_shape {
+        let windows: std::collections::HashSet<u32> = s.windows.iter().map(|w| w.id).collect();
+        s.other_resources
+            .retain(|o| !(o.type_name == type_names::SHAPE_EVENT && windows.contains(&o.id)));
+    }
     Ok(())
 }
 

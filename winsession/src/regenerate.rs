@@ -426,6 +426,10 @@ pub fn regenerate(
     let freed: std::collections::HashSet<u32> =
         session.pictures.iter().map(|p| p.drawable).collect();
     foreign.retain(|id| !freed.contains(id));
+    // A window manager's frame around a top-level has its own warning where the window is
+    // created (on the root instead).
+    let frames: std::collections::HashSet<u32> = session.windows.iter().map(|w| w.parent).collect();
+    foreign.retain(|id| !frames.contains(id));
     for id in &foreign {
         warn(
             &mut out,
