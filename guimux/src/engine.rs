@@ -1277,6 +1277,10 @@ impl Engine {
             let srv = self.servers[s].as_mut().ok_or(EngineError::NoServer(s))?;
             let seq = srv.app_done;
             for mut ev in held {
+                if is_regeneration_echo(ev[0]) {
+                    self.stats.dropped_events += 1;
+                    continue;
+                }
                 let keep = match srv.maps.as_mut() {
                     Some(m) => translate::event_to_app(&mut ev, order, m).unwrap_or(true),
                     None => true,
@@ -1471,6 +1475,29 @@ fn is_input_event(code: u8) -> bool {
     (2..=6).contains(&code)
 }
 
+/// Whether an event a server sent while the session was being regenerated on it only echoes
+/// what regeneration did (CreateWindow, MapWindow, ChangeProperty, …) about state the app already
+/// has: the app's windows were mapped, configured and given their properties long ago, and
+/// telling it again breaks toolkits that count such events (GTK3 thaws toplevel updates on each
+/// MapNotify: `gdk_window_thaw_toplevel_updates` assertion after every attach). Expose,
+/// visibility, focus and input events are the new server's news and pass; so does anything
+/// another client sent (SendEvent, bit 7).
+fn is_regeneration_echo(code: u8) -> bool {
+    matches!(
+        code,
+        16 // CreateNotify
+        | 17 // DestroyNotify
+        | 18 // UnmapNotify
+        | 19 // MapNotify
+        | 21 // ReparentNotify
+        | 22 // ConfigureNotify
+        | 24 // GravityNotify
+        | 26 // CirculateNotify
+        | 28 // PropertyNotify
+        | 32 // ColormapNotify
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1618,6 +1645,31 @@ mod tests {
         e.activate(s, Role::Primary, Some(maps)).unwrap();
         e.resume();
         e
+    }
+
+    #[test]
+    fn regeneration_echoes_are_not_delivered_but_exposures_are() {
+        let mut e = Engine::hijacked(ByteOrder::Little, 7);
+        e.server_input(0, &sentinel_error(100, 7)).unwrap();
+        e.pause();
+        e.remove_server(0);
+        e.app_output().clear();
+        let s = e.add_server();
+        // What regenerating a mapped top-level makes the server say, then a SendEvent'd
+        // ConfigureNotify from another client (a window manager's synthetic one).
+        let mut evs = Vec::new();
+        for code in [19u8, 22, 12, 28, 15, 22 | 0x80] {
+            evs.extend(event(code, 3));
+        }
+        e.server_input(s, &evs).unwrap();
+        assert!(
+            e.app_output().is_empty(),
+            "events of a pending server leaked"
+        );
+        e.activate(s, Role::Primary, None).unwrap();
+        let got: Vec<u8> = e.app_output().chunks(32).map(|c| c[0]).collect();
+        assert_eq!(got, vec![12, 15, 22 | 0x80]);
+        assert_eq!(e.stats().dropped_events, 3);
     }
 
     #[test]
