@@ -136,6 +136,7 @@ pub unsafe fn describe(ctx: &Ctx<'_>, it: &Item, name: &str) -> Detail {
                 selection_input(ctx, it)
             }
             kinds::XKB_CLIENT if ctx.flags & FLAG_XKB_SELECTIONS != 0 => xkb_interest(ctx, it),
+            kinds::PASSIVE_GRAB if ctx.flags & FLAG_PASSIVE_GRABS != 0 => passive_grab(ctx, it),
             _ => Detail::Other,
         }
     }
@@ -806,4 +807,112 @@ unsafe fn xkb_interest(ctx: &Ctx<'_>, it: &Item) -> Detail {
         }
     }
     Detail::Other
+}
+
+/// Whether looking `id` up as a window finds exactly `w` (a pointer is only followed when the
+/// server's own table agrees that it is a live window).
+///
+/// # Safety
+/// Must run on the server's dispatch thread; `w` is only compared, never dereferenced.
+unsafe fn window_checks_out(api: &Api, id: u32, w: ffi::WindowPtr) -> bool {
+    let mut found: *mut std::ffi::c_void = std::ptr::null_mut();
+    // SAFETY: serverClient is a server global; the lookup only reads the resource tables.
+    let rc = unsafe {
+        let server_client = *api.f.serverClient;
+        (api.f.dixLookupResourceByType)(
+            &mut found,
+            id,
+            ffi::RT_WINDOW,
+            server_client,
+            ffi::DixGetAttrAccess,
+        )
+    };
+    rc == 0 && found == w as *mut std::ffi::c_void
+}
+
+/// `MasksPerDetailMask` of dix/grabs.c: a grab's exception mask is 8 `Mask` words (256 bits).
+const MASKS_PER_DETAIL_MASK: usize = 8;
+
+/// A grab's `DetailRec.pMask` (the keys/buttons or modifier combinations an Any grab still
+/// covers after partial ungrabs) as 32 bytes, bit n in byte n/8 (LSB first); `None` when the
+/// grab has no exceptions.
+///
+/// # Safety
+/// `m` must be NULL or point to a live mask of [`MASKS_PER_DETAIL_MASK`] words.
+unsafe fn detail_mask(m: *const ffi::Mask) -> Option<Vec<u8>> {
+    if m.is_null() {
+        return None;
+    }
+    // SAFETY: the server allocates exactly MasksPerDetailMask words (caller).
+    let words = unsafe { std::slice::from_raw_parts(m, MASKS_PER_DETAIL_MASK) };
+    Some(
+        words
+            .iter()
+            .flat_map(|w| (*w as u32).to_le_bytes())
+            .collect(),
+    )
+}
+
+/// One passive grab of the requesting client: the resource's value is the `GrabRec`
+/// (`AddPassiveGrabToList` adds `AddResource(grab->resource, RT_PASSIVEGRAB, grab)` with a
+/// `FakeClientID` of the grabbing client). Reported only if it checks out: the record's resource
+/// ID is the one it is filed under, its device is one the server knows, and its grab window (and
+/// confine-to window) are the live windows their IDs name; otherwise `Other`.
+///
+/// # Safety
+/// `it.value` must be the value of a live `PASSIVE GRAB` resource of the requesting client.
+unsafe fn passive_grab(ctx: &Ctx<'_>, it: &Item) -> Detail {
+    // SAFETY: the resource value is the grab record (caller).
+    let g = unsafe { &*(it.value as *const ffi::_GrabRec) };
+    if g.resource != it.id || g.window.is_null() {
+        return Detail::Other;
+    }
+    // SAFETY: dispatch thread (caller).
+    if g.device.is_null() || !unsafe { known_device(ctx.api, g.device) } {
+        return Detail::Other;
+    }
+    // SAFETY: the window pointer is held by the grab while it is on the window's list; it is
+    // cross-checked against the server's resource table before its ID is trusted.
+    let window = unsafe { (*g.window).drawable.id };
+    // SAFETY: dispatch thread.
+    if !unsafe { window_checks_out(ctx.api, window, g.window) } {
+        return Detail::Other;
+    }
+    let confine_to = if g.confineTo.is_null() {
+        0
+    } else {
+        // SAFETY: as for the grab window.
+        let id = unsafe { (*g.confineTo).drawable.id };
+        // SAFETY: dispatch thread.
+        if !unsafe { window_checks_out(ctx.api, id, g.confineTo) } {
+            return Detail::Other;
+        }
+        id
+    };
+    let cursor = if g.cursor.is_null() {
+        0
+    } else {
+        // SAFETY: the grab holds a reference on its cursor (CreateGrab: RefCursor).
+        unsafe { (*g.cursor).id as u32 }
+    };
+    // SAFETY: known device (checked above).
+    let device = u16::try_from(unsafe { (*g.device).id }).unwrap_or(0);
+    Detail::PassiveGrab(PassiveGrabInfo {
+        window,
+        confine_to,
+        cursor,
+        event_mask: g.eventMask as u32,
+        modifiers: g.modifiersDetail.exact,
+        detail: u16::try_from(g.detail.exact).unwrap_or(u16::MAX),
+        device,
+        level: g.grabtype as u8,
+        event_type: g.type_,
+        owner_events: g.ownerEvents() != 0,
+        pointer_mode: g.pointerMode() as u8,
+        keyboard_mode: g.keyboardMode() as u8,
+        // SAFETY: pMask is NULL or the MasksPerDetailMask words DeleteDetailFromMask made.
+        modifier_mask: unsafe { detail_mask(g.modifiersDetail.pMask) },
+        // SAFETY: as above.
+        detail_mask: unsafe { detail_mask(g.detail.pMask) },
+    })
 }

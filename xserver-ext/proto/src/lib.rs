@@ -20,7 +20,9 @@ pub const MAJOR_VERSION: u16 = 1;
 /// `BadValue`, and a 1.1 server sends the new record only to clients that set the flag.
 /// 1.2 added [`FLAG_XKB_SELECTIONS`] the same way: [`Detail::XkbInterest`] records and the
 /// client's XKB state in the reply header ([`GetResourcesReply::xkb`]).
-pub const MINOR_VERSION: u16 = 2;
+/// 1.3 added [`FLAG_PASSIVE_GRABS`]: [`Detail::PassiveGrab`] records for the client's passive
+/// key and button grabs.
+pub const MINOR_VERSION: u16 = 3;
 
 /// Minor opcode of `QueryVersion`.
 pub const X_QUERY_VERSION: u8 = 0;
@@ -42,18 +44,25 @@ pub const FLAG_SELECTION_INPUTS: u32 = 1 << 3;
 /// client-wide XKB state ([`GetResourcesReply::xkb`]); without it they are [`Detail::Other`]
 /// and zero, as in 1.1.
 pub const FLAG_XKB_SELECTIONS: u32 = 1 << 4;
+/// `GetResources` flag (protocol 1.3): describe the client's passive grabs (`GrabKey`,
+/// `GrabButton` and the XInput ones; server resources of type `PASSIVE GRAB`) as
+/// [`Detail::PassiveGrab`]; without it they are [`Detail::Other`], as in 1.2.
+pub const FLAG_PASSIVE_GRABS: u32 = 1 << 5;
 /// The `GetResources` flags protocol 1.0 defines (what a 1.0 server accepts).
 pub const FLAGS_V1_0: u32 = FLAG_CURSOR_IMAGES | FLAG_GLYPH_IMAGES | FLAG_COLORMAP_CELLS;
 /// The `GetResources` flags protocol 1.1 defines (what a 1.1 server accepts).
 pub const FLAGS_V1_1: u32 = FLAGS_V1_0 | FLAG_SELECTION_INPUTS;
+/// The `GetResources` flags protocol 1.2 defines (what a 1.2 server accepts).
+pub const FLAGS_V1_2: u32 = FLAGS_V1_1 | FLAG_XKB_SELECTIONS;
 /// All defined `GetResources` flags.
-pub const FLAGS_ALL: u32 = FLAGS_V1_1 | FLAG_XKB_SELECTIONS;
+pub const FLAGS_ALL: u32 = FLAGS_V1_2 | FLAG_PASSIVE_GRABS;
 
 /// The `GetResources` flags a server of protocol 1.`minor` accepts.
 pub const fn flags_for_minor(minor: u16) -> u32 {
     match minor {
         0 => FLAGS_V1_0,
         1 => FLAGS_V1_1,
+        2 => FLAGS_V1_2,
         _ => FLAGS_ALL,
     }
 }
@@ -263,7 +272,7 @@ impl Resources {
 
 /// The server's name for a resource type, as registered with `CreateNewResourceType` (for
 /// example `"WINDOW"`, `"PIXMAP"`, `"GC"`, `"FONT"`, `"CURSOR"`, `"COLORMAP"`, `"PICTURE"`,
-/// `"GLYPHSET"`, `"REGION"`, `"DAMAGE"`, `"PASSIVEGRAB"`). Constants in [`kinds`].
+/// `"GLYPHSET"`, `"REGION"`, `"DAMAGE"`, `"PASSIVE GRAB"`). Constants in [`kinds`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ResourceKind(pub String);
 
@@ -298,6 +307,9 @@ pub mod kinds {
     /// One XKEYBOARD interest record of the client (`XkbSelectEvents` on one device); the
     /// resource ID is a server-made one (bit 0x40000000 set).
     pub const XKB_CLIENT: &str = "XkbClient";
+    /// One passive grab of the client (`GrabKey`, `GrabButton`, XInput passive grabs); the
+    /// resource ID is a server-made one (bit 0x40000000 set).
+    pub const PASSIVE_GRAB: &str = "PASSIVE GRAB";
 }
 
 /// One resource of the requesting client.
