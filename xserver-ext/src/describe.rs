@@ -9,6 +9,10 @@ use guievict_ext_proto as proto;
 use proto::*;
 use std::collections::HashMap;
 
+/// Server type name of a DOUBLE-BUFFER back-buffer name as a drawable (value: the back-buffer
+/// pixmap, which the server created without an ID of its own).
+const DBE_DRAWABLE: &str = "dbeDrawable";
+
 /// What every description in one request shares.
 pub struct Ctx<'a> {
     api: &'a Api,
@@ -18,6 +22,9 @@ pub struct Ctx<'a> {
     order: ByteOrder,
     /// FontPtr → the client's font ID (for GC fonts).
     font_ids: HashMap<usize, u32>,
+    /// DOUBLE-BUFFER back-buffer pixmap → the client's back-buffer name (the server made the
+    /// pixmap without an ID, so a picture on a back buffer names it by this).
+    back_buffer_ids: HashMap<usize, u32>,
     font_atom: ffi::Atom,
 }
 
@@ -39,6 +46,14 @@ impl<'a> Ctx<'a> {
             .filter(|i| names.get(&i.rtype).map(String::as_str) == Some(kinds::FONT))
             .map(|i| (i.value as usize, i.id))
             .collect();
+        let mut back_buffer_ids = HashMap::new();
+        for i in items
+            .iter()
+            .filter(|i| names.get(&i.rtype).map(String::as_str) == Some(DBE_DRAWABLE))
+        {
+            // Several names of one buffer: the lowest ID (items are sorted).
+            back_buffer_ids.entry(i.value as usize).or_insert(i.id);
+        }
         Self {
             api,
             client,
@@ -47,6 +62,7 @@ impl<'a> Ctx<'a> {
             flags,
             order,
             font_ids,
+            back_buffer_ids,
             font_atom: find_atom(api, "FONT"),
         }
     }
@@ -489,7 +505,15 @@ unsafe fn picture(ctx: &Ctx<'_>, p: &ffi::_Picture) -> PictureInfo {
                 }),
             }
         } else if !p.pDrawable.is_null() {
-            PictureSource::Drawable((*p.pDrawable).id)
+            let id = (*p.pDrawable).id;
+            PictureSource::Drawable(if id == 0 {
+                ctx.back_buffer_ids
+                    .get(&(p.pDrawable as usize))
+                    .copied()
+                    .unwrap_or(0)
+            } else {
+                id
+            })
         } else {
             PictureSource::Drawable(0)
         };
