@@ -21,6 +21,9 @@ PKGS=(
   fonts-dejavu-core tk gtk-3-examples qtbase5-examples
   # e2e_refuse (an idle GLX program), e2e_xfixes (an Xlib program in Python ctypes)
   libgl1-mesa-dev libx11-dev python3 libxfixes3 coreutils
+  # e2e_grabs_dbe: a Motif app living on passive grabs, a GTK app drawing through DBE
+  # (xdbedizzy, the other DBE app, is in x11-apps)
+  nedit emacs-gtk
 )
 missing=()
 for p in "${PKGS[@]}"; do
