@@ -872,7 +872,7 @@ unsafe fn detail_mask(m: *const ffi::Mask) -> Option<Vec<u8>> {
     Some(
         words
             .iter()
-            .flat_map(|w| (*w as u32).to_le_bytes())
+            .flat_map(|w| w.to_le_bytes())
             .collect(),
     )
 }
@@ -917,7 +917,7 @@ unsafe fn passive_grab(ctx: &Ctx<'_>, it: &Item) -> Detail {
         0
     } else {
         // SAFETY: the grab holds a reference on its cursor (CreateGrab: RefCursor).
-        unsafe { (*g.cursor).id as u32 }
+        unsafe { (*g.cursor).id }
     };
     // SAFETY: known device (checked above).
     let device = u16::try_from(unsafe { (*g.device).id }).unwrap_or(0);
@@ -925,7 +925,7 @@ unsafe fn passive_grab(ctx: &Ctx<'_>, it: &Item) -> Detail {
         window,
         confine_to,
         cursor,
-        event_mask: g.eventMask as u32,
+        event_mask: g.eventMask,
         modifiers: g.modifiersDetail.exact,
         detail: u16::try_from(g.detail.exact).unwrap_or(u16::MAX),
         device,

@@ -125,10 +125,9 @@ fn main_window(display: &str, pid: u32, timeout: Duration) -> u32 {
         let conn = xvfb_harness::connect(display).expect("connect");
         let mut best: Option<(u32, u32)> = None;
         for w in windows_of_pid(display, pid).unwrap_or_default() {
-            let Ok(g) = conn.get_geometry(w).and_then(|c| Ok(c.reply())) else {
+            let Ok(Ok(g)) = conn.get_geometry(w).map(|c| c.reply()) else {
                 continue;
             };
-            let Ok(g) = g else { continue };
             if g.x < 0 || g.y < 0 {
                 continue;
             }
