@@ -869,12 +869,7 @@ unsafe fn detail_mask(m: *const ffi::Mask) -> Option<Vec<u8>> {
     }
     // SAFETY: the server allocates exactly MasksPerDetailMask words (caller).
     let words = unsafe { std::slice::from_raw_parts(m, MASKS_PER_DETAIL_MASK) };
-    Some(
-        words
-            .iter()
-            .flat_map(|w| w.to_le_bytes())
-            .collect(),
-    )
+    Some(words.iter().flat_map(|w| w.to_le_bytes()).collect())
 }
 
 /// One passive grab of the requesting client: the resource's value is the `GrabRec`
