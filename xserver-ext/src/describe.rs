@@ -935,3 +935,52 @@ unsafe fn passive_grab(ctx: &Ctx<'_>, it: &Item) -> Detail {
         detail_mask: unsafe { detail_mask(g.detail.pMask) },
     })
 }
+
+/// `RESOURCE_AND_CLIENT_COUNT` of resource.h: client bits and resource bits share 29 bits.
+const RESOURCE_AND_CLIENT_COUNT: u32 = 29;
+
+/// Whether `id` carries the client bits of `client` (`CLIENT_BITS(id) == clientAsMask`).
+///
+/// # Safety
+/// `client` must be live.
+unsafe fn owned_by(api: &Api, id: ffi::XID, client: ffi::ClientPtr) -> bool {
+    // SAFETY: a server function without preconditions.
+    let bits = unsafe { (api.f.ResourceClientBits)() };
+    if bits == 0 || bits >= RESOURCE_AND_CLIENT_COUNT {
+        return false;
+    }
+    let mask = ((1u32 << bits) - 1) << (RESOURCE_AND_CLIENT_COUNT - bits);
+    // SAFETY: live client (caller).
+    let own = unsafe { (*client).clientAsMask };
+    id & mask == own & mask
+}
+
+/// The active grabs the client holds on the core pointer and keyboard (reply header byte 29).
+///
+/// # Safety
+/// `client` must be live; must run on the server's dispatch thread.
+pub unsafe fn active_grabs(api: &Api, client: ffi::ClientPtr) -> u8 {
+    let mut out = 0;
+    // SAFETY: inputInfo is a server global; its core devices and their grab records are live
+    // on the dispatch thread.
+    unsafe {
+        let info = &*api.f.inputInfo;
+        for (dev, bit) in [
+            (info.pointer, ACTIVE_GRAB_POINTER),
+            (info.keyboard, ACTIVE_GRAB_KEYBOARD),
+        ] {
+            if dev.is_null() {
+                continue;
+            }
+            let g = &(*dev).deviceGrab;
+            if g.grab.is_null() || !owned_by(api, (*g.grab).resource, client) {
+                continue;
+            }
+            out |= bit;
+            if bit == ACTIVE_GRAB_POINTER && (g.implicitGrab != 0 || g.fromPassiveGrab != 0) {
+                out |= ACTIVE_GRAB_POINTER_IMPLICIT;
+            }
+        }
+    }
+    out
+}

@@ -375,3 +375,61 @@ fn winsession_dbe_back_buffer_round_trip() {
     })
     .unwrap();
 }
+
+#[test]
+fn winsession_active_grabs_are_reported() {
+    with_timeout(60, || -> Result<()> {
+        let a = Xvfb::start()?;
+        let ca = a.connect()?;
+        let w = window(&ca, 50, 50)?;
+        ca.sync()?;
+        let r = ca
+            .grab_pointer(
+                false,
+                w,
+                xproto::EventMask::BUTTON_PRESS,
+                xproto::GrabMode::ASYNC,
+                xproto::GrabMode::ASYNC,
+                x11rb::NONE,
+                x11rb::NONE,
+                x11rb::CURRENT_TIME,
+            )?
+            .reply()?;
+        assert_eq!(r.status, xproto::GrabStatus::SUCCESS);
+        // Another client's keyboard grab is not this client's.
+        let oa = a.connect()?;
+        let ow = window(&oa, 20, 20)?;
+        oa.sync()?;
+        let r = oa
+            .grab_keyboard(
+                false,
+                ow,
+                x11rb::CURRENT_TIME,
+                xproto::GrabMode::ASYNC,
+                xproto::GrabMode::ASYNC,
+            )?
+            .reply()?;
+        assert_eq!(r.status, xproto::GrabStatus::SUCCESS);
+        let s = winsession::capture(&ca, &winsession::CaptureOptions::default())?;
+        let active: Vec<_> = s
+            .unknown
+            .iter()
+            .filter(|u| u.starts_with("active "))
+            .collect();
+        assert_eq!(
+            active,
+            vec!["active pointer grab held by the application at capture: not recreated (not modelled)"],
+            "{:?}",
+            s.unknown
+        );
+        let b = Xvfb::start()?;
+        let regen = winsession::regenerate(&b.connect()?, &s, &winsession::RegenOptions::default())?;
+        assert!(
+            regen.warnings.iter().any(|w| w.contains("active pointer grab")),
+            "{:?}",
+            regen.warnings
+        );
+        Ok(())
+    })
+    .unwrap();
+}

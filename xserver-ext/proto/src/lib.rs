@@ -220,9 +220,21 @@ pub struct GetResourcesReply {
     /// The requesting client's own XKEYBOARD state (protocol 1.2, with
     /// [`FLAG_XKB_SELECTIONS`]; all zero otherwise). The same in every page.
     pub xkb: XkbClientState,
+    /// Active grabs the requesting client holds on the core devices (protocol 1.3, with
+    /// [`FLAG_PASSIVE_GRABS`]; 0 otherwise): [`ACTIVE_GRAB_POINTER`] | [`ACTIVE_GRAB_KEYBOARD`]
+    /// | [`ACTIVE_GRAB_POINTER_IMPLICIT`]. The same in every page.
+    pub active_grabs: u8,
     /// The resources of this page.
     pub resources: Resources,
 }
+
+/// [`GetResourcesReply::active_grabs`] bit: the client holds the core pointer's active grab.
+pub const ACTIVE_GRAB_POINTER: u8 = 1;
+/// [`GetResourcesReply::active_grabs`] bit: the client holds the core keyboard's active grab.
+pub const ACTIVE_GRAB_KEYBOARD: u8 = 2;
+/// [`GetResourcesReply::active_grabs`] bit: the pointer grab was activated by a button press
+/// (implicitly or through a passive grab) and ends with the release.
+pub const ACTIVE_GRAB_POINTER_IMPLICIT: u8 = 4;
 
 /// The XKEYBOARD state the server keeps per client rather than per device (reply header
 /// bytes 24..29 of `GetResources`).
@@ -585,7 +597,8 @@ pub fn encode_get_resources_reply_header(w: &mut Writer, reply: &GetResourcesRep
     w.u16(reply.xkb.map_notify);
     w.u16(reply.xkb.new_keyboard_notify);
     w.u8(reply.xkb.flags);
-    w.zeros(3);
+    w.u8(reply.active_grabs);
+    w.zeros(2);
 }
 
 /// Fill in the length field of a reply written with [`encode_get_resources_reply_header`].
@@ -619,7 +632,16 @@ pub fn decode_get_resources_reply(
         new_keyboard_notify: r.u16("xkb new keyboard notify details")?,
         flags: r.u8("xkb client flags")?,
     };
-    r.skip(3, "reply padding")?;
+    let active_off = r.offset();
+    let active_grabs = r.u8("active grabs")?;
+    if active_grabs & !7 != 0 {
+        return Err(DecodeError::BadValue {
+            offset: active_off,
+            value: active_grabs.into(),
+            what: "active grabs",
+        });
+    }
+    r.skip(2, "reply padding")?;
     r.check_count(count, 16, "resources")?;
     let mut resources = Vec::with_capacity(count);
     for _ in 0..count {
@@ -633,6 +655,7 @@ pub fn decode_get_resources_reply(
         next_type,
         total,
         xkb,
+        active_grabs,
         resources: Resources { resources },
     })
 }

@@ -275,6 +275,7 @@ fn sample_reply() -> GetResourcesReply {
             new_keyboard_notify: 7,
             flags: XkbClientState::INITIALISED,
         },
+        active_grabs: ACTIVE_GRAB_POINTER | ACTIVE_GRAB_POINTER_IMPLICIT,
         resources: Resources {
             resources: sample_resources(),
         },
@@ -578,6 +579,7 @@ fn passive_grab_record_bytes() {
         next_type: 0,
         total: 1,
         xkb: XkbClientState::default(),
+        active_grabs: 0,
         resources: Resources {
             resources: vec![res],
         },
@@ -637,6 +639,7 @@ fn xkb_interest_record_bytes() {
         next_type: 0,
         total: 1,
         xkb: XkbClientState::default(),
+        active_grabs: 0,
         resources: Resources {
             resources: vec![res],
         },
@@ -660,11 +663,16 @@ fn xkb_client_state_in_the_reply_header() {
             new_keyboard_notify: 0x0007,
             flags: XkbClientState::INITIALISED | XkbClientState::ANCIENT,
         },
+        active_grabs: ACTIVE_GRAB_KEYBOARD,
         resources: Resources::default(),
     };
     let b = encode_get_resources_reply(&reply, ByteOrder::Lsb);
     assert_eq!(b.len(), 32);
-    assert_eq!(&b[24..32], &[0xff, 0, 7, 0, 3, 0, 0, 0]);
+    assert_eq!(&b[24..32], &[0xff, 0, 7, 0, 3, 2, 0, 0]);
+    // Undefined active-grab bits are refused.
+    let mut bad = b.clone();
+    bad[29] = 8;
+    assert!(decode_get_resources_reply(&bad, ByteOrder::Lsb).is_err());
     assert_eq!(
         decode_get_resources_reply(&b, ByteOrder::Lsb).unwrap(),
         reply
