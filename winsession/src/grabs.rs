@@ -38,11 +38,21 @@ pub(crate) fn capture(s: &mut Session, list: &ResourceList, ext: Option<&crate::
                 xinput += 1;
                 continue;
             }
+            // Core details and modifiers always fit; a record where they do not is not
+            // widened into an Any grab but reported.
+            let (Ok(detail), Ok(modifiers)) = (u8::try_from(g.detail), u16::try_from(g.modifiers))
+            else {
+                s.unknown.push(format!(
+                    "passive grab on {:#x}: detail {} / modifiers {:#x} out of the core range; not recreated (not modelled)",
+                    g.window, g.detail, g.modifiers
+                ));
+                continue;
+            };
             s.passive_grabs.push(PassiveGrab {
                 window: g.window,
                 button: g.is_core_button(),
-                detail: u8::try_from(g.detail).unwrap_or(0),
-                modifiers: u16::try_from(g.modifiers).unwrap_or(ANY_MODIFIER),
+                detail,
+                modifiers,
                 owner_events: g.owner_events,
                 event_mask: g.event_mask as u16,
                 pointer_mode: g.pointer_mode,
