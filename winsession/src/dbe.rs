@@ -28,12 +28,11 @@ pub(crate) fn capture(
     s: &mut Session,
     list: &ResourceList,
 ) -> Result<(), CaptureError> {
-    let mask = s.setup.resource_id_mask;
-    let base = s.setup.resource_id_base;
+    // Back-buffer names are IDs the client chose (the list is the client's own resources).
     let mut ids: Vec<u32> = list
         .other
         .iter()
-        .filter(|(id, t)| t == WINDOW_TYPE && id & !mask == base & !mask)
+        .filter(|(_, t)| t == WINDOW_TYPE)
         .map(|(id, _)| *id)
         .collect();
     ids.sort_unstable();
