@@ -22,7 +22,7 @@ PKGS=(
   # e2e_refuse (an idle GLX program), e2e_xfixes (an Xlib program in Python ctypes)
   libgl1-mesa-dev libx11-dev python3 libxfixes3 coreutils
   # e2e_grabs_dbe: a Motif app living on passive grabs, a GTK app drawing through DBE
-  # (xdbedizzy, the other DBE app, is in x11-apps)
+  # (Debian ships no xdbedizzy; tests/xvfb/src/bin/dbe-dizzy stands in for it)
   nedit emacs-gtk
 )
 missing=()
