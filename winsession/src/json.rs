@@ -255,6 +255,17 @@ pub fn summary(s: &Session) -> String {
     for f in &s.fonts {
         let _ = writeln!(o, "  font {:#x} {}", f.id, f.open_name().unwrap_or("?"));
     }
+    if !s.passive_grabs.is_empty() || !s.dbe_buffers.is_empty() {
+        let keys = s.passive_grabs.iter().filter(|g| !g.button).count();
+        let _ = writeln!(
+            o,
+            "{} passive grab(s) ({} key, {} button), {} DBE back buffer(s)",
+            s.passive_grabs.len(),
+            keys,
+            s.passive_grabs.len() - keys,
+            s.dbe_buffers.len()
+        );
+    }
     if !s.unknown.is_empty() {
         let _ = writeln!(o, "{} unknown item(s):", s.unknown.len());
         for u in s.unknown.iter().take(20) {
