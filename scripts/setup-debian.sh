@@ -23,6 +23,9 @@ PKGS=(
   libgl1-mesa-dev libx11-dev python3 libxfixes3 coreutils
   # e2e_server_safety: gv (with ghostscript), whose windows crash X-Resource on Xvfb 21.1.7
   gv
+  # e2e_grabs_dbe: a Motif app living on passive grabs, a GTK app drawing through DBE
+  # (Debian ships no xdbedizzy; tests/xvfb/src/bin/dbe-dizzy stands in for it)
+  nedit emacs-gtk
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -608,6 +608,48 @@ mod tests {
         assert_eq!((ev[0], ev[8]), (85, 8));
     }
 
+    #[test]
+    fn dbe_back_buffer_names_are_resource_ids() {
+        // The app's back buffer 0x0020_0002 of window APP_WIN was regenerated as 0x0040_0002.
+        let mut m = maps(DeviceMap::default());
+        m.xids.insert(0x0020_0002, 0x0040_0002);
+        m.exts.entries.push(ExtEntry {
+            name: "DOUBLE-BUFFER".into(),
+            table: tables::ext_by_xname("DOUBLE-BUFFER"),
+            app: Some(ExtPlace {
+                major: 150,
+                first_event: 0,
+                first_error: 160,
+            }),
+            server: Some(ExtPlace {
+                major: 151,
+                first_event: 0,
+                first_error: 161,
+            }),
+        });
+        let words = |major: u8, minor: u8, w: &[u32]| {
+            let mut v = vec![major, minor];
+            v.extend_from_slice(&(1 + w.len() as u16).to_le_bytes());
+            for x in w {
+                v.extend_from_slice(&x.to_le_bytes());
+            }
+            v
+        };
+        // AllocateBackBufferName(window, buffer, swap action).
+        let mut req = words(150, 1, &[APP_WIN, 0x0020_0002, 1]);
+        request_to_server(&mut req, LE, &mut m).expect("translate");
+        assert_eq!(req, words(151, 1, &[SERVER_WIN, 0x0040_0002, 1]));
+        // SwapBuffers([{window, action}]).
+        let mut req = words(150, 3, &[1, APP_WIN, 1]);
+        request_to_server(&mut req, LE, &mut m).expect("translate");
+        assert_eq!(req, words(151, 3, &[1, SERVER_WIN, 1]));
+        // Drawing into the back buffer: PolyFillRectangle(drawable, gc, …) names it as any
+        // drawable.
+        let mut req = words(70, 0, &[0x0020_0002, 0x0020_0003]);
+        request_to_server(&mut req, LE, &mut m).expect("translate");
+        assert_eq!(&req[4..8], &0x0040_0002u32.to_le_bytes());
+    }
+
     fn moved_devices() -> DeviceMap {
         DeviceMap::between(
             [(0, 0), (1, 1), (2, 2), (3, 3), (8, 12), (10, 14)],

@@ -24,6 +24,9 @@ pub struct ExtState {
     pub resources: Vec<proto::Resource>,
     /// The client's own XKEYBOARD state (GUIEVICT ≥ 1.2; `None` from older servers).
     pub xkb: Option<proto::XkbClientState>,
+    /// Active grabs the client held on the core devices (GUIEVICT ≥ 1.3; `None` from older
+    /// servers): `proto::ACTIVE_GRAB_*` bits.
+    pub active_grabs: Option<u8>,
 }
 
 impl ExtState {
@@ -127,6 +130,7 @@ pub fn query(conn: &impl Connection, client: u32) -> Result<Option<ExtState>, Ca
     }
     let mut all = proto::Resources::default();
     let mut xkb = None;
+    let mut active_grabs = None;
     loop {
         let raw = cookie.reply().map_err(|source| CaptureError::Reply {
             what: "GUIEVICT GetResources".into(),
@@ -137,6 +141,9 @@ pub fn query(conn: &impl Connection, client: u32) -> Result<Option<ExtState>, Ca
         let next = req.next_after(&page);
         if req.flags & proto::FLAG_XKB_SELECTIONS != 0 {
             xkb = Some(page.xkb);
+        }
+        if req.flags & proto::FLAG_PASSIVE_GRABS != 0 {
+            active_grabs = Some(page.active_grabs);
         }
         all.extend(page.resources);
         match next {
@@ -184,6 +191,7 @@ pub fn query(conn: &impl Connection, client: u32) -> Result<Option<ExtState>, Ca
         list,
         resources: all.resources,
         xkb,
+        active_grabs,
     }))
 }
 

@@ -391,6 +391,8 @@ pub fn capture(
         }
     }
     capture_selection_inputs(conn, s, list, ext)?;
+    crate::grabs::capture(s, list, ext);
+    crate::dbe::capture(conn, s, list)?;
     let modelled = [
         crate::shm::TYPE_NAME,
         type_names::REGION,
@@ -948,6 +950,7 @@ pub(crate) fn regen_resources<'c, C: Connection>(
         .iter()
         .map(|w| w.id)
         .chain(t.pixmaps.iter().map(|p| p.id))
+        .chain(t.dbe_buffers.iter().map(|b| b.id))
         .chain(std::iter::once(t.setup.root))
         .collect();
     let mut placeholders = Vec::new();

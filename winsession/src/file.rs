@@ -5,7 +5,7 @@
 //! Layout (all integers little-endian):
 //! ```text
 //! 0   8  magic "GUIEVWS\0"
-//! 8   4  format version (currently 4)
+//! 8   4  format version (currently 5; 4 is still read)
 //! 12  4  header length H (JSON of the Header, for quick inspection)
 //! 16  8  body length B (zstd-compressed bincode of the whole Session)
 //! 24  8  uncompressed body length U (≤ 1 GiB)
@@ -22,8 +22,12 @@ use std::path::{Path, PathBuf};
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"GUIEVWS\0";
 /// Current format version (3: XFIXES selection inputs, cursor names, XInput 2 devices;
-/// 4: XKEYBOARD event selections).
-pub const FORMAT_VERSION: u32 = 4;
+/// 4: XKEYBOARD event selections; 5: passive grabs and DOUBLE-BUFFER back buffers).
+pub const FORMAT_VERSION: u32 = 5;
+/// Oldest format version still read. Format 5 only appended fields to the end of
+/// [`Session`], so a format-4 body followed by the encoding of those fields, empty, is a
+/// format-5 body.
+pub const OLDEST_READABLE_VERSION: u32 = 4;
 /// Largest uncompressed body accepted (1 GiB).
 pub const MAX_BODY: u64 = 1 << 30;
 const PREFIX: usize = 36;
@@ -140,6 +144,7 @@ pub fn to_bytes(session: &Session) -> Result<Vec<u8>, FileError> {
 }
 
 struct Parts<'a> {
+    version: u32,
     header: &'a [u8],
     body: &'a [u8],
     raw_len: u64,
@@ -175,7 +180,7 @@ fn split(bytes: &[u8]) -> Result<Parts<'_>, FileError> {
         });
     }
     let version = le_u32(bytes, 8);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(FileError::UnsupportedVersion {
             found: version,
             supported: FORMAT_VERSION,
@@ -220,6 +225,7 @@ fn split(bytes: &[u8]) -> Result<Parts<'_>, FileError> {
     }
     let (header, body) = payload.split_at(hlen as usize);
     Ok(Parts {
+        version,
         header,
         body,
         raw_len,
@@ -242,6 +248,16 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Session, FileError> {
             declared: parts.raw_len,
             found: raw.len() as u64,
         });
+    }
+    if parts.version == 4 {
+        // Format 5 appended `passive_grabs` and `dbe_buffers` (both empty in a format-4 file).
+        let tail = bincode_opts()
+            .serialize(&(
+                Vec::<crate::model::PassiveGrab>::new(),
+                Vec::<crate::model::DbeBuffer>::new(),
+            ))
+            .map_err(|e| FileError::Encode(e.to_string()))?;
+        raw.extend_from_slice(&tail);
     }
     let session: Session = bincode_opts()
         .allow_trailing_bytes()
@@ -435,6 +451,71 @@ mod tests {
             name: Some("left_ptr".into()),
         });
         s
+    }
+
+    fn with_grabs_and_dbe(mut s: Session) -> Session {
+        s.passive_grabs.push(PassiveGrab {
+            window: 0x200001,
+            button: false,
+            detail: 39,
+            modifiers: 4,
+            owner_events: true,
+            event_mask: 0,
+            pointer_mode: 1,
+            keyboard_mode: 1,
+            confine_to: 0,
+            cursor: 0,
+            modifier_mask: None,
+            detail_mask: Some(vec![0xff; 32]),
+        });
+        s.dbe_buffers.push(DbeBuffer {
+            id: 0x200008,
+            window: 0x200001,
+            swap_action: 1,
+            contents: None,
+        });
+        s
+    }
+
+    /// A file of format `version` whose body is exactly `raw`.
+    fn file_of(version: u32, header: &Header, raw: &[u8]) -> Vec<u8> {
+        let header = serde_json::to_vec(header).unwrap();
+        let body = zstd::bulk::compress(raw, 3).unwrap();
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&version.to_le_bytes());
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&header);
+        crc.update(&body);
+        out.extend_from_slice(&crc.finalize().to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn format_4_files_are_still_read() {
+        // A format-4 body is a format-5 body without the two trailing (empty) lists.
+        let s = sample();
+        let raw = bincode_opts().serialize(&s).unwrap();
+        let tail = bincode_opts()
+            .serialize(&(Vec::<PassiveGrab>::new(), Vec::<DbeBuffer>::new()))
+            .unwrap();
+        assert!(raw.ends_with(&tail));
+        let v4 = file_of(4, &s.header, &raw[..raw.len() - tail.len()]);
+        assert_eq!(from_bytes(&v4).unwrap(), s);
+        // Format 3 is not.
+        let v3 = file_of(3, &s.header, &raw[..raw.len() - tail.len()]);
+        assert!(matches!(
+            from_bytes(&v3),
+            Err(FileError::UnsupportedVersion { found: 3, .. })
+        ));
+        // Format 5 carries grabs and back buffers.
+        let g = with_grabs_and_dbe(sample());
+        assert_eq!(from_bytes(&to_bytes(&g).unwrap()).unwrap(), g);
     }
 
     #[test]

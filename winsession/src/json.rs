@@ -187,6 +187,8 @@ pub fn to_json(s: &Session) -> Value {
                 "devices": v.devices.iter().map(|d| json!({"device": d.device, "name": d.device_name, "state": d.state, "controls": d.controls, "indicator_state": d.indicator_state, "indicator_map": d.indicator_map, "names": d.names, "compat_map": d.compat_map, "bell": d.bell, "action_message": d.action_message, "access_x": d.access_x, "ext_dev": d.ext_dev})).collect::<Vec<_>>(),
             })),
         })),
+        "passive_grabs": s.passive_grabs.iter().map(|g| json!({"window": g.window, "button": g.button, "detail": g.detail, "modifiers": g.modifiers, "owner_events": g.owner_events, "event_mask": g.event_mask, "pointer_mode": g.pointer_mode, "keyboard_mode": g.keyboard_mode, "confine_to": g.confine_to, "cursor": g.cursor, "modifier_exceptions": g.modifier_mask.is_some(), "detail_exceptions": g.detail_mask.is_some()})).collect::<Vec<_>>(),
+        "dbe_buffers": s.dbe_buffers.iter().map(|b| json!({"id": b.id, "window": b.window, "swap_action": b.swap_action, "contents": b.contents.as_ref().map(|i| i.data.len())})).collect::<Vec<_>>(),
         "root_event_mask": s.root_event_mask,
         "client_versions": s.client_versions.iter().map(|v| json!({"extension": v.extension, "major": v.major, "minor": v.minor, "known": v.known})).collect::<Vec<_>>(),
         "selections": selections,
@@ -252,6 +254,17 @@ pub fn summary(s: &Session) -> String {
     }
     for f in &s.fonts {
         let _ = writeln!(o, "  font {:#x} {}", f.id, f.open_name().unwrap_or("?"));
+    }
+    if !s.passive_grabs.is_empty() || !s.dbe_buffers.is_empty() {
+        let keys = s.passive_grabs.iter().filter(|g| !g.button).count();
+        let _ = writeln!(
+            o,
+            "{} passive grab(s) ({} key, {} button), {} DBE back buffer(s)",
+            s.passive_grabs.len(),
+            keys,
+            s.passive_grabs.len() - keys,
+            s.dbe_buffers.len()
+        );
     }
     if !s.unknown.is_empty() {
         let _ = writeln!(o, "{} unknown item(s):", s.unknown.len());

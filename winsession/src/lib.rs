@@ -3,7 +3,8 @@
 //!
 //! - [`capture`] reads one client's resources on its own connection (pipelined); [`extras`]
 //!   adds the extension state (RENDER formats, SHAPE, XFIXES regions, DAMAGE, SYNC, XInput 2
-//!   selections, XKB per-client state, extension versions) and [`shm`] the MIT-SHM segments.
+//!   selections, XKB per-client state, extension versions), [`shm`] the MIT-SHM segments,
+//!   [`grabs`] the passive key/button grabs and [`dbe`] the DOUBLE-BUFFER back buffers.
 //! - [`write_file`] / [`read_file`] (and [`to_bytes`] / [`from_bytes`]) store sessions.
 //! - [`regenerate`] recreates a session on another server (RENDER pictures and glyph sets too)
 //!   and returns the ID/atom maps, PICTFORMAT pairs included.
@@ -13,9 +14,11 @@
 pub(crate) mod blob;
 pub mod capture;
 pub mod convert;
+pub mod dbe;
 pub mod ext;
 pub mod extras;
 pub mod file;
+pub mod grabs;
 pub mod json;
 pub mod model;
 pub mod regenerate;

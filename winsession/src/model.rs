@@ -85,6 +85,57 @@ pub struct Session {
     /// Human-readable list of state that could not be captured (e.g. "gc 0x400003: values
     /// (GUIEVICT extension absent)").
     pub unknown: Vec<String>,
+    /// Core passive grabs (`GrabKey`, `GrabButton`) of this client, on its own windows and on
+    /// the root (format 5; read by the GUIEVICT extension ≥ 1.3, empty without it).
+    /// New fields stay at the end of `Session`: a format-4 body plus the encoding of the empty
+    /// new fields is a valid format-5 body (see `file`).
+    pub passive_grabs: Vec<PassiveGrab>,
+    /// DOUBLE-BUFFER back buffers of this client's windows (format 5).
+    pub dbe_buffers: Vec<DbeBuffer>,
+}
+
+/// One core passive grab.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassiveGrab {
+    /// Grab window (one of the client's windows, or the root).
+    pub window: u32,
+    /// `GrabButton` (true) or `GrabKey` (false).
+    pub button: bool,
+    /// Key code or button (0: AnyKey / AnyButton).
+    pub detail: u8,
+    /// Modifiers (0x8000: AnyModifier).
+    pub modifiers: u16,
+    /// owner_events.
+    pub owner_events: bool,
+    /// Pointer event mask (button grabs).
+    pub event_mask: u16,
+    /// Pointer mode (0 Synchronous, 1 Asynchronous).
+    pub pointer_mode: u8,
+    /// Keyboard mode (0 Synchronous, 1 Asynchronous).
+    pub keyboard_mode: u8,
+    /// Confine-to window (button grabs; 0 None).
+    pub confine_to: u32,
+    /// Cursor while active (button grabs; 0 None).
+    pub cursor: u32,
+    /// For an AnyModifier grab narrowed by later ungrabs: the modifier combinations still
+    /// grabbed (256 bits, bit n of byte n/8).
+    pub modifier_mask: Option<Vec<u8>>,
+    /// For an AnyKey/AnyButton grab narrowed the same way: the keys/buttons still grabbed.
+    pub detail_mask: Option<Vec<u8>>,
+}
+
+/// One DOUBLE-BUFFER back-buffer name (`DbeAllocateBackBufferName`). Several names may share
+/// one window's back buffer; the contents are stored with the first of them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbeBuffer {
+    /// The back-buffer name (a drawable ID).
+    pub id: u32,
+    /// The window it belongs to.
+    pub window: u32,
+    /// Swap-action hint given at allocation (0 Undefined … 3 Copied; unknown → 0).
+    pub swap_action: u8,
+    /// Back-buffer contents (window-sized, the window's depth), when captured.
+    pub contents: Option<Image>,
 }
 
 /// A visual of the source screen.
@@ -1123,6 +1174,15 @@ impl Session {
         for o in &mut self.other_resources {
             o.id = f(IdKind::Any, o.id);
         }
+        for g in &mut self.passive_grabs {
+            g.window = f(IdKind::Window, g.window);
+            g.confine_to = f(IdKind::Window, g.confine_to);
+            g.cursor = f(IdKind::Cursor, g.cursor);
+        }
+        for b in &mut self.dbe_buffers {
+            b.id = f(IdKind::Drawable, b.id);
+            b.window = f(IdKind::Window, b.window);
+        }
     }
 
     /// Call `f` on every atom field (property names/types, ATOM-typed data, selections, the
@@ -1183,6 +1243,7 @@ impl Session {
             .chain(s.counters.iter().map(|x| x.id))
             .chain(s.fences.iter().map(|x| x.id))
             .chain(s.shm_segments.iter().map(|x| x.id))
+            .chain(s.dbe_buffers.iter().map(|x| x.id))
             .chain(s.other_resources.iter().map(|x| x.id))
             .collect::<Vec<_>>();
         for id in defined {
@@ -1244,6 +1305,15 @@ impl Session {
         s.selection_inputs
             .sort_by_key(|x| (x.window, x.selection, x.event_mask));
         s.other_resources.sort_by_key(|x| x.id);
+        s.passive_grabs.sort_by(|a, b| {
+            (a.window, a.button, a.detail, a.modifiers).cmp(&(
+                b.window,
+                b.button,
+                b.detail,
+                b.modifiers,
+            ))
+        });
+        s.dbe_buffers.sort_by_key(|x| x.id);
         s
     }
 }

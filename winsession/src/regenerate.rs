@@ -288,6 +288,7 @@ pub fn regenerate(
         .chain(session.counters.iter().map(|x| x.id))
         .chain(session.fences.iter().map(|x| x.id))
         .chain(session.shm_segments.iter().map(|x| x.id))
+        .chain(session.dbe_buffers.iter().map(|x| x.id))
     {
         let new = conn.generate_id()?;
         out.xid_map.insert(id, new);
@@ -931,6 +932,84 @@ pub fn regenerate(
         }
     }
 
+    // --- DOUBLE-BUFFER back buffers: the same names on the new windows, before the pictures
+    // and GCs that draw into them; contents uploaded once per window (names share a buffer).
+    if !t.dbe_buffers.is_empty() {
+        if conn
+            .extension_information(x11rb::protocol::dbe::X11_EXTENSION_NAME)?
+            .is_none()
+        {
+            warn(
+                &mut out,
+                format!(
+                    "the target has no DOUBLE-BUFFER extension: {} back buffer(s) not recreated",
+                    t.dbe_buffers.len()
+                ),
+            );
+        } else {
+            use x11rb::protocol::dbe::ConnectionExt as _;
+            let depth_of: HashMap<u32, u8> = t.windows.iter().map(|w| (w.id, w.depth)).collect();
+            for b in &t.dbe_buffers {
+                pend.push(
+                    "DbeAllocateBackBufferName",
+                    b.id,
+                    conn.dbe_allocate_back_buffer(b.window, b.id, b.swap_action)?,
+                );
+            }
+            for b in &t.dbe_buffers {
+                let Some(img) = &b.contents else { continue };
+                let Some(&src_depth) = depth_of.get(&b.window) else {
+                    continue;
+                };
+                let depth = depth_map.get(&src_depth).copied().unwrap_or(src_depth);
+                let bpp = target.bpp(depth).unwrap_or(img.bits_per_pixel);
+                let pad = target
+                    .pixmap_formats
+                    .iter()
+                    .find(|f| f.depth == depth)
+                    .map(|f| f.scanline_pad)
+                    .unwrap_or(32);
+                let converted;
+                let img =
+                    if depth != img.depth || bpp != img.bits_per_pixel || pad != img.scanline_pad {
+                        let conv = convert(src_depth)
+                            .and_then(|(a, c)| convert_image(img, &a, &c, depth, bpp, pad));
+                        match conv {
+                            Some(c) => {
+                                converted = c;
+                                &converted
+                            }
+                            None => {
+                                warn(
+                                    &mut out,
+                                    format!(
+                                        "dbe back buffer {:#x}: contents not converted; left blank",
+                                        b.id
+                                    ),
+                                );
+                                continue;
+                            }
+                        }
+                    } else {
+                        img
+                    };
+                let gc = conn.generate_id()?;
+                pend.push(
+                    "CreateGC(back buffer)",
+                    gc,
+                    conn.create_gc(
+                        gc,
+                        b.window,
+                        &xproto::CreateGCAux::new().graphics_exposures(0),
+                    )?,
+                );
+                put_image_chunked(conn, &mut pend, b.id, gc, img, &target, max_req)?;
+                pend.push("FreeGC(back buffer)", gc, conn.free_gc(gc)?);
+                out.stats.pixmap_bytes += img.data.len() as u64;
+            }
+        }
+    }
+
     // --- Extension state: versions, shapes, RENDER, XFIXES, DAMAGE, SYNC, XInput 2.
     let mut sink = crate::extras::Sink {
         hard: Vec::new(),
@@ -948,6 +1027,7 @@ pub fn regenerate(
         .map(|(n, o)| (n.id, o.drawable))
         .collect();
     out.xi_device_map = crate::extras::regen_resources(conn, &t, &orig_drawable, &mut sink)?;
+    crate::grabs::regen(conn, &t, &mut sink)?;
     pend.cookies.append(&mut sink.hard);
     for w in std::mem::take(&mut sink.warnings) {
         warn(&mut out, w);

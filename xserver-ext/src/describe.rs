@@ -9,6 +9,10 @@ use guievict_ext_proto as proto;
 use proto::*;
 use std::collections::HashMap;
 
+/// Server type name of a DOUBLE-BUFFER back-buffer name as a drawable (value: the back-buffer
+/// pixmap, which the server created without an ID of its own).
+const DBE_DRAWABLE: &str = "dbeDrawable";
+
 /// What every description in one request shares.
 pub struct Ctx<'a> {
     api: &'a Api,
@@ -18,6 +22,9 @@ pub struct Ctx<'a> {
     order: ByteOrder,
     /// FontPtr → the client's font ID (for GC fonts).
     font_ids: HashMap<usize, u32>,
+    /// DOUBLE-BUFFER back-buffer pixmap → the client's back-buffer name (the server made the
+    /// pixmap without an ID, so a picture on a back buffer names it by this).
+    back_buffer_ids: HashMap<usize, u32>,
     font_atom: ffi::Atom,
 }
 
@@ -39,6 +46,14 @@ impl<'a> Ctx<'a> {
             .filter(|i| names.get(&i.rtype).map(String::as_str) == Some(kinds::FONT))
             .map(|i| (i.value as usize, i.id))
             .collect();
+        let mut back_buffer_ids = HashMap::new();
+        for i in items
+            .iter()
+            .filter(|i| names.get(&i.rtype).map(String::as_str) == Some(DBE_DRAWABLE))
+        {
+            // Several names of one buffer: the lowest ID (items are sorted).
+            back_buffer_ids.entry(i.value as usize).or_insert(i.id);
+        }
         Self {
             api,
             client,
@@ -47,6 +62,7 @@ impl<'a> Ctx<'a> {
             flags,
             order,
             font_ids,
+            back_buffer_ids,
             font_atom: find_atom(api, "FONT"),
         }
     }
@@ -136,6 +152,7 @@ pub unsafe fn describe(ctx: &Ctx<'_>, it: &Item, name: &str) -> Detail {
                 selection_input(ctx, it)
             }
             kinds::XKB_CLIENT if ctx.flags & FLAG_XKB_SELECTIONS != 0 => xkb_interest(ctx, it),
+            kinds::PASSIVE_GRAB if ctx.flags & FLAG_PASSIVE_GRABS != 0 => passive_grab(ctx, it),
             kinds::DAMAGE if ctx.flags & FLAG_DAMAGE != 0 => damage(ctx, it),
             _ => Detail::Other,
         }
@@ -489,7 +506,15 @@ unsafe fn picture(ctx: &Ctx<'_>, p: &ffi::_Picture) -> PictureInfo {
                 }),
             }
         } else if !p.pDrawable.is_null() {
-            PictureSource::Drawable((*p.pDrawable).id)
+            let id = (*p.pDrawable).id;
+            PictureSource::Drawable(if id == 0 {
+                ctx.back_buffer_ids
+                    .get(&(p.pDrawable as usize))
+                    .copied()
+                    .unwrap_or(0)
+            } else {
+                id
+            })
         } else {
             PictureSource::Drawable(0)
         };
@@ -873,4 +898,156 @@ unsafe fn xkb_interest(ctx: &Ctx<'_>, it: &Item) -> Detail {
         }
     }
     Detail::Other
+}
+
+/// Whether looking `id` up as a window finds exactly `w` (a pointer is only followed when the
+/// server's own table agrees that it is a live window).
+///
+/// # Safety
+/// Must run on the server's dispatch thread; `w` is only compared, never dereferenced.
+unsafe fn window_checks_out(api: &Api, id: u32, w: ffi::WindowPtr) -> bool {
+    let mut found: *mut std::ffi::c_void = std::ptr::null_mut();
+    // SAFETY: serverClient is a server global; the lookup only reads the resource tables.
+    let rc = unsafe {
+        let server_client = *api.f.serverClient;
+        (api.f.dixLookupResourceByType)(
+            &mut found,
+            id,
+            ffi::RT_WINDOW,
+            server_client,
+            ffi::DixGetAttrAccess,
+        )
+    };
+    rc == 0 && found == w as *mut std::ffi::c_void
+}
+
+/// `MasksPerDetailMask` of dix/grabs.c: a grab's exception mask is 8 `Mask` words (256 bits).
+const MASKS_PER_DETAIL_MASK: usize = 8;
+
+/// A grab's `DetailRec.pMask` (the keys/buttons or modifier combinations an Any grab still
+/// covers after partial ungrabs) as 32 bytes, bit n in byte n/8 (LSB first); `None` when the
+/// grab has no exceptions.
+///
+/// # Safety
+/// `m` must be NULL or point to a live mask of [`MASKS_PER_DETAIL_MASK`] words.
+unsafe fn detail_mask(m: *const ffi::Mask) -> Option<Vec<u8>> {
+    if m.is_null() {
+        return None;
+    }
+    // SAFETY: the server allocates exactly MasksPerDetailMask words (caller).
+    let words = unsafe { std::slice::from_raw_parts(m, MASKS_PER_DETAIL_MASK) };
+    Some(words.iter().flat_map(|w| w.to_le_bytes()).collect())
+}
+
+/// One passive grab of the requesting client: the resource's value is the `GrabRec`
+/// (`AddPassiveGrabToList` adds `AddResource(grab->resource, RT_PASSIVEGRAB, grab)` with a
+/// `FakeClientID` of the grabbing client). Reported only if it checks out: the record's resource
+/// ID is the one it is filed under, its device is one the server knows, and its grab window (and
+/// confine-to window) are the live windows their IDs name; otherwise `Other`.
+///
+/// # Safety
+/// `it.value` must be the value of a live `PASSIVE GRAB` resource of the requesting client.
+unsafe fn passive_grab(ctx: &Ctx<'_>, it: &Item) -> Detail {
+    // SAFETY: the resource value is the grab record (caller).
+    let g = unsafe { &*(it.value as *const ffi::_GrabRec) };
+    if g.resource != it.id || g.window.is_null() {
+        return Detail::Other;
+    }
+    // SAFETY: dispatch thread (caller).
+    if g.device.is_null() || !unsafe { known_device(ctx.api, g.device) } {
+        return Detail::Other;
+    }
+    // SAFETY: the window pointer is held by the grab while it is on the window's list; it is
+    // cross-checked against the server's resource table before its ID is trusted.
+    let window = unsafe { (*g.window).drawable.id };
+    // SAFETY: dispatch thread.
+    if !unsafe { window_checks_out(ctx.api, window, g.window) } {
+        return Detail::Other;
+    }
+    let confine_to = if g.confineTo.is_null() {
+        0
+    } else {
+        // SAFETY: as for the grab window.
+        let id = unsafe { (*g.confineTo).drawable.id };
+        // SAFETY: dispatch thread.
+        if !unsafe { window_checks_out(ctx.api, id, g.confineTo) } {
+            return Detail::Other;
+        }
+        id
+    };
+    let cursor = if g.cursor.is_null() {
+        0
+    } else {
+        // SAFETY: the grab holds a reference on its cursor (CreateGrab: RefCursor).
+        unsafe { (*g.cursor).id }
+    };
+    // SAFETY: known device (checked above).
+    let device = u16::try_from(unsafe { (*g.device).id }).unwrap_or(0);
+    Detail::PassiveGrab(PassiveGrabInfo {
+        window,
+        confine_to,
+        cursor,
+        event_mask: g.eventMask,
+        modifiers: g.modifiersDetail.exact,
+        detail: u16::try_from(g.detail.exact).unwrap_or(u16::MAX),
+        device,
+        level: g.grabtype as u8,
+        event_type: g.type_,
+        owner_events: g.ownerEvents() != 0,
+        pointer_mode: g.pointerMode() as u8,
+        keyboard_mode: g.keyboardMode() as u8,
+        // SAFETY: pMask is NULL or the MasksPerDetailMask words DeleteDetailFromMask made.
+        modifier_mask: unsafe { detail_mask(g.modifiersDetail.pMask) },
+        // SAFETY: as above.
+        detail_mask: unsafe { detail_mask(g.detail.pMask) },
+    })
+}
+
+/// `RESOURCE_AND_CLIENT_COUNT` of resource.h: client bits and resource bits share 29 bits.
+const RESOURCE_AND_CLIENT_COUNT: u32 = 29;
+
+/// Whether `id` carries the client bits of `client` (`CLIENT_BITS(id) == clientAsMask`).
+///
+/// # Safety
+/// `client` must be live.
+unsafe fn owned_by(api: &Api, id: ffi::XID, client: ffi::ClientPtr) -> bool {
+    // SAFETY: a server function without preconditions.
+    let bits = unsafe { (api.f.ResourceClientBits)() };
+    if bits == 0 || bits >= RESOURCE_AND_CLIENT_COUNT {
+        return false;
+    }
+    let mask = ((1u32 << bits) - 1) << (RESOURCE_AND_CLIENT_COUNT - bits);
+    // SAFETY: live client (caller).
+    let own = unsafe { (*client).clientAsMask };
+    id & mask == own & mask
+}
+
+/// The active grabs the client holds on the core pointer and keyboard (reply header byte 29).
+///
+/// # Safety
+/// `client` must be live; must run on the server's dispatch thread.
+pub unsafe fn active_grabs(api: &Api, client: ffi::ClientPtr) -> u8 {
+    let mut out = 0;
+    // SAFETY: inputInfo is a server global; its core devices and their grab records are live
+    // on the dispatch thread.
+    unsafe {
+        let info = &*api.f.inputInfo;
+        for (dev, bit) in [
+            (info.pointer, ACTIVE_GRAB_POINTER),
+            (info.keyboard, ACTIVE_GRAB_KEYBOARD),
+        ] {
+            if dev.is_null() {
+                continue;
+            }
+            let g = &(*dev).deviceGrab;
+            if g.grab.is_null() || !owned_by(api, (*g.grab).resource, client) {
+                continue;
+            }
+            out |= bit;
+            if bit == ACTIVE_GRAB_POINTER && (g.implicitGrab != 0 || g.fromPassiveGrab != 0) {
+                out |= ACTIVE_GRAB_POINTER_IMPLICIT;
+            }
+        }
+    }
+    out
 }

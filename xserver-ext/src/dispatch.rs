@@ -208,6 +208,12 @@ unsafe fn get_resources(
         } else {
             proto::XkbClientState::default()
         },
+        active_grabs: if req.flags & proto::FLAG_PASSIVE_GRABS != 0 {
+            // SAFETY: valid client, dispatch thread.
+            unsafe { crate::describe::active_grabs(api, client) }
+        } else {
+            0
+        },
         resources: proto::Resources::default(),
     };
     let mut w = Writer::with_capacity(order, proto::REPLY_HEADER_LEN + body.len());

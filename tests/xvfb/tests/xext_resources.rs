@@ -1016,13 +1016,13 @@ fn xext_refuses_a_server_of_another_release() {
 }
 
 /// DAMAGE objects at every report level, on the client's window, its pixmap and another
-/// client's window: GetResources (1.3) says exactly what each watches and how it reports; a
-/// server speaking 1.2 leaves them `Other` and refuses the 1.3 flag.
+/// client's window: GetResources (1.4) says exactly what each watches and how it reports; a
+/// server speaking 1.3 leaves them `Other` and refuses the 1.4 flag.
 #[test]
 fn xext_damage_objects() {
     use x11rb::protocol::damage::{self, ConnectionExt as _};
     with_timeout(60, || -> Result<()> {
-        for minor in [None, Some("2")] {
+        for minor in [None, Some("3")] {
             let x = Xvfb::start_with(XvfbOptions {
                 env: minor
                     .map(|m| vec![("GUIEVICT_XEXT_PROTOCOL_MINOR".into(), m.into())])
@@ -1079,11 +1079,11 @@ fn xext_damage_objects() {
                         ..GetResourcesRequest::first()
                     },
                 );
-                assert!(bad.is_err(), "a 1.2 server accepted the 1.3 flag");
+                assert!(bad.is_err(), "a 1.3 server accepted the 1.4 flag");
                 let rep = get_page(
                     &conn,
                     &GetResourcesRequest {
-                        flags: flags_for_minor(2),
+                        flags: flags_for_minor(3),
                         max_bytes: MAX_MAX_BYTES,
                         ..GetResourcesRequest::first()
                     },

@@ -32,9 +32,68 @@ pub enum Detail {
     /// XKEYBOARD event selections of the client on one keyboard device (protocol 1.2, only
     /// with `FLAG_XKB_SELECTIONS`).
     XkbInterest(XkbInterestInfo),
-    /// DAMAGE object: the drawable it watches and its report level (protocol 1.3, only with
+    /// One passive grab of the client (protocol 1.3, only with `FLAG_PASSIVE_GRABS`).
+    PassiveGrab(PassiveGrabInfo),
+    /// DAMAGE object: the drawable it watches and its report level (protocol 1.4, only with
     /// `FLAG_DAMAGE`).
     Damage(DamageInfo),
+}
+
+/// One passive grab (`GrabKey`, `GrabButton`, or an XInput passive grab): the server's
+/// `GrabRec` on the grab window's passive-grab list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassiveGrabInfo {
+    /// Grab window (any client's, often the root or the application's own).
+    pub window: u32,
+    /// Window the pointer is confined to while the grab is active (0: None).
+    pub confine_to: u32,
+    /// Cursor shown while the grab is active (0: None).
+    pub cursor: u32,
+    /// Core/XI1 event mask of the grab (button grabs: the pointer events asked for).
+    pub event_mask: u32,
+    /// Modifiers (AnyModifier 0x8000 for core grabs; XI2: 1 << 31).
+    pub modifiers: u32,
+    /// Key code or button (0: AnyKey / AnyButton).
+    pub detail: u16,
+    /// Device the grab is on (the core keyboard or pointer for core grabs).
+    pub device: u16,
+    /// 1 core, 2 XInput 1.x, 3 XInput 2 (the server's `enum InputLevel`).
+    pub level: u8,
+    /// Event type that activates the grab (core: KeyPress 2, ButtonPress 4).
+    pub event_type: u8,
+    /// `owner_events` of the grab request.
+    pub owner_events: bool,
+    /// Pointer mode (0 Synchronous, 1 Asynchronous).
+    pub pointer_mode: u8,
+    /// Keyboard mode (0 Synchronous, 1 Asynchronous).
+    pub keyboard_mode: u8,
+    /// For an AnyModifier grab later narrowed by `UngrabKey`/`UngrabButton` with specific
+    /// modifiers: the 256-bit set of modifier combinations still grabbed (bit n of byte n/8).
+    pub modifier_mask: Option<Vec<u8>>,
+    /// For an AnyKey/AnyButton grab narrowed the same way: the 256-bit set of keys/buttons
+    /// still grabbed.
+    pub detail_mask: Option<Vec<u8>>,
+}
+
+impl PassiveGrabInfo {
+    /// Level of core-protocol grabs.
+    pub const CORE: u8 = 1;
+    /// Core `KeyPress`: a `GrabKey` grab.
+    pub const KEY_PRESS: u8 = 2;
+    /// Core `ButtonPress`: a `GrabButton` grab.
+    pub const BUTTON_PRESS: u8 = 4;
+    /// Length of an exception mask in bytes.
+    pub const MASK_BYTES: usize = 32;
+
+    /// A core `GrabKey` grab.
+    pub fn is_core_key(&self) -> bool {
+        self.level == Self::CORE && self.event_type == Self::KEY_PRESS
+    }
+
+    /// A core `GrabButton` grab.
+    pub fn is_core_button(&self) -> bool {
+        self.level == Self::CORE && self.event_type == Self::BUTTON_PRESS
+    }
 }
 
 /// A DAMAGE object of the client (`DamageCreate`): what the protocol cannot read back.
@@ -515,7 +574,8 @@ impl Detail {
             Detail::GlyphSet(_) => 8,
             Detail::SelectionInput(_) => 9,
             Detail::XkbInterest(_) => 10,
-            Detail::Damage(_) => 11,
+            Detail::PassiveGrab(_) => 11,
+            Detail::Damage(_) => 12,
         }
     }
 
@@ -523,6 +583,42 @@ impl Detail {
     pub fn encode(&self, w: &mut Writer) {
         match self {
             Detail::Other => {}
+            Detail::PassiveGrab(x) => {
+                w.u32(x.window);
+                w.u32(x.confine_to);
+                w.u32(x.cursor);
+                w.u32(x.event_mask);
+                w.u32(x.modifiers);
+                w.u16(x.detail);
+                w.u16(x.device);
+                w.u8(x.level);
+                w.u8(x.event_type);
+                let mut flags = 0u8;
+                if x.owner_events {
+                    flags |= 1;
+                }
+                if x.pointer_mode != 0 {
+                    flags |= 2;
+                }
+                if x.keyboard_mode != 0 {
+                    flags |= 4;
+                }
+                if x.modifier_mask.is_some() {
+                    flags |= 8;
+                }
+                if x.detail_mask.is_some() {
+                    flags |= 16;
+                }
+                w.u8(flags);
+                w.u8(0);
+                for m in [&x.modifier_mask, &x.detail_mask].into_iter().flatten() {
+                    let mut b = [0u8; PassiveGrabInfo::MASK_BYTES];
+                    for (o, i) in b.iter_mut().zip(m.iter()) {
+                        *o = *i;
+                    }
+                    w.bytes(&b);
+                }
+            }
             Detail::Damage(x) => {
                 w.u32(x.drawable);
                 w.u8(x.level);
@@ -860,6 +956,52 @@ impl Detail {
                 })
             }
             11 => {
+                let window = r.u32("grab window")?;
+                let confine_to = r.u32("grab confine-to")?;
+                let cursor = r.u32("grab cursor")?;
+                let event_mask = r.u32("grab event mask")?;
+                let modifiers = r.u32("grab modifiers")?;
+                let detail = r.u16("grab detail")?;
+                let device = r.u16("grab device")?;
+                let level = r.u8("grab level")?;
+                let event_type = r.u8("grab event type")?;
+                let flags_off = r.offset();
+                let flags = r.u8("grab flags")?;
+                if flags & !31 != 0 {
+                    return Err(DecodeError::BadValue {
+                        offset: flags_off,
+                        value: flags.into(),
+                        what: "grab flags",
+                    });
+                }
+                r.skip(1, "grab padding")?;
+                let mut mask = |bit: u8, what| -> Result<Option<Vec<u8>>, DecodeError> {
+                    Ok(if flags & bit != 0 {
+                        Some(r.bytes(PassiveGrabInfo::MASK_BYTES, what)?.to_vec())
+                    } else {
+                        None
+                    })
+                };
+                let modifier_mask = mask(8, "grab modifier mask")?;
+                let detail_mask = mask(16, "grab detail mask")?;
+                Detail::PassiveGrab(PassiveGrabInfo {
+                    window,
+                    confine_to,
+                    cursor,
+                    event_mask,
+                    modifiers,
+                    detail,
+                    device,
+                    level,
+                    event_type,
+                    owner_events: flags & 1 != 0,
+                    pointer_mode: (flags >> 1) & 1,
+                    keyboard_mode: (flags >> 2) & 1,
+                    modifier_mask,
+                    detail_mask,
+                })
+            }
+            12 => {
                 let drawable = r.u32("damage drawable")?;
                 let level = r.u8("damage report level")?;
                 r.skip(3, "damage padding")?;

@@ -20,8 +20,10 @@ pub const MAJOR_VERSION: u16 = 1;
 /// `BadValue`, and a 1.1 server sends the new record only to clients that set the flag.
 /// 1.2 added [`FLAG_XKB_SELECTIONS`] the same way: [`Detail::XkbInterest`] records and the
 /// client's XKB state in the reply header ([`GetResourcesReply::xkb`]).
-/// 1.3 added [`FLAG_DAMAGE`]: [`Detail::Damage`] records (drawable and report level).
-pub const MINOR_VERSION: u16 = 3;
+/// 1.3 added [`FLAG_PASSIVE_GRABS`]: [`Detail::PassiveGrab`] records for the client's passive
+/// key and button grabs.
+/// 1.4 added [`FLAG_DAMAGE`]: [`Detail::Damage`] records (drawable and report level).
+pub const MINOR_VERSION: u16 = 4;
 
 /// Minor opcode of `QueryVersion`.
 pub const X_QUERY_VERSION: u8 = 0;
@@ -43,18 +45,24 @@ pub const FLAG_SELECTION_INPUTS: u32 = 1 << 3;
 /// client-wide XKB state ([`GetResourcesReply::xkb`]); without it they are [`Detail::Other`]
 /// and zero, as in 1.1.
 pub const FLAG_XKB_SELECTIONS: u32 = 1 << 4;
-/// `GetResources` flag (protocol 1.3): describe the client's DAMAGE objects as
+/// `GetResources` flag (protocol 1.3): describe the client's passive grabs (`GrabKey`,
+/// `GrabButton` and the XInput ones; server resources of type `PASSIVE GRAB`) as
+/// [`Detail::PassiveGrab`]; without it they are [`Detail::Other`], as in 1.2.
+pub const FLAG_PASSIVE_GRABS: u32 = 1 << 5;
+/// `GetResources` flag (protocol 1.4): describe the client's DAMAGE objects as
 /// [`Detail::Damage`] (the drawable watched and the report level, which the DAMAGE protocol
-/// cannot read back); without it they are [`Detail::Other`], as in 1.2.
-pub const FLAG_DAMAGE: u32 = 1 << 5;
+/// cannot read back); without it they are [`Detail::Other`], as in 1.3.
+pub const FLAG_DAMAGE: u32 = 1 << 6;
 /// The `GetResources` flags protocol 1.0 defines (what a 1.0 server accepts).
 pub const FLAGS_V1_0: u32 = FLAG_CURSOR_IMAGES | FLAG_GLYPH_IMAGES | FLAG_COLORMAP_CELLS;
 /// The `GetResources` flags protocol 1.1 defines (what a 1.1 server accepts).
 pub const FLAGS_V1_1: u32 = FLAGS_V1_0 | FLAG_SELECTION_INPUTS;
 /// The `GetResources` flags protocol 1.2 defines (what a 1.2 server accepts).
 pub const FLAGS_V1_2: u32 = FLAGS_V1_1 | FLAG_XKB_SELECTIONS;
+/// The `GetResources` flags protocol 1.3 defines (what a 1.3 server accepts).
+pub const FLAGS_V1_3: u32 = FLAGS_V1_2 | FLAG_PASSIVE_GRABS;
 /// All defined `GetResources` flags.
-pub const FLAGS_ALL: u32 = FLAGS_V1_2 | FLAG_DAMAGE;
+pub const FLAGS_ALL: u32 = FLAGS_V1_3 | FLAG_DAMAGE;
 
 /// The `GetResources` flags a server of protocol 1.`minor` accepts.
 pub const fn flags_for_minor(minor: u16) -> u32 {
@@ -62,6 +70,7 @@ pub const fn flags_for_minor(minor: u16) -> u32 {
         0 => FLAGS_V1_0,
         1 => FLAGS_V1_1,
         2 => FLAGS_V1_2,
+        3 => FLAGS_V1_3,
         _ => FLAGS_ALL,
     }
 }
@@ -219,9 +228,21 @@ pub struct GetResourcesReply {
     /// The requesting client's own XKEYBOARD state (protocol 1.2, with
     /// [`FLAG_XKB_SELECTIONS`]; all zero otherwise). The same in every page.
     pub xkb: XkbClientState,
+    /// Active grabs the requesting client holds on the core devices (protocol 1.3, with
+    /// [`FLAG_PASSIVE_GRABS`]; 0 otherwise): [`ACTIVE_GRAB_POINTER`] | [`ACTIVE_GRAB_KEYBOARD`]
+    /// | [`ACTIVE_GRAB_POINTER_IMPLICIT`]. The same in every page.
+    pub active_grabs: u8,
     /// The resources of this page.
     pub resources: Resources,
 }
+
+/// [`GetResourcesReply::active_grabs`] bit: the client holds the core pointer's active grab.
+pub const ACTIVE_GRAB_POINTER: u8 = 1;
+/// [`GetResourcesReply::active_grabs`] bit: the client holds the core keyboard's active grab.
+pub const ACTIVE_GRAB_KEYBOARD: u8 = 2;
+/// [`GetResourcesReply::active_grabs`] bit: the pointer grab was activated by a button press
+/// (implicitly or through a passive grab) and ends with the release.
+pub const ACTIVE_GRAB_POINTER_IMPLICIT: u8 = 4;
 
 /// The XKEYBOARD state the server keeps per client rather than per device (reply header
 /// bytes 24..29 of `GetResources`).
@@ -271,7 +292,7 @@ impl Resources {
 
 /// The server's name for a resource type, as registered with `CreateNewResourceType` (for
 /// example `"WINDOW"`, `"PIXMAP"`, `"GC"`, `"FONT"`, `"CURSOR"`, `"COLORMAP"`, `"PICTURE"`,
-/// `"GLYPHSET"`, `"REGION"`, `"DAMAGE"`, `"PASSIVEGRAB"`). Constants in [`kinds`].
+/// `"GLYPHSET"`, `"REGION"`, `"DAMAGE"`, `"PASSIVE GRAB"`). Constants in [`kinds`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ResourceKind(pub String);
 
@@ -308,6 +329,9 @@ pub mod kinds {
     pub const XKB_CLIENT: &str = "XkbClient";
     /// A DAMAGE object of the client (`DamageCreate`).
     pub const DAMAGE: &str = "DamageExt";
+    /// One passive grab of the client (`GrabKey`, `GrabButton`, XInput passive grabs); the
+    /// resource ID is a server-made one (bit 0x40000000 set).
+    pub const PASSIVE_GRAB: &str = "PASSIVE GRAB";
 }
 
 /// One resource of the requesting client.
@@ -583,7 +607,8 @@ pub fn encode_get_resources_reply_header(w: &mut Writer, reply: &GetResourcesRep
     w.u16(reply.xkb.map_notify);
     w.u16(reply.xkb.new_keyboard_notify);
     w.u8(reply.xkb.flags);
-    w.zeros(3);
+    w.u8(reply.active_grabs);
+    w.zeros(2);
 }
 
 /// Fill in the length field of a reply written with [`encode_get_resources_reply_header`].
@@ -617,7 +642,16 @@ pub fn decode_get_resources_reply(
         new_keyboard_notify: r.u16("xkb new keyboard notify details")?,
         flags: r.u8("xkb client flags")?,
     };
-    r.skip(3, "reply padding")?;
+    let active_off = r.offset();
+    let active_grabs = r.u8("active grabs")?;
+    if active_grabs & !7 != 0 {
+        return Err(DecodeError::BadValue {
+            offset: active_off,
+            value: active_grabs.into(),
+            what: "active grabs",
+        });
+    }
+    r.skip(2, "reply padding")?;
     r.check_count(count, 16, "resources")?;
     let mut resources = Vec::with_capacity(count);
     for _ in 0..count {
@@ -631,6 +665,7 @@ pub fn decode_get_resources_reply(
         next_type,
         total,
         xkb,
+        active_grabs,
         resources: Resources { resources },
     })
 }

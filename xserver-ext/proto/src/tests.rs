@@ -214,6 +214,22 @@ fn sample_resources() -> Vec<Resource> {
         ),
         r(0x4040_000c, "PASSIVEGRAB", 40, Detail::Other),
         r(
+            0x4040_000f,
+            kinds::PASSIVE_GRAB,
+            11,
+            Detail::PassiveGrab(PassiveGrabInfo {
+                window: 0x525,
+                modifiers: 0x8000,
+                detail: 39,
+                device: 3,
+                level: 1,
+                event_type: 2,
+                keyboard_mode: 1,
+                detail_mask: Some(vec![0x55; 32]),
+                ..Default::default()
+            }),
+        ),
+        r(
             0x4040_000d,
             kinds::XFIXES_SELECTION_CLIENT,
             41,
@@ -268,6 +284,7 @@ fn sample_reply() -> GetResourcesReply {
             new_keyboard_notify: 7,
             flags: XkbClientState::INITIALISED,
         },
+        active_grabs: ACTIVE_GRAB_POINTER | ACTIVE_GRAB_POINTER_IMPLICIT,
         resources: Resources {
             resources: sample_resources(),
         },
@@ -492,35 +509,37 @@ fn selection_input_record_bytes() {
 fn version_1_1_flags() {
     assert_eq!(FLAGS_V1_0, 7);
     assert_eq!(FLAGS_V1_1, 15);
-    // A 1.1 request with the new flag decodes; bit 4 is still undefined.
+    // A request with every defined flag decodes; bit 7 is still undefined.
     let req = GetResourcesRequest::first();
     let b = encode_get_resources(1, &req, ByteOrder::Lsb);
     assert_eq!(
         decode_request(&b, ByteOrder::Lsb),
         Ok(Request::GetResources(req))
     );
-    let bad = GetResourcesRequest { flags: 0x40, ..req };
+    let bad = GetResourcesRequest { flags: 0x80, ..req };
     let b = encode_get_resources(1, &bad, ByteOrder::Lsb);
     assert!(matches!(
         decode_request(&b, ByteOrder::Lsb),
-        Err(RequestError::BadValue { value: 0x40, .. })
+        Err(RequestError::BadValue { value: 0x80, .. })
     ));
 }
 
 #[test]
-fn version_1_2_and_1_3_flags() {
-    assert_eq!(MINOR_VERSION, 3);
+fn versions_1_2_to_1_4_flags() {
+    assert_eq!(MINOR_VERSION, 4);
     assert_eq!(FLAG_XKB_SELECTIONS, 0x10);
     assert_eq!(FLAGS_V1_2, 31);
-    assert_eq!(FLAG_DAMAGE, 0x20);
-    assert_eq!(FLAGS_ALL, 63);
+    assert_eq!(FLAG_PASSIVE_GRABS, 0x20);
+    assert_eq!(FLAGS_V1_3, 63);
+    assert_eq!(FLAG_DAMAGE, 0x40);
+    assert_eq!(FLAGS_ALL, 127);
     assert_eq!(flags_for_minor(0), FLAGS_V1_0);
     assert_eq!(flags_for_minor(1), FLAGS_V1_1);
     assert_eq!(flags_for_minor(2), FLAGS_V1_2);
-    assert_eq!(flags_for_minor(3), FLAGS_ALL);
+    assert_eq!(flags_for_minor(3), FLAGS_V1_3);
+    assert_eq!(flags_for_minor(4), FLAGS_ALL);
     let req = GetResourcesRequest::first();
-    assert_eq!(req.flags & FLAG_XKB_SELECTIONS, FLAG_XKB_SELECTIONS);
-    assert_eq!(req.flags & FLAG_DAMAGE, FLAG_DAMAGE);
+    assert_eq!(req.flags, FLAGS_ALL);
 }
 
 #[test]
@@ -538,7 +557,7 @@ fn damage_record_bytes() {
     encode_resource(&mut w, &res);
     let b = w.into_inner();
     let name = kinds::DAMAGE.as_bytes();
-    assert_eq!(&b[8..16], &[0, name.len() as u8, 11, 0, 0, 0, 0, 8]);
+    assert_eq!(&b[8..16], &[0, name.len() as u8, 12, 0, 0, 0, 0, 8]);
     let at = 16 + name.len() + pad4(name.len());
     assert_eq!(&b[at..], &[1, 2, 3, 4, 1, 0, 0, 0]);
     // A level beyond NonEmpty is refused by the decoder.
@@ -546,6 +565,69 @@ fn damage_record_bytes() {
     bad[at + 4] = 4;
     let mut r = Reader::new(&bad, ByteOrder::Msb, 0);
     assert!(decode_resource(&mut r).is_err());
+}
+
+#[test]
+fn passive_grab_record_bytes() {
+    let mut mods = vec![0xffu8; 32];
+    mods[0] = 0xfe; // AnyModifier except "no modifier" (UngrabKey with modifiers 0)
+    let grab = PassiveGrabInfo {
+        window: 0x0040_0001,
+        confine_to: 0x0040_0002,
+        cursor: 0x0040_0003,
+        event_mask: 0x0000_000c,
+        modifiers: 0x8000,
+        detail: 3,
+        device: 2,
+        level: 1,
+        event_type: 4,
+        owner_events: true,
+        pointer_mode: 1,
+        keyboard_mode: 0,
+        modifier_mask: Some(mods.clone()),
+        detail_mask: None,
+    };
+    assert!(grab.is_core_button() && !grab.is_core_key());
+    let res = Resource {
+        id: 0x4040_0005,
+        kind: ResourceKind(kinds::PASSIVE_GRAB.into()),
+        server_type: 0x0b,
+        detail: Detail::PassiveGrab(grab.clone()),
+    };
+    let mut w = Writer::new(ByteOrder::Msb);
+    encode_resource(&mut w, &res);
+    let b = w.into_inner();
+    let name = kinds::PASSIVE_GRAB.as_bytes();
+    assert_eq!(&b[8..16], &[0, name.len() as u8, 11, 0, 0, 0, 0, 60]);
+    let at = 16 + name.len() + pad4(name.len());
+    assert_eq!(
+        &b[at..at + 28],
+        &[
+            0, 0x40, 0, 1, 0, 0x40, 0, 2, 0, 0x40, 0, 3, 0, 0, 0, 0x0c, 0, 0, 0x80, 0, 0, 3, 0, 2,
+            1, 4, 0b0_1011, 0
+        ]
+    );
+    assert_eq!(&b[at + 28..], &mods[..]);
+    let reply = GetResourcesReply {
+        sequence: 1,
+        more: false,
+        next_id: 0,
+        next_type: 0,
+        total: 1,
+        xkb: XkbClientState::default(),
+        active_grabs: 0,
+        resources: Resources {
+            resources: vec![res],
+        },
+    };
+    for o in [ByteOrder::Lsb, ByteOrder::Msb] {
+        let bytes = encode_get_resources_reply(&reply, o);
+        assert_eq!(decode_get_resources_reply(&bytes, o).unwrap(), reply);
+    }
+    // Undefined flag bits are refused.
+    let mut bad = encode_get_resources_reply(&reply, ByteOrder::Msb);
+    bad[32 + at + 26] |= 0x80;
+    assert!(decode_get_resources_reply(&bad, ByteOrder::Msb).is_err());
 }
 
 #[test]
@@ -593,6 +675,7 @@ fn xkb_interest_record_bytes() {
         next_type: 0,
         total: 1,
         xkb: XkbClientState::default(),
+        active_grabs: 0,
         resources: Resources {
             resources: vec![res],
         },
@@ -616,11 +699,16 @@ fn xkb_client_state_in_the_reply_header() {
             new_keyboard_notify: 0x0007,
             flags: XkbClientState::INITIALISED | XkbClientState::ANCIENT,
         },
+        active_grabs: ACTIVE_GRAB_KEYBOARD,
         resources: Resources::default(),
     };
     let b = encode_get_resources_reply(&reply, ByteOrder::Lsb);
     assert_eq!(b.len(), 32);
-    assert_eq!(&b[24..32], &[0xff, 0, 7, 0, 3, 0, 0, 0]);
+    assert_eq!(&b[24..32], &[0xff, 0, 7, 0, 3, 2, 0, 0]);
+    // Undefined active-grab bits are refused.
+    let mut bad = b.clone();
+    bad[29] = 8;
+    assert!(decode_get_resources_reply(&bad, ByteOrder::Lsb).is_err());
     assert_eq!(
         decode_get_resources_reply(&b, ByteOrder::Lsb).unwrap(),
         reply
