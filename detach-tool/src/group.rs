@@ -3,7 +3,8 @@
 //! with an X connection to the same display (a wrapper script's X-client child, a browser's GPU
 //! process), or, for an attach, every descendant whose GUI guievict holds detached. A process
 //! already under guievict is asked (its control socket's status); another is inspected through
-//! its descriptors (`pidfd_getfd` + `getpeername`), without being touched.
+//! its descriptors (`pidfd_getfd` + `getpeername`), without being touched. The children of a
+//! `guievict run` relay are not members: their X traffic already passes through the relay.
 
 use crate::inject;
 use anyhow::{bail, Result};
@@ -46,25 +47,41 @@ fn parse_ppid(stat: &str) -> Option<u32> {
     rest.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Where a process's X connections are: display numbers, `None` for a connection guievict
-/// holds detached. Empty: no X connection (or not inspectable).
-pub fn displays_of(pid: u32) -> Vec<Option<u32>> {
+/// What a process is to guievict.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// Where its X connections are: display numbers, `None` for a connection guievict holds
+    /// detached. Empty: no X connection (or not inspectable).
+    pub displays: Vec<Option<u32>>,
+    /// A `guievict run` relay: the connections it controls are its children's, whose X
+    /// traffic already passes through it.
+    pub relay: bool,
+}
+
+/// Where a process's X connections are (see [`Seen`]).
+pub fn seen(pid: u32) -> Seen {
     let uid = nix::unistd::geteuid().as_raw();
     for sock in control::socket_candidates(pid, uid) {
         if !sock.exists() {
             continue;
         }
         if let Ok(Response::Status(st)) = control::request(&sock, &Request::Status) {
-            return st
-                .connections
-                .iter()
-                .map(|c| c.display.as_deref().and_then(display_number))
-                .collect();
+            return Seen {
+                relay: !st.connections.is_empty() && st.connections.iter().all(|c| c.app_fd < 0),
+                displays: st
+                    .connections
+                    .iter()
+                    .map(|c| c.display.as_deref().and_then(display_number))
+                    .collect(),
+            };
         }
     }
-    inject::x_fds(pid as i32)
-        .map(|v| v.iter().map(|(_, p)| Some(p.display())).collect())
-        .unwrap_or_default()
+    Seen {
+        displays: inject::x_fds(pid as i32)
+            .map(|v| v.iter().map(|(_, p)| Some(p.display())).collect())
+            .unwrap_or_default(),
+        relay: false,
+    }
 }
 
 /// The display number of a display name (`:3`, `:3.0`, `unix:3`, `host:3`).
@@ -87,10 +104,20 @@ pub enum Want {
 /// that take part. `display` names the source display (else: `root`'s own, or the one display
 /// its descendants are on).
 pub fn members(root: u32, display: Option<&str>, want: Want) -> Result<Vec<u32>> {
-    let all: Vec<(u32, Vec<Option<u32>>)> = tree(root)
-        .into_iter()
-        .map(|p| (p, displays_of(p)))
-        .collect();
+    let mut all: Vec<(u32, Vec<Option<u32>>)> = Vec::new();
+    let mut relays: Vec<u32> = Vec::new();
+    for p in tree(root) {
+        // Below a `guievict run` relay, X traffic is the relay's already.
+        if parent_of(p).is_some_and(|pp| relays.contains(&pp)) {
+            relays.push(p);
+            continue;
+        }
+        let s = seen(p);
+        if s.relay {
+            relays.push(p);
+        }
+        all.push((p, s.displays));
+    }
     select(root, &all, display.and_then(display_number), want)
 }
 
