@@ -23,6 +23,8 @@ PKGS=(
   libgl1-mesa-dev libx11-dev python3 libxfixes3 coreutils
   # e2e_server_safety: gv (with ghostscript), whose windows crash X-Resource on Xvfb 21.1.7
   gv
+  # e2e_firefox / e2e_gimp (issue 13: apps painting through ShmCreatePixmap pixmaps)
+  firefox-esr gimp
 )
 missing=()
 for p in "${PKGS[@]}"; do

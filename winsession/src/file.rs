@@ -5,7 +5,7 @@
 //! Layout (all integers little-endian):
 //! ```text
 //! 0   8  magic "GUIEVWS\0"
-//! 8   4  format version (currently 4)
+//! 8   4  format version (currently 5)
 //! 12  4  header length H (JSON of the Header, for quick inspection)
 //! 16  8  body length B (zstd-compressed bincode of the whole Session)
 //! 24  8  uncompressed body length U (≤ 1 GiB)
@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"GUIEVWS\0";
 /// Current format version (3: XFIXES selection inputs, cursor names, XInput 2 devices;
-/// 4: XKEYBOARD event selections).
-pub const FORMAT_VERSION: u32 = 4;
+/// 4: XKEYBOARD event selections; 5: MIT-SHM pixmaps).
+pub const FORMAT_VERSION: u32 = 5;
 /// Largest uncompressed body accepted (1 GiB).
 pub const MAX_BODY: u64 = 1 << 30;
 const PREFIX: usize = 36;

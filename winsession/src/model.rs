@@ -60,6 +60,9 @@ pub struct Session {
     pub fences: Vec<Fence>,
     /// MIT-SHM segments the client attached, by ID.
     pub shm_segments: Vec<ShmSegment>,
+    /// Pixmaps whose pixels are a segment's memory (ShmCreatePixmap), by pixmap ID; each is
+    /// also in `pixmaps`.
+    pub shm_pixmaps: Vec<ShmPixmap>,
     /// XKEYBOARD per-client state, when the client initialised XKB (`None`: it did not, or the
     /// server has no XKB).
     pub xkb: Option<XkbClient>,
@@ -882,6 +885,18 @@ pub struct ShmSegment {
     pub mapping: Option<(u64, u64)>,
 }
 
+/// A pixmap made with ShmCreatePixmap: its pixels are the memory of one of the client's
+/// segments, shared between the application and the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShmPixmap {
+    /// Pixmap ID (also listed in [`Session::pixmaps`]).
+    pub id: u32,
+    /// ShmSeg ID of the segment holding the pixels.
+    pub segment: u32,
+    /// Byte offset of the first pixel in the segment.
+    pub offset: u32,
+}
+
 /// A SYNC counter.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counter {
@@ -1104,6 +1119,10 @@ impl Session {
         for x in &mut self.shm_segments {
             x.id = f(IdKind::ShmSeg, x.id);
         }
+        for x in &mut self.shm_pixmaps {
+            x.id = f(IdKind::Pixmap, x.id);
+            x.segment = f(IdKind::ShmSeg, x.segment);
+        }
         for g in &mut self.glyphsets {
             g.id = f(IdKind::GlyphSet, g.id);
             g.format = f(IdKind::PictFormat, g.format);
@@ -1239,6 +1258,7 @@ impl Session {
         s.counters.sort_by_key(|x| x.id);
         s.fences.sort_by_key(|x| x.id);
         s.shm_segments.sort_by_key(|x| x.id);
+        s.shm_pixmaps.sort_by_key(|x| x.id);
         s.xi_selections.sort_by_key(|x| x.window);
         s.selections.sort_by_key(|x| x.name);
         s.selection_inputs

@@ -21,7 +21,8 @@ pub const MAJOR_VERSION: u16 = 1;
 /// 1.2 added [`FLAG_XKB_SELECTIONS`] the same way: [`Detail::XkbInterest`] records and the
 /// client's XKB state in the reply header ([`GetResourcesReply::xkb`]).
 /// 1.3 added [`FLAG_DAMAGE`]: [`Detail::Damage`] records (drawable and report level).
-pub const MINOR_VERSION: u16 = 3;
+/// 1.4 added [`FLAG_SHM`]: [`Detail::ShmSegment`] and [`Detail::ShmPixmap`] records.
+pub const MINOR_VERSION: u16 = 4;
 
 /// Minor opcode of `QueryVersion`.
 pub const X_QUERY_VERSION: u8 = 0;
@@ -47,14 +48,22 @@ pub const FLAG_XKB_SELECTIONS: u32 = 1 << 4;
 /// [`Detail::Damage`] (the drawable watched and the report level, which the DAMAGE protocol
 /// cannot read back); without it they are [`Detail::Other`], as in 1.2.
 pub const FLAG_DAMAGE: u32 = 1 << 5;
+/// `GetResources` flag (protocol 1.4): describe the client's MIT-SHM segments as
+/// [`Detail::ShmSegment`] (System V shmid or descriptor-backed, size, read-only) and its
+/// pixmaps whose pixels live in one of its segments (ShmCreatePixmap) as [`Detail::ShmPixmap`]
+/// (segment and offset); without it segments are [`Detail::Other`] and every pixmap is a
+/// [`Detail::Pixmap`], as in 1.3.
+pub const FLAG_SHM: u32 = 1 << 6;
 /// The `GetResources` flags protocol 1.0 defines (what a 1.0 server accepts).
 pub const FLAGS_V1_0: u32 = FLAG_CURSOR_IMAGES | FLAG_GLYPH_IMAGES | FLAG_COLORMAP_CELLS;
 /// The `GetResources` flags protocol 1.1 defines (what a 1.1 server accepts).
 pub const FLAGS_V1_1: u32 = FLAGS_V1_0 | FLAG_SELECTION_INPUTS;
 /// The `GetResources` flags protocol 1.2 defines (what a 1.2 server accepts).
 pub const FLAGS_V1_2: u32 = FLAGS_V1_1 | FLAG_XKB_SELECTIONS;
+/// The `GetResources` flags protocol 1.3 defines (what a 1.3 server accepts).
+pub const FLAGS_V1_3: u32 = FLAGS_V1_2 | FLAG_DAMAGE;
 /// All defined `GetResources` flags.
-pub const FLAGS_ALL: u32 = FLAGS_V1_2 | FLAG_DAMAGE;
+pub const FLAGS_ALL: u32 = FLAGS_V1_3 | FLAG_SHM;
 
 /// The `GetResources` flags a server of protocol 1.`minor` accepts.
 pub const fn flags_for_minor(minor: u16) -> u32 {
@@ -62,6 +71,7 @@ pub const fn flags_for_minor(minor: u16) -> u32 {
         0 => FLAGS_V1_0,
         1 => FLAGS_V1_1,
         2 => FLAGS_V1_2,
+        3 => FLAGS_V1_3,
         _ => FLAGS_ALL,
     }
 }
@@ -308,6 +318,8 @@ pub mod kinds {
     pub const XKB_CLIENT: &str = "XkbClient";
     /// A DAMAGE object of the client (`DamageCreate`).
     pub const DAMAGE: &str = "DamageExt";
+    /// An MIT-SHM segment the client attached (ShmAttach, ShmAttachFd, ShmCreateSegment).
+    pub const SHM_SEG: &str = "ShmSeg";
 }
 
 /// One resource of the requesting client.

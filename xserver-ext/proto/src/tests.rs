@@ -253,6 +253,41 @@ fn sample_resources() -> Vec<Resource> {
                 level: 2,
             }),
         ),
+        r(
+            0x0040_0010,
+            kinds::SHM_SEG,
+            44,
+            Detail::ShmSegment(ShmSegmentInfo {
+                shmid: Some(32789),
+                size: 0x10_0000,
+                read_only: false,
+            }),
+        ),
+        r(
+            0x0040_0011,
+            kinds::SHM_SEG,
+            44,
+            Detail::ShmSegment(ShmSegmentInfo {
+                shmid: None,
+                size: 4096,
+                read_only: true,
+            }),
+        ),
+        r(
+            0x0040_0012,
+            kinds::PIXMAP,
+            2,
+            Detail::ShmPixmap(ShmPixmapInfo {
+                pixmap: PixmapInfo {
+                    depth: 24,
+                    bits_per_pixel: 32,
+                    width: 16,
+                    height: 8,
+                },
+                segment: 0x0040_0010,
+                offset: 4096,
+            }),
+        ),
     ]
 }
 
@@ -492,32 +527,34 @@ fn selection_input_record_bytes() {
 fn version_1_1_flags() {
     assert_eq!(FLAGS_V1_0, 7);
     assert_eq!(FLAGS_V1_1, 15);
-    // A 1.1 request with the new flag decodes; bit 4 is still undefined.
+    // A 1.1 request with the new flag decodes; bit 7 is still undefined.
     let req = GetResourcesRequest::first();
     let b = encode_get_resources(1, &req, ByteOrder::Lsb);
     assert_eq!(
         decode_request(&b, ByteOrder::Lsb),
         Ok(Request::GetResources(req))
     );
-    let bad = GetResourcesRequest { flags: 0x40, ..req };
+    let bad = GetResourcesRequest { flags: 0x80, ..req };
     let b = encode_get_resources(1, &bad, ByteOrder::Lsb);
     assert!(matches!(
         decode_request(&b, ByteOrder::Lsb),
-        Err(RequestError::BadValue { value: 0x40, .. })
+        Err(RequestError::BadValue { value: 0x80, .. })
     ));
 }
 
 #[test]
 fn version_1_2_and_1_3_flags() {
-    assert_eq!(MINOR_VERSION, 3);
+    assert_eq!(MINOR_VERSION, 4);
     assert_eq!(FLAG_XKB_SELECTIONS, 0x10);
     assert_eq!(FLAGS_V1_2, 31);
     assert_eq!(FLAG_DAMAGE, 0x20);
-    assert_eq!(FLAGS_ALL, 63);
     assert_eq!(flags_for_minor(0), FLAGS_V1_0);
     assert_eq!(flags_for_minor(1), FLAGS_V1_1);
     assert_eq!(flags_for_minor(2), FLAGS_V1_2);
-    assert_eq!(flags_for_minor(3), FLAGS_ALL);
+    assert_eq!(flags_for_minor(3), FLAGS_V1_3);
+    assert_eq!(FLAGS_V1_3, 63);
+    assert_eq!(flags_for_minor(4), FLAGS_ALL);
+    assert_eq!(FLAGS_ALL, 127);
     let req = GetResourcesRequest::first();
     assert_eq!(req.flags & FLAG_XKB_SELECTIONS, FLAG_XKB_SELECTIONS);
     assert_eq!(req.flags & FLAG_DAMAGE, FLAG_DAMAGE);
@@ -546,6 +583,56 @@ fn damage_record_bytes() {
     bad[at + 4] = 4;
     let mut r = Reader::new(&bad, ByteOrder::Msb, 0);
     assert!(decode_resource(&mut r).is_err());
+}
+
+#[test]
+fn shm_record_bytes() {
+    let res = Resource {
+        id: 0x0040_0002,
+        kind: ResourceKind(kinds::SHM_SEG.into()),
+        server_type: 0x22,
+        detail: Detail::ShmSegment(ShmSegmentInfo {
+            shmid: None,
+            size: 0x0102_0304,
+            read_only: true,
+        }),
+    };
+    let mut w = Writer::new(ByteOrder::Msb);
+    encode_resource(&mut w, &res);
+    let b = w.into_inner();
+    let name = kinds::SHM_SEG.as_bytes();
+    assert_eq!(&b[8..16], &[0, name.len() as u8, 13, 0, 0, 0, 0, 12]);
+    let at = 16 + name.len() + pad4(name.len());
+    assert_eq!(&b[at..], &[255, 255, 255, 255, 1, 2, 3, 4, 3, 0, 0, 0]);
+    // A descriptor flag that disagrees with the shmid is refused.
+    let mut bad = b.clone();
+    bad[at + 8] = 1;
+    let mut r = Reader::new(&bad, ByteOrder::Msb, 0);
+    assert!(decode_resource(&mut r).is_err());
+    let pm = Resource {
+        id: 0x0040_0003,
+        kind: ResourceKind(kinds::PIXMAP.into()),
+        server_type: 2,
+        detail: Detail::ShmPixmap(ShmPixmapInfo {
+            pixmap: PixmapInfo {
+                depth: 24,
+                bits_per_pixel: 32,
+                width: 0x0102,
+                height: 3,
+            },
+            segment: 0x0040_0002,
+            offset: 0x10,
+        }),
+    };
+    let mut w = Writer::new(ByteOrder::Msb);
+    encode_resource(&mut w, &pm);
+    let b = w.into_inner();
+    let at = 16 + 6 + pad4(6);
+    assert_eq!(b[10], 14);
+    assert_eq!(
+        &b[at..],
+        &[24, 32, 0, 0, 1, 2, 0, 3, 0, 0x40, 0, 2, 0, 0, 0, 0x10]
+    );
 }
 
 #[test]
