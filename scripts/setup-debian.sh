@@ -26,6 +26,8 @@ PKGS=(
   # e2e_grabs_dbe: a Motif app living on passive grabs, a GTK app drawing through DBE
   # (Debian ships no xdbedizzy; tests/xvfb/src/bin/dbe-dizzy stands in for it)
   nedit emacs-gtk
+  # e2e_firefox (issue 13: an app painting through ShmCreatePixmap pixmaps)
+  firefox-esr
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -763,6 +763,13 @@ impl Engine {
             self.shm_effect(req, false);
             self.track_shm_pixmap(req);
         }
+        // A freed pixmap mirrors nothing any more, also where no server watched it.
+        const FREE_PIXMAP: u8 = 54;
+        if req[0] == FREE_PIXMAP && req.len() >= 8 {
+            if let Some(st) = self.shm.as_mut().filter(|st| !st.pixmaps.is_empty()) {
+                st.pixmaps.remove(&order.u32(req, 4));
+            }
+        }
     }
 
     /// A converted ShmCreatePixmap: remember what it mirrors, and watch its uses on the servers
@@ -1257,8 +1264,11 @@ impl Engine {
             .ok_or(EngineError::NoServer(s))?;
         srv.maps = maps;
         srv.role = role;
-        // Pixmaps mirroring a segment are plain pixmaps here too: refresh them before use.
-        if let (Some(st), Some(m)) = (self.shm.as_ref(), srv.maps.as_mut()) {
+        // Pixmaps mirroring a segment are plain pixmaps on a server that converts MIT-SHM too:
+        // refresh them before use. A server that shares memory got them made with
+        // ShmCreatePixmap again (winsession regenerates shared pixmaps shared).
+        if let (Some(st), Some(m), true) = (self.shm.as_ref(), srv.maps.as_mut(), srv.shm.is_some())
+        {
             for pid in st.pixmaps.keys() {
                 m.xids.watch(*pid);
             }
@@ -1339,6 +1349,19 @@ impl Engine {
             created: HashMap::new(),
             pixmaps: HashMap::new(),
         });
+    }
+
+    /// Pixmaps the app made with ShmCreatePixmap that a converting server holds as plain
+    /// pixmaps mirroring their segment (app IDs), e.g. to make them shared again on a server
+    /// that shares memory.
+    pub fn converted_shm_pixmaps(&self) -> Vec<(u32, shmconv::PixmapSrc)> {
+        let mut v: Vec<_> = self
+            .shm
+            .as_ref()
+            .map(|s| s.pixmaps.iter().map(|(k, v)| (*k, *v)).collect())
+            .unwrap_or_default();
+        v.sort_by_key(|x| x.0);
+        v
     }
 
     /// The segment memory, e.g. to register segments captured before a move.

@@ -280,6 +280,7 @@ fn pause_and_capture(
         h.with_engine(move |e| e.remember_app_image_formats(formats))?;
     }
     add_converted_segments(h, &mut session, prev.as_mut())?;
+    add_converted_pixmaps(h, &mut session, prev.as_ref())?;
     Ok(Detached {
         session,
         view,
@@ -331,6 +332,42 @@ fn add_converted_segments(
             shmid: g.shmid,
             mapping: g.mapping,
         });
+    }
+    Ok(())
+}
+
+/// Pixmaps the app made with ShmCreatePixmap while its primary converted MIT-SHM: that server
+/// holds plain copies (the capture sees ordinary pixmaps), guimux's record says which segment
+/// region they stand for, so that a server sharing memory makes them shared again.
+fn add_converted_pixmaps(
+    h: &MuxHandle,
+    session: &mut winsession::Session,
+    prev: Option<&Maps>,
+) -> Result<(), SessionError> {
+    let Some(prev) = prev else {
+        return Ok(());
+    };
+    let pixmaps = h.with_engine(|e| {
+        if e.primary_converts_shm() {
+            e.converted_shm_pixmaps()
+        } else {
+            Vec::new()
+        }
+    })?;
+    for (pid, src) in pixmaps {
+        let (Some(id), Some(segment)) = (prev.xids.lookup(pid), prev.xids.lookup(src.seg)) else {
+            continue;
+        };
+        if session.pixmaps.iter().any(|p| p.id == id)
+            && session.shm_segments.iter().any(|g| g.id == segment)
+            && !session.shm_pixmaps.iter().any(|x| x.id == id)
+        {
+            session.shm_pixmaps.push(winsession::model::ShmPixmap {
+                id,
+                segment,
+                offset: src.offset,
+            });
+        }
     }
     Ok(())
 }

@@ -365,9 +365,51 @@ pub fn capture(
         probe_damage(conn, s, &probed, have_xfixes)?;
     }
     capture_xkb(conn, s, ext)?;
-    let shm_ids = of_type(crate::shm::TYPE_NAME);
+    let mut shm_ids = of_type(crate::shm::TYPE_NAME);
     if !shm_ids.is_empty() && has_ext(conn, x11rb::protocol::shm::X11_EXTENSION_NAME)? {
-        crate::shm::capture(conn, s, &shm_ids, in_process)?;
+        // The GUIEVICT extension (≥ 1.5) names a System V segment's shmid: no probing (two
+        // segments with equal contents, e.g. a double buffer, cannot be told apart by reading
+        // them). Descriptor-backed segments are still found among this process's mappings.
+        let described: HashMap<u32, guievict_ext_proto::ShmSegmentInfo> = ext
+            .map(|st| {
+                st.resources
+                    .iter()
+                    .filter_map(|r| match r.detail {
+                        guievict_ext_proto::Detail::ShmSegment(d) => Some((r.id, d)),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        shm_ids.retain(|id| match described.get(id).and_then(|d| d.shmid) {
+            Some(shmid) => {
+                s.shm_segments.push(ShmSegment {
+                    id: *id,
+                    shmid: Some(shmid),
+                    mapping: None,
+                });
+                false
+            }
+            None => true,
+        });
+        if !shm_ids.is_empty() {
+            crate::shm::capture(conn, s, &shm_ids, in_process)?;
+        }
+        s.shm_segments.sort_by_key(|g| g.id);
+        // Pixmaps the extension found inside one of the client's segments (ShmCreatePixmap).
+        if let Some(st) = ext {
+            for r in &st.resources {
+                if let guievict_ext_proto::Detail::ShmPixmap(p) = r.detail {
+                    if s.shm_segments.iter().any(|g| g.id == p.segment) {
+                        s.shm_pixmaps.push(ShmPixmap {
+                            id: r.id,
+                            segment: p.segment,
+                            offset: p.offset,
+                        });
+                    }
+                }
+            }
+        }
     }
     // XInput 2: the version the client negotiated. Asking for a version at least as high as the
     // client's returns the client's own (the server never raises an XI2 client's version); only

@@ -5,7 +5,7 @@
 //! Layout (all integers little-endian):
 //! ```text
 //! 0   8  magic "GUIEVWS\0"
-//! 8   4  format version (currently 5; 4 is still read)
+//! 8   4  format version (currently 6; 4 and 5 are still read)
 //! 12  4  header length H (JSON of the Header, for quick inspection)
 //! 16  8  body length B (zstd-compressed bincode of the whole Session)
 //! 24  8  uncompressed body length U (≤ 1 GiB)
@@ -22,11 +22,12 @@ use std::path::{Path, PathBuf};
 /// File magic.
 pub const MAGIC: &[u8; 8] = b"GUIEVWS\0";
 /// Current format version (3: XFIXES selection inputs, cursor names, XInput 2 devices;
-/// 4: XKEYBOARD event selections; 5: passive grabs and DOUBLE-BUFFER back buffers).
-pub const FORMAT_VERSION: u32 = 5;
-/// Oldest format version still read. Format 5 only appended fields to the end of
-/// [`Session`], so a format-4 body followed by the encoding of those fields, empty, is a
-/// format-5 body.
+/// 4: XKEYBOARD event selections; 5: passive grabs and DOUBLE-BUFFER back buffers; 6: MIT-SHM
+/// pixmaps).
+pub const FORMAT_VERSION: u32 = 6;
+/// Oldest format version still read. Formats 5 and 6 only appended fields to the end of
+/// [`Session`], so an older body followed by the encoding of those fields, empty, is a
+/// current body.
 pub const OLDEST_READABLE_VERSION: u32 = 4;
 /// Largest uncompressed body accepted (1 GiB).
 pub const MAX_BODY: u64 = 1 << 30;
@@ -256,6 +257,13 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Session, FileError> {
                 Vec::<crate::model::PassiveGrab>::new(),
                 Vec::<crate::model::DbeBuffer>::new(),
             ))
+            .map_err(|e| FileError::Encode(e.to_string()))?;
+        raw.extend_from_slice(&tail);
+    }
+    if parts.version <= 5 {
+        // Format 6 appended `shm_pixmaps` (empty in older files).
+        let tail = bincode_opts()
+            .serialize(&Vec::<crate::model::ShmPixmap>::new())
             .map_err(|e| FileError::Encode(e.to_string()))?;
         raw.extend_from_slice(&tail);
     }
@@ -497,23 +505,30 @@ mod tests {
     }
 
     #[test]
-    fn format_4_files_are_still_read() {
-        // A format-4 body is a format-5 body without the two trailing (empty) lists.
+    fn format_4_and_5_files_are_still_read() {
+        // A format-5 body is a format-6 body without the trailing (empty) MIT-SHM pixmap list;
+        // a format-4 body also lacks the two lists before it.
         let s = sample();
         let raw = bincode_opts().serialize(&s).unwrap();
-        let tail = bincode_opts()
+        let shm_tail = bincode_opts().serialize(&Vec::<ShmPixmap>::new()).unwrap();
+        let grab_tail = bincode_opts()
             .serialize(&(Vec::<PassiveGrab>::new(), Vec::<DbeBuffer>::new()))
             .unwrap();
-        assert!(raw.ends_with(&tail));
-        let v4 = file_of(4, &s.header, &raw[..raw.len() - tail.len()]);
+        assert!(raw.ends_with(&shm_tail));
+        let v5_body = &raw[..raw.len() - shm_tail.len()];
+        assert!(v5_body.ends_with(&grab_tail));
+        let v4_body = &v5_body[..v5_body.len() - grab_tail.len()];
+        let v5 = file_of(5, &s.header, v5_body);
+        assert_eq!(from_bytes(&v5).unwrap(), s);
+        let v4 = file_of(4, &s.header, v4_body);
         assert_eq!(from_bytes(&v4).unwrap(), s);
         // Format 3 is not.
-        let v3 = file_of(3, &s.header, &raw[..raw.len() - tail.len()]);
+        let v3 = file_of(3, &s.header, v4_body);
         assert!(matches!(
             from_bytes(&v3),
             Err(FileError::UnsupportedVersion { found: 3, .. })
         ));
-        // Format 5 carries grabs and back buffers.
+        // The current format carries grabs and back buffers.
         let g = with_grabs_and_dbe(sample());
         assert_eq!(from_bytes(&to_bytes(&g).unwrap()).unwrap(), g);
     }

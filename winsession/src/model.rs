@@ -92,6 +92,9 @@ pub struct Session {
     pub passive_grabs: Vec<PassiveGrab>,
     /// DOUBLE-BUFFER back buffers of this client's windows (format 5).
     pub dbe_buffers: Vec<DbeBuffer>,
+    /// Pixmaps whose pixels are a segment's memory (ShmCreatePixmap), by pixmap ID; each is
+    /// also in `pixmaps` (format 6; read by the GUIEVICT extension ≥ 1.5 or recorded by guimux).
+    pub shm_pixmaps: Vec<ShmPixmap>,
 }
 
 /// One core passive grab.
@@ -933,6 +936,18 @@ pub struct ShmSegment {
     pub mapping: Option<(u64, u64)>,
 }
 
+/// A pixmap made with ShmCreatePixmap: its pixels are the memory of one of the client's
+/// segments, shared between the application and the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShmPixmap {
+    /// Pixmap ID (also listed in [`Session::pixmaps`]).
+    pub id: u32,
+    /// ShmSeg ID of the segment holding the pixels.
+    pub segment: u32,
+    /// Byte offset of the first pixel in the segment.
+    pub offset: u32,
+}
+
 /// A SYNC counter.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counter {
@@ -1155,6 +1170,10 @@ impl Session {
         for x in &mut self.shm_segments {
             x.id = f(IdKind::ShmSeg, x.id);
         }
+        for x in &mut self.shm_pixmaps {
+            x.id = f(IdKind::Pixmap, x.id);
+            x.segment = f(IdKind::ShmSeg, x.segment);
+        }
         for g in &mut self.glyphsets {
             g.id = f(IdKind::GlyphSet, g.id);
             g.format = f(IdKind::PictFormat, g.format);
@@ -1300,6 +1319,7 @@ impl Session {
         s.counters.sort_by_key(|x| x.id);
         s.fences.sort_by_key(|x| x.id);
         s.shm_segments.sort_by_key(|x| x.id);
+        s.shm_pixmaps.sort_by_key(|x| x.id);
         s.xi_selections.sort_by_key(|x| x.window);
         s.selections.sort_by_key(|x| x.name);
         s.selection_inputs

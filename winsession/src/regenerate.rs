@@ -15,6 +15,7 @@ use x11rb::connection::{Connection, RequestConnection};
 use x11rb::cookie::VoidCookie;
 use x11rb::errors::{ConnectionError, ReplyError, ReplyOrIdError};
 use x11rb::protocol::render::{self, ConnectionExt as _};
+use x11rb::protocol::shm::ConnectionExt as _;
 use x11rb::protocol::xproto::{self, ConnectionExt as _};
 
 /// How to regenerate.
@@ -67,6 +68,8 @@ pub struct RegenStats {
     pub requests: usize,
     /// Pixmap content bytes uploaded.
     pub pixmap_bytes: u64,
+    /// Pixmaps made again with ShmCreatePixmap on the application's segment (still shared).
+    pub shm_pixmaps: usize,
 }
 
 /// Result of a regeneration.
@@ -515,12 +518,58 @@ pub fn regenerate(
         }
     }
 
+    // --- MIT-SHM segments first: pixmaps made with ShmCreatePixmap are made on them again.
+    let mut sink = crate::extras::Sink {
+        hard: Vec::new(),
+        soft: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let attached = if opts.attach_shm {
+        crate::shm::regen(conn, &t, &mut sink)?
+    } else {
+        Vec::new()
+    };
+
     // --- Pixmaps with contents.
     let mut scratch_gcs: HashMap<u8, u32> = HashMap::new();
     let mut scratch_pixmaps: Vec<u32> = Vec::new();
     let max_req = conn.maximum_request_bytes();
     for p in &t.pixmaps {
         let depth = depth_map.get(&p.depth).copied().unwrap_or(p.depth);
+        // A shared pixmap stays shared where the segment is attached and the server lays the
+        // pixels out as the source did: its pixels are the application's memory, no upload.
+        let shared = t.shm_pixmaps.iter().find(|x| x.id == p.id).filter(|x| {
+            attached.contains(&x.segment)
+                && depth == p.depth
+                && target.bpp(depth) == src.bpp(p.depth)
+                && scanline_pad(&target, depth) == scanline_pad(src, p.depth)
+        });
+        if let Some(x) = shared {
+            pend.push(
+                "ShmCreatePixmap",
+                p.id,
+                conn.shm_create_pixmap(
+                    p.id,
+                    root,
+                    p.width.max(1),
+                    p.height.max(1),
+                    depth,
+                    x.segment,
+                    x.offset,
+                )?,
+            );
+            out.stats.shm_pixmaps += 1;
+            continue;
+        }
+        if t.shm_pixmaps.iter().any(|x| x.id == p.id) && !attached.is_empty() {
+            warn(
+                &mut out,
+                format!(
+                    "pixmap {:#x}: made with ShmCreatePixmap, recreated as a copy (its segment is not attached here or the pixel layout differs)",
+                    p.id
+                ),
+            );
+        }
         pend.push(
             "CreatePixmap",
             p.id,
@@ -1011,15 +1060,7 @@ pub fn regenerate(
     }
 
     // --- Extension state: versions, shapes, RENDER, XFIXES, DAMAGE, SYNC, XInput 2.
-    let mut sink = crate::extras::Sink {
-        hard: Vec::new(),
-        soft: Vec::new(),
-        warnings: Vec::new(),
-    };
     crate::extras::regen_shapes(conn, &t, &mut sink)?;
-    if opts.attach_shm {
-        crate::shm::regen(conn, &t, &mut sink)?;
-    }
     let orig_drawable: HashMap<u32, u32> = t
         .pictures
         .iter()
@@ -1104,10 +1145,11 @@ pub fn regenerate(
         return Err(RegenError::Requests(failed));
     }
     tracing::debug!(
-        "regenerated {} windows, {} pixmaps ({} bytes) in {:?}",
+        "regenerated {} windows, {} pixmaps ({} bytes; {} on shared memory) in {:?}",
         session.windows.len(),
         session.pixmaps.len(),
         out.stats.pixmap_bytes,
+        out.stats.shm_pixmaps,
         out.stats.elapsed
     );
     Ok(out)
@@ -1141,6 +1183,15 @@ fn from_le_items(data: &[u8], format: u8) -> Vec<u8> {
 }
 
 /// PutImage in row bands that fit the server's maximum request length.
+/// Scanline pad of `depth`'s image format on a server (32 when it has none).
+fn scanline_pad(s: &SetupFacts, depth: u8) -> u8 {
+    s.pixmap_formats
+        .iter()
+        .find(|f| f.depth == depth)
+        .map(|f| f.scanline_pad)
+        .unwrap_or(32)
+}
+
 fn put_image_chunked<'c, C: Connection>(
     conn: &'c C,
     pend: &mut Pending<'c, C>,

@@ -282,14 +282,16 @@ pub fn capture(
     Ok(())
 }
 
-/// Re-attach the segments on the target (translated session `t`).
+/// Re-attach the segments on the target (translated session `t`); returns the IDs of the
+/// segments attached (requests sent; their errors are checked with the other hard ones).
 pub(crate) fn regen<'c, C: Connection>(
     conn: &'c C,
     t: &Session,
     sink: &mut crate::extras::Sink<'c, C>,
-) -> Result<(), crate::RegenError> {
+) -> Result<Vec<u32>, crate::RegenError> {
+    let mut attached = Vec::new();
     if t.shm_segments.is_empty() {
-        return Ok(());
+        return Ok(attached);
     }
     if conn
         .extension_information(shm::X11_EXTENSION_NAME)?
@@ -298,23 +300,27 @@ pub(crate) fn regen<'c, C: Connection>(
         sink.warnings.push(
             "the target has no MIT-SHM: the application's segments are not attached there".into(),
         );
-        return Ok(());
+        return Ok(attached);
     }
     for g in &t.shm_segments {
         match (g.shmid, g.mapping) {
             (Some(shmid), _) => {
                 sink.hard
-                    .push(("ShmAttach", g.id, conn.shm_attach(g.id, shmid, false)?))
+                    .push(("ShmAttach", g.id, conn.shm_attach(g.id, shmid, false)?));
+                attached.push(g.id);
             }
             (None, Some((start, len))) => {
                 // A descriptor of the very object the application has mapped.
                 let path = format!("/proc/self/map_files/{start:x}-{:x}", start + len);
                 match std::fs::OpenOptions::new().read(true).write(true).open(&path) {
-                    Ok(f) => sink.hard.push((
-                        "ShmAttachFd",
-                        g.id,
-                        conn.shm_attach_fd(g.id, std::os::fd::OwnedFd::from(f), false)?,
-                    )),
+                    Ok(f) => {
+                        sink.hard.push((
+                            "ShmAttachFd",
+                            g.id,
+                            conn.shm_attach_fd(g.id, std::os::fd::OwnedFd::from(f), false)?,
+                        ));
+                        attached.push(g.id);
+                    }
                     Err(e) => sink.warnings.push(format!(
                         "shm segment {:#x}: cannot open its mapping {path} ({e}); not re-attached (requests on it will fail)",
                         g.id
@@ -327,7 +333,7 @@ pub(crate) fn regen<'c, C: Connection>(
             )),
         }
     }
-    Ok(())
+    Ok(attached)
 }
 
 #[cfg(test)]

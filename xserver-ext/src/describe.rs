@@ -26,6 +26,9 @@ pub struct Ctx<'a> {
     /// pixmap without an ID, so a picture on a back buffer names it by this).
     back_buffer_ids: HashMap<usize, u32>,
     font_atom: ffi::Atom,
+    /// The client's MIT-SHM segments that look valid (protocol 1.5, `FLAG_SHM` only):
+    /// (ShmSeg ID, server address, size).
+    shm_segments: Vec<(u32, usize, usize)>,
 }
 
 impl<'a> Ctx<'a> {
@@ -54,7 +57,18 @@ impl<'a> Ctx<'a> {
             // Several names of one buffer: the lowest ID (items are sorted).
             back_buffer_ids.entry(i.value as usize).or_insert(i.id);
         }
+        let shm_segments = if flags & FLAG_SHM != 0 {
+            items
+                .iter()
+                .filter(|i| names.get(&i.rtype).map(String::as_str) == Some(kinds::SHM_SEG))
+                // SAFETY: values of the client's live ShmSeg resources.
+                .filter_map(|i| unsafe { shm_desc(i.value) }.map(|d| (i.id, d.addr, d.size)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Self {
+            shm_segments,
             api,
             client,
             // SAFETY: live client.
@@ -130,14 +144,31 @@ pub unsafe fn describe(ctx: &Ctx<'_>, it: &Item, name: &str) -> Detail {
         match name {
             kinds::WINDOW => Detail::Window(window(it.value as ffi::WindowPtr)),
             kinds::PIXMAP => {
-                let d = &(*(it.value as ffi::PixmapPtr)).drawable;
-                Detail::Pixmap(PixmapInfo {
+                let p = &*(it.value as ffi::PixmapPtr);
+                let d = &p.drawable;
+                let info = PixmapInfo {
                     depth: d.depth,
                     bits_per_pixel: d.bitsPerPixel,
                     width: d.width,
                     height: d.height,
-                })
+                };
+                match shm_pixmap(ctx, p) {
+                    Some((segment, offset)) => Detail::ShmPixmap(ShmPixmapInfo {
+                        pixmap: info,
+                        segment,
+                        offset,
+                    }),
+                    None => Detail::Pixmap(info),
+                }
             }
+            kinds::SHM_SEG if ctx.flags & FLAG_SHM != 0 => match shm_desc(it.value) {
+                Some(d) => Detail::ShmSegment(ShmSegmentInfo {
+                    shmid: d.shmid,
+                    size: d.size as u32,
+                    read_only: !d.writable,
+                }),
+                None => Detail::Other,
+            },
             kinds::GC => Detail::Gc(gc(ctx, &*(it.value as ffi::GCPtr))),
             kinds::FONT => Detail::Font(font(ctx, it.id, &*(it.value as *const ffi::_Font))),
             kinds::CURSOR => Detail::Cursor(cursor(ctx, &*(it.value as *const ffi::_Cursor))),
@@ -791,6 +822,73 @@ unsafe fn damage(ctx: &Ctx<'_>, it: &Item) -> Detail {
     Detail::Damage(DamageInfo {
         drawable: id,
         level,
+    })
+}
+
+/// The record MIT-SHM keeps per attached segment: `ShmDescRec` of xorg-server's shmint.h, as
+/// built with `SHM_FD_PASSING` (Debian's servers; the installed header does not say, so the
+/// layout is declared here). [`shm_desc`] checks the fields it follows before trusting them.
+#[repr(C)]
+struct ShmDescRec {
+    next: *mut ShmDescRec,
+    shmid: std::ffi::c_int,
+    refcnt: std::ffi::c_int,
+    addr: *mut std::ffi::c_char,
+    writable: std::ffi::c_int,
+    size: std::ffi::c_ulong,
+    is_fd: std::ffi::c_int,
+}
+
+/// What a segment record says, once checked.
+struct ShmDesc {
+    shmid: Option<u32>,
+    addr: usize,
+    size: usize,
+    writable: bool,
+}
+
+/// Read a ShmSeg resource's `ShmDescRec`; `None` when it does not look like one (booleans not
+/// 0/1, no reference, no memory, a System V segment without an ID, 4 GiB or more).
+///
+/// # Safety
+/// `value` must be the value of a live `ShmSeg` resource.
+unsafe fn shm_desc(value: *mut std::ffi::c_void) -> Option<ShmDesc> {
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: the resource value is the malloc'ed ShmDescRec (caller).
+    let d = unsafe { &*(value as *const ShmDescRec) };
+    if !(0..=1).contains(&d.is_fd)
+        || !(0..=1).contains(&d.writable)
+        || d.refcnt < 1
+        || d.addr.is_null()
+        || d.size == 0
+        || u32::try_from(d.size).is_err()
+        || (d.is_fd == 0 && d.shmid < 0)
+    {
+        return None;
+    }
+    Some(ShmDesc {
+        shmid: (d.is_fd == 0).then_some(d.shmid as u32),
+        addr: d.addr as usize,
+        size: d.size as usize,
+        writable: d.writable == 1,
+    })
+}
+
+/// The client's segment holding pixmap `p`'s pixels (ShmCreatePixmap points the pixmap at
+/// the segment's memory): (ShmSeg ID, offset), when the whole pixmap lies inside it.
+fn shm_pixmap(ctx: &Ctx<'_>, p: &ffi::_Pixmap) -> Option<(u32, u32)> {
+    if ctx.shm_segments.is_empty() {
+        return None;
+    }
+    // SAFETY: every pixmap's devPrivate holds its pixel pointer (fb/shadow pixmaps).
+    let ptr = unsafe { p.devPrivate.ptr } as usize;
+    let stride = usize::try_from(p.devKind).ok()?;
+    let bytes = stride.checked_mul(usize::from(p.drawable.height))?;
+    ctx.shm_segments.iter().find_map(|&(id, addr, size)| {
+        let off = ptr.checked_sub(addr)?;
+        (off < size && off.checked_add(bytes)? <= size).then_some((id, off as u32))
     })
 }
 

@@ -263,3 +263,88 @@ fn shm_pixmaps_mirror_their_segment_on_a_server_without_mit_shm() {
         assert!(app.alive(), "the painter died");
     });
 }
+
+/// The painter's "pixmap-draw N" line: the server drew into the shared pixmap and the pixel
+/// reached the app's segment.
+fn assert_pixmap_draw(status: &Path, frame: u32) {
+    let line = wait_line(status, &format!("pixmap-draw {frame} "), 10);
+    assert!(
+        line.contains(" ok "),
+        "frame {frame}: drawing into the shared pixmap did not reach the app's memory: {line}"
+    );
+}
+
+/// Pixmaps made with ShmCreatePixmap stay shared across moves between servers that share memory
+/// (issue 13: Firefox and GIMP draw into such pixmaps and copy them to their windows). `reuse`:
+/// the painter keeps the pixmap it made before the hijack (found by the GUIEVICT extension,
+/// protocol 1.5); otherwise it makes a new one on B, used again after the move back to A.
+fn shm_pixmaps_stay_shared(reuse: bool) {
+    with_timeout(120, move || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        assert!(has_shm(&b.display), "B should have MIT-SHM");
+        let tag = if reuse { "shared-reuse" } else { "shared-new" };
+        let mut env = vec![("SHM_PAINTER_PIXMAP", "1")];
+        if reuse {
+            env.push(("SHM_PAINTER_REUSE", "1"));
+        }
+        let (mut app, status) = start_painter(&a.display, "sysv", tag, &env);
+        let pid = app.pid.to_string();
+        let before = stable_shot(&a.display, app.window);
+
+        let r = guievict_json(&["move", "--pid", &pid, &b.display]).expect("move A→B");
+        assert!(
+            !r.to_string().contains("converts the app's shared-memory"),
+            "B shares memory: nothing to convert: {r}"
+        );
+        let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("on B");
+        assert_same_picture(
+            &before,
+            &stable_shot(&b.display, wb),
+            &format!("shm-{tag}-on-b"),
+        );
+        // New pixels written into the segment must show through the pixmap on B.
+        key_and_frame(&b.display, wb, &status, 1);
+        assert_pixmap_draw(&status, 1);
+        let frame1 = stable_shot(&b.display, wb);
+        assert!(
+            compare(&before, &frame1, &format!("shm-{tag}-frame1")).equal_fraction < 0.9,
+            "frame 1 did not change the picture on B"
+        );
+
+        guievict_json(&["move", "--pid", &pid, &a.display]).expect("move B→A");
+        let wa = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("on A");
+        assert_same_picture(
+            &frame1,
+            &stable_shot(&a.display, wa),
+            &format!("shm-{tag}-back"),
+        );
+        // Frame 2 reuses the pixmap (made before the hijack, or on B).
+        key_and_frame(&a.display, wa, &status, 2);
+        assert_pixmap_draw(&status, 2);
+        let frame2 = stable_shot(&a.display, wa);
+        assert!(
+            compare(&frame1, &frame2, &format!("shm-{tag}-frame2")).equal_fraction < 0.9,
+            "frame 2 did not change the picture back on A"
+        );
+        assert!(app.alive(), "the painter died");
+        assert_eq!(
+            shm_converted(app.pid).expect("status"),
+            0,
+            "nothing converted"
+        );
+        let text = std::fs::read_to_string(&status).unwrap_or_default();
+        assert!(!text.contains("MISMATCH"), "a frame went wrong:\n{text}");
+        eprintln!("shm-painter {tag}:\n{text}");
+    });
+}
+
+#[test]
+fn shm_pixmap_made_before_the_hijack_stays_shared_across_moves() {
+    shm_pixmaps_stay_shared(true);
+}
+
+#[test]
+fn shm_pixmap_made_on_b_stays_shared_after_the_move_back() {
+    shm_pixmaps_stay_shared(false);
+}

@@ -37,6 +37,34 @@ pub enum Detail {
     /// DAMAGE object: the drawable it watches and its report level (protocol 1.4, only with
     /// `FLAG_DAMAGE`).
     Damage(DamageInfo),
+    /// MIT-SHM segment (protocol 1.5, only with `FLAG_SHM`).
+    ShmSegment(ShmSegmentInfo),
+    /// A pixmap whose pixels are an MIT-SHM segment's memory (ShmCreatePixmap; protocol 1.5,
+    /// only with `FLAG_SHM`; other pixmaps stay [`Detail::Pixmap`]).
+    ShmPixmap(ShmPixmapInfo),
+}
+
+/// An MIT-SHM segment of the client, as the server holds it (`ShmDescRec`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShmSegmentInfo {
+    /// System V shared memory ID; `None` for descriptor-backed segments (ShmAttachFd,
+    /// ShmCreateSegment).
+    pub shmid: Option<u32>,
+    /// Size in bytes the server mapped.
+    pub size: u32,
+    /// Attached read-only.
+    pub read_only: bool,
+}
+
+/// A pixmap made with ShmCreatePixmap: its geometry and where its pixels live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShmPixmapInfo {
+    /// Geometry, as for any pixmap.
+    pub pixmap: PixmapInfo,
+    /// The client's segment (ShmSeg ID) holding the pixels.
+    pub segment: u32,
+    /// Byte offset of the first pixel in the segment.
+    pub offset: u32,
 }
 
 /// One passive grab (`GrabKey`, `GrabButton`, or an XInput passive grab): the server's
@@ -576,6 +604,8 @@ impl Detail {
             Detail::XkbInterest(_) => 10,
             Detail::PassiveGrab(_) => 11,
             Detail::Damage(_) => 12,
+            Detail::ShmSegment(_) => 13,
+            Detail::ShmPixmap(_) => 14,
         }
     }
 
@@ -618,6 +648,22 @@ impl Detail {
                     }
                     w.bytes(&b);
                 }
+            }
+            Detail::ShmSegment(x) => {
+                w.u32(x.shmid.unwrap_or(u32::MAX));
+                w.u32(x.size);
+                w.u8(u8::from(x.read_only) | (u8::from(x.shmid.is_none()) << 1));
+                w.u8(0);
+                w.u16(0);
+            }
+            Detail::ShmPixmap(x) => {
+                w.u8(x.pixmap.depth);
+                w.u8(x.pixmap.bits_per_pixel);
+                w.u16(0);
+                w.u16(x.pixmap.width);
+                w.u16(x.pixmap.height);
+                w.u32(x.segment);
+                w.u32(x.offset);
             }
             Detail::Damage(x) => {
                 w.u32(x.drawable);
@@ -1013,6 +1059,44 @@ impl Detail {
                     });
                 }
                 Detail::Damage(DamageInfo { drawable, level })
+            }
+            13 => {
+                let raw = r.u32("shm segment shmid")?;
+                let size = r.u32("shm segment size")?;
+                let flags_off = r.offset();
+                let flags = r.u8("shm segment flags")?;
+                r.skip(3, "shm segment padding")?;
+                if flags > 3 || ((flags & 2 != 0) != (raw == u32::MAX)) {
+                    return Err(DecodeError::BadValue {
+                        offset: flags_off,
+                        value: flags.into(),
+                        what: "shm segment flags",
+                    });
+                }
+                Detail::ShmSegment(ShmSegmentInfo {
+                    shmid: (flags & 2 == 0).then_some(raw),
+                    size,
+                    read_only: flags & 1 != 0,
+                })
+            }
+            14 => {
+                let depth = r.u8("shm pixmap depth")?;
+                let bits_per_pixel = r.u8("shm pixmap bpp")?;
+                r.skip(2, "shm pixmap padding")?;
+                let width = r.u16("shm pixmap width")?;
+                let height = r.u16("shm pixmap height")?;
+                let segment = r.u32("shm pixmap segment")?;
+                let offset = r.u32("shm pixmap offset")?;
+                Detail::ShmPixmap(ShmPixmapInfo {
+                    pixmap: PixmapInfo {
+                        depth,
+                        bits_per_pixel,
+                        width,
+                        height,
+                    },
+                    segment,
+                    offset,
+                })
             }
             v => {
                 return Err(DecodeError::BadValue {

@@ -23,7 +23,8 @@ pub const MAJOR_VERSION: u16 = 1;
 /// 1.3 added [`FLAG_PASSIVE_GRABS`]: [`Detail::PassiveGrab`] records for the client's passive
 /// key and button grabs.
 /// 1.4 added [`FLAG_DAMAGE`]: [`Detail::Damage`] records (drawable and report level).
-pub const MINOR_VERSION: u16 = 4;
+/// 1.5 added [`FLAG_SHM`]: [`Detail::ShmSegment`] and [`Detail::ShmPixmap`] records.
+pub const MINOR_VERSION: u16 = 5;
 
 /// Minor opcode of `QueryVersion`.
 pub const X_QUERY_VERSION: u8 = 0;
@@ -53,6 +54,12 @@ pub const FLAG_PASSIVE_GRABS: u32 = 1 << 5;
 /// [`Detail::Damage`] (the drawable watched and the report level, which the DAMAGE protocol
 /// cannot read back); without it they are [`Detail::Other`], as in 1.3.
 pub const FLAG_DAMAGE: u32 = 1 << 6;
+/// `GetResources` flag (protocol 1.5): describe the client's MIT-SHM segments as
+/// [`Detail::ShmSegment`] (System V shmid or descriptor-backed, size, read-only) and its
+/// pixmaps whose pixels live in one of its segments (ShmCreatePixmap) as [`Detail::ShmPixmap`]
+/// (segment and offset); without it segments are [`Detail::Other`] and every pixmap is a
+/// [`Detail::Pixmap`], as in 1.4.
+pub const FLAG_SHM: u32 = 1 << 7;
 /// The `GetResources` flags protocol 1.0 defines (what a 1.0 server accepts).
 pub const FLAGS_V1_0: u32 = FLAG_CURSOR_IMAGES | FLAG_GLYPH_IMAGES | FLAG_COLORMAP_CELLS;
 /// The `GetResources` flags protocol 1.1 defines (what a 1.1 server accepts).
@@ -61,8 +68,10 @@ pub const FLAGS_V1_1: u32 = FLAGS_V1_0 | FLAG_SELECTION_INPUTS;
 pub const FLAGS_V1_2: u32 = FLAGS_V1_1 | FLAG_XKB_SELECTIONS;
 /// The `GetResources` flags protocol 1.3 defines (what a 1.3 server accepts).
 pub const FLAGS_V1_3: u32 = FLAGS_V1_2 | FLAG_PASSIVE_GRABS;
+/// The `GetResources` flags protocol 1.4 defines (what a 1.4 server accepts).
+pub const FLAGS_V1_4: u32 = FLAGS_V1_3 | FLAG_DAMAGE;
 /// All defined `GetResources` flags.
-pub const FLAGS_ALL: u32 = FLAGS_V1_3 | FLAG_DAMAGE;
+pub const FLAGS_ALL: u32 = FLAGS_V1_4 | FLAG_SHM;
 
 /// The `GetResources` flags a server of protocol 1.`minor` accepts.
 pub const fn flags_for_minor(minor: u16) -> u32 {
@@ -71,6 +80,7 @@ pub const fn flags_for_minor(minor: u16) -> u32 {
         1 => FLAGS_V1_1,
         2 => FLAGS_V1_2,
         3 => FLAGS_V1_3,
+        4 => FLAGS_V1_4,
         _ => FLAGS_ALL,
     }
 }
@@ -332,6 +342,8 @@ pub mod kinds {
     /// One passive grab of the client (`GrabKey`, `GrabButton`, XInput passive grabs); the
     /// resource ID is a server-made one (bit 0x40000000 set).
     pub const PASSIVE_GRAB: &str = "PASSIVE GRAB";
+    /// An MIT-SHM segment the client attached (ShmAttach, ShmAttachFd, ShmCreateSegment).
+    pub const SHM_SEG: &str = "ShmSeg";
 }
 
 /// One resource of the requesting client.

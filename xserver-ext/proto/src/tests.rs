@@ -269,6 +269,41 @@ fn sample_resources() -> Vec<Resource> {
                 level: 2,
             }),
         ),
+        r(
+            0x0040_0010,
+            kinds::SHM_SEG,
+            44,
+            Detail::ShmSegment(ShmSegmentInfo {
+                shmid: Some(32789),
+                size: 0x10_0000,
+                read_only: false,
+            }),
+        ),
+        r(
+            0x0040_0011,
+            kinds::SHM_SEG,
+            44,
+            Detail::ShmSegment(ShmSegmentInfo {
+                shmid: None,
+                size: 4096,
+                read_only: true,
+            }),
+        ),
+        r(
+            0x0040_0012,
+            kinds::PIXMAP,
+            2,
+            Detail::ShmPixmap(ShmPixmapInfo {
+                pixmap: PixmapInfo {
+                    depth: 24,
+                    bits_per_pixel: 32,
+                    width: 16,
+                    height: 8,
+                },
+                segment: 0x0040_0010,
+                offset: 4096,
+            }),
+        ),
     ]
 }
 
@@ -352,7 +387,7 @@ fn bad_requests_are_classified() {
         Err(RequestError::BadLength(_))
     ));
     let req = GetResourcesRequest {
-        flags: 0x80,
+        flags: 0x100,
         ..GetResourcesRequest::first()
     };
     let b = encode_get_resources(1, &req, ByteOrder::Lsb);
@@ -360,7 +395,7 @@ fn bad_requests_are_classified() {
         decode_request(&b, ByteOrder::Lsb),
         Err(RequestError::BadValue {
             what: "flags",
-            value: 0x80
+            value: 0x100
         })
     );
 }
@@ -509,35 +544,41 @@ fn selection_input_record_bytes() {
 fn version_1_1_flags() {
     assert_eq!(FLAGS_V1_0, 7);
     assert_eq!(FLAGS_V1_1, 15);
-    // A request with every defined flag decodes; bit 7 is still undefined.
+    // A request with every defined flag decodes; bit 8 is still undefined.
     let req = GetResourcesRequest::first();
     let b = encode_get_resources(1, &req, ByteOrder::Lsb);
     assert_eq!(
         decode_request(&b, ByteOrder::Lsb),
         Ok(Request::GetResources(req))
     );
-    let bad = GetResourcesRequest { flags: 0x80, ..req };
+    let bad = GetResourcesRequest {
+        flags: 0x100,
+        ..req
+    };
     let b = encode_get_resources(1, &bad, ByteOrder::Lsb);
     assert!(matches!(
         decode_request(&b, ByteOrder::Lsb),
-        Err(RequestError::BadValue { value: 0x80, .. })
+        Err(RequestError::BadValue { value: 0x100, .. })
     ));
 }
 
 #[test]
-fn versions_1_2_to_1_4_flags() {
-    assert_eq!(MINOR_VERSION, 4);
+fn versions_1_2_to_1_5_flags() {
+    assert_eq!(MINOR_VERSION, 5);
     assert_eq!(FLAG_XKB_SELECTIONS, 0x10);
     assert_eq!(FLAGS_V1_2, 31);
     assert_eq!(FLAG_PASSIVE_GRABS, 0x20);
     assert_eq!(FLAGS_V1_3, 63);
     assert_eq!(FLAG_DAMAGE, 0x40);
-    assert_eq!(FLAGS_ALL, 127);
+    assert_eq!(FLAGS_V1_4, 127);
+    assert_eq!(FLAG_SHM, 0x80);
+    assert_eq!(FLAGS_ALL, 255);
     assert_eq!(flags_for_minor(0), FLAGS_V1_0);
     assert_eq!(flags_for_minor(1), FLAGS_V1_1);
     assert_eq!(flags_for_minor(2), FLAGS_V1_2);
     assert_eq!(flags_for_minor(3), FLAGS_V1_3);
-    assert_eq!(flags_for_minor(4), FLAGS_ALL);
+    assert_eq!(flags_for_minor(4), FLAGS_V1_4);
+    assert_eq!(flags_for_minor(5), FLAGS_ALL);
     let req = GetResourcesRequest::first();
     assert_eq!(req.flags, FLAGS_ALL);
 }
@@ -721,5 +762,55 @@ fn xkb_client_state_in_the_reply_header() {
             .unwrap()
             .xkb,
         XkbClientState::default()
+    );
+}
+
+#[test]
+fn shm_record_bytes() {
+    let res = Resource {
+        id: 0x0040_0002,
+        kind: ResourceKind(kinds::SHM_SEG.into()),
+        server_type: 0x22,
+        detail: Detail::ShmSegment(ShmSegmentInfo {
+            shmid: None,
+            size: 0x0102_0304,
+            read_only: true,
+        }),
+    };
+    let mut w = Writer::new(ByteOrder::Msb);
+    encode_resource(&mut w, &res);
+    let b = w.into_inner();
+    let name = kinds::SHM_SEG.as_bytes();
+    assert_eq!(&b[8..16], &[0, name.len() as u8, 13, 0, 0, 0, 0, 12]);
+    let at = 16 + name.len() + pad4(name.len());
+    assert_eq!(&b[at..], &[255, 255, 255, 255, 1, 2, 3, 4, 3, 0, 0, 0]);
+    // A descriptor flag that disagrees with the shmid is refused.
+    let mut bad = b.clone();
+    bad[at + 8] = 1;
+    let mut r = Reader::new(&bad, ByteOrder::Msb, 0);
+    assert!(decode_resource(&mut r).is_err());
+    let pm = Resource {
+        id: 0x0040_0003,
+        kind: ResourceKind(kinds::PIXMAP.into()),
+        server_type: 2,
+        detail: Detail::ShmPixmap(ShmPixmapInfo {
+            pixmap: PixmapInfo {
+                depth: 24,
+                bits_per_pixel: 32,
+                width: 0x0102,
+                height: 3,
+            },
+            segment: 0x0040_0002,
+            offset: 0x10,
+        }),
+    };
+    let mut w = Writer::new(ByteOrder::Msb);
+    encode_resource(&mut w, &pm);
+    let b = w.into_inner();
+    let at = 16 + 6 + pad4(6);
+    assert_eq!(b[10], 14);
+    assert_eq!(
+        &b[at..],
+        &[24, 32, 0, 0, 1, 2, 0, 3, 0, 0x40, 0, 2, 0, 0, 0, 0x10]
     );
 }

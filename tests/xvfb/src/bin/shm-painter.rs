@@ -12,7 +12,10 @@
 //! its ShmCompletion) and reports "bench N frames in T ms" (used by `guievict-bench`).
 //! `SHM_PAINTER_PIXMAP=1` paints through a pixmap made with ShmCreatePixmap over the segment
 //! instead (CopyArea to the window after writing the memory); a new segment and pixmap come
-//! with every odd frame, even frames reuse them with new contents.
+//! with every odd frame, even frames reuse them with new contents; with `SHM_PAINTER_REUSE=1`
+//! too, the first segment and pixmap serve every frame. Before each pixmap-mode frame the
+//! server draws a pixel into the pixmap and the painter checks that it reached the segment
+//! ("pixmap-draw N ok" / "pixmap-draw N MISMATCH": the pixmap is the shared memory).
 
 use anyhow::{bail, Context, Result};
 use std::io::Write;
@@ -158,6 +161,8 @@ struct Painter {
     /// The shared pixmap over the segment (pixmap mode).
     pixmap: Option<u32>,
     pixmap_mode: bool,
+    /// Pixmap mode: keep the first segment and pixmap for every frame.
+    reuse: bool,
 }
 
 impl Painter {
@@ -174,6 +179,31 @@ impl Painter {
     /// (or guimux) says the memory is free again.
     fn put(&mut self, n: u32) -> Result<u32> {
         let (w, h) = (self.w, self.h);
+        if let Some(pix) = self.pixmap {
+            // Drawing into the pixmap must reach the segment (the pixmap *is* that memory).
+            let mark = 0x00_8000 | (n.wrapping_mul(40503) & 0xff_00ff);
+            self.conn
+                .change_gc(self.gc, &xproto::ChangeGCAux::new().foreground(mark))?;
+            self.conn.poly_fill_rectangle(
+                pix,
+                self.gc,
+                &[xproto::Rectangle {
+                    x: 0,
+                    y: 0,
+                    width: 1,
+                    height: 1,
+                }],
+            )?;
+            self.conn.get_input_focus()?.reply()?;
+            let seg = self.seg.as_mut().context("no segment")?;
+            let b = &seg.bytes()[..4];
+            let got = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) & 0xff_ffff;
+            let line = format!(
+                "pixmap-draw {n} {} (want {mark:06x}, memory has {got:06x})",
+                if got == mark { "ok" } else { "MISMATCH" }
+            );
+            self.log(&line);
+        }
         let frame = self.frame_bytes();
         let seg = self.seg.as_mut().context("no segment")?;
         let id = seg.id;
@@ -301,7 +331,7 @@ impl Painter {
                     self.frame += 1;
                     // Replace the segment, as toolkits do when their backing store changes
                     // (pixmap mode: every other frame).
-                    if !self.pixmap_mode || self.frame % 2 == 1 {
+                    if !self.pixmap_mode || (self.frame % 2 == 1 && !self.reuse) {
                         if let Some(p) = self.pixmap.take() {
                             self.conn.free_pixmap(p)?;
                         }
@@ -409,6 +439,7 @@ fn main() -> Result<()> {
         completion,
         pixmap: None,
         pixmap_mode: std::env::var_os("SHM_PAINTER_PIXMAP").is_some(),
+        reuse: std::env::var_os("SHM_PAINTER_REUSE").is_some(),
     };
     let line = format!(
         "started MIT-SHM {}.{} shared pixmaps {}",
