@@ -163,7 +163,7 @@ fn type_and_see(display: &str, w: u32, typed: &str, ch: char, tag: &str) {
 }
 
 #[test]
-#[ignore = "open: after the move to B Firefox repaints on the first keystroke, then dies on a later one with BadMatch for a CreateWindow (X error 8, request 1; see docs/architecture.md Known gaps); run with --ignored"]
+#[ignore = "flaky, open: Firefox repaints on B and passes most runs (4 of 7 on a loaded 2-core machine after the regeneration-echo fix), but sometimes dies on B with BadMatch for a CreateWindow (X error 8, request 1); see docs/architecture.md Known gaps; run with --ignored"]
 fn firefox_repaints_after_moves_between_servers_that_share_memory() {
     if Command::new("firefox-esr")
         .arg("--version")
