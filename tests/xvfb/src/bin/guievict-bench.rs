@@ -10,7 +10,8 @@
 //!    `guievict run`, hijacked (guimux and the plain relay), and after a move to a second
 //!    server (translated), plus `x11perf -pointer/-putimage100/-rect10` direct, through socat
 //!    and under `guievict run`;
-//! 2. detach / attach / move latency of xterm, xclock, xcalc, xeyes, xlogo (hijacked), from
+//! 2. detach / attach / move latency of xterm, xclock, xcalc, xeyes, xlogo, gtk3-widget-factory,
+//!    nedit, emacs and Qt5 lineedits (hijacked), from
 //!    the wall time of the command and the stage timings in its JSON report;
 //! 3. hijack wall time of xterm;
 //! 4. MIT-SHM conversion: frames/s of `shm-painter` (ShmPutImage + ShmCompletion per frame)
@@ -949,32 +950,28 @@ impl OpSamples {
             self.total.push(t);
         }
         let mut per_stage: Vec<(String, f64)> = Vec::new();
-        let parts: Vec<(&str, &serde_json::Value)> =
-            if report["detach"].is_object() || report["attach"].is_object() {
-                vec![
-                    ("detach: ", &report["detach"]),
-                    ("attach: ", &report["attach"]),
-                ]
-            } else {
-                vec![("", report)]
-            };
-        for (prefix, part) in parts {
-            for c in part["connections"].as_array().into_iter().flatten() {
-                // Detach reports `timings_ms`, attach `timings`; both are [name, ms] pairs.
-                let t = if c["timings_ms"].is_array() {
-                    &c["timings_ms"]
-                } else {
-                    &c["timings"]
-                };
-                for pair in t.as_array().into_iter().flatten() {
-                    if let (Some(name), Some(ms)) = (pair[0].as_str(), pair[1].as_f64()) {
-                        let name = format!("{prefix}{name}");
-                        match per_stage.iter_mut().find(|(n, _)| *n == name) {
-                            Some((_, v)) => *v += ms,
-                            None => per_stage.push((name, ms)),
-                        }
+        // A move (one transaction inside the app) reports per connection its `detach` and its
+        // `attach`; a detach or attach reports per connection its own stages.
+        let mut add = |prefix: &str, t: &serde_json::Value| {
+            for pair in t.as_array().into_iter().flatten() {
+                if let (Some(name), Some(ms)) = (pair[0].as_str(), pair[1].as_f64()) {
+                    let name = format!("{prefix}{name}");
+                    match per_stage.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, v)) => *v += ms,
+                        None => per_stage.push((name, ms)),
                     }
                 }
+            }
+        };
+        for c in report["connections"].as_array().into_iter().flatten() {
+            if c["detach"].is_object() || c["attach"].is_object() {
+                add("detach: ", &c["detach"]["timings_ms"]);
+                add("attach: ", &c["attach"]["timings"]);
+            } else if c["timings_ms"].is_array() {
+                // Detach reports `timings_ms`, attach `timings`; both are [name, ms] pairs.
+                add("", &c["timings_ms"]);
+            } else {
+                add("", &c["timings"]);
             }
         }
         for (name, ms) in per_stage {
@@ -1062,6 +1059,16 @@ const APPS: &[AppSpec] = &[
         name: "gtk3-widget-factory",
         argv: &["gtk3-widget-factory"],
         env: &[("GTK_THEME", "Adwaita"), ("NO_AT_BRIDGE", "1")],
+    },
+    AppSpec {
+        name: "nedit (Motif, 464 passive grabs)",
+        argv: &["nedit", "-geometry", "80x20+0+0"],
+        env: &[],
+    },
+    AppSpec {
+        name: "emacs -Q (GTK3, DBE)",
+        argv: &["emacs", "-Q", "--geometry", "80x24+0+0"],
+        env: &[("NO_AT_BRIDGE", "1")],
     },
     AppSpec {
         name: "qt5 lineedits",
