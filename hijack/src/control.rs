@@ -17,6 +17,13 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_FRAME: u32 = 16 << 20;
 /// How long one connection may take to send its request.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client waits for the answer to a request that changes something (detach,
+/// attach, …): longer than every timeout inside the library, so that the library's own, clear
+/// error arrives first.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a client waits for the answer to `status` (answered without waiting for any
+/// operation in progress).
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Input policy of a display (replication).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +105,30 @@ pub enum Request {
         /// X authority for it.
         auth: Option<XAuth>,
     },
+    /// Test hook: provoke a failure inside the process. Carried out only when the process runs
+    /// with `GUIEVICT_TEST_FAULTS=1` in its environment (the test suite sets it for the apps it
+    /// starts); any other process answers with an error and changes nothing.
+    TestFault {
+        /// What to provoke.
+        fault: TestFault,
+    },
+}
+
+/// Failures [`Request::TestFault`] can provoke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TestFault {
+    /// Every guimux thread of the process panics while handling its next message.
+    EnginePanic,
+    /// The controller panics while holding its lock (which poisons it).
+    ControllerPanic,
+}
+
+/// Environment variable that enables [`Request::TestFault`] in a process.
+pub const TEST_FAULTS_ENV: &str = "GUIEVICT_TEST_FAULTS";
+
+/// Whether this process honours [`Request::TestFault`].
+pub fn test_faults_enabled() -> bool {
+    std::env::var_os(TEST_FAULTS_ENV).is_some_and(|v| v == "1")
 }
 
 /// The file whose appearance makes a quiesced process ([`Request::Quiesce`]) listen again on
@@ -133,6 +164,10 @@ pub struct ConnectionStatus {
     /// App requests answered with an error because the server lacks their extension.
     #[serde(default)]
     pub substituted: u64,
+    /// Set when guimux contained a panic on this connection: what happened and how the
+    /// connection is relayed since (detach, attach and move are then refused).
+    #[serde(default)]
+    pub degraded: Option<String>,
 }
 
 /// Answer to [`Request::Status`].
@@ -152,6 +187,10 @@ pub struct Status {
     pub mode: String,
     /// Every interposed connection.
     pub connections: Vec<ConnectionStatus>,
+    /// The operation the controller is carrying out right now, with its age (the connection
+    /// figures are then from the last status taken while it was idle).
+    #[serde(default)]
+    pub busy: Option<String>,
 }
 
 /// Category of a failed request.
@@ -458,7 +497,10 @@ pub fn serve_one(mut stream: UnixStream, handler: &dyn Fn(&Request) -> Response)
 /// Client side: send one request to the socket at `path` and read the response.
 pub fn request(path: &Path, req: &Request) -> Result<Response, ControlError> {
     let mut s = UnixStream::connect(path).map_err(io_err("connecting to", path))?;
-    let _ = s.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = s.set_read_timeout(Some(match req {
+        Request::Status => STATUS_TIMEOUT,
+        _ => OPERATION_TIMEOUT,
+    }));
     let _ = s.set_write_timeout(Some(IO_TIMEOUT));
     let sent = write_frame(&mut s, req);
     // A refusing server answers and closes before reading: its answer is still readable even

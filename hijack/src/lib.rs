@@ -75,7 +75,21 @@ pub fn handle_request(req: &Request) -> Response {
                     message: "this process runs the plain relay (GUIEVICT_RELAY=plain): only `status` is available".into(),
                 };
             }
-            adopt::controller().handle(other)
+            // A panic in the controller (a bug) must not cost the app anything: it is
+            // answered as an error, and the poisoned lock is recovered by the next request.
+            match std::panic::catch_unwind(|| adopt::controller().handle(other)) {
+                Ok(r) => r,
+                Err(p) => {
+                    let msg = muxloop::panic_message(&*p);
+                    tracing::error!("control request panicked: {msg}");
+                    Response::Error {
+                        kind: ErrorKind::Failed,
+                        message: format!(
+                            "internal error (panic: {msg}); the state is reconciled on the next request"
+                        ),
+                    }
+                }
+            }
         }
     }
 }
@@ -116,25 +130,60 @@ fn quiesce() -> Response {
     }
 }
 
-/// The control thread: serve clients; after a quiesce, close the listener, remove the socket
-/// file, and wait (polling, no signals) for the rearm file before listening again.
+/// Control connections served at once; more are closed unanswered.
+const MAX_CLIENTS: usize = 16;
+
+/// The control thread: accept clients and serve each on its own thread (so `status` answers
+/// while a long operation runs); after a quiesce, once every client is gone, close the
+/// listener, remove the socket file, and wait (polling, no signals) for the rearm file before
+/// listening again.
 fn control_loop(mut listener: std::os::unix::net::UnixListener, sock: PathBuf) {
-    use std::sync::atomic::Ordering;
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let active = Arc::new(AtomicUsize::new(0));
     loop {
-        for stream in listener.incoming() {
-            match stream {
-                Ok(s) => {
-                    let r = std::panic::catch_unwind(|| {
-                        control::serve_one(s, &handle_request);
-                    });
+        let _ = listener.set_nonblocking(true);
+        loop {
+            if QUIESCE.load(Ordering::Acquire) && active.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            let mut p = [libc::pollfd {
+                fd: listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            if !matches!(ffi::poll(&mut p, 100), Ok(n) if n > 0) {
+                continue;
+            }
+            let s = match listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control accept failed");
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            let _ = s.set_nonblocking(false);
+            if active.load(Ordering::Acquire) >= MAX_CLIENTS {
+                tracing::warn!("too many control clients; closing one unanswered");
+                continue;
+            }
+            active.fetch_add(1, Ordering::AcqRel);
+            let a = active.clone();
+            let r = std::thread::Builder::new()
+                .name("guievict-client".into())
+                .spawn(move || {
+                    let r = std::panic::catch_unwind(|| control::serve_one(s, &handle_request));
                     if r.is_err() {
                         tracing::error!("control handler panicked");
                     }
-                }
-                Err(e) => tracing::warn!(error = %e, "control accept failed"),
-            }
-            if QUIESCE.load(Ordering::Acquire) {
-                break;
+                    a.fetch_sub(1, Ordering::AcqRel);
+                });
+            if let Err(e) = r {
+                active.fetch_sub(1, Ordering::AcqRel);
+                tracing::error!(error = %e, "cannot start a control client thread");
             }
         }
         drop(listener);
@@ -176,6 +225,7 @@ pub fn status() -> Status {
             Some(relay) => relay.connections(),
             None => adopt::controller().connections(),
         },
+        busy: adopt::controller().busy(),
     }
 }
 
