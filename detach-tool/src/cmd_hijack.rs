@@ -185,11 +185,22 @@ pub fn run_hijack(a: &HijackArgs) -> Result<()> {
     Ok(())
 }
 
-/// Every hijacked process reachable through this user's control directories.
+/// Every hijacked process reachable through this user's control directories or an abstract
+/// control name (root: every user's). Stale sockets (and old logs of gone processes) are tidied away on the way.
 pub fn hijacked_pids() -> Vec<i32> {
     let uid = nix::unistd::geteuid().as_raw();
     let mut pids = Vec::new();
-    for dir in control::list_dirs(uid) {
+    // Root sees (and may control) every user's hijacked processes.
+    let (mut dirs, abstract_uid) = (control::list_dirs(uid), Some(uid));
+    let abstract_uid = if uid == 0 {
+        dirs.extend(control::all_users_dirs());
+        dirs.dedup();
+        None
+    } else {
+        abstract_uid
+    };
+    for dir in dirs {
+        control::sweep_dir(&dir);
         let Ok(rd) = std::fs::read_dir(&dir) else {
             continue;
         };
@@ -202,14 +213,14 @@ pub fn hijacked_pids() -> Vec<i32> {
             else {
                 continue;
             };
-            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                // Stale socket of a process that died without running its exit handlers.
-                let _ = std::fs::remove_file(e.path());
-                continue;
-            }
             if !pids.contains(&pid) {
                 pids.push(pid);
             }
+        }
+    }
+    for pid in control::abstract_pids(abstract_uid) {
+        if !pids.contains(&(pid as i32)) {
+            pids.push(pid as i32);
         }
     }
     pids.sort_unstable();

@@ -122,6 +122,15 @@ fn quiesce() -> Response {
         };
     }
     if let Some(sock) = SOCKET_PATH.get() {
+        if control::is_abstract(sock) {
+            return Response::Error {
+                kind: ErrorKind::Failed,
+                message: format!(
+                    "the control socket is abstract ({}: no usable runtime directory), which a checkpoint cannot re-arm",
+                    sock.display()
+                ),
+            };
+        }
         let _ = std::fs::remove_file(control::rearm_path(sock));
     }
     QUIESCE.store(true, std::sync::atomic::Ordering::Release);
@@ -229,27 +238,47 @@ pub fn status() -> Status {
     }
 }
 
+/// The log file of this process, when it has one.
+static LOG_PATH: OnceLock<PathBuf> = OnceLock::new();
+/// Size at which the log is rotated (`<pid>.log` → `<pid>.log.1`): at most twice this on disk.
+pub const LOG_MAX: u64 = 1 << 20;
+
+/// At a clean exit: the socket file and the logs go with the process.
 extern "C" fn remove_socket() {
-    if let Some(p) = SOCKET_PATH.get() {
+    if let Some(p) = SOCKET_PATH.get().filter(|p| !control::is_abstract(p)) {
         let _ = std::fs::remove_file(p);
     }
+    if let Some(p) = LOG_PATH.get() {
+        let _ = std::fs::remove_file(p);
+        let _ = std::fs::remove_file(p.with_extension("log.1"));
+    }
+}
+
+fn open_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.len() > LOG_MAX) {
+        let _ = std::fs::rename(path, path.with_extension("log.1"));
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        // Never write through a link someone else planted.
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 fn init_logging(dir: &std::path::Path) {
     let path = dir.join(format!("{}.log", std::process::id()));
-    let open = move || {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-    };
-    if open().is_err() {
+    if open_log(&path).is_err() {
         return;
     }
+    let _ = LOG_PATH.set(path.clone());
     // The file is opened for each event so that no descriptor stays open: a checkpointed
-    // process then holds nothing outside itself (see `Request::Quiesce`).
+    // process then holds nothing outside itself (see `Request::Quiesce`). That is also where
+    // it is rotated.
     let writer = move || -> Box<dyn std::io::Write> {
-        match open() {
+        match open_log(&path) {
             Ok(f) => Box::new(f),
             Err(_) => Box::new(std::io::sink()),
         }
@@ -291,15 +320,19 @@ fn start() {
     }
     let preload = scrub_preload();
     let uid = nix::unistd::geteuid().as_raw();
-    let dir = control::control_dir(
+    // A squatted or unusable directory is refused; with none usable, the socket is abstract
+    // and there is no log file.
+    let (dir, refused) = control::choose_dir(
         std::env::var_os("XDG_RUNTIME_DIR")
             .map(PathBuf::from)
             .as_deref(),
         uid,
     );
-    let dir_ok = control::ensure_dir(&dir).is_ok();
-    if dir_ok {
-        init_logging(&dir);
+    if let Some(d) = &dir {
+        init_logging(d);
+    }
+    for why in &refused {
+        tracing::warn!("not using a control directory: {why}");
     }
     let plain = std::env::var_os("GUIEVICT_RELAY").is_some_and(|v| v == "plain");
     let (relay, wake_fd) = if plain {
@@ -323,7 +356,10 @@ fn start() {
         }
     };
     interpose::WAKE_FD.store(wake_fd, std::sync::atomic::Ordering::Release);
-    let sock = dir.join(format!("{}.sock", std::process::id()));
+    let sock = match &dir {
+        Some(d) => d.join(format!("{}.sock", std::process::id())),
+        None => control::abstract_name(uid, std::process::id()),
+    };
     let listener = match control::bind(&sock) {
         Ok(l) => Some(l),
         Err(e) => {
@@ -334,6 +370,8 @@ fn start() {
     let socket = listener.as_ref().map(|_| sock.clone());
     if let Some(p) = &socket {
         let _ = SOCKET_PATH.set(p.clone());
+    }
+    if socket.is_some() || LOG_PATH.get().is_some() {
         ffi::at_exit(remove_socket);
     }
     let mode = if preload { "preload" } else { "injected" };
