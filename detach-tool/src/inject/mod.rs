@@ -427,7 +427,11 @@ fn interpose(
         .symbol(INTERPOSE_SYMBOL)?
         .ok_or_else(|| InjectError::Library(format!("{} lacks {INTERPOSE_SYMBOL}", lib.path)))?;
     let writers = safepoint::Writers::of(pid, &maps)?;
-    tracing::debug!(ranges = writers.len(), "writer function ranges");
+    tracing::debug!(
+        ranges = writers.len(),
+        cond_waits = writers.cond_wait_ranges(),
+        "writer function ranges"
+    );
     let mut stopped = ptrace::Stopped::all(pid)?;
     test_hook("after-seize", pid);
     let mut reason = String::new();

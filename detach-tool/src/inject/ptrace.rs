@@ -184,11 +184,21 @@ impl Stopped {
     fn seize(&mut self, tid: i32) -> Result<(), InjectError> {
         match ptrace::seize(Pid::from_raw(tid), ptrace::Options::empty()) {
             Ok(()) => {}
+            // The kernel also says EPERM for a thread that is exiting: such a thread is gone
+            // for our purposes, like one that vanished.
+            Err(Errno::EPERM) if tid != self.pid && thread_exiting(self.pid, tid) => {
+                return Err(InjectError::TraceeDied { pid: self.pid })
+            }
             Err(Errno::EPERM) => {
+                tracing::debug!(
+                    tid,
+                    status = %std::fs::read_to_string(format!("/proc/{}/task/{tid}/status", self.pid)).unwrap_or_default(),
+                    "PTRACE_SEIZE refused"
+                );
                 return Err(InjectError::PtraceDenied {
                     pid: self.pid,
                     hint: ptrace_hint(),
-                })
+                });
             }
             Err(e) => return Err(died_or(self.pid, tid, "PTRACE_SEIZE", e)),
         }
@@ -498,6 +508,20 @@ pub fn remote_fd(pid: i32, fd: RawFd) -> Result<OwnedFd, Errno> {
     }
     // SAFETY: the kernel installed this descriptor for us alone.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Whether thread `tid` of `pid` is gone or exiting (zombie/dead, or no longer listed).
+fn thread_exiting(pid: i32, tid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) {
+        Err(_) => true,
+        Ok(s) => s
+            .lines()
+            .find_map(|l| l.strip_prefix("State:"))
+            .is_some_and(|st| {
+                let st = st.trim_start();
+                st.starts_with('Z') || st.starts_with('X')
+            }),
+    }
 }
 
 #[cfg(test)]
