@@ -242,6 +242,9 @@ const IDLE_SYSCALLS: &[u64] = &[
     0, 7, 23, 34, 35, 45, 47, 61, 128, 130, 230, 232, 270, 271, 281, 441,
 ];
 
+/// `futex` (x86_64): what a thread waiting on a condition variable is blocked in.
+const NR_FUTEX: u64 = 202;
+
 /// The X connections of `pid`: (fd, peer). Uses `pidfd_getfd` + `getpeername`.
 pub fn x_fds(pid: i32) -> Result<Vec<(i32, xfd::XPeer)>, InjectError> {
     let mut out = Vec::new();
@@ -351,16 +354,29 @@ fn load(
     };
     let mut path = path_in_target.as_bytes().to_vec();
     path.push(0);
+    // A thread waiting on a condition variable will do as well (a busy multi-threaded client's
+    // workers wait for replies that way); its futex wait is classified once stopped.
+    let writers = safepoint::Writers::of(pid, &procfs::maps(pid)?)?;
     for attempt in 0..max_tries {
         let tids = procfs::threads(pid)?;
-        // The main thread first: it is the event loop of most X programs.
+        // The main thread first: it is the event loop of most X programs; then threads idling
+        // in a plain idle call, then those in a futex wait.
         let idle = tids
             .iter()
             .copied()
-            .filter(|&t| {
-                procfs::current_syscall(pid, t).is_some_and(|n| IDLE_SYSCALLS.contains(&(n as u64)))
+            .filter_map(|t| {
+                let n = procfs::current_syscall(pid, t)? as u64;
+                let rank = if IDLE_SYSCALLS.contains(&n) {
+                    0
+                } else if n == NR_FUTEX {
+                    1
+                } else {
+                    return None;
+                };
+                Some((t, rank))
             })
-            .min_by_key(|&t| t != pid);
+            .min_by_key(|&(t, rank)| (rank, t != pid))
+            .map(|(t, _)| t);
         let Some(tid) = idle else {
             std::thread::sleep(Duration::from_millis(2));
             continue;
@@ -371,8 +387,9 @@ fn load(
             Err(e) => return Err(e),
         };
         let regs = ptrace::regs(pid, tid)?;
-        let in_idle =
-            ptrace::interrupted_syscall(&regs).is_some_and(|n| IDLE_SYSCALLS.contains(&n));
+        let in_idle = ptrace::interrupted_syscall(&regs)
+            .is_some_and(|n| IDLE_SYSCALLS.contains(&n))
+            || safepoint::cond_waiting(pid, &regs, &writers);
         if !in_idle {
             tracing::debug!(tid, attempt, "thread left its idle syscall; retrying");
             drop(stopped);
@@ -435,17 +452,41 @@ fn interpose(
     let mut stopped = ptrace::Stopped::all(pid)?;
     test_hook("after-seize", pid);
     let mut reason = String::new();
+    let mut maps = procfs::maps(pid)?;
+    // The thread that was unsafe last time is looked at first: it usually still is, and the
+    // attempt then costs one register read.
+    let mut last_unsafe: Option<i32> = None;
     for attempt in 1..=max_tries {
-        if attempt > 1 {
-            stopped.resume()?;
-            std::thread::sleep(Duration::from_micros(500 + 997 * u64::from(attempt % 5)));
-            stopped.restop()?;
+        // A thread caught running inside libxcb is let run alone for a moment every other
+        // attempt (it then usually blocks waiting for its reply, which is safe); otherwise
+        // every thread runs for a while.
+        let running = reason.contains("(running");
+        match last_unsafe {
+            Some(t) if attempt > 1 && attempt % 2 == 0 && running => {
+                stopped.nudge(t, Duration::from_micros(300))?;
+            }
+            _ if attempt > 1 => {
+                stopped.resume()?;
+                std::thread::sleep(Duration::from_micros(200 + 597 * u64::from(attempt % 5)));
+                stopped.restop()?;
+            }
+            _ => {}
         }
-        let maps = procfs::maps(pid)?;
         let mut all_safe = true;
-        for tid in stopped.tids() {
-            if let Some(r) = safepoint::unsafe_reason(pid, tid, &maps, &writers, xfds, cache)? {
+        let mut tids = stopped.tids();
+        if let Some(i) = last_unsafe.and_then(|t| tids.iter().position(|x| *x == t)) {
+            tids.swap(0, i);
+        }
+        for tid in tids {
+            let mut r = safepoint::unsafe_reason(pid, tid, &maps, &writers, xfds, cache)?;
+            if r.as_ref().is_some_and(|r| r.contains("is not mapped")) {
+                // A stack mapped since the maps were read (a new thread): read them again.
+                maps = procfs::maps(pid)?;
+                r = safepoint::unsafe_reason(pid, tid, &maps, &writers, xfds, cache)?;
+            }
+            if let Some(r) = r {
                 reason = r;
+                last_unsafe = Some(tid);
                 all_safe = false;
                 break;
             }

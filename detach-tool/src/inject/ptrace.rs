@@ -262,6 +262,28 @@ impl Stopped {
         Ok(())
     }
 
+    /// Let thread `tid` alone run for about `dur` while the others stay stopped, then stop it
+    /// again. A thread caught running inside libxcb usually gets to a wait of its own that way
+    /// (every other thread is stopped, so nobody competes with it). Returns whether the thread
+    /// still exists.
+    pub fn nudge(&mut self, tid: i32, dur: Duration) -> Result<bool, InjectError> {
+        if self.running || !self.tids.contains(&tid) {
+            return Ok(true);
+        }
+        ptrace::cont(Pid::from_raw(tid), None)
+            .map_err(|e| died_or(self.pid, tid, "PTRACE_CONT", e))?;
+        std::thread::sleep(dur);
+        let _ = ptrace::interrupt(Pid::from_raw(tid));
+        if wait_interrupt_stop(self.pid, tid)? {
+            return Ok(true);
+        }
+        self.tids.remove(&tid);
+        if tid == self.pid {
+            return Err(InjectError::TraceeDied { pid: self.pid });
+        }
+        Ok(false)
+    }
+
     /// Stop every thread again (after [`Stopped::resume`]), including new ones.
     pub fn restop(&mut self) -> Result<(), InjectError> {
         self.stop_all()

@@ -270,6 +270,22 @@ fn restarted_poll_reading(pid: i32, r: &Regs, xfds: &[i32]) -> bool {
     reads_x
 }
 
+/// Whether a stopped thread with registers `r` is blocked waiting on a condition variable
+/// (see [`Writers::futex_wait_is_cond`]). Such a thread holds no lock of libc's and may be
+/// borrowed for the `dlopen` of the load phase, like one idling in `poll`.
+pub fn cond_waiting(pid: i32, r: &Regs, writers: &Writers) -> bool {
+    if !matches!(
+        ptrace::interrupted_syscall(r),
+        Some(NR_FUTEX | NR_RESTART_SYSCALL)
+    ) {
+        return false;
+    }
+    let Ok(stack) = ptrace::read_mem(pid, r.rsp & !7, FUTEX_FRAME_WORDS * 8) else {
+        return false;
+    };
+    writers.futex_wait_is_cond(r.rip, &stack)
+}
+
 /// Why thread `tid` is not at a safe point, or None when it is.
 pub fn unsafe_reason(
     pid: i32,
