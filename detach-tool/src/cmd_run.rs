@@ -190,5 +190,6 @@ fn status(pid: u32, sock: &std::path::Path, c: &Controller) -> Status {
         mode: "run".into(),
         connections: c.connections(),
         busy: c.busy(),
+        own_fds: Vec::new(),
     }
 }

@@ -195,6 +195,10 @@ pub struct Status {
     /// figures are then from the last status taken while it was idle).
     #[serde(default)]
     pub busy: Option<String>,
+    /// Descriptors the library itself holds (its server connections): an injector must not
+    /// take them for application X connections still to interpose.
+    #[serde(default)]
+    pub own_fds: Vec<i32>,
 }
 
 /// Category of a failed request.

@@ -235,6 +235,7 @@ pub fn status() -> Status {
             None => adopt::controller().connections(),
         },
         busy: adopt::controller().busy(),
+        own_fds: interpose::own_fds(),
     }
 }
 

@@ -244,6 +244,8 @@ const IDLE_SYSCALLS: &[u64] = &[
 
 /// `futex` (x86_64): what a thread waiting on a condition variable is blocked in.
 const NR_FUTEX: u64 = 202;
+/// `restart_syscall` (x86_64): a wait with a timeout resumed after a stop.
+const NR_RESTART_SYSCALL: u64 = 219;
 
 /// The X connections of `pid`: (fd, peer). Uses `pidfd_getfd` + `getpeername`.
 pub fn x_fds(pid: i32) -> Result<Vec<(i32, xfd::XPeer)>, InjectError> {
@@ -368,7 +370,7 @@ fn load(
                 let n = procfs::current_syscall(pid, t)? as u64;
                 let rank = if IDLE_SYSCALLS.contains(&n) {
                     0
-                } else if n == NR_FUTEX {
+                } else if n == NR_FUTEX || n == NR_RESTART_SYSCALL {
                     1
                 } else {
                     return None;
@@ -389,7 +391,8 @@ fn load(
         let regs = ptrace::regs(pid, tid)?;
         let in_idle = ptrace::interrupted_syscall(&regs)
             .is_some_and(|n| IDLE_SYSCALLS.contains(&n))
-            || safepoint::cond_waiting(pid, &regs, &writers);
+            || safepoint::cond_waiting(pid, &regs, &writers)
+            || safepoint::restarted_idle(pid, &regs, &writers);
         if !in_idle {
             tracing::debug!(tid, attempt, "thread left its idle syscall; retrying");
             drop(stopped);
@@ -495,10 +498,19 @@ fn interpose(
             tracing::debug!(attempt, %reason, "not at a safe point");
             continue;
         }
-        let tid = if stopped.tids().contains(&pid) {
+        // Borrow a thread stopped in a system call when there is one: only such a thread can
+        // make the self-restoring return pages (see `ptrace::return_code`).
+        let in_syscall = |t: &i32| {
+            ptrace::regs(pid, *t).is_ok_and(|r| ptrace::interrupted_syscall(&r).is_some())
+        };
+        let tids = stopped.tids();
+        let tid = if tids.contains(&pid) && in_syscall(&pid) {
             pid
         } else {
-            stopped.tids()[0]
+            tids.iter()
+                .copied()
+                .find(in_syscall)
+                .unwrap_or(if tids.contains(&pid) { pid } else { tids[0] })
         };
         let mut guard = ptrace::CallGuard::new(pid, tid)?;
         let arg = fd.map_or(u64::from(u32::MAX), |f| u64::from(f as u32));
@@ -522,6 +534,16 @@ fn interpose(
     })
 }
 
+/// Status of the hijack library already in `pid`, through its control socket.
+fn library_status(pid: i32) -> Option<guievict_hijack::control::Status> {
+    let uid = procfs::owner_uid(pid).ok()?;
+    let sock = guievict_hijack::control::find_socket(pid as u32, uid)?;
+    match guievict_hijack::control::request(&sock, &guievict_hijack::control::Request::Status) {
+        Ok(guievict_hijack::control::Response::Status(s)) => Some(s),
+        _ => None,
+    }
+}
+
 /// Inject the hijack library into `pid` and interpose its X connections.
 pub fn hijack(pid: i32, opts: &Options) -> Result<Outcome, InjectError> {
     if !cfg!(target_arch = "x86_64") {
@@ -534,8 +556,20 @@ pub fn hijack(pid: i32, opts: &Options) -> Result<Outcome, InjectError> {
     let already = library_loaded(&maps);
     // When the library is loaded, the relay's own server connections show up here too; the
     // library itself tells them apart (it skips descriptors it holds).
-    let found = x_fds(pid)?;
+    let mut found = x_fds(pid)?;
+    // Descriptors a thread may poll to read X: the X connections, and once interposed, the
+    // application ends the library put in their place.
+    let mut read_fds: Vec<i32> = Vec::new();
+    if already {
+        // The library's own server connections are not the application's: ask it which they
+        // are (a library whose control socket does not answer is treated as knowing none).
+        if let Some(st) = library_status(pid) {
+            found.retain(|(fd, _)| !st.own_fds.contains(fd));
+            read_fds.extend(st.connections.iter().map(|c| c.app_fd));
+        }
+    }
     let xfd_nums: Vec<i32> = found.iter().map(|(fd, _)| *fd).collect();
+    read_fds.extend(&xfd_nums);
     if let Some(fd) = opts.fd {
         if !procfs::socket_fds(pid)?.contains(&fd) {
             return Err(InjectError::NoSuchFd { pid, fd });
@@ -559,9 +593,9 @@ pub fn hijack(pid: i32, opts: &Options) -> Result<Outcome, InjectError> {
     let path = library_in_target(pid, &opts.library)?;
     let mut cache = safepoint::ReadCache::new();
     if !already {
-        load(pid, &libc, &path, opts.max_tries, &xfd_nums, &mut cache)?;
+        load(pid, &libc, &path, opts.max_tries, &read_fds, &mut cache)?;
     }
-    let (n, tries) = interpose(pid, opts.fd, &xfd_nums, opts.max_tries, &mut cache)?;
+    let (n, tries) = interpose(pid, opts.fd, &read_fds, opts.max_tries, &mut cache)?;
     if n == 0 && !already {
         return Err(InjectError::NoXConnection { pid });
     }

@@ -286,6 +286,40 @@ pub fn cond_waiting(pid: i32, r: &Regs, writers: &Writers) -> bool {
     writers.futex_wait_is_cond(r.rip, &stack)
 }
 
+/// Whether a thread stopped in `restart_syscall` is resuming an idle wait: its argument
+/// registers (intact since the original call) describe a small poll set, or it waits on a
+/// condition variable. (A thread stopped once by an injector that then vanished sits in
+/// `restart_syscall` until its poll's timeout.)
+pub fn restarted_idle(pid: i32, r: &Regs, writers: &Writers) -> bool {
+    if ptrace::interrupted_syscall(r) != Some(NR_RESTART_SYSCALL) {
+        return false;
+    }
+    if cond_waiting(pid, r, writers) {
+        return true;
+    }
+    let n = r.rsi as usize;
+    if n == 0 || n > 64 {
+        return false;
+    }
+    let Ok(bytes) = ptrace::read_mem(pid, r.rdi, n * 8) else {
+        return false;
+    };
+    const ANY: i16 = libc::POLLIN
+        | libc::POLLPRI
+        | libc::POLLOUT
+        | libc::POLLRDHUP
+        | libc::POLLRDNORM
+        | libc::POLLRDBAND
+        | libc::POLLWRNORM
+        | libc::POLLWRBAND;
+    bytes.len() == n * 8
+        && bytes.chunks_exact(8).all(|rec| {
+            let fd = i32::from_ne_bytes([rec[0], rec[1], rec[2], rec[3]]);
+            let events = i16::from_ne_bytes([rec[4], rec[5]]);
+            fd >= -1 && events & !ANY == 0
+        })
+}
+
 /// Why thread `tid` is not at a safe point, or None when it is.
 pub fn unsafe_reason(
     pid: i32,
