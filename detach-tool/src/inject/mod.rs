@@ -359,7 +359,14 @@ fn load(
     // A thread waiting on a condition variable will do as well (a busy multi-threaded client's
     // workers wait for replies that way); its futex wait is classified once stopped.
     let writers = safepoint::Writers::of(pid, &procfs::maps(pid)?)?;
+    let mut passed_over = std::collections::HashSet::new();
     for attempt in 0..max_tries {
+        if attempt > 0 && library_loaded(&procfs::maps(pid)?) {
+            // A dlopen started by an injector that vanished has finished meanwhile; give its
+            // constructor a moment to start the library's threads.
+            std::thread::sleep(Duration::from_millis(50));
+            return Ok(());
+        }
         let tids = procfs::threads(pid)?;
         // The main thread first: it is the event loop of most X programs; then threads idling
         // in a plain idle call, then those in a futex wait.
@@ -377,7 +384,9 @@ fn load(
                 };
                 Some((t, rank))
             })
-            .min_by_key(|&(t, rank)| (rank, t != pid))
+            // A thread that just failed the closer look goes last (the main thread waiting in
+            // pthread_join, say), so that the others get their turn.
+            .min_by_key(|&(t, rank)| (rank, passed_over.contains(&t), t != pid))
             .map(|(t, _)| t);
         let Some(tid) = idle else {
             std::thread::sleep(Duration::from_millis(2));
@@ -394,9 +403,20 @@ fn load(
             || safepoint::cond_waiting(pid, &regs, &writers)
             || safepoint::restarted_idle(pid, &regs, &writers);
         if !in_idle {
+            passed_over.insert(tid);
+            if passed_over.len() >= tids.len() {
+                passed_over.clear();
+            }
             tracing::debug!(tid, attempt, "thread left its idle syscall; retrying");
             drop(stopped);
             std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        if safepoint::reading_regular_file(pid, &regs) {
+            // Most likely finishing the dlopen of an injector that vanished: wait for it.
+            tracing::debug!(tid, attempt, "thread is reading a file, not idle; retrying");
+            drop(stopped);
+            std::thread::sleep(Duration::from_millis(2));
             continue;
         }
         safepoint::remember(pid, tid, &regs, xfds, cache);

@@ -387,6 +387,8 @@ pub struct CallGuard {
     saved_mem: Option<(u64, Vec<u8>)>,
     /// The self-restoring return of the call in progress, if any (see [`return_code`]).
     ret: Option<ReturnFrame>,
+    /// Return to address 0 instead (`GUIEVICT_INJECT_PLAIN_RETURN`, a debugging aid).
+    plain: bool,
 }
 
 impl CallGuard {
@@ -399,6 +401,7 @@ impl CallGuard {
             saved,
             saved_mem: None,
             ret: None,
+            plain: std::env::var_os("GUIEVICT_INJECT_PLAIN_RETURN").is_some(),
         })
     }
 
@@ -432,11 +435,14 @@ impl CallGuard {
         // Return into the self-restoring code when the target has it: if we vanish during the
         // call, the thread still gets its own registers back and carries on where it was.
         // Otherwise return to address 0, where the fault tells us the call is over.
-        self.ret = return_code_in(pid).map(|code| ReturnFrame {
-            code,
-            block,
-            cookie: cookie(),
-        });
+        self.ret = (!self.plain)
+            .then(|| return_code_in(pid))
+            .flatten()
+            .map(|code| ReturnFrame {
+                code,
+                block,
+                cookie: cookie(),
+            });
         let back = match self.ret {
             Some(ret) => {
                 let to = restartable(&self.saved);
@@ -480,6 +486,14 @@ impl CallGuard {
                 Err(InjectError::Timeout { .. }) => {
                     let _ = ptrace::interrupt(Pid::from_raw(tid));
                     let _ = wait_interrupt_stop(pid, tid);
+                    if self.ret.is_some() {
+                        // It may have returned through the return code by itself and gone on:
+                        // then rewinding it would be wrong. Leave it where it is.
+                        if let Ok(now) = regs(pid, tid) {
+                            self.saved = now;
+                            self.saved_mem = None;
+                        }
+                    }
                     return Err(InjectError::Timeout {
                         pid,
                         what: format!("the function at {func:#x} to return"),
@@ -591,11 +605,14 @@ const OFF_RIP_SLOT: usize = 0x88;
 const OFF_RESULT: usize = 0x90;
 const OFF_COOKIE: usize = 0xa0;
 const BLOCK_LEN: usize = 0xa8;
+/// Iterations of the return code's `pause` loop: the time (some ms) the injector has to see
+/// the done mark before the thread goes on by itself and may reuse that stack.
+const HANDSHAKE_SPINS: u32 = 1 << 22;
 /// `ret` pops the saved `rip` from a slot this many bytes + 8 below the saved stack pointer;
 /// everything a call borrows lies below that slot, far below the red zone (128 bytes).
 const RIP_SLOT_DEPTH: u64 = 2048;
 /// Marker in front of the return code in the target.
-const RETURN_MAGIC: &[u8; 16] = b"guievict-return1";
+const RETURN_MAGIC: &[u8; 16] = b"guievict-return3";
 /// Bytes reserved at the end of libc's code mapping for the marker and the return code.
 const RETURN_AREA: u64 = 512;
 /// Upper bound on the return code's length.
@@ -614,6 +631,8 @@ fn return_block(r: &Regs, rip_slot: u64, cookie: u64) -> Vec<u8> {
 /// Machine code a called function returns into (x86_64; the same bytes for every call, all
 /// operands relative to the stack pointer, which points at the register block laid out by
 /// [`return_block`]). It stores `rax` as the result and the call's cookie as the done mark,
+/// spins a few milliseconds (the injector, if still there, sees the mark meanwhile and
+/// completes the return by hand, before the thread could reuse that stack),
 /// restores `rflags` and every general register, loads the stack pointer with the address of
 /// the slot holding the saved `rip` and returns through it with `ret 2048`, which leaves the
 /// stack pointer exactly where it was. So the thread goes back to what it was doing — an
@@ -631,7 +650,14 @@ pub fn return_code() -> Vec<u8> {
     rsp_op(&mut c, &[0x48, 0x89, 0x84], OFF_RESULT);
     rsp_op(&mut c, &[0x48, 0x8b, 0x84], OFF_COOKIE);
     rsp_op(&mut c, &[0x48, 0x89, 0x84], OFF_RESULT + 8);
-    // push qword [rsp+eflags]; popfq
+    // Spin a while (pause; dec ecx; jnz) so that the injector, if still there, sees the mark
+    // and completes the return by hand. No system call here: one interrupted by the injector
+    // would replace the thread's restart block, which the interrupted call (poll, nanosleep…)
+    // needs to resume through restart_syscall.
+    c.push(0xb9); // mov ecx, imm32
+    c.extend(HANDSHAKE_SPINS.to_le_bytes());
+    c.extend([0xf3, 0x90, 0xff, 0xc9, 0x75, 0xfa]); // pause; dec ecx; jnz -6
+                                                    // push qword [rsp+eflags]; popfq
     rsp_op(&mut c, &[0xff, 0xb4], OFF_EFLAGS);
     c.push(0x9d);
     // mov reg, [rsp+8*i] for every general register but rsp: (REX, ModRM) in block order.
@@ -744,6 +770,27 @@ fn thread_exiting(pid: i32, tid: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn return_code_shape() {
+        let c = return_code();
+        assert!(
+            c.len() + RETURN_MAGIC.len() <= RETURN_AREA as usize,
+            "{} bytes",
+            c.len()
+        );
+        // Ends with `ret 2048`; makes no system call (it must not touch the restart block).
+        assert_eq!(&c[c.len() - 3..], &[0xc2, 0x00, 0x08]);
+        assert_eq!(c.windows(2).filter(|w| w == &[0x0f, 0x05]).count(), 0);
+        // Every block slot it reads lies inside the block.
+        let block = return_block(&zero(), 0x1000, 7);
+        assert_eq!(block.len(), BLOCK_LEN);
+        assert_eq!(&block[OFF_COOKIE..OFF_COOKIE + 8], &7u64.to_ne_bytes());
+        assert_eq!(
+            &block[OFF_RIP_SLOT..OFF_RIP_SLOT + 8],
+            &0x1000u64.to_ne_bytes()
+        );
+    }
 
     fn zero() -> Regs {
         // SAFETY: user_regs_struct is plain integers; all-zero is a valid value.

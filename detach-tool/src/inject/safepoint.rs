@@ -270,6 +270,18 @@ fn restarted_poll_reading(pid: i32, r: &Regs, xfds: &[i32]) -> bool {
     reads_x
 }
 
+/// Whether a stopped thread is reading a regular file (`read` on a file descriptor that is
+/// not a socket, pipe or terminal): not an idle wait but, typically, the dynamic loader reading
+/// a library — e.g. the `dlopen` of an injector that vanished, still running. Such a thread
+/// must not be borrowed for another `dlopen`.
+pub fn reading_regular_file(pid: i32, r: &Regs) -> bool {
+    const NR_READ: u64 = 0;
+    if ptrace::interrupted_syscall(r) != Some(NR_READ) {
+        return false;
+    }
+    std::fs::metadata(format!("/proc/{pid}/fd/{}", r.rdi as i32)).is_ok_and(|m| m.is_file())
+}
+
 /// Whether a stopped thread with registers `r` is blocked waiting on a condition variable
 /// (see [`Writers::futex_wait_is_cond`]). Such a thread holds no lock of libc's and may be
 /// borrowed for the `dlopen` of the load phase, like one idling in `poll`.
