@@ -139,18 +139,41 @@ fn quiesce() -> Response {
     }
 }
 
-/// Control connections served at once; more are closed unanswered.
-const MAX_CLIENTS: usize = 16;
+/// Threads serving control connections (spawned once, for the life of the process: a thread
+/// per connection would cost the app a malloc arena each time). A long operation occupies one;
+/// `status` is answered by another.
+const CONTROL_WORKERS: usize = 3;
+/// Accepted connections waiting for a worker beyond which new ones are closed unanswered.
+const MAX_WAITING: usize = 16;
 
-/// The control thread: accept clients and serve each on its own thread (so `status` answers
-/// while a long operation runs); after a quiesce, once every client is gone, close the
-/// listener, remove the socket file, and wait (polling, no signals) for the rearm file before
-/// listening again.
+/// The control thread: accept clients and hand each to one of [`CONTROL_WORKERS`] threads (so
+/// `status` answers while a long operation runs); after a quiesce, once every client is gone,
+/// close the listener, remove the socket file, and wait (polling, no signals) for the rearm
+/// file before listening again.
 fn control_loop(mut listener: std::os::unix::net::UnixListener, sock: PathBuf) {
     use std::os::fd::AsRawFd;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
     let active = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = std::sync::mpsc::channel::<std::os::unix::net::UnixStream>();
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..CONTROL_WORKERS {
+        let (rx, active) = (rx.clone(), active.clone());
+        let r = std::thread::Builder::new()
+            .name(format!("guievict-ctl{i}"))
+            .spawn(move || loop {
+                let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok(s) = next else { return };
+                let r = std::panic::catch_unwind(|| control::serve_one(s, &handle_request));
+                if r.is_err() {
+                    tracing::error!("control handler panicked");
+                }
+                active.fetch_sub(1, Ordering::AcqRel);
+            });
+        if let Err(e) = r {
+            tracing::error!(error = %e, "cannot start a control worker thread");
+        }
+    }
     loop {
         let _ = listener.set_nonblocking(true);
         loop {
@@ -175,24 +198,14 @@ fn control_loop(mut listener: std::os::unix::net::UnixListener, sock: PathBuf) {
                 }
             };
             let _ = s.set_nonblocking(false);
-            if active.load(Ordering::Acquire) >= MAX_CLIENTS {
+            if active.load(Ordering::Acquire) >= MAX_WAITING {
                 tracing::warn!("too many control clients; closing one unanswered");
                 continue;
             }
             active.fetch_add(1, Ordering::AcqRel);
-            let a = active.clone();
-            let r = std::thread::Builder::new()
-                .name("guievict-client".into())
-                .spawn(move || {
-                    let r = std::panic::catch_unwind(|| control::serve_one(s, &handle_request));
-                    if r.is_err() {
-                        tracing::error!("control handler panicked");
-                    }
-                    a.fetch_sub(1, Ordering::AcqRel);
-                });
-            if let Err(e) = r {
+            if tx.send(s).is_err() {
                 active.fetch_sub(1, Ordering::AcqRel);
-                tracing::error!(error = %e, "cannot start a control client thread");
+                tracing::error!("no control worker left");
             }
         }
         drop(listener);
