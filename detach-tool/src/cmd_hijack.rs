@@ -41,6 +41,40 @@ pub struct ListArgs {
     pub json: bool,
 }
 
+/// `guievict debug-fault` (hidden, for the test suite): provoke a failure inside a hijacked
+/// process. Only a process started with `GUIEVICT_TEST_FAULTS=1` carries it out.
+#[derive(clap::Args, Debug)]
+pub struct FaultArgs {
+    /// Process id.
+    pub pid: i32,
+    /// What to provoke.
+    #[arg(value_enum)]
+    pub fault: FaultKind,
+}
+
+/// Failures `debug-fault` can provoke.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum FaultKind {
+    /// guimux panics while handling the next message of each connection.
+    EnginePanic,
+    /// The controller panics while holding its lock.
+    ControllerPanic,
+}
+
+/// Run `guievict debug-fault`.
+pub fn run_fault(a: &FaultArgs) -> Result<()> {
+    let fault = match a.fault {
+        FaultKind::EnginePanic => control::TestFault::EnginePanic,
+        FaultKind::ControllerPanic => control::TestFault::ControllerPanic,
+    };
+    match query(a.pid, &Request::TestFault { fault })? {
+        Response::Ok { message } => println!("{message}"),
+        Response::Error { message, .. } => bail!("process {}: {message}", a.pid),
+        other => bail!("process {}: unexpected answer {other:?}", a.pid),
+    }
+    Ok(())
+}
+
 /// Safe-point attempts before `hijack` gives up (about 3 s: a busy app on a loaded machine can
 /// spend seconds in blocked writes while it starts up).
 pub const MAX_TRIES: u32 = 1200;
@@ -102,6 +136,9 @@ fn print_status(s: &Status) {
         s.mode,
         s.socket.display()
     );
+    if let Some(b) = &s.busy {
+        println!("  busy: {b} (figures from before it started)");
+    }
     if s.connections.is_empty() {
         println!("  no X connection interposed");
     }
@@ -116,6 +153,9 @@ fn print_status(s: &Status) {
             c.queued_to_server,
             c.queued_to_app,
         );
+        if let Some(d) = &c.degraded {
+            println!("         DEGRADED: {d}");
+        }
     }
 }
 
@@ -145,11 +185,22 @@ pub fn run_hijack(a: &HijackArgs) -> Result<()> {
     Ok(())
 }
 
-/// Every hijacked process reachable through this user's control directories.
+/// Every hijacked process reachable through this user's control directories or an abstract
+/// control name (root: every user's). Stale sockets (and old logs of gone processes) are tidied away on the way.
 pub fn hijacked_pids() -> Vec<i32> {
     let uid = nix::unistd::geteuid().as_raw();
     let mut pids = Vec::new();
-    for dir in control::list_dirs(uid) {
+    // Root sees (and may control) every user's hijacked processes.
+    let (mut dirs, abstract_uid) = (control::list_dirs(uid), Some(uid));
+    let abstract_uid = if uid == 0 {
+        dirs.extend(control::all_users_dirs());
+        dirs.dedup();
+        None
+    } else {
+        abstract_uid
+    };
+    for dir in dirs {
+        control::sweep_dir(&dir);
         let Ok(rd) = std::fs::read_dir(&dir) else {
             continue;
         };
@@ -162,14 +213,14 @@ pub fn hijacked_pids() -> Vec<i32> {
             else {
                 continue;
             };
-            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                // Stale socket of a process that died without running its exit handlers.
-                let _ = std::fs::remove_file(e.path());
-                continue;
-            }
             if !pids.contains(&pid) {
                 pids.push(pid);
             }
+        }
+    }
+    for pid in control::abstract_pids(abstract_uid) {
+        if !pids.contains(&(pid as i32)) {
+            pids.push(pid as i32);
         }
     }
     pids.sort_unstable();

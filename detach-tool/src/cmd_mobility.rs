@@ -298,12 +298,8 @@ pub fn resolve(t: &Target) -> Result<u32> {
 
 /// Control socket of `pid`, hijacking the process first if it has none.
 pub fn socket_of(pid: u32) -> Result<PathBuf> {
-    let uid = nix::unistd::geteuid().as_raw();
-    let find = || {
-        control::socket_candidates(pid, uid)
-            .into_iter()
-            .find(|p| p.exists())
-    };
+    // Looked up as the process's owner would have placed it (root may control anyone's app).
+    let find = || crate::cmd_hijack::socket_of(pid as i32);
     if let Some(p) = find() {
         return Ok(p);
     }

@@ -190,5 +190,7 @@ fn status(pid: u32, sock: &std::path::Path, c: &Controller) -> Status {
         socket: sock.to_path_buf(),
         mode: "run".into(),
         connections: c.connections(),
+        busy: c.busy(),
+        own_fds: Vec::new(),
     }
 }

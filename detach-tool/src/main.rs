@@ -58,6 +58,9 @@ enum Cmd {
     Checkpoint(cmd_checkpoint::CheckpointArgs),
     /// Restore a checkpointed process with CRIU and attach its GUI to a display.
     Restore(cmd_checkpoint::RestoreArgs),
+    /// Test hook: provoke a failure in a process started with GUIEVICT_TEST_FAULTS=1.
+    #[command(hide = true)]
+    DebugFault(cmd_hijack::FaultArgs),
 }
 
 /// Make sure `pid` runs the hijack library (inject it if needed).
@@ -96,6 +99,7 @@ fn main() {
         Cmd::Policy(a) => cmd_mobility::policy(a),
         Cmd::Checkpoint(a) => cmd_checkpoint::checkpoint(a),
         Cmd::Restore(a) => cmd_checkpoint::restore(a),
+        Cmd::DebugFault(a) => cmd_hijack::run_fault(&a),
     };
     if let Err(e) = r {
         eprintln!("guievict: error: {e:#}");

@@ -11,6 +11,7 @@
 
 use crate::fields::ByteOrder;
 use crate::framing::{self, FrameError};
+use crate::salvage::{FailedCall, InputMark, PassThrough, Side};
 use crate::shmconv::{self, Conv, ImageFormats, SegmentMemory};
 use crate::tables;
 use crate::translate::{self, Maps, ReplyAux};
@@ -177,6 +178,10 @@ struct Server {
     app_sent: u64,
     /// MIT-SHM requests are converted for this server (it cannot share memory).
     shm: Option<ShmTarget>,
+    /// Bytes of whole messages handled from this server's stream (see [`InputMark`]).
+    framed: u64,
+    /// Highest sequence number seen from this server (widened).
+    seen: u64,
 }
 
 impl Server {
@@ -194,7 +199,20 @@ impl Server {
             app_done: 0,
             app_sent: 0,
             shm: None,
+            framed: 0,
+            seen: 0,
         }
+    }
+
+    fn is_synced(&self) -> bool {
+        matches!(self.sync, Sync::Synced)
+    }
+
+    /// Whether the newest sequence segment is the internal client's.
+    fn last_segment_internal(&self) -> bool {
+        self.segments
+            .back()
+            .is_some_and(|s| s.origin == Origin::Internal)
     }
 
     /// Widen a 16-bit sequence number from this server to 64 bits.
@@ -236,6 +254,8 @@ struct Internal {
     inbuf: Vec<u8>,
     out: Vec<u8>,
     seq: u64,
+    /// Server sequence number of its last request.
+    last_sent: u64,
 }
 
 /// Counters for status reports and benchmarks.
@@ -806,8 +826,21 @@ impl Engine {
             inbuf: Vec::new(),
             out: Vec::new(),
             seq: 0,
+            last_sent: 0,
         });
         Ok(())
+    }
+
+    /// Whether the internal client has requests its server has not yet processed (no message
+    /// numbered at or after its last request has come back).
+    pub fn internal_outstanding(&self) -> bool {
+        let Some(int) = self.internal.as_ref() else {
+            return false;
+        };
+        self.servers
+            .get(int.server)
+            .and_then(|x| x.as_ref())
+            .is_some_and(|srv| int.last_sent > srv.seen)
     }
 
     /// Stop the internal client (its unfinished request bytes are discarded).
@@ -835,6 +868,7 @@ impl Engine {
         {
             int.seq += 1;
             srv.push_request(Origin::Internal, int.seq, app_before);
+            int.last_sent = srv.sent;
             srv.out.extend_from_slice(&int.inbuf[pos..pos + len]);
             pos += len;
         }
@@ -891,6 +925,9 @@ impl Engine {
         while let Some(len) = framing::server_message_len(&input[pos..], order) {
             self.server_message(s, &mut input[pos..pos + len]);
             pos += len;
+            if let Some(srv) = self.servers[s].as_mut() {
+                srv.framed += len as u64;
+            }
         }
         input.drain(..pos);
         if let Some(srv) = self.servers[s].as_mut() {
@@ -1012,6 +1049,7 @@ impl Engine {
         } else {
             srv.sent
         };
+        srv.seen = srv.seen.max(full);
         let seg = srv.segment_for(full);
         let (origin, client_seq, app_view_seq) = match seg {
             Some(seg) => {
@@ -1519,6 +1557,142 @@ fn is_regeneration_echo(code: u8) -> bool {
         | 28 // PropertyNotify
         | 32 // ColormapNotify
     )
+}
+
+// ---------------------------------------------------------------- salvage (see crate::salvage)
+
+impl Engine {
+    /// The mark of one input side, to take before each call that may fail (cheap: no copy).
+    pub fn input_mark(&self, side: Side) -> InputMark {
+        match side {
+            Side::App => InputMark {
+                partial: self.app_in.len(),
+                framed: self.app_stream_offset,
+            },
+            Side::Server(s) => self
+                .servers
+                .get(s)
+                .and_then(|x| x.as_ref())
+                .map(|srv| InputMark {
+                    partial: srv.inbuf.len(),
+                    framed: srv.framed,
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Why this engine cannot be replaced by a [`PassThrough`], or `None` if it can.
+    pub fn salvage_obstacle(&self) -> Option<String> {
+        let Some(p) = self.primary else {
+            return Some("detached (no server)".into());
+        };
+        let Some(srv) = self.servers.get(p).and_then(|x| x.as_ref()) else {
+            return Some("the primary server is gone".into());
+        };
+        if srv.maps.is_some() {
+            return Some("moved from its original server (translation maps in use)".into());
+        }
+        if !srv.is_synced() {
+            return Some("not yet synchronised".into());
+        }
+        if self.server_ids().len() != 1 {
+            return Some("replicas or pending servers exist".into());
+        }
+        if self.paused || !self.queue.is_empty() {
+            return Some("app requests are held".into());
+        }
+        if self.internal.is_some() {
+            return Some("an internal client is active".into());
+        }
+        if srv.shm.is_some() {
+            return Some("MIT-SHM is converted".into());
+        }
+        if !srv.held.is_empty() {
+            return Some("events are held".into());
+        }
+        if srv.last_segment_internal() {
+            return Some("internal requests are still being answered".into());
+        }
+        None
+    }
+
+    /// After a failed call that cannot be salvaged (see [`Engine::salvage`]): put the bytes
+    /// it had not consumed back into the engine's buffer for that side, so framing stays
+    /// aligned. Returns how many bytes of an earlier partial message were lost (normally 0).
+    pub fn recover_input(&mut self, failed: &FailedCall<'_>) -> usize {
+        match failed.side {
+            Side::App => {
+                let (v, lost) =
+                    crate::salvage::leftover(failed, &self.app_in, self.app_stream_offset);
+                self.app_in = v;
+                lost
+            }
+            Side::Server(s) => match self.servers.get_mut(s).and_then(|x| x.as_mut()) {
+                Some(srv) => {
+                    let (v, lost) = crate::salvage::leftover(failed, &srv.inbuf, srv.framed);
+                    srv.inbuf = v;
+                    lost
+                }
+                None => 0,
+            },
+        }
+    }
+
+    /// Replace a failed engine by a [`PassThrough`] carrying over every queued byte and the
+    /// unconsumed input of `failed` (the call that panicked, if any). Returns the pass-through
+    /// and how many bytes of an earlier partial message were lost (normally 0), or why it is
+    /// not possible (see [`Engine::salvage_obstacle`]); the engine is unusable afterwards
+    /// either way.
+    pub fn salvage(
+        &mut self,
+        failed: Option<FailedCall<'_>>,
+    ) -> Result<(PassThrough, usize), String> {
+        if let Some(why) = self.salvage_obstacle() {
+            return Err(why);
+        }
+        let p = self.primary.unwrap_or_default();
+        let app_seq = self.app_seq;
+        let order = self.order;
+        let mut app_in = std::mem::take(&mut self.app_in);
+        let app_out = std::mem::take(&mut self.app_out);
+        let app_framed = self.app_stream_offset;
+        let Some(srv) = self.servers.get_mut(p).and_then(|x| x.as_mut()) else {
+            return Err("the primary server is gone".into());
+        };
+        let mut server_in = std::mem::take(&mut srv.inbuf);
+        let mut lost = 0;
+        match failed {
+            Some(
+                f @ FailedCall {
+                    side: Side::App, ..
+                },
+            ) => {
+                let (v, l) = crate::salvage::leftover(&f, &app_in, app_framed);
+                app_in = v;
+                lost = l;
+            }
+            Some(
+                f @ FailedCall {
+                    side: Side::Server(s),
+                    ..
+                },
+            ) if s == p => {
+                let (v, l) = crate::salvage::leftover(&f, &server_in, srv.framed);
+                server_in = v;
+                lost = l;
+            }
+            _ => {}
+        }
+        let delta = srv.sent.wrapping_sub(app_seq) as u16;
+        let mut pt = PassThrough::new(order, p, delta);
+        pt.server_out = std::mem::take(&mut srv.out);
+        pt.app_out = app_out;
+        // The partial request goes first, then whatever the app writes next.
+        pt.server_out.extend_from_slice(&app_in);
+        pt.server_input(&server_in);
+        pt.bytes_from_server = 0;
+        Ok((pt, lost))
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod fields;
 pub mod framing;
 pub mod generated;
 pub mod maps;
+pub mod salvage;
 pub mod shmconv;
 pub mod tables;
 pub mod translate;

@@ -1,7 +1,11 @@
 //! The control socket. Requests from the `guievict` command flow in over a unix socket
 //! (`$XDG_RUNTIME_DIR/guievict/<pid>.sock`, else `/tmp/guievict-<uid>/<pid>.sock`, directory
-//! mode 0700) as length-prefixed bincode frames carrying a protocol version; responses flow back
-//! the same way. Every connection's peer is checked with `SO_PEERCRED`: only the process's own
+//! owned by the process's uid, mode 0700; when both are unusable — e.g. another user created
+//! `/tmp/guievict-<uid>` first — the abstract socket `@guievict-<uid>-<pid>`, written as a path
+//! starting with `@`) as length-prefixed bincode frames carrying a protocol version; responses
+//! flow back the same way. Clients look in every one of these places, remove socket files
+//! nobody listens on any more (a process that died without its exit handlers) and accept an
+//! abstract socket only from the process it is named after. Every connection's peer is checked with `SO_PEERCRED`: only the process's own
 //! uid or root may talk to it. A bad frame gets an error reply and the connection is closed; the
 //! application is never affected. The same module holds the client side used by the CLI.
 
@@ -17,6 +21,13 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_FRAME: u32 = 16 << 20;
 /// How long one connection may take to send its request.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client waits for the answer to a request that changes something (detach,
+/// attach, …): longer than every timeout inside the library, so that the library's own, clear
+/// error arrives first.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a client waits for the answer to `status` (answered without waiting for any
+/// operation in progress).
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Input policy of a display (replication).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +127,30 @@ pub enum Request {
         /// X authority for it.
         auth: Option<XAuth>,
     },
+    /// Test hook: provoke a failure inside the process. Carried out only when the process runs
+    /// with `GUIEVICT_TEST_FAULTS=1` in its environment (the test suite sets it for the apps it
+    /// starts); any other process answers with an error and changes nothing.
+    TestFault {
+        /// What to provoke.
+        fault: TestFault,
+    },
+}
+
+/// Failures [`Request::TestFault`] can provoke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TestFault {
+    /// Every guimux thread of the process panics while handling its next message.
+    EnginePanic,
+    /// The controller panics while holding its lock (which poisons it).
+    ControllerPanic,
+}
+
+/// Environment variable that enables [`Request::TestFault`] in a process.
+pub const TEST_FAULTS_ENV: &str = "GUIEVICT_TEST_FAULTS";
+
+/// Whether this process honours [`Request::TestFault`].
+pub fn test_faults_enabled() -> bool {
+    std::env::var_os(TEST_FAULTS_ENV).is_some_and(|v| v == "1")
 }
 
 /// The file whose appearance makes a quiesced process ([`Request::Quiesce`]) listen again on
@@ -151,6 +186,10 @@ pub struct ConnectionStatus {
     /// App requests answered with an error because the server lacks their extension.
     #[serde(default)]
     pub substituted: u64,
+    /// Set when guimux contained a panic on this connection: what happened and how the
+    /// connection is relayed since (detach, attach and move are then refused).
+    #[serde(default)]
+    pub degraded: Option<String>,
 }
 
 /// Answer to [`Request::Status`].
@@ -170,6 +209,14 @@ pub struct Status {
     pub mode: String,
     /// Every interposed connection.
     pub connections: Vec<ConnectionStatus>,
+    /// The operation the controller is carrying out right now, with its age (the connection
+    /// figures are then from the last status taken while it was idle).
+    #[serde(default)]
+    pub busy: Option<String>,
+    /// Descriptors the library itself holds (its server connections): an injector must not
+    /// take them for application X connections still to interpose.
+    #[serde(default)]
+    pub own_fds: Vec<i32>,
 }
 
 /// Category of a failed request.
@@ -307,8 +354,59 @@ pub fn control_dir(xdg: Option<&Path>, uid: u32) -> PathBuf {
     }
 }
 
+/// The directories a process of `uid` may keep its control socket and log in, best first:
+/// `$XDG_RUNTIME_DIR/guievict` (when set to an existing absolute directory), then
+/// `/tmp/guievict-<uid>`.
+pub fn dir_candidates(xdg: Option<&Path>, uid: u32) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Some(x) = xdg.filter(|x| x.is_absolute() && x.is_dir()) {
+        v.push(x.join("guievict"));
+    }
+    v.push(PathBuf::from(format!("/tmp/guievict-{uid}")));
+    v
+}
+
+/// The first of [`dir_candidates`] that is (or could be made) safe, with the reasons the ones
+/// before it were refused; `None` when none is: the caller then uses [`abstract_name`].
+pub fn choose_dir(xdg: Option<&Path>, uid: u32) -> (Option<PathBuf>, Vec<String>) {
+    let mut refused = Vec::new();
+    for d in dir_candidates(xdg, uid) {
+        match ensure_dir(&d) {
+            Ok(()) => return (Some(d), refused),
+            Err(e) => refused.push(e.to_string()),
+        }
+    }
+    (None, refused)
+}
+
+/// The abstract socket name of process `pid` of `uid`, as a pseudo-path starting with `@`.
+pub fn abstract_name(uid: u32, pid: u32) -> PathBuf {
+    PathBuf::from(format!("@guievict-{uid}-{pid}"))
+}
+
+/// Whether `path` names an abstract socket (see [`abstract_name`]).
+pub fn is_abstract(path: &Path) -> bool {
+    path.as_os_str().as_encoded_bytes().first() == Some(&b'@')
+}
+
+fn abstract_addr(path: &Path) -> std::io::Result<std::os::unix::net::SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    let name = &path.as_os_str().as_encoded_bytes()[1..];
+    std::os::unix::net::SocketAddr::from_abstract_name(name)
+}
+
+/// Connect to a control socket: a file, or an abstract name (see [`abstract_name`]).
+pub fn connect(path: &Path) -> std::io::Result<UnixStream> {
+    if is_abstract(path) {
+        UnixStream::connect_addr(&abstract_addr(path)?)
+    } else {
+        UnixStream::connect(path)
+    }
+}
+
 /// Candidate socket paths for process `pid` owned by `uid`, from the point of view of a client
-/// (it checks its own runtime dir, the conventional `/run/user/<uid>`, and the /tmp fallback).
+/// (it checks its own runtime dir, the target's, the conventional `/run/user/<uid>`, the /tmp
+/// fallback, and last the abstract name).
 pub fn socket_candidates(pid: u32, uid: u32) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
@@ -334,8 +432,46 @@ pub fn socket_candidates(pid: u32, uid: u32) -> Vec<PathBuf> {
     out
 }
 
-/// The control socket of process `pid` (owned by `uid`) that exists, looking also through the
-/// process's root directory (other mount namespaces).
+/// What probing a candidate socket found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// Someone listens there (for an abstract name: the process it is named after).
+    Live,
+    /// Nothing there.
+    Absent,
+    /// A socket file nobody listens on: left by a process that died (its PID may have been
+    /// reused since).
+    Stale,
+    /// An abstract name held by another process than the one it names (squatted).
+    Impostor(i32),
+}
+
+/// Probe the control socket at `path` of process `pid` (one short connection).
+pub fn probe(path: &Path, pid: u32) -> Probe {
+    match connect(path) {
+        Ok(s) => {
+            if is_abstract(path) {
+                let cred =
+                    nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials);
+                match cred {
+                    Ok(c) if c.pid() == pid as i32 => Probe::Live,
+                    Ok(c) => Probe::Impostor(c.pid()),
+                    Err(_) => Probe::Impostor(-1),
+                }
+            } else {
+                Probe::Live
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused && !is_abstract(path) => {
+            Probe::Stale
+        }
+        Err(_) => Probe::Absent,
+    }
+}
+
+/// The control socket of process `pid` (owned by `uid`) that answers, looking also through
+/// the process's root directory (other mount namespaces) and at its abstract name. Stale
+/// socket files met on the way are removed.
 pub fn find_socket(pid: u32, uid: u32) -> Option<PathBuf> {
     let mut cands = socket_candidates(pid, uid);
     let extra: Vec<PathBuf> = cands
@@ -343,7 +479,66 @@ pub fn find_socket(pid: u32, uid: u32) -> Option<PathBuf> {
         .map(|p| Path::new(&format!("/proc/{pid}/root")).join(p.strip_prefix("/").unwrap_or(p)))
         .collect();
     cands.extend(extra);
-    cands.into_iter().find(|p| p.exists())
+    cands.push(abstract_name(uid, pid));
+    for p in cands {
+        if !is_abstract(&p) && std::fs::symlink_metadata(&p).is_err() {
+            continue;
+        }
+        match probe(&p, pid) {
+            Probe::Live => return Some(p),
+            Probe::Stale => {
+                tracing::info!(path = %p.display(), "removing a stale control socket");
+                let _ = std::fs::remove_file(&p);
+            }
+            Probe::Impostor(other) => {
+                tracing::warn!(name = %p.display(), other, "abstract control name held by another process; ignored");
+            }
+            Probe::Absent => {}
+        }
+    }
+    None
+}
+
+/// Processes of `uid` (any uid: `None`) listening on an abstract control name (read from
+/// `/proc/net/unix`).
+pub fn abstract_pids(uid: Option<u32>) -> Vec<u32> {
+    let Ok(t) = std::fs::read_to_string("/proc/net/unix") else {
+        return Vec::new();
+    };
+    let mut v: Vec<u32> = t
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(7))
+        .filter_map(|p| p.strip_prefix("@guievict-"))
+        .filter_map(|p| p.split_once('-'))
+        .filter(|(u, _)| uid.is_none_or(|uid| u.parse() == Ok(uid)))
+        .filter_map(|(_, p)| p.parse().ok())
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Every user's control directories (`/tmp/guievict-*`, `/run/user/*/guievict`): what root
+/// scans for `list`.
+pub fn all_users_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/tmp") {
+        for e in rd.flatten() {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            if n.strip_prefix("guievict-")
+                .is_some_and(|u| u.parse::<u32>().is_ok())
+            {
+                dirs.push(e.path());
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir("/run/user") {
+        for e in rd.flatten() {
+            dirs.push(e.path().join("guievict"));
+        }
+    }
+    dirs
 }
 
 /// Every control directory a client should scan for `list`.
@@ -363,7 +558,58 @@ pub fn list_dirs(uid: u32) -> Vec<PathBuf> {
     dirs
 }
 
-/// Create (or check) the control directory: owned by us, mode 0700.
+/// Logs of dead processes kept per control directory by [`sweep_dir`] (newest first).
+pub const KEEP_DEAD_LOGS: usize = 16;
+
+/// Tidy one control directory: remove socket files nobody listens on and rearm files of
+/// gone processes, and keep only the newest [`KEEP_DEAD_LOGS`] logs of processes that no longer
+/// run (a clean exit removes its own). Returns how many files were removed.
+pub fn sweep_dir(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    let mut dead_logs: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((pid, ext)) = name.split_once('.') else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        let alive = Path::new(&format!("/proc/{pid}")).exists();
+        match ext {
+            "sock"
+                if (!alive || probe(&e.path(), pid) == Probe::Stale)
+                    && std::fs::remove_file(e.path()).is_ok() =>
+            {
+                removed += 1;
+            }
+            "log" | "log.1" if !alive => {
+                let t = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                dead_logs.push((t, e.path()));
+            }
+            _ => {}
+        }
+    }
+    dead_logs.sort_by_key(|l| std::cmp::Reverse(l.0));
+    for (_, p) in dead_logs.into_iter().skip(KEEP_DEAD_LOGS) {
+        if std::fs::remove_file(p).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Create (or check) the control directory: it must be a real directory (not a symlink) owned
+/// by us. A directory of ours with a looser mode than 0700 is tightened (nobody else can have
+/// made it; files in it are never followed through symlinks); one owned by anyone else is
+/// refused — another user may have created it first to squat the name.
 pub fn ensure_dir(dir: &Path) -> Result<(), ControlError> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
@@ -393,7 +639,13 @@ pub fn ensure_dir(dir: &Path) -> Result<(), ControlError> {
 }
 
 /// Bind the control socket of this process. A stale socket file of the same name is replaced.
+/// A path starting with `@` binds the abstract name (see [`abstract_name`]).
 pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+    if is_abstract(path) {
+        return abstract_addr(path)
+            .and_then(|a| UnixListener::bind_addr(&a))
+            .map_err(io_err("binding", path));
+    }
     if let Some(dir) = path.parent() {
         ensure_dir(dir)?;
     }
@@ -475,8 +727,11 @@ pub fn serve_one(mut stream: UnixStream, handler: &dyn Fn(&Request) -> Response)
 
 /// Client side: send one request to the socket at `path` and read the response.
 pub fn request(path: &Path, req: &Request) -> Result<Response, ControlError> {
-    let mut s = UnixStream::connect(path).map_err(io_err("connecting to", path))?;
-    let _ = s.set_read_timeout(Some(IO_TIMEOUT));
+    let mut s = connect(path).map_err(io_err("connecting to", path))?;
+    let _ = s.set_read_timeout(Some(match req {
+        Request::Status => STATUS_TIMEOUT,
+        _ => OPERATION_TIMEOUT,
+    }));
     let _ = s.set_write_timeout(Some(IO_TIMEOUT));
     let sent = write_frame(&mut s, req);
     // A refusing server answers and closes before reading: its answer is still readable even

@@ -3,12 +3,21 @@
 //! [`crate::session`] functions, and a response with timings flows back. It holds the per-
 //! connection state that must survive between commands: the relay handle, which display the
 //! connection is on, and — while detached — the captured window session, in process memory.
+//!
+//! Robustness: one operation runs at a time (a second one waits at most [`LOCK_WAIT`], then is
+//! refused as busy); `status` never waits for a running operation — it answers from the figures
+//! of the last idle moment, saying what is running. A panic while the lock is held (a bug)
+//! poisons it; the next request takes the state back ([`std::sync::PoisonError::into_inner`])
+//! and makes it consistent with what the relays really do ([`reconcile`]).
 
-use crate::control::{ErrorKind, InputPolicy, Request, Response, XAuth};
+use crate::control::{
+    ConnectionStatus, ErrorKind, InputPolicy, Request, Response, TestFault, XAuth,
+};
 use crate::muxloop::MuxHandle;
 use crate::session::{self, Auth, Detached, SessionError};
 use guimux::{Role, ServerId};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 use x11rb::protocol::xproto::Setup;
 
 /// One X connection under control.
@@ -31,10 +40,81 @@ pub struct Conn {
     pub replicas: Vec<(String, ServerId)>,
 }
 
+/// How long a request waits for the operation in progress before it is refused as busy.
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
+/// How long `status` waits for the controller or a relay before answering from its cache.
+pub const STATUS_WAIT: Duration = Duration::from_millis(200);
+
 /// All connections of this process.
 #[derive(Debug, Default)]
 pub struct Controller {
     conns: Mutex<Vec<Conn>>,
+    /// The operation in progress and when it started.
+    busy: Mutex<Option<(String, Instant)>>,
+    /// Connection figures of the last `status` answered while idle.
+    last_status: Mutex<Vec<ConnectionStatus>>,
+}
+
+/// Lock a mutex holding plain values, whoever panicked while holding it.
+fn plain<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Clears the busy mark when an operation ends, also by a panic.
+struct BusyMark<'a>(&'a Mutex<Option<(String, Instant)>>);
+
+impl Drop for BusyMark<'_> {
+    fn drop(&mut self) {
+        *plain(self.0) = None;
+    }
+}
+
+/// Bring the connection records back in line with their relays after a panic interrupted an
+/// operation half way: a paused engine that is attached resumes; a relay left without a
+/// primary is recorded as detached; a primary the record does not know (an attach cut short
+/// after activation) is dropped again, so the kept session can be attached anew; internal
+/// clients are stopped.
+pub fn reconcile(conns: &mut [Conn]) {
+    for c in conns.iter_mut() {
+        let h = c.handle.clone();
+        let _ = h.stop_internal();
+        let Some((primary, paused)) =
+            h.with_engine_within(Duration::from_secs(1), |e| (e.primary(), e.is_paused()))
+        else {
+            tracing::warn!(app_fd = c.app_fd, "reconcile: relay did not answer");
+            continue;
+        };
+        match (primary, c.display.is_some()) {
+            (Some(_), true) if paused => {
+                let _ = h.with_engine(|e| e.resume());
+                tracing::warn!(
+                    app_fd = c.app_fd,
+                    "reconcile: resumed a paused attached relay"
+                );
+            }
+            (None, true) => {
+                tracing::warn!(
+                    app_fd = c.app_fd,
+                    kept_session = c.detached.is_some(),
+                    "reconcile: relay has no server; recorded as detached"
+                );
+                if let Some(from) = c.display.take() {
+                    crate::preflight::note_origin(c.app_fd, &from);
+                }
+                c.server_setup = None;
+                c.replicas.clear();
+            }
+            (Some(p), false) if c.detached.is_some() => {
+                let _ = h.with_engine(|e| e.pause());
+                let _ = h.remove_server(p);
+                tracing::warn!(
+                    app_fd = c.app_fd,
+                    "reconcile: dropped the server of an unfinished attach; still detached"
+                );
+            }
+            _ => {}
+        }
+    }
 }
 
 /// JSON report of one command, carried in `Response::Ok.message` after the first line.
@@ -70,19 +150,62 @@ fn probe_setup(display: &str) -> Result<Setup, SessionError> {
 }
 
 impl Controller {
+    /// The connection records, whatever panicked before: a poisoned lock is taken back and
+    /// the records reconciled with the relays.
+    fn lock(&self) -> MutexGuard<'_, Vec<Conn>> {
+        match self.conns.lock() {
+            Ok(g) => g,
+            Err(p) => Self::recover(&self.conns, p.into_inner()),
+        }
+    }
+
+    fn recover<'a>(
+        m: &'a Mutex<Vec<Conn>>,
+        mut g: MutexGuard<'a, Vec<Conn>>,
+    ) -> MutexGuard<'a, Vec<Conn>> {
+        tracing::error!("controller lock was poisoned by a panic; reconciling its state");
+        m.clear_poison();
+        reconcile(&mut g);
+        g
+    }
+
+    /// The lock, waiting at most `limit` for an operation in progress.
+    fn lock_within(&self, limit: Duration) -> Option<MutexGuard<'_, Vec<Conn>>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.conns.try_lock() {
+                Ok(g) => return Some(g),
+                Err(TryLockError::Poisoned(p)) => {
+                    return Some(Self::recover(&self.conns, p.into_inner()))
+                }
+                Err(TryLockError::WouldBlock) => {
+                    if Instant::now() >= deadline {
+                        return None;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+    }
+
+    /// What is running, as text (`attach for 1.2 s`), if anything.
+    pub fn busy(&self) -> Option<String> {
+        plain(&self.busy)
+            .as_ref()
+            .map(|(what, since)| format!("{what} for {:.1} s", since.elapsed().as_secs_f64()))
+    }
+
     /// Put a connection under control.
     pub fn add(&self, conn: Conn) {
-        if let Ok(mut c) = self.conns.lock() {
-            c.push(conn);
-        }
+        self.lock().push(conn);
     }
 
     /// Number of live connections.
     pub fn len(&self) -> usize {
-        self.conns
-            .lock()
-            .map(|c| c.iter().filter(|c| c.handle.ended().is_none()).count())
-            .unwrap_or(0)
+        self.lock()
+            .iter()
+            .filter(|c| c.handle.ended().is_none())
+            .count()
     }
 
     /// Whether no connection is under control.
@@ -90,20 +213,21 @@ impl Controller {
         self.len() == 0
     }
 
-    /// Status of every live connection.
-    pub fn connections(&self) -> Vec<crate::control::ConnectionStatus> {
-        let Ok(conns) = self.conns.lock() else {
-            return Vec::new();
+    /// Status of every live connection. Never waits long: while an operation runs, the figures
+    /// are those of the last idle moment (see [`Controller::busy`]).
+    pub fn connections(&self) -> Vec<ConnectionStatus> {
+        let Some(conns) = self.lock_within(STATUS_WAIT) else {
+            return plain(&self.last_status).clone();
         };
-        conns
+        let out: Vec<ConnectionStatus> = conns
             .iter()
             .filter(|c| c.handle.ended().is_none())
             .map(|c| {
                 let (stats, app_out) = c
                     .handle
-                    .with_engine(|e| (e.stats(), e.app_output().len() as u64))
+                    .with_engine_within(STATUS_WAIT, |e| (e.stats(), e.app_output().len() as u64))
                     .unwrap_or_default();
-                crate::control::ConnectionStatus {
+                ConnectionStatus {
                     app_fd: c.app_fd,
                     server: c.display.clone(),
                     display: c.display.clone(),
@@ -115,20 +239,69 @@ impl Controller {
                     fds_passed: 0,
                     shm_converted: stats.shm_converted,
                     substituted: stats.substituted,
+                    degraded: c.handle.degraded(),
                 }
             })
-            .collect()
+            .collect();
+        drop(conns);
+        *plain(&self.last_status) = out.clone();
+        out
     }
 
     /// Carry out a request. `Status` is answered by the caller.
     pub fn handle(&self, req: &Request) -> Response {
         let t0 = std::time::Instant::now();
-        let Ok(mut conns) = self.conns.lock() else {
-            return fail("controller state poisoned");
+        let Some(mut conns) = self.lock_within(LOCK_WAIT) else {
+            return fail(format!(
+                "busy: {} is in progress; try again when it has finished",
+                self.busy().unwrap_or_else(|| "another operation".into())
+            ));
         };
+        *plain(&self.busy) = Some((
+            format!("{req:?}")
+                .split([' ', '{'])
+                .next()
+                .unwrap_or("request")
+                .to_lowercase(),
+            t0,
+        ));
+        let _busy = BusyMark(&self.busy);
         conns.retain(|c| c.handle.ended().is_none());
         if conns.is_empty() {
             return fail("this process has no X connection under guievict's control");
+        }
+        if let Request::TestFault { fault } = req {
+            if !crate::control::test_faults_enabled() {
+                return fail(format!(
+                    "test faults are disabled (the process was not started with {}=1)",
+                    crate::control::TEST_FAULTS_ENV
+                ));
+            }
+            match fault {
+                TestFault::ControllerPanic => {
+                    panic!("guievict test fault: controller panic requested")
+                }
+                TestFault::EnginePanic => {
+                    for c in conns.iter() {
+                        if let Err(e) = c.handle.panic_next() {
+                            return fail(e.to_string());
+                        }
+                    }
+                    return Response::Ok {
+                        message: "the next message on each connection makes guimux panic".into(),
+                    };
+                }
+            }
+        }
+        if !matches!(req, Request::Preflight { .. }) {
+            if let Some((fd, why)) = conns
+                .iter()
+                .find_map(|c| c.handle.degraded().map(|d| (c.app_fd, d)))
+            {
+                return fail(format!(
+                    "connection fd {fd} is degraded and can no longer be detached or moved: {why}"
+                ));
+            }
         }
         let mut report = Report::default();
         let result: Result<String, SessionError> = (|| match req {
@@ -336,7 +509,7 @@ impl Controller {
                 crate::preflight::check_before_move(&conns, display, auth_of(auth).as_ref())?;
                 Ok(format!("{display} can host the application"))
             }
-            Request::Status | Request::Quiesce => {
+            Request::Status | Request::Quiesce | Request::TestFault { .. } => {
                 Err(SessionError::State("answered by the control thread".into()))
             }
         })();
@@ -348,7 +521,17 @@ impl Controller {
                     serde_json::to_string(&report).unwrap_or_default()
                 ),
             },
-            Err(e) => fail(e.to_string()),
+            Err(e) => {
+                // An internal client cut off for want of an answer says which server hung.
+                let hung: Vec<String> = conns
+                    .iter()
+                    .filter_map(|c| c.handle.internal_timed_out())
+                    .collect();
+                match hung.first() {
+                    Some(h) => fail(format!("{e} ({h})")),
+                    None => fail(e.to_string()),
+                }
+            }
         }
     }
 }

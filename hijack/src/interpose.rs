@@ -69,6 +69,15 @@ pub fn unmark_own(fd: RawFd) {
     }
 }
 
+/// Every descriptor the relay holds (see [`mark_own`]).
+pub fn own_fds() -> Vec<RawFd> {
+    OWN_FDS
+        .iter()
+        .map(|s| s.load(Ordering::Acquire))
+        .filter(|fd| *fd >= 0)
+        .collect()
+}
+
 /// Whether `fd` is a descriptor the relay holds.
 pub fn is_own(fd: RawFd) -> bool {
     fd >= 0 && OWN_FDS.iter().any(|s| s.load(Ordering::Acquire) == fd)

@@ -78,7 +78,21 @@ pub fn handle_request(req: &Request) -> Response {
                     message: "this process runs the plain relay (GUIEVICT_RELAY=plain): only `status` is available".into(),
                 };
             }
-            adopt::controller().handle(other)
+            // A panic in the controller (a bug) must not cost the app anything: it is
+            // answered as an error, and the poisoned lock is recovered by the next request.
+            match std::panic::catch_unwind(|| adopt::controller().handle(other)) {
+                Ok(r) => r,
+                Err(p) => {
+                    let msg = muxloop::panic_message(&*p);
+                    tracing::error!("control request panicked: {msg}");
+                    Response::Error {
+                        kind: ErrorKind::Failed,
+                        message: format!(
+                            "internal error (panic: {msg}); the state is reconciled on the next request"
+                        ),
+                    }
+                }
+            }
         }
     }
 }
@@ -111,6 +125,15 @@ fn quiesce() -> Response {
         };
     }
     if let Some(sock) = SOCKET_PATH.get() {
+        if control::is_abstract(sock) {
+            return Response::Error {
+                kind: ErrorKind::Failed,
+                message: format!(
+                    "the control socket is abstract ({}: no usable runtime directory), which a checkpoint cannot re-arm",
+                    sock.display()
+                ),
+            };
+        }
         let _ = std::fs::remove_file(control::rearm_path(sock));
     }
     QUIESCE.store(true, std::sync::atomic::Ordering::Release);
@@ -119,25 +142,73 @@ fn quiesce() -> Response {
     }
 }
 
-/// The control thread: serve clients; after a quiesce, close the listener, remove the socket
-/// file, and wait (polling, no signals) for the rearm file before listening again.
+/// Threads serving control connections (spawned once, for the life of the process: a thread
+/// per connection would cost the app a malloc arena each time). A long operation occupies one;
+/// `status` is answered by another.
+const CONTROL_WORKERS: usize = 3;
+/// Accepted connections waiting for a worker beyond which new ones are closed unanswered.
+const MAX_WAITING: usize = 16;
+
+/// The control thread: accept clients and hand each to one of [`CONTROL_WORKERS`] threads (so
+/// `status` answers while a long operation runs); after a quiesce, once every client is gone,
+/// close the listener, remove the socket file, and wait (polling, no signals) for the rearm
+/// file before listening again.
 fn control_loop(mut listener: std::os::unix::net::UnixListener, sock: PathBuf) {
-    use std::sync::atomic::Ordering;
-    loop {
-        for stream in listener.incoming() {
-            match stream {
-                Ok(s) => {
-                    let r = std::panic::catch_unwind(|| {
-                        control::serve_one(s, &handle_request);
-                    });
-                    if r.is_err() {
-                        tracing::error!("control handler panicked");
-                    }
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let active = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = std::sync::mpsc::channel::<std::os::unix::net::UnixStream>();
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..CONTROL_WORKERS {
+        let (rx, active) = (rx.clone(), active.clone());
+        let r = std::thread::Builder::new()
+            .name(format!("guievict-ctl{i}"))
+            .spawn(move || loop {
+                let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok(s) = next else { return };
+                let r = std::panic::catch_unwind(|| control::serve_one(s, &handle_request));
+                if r.is_err() {
+                    tracing::error!("control handler panicked");
                 }
-                Err(e) => tracing::warn!(error = %e, "control accept failed"),
-            }
-            if QUIESCE.load(Ordering::Acquire) {
+                active.fetch_sub(1, Ordering::AcqRel);
+            });
+        if let Err(e) = r {
+            tracing::error!(error = %e, "cannot start a control worker thread");
+        }
+    }
+    loop {
+        let _ = listener.set_nonblocking(true);
+        loop {
+            if QUIESCE.load(Ordering::Acquire) && active.load(Ordering::Acquire) == 0 {
                 break;
+            }
+            let mut p = [libc::pollfd {
+                fd: listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            if !matches!(ffi::poll(&mut p, 100), Ok(n) if n > 0) {
+                continue;
+            }
+            let s = match listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control accept failed");
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            let _ = s.set_nonblocking(false);
+            if active.load(Ordering::Acquire) >= MAX_WAITING {
+                tracing::warn!("too many control clients; closing one unanswered");
+                continue;
+            }
+            active.fetch_add(1, Ordering::AcqRel);
+            if tx.send(s).is_err() {
+                active.fetch_sub(1, Ordering::AcqRel);
+                tracing::error!("no control worker left");
             }
         }
         drop(listener);
@@ -179,30 +250,52 @@ pub fn status() -> Status {
             Some(relay) => relay.connections(),
             None => adopt::controller().connections(),
         },
+        busy: adopt::controller().busy(),
+        own_fds: interpose::own_fds(),
     }
 }
 
+/// The log file of this process, when it has one.
+static LOG_PATH: OnceLock<PathBuf> = OnceLock::new();
+/// Size at which the log is rotated (`<pid>.log` → `<pid>.log.1`): at most twice this on disk.
+pub const LOG_MAX: u64 = 1 << 20;
+
+/// At a clean exit: the socket file and the logs go with the process.
 extern "C" fn remove_socket() {
-    if let Some(p) = SOCKET_PATH.get() {
+    if let Some(p) = SOCKET_PATH.get().filter(|p| !control::is_abstract(p)) {
         let _ = std::fs::remove_file(p);
     }
+    if let Some(p) = LOG_PATH.get() {
+        let _ = std::fs::remove_file(p);
+        let _ = std::fs::remove_file(p.with_extension("log.1"));
+    }
+}
+
+fn open_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.len() > LOG_MAX) {
+        let _ = std::fs::rename(path, path.with_extension("log.1"));
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        // Never write through a link someone else planted.
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 fn init_logging(dir: &std::path::Path) {
     let path = dir.join(format!("{}.log", std::process::id()));
-    let open = move || {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-    };
-    if open().is_err() {
+    if open_log(&path).is_err() {
         return;
     }
+    let _ = LOG_PATH.set(path.clone());
     // The file is opened for each event so that no descriptor stays open: a checkpointed
-    // process then holds nothing outside itself (see `Request::Quiesce`).
+    // process then holds nothing outside itself (see `Request::Quiesce`). That is also where
+    // it is rotated.
     let writer = move || -> Box<dyn std::io::Write> {
-        match open() {
+        match open_log(&path) {
             Ok(f) => Box::new(f),
             Err(_) => Box::new(std::io::sink()),
         }
@@ -244,15 +337,19 @@ fn start() {
     }
     let preload = scrub_preload();
     let uid = nix::unistd::geteuid().as_raw();
-    let dir = control::control_dir(
+    // A squatted or unusable directory is refused; with none usable, the socket is abstract
+    // and there is no log file.
+    let (dir, refused) = control::choose_dir(
         std::env::var_os("XDG_RUNTIME_DIR")
             .map(PathBuf::from)
             .as_deref(),
         uid,
     );
-    let dir_ok = control::ensure_dir(&dir).is_ok();
-    if dir_ok {
-        init_logging(&dir);
+    if let Some(d) = &dir {
+        init_logging(d);
+    }
+    for why in &refused {
+        tracing::warn!("not using a control directory: {why}");
     }
     let plain = std::env::var_os("GUIEVICT_RELAY").is_some_and(|v| v == "plain");
     let (relay, wake_fd) = if plain {
@@ -276,7 +373,10 @@ fn start() {
         }
     };
     interpose::WAKE_FD.store(wake_fd, std::sync::atomic::Ordering::Release);
-    let sock = dir.join(format!("{}.sock", std::process::id()));
+    let sock = match &dir {
+        Some(d) => d.join(format!("{}.sock", std::process::id())),
+        None => control::abstract_name(uid, std::process::id()),
+    };
     let listener = match control::bind(&sock) {
         Ok(l) => Some(l),
         Err(e) => {
@@ -287,6 +387,8 @@ fn start() {
     let socket = listener.as_ref().map(|_| sock.clone());
     if let Some(p) = &socket {
         let _ = SOCKET_PATH.set(p.clone());
+    }
+    if socket.is_some() || LOG_PATH.get().is_some() {
         ffi::at_exit(remove_socket);
     }
     let mode = if preload { "preload" } else { "injected" };

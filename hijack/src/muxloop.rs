@@ -4,14 +4,24 @@
 //! thread (pause, add a server, start the internal client, activate with maps, …) arrive over a
 //! channel with an eventfd wake-up and are applied between polls, so the engine is only ever
 //! touched by this thread.
+//!
+//! A panic while the engine handles a message or a command is contained here: it is logged,
+//! and if the connection is still on its original server with identity maps the engine is
+//! replaced by a [`guimux::salvage::PassThrough`] (bytes unchanged, sequence numbers shifted),
+//! otherwise the engine goes on with the failed call's unconsumed bytes put back. After
+//! [`MAX_PANICS`] the loop stops relaying but keeps the application's socket open, so the
+//! process lives on. Either way the connection is *degraded* ([`MuxHandle::degraded`], shown by
+//! `guievict status`) and refuses detach/attach/move.
 
 use crate::ffi;
+use guimux::salvage::{FailedCall, PassThrough, Side};
 use guimux::{Engine, Maps, Role, ServerId};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -24,6 +34,15 @@ pub const QUEUE_BOUND: usize = 64 << 20;
 const CHUNK: usize = 256 * 1024;
 /// How long the loop keeps looking for more traffic after handling some, before it sleeps.
 const SPIN: std::time::Duration = std::time::Duration::from_micros(60);
+/// Panics after which a loop that could not fall back to pass-through stops relaying.
+pub const MAX_PANICS: u32 = 8;
+/// Longest wait for the loop to answer a command (it never blocks, so this only guards against
+/// a loop that is gone or wedged).
+pub const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Longest time the internal client's server may leave it without an answer while it has
+/// requests outstanding; then its socket is closed and the operation fails (see
+/// [`MuxHandle::internal_timed_out`]).
+pub const INTERNAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 type EngineFn = Box<dyn FnOnce(&mut Engine) + Send>;
 
@@ -39,6 +58,8 @@ enum Cmd {
     StartInternal(ServerId, OwnedFd, Sender<Result<(), String>>),
     /// Stop the internal client.
     StopInternal(Sender<()>),
+    /// Test hook: panic while handling the next message (see `control::Request::TestFault`).
+    PanicNext,
 }
 
 /// Why the loop ended.
@@ -58,6 +79,16 @@ pub struct MuxHandle {
     tx: Sender<Cmd>,
     wake: Arc<EventFd>,
     done: Arc<std::sync::Mutex<Option<Ended>>>,
+    shared: Arc<Shared>,
+}
+
+/// State the loop publishes for other threads.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Set once a panic was contained: what happened and how the connection goes on.
+    degraded: std::sync::Mutex<Option<String>>,
+    /// Set when the internal client was cut off because its server did not answer.
+    internal_timeout: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for MuxHandle {
@@ -79,7 +110,50 @@ impl MuxHandle {
     }
 
     fn gone(&self) -> LoopGone {
+        if let Some(d) = self.degraded() {
+            return LoopGone(Some(Ended::Error(format!("degraded: {d}"))));
+        }
         LoopGone(self.done.lock().ok().and_then(|d| d.clone()))
+    }
+
+    fn recv<T>(&self, rrx: &Receiver<T>) -> Result<T, LoopGone> {
+        rrx.recv_timeout(COMMAND_TIMEOUT).map_err(|e| match e {
+            std::sync::mpsc::RecvTimeoutError::Timeout => LoopGone(Some(Ended::Error(format!(
+                "the relay did not answer within {} s",
+                COMMAND_TIMEOUT.as_secs()
+            )))),
+            std::sync::mpsc::RecvTimeoutError::Disconnected => self.gone(),
+        })
+    }
+
+    /// Like [`MuxHandle::with_engine`] with a shorter limit (status must answer quickly).
+    pub fn with_engine_within<T: Send + 'static>(
+        &self,
+        limit: std::time::Duration,
+        f: impl FnOnce(&mut Engine) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (rtx, rrx) = channel();
+        self.send(Cmd::Engine(Box::new(move |e| {
+            let _ = rtx.send(f(e));
+        })))
+        .ok()?;
+        rrx.recv_timeout(limit).ok()
+    }
+
+    /// Why this connection is degraded (a contained panic), if it is.
+    pub fn degraded(&self) -> Option<String> {
+        lock(&self.shared.degraded).clone()
+    }
+
+    /// Why the internal client was last cut off (its server did not answer), if it was; reading
+    /// clears it.
+    pub fn internal_timed_out(&self) -> Option<String> {
+        lock(&self.shared.internal_timeout).take()
+    }
+
+    /// Test hook: make the loop panic while handling its next message.
+    pub fn panic_next(&self) -> Result<(), LoopGone> {
+        self.send(Cmd::PanicNext)
     }
 
     /// Run `f` on the engine inside the loop and return its result.
@@ -91,21 +165,21 @@ impl MuxHandle {
         self.send(Cmd::Engine(Box::new(move |e| {
             let _ = rtx.send(f(e));
         })))?;
-        rrx.recv().map_err(|_| self.gone())
+        self.recv(&rrx)
     }
 
     /// Hand the loop a new server connection (setup completed); returns its id (role Pending).
     pub fn add_server(&self, fd: OwnedFd) -> Result<ServerId, LoopGone> {
         let (rtx, rrx) = channel();
         self.send(Cmd::AddServer(fd, rtx))?;
-        rrx.recv().map_err(|_| self.gone())
+        self.recv(&rrx)
     }
 
     /// Close a server connection.
     pub fn remove_server(&self, s: ServerId) -> Result<(), LoopGone> {
         let (rtx, rrx) = channel();
         self.send(Cmd::RemoveServer(s, rtx))?;
-        rrx.recv().map_err(|_| self.gone())
+        self.recv(&rrx)
     }
 
     /// Start the internal client on server `s`; returns the socket to speak X on (numbered
@@ -115,8 +189,7 @@ impl MuxHandle {
             .map_err(|e| LoopGone(Some(Ended::Error(format!("socketpair: {e}")))))?;
         let (rtx, rrx) = channel();
         self.send(Cmd::StartInternal(s, theirs.into(), rtx))?;
-        rrx.recv()
-            .map_err(|_| self.gone())?
+        self.recv(&rrx)?
             .map_err(|e| LoopGone(Some(Ended::Error(e))))?;
         Ok(mine)
     }
@@ -125,7 +198,7 @@ impl MuxHandle {
     pub fn stop_internal(&self) -> Result<(), LoopGone> {
         let (rtx, rrx) = channel();
         self.send(Cmd::StopInternal(rtx))?;
-        rrx.recv().map_err(|_| self.gone())
+        self.recv(&rrx)
     }
 
     /// Make `s` the primary (or a replica) with the given maps.
@@ -138,6 +211,19 @@ impl MuxHandle {
     pub fn ended(&self) -> Option<Ended> {
         self.done.lock().ok().and_then(|d| d.clone())
     }
+}
+
+/// Lock a mutex whose data stays meaningful even if a holder panicked (plain values).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The text of a panic payload.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 struct Peer {
@@ -156,10 +242,12 @@ pub fn spawn(
     )?);
     let (tx, rx) = channel();
     let done = Arc::new(std::sync::Mutex::new(None));
+    let shared = Arc::new(Shared::default());
     let handle = MuxHandle {
         tx,
         wake: wake.clone(),
         done: done.clone(),
+        shared: shared.clone(),
     };
     for fd in std::iter::once(&app).chain(server0.as_ref()) {
         set_nonblocking(fd.as_raw_fd())?;
@@ -183,6 +271,11 @@ pub fn spawn(
                 internal_server: None,
                 wake,
                 rx,
+                shared,
+                mode: Mode::Engine,
+                panics: 0,
+                panic_next: false,
+                internal_waiting: None,
             };
             if let Some(fd) = server0 {
                 l.servers.insert(
@@ -222,6 +315,24 @@ struct Loop {
     internal_server: Option<ServerId>,
     wake: Arc<EventFd>,
     rx: Receiver<Cmd>,
+    shared: Arc<Shared>,
+    mode: Mode,
+    /// Panics contained so far.
+    panics: u32,
+    /// Test hook armed: panic while handling the next message.
+    panic_next: bool,
+    /// Since when the internal client has had requests out with no byte back from its server.
+    internal_waiting: Option<std::time::Instant>,
+}
+
+/// How the loop relays.
+enum Mode {
+    /// Through the engine (normal).
+    Engine,
+    /// After a contained panic, without the engine.
+    PassThrough(PassThrough),
+    /// After too many panics: nothing is relayed, the app's socket stays open.
+    Stopped,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -308,6 +419,11 @@ fn write_some(peer: &mut Peer, buf: &[u8]) -> std::io::Result<usize> {
 impl Loop {
     fn run(&mut self) -> Ended {
         loop {
+            match self.mode {
+                Mode::Engine => {}
+                Mode::PassThrough(_) => return self.run_passthrough(),
+                Mode::Stopped => return self.run_stopped(),
+            }
             self.log_engine();
             if let Some(end) = self.flush_all() {
                 return end;
@@ -376,11 +492,26 @@ impl Loop {
                 }
             }
             if ready == 0 {
-                if let Err(e) = ffi::poll(&mut pfds, -1) {
-                    if e.kind() != std::io::ErrorKind::Interrupted {
-                        return Ended::Error(format!("poll: {e}"));
+                // Sleep until traffic, or until the internal client's server is overdue.
+                let timeout = match self.internal_waiting {
+                    Some(since) => {
+                        let left = INTERNAL_TIMEOUT.saturating_sub(since.elapsed());
+                        left.as_millis().clamp(1, i32::MAX as u128) as i32
                     }
-                    continue;
+                    None => -1,
+                };
+                match ffi::poll(&mut pfds, timeout) {
+                    Ok(0) => {
+                        self.check_internal_overdue();
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        if e.kind() != std::io::ErrorKind::Interrupted {
+                            return Ended::Error(format!("poll: {e}"));
+                        }
+                        continue;
+                    }
                 }
             }
             self.last_activity = std::time::Instant::now();
@@ -407,6 +538,114 @@ impl Loop {
                     Who::Internal if readable => self.read_internal(),
                     _ => {}
                 }
+                if !matches!(self.mode, Mode::Engine) {
+                    // A contained panic changed how this connection is relayed.
+                    break;
+                }
+            }
+            self.check_internal_overdue();
+        }
+    }
+
+    /// Cut the internal client off when its server has left requests unanswered for
+    /// [`INTERNAL_TIMEOUT`]: the operation using it then fails instead of waiting for ever.
+    fn check_internal_overdue(&mut self) {
+        if self.internal.is_none() || !self.engine.internal_outstanding() {
+            self.internal_waiting = None;
+            return;
+        }
+        let since = *self
+            .internal_waiting
+            .get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() < INTERNAL_TIMEOUT {
+            return;
+        }
+        let why = format!(
+            "the X server did not answer guievict's requests for {} s (stopped or hung?)",
+            INTERNAL_TIMEOUT.as_secs()
+        );
+        tracing::error!(server = ?self.internal_server, "{why}");
+        *lock(&self.shared.internal_timeout) = Some(why);
+        self.engine.stop_internal();
+        self.internal = None;
+        self.internal_waiting = None;
+    }
+
+    /// Record a contained panic and decide how the connection goes on.
+    fn contained_panic(&mut self, what: &str, msg: String, failed: Option<FailedCall<'_>>) {
+        self.panics += 1;
+        tracing::error!(
+            panics = self.panics,
+            "guimux panicked while handling {what}: {msg}"
+        );
+        let state = match self.engine.salvage(failed) {
+            Ok((pt, lost)) => {
+                if lost > 0 {
+                    tracing::warn!(lost, "bytes of a partial message lost in the salvage");
+                }
+                self.mode = Mode::PassThrough(pt);
+                self.internal = None;
+                format!(
+                    "guimux panicked while handling {what} ({msg}); passing bytes through unchanged to the original server"
+                )
+            }
+            Err(why) => {
+                if let Some(f) = failed {
+                    let lost = self.engine.recover_input(&f);
+                    if lost > 0 {
+                        tracing::warn!(lost, "bytes of a partial message lost after the panic");
+                    }
+                }
+                if self.panics >= MAX_PANICS {
+                    self.mode = Mode::Stopped;
+                    format!(
+                        "guimux panicked {} times, last while handling {what} ({msg}); relaying stopped, the application's connection is held open",
+                        self.panics
+                    )
+                } else {
+                    format!(
+                        "guimux panicked while handling {what} ({msg}); no pass-through fallback ({why}), relaying on"
+                    )
+                }
+            }
+        };
+        tracing::error!("{state}");
+        *lock(&self.shared.degraded) = Some(state);
+    }
+
+    /// Feed `n` bytes of the read buffer to the engine for `side`, containing a panic.
+    fn feed(&mut self, side: Side, n: usize) -> Option<Result<(), guimux::EngineError>> {
+        let mark = self.engine.input_mark(side);
+        let fault = std::mem::take(&mut self.panic_next);
+        let mut entered = false;
+        let engine = &mut self.engine;
+        let d = &self.rbuf[..n];
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            if fault {
+                panic!("guievict test fault: engine panic requested");
+            }
+            entered = true;
+            match side {
+                Side::App => engine.app_input(d),
+                Side::Server(s) => engine.server_input(s, d),
+            }
+        }));
+        match r {
+            Ok(r) => Some(r),
+            Err(p) => {
+                let data = self.rbuf[..n].to_vec();
+                let what = match side {
+                    Side::App => "application bytes".to_string(),
+                    Side::Server(s) => format!("bytes from server {s}"),
+                };
+                let call = FailedCall {
+                    side,
+                    mark,
+                    data: &data,
+                    entered,
+                };
+                self.contained_panic(&what, panic_message(&*p), Some(call));
+                None
             }
         }
     }
@@ -422,8 +661,20 @@ impl Loop {
 
     fn commands(&mut self) {
         while let Ok(c) = self.rx.try_recv() {
+            if !matches!(self.mode, Mode::Engine) {
+                self.command_degraded(c);
+                continue;
+            }
             match c {
-                Cmd::Engine(f) => f(&mut self.engine),
+                Cmd::Engine(f) => {
+                    let engine = &mut self.engine;
+                    if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(engine))) {
+                        // The caller's reply channel is dropped with the closure: it gets
+                        // an error naming the degraded state.
+                        self.contained_panic("a control command", panic_message(&*p), None);
+                    }
+                }
+                Cmd::PanicNext => self.panic_next = true,
                 Cmd::AddServer(fd, reply) => {
                     let _ = set_nonblocking(fd.as_raw_fd());
                     // Never mistaken for one of the app's own X connections by a later scan.
@@ -461,6 +712,8 @@ impl Loop {
                             fds_out: Vec::new(),
                         });
                         self.internal_server = Some(s);
+                        self.internal_waiting = None;
+                        let _ = lock(&self.shared.internal_timeout).take();
                     }
                     let _ = reply.send(r);
                 }
@@ -473,10 +726,33 @@ impl Loop {
         }
     }
 
+    /// A command while degraded: nothing that needs the engine is carried out.
+    fn command_degraded(&mut self, c: Cmd) {
+        match c {
+            // Dropping the closure drops its reply channel: the caller gets the degraded error.
+            Cmd::Engine(_) | Cmd::AddServer(..) | Cmd::PanicNext => {}
+            Cmd::RemoveServer(s, reply) => {
+                if !matches!(&self.mode, Mode::PassThrough(pt) if pt.server() == s) {
+                    if let Some(p) = self.servers.remove(&s) {
+                        crate::interpose::unmark_own(p.fd.as_raw_fd());
+                    }
+                }
+                let _ = reply.send(());
+            }
+            Cmd::StartInternal(_, _, reply) => {
+                let _ = reply.send(Err(lock(&self.shared.degraded)
+                    .clone()
+                    .unwrap_or_else(|| "degraded".into())));
+            }
+            Cmd::StopInternal(reply) => {
+                let _ = reply.send(());
+            }
+        }
+    }
+
     fn read_app(&mut self) -> Option<Ended> {
         match read_some(self.app.fd.as_raw_fd(), &mut self.rbuf) {
             Ok(ReadResult::Data(n, fds)) => {
-                let d = &self.rbuf[..n];
                 if !fds.is_empty() {
                     if self.engine.primary_converts_shm() {
                         // The primary cannot share memory: guimux serves ShmAttachFd itself.
@@ -494,7 +770,7 @@ impl Loop {
                         }
                     }
                 }
-                if let Err(e) = self.engine.app_input(d) {
+                if let Some(Err(e)) = self.feed(Side::App, n) {
                     tracing::error!("closing the application's X connection: {e}");
                     return Some(Ended::Error(e.to_string()));
                 }
@@ -511,11 +787,14 @@ impl Loop {
         let is_primary = self.engine.primary() == Some(s);
         match read_some(p.fd.as_raw_fd(), &mut self.rbuf) {
             Ok(ReadResult::Data(n, fds)) => {
-                let d = &self.rbuf[..n];
                 if is_primary && !fds.is_empty() {
                     self.app.fds_out.extend(fds);
                 }
-                if let Err(e) = self.engine.server_input(s, d) {
+                if self.internal_server == Some(s) && self.internal_waiting.is_some() {
+                    // Its server is alive: the overdue clock starts again.
+                    self.internal_waiting = Some(std::time::Instant::now());
+                }
+                if let Some(Err(e)) = self.feed(Side::Server(s), n) {
                     tracing::error!("server {s}: {e}");
                     return self.server_gone(s, is_primary);
                 }
@@ -546,15 +825,32 @@ impl Loop {
         };
         match read_some(p.fd.as_raw_fd(), &mut self.rbuf) {
             Ok(ReadResult::Data(n, fds)) => {
-                let d = &self.rbuf[..n];
                 // Descriptors travel with the internal client's requests to its server.
                 if let Some(p) = self.internal_server.and_then(|s| self.servers.get_mut(&s)) {
                     p.fds_out.extend(fds);
                 }
-                if let Err(e) = self.engine.internal_input(d) {
-                    tracing::error!("internal client: {e}");
-                    self.engine.stop_internal();
-                    self.internal = None;
+                let engine = &mut self.engine;
+                let d = &self.rbuf[..n];
+                match catch_unwind(AssertUnwindSafe(|| engine.internal_input(d))) {
+                    Ok(Ok(())) => {
+                        if self.internal_waiting.is_none() {
+                            self.internal_waiting = Some(std::time::Instant::now());
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!("internal client: {e}");
+                        self.engine.stop_internal();
+                        self.internal = None;
+                    }
+                    Err(p) => {
+                        self.internal = None;
+                        self.contained_panic(
+                            "the internal client's requests",
+                            panic_message(&*p),
+                            None,
+                        );
+                        self.engine.stop_internal();
+                    }
                 }
             }
             Ok(ReadResult::WouldBlock) => {}
@@ -607,5 +903,142 @@ impl Loop {
             }
         }
         None
+    }
+
+    /// Relay without the engine (after a contained panic): app and original server only.
+    fn run_passthrough(&mut self) -> Ended {
+        let Mode::PassThrough(pt) = std::mem::replace(&mut self.mode, Mode::Stopped) else {
+            return self.run_stopped();
+        };
+        let mut pt = pt;
+        let sid = pt.server();
+        // Other servers (replicas, pending ones) are closed; so is the internal client.
+        self.internal = None;
+        let others: Vec<ServerId> = self.servers.keys().copied().filter(|s| *s != sid).collect();
+        for s in others {
+            if let Some(p) = self.servers.remove(&s) {
+                crate::interpose::unmark_own(p.fd.as_raw_fd());
+            }
+        }
+        let Some(mut server) = self.servers.remove(&sid) else {
+            return Ended::ServerClosed(sid);
+        };
+        loop {
+            // Write what each side can take.
+            let out = pt.app_output();
+            if !out.is_empty() {
+                match write_some(&mut self.app, out) {
+                    Ok(n) => {
+                        out.drain(..n);
+                    }
+                    Err(e) => return Ended::Error(format!("writing to the app: {e}")),
+                }
+            }
+            let out = pt.server_output();
+            if !out.is_empty() {
+                match write_some(&mut server, out) {
+                    Ok(n) => {
+                        out.drain(..n);
+                    }
+                    Err(_) => return Ended::ServerClosed(sid),
+                }
+            }
+            let app_out = pt.app_output().len();
+            let srv_out = pt.server_output().len();
+            let mut pfds = [
+                libc::pollfd {
+                    fd: self.wake.as_fd().as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.app.fd.as_raw_fd(),
+                    events: if srv_out <= BOUND { libc::POLLIN } else { 0 }
+                        | if app_out > 0 { libc::POLLOUT } else { 0 },
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: server.fd.as_raw_fd(),
+                    events: if app_out <= BOUND { libc::POLLIN } else { 0 }
+                        | if srv_out > 0 { libc::POLLOUT } else { 0 },
+                    revents: 0,
+                },
+            ];
+            match ffi::poll(&mut pfds, -1) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Ended::Error(format!("poll: {e}")),
+            }
+            let readable = |p: &libc::pollfd| {
+                p.events & libc::POLLIN != 0
+                    && p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+            };
+            if pfds[0].revents != 0 {
+                let _ = self.wake.read();
+                while let Ok(c) = self.rx.try_recv() {
+                    self.command_degraded(c);
+                }
+            }
+            if readable(&pfds[1]) {
+                match read_some(self.app.fd.as_raw_fd(), &mut self.rbuf) {
+                    Ok(ReadResult::Data(n, fds)) => {
+                        server.fds_out.extend(fds);
+                        pt.app_input(&self.rbuf[..n]);
+                    }
+                    Ok(ReadResult::WouldBlock) => {}
+                    Ok(ReadResult::Eof) => return Ended::AppClosed,
+                    Err(e) => return Ended::Error(format!("reading from the app: {e}")),
+                }
+            }
+            if readable(&pfds[2]) {
+                match read_some(server.fd.as_raw_fd(), &mut self.rbuf) {
+                    Ok(ReadResult::Data(n, fds)) => {
+                        self.app.fds_out.extend(fds);
+                        pt.server_input(&self.rbuf[..n]);
+                    }
+                    Ok(ReadResult::WouldBlock) => {}
+                    Ok(ReadResult::Eof) | Err(_) => {
+                        let out = pt.app_output();
+                        if let Ok(n) = write_some(&mut self.app, out) {
+                            out.drain(..n);
+                        }
+                        return Ended::ServerClosed(sid);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Relay nothing, keep the application's socket open (after [`MAX_PANICS`]): the process
+    /// lives on; the loop ends only when the application closes its end.
+    fn run_stopped(&mut self) -> Ended {
+        loop {
+            let mut pfds = [
+                libc::pollfd {
+                    fd: self.wake.as_fd().as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.app.fd.as_raw_fd(),
+                    events: 0,
+                    revents: 0,
+                },
+            ];
+            match ffi::poll(&mut pfds, -1) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Ended::Error(format!("poll: {e}")),
+            }
+            if pfds[0].revents != 0 {
+                let _ = self.wake.read();
+                while let Ok(c) = self.rx.try_recv() {
+                    self.command_degraded(c);
+                }
+            }
+            if pfds[1].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                return Ended::AppClosed;
+            }
+        }
     }
 }

@@ -583,6 +583,9 @@ pub fn connect_socket(
     Err(err(last))
 }
 
+/// Longest wait for a server's answer to the connection setup.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Open a connection to `display` and perform the setup handshake; returns the socket and the
 /// server's setup.
 pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup), SessionError> {
@@ -600,7 +603,7 @@ pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup
     };
     let (mut connect, request) = x11rb_protocol::connect::Connect::with_authorization(name, data);
     write_all(&fd, &request).map_err(|e| err(format!("sending setup: {e}")))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
         let buf = connect.buffer();
         let n =

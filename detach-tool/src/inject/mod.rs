@@ -242,6 +242,11 @@ const IDLE_SYSCALLS: &[u64] = &[
     0, 7, 23, 34, 35, 45, 47, 61, 128, 130, 230, 232, 270, 271, 281, 441,
 ];
 
+/// `futex` (x86_64): what a thread waiting on a condition variable is blocked in.
+const NR_FUTEX: u64 = 202;
+/// `restart_syscall` (x86_64): a wait with a timeout resumed after a stop.
+const NR_RESTART_SYSCALL: u64 = 219;
+
 /// The X connections of `pid`: (fd, peer). Uses `pidfd_getfd` + `getpeername`.
 pub fn x_fds(pid: i32) -> Result<Vec<(i32, xfd::XPeer)>, InjectError> {
     let mut out = Vec::new();
@@ -351,16 +356,38 @@ fn load(
     };
     let mut path = path_in_target.as_bytes().to_vec();
     path.push(0);
+    // A thread waiting on a condition variable will do as well (a busy multi-threaded client's
+    // workers wait for replies that way); its futex wait is classified once stopped.
+    let writers = safepoint::Writers::of(pid, &procfs::maps(pid)?)?;
+    let mut passed_over = std::collections::HashSet::new();
     for attempt in 0..max_tries {
+        if attempt > 0 && library_loaded(&procfs::maps(pid)?) {
+            // A dlopen started by an injector that vanished has finished meanwhile; give its
+            // constructor a moment to start the library's threads.
+            std::thread::sleep(Duration::from_millis(50));
+            return Ok(());
+        }
         let tids = procfs::threads(pid)?;
-        // The main thread first: it is the event loop of most X programs.
+        // The main thread first: it is the event loop of most X programs; then threads idling
+        // in a plain idle call, then those in a futex wait.
         let idle = tids
             .iter()
             .copied()
-            .filter(|&t| {
-                procfs::current_syscall(pid, t).is_some_and(|n| IDLE_SYSCALLS.contains(&(n as u64)))
+            .filter_map(|t| {
+                let n = procfs::current_syscall(pid, t)? as u64;
+                let rank = if IDLE_SYSCALLS.contains(&n) {
+                    0
+                } else if n == NR_FUTEX || n == NR_RESTART_SYSCALL {
+                    1
+                } else {
+                    return None;
+                };
+                Some((t, rank))
             })
-            .min_by_key(|&t| t != pid);
+            // A thread that just failed the closer look goes last (the main thread waiting in
+            // pthread_join, say), so that the others get their turn.
+            .min_by_key(|&(t, rank)| (rank, passed_over.contains(&t), t != pid))
+            .map(|(t, _)| t);
         let Some(tid) = idle else {
             std::thread::sleep(Duration::from_millis(2));
             continue;
@@ -371,12 +398,25 @@ fn load(
             Err(e) => return Err(e),
         };
         let regs = ptrace::regs(pid, tid)?;
-        let in_idle =
-            ptrace::interrupted_syscall(&regs).is_some_and(|n| IDLE_SYSCALLS.contains(&n));
+        let in_idle = ptrace::interrupted_syscall(&regs)
+            .is_some_and(|n| IDLE_SYSCALLS.contains(&n))
+            || safepoint::cond_waiting(pid, &regs, &writers)
+            || safepoint::restarted_idle(pid, &regs, &writers);
         if !in_idle {
+            passed_over.insert(tid);
+            if passed_over.len() >= tids.len() {
+                passed_over.clear();
+            }
             tracing::debug!(tid, attempt, "thread left its idle syscall; retrying");
             drop(stopped);
             std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        if safepoint::reading_regular_file(pid, &regs) {
+            // Most likely finishing the dlopen of an injector that vanished: wait for it.
+            tracing::debug!(tid, attempt, "thread is reading a file, not idle; retrying");
+            drop(stopped);
+            std::thread::sleep(Duration::from_millis(2));
             continue;
         }
         safepoint::remember(pid, tid, &regs, xfds, cache);
@@ -427,21 +467,49 @@ fn interpose(
         .symbol(INTERPOSE_SYMBOL)?
         .ok_or_else(|| InjectError::Library(format!("{} lacks {INTERPOSE_SYMBOL}", lib.path)))?;
     let writers = safepoint::Writers::of(pid, &maps)?;
-    tracing::debug!(ranges = writers.len(), "writer function ranges");
+    tracing::debug!(
+        ranges = writers.len(),
+        cond_waits = writers.cond_wait_ranges(),
+        "writer function ranges"
+    );
     let mut stopped = ptrace::Stopped::all(pid)?;
     test_hook("after-seize", pid);
     let mut reason = String::new();
+    let mut maps = procfs::maps(pid)?;
+    // The thread that was unsafe last time is looked at first: it usually still is, and the
+    // attempt then costs one register read.
+    let mut last_unsafe: Option<i32> = None;
     for attempt in 1..=max_tries {
-        if attempt > 1 {
-            stopped.resume()?;
-            std::thread::sleep(Duration::from_micros(500 + 997 * u64::from(attempt % 5)));
-            stopped.restop()?;
+        // A thread caught running inside libxcb is let run alone for a moment every other
+        // attempt (it then usually blocks waiting for its reply, which is safe); otherwise
+        // every thread runs for a while.
+        let running = reason.contains("(running");
+        match last_unsafe {
+            Some(t) if attempt > 1 && attempt % 2 == 0 && running => {
+                stopped.nudge(t, Duration::from_micros(300))?;
+            }
+            _ if attempt > 1 => {
+                stopped.resume()?;
+                std::thread::sleep(Duration::from_micros(200 + 597 * u64::from(attempt % 5)));
+                stopped.restop()?;
+            }
+            _ => {}
         }
-        let maps = procfs::maps(pid)?;
         let mut all_safe = true;
-        for tid in stopped.tids() {
-            if let Some(r) = safepoint::unsafe_reason(pid, tid, &maps, &writers, xfds, cache)? {
+        let mut tids = stopped.tids();
+        if let Some(i) = last_unsafe.and_then(|t| tids.iter().position(|x| *x == t)) {
+            tids.swap(0, i);
+        }
+        for tid in tids {
+            let mut r = safepoint::unsafe_reason(pid, tid, &maps, &writers, xfds, cache)?;
+            if r.as_ref().is_some_and(|r| r.contains("is not mapped")) {
+                // A stack mapped since the maps were read (a new thread): read them again.
+                maps = procfs::maps(pid)?;
+                r = safepoint::unsafe_reason(pid, tid, &maps, &writers, xfds, cache)?;
+            }
+            if let Some(r) = r {
                 reason = r;
+                last_unsafe = Some(tid);
                 all_safe = false;
                 break;
             }
@@ -450,10 +518,19 @@ fn interpose(
             tracing::debug!(attempt, %reason, "not at a safe point");
             continue;
         }
-        let tid = if stopped.tids().contains(&pid) {
+        // Borrow a thread stopped in a system call when there is one: only such a thread can
+        // make the self-restoring return pages (see `ptrace::return_code`).
+        let in_syscall = |t: &i32| {
+            ptrace::regs(pid, *t).is_ok_and(|r| ptrace::interrupted_syscall(&r).is_some())
+        };
+        let tids = stopped.tids();
+        let tid = if tids.contains(&pid) && in_syscall(&pid) {
             pid
         } else {
-            stopped.tids()[0]
+            tids.iter()
+                .copied()
+                .find(in_syscall)
+                .unwrap_or(if tids.contains(&pid) { pid } else { tids[0] })
         };
         let mut guard = ptrace::CallGuard::new(pid, tid)?;
         let arg = fd.map_or(u64::from(u32::MAX), |f| u64::from(f as u32));
@@ -477,6 +554,16 @@ fn interpose(
     })
 }
 
+/// Status of the hijack library already in `pid`, through its control socket.
+fn library_status(pid: i32) -> Option<guievict_hijack::control::Status> {
+    let uid = procfs::owner_uid(pid).ok()?;
+    let sock = guievict_hijack::control::find_socket(pid as u32, uid)?;
+    match guievict_hijack::control::request(&sock, &guievict_hijack::control::Request::Status) {
+        Ok(guievict_hijack::control::Response::Status(s)) => Some(s),
+        _ => None,
+    }
+}
+
 /// Inject the hijack library into `pid` and interpose its X connections.
 pub fn hijack(pid: i32, opts: &Options) -> Result<Outcome, InjectError> {
     if !cfg!(target_arch = "x86_64") {
@@ -489,8 +576,20 @@ pub fn hijack(pid: i32, opts: &Options) -> Result<Outcome, InjectError> {
     let already = library_loaded(&maps);
     // When the library is loaded, the relay's own server connections show up here too; the
     // library itself tells them apart (it skips descriptors it holds).
-    let found = x_fds(pid)?;
+    let mut found = x_fds(pid)?;
+    // Descriptors a thread may poll to read X: the X connections, and once interposed, the
+    // application ends the library put in their place.
+    let mut read_fds: Vec<i32> = Vec::new();
+    if already {
+        // The library's own server connections are not the application's: ask it which they
+        // are (a library whose control socket does not answer is treated as knowing none).
+        if let Some(st) = library_status(pid) {
+            found.retain(|(fd, _)| !st.own_fds.contains(fd));
+            read_fds.extend(st.connections.iter().map(|c| c.app_fd));
+        }
+    }
     let xfd_nums: Vec<i32> = found.iter().map(|(fd, _)| *fd).collect();
+    read_fds.extend(&xfd_nums);
     if let Some(fd) = opts.fd {
         if !procfs::socket_fds(pid)?.contains(&fd) {
             return Err(InjectError::NoSuchFd { pid, fd });
@@ -514,9 +613,9 @@ pub fn hijack(pid: i32, opts: &Options) -> Result<Outcome, InjectError> {
     let path = library_in_target(pid, &opts.library)?;
     let mut cache = safepoint::ReadCache::new();
     if !already {
-        load(pid, &libc, &path, opts.max_tries, &xfd_nums, &mut cache)?;
+        load(pid, &libc, &path, opts.max_tries, &read_fds, &mut cache)?;
     }
-    let (n, tries) = interpose(pid, opts.fd, &xfd_nums, opts.max_tries, &mut cache)?;
+    let (n, tries) = interpose(pid, opts.fd, &read_fds, opts.max_tries, &mut cache)?;
     if n == 0 && !already {
         return Err(InjectError::NoXConnection { pid });
     }
