@@ -80,9 +80,43 @@ fn pair_with(b_args: &[&str]) -> Pair {
 /// Move `app` from A to B and back, comparing with `before` each time; `input` is run on each
 /// server after the move with (display, window, step name).
 fn round_trip(p: &Pair, app: &mut App, name: &str, input: &dyn Fn(&str, u32, &str)) {
+    round_trip_losing(p, app, name, input, &[])
+}
+
+/// `guievict move`: it must succeed exactly (exit 0), or — where `allowed` names the only
+/// losses this app is known to have — exit 3 naming just those on stderr.
+fn move_app(pid: &str, to: &str, allowed: &[&str], what: &str) {
+    let out = std::process::Command::new(guievict_bin())
+        .args(["move", "--pid", pid, to])
+        .output()
+        .expect("guievict move");
+    let err = String::from_utf8_lossy(&out.stderr);
+    match out.status.code() {
+        Some(0) => {}
+        Some(3) if !allowed.is_empty() => {
+            for l in err.lines().filter(|l| l.contains("not carried exactly: ")) {
+                assert!(
+                    allowed.iter().any(|a| l.contains(a)),
+                    "{what}: an unexpected loss: {l}"
+                );
+            }
+        }
+        c => panic!("{what}: guievict move exited {c:?}: {err}"),
+    }
+}
+
+/// [`round_trip`] for an app whose moves are known to lose what `allowed` names (each move must
+/// then exit 3 naming only those).
+fn round_trip_losing(
+    p: &Pair,
+    app: &mut App,
+    name: &str,
+    input: &dyn Fn(&str, u32, &str),
+    allowed: &[&str],
+) {
     let before = stable_shot(&p.a.display, app.window, 5);
     let pid = app.pid.to_string();
-    guievict_json(&["move", "--pid", &pid, &p.b.display]).expect("move A→B");
+    move_app(&pid, &p.b.display, allowed, &format!("{name} A→B"));
     let wb = wait_for_window(&p.b.display, app.pid, Duration::from_secs(10)).expect("window on B");
     let on_b = stable_shot(&p.b.display, wb, 5);
     assert_same_picture(&before, &on_b, &format!("{name}-on-b"));
@@ -95,7 +129,7 @@ fn round_trip(p: &Pair, app: &mut App, name: &str, input: &dyn Fn(&str, u32, &st
     assert!(app.alive(), "{name} died from input on B");
     // Input changed the picture: the reference for the way back is B's picture now.
     let before_back = stable_shot(&p.b.display, wb, 5);
-    guievict_json(&["move", "--pid", &pid, &p.a.display]).expect("move B→A");
+    move_app(&pid, &p.a.display, allowed, &format!("{name} B→A"));
     let wa = wait_for_window(&p.a.display, app.pid, Duration::from_secs(10)).expect("window on A");
     let back = stable_shot(&p.a.display, wa, 5);
     assert_same_picture(&before_back, &back, &format!("{name}-back-on-a"));
@@ -205,10 +239,20 @@ fn tk_round_trip_and_typing() {
         xtest_type(&p.a.display, Some(app.window), "on-a\n").unwrap();
         wait_for_file(&out, "on-a", Duration::from_secs(10));
         let out2 = out.clone();
-        round_trip(&p, &mut app, "tk", &move |display, window, step| {
-            xtest_type(display, Some(window), &format!("typed-{step}\n")).unwrap();
-            wait_for_file(&out2, &format!("typed-{step}"), Duration::from_secs(10));
-        });
+        // Xft's solid-colour pictures outlive the 1×1 pixmaps they were made on; their pixels
+        // cannot be read back, so they are recreated on placeholders and each move says so
+        // (exit 3). Xft fills them again before every use: the text still looks the same.
+        let freed = ["was already freed by the application; recreated on a 1×1 placeholder"];
+        round_trip_losing(
+            &p,
+            &mut app,
+            "tk",
+            &move |display, window, step| {
+                xtest_type(display, Some(window), &format!("typed-{step}\n")).unwrap();
+                wait_for_file(&out2, &format!("typed-{step}"), Duration::from_secs(10));
+            },
+            &freed,
+        );
     });
 }
 
