@@ -11,7 +11,7 @@ if [ -x scripts/regen-check.sh ]; then echo "== generated tables are fresh"; scr
 echo "== build"; cargo build --release --workspace
 skipped="${CARGO_TARGET_DIR:-target}/test-artifacts/skipped.txt"
 rm -f "$skipped"
-echo "== tests"; cargo test --release --workspace -- --test-threads="${TEST_THREADS:-2}"
+echo "== tests"; cargo test --release --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"
 if [ -s "$skipped" ]; then
   echo "== SKIPPED tests (each with its reason):"; cat "$skipped"
 fi
