@@ -678,7 +678,49 @@ pub fn r#move(a: MoveArgs) -> Result<()> {
             }
         }
     }
+    share_ids(&parts);
+    // The ID pairs were for the other processes; the report stays readable without them.
+    for p in &mut parts {
+        for c in p.report["connections"].as_array_mut().into_iter().flatten() {
+            if let Some(m) = c.as_object_mut() {
+                m.remove("own_ids");
+            }
+        }
+    }
     output_group(a.target.json, root, parts, a.force)
+}
+
+/// After a group move: each process learns the other processes' resource IDs on the new
+/// server (from their reports' `own_ids`), so that IDs one process uses of another's (a GPU
+/// process drawing into the browser's windows) are translated. Best effort: a failure is a
+/// warning, the move itself is done.
+fn share_ids(parts: &[Part]) {
+    if parts.len() < 2 {
+        return;
+    }
+    let ids_of = |p: &Part| -> Vec<(u32, u32)> {
+        let mut v = Vec::new();
+        for c in p.report["connections"].as_array().into_iter().flatten() {
+            for pair in c["own_ids"].as_array().into_iter().flatten() {
+                if let (Some(a), Some(s)) = (pair[0].as_u64(), pair[1].as_u64()) {
+                    v.push((a as u32, s as u32));
+                }
+            }
+        }
+        v
+    };
+    let all: Vec<Vec<(u32, u32)>> = parts.iter().map(ids_of).collect();
+    for (i, p) in parts.iter().enumerate() {
+        let pairs: Vec<(u32, u32)> = all
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect();
+        if let Err(e) = call(p.pid, &Request::AddForeignIds { pairs }) {
+            eprintln!("guievict: warning: pid {}: the application's other processes' IDs were not shared: {e:#}", p.pid);
+        }
+    }
 }
 
 /// `guievict snapshot`.

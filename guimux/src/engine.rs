@@ -1359,6 +1359,38 @@ impl Engine {
         self.app_out.extend_from_slice(&ev);
     }
 
+    /// Teach server `s`'s translation the IDs of resources that belong to the app's *other* X
+    /// connections (another connection of this process, or another process of the same
+    /// application moved with it): `(app-view ID, ID on this server)`. An app that draws with
+    /// one connection into a window of another (a browser's GPU process into the browser's
+    /// windows, a video player's GL connection into its toolkit's window) would otherwise
+    /// send the old server's ID. Pairs whose either side this map already knows, or that fall
+    /// in this connection's own range, are left alone. Returns how many were added.
+    pub fn add_foreign_xids(&mut self, s: ServerId, pairs: &[(u32, u32)]) -> usize {
+        let Some(m) = self
+            .servers
+            .get_mut(s)
+            .and_then(|x| x.as_mut())
+            .and_then(|srv| srv.maps.as_mut())
+        else {
+            return 0;
+        };
+        let mut n = 0;
+        for &(app, server) in pairs {
+            if app <= 1
+                || m.xids.is_app_own(app)
+                || m.xids.is_server_own(server)
+                || m.xids.lookup(app).is_some()
+                || m.xids.pairs().any(|(_, sv)| sv == server)
+            {
+                continue;
+            }
+            m.xids.insert(app, server);
+            n += 1;
+        }
+        n
+    }
+
     /// Change the role of a replica (e.g. its input policy).
     pub fn set_role(&mut self, s: ServerId, role: Role) -> Result<(), EngineError> {
         let srv = self
@@ -1842,6 +1874,26 @@ mod tests {
         e.activate(s, Role::Primary, Some(maps)).unwrap();
         e.resume();
         e
+    }
+
+    #[test]
+    fn foreign_ids_of_another_connection_are_translated_both_ways() {
+        let mut e = converting_engine();
+        // The other connection's window: 0x60_0005 in the app's view, 0x80_0007 on server 1.
+        assert_eq!(e.add_foreign_xids(1, &[(0x60_0005, 0x80_0007)]), 1);
+        // Own range and known pairs are left alone.
+        assert_eq!(
+            e.add_foreign_xids(1, &[(0x20_0001, 0x80_0008), (0x60_0005, 0x80_0009)]),
+            0
+        );
+        let m = e.maps_of(1).unwrap().clone();
+        assert_eq!(m.xids.lookup(0x60_0005), Some(0x80_0007));
+        // A MapWindow of the foreign window goes out with the new server's ID.
+        let mut r = vec![8u8, 0, 2, 0];
+        r.extend_from_slice(&0x60_0005u32.to_le_bytes());
+        e.app_input(&r).unwrap();
+        let out = std::mem::take(e.server_output(1).unwrap());
+        assert_eq!(&out[4..8], &0x80_0007u32.to_le_bytes());
     }
 
     #[test]

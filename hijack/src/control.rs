@@ -118,6 +118,14 @@ pub enum Request {
         #[serde(default)]
         force: bool,
     },
+    /// Resources of the application's *other* processes, moved in the same `guievict move`:
+    /// `(app-view ID, ID on the new server)` pairs each connection of this process learns, so
+    /// that IDs this process uses of theirs (a GPU process drawing into the browser's windows)
+    /// reach the new server translated.
+    AddForeignIds {
+        /// The pairs (as the other processes' move reports list them in `own_ids`).
+        pairs: Vec<(u32, u32)>,
+    },
     /// Whether the GUI can be put on `display`, asked by `guievict move` before it detaches:
     /// answered with an error naming the extension when the app depends on one the target
     /// lacks (see `preflight`). Changes nothing.

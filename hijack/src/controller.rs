@@ -504,6 +504,16 @@ impl Controller {
                 }
                 Ok(format!("{display}: {policy:?}"))
             }
+            Request::AddForeignIds { pairs } => {
+                report.command = "add-foreign-ids".into();
+                let mut added = 0;
+                for c in conns.iter() {
+                    added += crate::transaction::add_foreign(c, pairs);
+                }
+                Ok(format!(
+                    "{added} IDs of the application's other processes learnt"
+                ))
+            }
             Request::Preflight { display, auth } => {
                 report.command = "preflight".into();
                 crate::preflight::check_before_move(&conns, display, auth_of(auth).as_ref())?;

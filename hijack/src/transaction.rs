@@ -164,7 +164,57 @@ pub fn move_all(
             Err(e) => return Err(put_back(conns, &origins, dets, display, e)),
         }
     }
+    // 6. Each connection learns the others' resources (IDs one connection uses of another's),
+    //    and the report lists this process's for the application's other processes.
+    let own: Vec<Vec<(u32, u32)>> = conns.iter().map(own_ids).collect();
+    for (i, c) in conns.iter().enumerate() {
+        let others: Vec<(u32, u32)> = own
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect();
+        add_foreign(c, &others);
+    }
+    for (r, ids) in reports.iter_mut().zip(own) {
+        if let Some(m) = r.as_object_mut() {
+            m.insert("own_ids".into(), serde_json::json!(ids));
+        }
+    }
     Ok(reports)
+}
+
+/// `(app-view ID, server ID)` of every resource of the connection's own ID range on its
+/// primary (what another connection of the application may name).
+pub fn own_ids(c: &Conn) -> Vec<(u32, u32)> {
+    c.handle
+        .with_engine(|e| {
+            e.primary()
+                .and_then(|p| e.maps_of(p))
+                .map(|m| {
+                    m.xids
+                        .pairs()
+                        .filter(|(a, _)| m.xids.is_app_own(*a))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
+}
+
+/// Teach connection `c`'s primary the IDs of the application's other connections; how many
+/// were new.
+pub fn add_foreign(c: &Conn, pairs: &[(u32, u32)]) -> usize {
+    if pairs.is_empty() {
+        return 0;
+    }
+    let pairs = pairs.to_vec();
+    c.handle
+        .with_engine(move |e| match e.primary() {
+            Some(p) => e.add_foreign_xids(p, &pairs),
+            None => 0,
+        })
+        .unwrap_or(0)
 }
 
 /// After a failed move: every connection already on `target` is taken off it again, and every
