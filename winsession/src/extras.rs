@@ -1556,12 +1556,16 @@ pub fn xkb_select_events(major: u8, device: u16, ndx: u16, details: u32) -> Vec<
     let size = xkb_detail_size(ndx);
     // The server keeps what a client selected as one mask per event type: all ones after a
     // selectAll, and later selections with an `affect` mask change only the bits they affect.
-    // Bits outside the type's legal set (left over from a selectAll) mean nothing — and the
-    // server refuses them in a request (BadValue): they are dropped, and all legal bits are
-    // asked for as selectAll.
-    let legal = xkb_legal_details(ndx);
-    let details = details & legal;
-    let all_ones = size != 0 && details == legal;
+    // Bits outside the type's legal set (left over from a selectAll that was narrowed later)
+    // mean nothing — and the server refuses them in a request (BadValue): they are dropped.
+    // All ones is what a selectAll leaves: asked for as selectAll again (stored the same).
+    let all_ones = match size {
+        1 => details == 0xff,
+        2 => details == 0xffff,
+        4 => details == u32::MAX,
+        _ => false,
+    };
+    let details = details & xkb_legal_details(ndx);
     let (affect_map, map) = if ndx == XKB_MAP_NOTIFY {
         (details as u16, details as u16)
     } else {
@@ -1896,9 +1900,10 @@ mod tests {
         let b = xkb_select_events(135, 3, 7, 1);
         assert_eq!(b.len(), 20);
         assert_eq!(&b[16..20], &[1, 1, 0, 0]);
-        // BellNotify's one detail selected is all of them: selectAll.
+        // BellNotify's one detail, selected as such: details, not selectAll (stored as 1).
         let b = xkb_select_events(135, 3, 8, 1);
-        assert_eq!((b.len(), ne16(&b, 10)), (16, 1 << 8));
+        assert_eq!((b.len(), ne16(&b, 10)), (20, 0));
+        assert_eq!(&b[16..20], &[1, 1, 0, 0]);
         // All ones (what selectAll leaves): selectAll, no details.
         let b = xkb_select_events(135, 3, 8, 0xff);
         assert_eq!(b.len(), 16);
