@@ -439,6 +439,10 @@ impl App {
         let mut cmd = Command::new(prog);
         cmd.args(args)
             .env("DISPLAY", display)
+            // A terminal's shell is a plain /bin/sh: the user's interactive rc files (pyenv's
+            // rehash takes a lock and waits up to a minute when a killed shell left it behind)
+            // have no place in a test.
+            .env("SHELL", "/bin/sh")
             .env_remove("LD_PRELOAD")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -494,6 +498,7 @@ pub fn spawn_background(display: &str, argv: &[&str]) -> Result<Background> {
     let mut cmd = Command::new(prog);
     cmd.args(args)
         .env("DISPLAY", display)
+        .env("SHELL", "/bin/sh")
         .env_remove("LD_PRELOAD")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
