@@ -78,20 +78,69 @@ pub fn handle_request(req: &Request) -> Response {
                     message: "this process runs the plain relay (GUIEVICT_RELAY=plain): only `status` is available".into(),
                 };
             }
-            // A panic in the controller (a bug) must not cost the app anything: it is
-            // answered as an error, and the poisoned lock is recovered by the next request.
-            match std::panic::catch_unwind(|| adopt::controller().handle(other)) {
-                Ok(r) => r,
-                Err(p) => {
-                    let msg = muxloop::panic_message(&*p);
-                    tracing::error!("control request panicked: {msg}");
-                    Response::Error {
-                        kind: ErrorKind::Failed,
-                        message: format!(
-                            "internal error (panic: {msg}); the state is reconciled on the next request"
-                        ),
-                    }
+            operations().run(other)
+        }
+    }
+}
+
+/// The one thread that carries out controller operations (detach, attach, move, …). The
+/// control workers read requests and write answers; every operation runs here, so the
+/// captures, sessions and reports of all operations are allocated by one thread — one malloc
+/// arena in the app instead of one per worker, each grown to a move's working set.
+struct Operations {
+    tx: std::sync::Mutex<std::sync::mpsc::Sender<(Request, std::sync::mpsc::Sender<Response>)>>,
+}
+
+impl Operations {
+    fn run(&self, req: &Request) -> Response {
+        let (rtx, rrx) = std::sync::mpsc::channel();
+        let sent = self
+            .tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send((req.clone(), rtx));
+        match sent.ok().and_then(|()| rrx.recv().ok()) {
+            Some(r) => r,
+            // The thread could not start (or is gone): carry it out here rather than fail.
+            None => run_operation(req),
+        }
+    }
+}
+
+fn operations() -> &'static Operations {
+    static OPS: std::sync::OnceLock<Operations> = std::sync::OnceLock::new();
+    OPS.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<(Request, std::sync::mpsc::Sender<Response>)>();
+        let r = std::thread::Builder::new()
+            .name("guievict-ops".into())
+            .spawn(move || {
+                while let Ok((req, reply)) = rx.recv() {
+                    let _ = reply.send(run_operation(&req));
                 }
+            });
+        if let Err(e) = r {
+            tracing::error!(error = %e, "cannot start the operations thread");
+        }
+        Operations {
+            tx: std::sync::Mutex::new(tx),
+        }
+    })
+}
+
+/// Carry out one controller operation.
+fn run_operation(other: &Request) -> Response {
+    // A panic in the controller (a bug) must not cost the app anything: it is answered as an
+    // error, and the poisoned lock is recovered by the next request.
+    match std::panic::catch_unwind(|| adopt::controller().handle(other)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = muxloop::panic_message(&*p);
+            tracing::error!("control request panicked: {msg}");
+            Response::Error {
+                kind: ErrorKind::Failed,
+                message: format!(
+                    "internal error (panic: {msg}); the state is reconciled on the next request"
+                ),
             }
         }
     }

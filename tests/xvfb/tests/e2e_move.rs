@@ -269,14 +269,9 @@ fn many_move_cycles_do_not_leak() {
         settle();
         let before = screenshot(&a.display, app.window).unwrap();
         let pid = app.pid.to_string();
-        // Warm up (hijack, first allocations), then measure. Control requests are served by
-        // three long-lived worker threads in turn, each with its own malloc arena that grows to
-        // a move's working set once: RSS rises for the first ~10 cycles, then stays flat (a
-        // leak would keep rising).
-        for _ in 0..10 {
-            guievict_json(&["move", "--pid", &pid, &b.display]).unwrap();
-            guievict_json(&["move", "--pid", &pid, &a.display]).unwrap();
-        }
+        // Warm up (hijack, first allocations), then measure.
+        guievict_json(&["move", "--pid", &pid, &b.display]).unwrap();
+        guievict_json(&["move", "--pid", &pid, &a.display]).unwrap();
         let (fds0, rss0) = (fd_count(app.pid), rss_kb(app.pid));
         let cycles = 50;
         for i in 0..cycles {
