@@ -628,7 +628,20 @@ pub fn attach(a: AttachArgs) -> Result<()> {
             }
         }
     }
+    share_ids(&parts);
+    strip_own_ids(&mut parts);
     output_group(a.target.json, root, parts, a.force)
+}
+
+/// The ID pairs were for the other processes; the printed report stays readable without them.
+fn strip_own_ids(parts: &mut [Part]) {
+    for p in parts {
+        for c in p.report["connections"].as_array_mut().into_iter().flatten() {
+            if let Some(m) = c.as_object_mut() {
+                m.remove("own_ids");
+            }
+        }
+    }
 }
 
 /// `guievict move`: one transaction inside the app (see hijack's `transaction`): the target is
@@ -679,18 +692,11 @@ pub fn r#move(a: MoveArgs) -> Result<()> {
         }
     }
     share_ids(&parts);
-    // The ID pairs were for the other processes; the report stays readable without them.
-    for p in &mut parts {
-        for c in p.report["connections"].as_array_mut().into_iter().flatten() {
-            if let Some(m) = c.as_object_mut() {
-                m.remove("own_ids");
-            }
-        }
-    }
+    strip_own_ids(&mut parts);
     output_group(a.target.json, root, parts, a.force)
 }
 
-/// After a group move: each process learns the other processes' resource IDs on the new
+/// After a group move or attach: each process learns the other processes' resource IDs on the new
 /// server (from their reports' `own_ids`), so that IDs one process uses of another's (a GPU
 /// process drawing into the browser's windows) are translated. Best effort: a failure is a
 /// warning, the move itself is done.
