@@ -521,48 +521,68 @@ pub fn detach(a: DetachArgs) -> Result<()> {
     let root = resolve(&a.target)?;
     let pids = group_of(&a.target, root, group::Want::OnDisplay)?;
     let save = a.save.map(|p| std::path::absolute(&p)).transpose()?;
+    let parts = all_or_none(
+        &pids,
+        |i, pid| Request::Detach {
+            // One session file per process: the first process's at the path given, the
+            // others beside it with their PID.
+            session_path: save.as_ref().map(|p| {
+                if i == 0 {
+                    p.clone()
+                } else {
+                    p.with_extension(format!("{pid}.gws"))
+                }
+            }),
+            force: a.force,
+        },
+        Some(|was: &str| Request::Attach {
+            display: was.to_string(),
+            auth: None,
+            force: true,
+        }),
+    )?;
+    output_group(a.target.json, root, parts, a.force)
+}
+
+/// Carry out a request on each process of a group in turn, all or none. `op` makes the request
+/// for the `i`-th process; on a failure, the processes already done are put back: with
+/// `back(display it was on)` when given (a process on no display is left as it is), else with
+/// a forced detach (an attach is undone by detaching again).
+fn all_or_none(
+    pids: &[u32],
+    op: impl Fn(usize, u32) -> Request,
+    back: Option<impl Fn(&str) -> Request>,
+) -> Result<Vec<Part>> {
     let mut done: Vec<(u32, Option<String>)> = Vec::new();
     let mut parts = Vec::new();
     for (i, &pid) in pids.iter().enumerate() {
-        let was = displays_now(pid).into_iter().flatten().next();
-        // One session file per process: the first process's at the path given, the others
-        // beside it with their PID.
-        let session_path = save.as_ref().map(|p| {
-            if i == 0 {
-                p.clone()
-            } else {
-                p.with_extension(format!("{pid}.gws"))
-            }
-        });
-        match call(
-            pid,
-            &Request::Detach {
-                session_path,
-                force: a.force,
-            },
-        ) {
+        // Where it was: only needed to put it back there.
+        let was = match back {
+            Some(_) => displays_now(pid).into_iter().flatten().next(),
+            None => None,
+        };
+        match call(pid, &op(i, pid)) {
             Ok((msg, report)) => {
                 done.push((pid, was));
                 parts.push(Part { pid, msg, report });
             }
             Err(e) => {
-                let back = undo(&done, |pid, was| {
-                    let Some(d) = was else { return Ok(()) };
-                    call(
-                        pid,
-                        &Request::Attach {
-                            display: d.clone(),
-                            auth: None,
+                let put_back = undo(&done, |pid, was| {
+                    let req = match (&back, was) {
+                        (Some(b), Some(d)) => b(d),
+                        (Some(_), None) => return Ok(()),
+                        (None, _) => Request::Detach {
+                            session_path: None,
                             force: true,
                         },
-                    )
-                    .map(|_| ())
+                    };
+                    call(pid, &req).map(|_| ())
                 });
-                return Err(e.context(format!("process {pid} of the application{back}")));
+                return Err(e.context(format!("process {pid} of the application{put_back}")));
             }
         }
     }
-    output_group(a.target.json, root, parts, a.force)
+    Ok(parts)
 }
 
 /// Undo the parts of a group operation already done (in reverse order); a text for the error
@@ -598,36 +618,15 @@ pub fn attach(a: AttachArgs) -> Result<()> {
     let root = resolve(&a.target)?;
     let pids = group_of(&a.target, root, group::Want::Detached)?;
     let auth = auth_for(&a.auth, &a.to)?;
-    let mut done: Vec<(u32, Option<String>)> = Vec::new();
-    let mut parts = Vec::new();
-    for &pid in &pids {
-        match call(
-            pid,
-            &Request::Attach {
-                display: a.to.clone(),
-                auth: auth.clone(),
-                force: a.force,
-            },
-        ) {
-            Ok((msg, report)) => {
-                done.push((pid, None));
-                parts.push(Part { pid, msg, report });
-            }
-            Err(e) => {
-                let back = undo(&done, |pid, _| {
-                    call(
-                        pid,
-                        &Request::Detach {
-                            session_path: None,
-                            force: true,
-                        },
-                    )
-                    .map(|_| ())
-                });
-                return Err(e.context(format!("process {pid} of the application{back}")));
-            }
-        }
-    }
+    let mut parts = all_or_none(
+        &pids,
+        |_, _| Request::Attach {
+            display: a.to.clone(),
+            auth: auth.clone(),
+            force: a.force,
+        },
+        None::<fn(&str) -> Request>,
+    )?;
     share_ids(&parts);
     strip_own_ids(&mut parts);
     output_group(a.target.json, root, parts, a.force)
@@ -652,43 +651,23 @@ pub fn r#move(a: MoveArgs) -> Result<()> {
     let pids = group_of(&a.target, root, group::Want::OnDisplay)?;
     let auth = auth_for(&a.auth, &a.to)?;
     let t = std::time::Instant::now();
-    let mut done: Vec<(u32, Option<String>)> = Vec::new();
-    let mut parts = Vec::new();
-    for &pid in &pids {
-        let was = displays_now(pid).into_iter().flatten().next();
-        match call(
-            pid,
-            &Request::Move {
-                display: a.to.clone(),
-                auth: auth.clone(),
-                force: a.force,
-            },
-        ) {
-            Ok((msg, mut report)) => {
-                if let Some(m) = report.as_object_mut() {
-                    m.insert(
-                        "cli_total_ms".into(),
-                        serde_json::json!(t.elapsed().as_secs_f64() * 1000.0),
-                    );
-                }
-                done.push((pid, was));
-                parts.push(Part { pid, msg, report });
-            }
-            Err(e) => {
-                let back = undo(&done, |pid, was| {
-                    let Some(d) = was else { return Ok(()) };
-                    call(
-                        pid,
-                        &Request::Move {
-                            display: d.clone(),
-                            auth: None,
-                            force: true,
-                        },
-                    )
-                    .map(|_| ())
-                });
-                return Err(e.context(format!("process {pid} of the application{back}")));
-            }
+    let mut parts = all_or_none(
+        &pids,
+        |_, _| Request::Move {
+            display: a.to.clone(),
+            auth: auth.clone(),
+            force: a.force,
+        },
+        Some(|was: &str| Request::Move {
+            display: was.to_string(),
+            auth: None,
+            force: true,
+        }),
+    )?;
+    let total = t.elapsed().as_secs_f64() * 1000.0;
+    for p in &mut parts {
+        if let Some(m) = p.report.as_object_mut() {
+            m.insert("cli_total_ms".into(), serde_json::json!(total));
         }
     }
     share_ids(&parts);

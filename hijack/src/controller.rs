@@ -413,22 +413,8 @@ impl Controller {
                 }
                 // As after a move: the connections learn each other's resource IDs, and the
                 // report lists this process's for the application's other processes.
-                let own: Vec<Vec<(u32, u32)>> =
-                    conns.iter().map(crate::transaction::own_ids).collect();
-                for (i, c) in conns.iter().enumerate() {
-                    let others: Vec<(u32, u32)> = own
-                        .iter()
-                        .enumerate()
-                        .filter(|(j, _)| *j != i)
-                        .flat_map(|(_, v)| v.iter().copied())
-                        .collect();
-                    crate::transaction::add_foreign(c, &others);
-                }
-                for (r, ids) in report.connections.iter_mut().zip(own) {
-                    if let Some(m) = r.as_object_mut() {
-                        m.insert("own_ids".into(), serde_json::json!(ids));
-                    }
-                }
+                let own = crate::transaction::share_ids(&conns);
+                crate::transaction::put_own_ids(&mut report.connections, own);
                 Ok(format!("attached to {display}"))
             }
             Request::Snapshot { path } => {

@@ -166,6 +166,14 @@ pub fn move_all(
     }
     // 6. Each connection learns the others' resources (IDs one connection uses of another's),
     //    and the report lists this process's for the application's other processes.
+    put_own_ids(&mut reports, share_ids(conns));
+    Ok(reports)
+}
+
+/// Teach every connection the others' resource IDs on their new server (see
+/// `Engine::add_foreign_xids`); returns each connection's own, for the application's other
+/// processes.
+pub fn share_ids(conns: &[Conn]) -> Vec<Vec<(u32, u32)>> {
     let own: Vec<Vec<(u32, u32)>> = conns.iter().map(own_ids).collect();
     for (i, c) in conns.iter().enumerate() {
         let others: Vec<(u32, u32)> = own
@@ -176,12 +184,16 @@ pub fn move_all(
             .collect();
         add_foreign(c, &others);
     }
+    own
+}
+
+/// Put each connection's own ID pairs into its report (`own_ids`), in order.
+pub fn put_own_ids(reports: &mut [serde_json::Value], own: Vec<Vec<(u32, u32)>>) {
     for (r, ids) in reports.iter_mut().zip(own) {
         if let Some(m) = r.as_object_mut() {
             m.insert("own_ids".into(), serde_json::json!(ids));
         }
     }
-    Ok(reports)
 }
 
 /// `(app-view ID, server ID)` of every resource of the connection's own ID range on its
