@@ -1,0 +1,334 @@
+//! Unit tests of the engine, byte by byte.
+
+use super::*;
+
+fn req_noop() -> Vec<u8> {
+    vec![127, 0, 1, 0]
+}
+fn req_get_input_focus() -> Vec<u8> {
+    vec![43, 0, 1, 0]
+}
+fn reply(seq: u16) -> Vec<u8> {
+    let mut r = vec![0u8; 32];
+    r[0] = 1;
+    r[2..4].copy_from_slice(&seq.to_le_bytes());
+    r
+}
+fn event(code: u8, seq: u16) -> Vec<u8> {
+    let mut r = vec![0u8; 32];
+    r[0] = code;
+    r[2..4].copy_from_slice(&seq.to_le_bytes());
+    r
+}
+
+#[test]
+fn hijack_sentinel_sync_and_seq_offset() {
+    let mut e = Engine::hijacked(ByteOrder::Little, 0x1fe0_1234);
+    // Sentinel goes first.
+    let out = std::mem::take(e.server_output(0).unwrap());
+    assert_eq!(out[0], 14);
+    // The app sends a round trip after the interposition.
+    e.app_input(&req_get_input_focus()).unwrap();
+    let out = std::mem::take(e.server_output(0).unwrap());
+    assert_eq!(out, req_get_input_focus());
+    // Server: tail of an old reply (half a message), an event, then the sentinel error
+    // (seq 500), then the reply to the app's request (seq 501).
+    let mut stream = vec![7u8; 10];
+    stream.extend(event(12, 499));
+    stream.extend(sentinel_error(500, 0x1fe0_1234));
+    stream.extend(reply(501));
+    // Feed in two pieces, split inside the sentinel.
+    e.server_input(0, &stream[..50]).unwrap();
+    e.server_input(0, &stream[50..]).unwrap();
+    let to_app = std::mem::take(e.app_output());
+    assert_eq!(to_app.len(), 10 + 32 + 32);
+    assert_eq!(&to_app[..10], &[7u8; 10]);
+    // The reply carries the app's own numbering: 501 - 1 (the sentinel is invisible).
+    assert_eq!(u16::from_le_bytes([to_app[44], to_app[45]]), 500);
+    assert!(e.synced());
+}
+
+#[test]
+fn internal_requests_are_invisible_to_the_app() {
+    let mut e = Engine::hijacked(ByteOrder::Little, 7);
+    e.server_output(0).unwrap().clear();
+    e.server_input(0, &sentinel_error(100, 7)).unwrap();
+    // App request: app seq 100 (server 101).
+    e.app_input(&req_noop()).unwrap();
+    e.pause();
+    e.start_internal(0).unwrap();
+    // Internal client: two requests (server 102, 103), numbered 1 and 2 for it.
+    e.internal_input(&req_get_input_focus()).unwrap();
+    e.internal_input(&req_get_input_focus()).unwrap();
+    // App keeps writing while paused: queued.
+    e.app_input(&req_get_input_focus()).unwrap();
+    assert_eq!(e.queued_bytes(), 4);
+    e.server_output(0).unwrap().clear();
+    let mut s = event(12, 102);
+    s.extend(reply(102));
+    s.extend(reply(103));
+    e.server_input(0, &s).unwrap();
+    let int_out = std::mem::take(e.internal_output().unwrap());
+    assert_eq!(int_out.len(), 64);
+    assert_eq!(u16::from_le_bytes([int_out[2], int_out[3]]), 1);
+    assert_eq!(u16::from_le_bytes([int_out[34], int_out[35]]), 2);
+    let app = std::mem::take(e.app_output());
+    assert_eq!(app.len(), 32, "only the event reaches the app");
+    assert_eq!(u16::from_le_bytes([app[2], app[3]]), 100);
+    e.stop_internal();
+    e.resume();
+    // The queued request goes out as server 104 and is app seq 101.
+    assert_eq!(
+        std::mem::take(e.server_output(0).unwrap()),
+        req_get_input_focus()
+    );
+    e.server_input(0, &reply(104)).unwrap();
+    let app = std::mem::take(e.app_output());
+    assert_eq!(u16::from_le_bytes([app[2], app[3]]), 101);
+}
+
+/// The X error a server answers the hijack sentinel (GetGeometry on `id`) with, `seq`.
+fn sentinel_error(seq: u16, id: u32) -> Vec<u8> {
+    let mut err = vec![0u8; 32];
+    err[1] = 9;
+    err[2..4].copy_from_slice(&seq.to_le_bytes());
+    err[4..8].copy_from_slice(&id.to_le_bytes());
+    err[10] = 14;
+    err
+}
+
+/// A hijacked engine moved to server 1, which converts MIT-SHM (app's MIT-SHM: major 130,
+/// first event 65, first error 128), with segment 0x200010 of 64 bytes. The app's next
+/// request is app seq 100; server 1 numbers from 1.
+fn converting_engine() -> Engine {
+    let mut e = Engine::hijacked(ByteOrder::Little, 7);
+    e.server_input(0, &sentinel_error(100, 7)).unwrap();
+    e.pause();
+    e.remove_server(0);
+    let s = e.add_server();
+    let mut mem = crate::shmconv::tests::VecMem::default();
+    mem.0.insert(0x20_0010, (0..64).collect());
+    e.set_segment_memory(Box::new(mem));
+    let formats = ImageFormats {
+        bitmap_pad: 32,
+        formats: vec![(24, 32, 32)],
+    };
+    e.set_shm_conversion(
+        s,
+        Some(ShmTarget {
+            app_place: (130, 65, 128),
+            app: formats.clone(),
+            server: formats,
+            owner: (0, 0),
+        }),
+    )
+    .unwrap();
+    let mut exts = crate::maps::ExtMap::default();
+    exts.entries.push(crate::maps::ExtEntry {
+        name: "MIT-SHM".into(),
+        table: tables::ext_by_xname("MIT-SHM"),
+        app: Some(crate::maps::ExtPlace {
+            major: 130,
+            first_event: 65,
+            first_error: 128,
+        }),
+        server: None,
+    });
+    let maps = Maps {
+        xids: crate::maps::XidMap::new(0x20_0000, 0x1f_ffff, 0x40_0000, 0x1f_ffff),
+        atoms: crate::maps::AtomMap::new(),
+        visuals: HashMap::new(),
+        exts,
+        named: HashMap::new(),
+        devices: Default::default(),
+    };
+    e.activate(s, Role::Primary, Some(maps)).unwrap();
+    e.resume();
+    e
+}
+
+#[test]
+fn foreign_ids_of_another_connection_are_translated_both_ways() {
+    let mut e = converting_engine();
+    // The other connection's window: 0x60_0005 in the app's view, 0x80_0007 on server 1.
+    assert_eq!(e.add_foreign_xids(1, &[(0x60_0005, 0x80_0007)]), 1);
+    // Own range and known pairs are left alone.
+    assert_eq!(
+        e.add_foreign_xids(1, &[(0x20_0001, 0x80_0008), (0x60_0005, 0x80_0009)]),
+        0
+    );
+    let m = e.maps_of(1).unwrap().clone();
+    assert_eq!(m.xids.lookup(0x60_0005), Some(0x80_0007));
+    // A MapWindow of the foreign window goes out with the new server's ID.
+    let mut r = vec![8u8, 0, 2, 0];
+    r.extend_from_slice(&0x60_0005u32.to_le_bytes());
+    e.app_input(&r).unwrap();
+    let out = std::mem::take(e.server_output(1).unwrap());
+    assert_eq!(&out[4..8], &0x80_0007u32.to_le_bytes());
+}
+
+#[test]
+fn regeneration_echoes_are_not_delivered_but_exposures_are() {
+    let mut e = Engine::hijacked(ByteOrder::Little, 7);
+    e.server_input(0, &sentinel_error(100, 7)).unwrap();
+    e.pause();
+    e.remove_server(0);
+    e.app_output().clear();
+    let s = e.add_server();
+    // What regenerating a mapped top-level makes the server say, then a SendEvent'd
+    // ConfigureNotify from another client (a window manager's synthetic one).
+    let mut evs = Vec::new();
+    for code in [19u8, 22, 12, 28, 15, 22 | 0x80] {
+        evs.extend(event(code, 3));
+    }
+    e.server_input(s, &evs).unwrap();
+    assert!(
+        e.app_output().is_empty(),
+        "events of a pending server leaked"
+    );
+    e.activate(s, Role::Primary, None).unwrap();
+    let got: Vec<u8> = e.app_output().chunks(32).map(|c| c[0]).collect();
+    assert_eq!(got, vec![12, 15, 22 | 0x80]);
+    assert_eq!(e.stats().dropped_events, 3);
+}
+
+#[test]
+fn converted_shm_put_image_completes_in_sequence() {
+    let mut e = converting_engine();
+    // ShmPutImage of a 2×2 image at offset 16, send_event, then a NoOperation.
+    let mut r = vec![0u8; 40];
+    r[0] = 130;
+    r[1] = 3;
+    r[2] = 10;
+    r[4..8].copy_from_slice(&0x20_0001u32.to_le_bytes());
+    r[8..12].copy_from_slice(&0x20_0002u32.to_le_bytes());
+    for (i, v) in [2u16, 2, 0, 0, 2, 2, 0, 0].iter().enumerate() {
+        r[12 + 2 * i..14 + 2 * i].copy_from_slice(&v.to_le_bytes());
+    }
+    r[28] = 24;
+    r[29] = 2;
+    r[30] = 1;
+    r[32..36].copy_from_slice(&0x20_0010u32.to_le_bytes());
+    r[36..40].copy_from_slice(&16u32.to_le_bytes());
+    e.app_input(&r).unwrap();
+    e.app_input(&req_noop()).unwrap();
+    let out = std::mem::take(e.server_output(1).unwrap());
+    // PutImage (24 + 16 bytes), GetInputFocus, NoOperation.
+    assert_eq!(out.len(), 40 + 4 + 4, "{out:?}");
+    assert_eq!((out[0], out[1]), (72, 2));
+    assert_eq!(&out[24..40], &(16u8..32).collect::<Vec<_>>()[..]);
+    assert_eq!(out[40], 43);
+    assert_eq!(out[44], 127);
+    // An event the server sent before it processed the GetInputFocus, then the reply.
+    let mut s = event(12, 1);
+    s.extend(reply(2));
+    e.server_input(1, &s).unwrap();
+    let app = std::mem::take(e.app_output());
+    assert_eq!(app.len(), 64);
+    assert_eq!(app[32], 65, "ShmCompletion in the app's event code");
+    assert_eq!(u16::from_le_bytes([app[34], app[35]]), 100);
+    assert_eq!(
+        u32::from_le_bytes(app[36..40].try_into().unwrap()),
+        0x20_0001
+    );
+    assert_eq!(
+        u32::from_le_bytes(app[44..48].try_into().unwrap()),
+        0x20_0010
+    );
+    assert!(
+        u16::from_le_bytes([app[2], app[3]]) <= 101,
+        "in sequence order"
+    );
+}
+
+#[test]
+fn converted_shm_get_image_writes_the_segment_and_errors_name_the_app_request() {
+    let mut e = converting_engine();
+    // ShmGetImage 2×1 ZPixmap into offset 40.
+    let mut r = vec![0u8; 32];
+    r[0] = 130;
+    r[1] = 4;
+    r[2] = 8;
+    r[4..8].copy_from_slice(&0x20_0001u32.to_le_bytes());
+    r[12..14].copy_from_slice(&2u16.to_le_bytes());
+    r[14..16].copy_from_slice(&1u16.to_le_bytes());
+    r[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+    r[20] = 2;
+    r[24..28].copy_from_slice(&0x20_0010u32.to_le_bytes());
+    r[28..32].copy_from_slice(&40u32.to_le_bytes());
+    e.app_input(&r).unwrap();
+    let out = std::mem::take(e.server_output(1).unwrap());
+    assert_eq!((out[0], out.len()), (73, 20));
+    assert_eq!(
+        u32::from_le_bytes(out[4..8].try_into().unwrap()),
+        0x40_0000 | 0x10_0000
+    );
+    let mut rep = vec![0u8; 40];
+    rep[0] = 1;
+    rep[1] = 24;
+    rep[2..4].copy_from_slice(&1u16.to_le_bytes());
+    rep[4..8].copy_from_slice(&2u32.to_le_bytes());
+    rep[32..40].copy_from_slice(&[9, 9, 9, 9, 8, 8, 8, 8]);
+    e.server_input(1, &rep).unwrap();
+    let app = std::mem::take(e.app_output());
+    assert_eq!(app.len(), 32, "an ShmGetImage reply, no data");
+    assert_eq!((app[0], app[1]), (1, 24));
+    assert_eq!(u16::from_le_bytes([app[2], app[3]]), 100);
+    assert_eq!(u32::from_le_bytes(app[12..16].try_into().unwrap()), 8);
+    let mut got = [0u8; 8];
+    assert!(e.segment_memory().unwrap().read(0x20_0010, 40, &mut got));
+    assert_eq!(
+        got,
+        [9, 9, 9, 9, 8, 8, 8, 8],
+        "the pixels are in the app's segment"
+    );
+    // A second ShmGetImage whose GetImage fails: the error names ShmGetImage.
+    e.app_input(&r).unwrap();
+    e.server_output(1).unwrap().clear();
+    let mut err = vec![0u8; 32];
+    err[1] = 9; // BadDrawable
+    err[2..4].copy_from_slice(&2u16.to_le_bytes());
+    err[10] = 73;
+    e.server_input(1, &err).unwrap();
+    let app = std::mem::take(e.app_output());
+    assert_eq!((app[0], app[1], app[10]), (0, 9, 130));
+    assert_eq!(u16::from_le_bytes([app[8], app[9]]), 4);
+    assert_eq!(u16::from_le_bytes([app[2], app[3]]), 101);
+    // Unknown segment: BadShmSeg at once, in order.
+    r[24..28].copy_from_slice(&0x20_0099u32.to_le_bytes());
+    e.app_input(&r).unwrap();
+    let out = std::mem::take(e.server_output(1).unwrap());
+    assert_eq!(out[0], 14, "a request that fails stands in");
+    let mut err = vec![0u8; 32];
+    err[1] = 9;
+    err[2..4].copy_from_slice(&3u16.to_le_bytes());
+    err[10] = 14;
+    e.server_input(1, &err).unwrap();
+    let app = std::mem::take(e.app_output());
+    assert_eq!((app[1], app[10]), (128, 130), "BadShmSeg for ShmGetImage");
+    assert_eq!(u32::from_le_bytes(app[4..8].try_into().unwrap()), 0x20_0099);
+}
+
+#[test]
+fn premeditated_setup_passes_and_numbers_from_one() {
+    let mut e = Engine::premeditated();
+    let mut setup = vec![b'l', 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    setup.extend(req_get_input_focus());
+    e.app_input(&setup).unwrap();
+    assert_eq!(e.server_output(0).unwrap().len(), 16);
+    let mut sr = vec![1u8, 0, 11, 0, 0, 0, 1, 0, 0, 0, 0, 0];
+    sr.extend(reply(1));
+    e.server_input(0, &sr).unwrap();
+    let app = std::mem::take(e.app_output());
+    assert_eq!(app.len(), 12 + 32);
+    assert_eq!(u16::from_le_bytes([app[14], app[15]]), 1);
+}
+
+#[test]
+fn garbage_from_app_is_an_error_not_a_panic() {
+    let mut e = Engine::premeditated();
+    assert!(e.app_input(b"Xjunk").is_err());
+    let mut e = Engine::hijacked(ByteOrder::Little, 1);
+    // length 0 + big length 1: invalid.
+    assert!(e.app_input(&[1, 0, 0, 0, 1, 0, 0, 0]).is_err());
+}
