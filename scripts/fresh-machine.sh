@@ -78,6 +78,13 @@ for f in /etc/apt/apt.conf.d/*; do
   grep -qiE 'proxy|Check-Valid-Until|Check-Date' "$f" 2>/dev/null && cp "$f" "$run/etc/apt/apt.conf.d/"
 done
 cp /etc/resolv.conf "$run/etc/resolv.conf"
+# Local CA certificates of the host's network (a TLS-inspecting egress proxy): part of the
+# network, like resolv.conf, not of the machine under test.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$run/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$run/usr/local/share/ca-certificates/"
+  chroot "$run" update-ca-certificates >/dev/null 2>&1 || log "update-ca-certificates failed in the tree"
+fi
 cp /etc/hosts "$run/etc/hosts"
 
 mkdir -p "$run/proc" "$run/sys" "$run/dev" "$run/opt/rust"
