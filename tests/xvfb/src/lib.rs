@@ -826,6 +826,12 @@ pub const QUIET: Duration = Duration::from_millis(250);
 /// colour) and has not changed for [`QUIET`]. Up to 20 s; then the last picture, with a warning.
 /// For the reference picture of an app before an operation.
 pub fn settled_screenshot(display: &str, window: u32) -> Result<Image> {
+    settled_screenshot_for(display, window, QUIET)
+}
+
+/// [`settled_screenshot`] with another quiet time (an app whose drawing comes in bursts from a
+/// helper process, like gv's ghostscript).
+pub fn settled_screenshot_for(display: &str, window: u32, quiet: Duration) -> Result<Image> {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut last = screenshot(display, window)?;
     let mut since = Instant::now();
@@ -835,7 +841,7 @@ pub fn settled_screenshot(display: &str, window: u32) -> Result<Image> {
         if now != last {
             last = now;
             since = Instant::now();
-        } else if since.elapsed() >= QUIET && !last.is_uniform() {
+        } else if since.elapsed() >= quiet && !last.is_uniform() {
             return Ok(last);
         }
         if Instant::now() > deadline {
