@@ -15,8 +15,49 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
+/// Largest session file `show` reads: far above any real session (they are compressed), far
+/// below what would exhaust memory.
+pub const MAX_SESSION_FILE: u64 = 1 << 30;
+
+/// Refuse what cannot be a session file before reading it: a device, pipe, directory or socket
+/// (`/dev/zero` would be read without end) and files over [`MAX_SESSION_FILE`].
+pub fn check_session_file(path: &std::path::Path) -> Result<()> {
+    let md = std::fs::metadata(path)
+        .with_context(|| format!("cannot read session file {}", path.display()))?;
+    let ft = md.file_type();
+    if !ft.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let what = if ft.is_dir() {
+            "a directory"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else if ft.is_fifo() {
+            "a pipe"
+        } else if ft.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        anyhow::bail!(
+            "{} is {what}, not a session file: give a .gws file written by `guievict snapshot` \
+             or `guievict detach --save`",
+            path.display()
+        );
+    }
+    anyhow::ensure!(
+        md.len() <= MAX_SESSION_FILE,
+        "{} is {} bytes; session files are far smaller (over {} MiB is refused): is it really a \
+         .gws file?",
+        path.display(),
+        md.len(),
+        MAX_SESSION_FILE >> 20
+    );
+    Ok(())
+}
+
 /// `guievict show FILE [--json]`.
 pub fn show(a: ShowArgs) -> Result<()> {
+    check_session_file(&a.file)?;
     let session = winsession::read_file(&a.file)
         .with_context(|| format!("cannot read session file {}", a.file.display()))?;
     if a.json {
