@@ -81,7 +81,10 @@ fn ptrace_check() -> Check {
         Some(1) | Some(2) if root => check(
             "ptrace",
             Verdict::Ok,
-            format!("kernel.yama.ptrace_scope = {}; running as root", scope.unwrap_or(0)),
+            format!(
+                "kernel.yama.ptrace_scope = {}; running as root",
+                scope.unwrap_or(0)
+            ),
             String::new(),
         ),
         Some(1) => check(
@@ -140,7 +143,11 @@ fn runtime_check() -> Check {
         Some(d) => check(
             "runtime-directory",
             Verdict::Warn,
-            format!("{} is used; refused first: {}", d.display(), refused.join("; ")),
+            format!(
+                "{} is used; refused first: {}",
+                d.display(),
+                refused.join("; ")
+            ),
             "remove or chown the refused directory (it must be yours, mode 0700)".into(),
         ),
         None => check(
@@ -168,8 +175,10 @@ fn criu_check() -> Check {
             check(
                 "criu",
                 Verdict::Ok,
-                format!("{v} (`guievict checkpoint`/`restore`; Debian 12's 3.17 fails on \
-                         kernels ≥ 6.x: see docs/checkpoint.md)"),
+                format!(
+                    "{v} (`guievict checkpoint`/`restore`; Debian 12's 3.17 fails on \
+                         kernels ≥ 6.x: see docs/checkpoint.md)"
+                ),
                 "if `criu check` fails here, pass `--criu scripts/criu-wrapper.sh` (CRIU from \
                  Debian 13)"
                     .into(),
@@ -239,7 +248,10 @@ fn display_checks(display: Option<&str>) -> Vec<Check> {
         Ok(Some(info)) => out.push(check(
             "guievict-extension",
             Verdict::Ok,
-            format!("GUIEVICT is loaded on {name} (major opcode {})", info.major_opcode),
+            format!(
+                "GUIEVICT is loaded on {name} (major opcode {})",
+                info.major_opcode
+            ),
             String::new(),
         )),
         Ok(None) => out.push(check(
@@ -301,11 +313,7 @@ fn display_checks(display: Option<&str>) -> Vec<Check> {
 pub fn doctor(a: &DoctorArgs) -> Result<i32> {
     let mut checks = vec![
         ptrace_check(),
-        library_check(
-            "hijack-library",
-            paths::HIJACK_ENV,
-            paths::HIJACK_FILE,
-        ),
+        library_check("hijack-library", paths::HIJACK_ENV, paths::HIJACK_FILE),
         library_check("extension-library", paths::XEXT_ENV, paths::XEXT_FILE),
         runtime_check(),
         criu_check(),

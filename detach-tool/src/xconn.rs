@@ -61,9 +61,9 @@ fn connect_error(name: &str, e: ConnectError) -> anyhow::Error {
                 name.rsplit_once('.').map(|(d, _)| d).unwrap_or(name)
             )
         }
-        ConnectError::DisplayParsingError(_) => anyhow::anyhow!(
-            "{name:?} is not a display name (`:N`, `:N.S`, `host:N`, `unix:N`)"
-        ),
+        ConnectError::DisplayParsingError(_) => {
+            anyhow::anyhow!("{name:?} is not a display name (`:N`, `:N.S`, `host:N`, `unix:N`)")
+        }
         ConnectError::IoError(io) => anyhow::anyhow!(
             "cannot connect to X display {name}: {io} (is an X server running there? `guievict \
              doctor --display {name}` checks)"

@@ -186,7 +186,9 @@ impl Stopped {
             // for our purposes, like one that vanished.
             // The main thread too: a process being closed refuses the seize before it is a
             // zombie (PF_EXITING).
-            Err(Errno::EPERM) if thread_exiting(self.pid, tid) || process_exiting(self.pid) => {
+            Err(Errno::EPERM)
+                if thread_exiting(self.pid, tid) || super::procfs::is_leaving(self.pid) =>
+            {
                 return Err(InjectError::TraceeDied { pid: self.pid })
             }
             Err(Errno::EPERM) => {
@@ -338,22 +340,6 @@ fn tracer_of(pid: i32) -> Option<i32> {
         .find_map(|l| l.strip_prefix("TracerPid:"))
         .and_then(|v| v.trim().parse::<i32>().ok())
         .filter(|&t| t != 0)
-}
-
-/// Whether the process is gone, a zombie, or on its way out: the kernel's PF_EXITING flag
-/// (0x4, field 9 of `/proc/PID/stat`) is set before the state turns to Z.
-fn process_exiting(pid: i32) -> bool {
-    if super::procfs::is_exiting(pid) {
-        return true;
-    }
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let (_, rest) = s.rsplit_once(") ")?;
-            // After the command: state(3) ppid pgrp session tty_nr tpgid flags(9).
-            rest.split_whitespace().nth(6)?.parse::<u64>().ok()
-        })
-        .is_none_or(|flags| flags & 0x4 != 0)
 }
 
 /// Registers of a stopped thread.

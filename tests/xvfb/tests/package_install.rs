@@ -106,7 +106,11 @@ fn the_package_installs_into_a_clean_tree_and_moves_an_xterm_from_there() {
 
         // Man pages and completions generated from the real command line.
         let man = root.join("usr/share/man/man1");
-        for page in ["guievict.1.gz", "guievict-move.1.gz", "guievict-doctor.1.gz"] {
+        for page in [
+            "guievict.1.gz",
+            "guievict-move.1.gz",
+            "guievict-doctor.1.gz",
+        ] {
             let p = man.join(page);
             let o = Command::new("zcat").arg(&p).output().expect("zcat");
             let text = String::from_utf8_lossy(&o.stdout);
@@ -189,11 +193,8 @@ fn the_package_installs_into_a_clean_tree_and_moves_an_xterm_from_there() {
         }
 
         // An xterm moved A → B by the installed binary, window first, display second.
-        let app = App::spawn(
-            &a.display,
-            &["xterm", "-geometry", "60x10+0+0", "-e", "sh"],
-        )
-        .expect("xterm");
+        let app = App::spawn(&a.display, &["xterm", "-geometry", "60x10+0+0", "-e", "sh"])
+            .expect("xterm");
         let o = Command::new(root.join("usr/bin/guievict"))
             .args(["move", &format!("{:#x}", app.window), &b.display])
             .args(["--display", &a.display])
@@ -206,8 +207,8 @@ fn the_package_installs_into_a_clean_tree_and_moves_an_xterm_from_there() {
             "installed move failed: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let w = wait_for_window(&b.display, app.pid, Duration::from_secs(10))
-            .expect("the xterm on B");
+        let w =
+            wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("the xterm on B");
         // The library injected is the installed one.
         let maps = std::fs::read_to_string(format!("/proc/{}/maps", app.pid)).expect("maps");
         assert!(
