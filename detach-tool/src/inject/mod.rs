@@ -389,6 +389,10 @@ fn load(
             .min_by_key(|&(t, rank)| (rank, passed_over.contains(&t), t != pid))
             .map(|(t, _)| t);
         let Some(tid) = idle else {
+            // A process on its way out has no idle thread and never will.
+            if procfs::is_leaving(pid) {
+                return Err(InjectError::TraceeDied { pid });
+            }
             std::thread::sleep(Duration::from_millis(2));
             continue;
         };

@@ -110,10 +110,22 @@ pub fn is_exiting(pid: i32) -> bool {
     }
 }
 
-/// Whether the process is gone, a zombie, or on its way out: the kernel's PF_EXITING flag
-/// (0x4, field 9 of `/proc/PID/stat`) is set before the state turns to Z.
+/// `exit_group` on x86_64: a thread blocked in it (held at a tracer's exit stop, say) is taking
+/// the whole process with it.
+const NR_EXIT_GROUP: i64 = 231;
+
+/// Whether the process is gone, a zombie, or on its way out: a thread of it is inside
+/// `exit_group`, or the kernel's PF_EXITING flag (0x4, field 9 of `/proc/PID/stat`) is set
+/// before the state turns to Z.
 pub fn is_leaving(pid: i32) -> bool {
     if is_exiting(pid) {
+        return true;
+    }
+    if threads(pid)
+        .unwrap_or_default()
+        .into_iter()
+        .any(|t| current_syscall(pid, t) == Some(NR_EXIT_GROUP))
+    {
         return true;
     }
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
