@@ -54,7 +54,8 @@ pub struct Listing {
     pub clients: Vec<ClientInfo>,
 }
 
-fn title(conn: &RustConnection, w: Window, net_wm_name: u32, utf8: u32) -> Option<String> {
+/// A window's title (`_NET_WM_NAME`, else `WM_NAME`).
+pub fn title(conn: &RustConnection, w: Window, net_wm_name: u32, utf8: u32) -> Option<String> {
     for (prop, ty) in [
         (net_wm_name, utf8),
         (AtomEnum::WM_NAME.into(), AtomEnum::STRING.into()),

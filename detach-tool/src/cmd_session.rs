@@ -13,6 +13,12 @@ pub struct ShowArgs {
     /// Print one JSON object instead of the human summary.
     #[arg(long)]
     pub json: bool,
+    /// Also draw the session's windows as a contact sheet into this PNG: the session is
+    /// regenerated on a private headless Xvfb (windows, backgrounds, pixmaps; not what the
+    /// application draws at run time) and each top-level window is shown with its ID, size and
+    /// title.
+    #[arg(long, value_name = "OUT.png")]
+    pub png: Option<PathBuf>,
 }
 
 /// Largest session file `show` reads: far above any real session (they are compressed), far
@@ -60,6 +66,35 @@ pub fn show(a: ShowArgs) -> Result<()> {
     check_session_file(&a.file)?;
     let session = winsession::read_file(&a.file)
         .with_context(|| format!("cannot read session file {}", a.file.display()))?;
+    if let Some(out) = &a.png {
+        let sheet = crate::cmd_sheet::render(&session, out).with_context(|| {
+            format!(
+                "drawing the windows of {} into {}",
+                a.file.display(),
+                out.display()
+            )
+        })?;
+        eprintln!(
+            "wrote {} ({}×{}): {} window(s) of {}, regenerated on a private Xvfb{}",
+            out.display(),
+            sheet.width,
+            sheet.height,
+            sheet.windows,
+            a.file.display(),
+            if sheet.warnings.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} not recreated exactly: {})",
+                    sheet.warnings.len(),
+                    sheet.warnings.join("; ")
+                )
+            }
+        );
+        if !a.json {
+            return Ok(());
+        }
+    }
     if a.json {
         println!(
             "{}",

@@ -10,6 +10,7 @@ mod cmd_hijack;
 mod cmd_mobility;
 mod cmd_run;
 mod cmd_session;
+mod cmd_sheet;
 mod group;
 mod inject;
 mod paths;

@@ -519,3 +519,158 @@ fn show_refuses_devices_directories_and_huge_files_at_once() {
         assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     });
 }
+
+/// Decode a PNG into (width, height, RGB pixels).
+fn read_png(path: &std::path::Path) -> (u32, u32, Vec<[u8; 3]>) {
+    let dec = png::Decoder::new(std::fs::File::open(path).expect("open png"));
+    let mut r = dec.read_info().expect("png header");
+    let mut buf = vec![0; r.output_buffer_size()];
+    let info = r.next_frame(&mut buf).expect("png frame");
+    assert_eq!(info.color_type, png::ColorType::Rgb, "not RGB");
+    let px = buf[..info.buffer_size()]
+        .chunks_exact(3)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
+    (info.width, info.height, px)
+}
+
+#[test]
+fn show_png_draws_the_sessions_windows_as_a_contact_sheet() {
+    with_timeout(120, || {
+        let a = Xvfb::start().expect("Xvfb");
+        let red = App::spawn(
+            &a.display,
+            &[
+                "xterm",
+                "-bg",
+                "#ff0000",
+                "-T",
+                "red terminal",
+                "-geometry",
+                "50x10+0+0",
+                "-e",
+                "sh",
+            ],
+        )
+        .expect("xterm");
+        let calc = App::spawn(&a.display, &["xcalc"]).expect("xcalc");
+        let dir = artifacts_dir().join(format!("cli-png-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (gws, sheet) = (dir.join("red.gws"), dir.join("red.png"));
+        succeeds(&[
+            "snapshot",
+            "--pid",
+            &red.pid.to_string(),
+            "--display",
+            &a.display,
+            "--save",
+            gws.to_str().expect("path"),
+        ]);
+        let (code, _, err) = run(&[
+            "show",
+            gws.to_str().expect("path"),
+            "--png",
+            sheet.to_str().expect("path"),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("1 window(s)"), "{err}");
+        let geom = {
+            use x11rb::protocol::xproto::ConnectionExt as _;
+            let c = a.connect().expect("conn");
+            c.get_geometry(red.window)
+                .expect("geometry")
+                .reply()
+                .expect("geometry reply")
+        };
+        let (fw, fh) = (
+            u32::from(geom.width + 2 * geom.border_width),
+            u32::from(geom.height + 2 * geom.border_width),
+        );
+        let (w, h, px) = read_png(&sheet);
+        // One cell: a 320×240 thumbnail area, a caption, 12-pixel gaps.
+        assert_eq!((w, h), (12 + 320 + 12, 12 + 240 + 30 + 12), "sheet size");
+        let scale = (f64::from(fw) / 320.0).max(f64::from(fh) / 240.0).max(1.0);
+        let (tw, th) = (
+            (f64::from(fw) / scale) as u32,
+            (f64::from(fh) / scale) as u32,
+        );
+        let at = |x: u32, y: u32| px[(y * w + x) as usize];
+        // Inside the thumbnail (away from the border) the window's red background…
+        let mut reds = 0;
+        let mut total = 0;
+        for y in 12 + 3..12 + th - 3 {
+            for x in 12 + 3..12 + tw - 3 {
+                total += 1;
+                if at(x, y) == [0xff, 0, 0] {
+                    reds += 1;
+                }
+            }
+        }
+        assert!(
+            reds * 100 >= total * 99,
+            "{reds} of {total} thumbnail pixels red"
+        );
+        // …and outside it the sheet's grey: the thumbnail has the window's proportions.
+        assert_eq!(
+            at(12 + tw + 2, 12 + th / 2),
+            [0xe8, 0xe8, 0xe8],
+            "right of the thumbnail"
+        );
+        if th + 4 < 240 {
+            assert_eq!(
+                at(12 + tw / 2, 12 + th + 2),
+                [0xe8, 0xe8, 0xe8],
+                "below the thumbnail"
+            );
+        }
+        // The caption (ID, size, title) is drawn: dark text on white under the thumbnail.
+        let dark = (12 + 240..12 + 240 + 30)
+            .flat_map(|y| (12..12 + 320).map(move |x| (x, y)))
+            .filter(|&(x, y)| at(x, y)[0] < 0x40)
+            .count();
+        assert!(dark > 200, "caption has {dark} dark pixels");
+
+        // Two applications' sessions are separate files; the calculator's sheet shows its
+        // button grid: many distinct dark lines, not one flat colour.
+        let (gws2, sheet2) = (dir.join("calc.gws"), dir.join("calc.png"));
+        succeeds(&[
+            "snapshot",
+            "--pid",
+            &calc.pid.to_string(),
+            "--display",
+            &a.display,
+            "--save",
+            gws2.to_str().expect("path"),
+        ]);
+        succeeds(&[
+            "show",
+            gws2.to_str().expect("path"),
+            "--png",
+            sheet2.to_str().expect("path"),
+        ]);
+        let (w2, _, px2) = read_png(&sheet2);
+        let row: Vec<[u8; 3]> = (12..12 + 320)
+            .map(|x| px2[((12 + 120) * w2 + x) as usize])
+            .collect();
+        let edges = row.windows(2).filter(|p| p[0] != p[1]).count();
+        assert!(
+            edges >= 8,
+            "the calculator's thumbnail row has {edges} edges: {row:?}"
+        );
+
+        // Nothing is left running: the private server (started as `Xvfb -displayfd`, where
+        // the harness starts `/usr/bin/Xvfb`) went with the command.
+        let leftover: Vec<String> = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.starts_with("Xvfb -displayfd"))
+            .collect();
+        assert!(
+            leftover.is_empty(),
+            "private servers left running: {leftover:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
