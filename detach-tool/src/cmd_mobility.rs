@@ -407,6 +407,11 @@ pub fn report_of(pid: u32, resp: Response) -> Result<(String, serde_json::Value)
                 serde_json::from_str(rest).unwrap_or(serde_json::Value::Null),
             ))
         }
+        // `Failed` is every ordinary refusal: the message says it all.
+        Response::Error {
+            kind: control::ErrorKind::Failed,
+            message,
+        } => bail!("process {pid}: {message}"),
         Response::Error { kind, message } => bail!("process {pid}: {message} ({kind:?})"),
         Response::Status(_) => bail!("process {pid}: unexpected status answer"),
     }
@@ -641,6 +646,10 @@ fn all_or_none(
                     };
                     call(pid, &req).map(|_| ())
                 });
+                // An application of one process: its own message names it already.
+                if pids.len() == 1 {
+                    return Err(e);
+                }
                 return Err(e.context(format!("process {pid} of the application{put_back}")));
             }
         }

@@ -421,6 +421,8 @@ fn the_issues_messages_are_exact() {
             "--display",
             &a.display,
         ]);
+        // Named by PID, the app itself meets the stopped source.
+        let e2 = fails(&["move", "--pid", &pid, &b.display]);
         stop(&a, nix::sys::signal::Signal::SIGCONT);
         assert!(
             e.contains(&format!(
@@ -429,7 +431,15 @@ fn the_issues_messages_are_exact() {
             )),
             "{e}"
         );
-        assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+        assert!(
+            e2.contains(&format!(
+                "process {pid}: cannot connect to X display {}: the server accepted the connection but did not answer within 5 s: it is stopped (SIGSTOP, a debugger) or hung",
+                a.display
+            )),
+            "{e2}"
+        );
+        assert!(!e2.contains("(Failed)"), "{e2}");
+        assert!(t.elapsed() < Duration::from_secs(45), "{:?}", t.elapsed());
         stop(&b, nix::sys::signal::Signal::SIGSTOP);
         let e = fails(&["move", "--pid", &pid, &b.display]);
         stop(&b, nix::sys::signal::Signal::SIGCONT);
