@@ -48,10 +48,69 @@ impl TargetOpts {
 /// Which process to act on: a window ID or one of [`TargetOpts`].
 #[derive(Args, Debug, Clone)]
 pub struct Target {
-    /// A window of the application: `0x…` or decimal.
+    /// A window of the application (`0x…` or decimal); a display (`:N`) may come with it, in
+    /// either order, and then says which display the window is on, like --display.
+    #[arg(value_name = "WINDOW", num_args = 0..=2)]
+    pub words: Vec<String>,
+    /// The window, once [`Target::settled`] has sorted the words.
+    #[arg(skip)]
     pub window: Option<String>,
     #[command(flatten)]
     pub opts: TargetOpts,
+}
+
+impl Target {
+    /// A target named by a window ID (or by the options) on the display of the options.
+    pub fn new(window: Option<String>, opts: TargetOpts) -> Self {
+        Self {
+            words: Vec::new(),
+            window,
+            opts,
+        }
+    }
+
+    /// The words of `detach`, `snapshot`, `checkpoint` sorted into a window and a display, in
+    /// either order (`detach :1 0x20000c` = `detach 0x20000c --display :1`).
+    pub fn settled(&self) -> Result<Target> {
+        if self.words.is_empty() {
+            return Ok(self.clone());
+        }
+        let (displays, windows): (Vec<&String>, Vec<&String>) =
+            self.words.iter().partition(|w| looks_like_display(w));
+        let mut t = Target::new(None, self.opts.clone());
+        match (displays.as_slice(), windows.as_slice()) {
+            ([], [w]) => t.window = Some((*w).clone()),
+            ([d], rest) if rest.len() <= 1 => {
+                if let Some(given) = &self.opts.display {
+                    if given != *d {
+                        bail!(
+                            "two displays: {d} and --display {given}; the window is on one of \
+                     them, give it once"
+                        );
+                    }
+                }
+                if rest.is_empty() && !self.opts.names_app() {
+                    bail!(
+                        "{d} is a display; name the application too: a WINDOW id, --pid PID, \
+                     --name REGEX or --pick (`guievict list --display {d}` shows the \
+                     windows and processes of a display)"
+                    );
+                }
+                t.opts.display = Some((*d).clone());
+                t.window = rest.first().map(|w| (*w).clone());
+            }
+            ([a, b], []) => bail!(
+                "{a} and {b} are both displays (a display has a colon); give one WINDOW, and at \
+                     most one DISPLAY it is on"
+            ),
+            _ => bail!(
+                "{} are both window IDs; give one WINDOW (and, if it is not on $DISPLAY, the \
+                     DISPLAY it is on)",
+                self.words.join(" and ")
+            ),
+        }
+        Ok(t)
+    }
 }
 
 impl std::ops::Deref for Target {
@@ -85,13 +144,7 @@ impl Placed {
     /// The display and the target, whatever order they came in.
     pub fn split(&self) -> Result<(String, Target)> {
         let (display, window) = split_places(&self.places, self.opts.names_app())?;
-        Ok((
-            display,
-            Target {
-                window,
-                opts: self.opts.clone(),
-            },
-        ))
+        Ok((display, Target::new(window, self.opts.clone())))
     }
 }
 
@@ -334,6 +387,8 @@ pub fn pick_window(display: Option<&str>) -> Result<u32> {
 
 /// Resolve a target to a PID.
 pub fn resolve(t: &Target) -> Result<u32> {
+    let settled = t.settled()?;
+    let t = &settled;
     if let (Some(w), true) = (&t.window, t.names_app()) {
         bail!(
             "the application is named twice: window {w} and --pid/--name/--pick; give one of them"
@@ -586,8 +641,9 @@ fn displays_now(pid: u32) -> Vec<Option<String>> {
 /// `guievict detach`: every process of the application, all or none (a failure re-attaches
 /// those already detached where they were).
 pub fn detach(a: DetachArgs) -> Result<()> {
-    let root = resolve(&a.target)?;
-    let pids = group_of(&a.target, root, group::Want::OnDisplay)?;
+    let target = a.target.settled()?;
+    let root = resolve(&target)?;
+    let pids = group_of(&target, root, group::Want::OnDisplay)?;
     let save = a.save.map(|p| std::path::absolute(&p)).transpose()?;
     let parts = all_or_none(
         &pids,

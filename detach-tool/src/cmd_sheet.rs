@@ -81,9 +81,15 @@ fn start_xvfb(w: u32, h: u32) -> Result<PrivateXvfb> {
     let (tx, rx) = std::sync::mpsc::channel();
     let mut file = std::fs::File::from(r);
     std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = file.read_to_string(&mut s);
-        let _ = tx.send(s);
+        let mut s = Vec::new();
+        let mut b = [0u8; 1];
+        while let Ok(1) = file.read(&mut b) {
+            if b[0] == b'\n' {
+                break;
+            }
+            s.push(b[0]);
+        }
+        let _ = tx.send(String::from_utf8_lossy(&s).into_owned());
     });
     let line = rx
         .recv_timeout(Duration::from_secs(20))

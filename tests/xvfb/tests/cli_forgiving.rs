@@ -22,6 +22,20 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Like [`run`] without `$DISPLAY`: only the command line names a display.
+fn run_env(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(guievict_bin())
+        .args(args)
+        .env_remove("DISPLAY")
+        .output()
+        .expect("running guievict");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 /// Run `guievict`, expect it to fail, return its stderr.
 fn fails(args: &[&str]) -> String {
     let (code, out, err) = run(args);
@@ -94,8 +108,22 @@ fn display_and_window_come_in_either_order_in_every_command() {
             std::thread::sleep(Duration::from_millis(100));
         }
 
+        // snapshot and detach: a display given with the window says where the window is,
+        // in either order (no --display, no $DISPLAY).
+        let gws = artifacts_dir().join(format!("cli-order-{}.gws", std::process::id()));
+        let gws_s = gws.to_str().expect("path");
+        let (code, _, err) = run_env(&["snapshot", &hex(wa), &a.display, "--save", gws_s]);
+        assert_eq!(code, 0, "snapshot WINDOW DISPLAY: {err}");
+        let (code, _, err) = run_env(&["snapshot", &a.display, &hex(wa), "--save", gws_s]);
+        assert_eq!(code, 0, "snapshot DISPLAY WINDOW: {err}");
+        let _ = std::fs::remove_file(&gws);
+        let e = fails(&["detach", &a.display, &b.display]);
+        assert!(e.contains("are both displays"), "{e}");
+        let e = fails(&["detach", &a.display, &hex(wa), "--display", &b.display]);
+        assert!(e.contains("two displays"), "{e}");
+        let (code, _, err) = run_env(&["detach", &a.display, &hex(wa)]);
+        assert_eq!(code, 0, "detach DISPLAY WINDOW: {err}");
         // attach: --pid before or after the display.
-        succeeds(&["detach", &hex(wa), "--display", &a.display]);
         succeeds(&["attach", "--pid", &pid, &b.display]);
         wait_for_window(&b.display, app.pid, Duration::from_secs(15)).expect("attached on B");
         succeeds(&["detach", "--pid", &pid]);
