@@ -906,3 +906,63 @@ pub fn policy(a: PolicyArgs) -> Result<()> {
     output(target.json, pid, &msg, rep);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn display_and_window_sort_in_either_order() {
+        for w in [&["0x20000c", ":1"][..], &[":1", "0x20000c"][..]] {
+            let (d, win) = split_places(&words(w), false).expect("sorted");
+            assert_eq!((d.as_str(), win.as_deref()), (":1", Some("0x20000c")));
+        }
+        for d in ["host:1", "unix:1", ":1.0", "localhost:10.0"] {
+            let (got, win) = split_places(&words(&["27262980", d]), false).expect("sorted");
+            assert_eq!((got.as_str(), win.as_deref()), (d, Some("27262980")));
+        }
+        assert_eq!(
+            split_places(&words(&[":2"]), true).expect("named by --pid"),
+            (":2".to_string(), None)
+        );
+        let e = split_places(&words(&[":1", ":2"]), false).unwrap_err();
+        assert!(e.to_string().contains("both displays"), "{e}");
+        let e = split_places(&words(&["0x1", "0x2"]), false).unwrap_err();
+        assert!(e.to_string().contains("both window IDs"), "{e}");
+        let e = split_places(&words(&["0x1"]), false).unwrap_err();
+        assert!(e.to_string().contains("say where to"), "{e}");
+    }
+
+    #[test]
+    fn a_display_next_to_the_window_is_where_the_window_is() {
+        let opts = TargetOpts {
+            pid: None,
+            name: None,
+            pick: false,
+            display: None,
+            only_pid: false,
+            json: false,
+        };
+        for w in [&[":3", "0x20000c"][..], &["0x20000c", ":3"][..]] {
+            let t = Target {
+                words: words(w),
+                window: None,
+                opts: opts.clone(),
+            }
+            .settled()
+            .expect("settled");
+            assert_eq!(t.window.as_deref(), Some("0x20000c"));
+            assert_eq!(t.opts.display.as_deref(), Some(":3"));
+        }
+        let t = Target {
+            words: words(&[":3"]),
+            window: None,
+            opts: opts.clone(),
+        };
+        assert!(t.settled().is_err(), "a display alone names no application");
+    }
+}
