@@ -63,6 +63,14 @@ pub enum InjectError {
         /// The descriptor asked for.
         fd: i32,
     },
+    /// Dynamically linked, but libc is not mapped (the process is still starting).
+    #[error("{exe} (process {pid}) has no libc mapped yet: it is still starting (or does not use libc); try again once it runs")]
+    NoLibc {
+        /// Process ID.
+        pid: i32,
+        /// Its executable.
+        exe: String,
+    },
     /// Statically linked: no dynamic loader to ask for `dlopen`.
     #[error("{exe} (process {pid}) is statically linked, so a library cannot be injected into it; start it with `guievict run` instead")]
     StaticBinary {
@@ -299,7 +307,9 @@ fn check_dynamic(pid: i32, maps: &[procfs::Mapping]) -> Result<procfs::Mapping, 
     });
     match (dynamic, libc) {
         (true, Some(l)) => Ok(l.clone()),
-        _ => Err(InjectError::StaticBinary { pid, exe }),
+        // Just exec'd: its dynamic loader has not mapped libc yet (or it never links libc).
+        (true, None) => Err(InjectError::NoLibc { pid, exe }),
+        (false, _) => Err(InjectError::StaticBinary { pid, exe }),
     }
 }
 
