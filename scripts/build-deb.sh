@@ -36,7 +36,8 @@ chmod 0755 "$stage"
 install -d "$stage/DEBIAN" "$stage/usr/bin" "$stage/usr/lib/$multiarch/guievict" \
   "$stage/usr/lib/xorg/modules/extensions" "$stage/usr/share/man/man1" \
   "$stage/usr/share/bash-completion/completions" "$stage/usr/share/zsh/vendor-completions" \
-  "$stage/usr/share/fish/vendor_completions.d" "$stage/usr/share/doc/guievict"
+  "$stage/usr/share/fish/vendor_completions.d" "$stage/usr/share/doc/guievict" \
+  "$stage/usr/lib/systemd/user"
 install -m 0755 "$rel/guievict" "$stage/usr/bin/guievict"
 install -m 0644 "$rel/libguievict_hijack.so" "$rel/libguievict_xext.so" "$stage/usr/lib/$multiarch/guievict/"
 # Release builds carry line tables (debug = 1): not needed on a user's machine.
@@ -54,6 +55,7 @@ mv "$stage/usr/share/bash-completion/completions/guievict.bash" "$stage/usr/shar
 "$stage/usr/bin/guievict" generate completions zsh "$stage/usr/share/zsh/vendor-completions" 2>/dev/null
 "$stage/usr/bin/guievict" generate completions fish "$stage/usr/share/fish/vendor_completions.d" 2>/dev/null
 
+install -m 0644 packaging/systemd/guievict-protect@.service "$stage/usr/lib/systemd/user/"
 install -m 0644 README.md "$stage/usr/share/doc/guievict/README.md"
 cat > "$stage/usr/share/doc/guievict/copyright" <<EOF
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/

@@ -8,6 +8,7 @@ mod cmd_doctor;
 mod cmd_generate;
 mod cmd_hijack;
 mod cmd_mobility;
+mod cmd_protect;
 mod cmd_run;
 mod cmd_session;
 mod cmd_sheet;
@@ -70,6 +71,9 @@ pub enum Cmd {
     Checkpoint(cmd_checkpoint::CheckpointArgs),
     /// Restore a checkpointed process with CRIU and attach its GUI to a display.
     Restore(cmd_checkpoint::RestoreArgs),
+    /// Keep every X client of a display that you own hijacked (also those that connect later):
+    /// a small background watcher; `--status` shows what is protected, `--stop` ends it.
+    Protect(cmd_protect::ProtectArgs),
     /// Check this machine and a display for what guievict needs; each problem with its fix.
     Doctor(cmd_doctor::DoctorArgs),
     /// Write man pages or shell completions (used to build the package).
@@ -122,6 +126,7 @@ fn main() {
             Err(e) => Err(e),
         },
         Cmd::Generate(a) => cmd_generate::run(&a),
+        Cmd::Protect(a) => cmd_protect::run(&a),
     };
     if let Err(e) = r {
         eprintln!("guievict: error: {e:#}");

@@ -139,6 +139,18 @@ fn the_package_installs_into_a_clean_tree_and_moves_an_xterm_from_there() {
                 assert!(text.contains(word), "{shell} completion lacks {word}");
             }
         }
+        // The systemd user unit runs the watcher of `guievict protect` with the packaged binary.
+        let unit =
+            std::fs::read_to_string(root.join("usr/lib/systemd/user/guievict-protect@.service"))
+                .expect("systemd user unit");
+        assert!(
+            unit.contains("ExecStart=/usr/bin/guievict protect --foreground --display %I"),
+            "{unit}"
+        );
+        assert!(
+            man.join("guievict-protect.1.gz").exists(),
+            "no man page for protect"
+        );
         // bash can load its completion and knows the subcommands.
         let o = Command::new("bash")
             .arg("-c")
