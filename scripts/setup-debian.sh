@@ -28,6 +28,8 @@ PKGS=(
   nedit emacs-gtk
   # e2e_firefox (issue 13: an app painting through ShmCreatePixmap pixmaps)
   firefox-esr
+  # e2e_chromium (issue 13: a browser and its GPU process moved as one group)
+  chromium
 )
 missing=()
 for p in "${PKGS[@]}"; do
