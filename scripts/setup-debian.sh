@@ -30,6 +30,8 @@ PKGS=(
   firefox-esr
   # e2e_chromium (issue 13: a browser and its GPU process moved as one group)
   chromium
+  # e2e_gimp (GTK2, MIT-SHM): GIMP 2.10 moved with its docks and icons
+  gimp
 )
 missing=()
 for p in "${PKGS[@]}"; do
