@@ -32,6 +32,8 @@ PKGS=(
   chromium
   # e2e_gimp (GTK2, MIT-SHM): GIMP 2.10 moved with its docks and icons
   gimp
+  # e2e_mpv: a video player with X11 output (refused naming Present; plays on when forced)
+  mpv
 )
 missing=()
 for p in "${PKGS[@]}"; do
