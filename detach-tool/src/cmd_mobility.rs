@@ -737,7 +737,12 @@ impl GroupHold {
         let all: Vec<(u32, Vec<(u32, u32)>)> =
             parts.iter().map(|p| (p.pid, own_ids_of(p))).collect();
         let mut pids: Vec<u32> = self.pids.clone();
-        pids.extend(parts.iter().map(|p| p.pid).filter(|p| !self.pids.contains(p)));
+        pids.extend(
+            parts
+                .iter()
+                .map(|p| p.pid)
+                .filter(|p| !self.pids.contains(p)),
+        );
         if pids.len() < 2 {
             return;
         }

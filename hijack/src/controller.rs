@@ -293,7 +293,10 @@ impl Controller {
                 }
             }
         }
-        if !matches!(req, Request::Preflight { .. } | Request::GroupRelease { .. }) {
+        if !matches!(
+            req,
+            Request::Preflight { .. } | Request::GroupRelease { .. }
+        ) {
             if let Some((fd, why)) = conns
                 .iter()
                 .find_map(|c| c.handle.degraded().map(|d| (c.app_fd, d)))
@@ -527,11 +530,9 @@ impl Controller {
                         relays.push(c.handle.clone());
                     }
                 }
-                if let Err(e) = crate::grouphold::arm(
-                    token,
-                    Duration::from_secs(*secs),
-                    relays.clone(),
-                ) {
+                if let Err(e) =
+                    crate::grouphold::arm(token, Duration::from_secs(*secs), relays.clone())
+                {
                     for r in &relays {
                         let _ = r.with_engine(move |e| e.group_release(Some(token)));
                     }
@@ -549,8 +550,7 @@ impl Controller {
                 let mut ended = 0;
                 for c in conns.iter() {
                     added += crate::transaction::add_foreign(c, pairs);
-                    if let Ok(true) = c.handle.with_engine(move |e| e.group_release(Some(token)))
-                    {
+                    if let Ok(true) = c.handle.with_engine(move |e| e.group_release(Some(token))) {
                         ended += 1;
                     }
                 }

@@ -343,7 +343,10 @@ pub fn regenerate(
     };
     let depth_of = |v: &Visual| depth_map.get(&v.depth).copied().unwrap_or(v.depth);
     let mut taken: std::collections::HashSet<u32> = std::collections::HashSet::new();
-    if let (Some(v), Some(t)) = (src.visual(src.root_visual), target.visual(target.root_visual)) {
+    if let (Some(v), Some(t)) = (
+        src.visual(src.root_visual),
+        target.visual(target.root_visual),
+    ) {
         if equal(v, t, depth_of(v)) {
             out.visual_map.insert(v.id, t.id);
             taken.insert(t.id);
@@ -354,7 +357,11 @@ pub fn regenerate(
         if out.visual_map.contains_key(&v.id) || taken.contains(&v.id) {
             continue;
         }
-        if let Some(t) = target.visuals.iter().find(|t| t.id == v.id && equal(v, t, d)) {
+        if let Some(t) = target
+            .visuals
+            .iter()
+            .find(|t| t.id == v.id && equal(v, t, d))
+        {
             out.visual_map.insert(v.id, t.id);
             taken.insert(t.id);
         }

@@ -35,7 +35,10 @@ fn switch_tool(display: &str, w: u32, key: char, tag: &str) {
     let before = settled(display, w, Duration::from_millis(600), 5);
     xtest_type(display, Some(w), &key.to_string()).expect("type");
     let changed = wait_changed(display, w, &before, 0.02, &format!("gimp-key-{tag}"));
-    eprintln!("{tag}: '{key}' repainted {:.2}% of the window", changed * 100.0);
+    eprintln!(
+        "{tag}: '{key}' repainted {:.2}% of the window",
+        changed * 100.0
+    );
 }
 
 #[test]

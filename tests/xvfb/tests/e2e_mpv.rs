@@ -78,7 +78,10 @@ fn mpv_x11_output_is_refused_naming_present_and_plays_on_when_forced() {
         let err = String::from_utf8_lossy(&out.stderr);
         eprintln!("refused: {err}");
         assert_eq!(out.status.code(), Some(1), "move not refused: {err}");
-        assert!(err.contains("PresentEvent"), "refusal does not say why: {err}");
+        assert!(
+            err.contains("PresentEvent"),
+            "refusal does not say why: {err}"
+        );
         assert!(
             mapped_toplevels(&b.display).is_ok_and(|ws| ws.is_empty()),
             "a refused move left windows on B"

@@ -141,14 +141,13 @@ fn winsession_twin_servers_keep_visual_ids() {
             .iter()
             .filter(|d| d.depth == screen.root_depth)
             .flat_map(|d| d.visuals.iter())
-            .filter(|v| {
+            .rfind(|v| {
                 v.visual_id != screen.root_visual
                     && v.class == root_vis.class
                     && v.red_mask == root_vis.red_mask
                     && v.green_mask == root_vis.green_mask
                     && v.blue_mask == root_vis.blue_mask
             })
-            .last()
             .map(|v| v.visual_id);
         let Some(twin) = twin else {
             xvfb_harness::skip("this Xvfb lists no second visual equal to the root visual");
@@ -175,7 +174,10 @@ fn winsession_twin_servers_keep_visual_ids() {
                 .background_pixel(0),
         )
         .expect("CreateWindow");
-        ca.get_input_focus().expect("request").reply().expect("sync");
+        ca.get_input_focus()
+            .expect("request")
+            .reply()
+            .expect("sync");
         let sa = winsession::capture(&ca, &winsession::CaptureOptions::default()).expect("capture");
         let cb = b.connect().expect("connect B");
         let regen = winsession::regenerate(&cb, &sa, &winsession::RegenOptions::default())
