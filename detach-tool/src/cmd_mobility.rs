@@ -477,6 +477,24 @@ fn group_of(t: &Target, root: u32, want: group::Want) -> Result<Vec<u32>> {
     group::members(root, display.as_deref(), want)
 }
 
+/// Say which helpers holding X connections on the application's display stay behind (see
+/// [`group::helpers_left_behind`]): not moved, and not an error — they draw nothing.
+fn note_helpers_left_behind(pids: &[u32]) {
+    let Some(display) = pids
+        .first()
+        .and_then(|p| group::seen(*p).displays.into_iter().flatten().next())
+    else {
+        return;
+    };
+    for (pid, name) in group::helpers_left_behind(pids, display) {
+        eprintln!(
+            "guievict: note: {name} (pid {pid}) also holds an X connection to :{display} but is \
+             outside the application's process tree (a D-Bus helper GTK/GIO starts): it is not \
+             moved and stays on :{display}"
+        );
+    }
+}
+
 /// One process's part of a group operation.
 struct Part {
     pid: u32,
@@ -520,6 +538,7 @@ fn displays_now(pid: u32) -> Vec<Option<String>> {
 pub fn detach(a: DetachArgs) -> Result<()> {
     let root = resolve(&a.target)?;
     let pids = group_of(&a.target, root, group::Want::OnDisplay)?;
+    note_helpers_left_behind(&pids);
     let save = a.save.map(|p| std::path::absolute(&p)).transpose()?;
     let hold = GroupHold::take(&pids);
     let parts = hold.during(all_or_none(
@@ -653,6 +672,7 @@ fn strip_own_ids(parts: &mut [Part]) {
 pub fn r#move(a: MoveArgs) -> Result<()> {
     let root = resolve(&a.target)?;
     let pids = group_of(&a.target, root, group::Want::OnDisplay)?;
+    note_helpers_left_behind(&pids);
     let auth = auth_for(&a.auth, &a.to)?;
     let t = std::time::Instant::now();
     let hold = GroupHold::take(&pids);
