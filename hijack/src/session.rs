@@ -606,8 +606,17 @@ pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
         let buf = connect.buffer();
-        let n =
-            read_blocking(&fd, buf, deadline).map_err(|e| err(format!("reading setup: {e}")))?;
+        let n = read_blocking(&fd, buf, deadline).map_err(|e| {
+            err(if e.kind() == std::io::ErrorKind::TimedOut {
+                format!(
+                    "the server accepted the connection but did not answer within {} s: it is \
+                     stopped (SIGSTOP, a debugger) or hung",
+                    CONNECT_TIMEOUT.as_secs()
+                )
+            } else {
+                format!("reading setup: {e}")
+            })
+        })?;
         if n == 0 {
             return Err(err("server closed the connection during setup".into()));
         }
@@ -616,6 +625,16 @@ pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup
         }
     }
     let setup = connect.into_setup().map_err(|e| err(e.to_string()))?;
+    // `:N.S` names screen S: one the server does not have is refused, not silently screen 0.
+    if let Ok(p) = x11rb_protocol::parse_display::parse_display(Some(display)) {
+        if usize::from(p.screen) >= setup.roots.len() {
+            return Err(err(format!(
+                "the display has {} screen(s), no screen {}",
+                setup.roots.len(),
+                p.screen
+            )));
+        }
+    }
     Ok((fd, setup))
 }
 

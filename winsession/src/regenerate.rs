@@ -9,6 +9,7 @@
 use crate::capture::setup_facts;
 use crate::convert::{convert_image, PixelLayout};
 use crate::model::*;
+use crate::remap::{tree_order, IdKind};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use x11rb::connection::{Connection, RequestConnection};
