@@ -600,6 +600,24 @@ fn group_of(t: &Target, root: u32, want: group::Want) -> Result<Vec<u32>> {
     group::members(root, display.as_deref(), want)
 }
 
+/// Say which helpers holding X connections on the application's display stay behind (see
+/// [`group::helpers_left_behind`]): not moved, and not an error — they draw nothing.
+fn note_helpers_left_behind(pids: &[u32]) {
+    let Some(display) = pids
+        .first()
+        .and_then(|p| group::seen(*p).displays.into_iter().flatten().next())
+    else {
+        return;
+    };
+    for (pid, name) in group::helpers_left_behind(pids, display) {
+        eprintln!(
+            "guievict: note: {name} (pid {pid}) also holds an X connection to :{display} but is \
+             outside the application's process tree (a D-Bus helper GTK/GIO starts): it is not \
+             moved and stays on :{display}"
+        );
+    }
+}
+
 /// One process's part of a group operation.
 struct Part {
     pid: u32,
@@ -644,8 +662,10 @@ pub fn detach(a: DetachArgs) -> Result<()> {
     let target = a.target.settled()?;
     let root = resolve(&target)?;
     let pids = group_of(&target, root, group::Want::OnDisplay)?;
+    note_helpers_left_behind(&pids);
     let save = a.save.map(|p| std::path::absolute(&p)).transpose()?;
-    let parts = all_or_none(
+    let hold = GroupHold::take(&pids);
+    let parts = hold.during(all_or_none(
         &pids,
         |i, pid| Request::Detach {
             // One session file per process: the first process's at the path given, the
@@ -664,7 +684,9 @@ pub fn detach(a: DetachArgs) -> Result<()> {
             auth: None,
             force: true,
         }),
-    )?;
+    ))?;
+    // Detached, the processes' requests queue anyway; the hold ends.
+    hold.release(&[]);
     output_group(a.target.json, root, parts, a.force)
 }
 
@@ -747,7 +769,8 @@ pub fn attach(a: AttachArgs) -> Result<()> {
     let root = resolve(&target)?;
     let pids = group_of(&target, root, group::Want::Detached)?;
     let auth = auth_for(&a.auth, &to)?;
-    let mut parts = all_or_none(
+    let hold = GroupHold::take(&pids);
+    let mut parts = hold.during(all_or_none(
         &pids,
         |_, _| Request::Attach {
             display: to.clone(),
@@ -755,8 +778,8 @@ pub fn attach(a: AttachArgs) -> Result<()> {
             force: a.force,
         },
         None::<fn(&str) -> Request>,
-    )?;
-    share_ids(&parts);
+    ))?;
+    hold.release(&parts);
     strip_own_ids(&mut parts);
     output_group(target.json, root, parts, a.force)
 }
@@ -779,9 +802,11 @@ pub fn r#move(a: MoveArgs) -> Result<()> {
     let (to, target) = a.place.split()?;
     let root = resolve(&target)?;
     let pids = group_of(&target, root, group::Want::OnDisplay)?;
+    note_helpers_left_behind(&pids);
     let auth = auth_for(&a.auth, &to)?;
     let t = std::time::Instant::now();
-    let mut parts = all_or_none(
+    let hold = GroupHold::take(&pids);
+    let mut parts = hold.during(all_or_none(
         &pids,
         |_, _| Request::Move {
             display: to.clone(),
@@ -793,49 +818,109 @@ pub fn r#move(a: MoveArgs) -> Result<()> {
             auth: None,
             force: true,
         }),
-    )?;
+    ))?;
+    hold.release(&parts);
     let total = t.elapsed().as_secs_f64() * 1000.0;
     for p in &mut parts {
         if let Some(m) = p.report.as_object_mut() {
             m.insert("cli_total_ms".into(), serde_json::json!(total));
         }
     }
-    share_ids(&parts);
     strip_own_ids(&mut parts);
     output_group(target.json, root, parts, a.force)
 }
 
-/// After a group move or attach: each process learns the other processes' resource IDs on the new
-/// server (from their reports' `own_ids`), so that IDs one process uses of another's (a GPU
-/// process drawing into the browser's windows) are translated. Best effort: a failure is a
-/// warning, the move itself is done.
-fn share_ids(parts: &[Part]) {
-    if parts.len() < 2 {
-        return;
-    }
-    let ids_of = |p: &Part| -> Vec<(u32, u32)> {
-        let mut v = Vec::new();
-        for c in p.report["connections"].as_array().into_iter().flatten() {
-            for pair in c["own_ids"].as_array().into_iter().flatten() {
-                if let (Some(a), Some(s)) = (pair[0].as_u64(), pair[1].as_u64()) {
-                    v.push((a as u32, s as u32));
+/// Longest a group hold may last per process of the group (the hold ends by itself after
+/// that if this command dies); a move of one process takes well under a second.
+const HOLD_SECS_PER_PROCESS: u64 = 15;
+
+/// The hold of a group operation (see `Request::GroupHold`): every process of an application
+/// of several is held before the first of them is detached or moved, and released — having
+/// learnt the others' IDs on the new server — once all are done, or the operation failed.
+/// Without it a GPU process goes on drawing into the browser's windows after they left the
+/// old server, or into IDs it cannot yet translate on the new one, and Chromium's compositor
+/// waits forever for the completion of a frame that failed: the window stays blank.
+struct GroupHold {
+    token: u64,
+    /// The processes held.
+    pids: Vec<u32>,
+}
+
+impl GroupHold {
+    /// Hold every process of `pids` (nothing for a single process). A process that cannot
+    /// be held (an older library) is named in a warning; the operation goes on.
+    fn take(pids: &[u32]) -> GroupHold {
+        let token = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            ^ (u64::from(std::process::id()) << 40)
+            | 1;
+        let mut held = Vec::new();
+        if pids.len() > 1 {
+            let secs = 10 + HOLD_SECS_PER_PROCESS * pids.len() as u64;
+            for &pid in pids {
+                match call(pid, &Request::GroupHold { token, secs }) {
+                    Ok(_) => held.push(pid),
+                    Err(e) => eprintln!(
+                        "guievict: warning: pid {pid} is not held while the application's other processes move: {e:#}"
+                    ),
                 }
             }
         }
-        v
-    };
-    let all: Vec<Vec<(u32, u32)>> = parts.iter().map(ids_of).collect();
-    for (i, p) in parts.iter().enumerate() {
-        let pairs: Vec<(u32, u32)> = all
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .flat_map(|(_, v)| v.iter().copied())
-            .collect();
-        if let Err(e) = call(p.pid, &Request::AddForeignIds { pairs }) {
-            eprintln!("guievict: warning: pid {}: the application's other processes' IDs were not shared: {e:#}", p.pid);
+        GroupHold { token, pids: held }
+    }
+
+    /// The operation's result; a failure releases the hold first.
+    fn during<T>(&self, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            self.release(&[]);
+        }
+        r
+    }
+
+    /// End the hold; each process first learns the other processes' resource IDs on their new
+    /// server (from the reports' `own_ids`), so that IDs one process uses of another's (a GPU
+    /// process drawing into the browser's windows) are translated when its queued requests go
+    /// out. Best effort: a failure is a warning (the hold also ends by itself).
+    fn release(&self, parts: &[Part]) {
+        let all: Vec<(u32, Vec<(u32, u32)>)> =
+            parts.iter().map(|p| (p.pid, own_ids_of(p))).collect();
+        let mut pids: Vec<u32> = self.pids.clone();
+        pids.extend(
+            parts
+                .iter()
+                .map(|p| p.pid)
+                .filter(|p| !self.pids.contains(p)),
+        );
+        if pids.len() < 2 {
+            return;
+        }
+        for pid in pids {
+            let pairs: Vec<(u32, u32)> = all
+                .iter()
+                .filter(|(p, _)| *p != pid)
+                .flat_map(|(_, v)| v.iter().copied())
+                .collect();
+            let token = self.token;
+            if let Err(e) = call(pid, &Request::GroupRelease { token, pairs }) {
+                eprintln!("guievict: warning: pid {pid}: the application's other processes' IDs were not shared: {e:#}");
+            }
         }
     }
+}
+
+/// The `(app-view ID, new server ID)` pairs a process's report lists as its own.
+fn own_ids_of(p: &Part) -> Vec<(u32, u32)> {
+    let mut v = Vec::new();
+    for c in p.report["connections"].as_array().into_iter().flatten() {
+        for pair in c["own_ids"].as_array().into_iter().flatten() {
+            if let (Some(a), Some(s)) = (pair[0].as_u64(), pair[1].as_u64()) {
+                v.push((a as u32, s as u32));
+            }
+        }
+    }
+    v
 }
 
 /// `guievict snapshot`.

@@ -969,11 +969,28 @@ fn build_maps(
         setup.resource_id_mask,
     );
     // Server-owned IDs the app holds from its setup.
-    let mut visuals = HashMap::new();
+    // Visuals: first as regeneration mapped them (the windows and colormaps it recreated have
+    // those visuals, and a live request pairing a visual with such a colormap must name the
+    // same one), as long as the map stays one-to-one (replies are translated back).
+    let mut visuals: HashMap<u32, u32> = HashMap::new();
+    let mut by_regen: Vec<(u32, u32)> = regen
+        .visual_map
+        .iter()
+        .filter(|(a, _)| **a != 0)
+        .map(|(a, s)| (*a, *s))
+        .collect();
+    by_regen.sort_unstable();
+    for (app, server) in by_regen {
+        if !visuals.values().any(|v| *v == server) {
+            visuals.insert(app, server);
+        }
+    }
     for (old, new) in view.setup.roots.iter().zip(&setup.roots) {
         xids.insert(old.root, new.root);
         xids.insert(old.default_colormap, new.default_colormap);
-        visuals.insert(old.root_visual, new.root_visual);
+        if !visuals.values().any(|v| *v == new.root_visual) {
+            visuals.entry(old.root_visual).or_insert(new.root_visual);
+        }
         // Other visuals: by class, depth and masks.
         for od in &old.allowed_depths {
             for ov in &od.visuals {
