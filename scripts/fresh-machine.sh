@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prove that the README's two commands work on a fresh Debian 12 machine: debootstrap a clean
 # bookworm tree, clone this repository (its committed HEAD) into it, and run `scripts/demo.sh`
-# and `scripts/test.sh` inside it (chroot with /proc, /sys, /dev, /dev/shm of its own), with
+# and `scripts/test.sh` inside it (a mount namespace whose root is the tree: /proc, /sys, /dev,
+# /dev/shm of its own), with
 # CI=true so that a skipped test is a failure. Nothing of the host's installed packages is
 # visible in the tree; only the machine's Rust toolchain is lent to it (a fresh machine of this
 # kind has one, installed by rustup, and no other can be fetched), read-only.
@@ -56,17 +57,6 @@ if [ "$keep_base" = 0 ] || [ ! -f "$base/.guievict-base" ]; then
   date -u +%FT%TZ > "$base/.guievict-base"
 fi
 
-mounted=()
-cleanup() {
-  local i
-  for ((i=${#mounted[@]}-1; i>=0; i--)); do umount -l "${mounted[$i]}" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-bind() {
-  if [ -d "$1" ]; then mkdir -p "$2"; else [ -e "$2" ] || touch "$2"; fi
-  mount "${@:3}" --bind "$1" "$2"; mounted+=("$2")
-}
-
 log "pristine copy of the base into $run"
 rm -rf "$run"
 cp -a "$base" "$run"
@@ -87,25 +77,48 @@ if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
 fi
 cp /etc/hosts "$run/etc/hosts"
 
-mkdir -p "$run/proc" "$run/sys" "$run/dev" "$run/opt/rust"
-mount -t proc proc "$run/proc"; mounted+=("$run/proc")
-mount -t sysfs sys "$run/sys"; mounted+=("$run/sys")
-mount -t tmpfs -o mode=755 dev "$run/dev"; mounted+=("$run/dev")
-for n in null zero full random urandom tty; do bind "/dev/$n" "$run/dev/$n"; done
+# The tree runs as a machine of its own: each command gets a mount namespace whose root is the
+# tree (pivot_root), with its own /proc, /sys, /dev, /dev/pts, /dev/shm and /tmp and the host's
+# Rust toolchain read-only at /opt/rust. None of the host's mounts is visible there (CRIU, for
+# one, refuses to dump a process that sees mounts outside its root), and the namespace's mounts
+# vanish with it.
+mkdir -p "$run/proc" "$run/sys" "$run/dev" "$run/opt/rust" "$run/.oldroot"
+cat > "$dir/enter.sh" <<'ENTER'
+#!/bin/bash
+# enter.sh RUN TOOLCHAIN COMMAND — in a fresh mount namespace (unshare --mount).
+set -euo pipefail
+run=$1 toolchain=$2 cmd=$3
+mount --make-rprivate /
+mount --bind "$run" "$run"
+mount -t proc proc "$run/proc"
+mount -t sysfs sys "$run/sys"
+mount -t tmpfs -o mode=755 dev "$run/dev"
+for n in null zero full random urandom tty; do
+  touch "$run/dev/$n"
+  mount --bind "/dev/$n" "$run/dev/$n"
+done
 mkdir -p "$run/dev/pts" "$run/dev/shm"
-mount -t devpts -o newinstance,ptmxmode=0666 devpts "$run/dev/pts"; mounted+=("$run/dev/pts")
+mount -t devpts -o newinstance,ptmxmode=0666 devpts "$run/dev/pts"
 ln -sf pts/ptmx "$run/dev/ptmx"
-mount -t tmpfs -o mode=1777 shm "$run/dev/shm"; mounted+=("$run/dev/shm")
-mount -t tmpfs -o mode=1777 tmp "$run/tmp"; mounted+=("$run/tmp")
-bind "$toolchain" "$run/opt/rust" -o ro
+mount -t tmpfs -o mode=1777 shm "$run/dev/shm"
+mount -t tmpfs -o mode=1777 tmp "$run/tmp"
+mount --bind "$toolchain" "$run/opt/rust"
+mount -o remount,bind,ro "$run/opt/rust"
+cd "$run"
+pivot_root . .oldroot
+cd /
+umount -l /.oldroot
+exec /usr/bin/env -i HOME=/root USER=root LOGNAME=root TERM=dumb CI=true SHELL=/bin/sh \
+  PATH=/opt/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  /bin/bash -c "cd /root/guievict && $cmd"
+ENTER
+chmod +x "$dir/enter.sh"
 
 log "clone $(git -C "$repo" rev-parse --short HEAD) into the tree"
 git clone -q --no-local "$repo" "$run/root/guievict"
 
 in_tree() {
-  chroot "$run" /usr/bin/env -i HOME=/root USER=root LOGNAME=root TERM=dumb CI=true SHELL=/bin/sh \
-    PATH=/opt/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    /bin/bash -c "cd /root/guievict && $1"
+  unshare --mount "$dir/enter.sh" "$run" "$toolchain" "$1"
 }
 status=0
 if [ "$only" != test ]; then

@@ -126,6 +126,7 @@ fn status_of(pid: i32) -> Result<Status> {
 
 /// Make sure `pid` is hijacked (inject if needed) and return its status.
 pub fn ensure_hijacked(pid: i32, fd: Option<i32>) -> Result<(Option<inject::Outcome>, Status)> {
+    inject::check_target(pid)?;
     let library = crate::paths::find_library(crate::paths::HIJACK_ENV, crate::paths::HIJACK_FILE)?;
     let outcome = inject::hijack(
         pid,

@@ -284,7 +284,9 @@ pub fn library_loaded(maps: &[procfs::Mapping]) -> bool {
         .any(|m| procfs::file_name(&m.path) == LIBRARY_FILE)
 }
 
-fn check_target(pid: i32) -> Result<(), InjectError> {
+/// The process exists, is not exiting, and is ours (or we are root): checked before anything
+/// else, so that someone else's process is refused as such, whatever else is missing.
+pub fn check_target(pid: i32) -> Result<(), InjectError> {
     if !Path::new(&format!("/proc/{pid}")).exists() || procfs::is_exiting(pid) {
         return Err(InjectError::NoSuchProcess { pid });
     }
