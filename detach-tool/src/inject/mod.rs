@@ -315,29 +315,64 @@ fn check_dynamic(pid: i32, maps: &[procfs::Mapping]) -> Result<procfs::Mapping, 
     }
 }
 
-/// The library path as the target will resolve it: ours if the target sees the same file,
-/// else a private copy placed inside the target's root.
+/// The library path as the target will resolve it: ours if the target sees the same file and
+/// can read it, else a copy in `/tmp/guievict-lib-<our uid>/` inside the target's root — a
+/// directory of ours (0755, not a symlink, refused when someone else made it) holding a 0644
+/// copy that the target can read and nobody else can change. (Root hijacking another user's
+/// app from a build tree under a 0700 home is the case that needs it.)
 fn library_in_target(pid: i32, lib: &Path) -> Result<String, InjectError> {
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     let here = std::fs::metadata(lib)
         .map_err(|e| InjectError::Library(format!("{}: {e}", lib.display())))?;
     let lib_str = lib.display().to_string();
+    let us = nix::unistd::geteuid().as_raw();
+    let target_uid = procfs::owner_uid(pid)?;
     if let Ok(there) = std::fs::metadata(procfs::in_root(pid, &lib_str)) {
-        if there.dev() == here.dev() && there.ino() == here.ino() {
+        let same = there.dev() == here.dev() && there.ino() == here.ino();
+        if same && (target_uid == us || readable_by_anyone(lib)) {
             return Ok(lib_str);
         }
     }
-    let uid = procfs::owner_uid(pid)?;
-    let dir_in = format!("/tmp/guievict-lib-{uid}");
+    let dir_in = format!("/tmp/guievict-lib-{us}");
     let dir = procfs::in_root(pid, &dir_in);
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    match std::fs::DirBuilder::new().mode(0o755).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(InjectError::Library(format!("creating {}: {e}", dir.display()))),
     }
+    let md = std::fs::symlink_metadata(&dir)
+        .map_err(|e| InjectError::Library(format!("{}: {e}", dir.display())))?;
+    if !md.is_dir() || md.uid() != us {
+        return Err(InjectError::Library(format!(
+            "{} is not a directory of ours (uid {us}): refusing to place the library there",
+            dir.display()
+        )));
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| InjectError::Library(format!("{}: {e}", dir.display())))?;
+    // Copied under a name of this process, then renamed into place: a process that has the
+    // previous copy mapped keeps it.
+    let tmp = dir.join(format!(".{LIBRARY_FILE}.{}", std::process::id()));
     let dest = dir.join(LIBRARY_FILE);
-    std::fs::copy(lib, &dest)
-        .map_err(|e| InjectError::Library(format!("copying into {}: {e}", dest.display())))?;
+    std::fs::copy(lib, &tmp)
+        .and_then(|_| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)))
+        .and_then(|_| std::fs::rename(&tmp, &dest))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            InjectError::Library(format!("copying into {}: {e}", dest.display()))
+        })?;
     Ok(format!("{dir_in}/{LIBRARY_FILE}"))
+}
+
+/// Whether every user can read `file`: world-readable, in directories everyone may search.
+fn readable_by_anyone(file: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode()).ok();
+    mode(file).is_some_and(|m| m & 0o004 != 0)
+        && file
+            .ancestors()
+            .skip(1)
+            .all(|d| d.as_os_str().is_empty() || mode(d).is_some_and(|m| m & 0o001 != 0))
 }
 
 fn test_hook(stage: &str, pid: i32) {
