@@ -182,6 +182,15 @@ struct Server {
     framed: u64,
     /// Highest sequence number seen from this server (widened).
     seen: u64,
+    /// A replica's replies and errors to app requests, already in the app's view and
+    /// numbering, that the primary may not have delivered yet: `(app seq, message)`. Should
+    /// the primary die, the replica is promoted and these answer the requests that were in
+    /// flight (see [`Engine::promote`]). Trimmed as the primary delivers its own.
+    unanswered: VecDeque<(u64, Vec<u8>)>,
+    /// Set on a replica promoted to primary: (app-view seq the dead primary had processed,
+    /// app-view seq of the last reply it delivered). Events numbered before the first and
+    /// replies up to the second were the dead primary's to deliver.
+    promoted_after: Option<(u64, u64)>,
 }
 
 impl Server {
@@ -201,6 +210,8 @@ impl Server {
             shm: None,
             framed: 0,
             seen: 0,
+            unanswered: VecDeque::new(),
+            promoted_after: None,
         }
     }
 
@@ -325,9 +336,16 @@ pub struct Engine {
     shm: Option<ShmState>,
     /// Image layout of the app's original server (how it lays out MIT-SHM images).
     app_formats: Option<ImageFormats>,
+    /// App-view seq of the last reply or error the app received (a primary's).
+    last_reply: u64,
     /// Log a line per message (debugging aid: `GUIEVICT_TRACE=1`).
     pub trace: bool,
 }
+
+/// Most replies a replica keeps for a primary that may die before it answers (see
+/// `Server::unanswered`); beyond it the oldest go (the primary is then far ahead of or far
+/// behind the replica, and a promotion would not be exact anyway).
+const UNANSWERED_MAX: usize = 4096;
 
 /// A failing request used as a sentinel and as a substitute: GetGeometry on an ID no client
 /// can own (client index bits all ones).
@@ -392,6 +410,7 @@ impl Engine {
             detached_app_done: 0,
             shm: None,
             app_formats: None,
+            last_reply: 0,
             trace: false,
         }
     }
@@ -1095,8 +1114,26 @@ impl Engine {
             return;
         }
         let role = srv.role;
-        if kind <= 1 && role != Role::Primary {
-            return; // replicas' replies and errors are not the app's
+        // A replica's replies and errors are not the app's, but are kept (in the app's view)
+        // until the primary has delivered its own: they answer the app should the primary die.
+        let keep_for_promotion = kind <= 1 && matches!(role, Role::Replica { .. });
+        if kind <= 1 && role == Role::Pending {
+            return;
+        }
+        if keep_for_promotion && pending.as_ref().is_some_and(|p| p.shm.is_some()) {
+            return; // converted MIT-SHM replies carry state (descriptors): not replayable
+        }
+        if let Some((done, answered)) = srv.promoted_after {
+            // Promoted from a replica: what the dead primary already told the app is not
+            // told again.
+            let old = if kind <= 1 {
+                client_seq <= answered
+            } else {
+                app_view_seq < done
+            };
+            if old {
+                return;
+            }
         }
         if kind > 1 {
             // Events.
@@ -1235,8 +1272,75 @@ impl Engine {
         if has_seq {
             order.put_u16(msg, 2, app_seq as u16);
         }
+        if keep_for_promotion {
+            let delivered = self.last_reply;
+            let q = &mut srv.unanswered;
+            while q.front().is_some_and(|(s, _)| *s <= delivered) || q.len() >= UNANSWERED_MAX {
+                q.pop_front();
+            }
+            if client_seq > delivered {
+                q.push_back((client_seq, msg.to_vec()));
+            }
+            return;
+        }
+        if kind <= 1 {
+            self.last_reply = client_seq;
+        }
         self.stats.to_app_messages += 1;
         self.app_out.extend_from_slice(msg);
+    }
+
+    /// The primary `dead` is gone (its server died): replica `to` becomes the primary. Replies
+    /// and errors the replica gave to requests the dead primary had not answered go to the app
+    /// now, in order and in the app's numbering; later ones follow as the replica sends them.
+    /// The replica's events become the app's (input too, also from a view-only replica).
+    /// Returns how many answers were delivered from the replica's keep.
+    pub fn promote(&mut self, dead: ServerId, to: ServerId) -> Result<usize, EngineError> {
+        if !self
+            .servers
+            .get(to)
+            .and_then(|x| x.as_ref())
+            .is_some_and(|s| matches!(s.role, Role::Replica { .. }) && s.is_synced())
+        {
+            return Err(EngineError::NoServer(to));
+        }
+        let done = self
+            .servers
+            .get(dead)
+            .and_then(|x| x.as_ref())
+            .map(|s| s.app_done)
+            .unwrap_or(self.detached_app_done);
+        if self.primary == Some(dead) {
+            self.remove_server(dead);
+        }
+        let last = self.last_reply;
+        let srv = self.servers[to].as_mut().ok_or(EngineError::NoServer(to))?;
+        srv.role = Role::Primary;
+        srv.promoted_after = Some((done, last));
+        let mut n = 0;
+        for (seq, msg) in std::mem::take(&mut srv.unanswered) {
+            if seq > last {
+                self.last_reply = seq;
+                self.stats.to_app_messages += 1;
+                self.app_out.extend_from_slice(&msg);
+                n += 1;
+            }
+        }
+        self.primary = Some(to);
+        Ok(n)
+    }
+
+    /// The replicas, with their roles, that could take over from the primary.
+    pub fn replicas(&self) -> Vec<(ServerId, Role)> {
+        self.servers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.as_ref()
+                    .filter(|s| matches!(s.role, Role::Replica { .. }) && s.is_synced())
+                    .map(|s| (i, s.role))
+            })
+            .collect()
     }
 
     // ---------------------------------------------------------------- detach / attach

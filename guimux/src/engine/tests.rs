@@ -332,3 +332,69 @@ fn garbage_from_app_is_an_error_not_a_panic() {
     // length 0 + big length 1: invalid.
     assert!(e.app_input(&[1, 0, 0, 0, 1, 0, 0, 0]).is_err());
 }
+
+#[test]
+fn a_replica_promoted_after_the_primary_died_answers_what_was_in_flight_once() {
+    let mut e = Engine::hijacked(ByteOrder::Little, 7);
+    e.server_output(0).unwrap().clear();
+    e.server_input(0, &sentinel_error(100, 7)).unwrap();
+    // A replica (server 1, numbering from 1) sees every app request from now on.
+    let r = e.add_server();
+    e.activate(r, Role::Replica { view_only: true }, None)
+        .unwrap();
+    // Three round trips: app seq 100, 101, 102 (primary 101..103, replica 1..3).
+    for _ in 0..3 {
+        e.app_input(&req_get_input_focus()).unwrap();
+    }
+    // The replica is ahead: it answered all three; the primary the first two, then died.
+    e.server_input(r, &[reply(1), reply(2), reply(3)].concat())
+        .unwrap();
+    assert!(e.app_output().is_empty(), "a replica's replies leaked");
+    e.server_input(0, &[reply(101), reply(102)].concat())
+        .unwrap();
+    let app = std::mem::take(e.app_output());
+    assert_eq!(app.len(), 64);
+    assert_eq!(u16::from_le_bytes([app[34], app[35]]), 101);
+    assert_eq!(e.replicas(), vec![(r, Role::Replica { view_only: true })]);
+    assert_eq!(e.promote(0, r).unwrap(), 1);
+    assert_eq!(e.primary(), Some(r));
+    let app = std::mem::take(e.app_output());
+    let seqs: Vec<u16> = app
+        .chunks(32)
+        .map(|m| u16::from_le_bytes([m[2], m[3]]))
+        .collect();
+    assert_eq!(seqs, vec![102], "each request answered once, in order");
+    // An event the replica made before the request the primary had processed is dropped;
+    // a keypress after reaches the app (also from a view-only replica, now the primary).
+    e.server_input(r, &event(12, 1)).unwrap();
+    assert!(e.app_output().is_empty());
+    e.server_input(r, &event(2, 3)).unwrap();
+    let app = std::mem::take(e.app_output());
+    assert_eq!(app[0], 2);
+    assert_eq!(u16::from_le_bytes([app[2], app[3]]), 102);
+    // The next request goes to the new primary only, its reply reaches the app.
+    e.app_input(&req_get_input_focus()).unwrap();
+    assert_eq!(e.server_output(r).unwrap().len(), 4 * 4);
+    e.server_input(r, &reply(4)).unwrap();
+    let app = std::mem::take(e.app_output());
+    assert_eq!(u16::from_le_bytes([app[2], app[3]]), 103);
+}
+
+#[test]
+fn a_slow_replica_promoted_does_not_repeat_answers_the_app_has() {
+    let mut e = Engine::hijacked(ByteOrder::Little, 7);
+    e.server_output(0).unwrap().clear();
+    e.server_input(0, &sentinel_error(100, 7)).unwrap();
+    let r = e.add_server();
+    e.activate(r, Role::Replica { view_only: false }, None)
+        .unwrap();
+    e.app_input(&req_get_input_focus()).unwrap();
+    e.app_input(&req_get_input_focus()).unwrap();
+    // The primary answered both, the replica none yet; then the primary died.
+    e.server_input(0, &[reply(101), reply(102)].concat())
+        .unwrap();
+    e.app_output().clear();
+    assert_eq!(e.promote(0, r).unwrap(), 0);
+    e.server_input(r, &[reply(1), reply(2)].concat()).unwrap();
+    assert!(e.app_output().is_empty(), "answers repeated after promotion");
+}
