@@ -320,6 +320,9 @@ pub fn checkpoint(a: CheckpointArgs) -> Result<()> {
                 // A checkpoint that could not bring the GUI back exactly is refused, with
                 // the app left running where it is.
                 force: false,
+                // No socket may stay open through a dump: not held on the private server.
+                private: None,
+                in_memory: true,
             },
         )?;
         detach_report = rep;

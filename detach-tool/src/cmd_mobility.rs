@@ -52,6 +52,18 @@ pub struct DetachArgs {
     /// bring that part back); refused otherwise, and the app stays where it is.
     #[arg(long)]
     force: bool,
+    /// Hold the GUI on guievict's private headless server (started on demand, one per user)
+    /// instead of in memory: the app keeps running for real (its requests get replies, nothing
+    /// piles up), and `attach` moves it from there. A guarded app is always held there.
+    #[arg(long, conflicts_with = "save")]
+    private: bool,
+}
+
+/// `guievict guard`.
+#[derive(Args, Debug)]
+pub struct GuardArgs {
+    #[command(flatten)]
+    target: Target,
 }
 
 /// `guievict attach`.
@@ -521,6 +533,14 @@ pub fn detach(a: DetachArgs) -> Result<()> {
     let root = resolve(&a.target)?;
     let pids = group_of(&a.target, root, group::Want::OnDisplay)?;
     let save = a.save.map(|p| std::path::absolute(&p)).transpose()?;
+    // `--private`: held on the private headless server (started now if needed), which stays
+    // reachable while the request runs.
+    let server = if a.private {
+        Some(crate::private::ensure()?)
+    } else {
+        None
+    };
+    let private = server.as_ref().map(|s| s.request_value());
     let parts = all_or_none(
         &pids,
         |i, pid| Request::Detach {
@@ -534,6 +554,8 @@ pub fn detach(a: DetachArgs) -> Result<()> {
                 }
             }),
             force: a.force,
+            private: private.clone(),
+            in_memory: false,
         },
         Some(|was: &str| Request::Attach {
             display: was.to_string(),
@@ -574,6 +596,8 @@ fn all_or_none(
                         (None, _) => Request::Detach {
                             session_path: None,
                             force: true,
+                            private: None,
+                            in_memory: false,
                         },
                     };
                     call(pid, &req).map(|_| ())
@@ -772,4 +796,44 @@ pub fn policy(a: PolicyArgs) -> Result<()> {
     )?;
     output(a.target.json, pid, &msg, rep);
     Ok(())
+}
+
+/// `guievict guard`: a hidden view-only replica of the application's GUI on guievict's private
+/// headless server (started on demand). Should the application's X server die, the guard
+/// becomes the primary: the app lives on, detached, held there with its exact state, and
+/// `guievict attach D` brings it back. Detach then holds it there too.
+pub fn guard(a: GuardArgs) -> Result<()> {
+    let root = resolve(&a.target)?;
+    let pids = group_of(&a.target, root, group::Want::OnDisplay)?;
+    guard_pids(&pids, root, a.target.json)
+}
+
+/// Guard every process of `pids` (see [`guard`]); the private server is held reachable while
+/// the requests run.
+pub fn guard_pids(pids: &[u32], root: u32, json: bool) -> Result<()> {
+    let parts = guard_quiet(pids)?;
+    output_group(json, root, parts, true)
+}
+
+/// Guard every process of `pids` without printing (see [`guard`]).
+fn guard_quiet(pids: &[u32]) -> Result<Vec<Part>> {
+    let server = crate::private::ensure()?;
+    let private = server.request_value();
+    let mut parts = Vec::new();
+    for &pid in pids {
+        let (msg, report) = call(
+            pid,
+            &Request::Guard {
+                private: private.clone(),
+            },
+        )?;
+        parts.push(Part { pid, msg, report });
+    }
+    drop(server);
+    Ok(parts)
+}
+
+/// `guievict hijack --guard`: guard the one process just hijacked.
+pub fn guard_one(pid: u32) -> Result<()> {
+    guard_quiet(&[pid]).map(|_| ())
 }

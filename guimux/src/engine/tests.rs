@@ -396,5 +396,8 @@ fn a_slow_replica_promoted_does_not_repeat_answers_the_app_has() {
     e.app_output().clear();
     assert_eq!(e.promote(0, r).unwrap(), 0);
     e.server_input(r, &[reply(1), reply(2)].concat()).unwrap();
-    assert!(e.app_output().is_empty(), "answers repeated after promotion");
+    assert!(
+        e.app_output().is_empty(),
+        "answers repeated after promotion"
+    );
 }
