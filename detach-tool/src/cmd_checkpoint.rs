@@ -276,6 +276,7 @@ fn undo(sock: &Path, pid: u32, displays: &[String]) -> Result<()> {
                 display: d.clone(),
                 auth: None,
                 force: false,
+                private: None,
             },
         )?;
     }
@@ -436,6 +437,7 @@ fn undo_attach(sock: &Path, pid: u32, displays: &[String]) -> Result<()> {
                 display: d.clone(),
                 auth: None,
                 force: false,
+                private: None,
             },
         )?;
     }
@@ -539,6 +541,7 @@ pub fn restore(a: RestoreArgs) -> Result<()> {
                 display: d.clone(),
                 auth: None,
                 force: false,
+                private: None,
             },
         )
         .with_context(|| {

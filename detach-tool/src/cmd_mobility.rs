@@ -561,6 +561,7 @@ pub fn detach(a: DetachArgs) -> Result<()> {
             display: was.to_string(),
             auth: None,
             force: true,
+            private: None,
         }),
     )?;
     output_group(a.target.json, root, parts, a.force)
@@ -642,18 +643,41 @@ pub fn attach(a: AttachArgs) -> Result<()> {
     let root = resolve(&a.target)?;
     let pids = group_of(&a.target, root, group::Want::Detached)?;
     let auth = auth_for(&a.auth, &a.to)?;
+    // A GUI held on the private server or guarded gets its guard there again: the server is
+    // started if it went away, and kept up (our connection) while the requests run.
+    let server = if pids.iter().any(|&p| uses_private(p)) {
+        Some(crate::private::ensure()?)
+    } else {
+        None
+    };
+    let private = server.as_ref().map(|s| s.request_value());
     let mut parts = all_or_none(
         &pids,
         |_, _| Request::Attach {
             display: a.to.clone(),
             auth: auth.clone(),
             force: a.force,
+            private: private.clone(),
         },
         None::<fn(&str) -> Request>,
     )?;
     share_ids(&parts);
     strip_own_ids(&mut parts);
     output_group(a.target.json, root, parts, a.force)
+}
+
+/// Whether process `pid` has a connection held on the private server or guarded there.
+fn uses_private(pid: u32) -> bool {
+    let Ok(path) = socket_of(pid) else {
+        return false;
+    };
+    match control::request(&path, &Request::Status) {
+        Ok(Response::Status(st)) => st
+            .connections
+            .iter()
+            .any(|c| c.held_on.is_some() || c.guarded),
+        _ => false,
+    }
 }
 
 /// The ID pairs were for the other processes; the printed report stays readable without them.

@@ -1286,6 +1286,11 @@ impl Engine {
         if kind <= 1 {
             self.last_reply = client_seq;
         }
+        if self.trace {
+            self.log.push(format!(
+                "debug: to app from server {s}: kind {kind} seq {app_seq} (client {client_seq})"
+            ));
+        }
         self.stats.to_app_messages += 1;
         self.app_out.extend_from_slice(msg);
     }
@@ -1304,12 +1309,12 @@ impl Engine {
         {
             return Err(EngineError::NoServer(to));
         }
-        let done = self
+        let (done, sent) = self
             .servers
             .get(dead)
             .and_then(|x| x.as_ref())
-            .map(|s| s.app_done)
-            .unwrap_or(self.detached_app_done);
+            .map(|s| (s.app_done, s.app_sent))
+            .unwrap_or((self.detached_app_done, self.detached_app_done));
         if self.primary == Some(dead) {
             self.remove_server(dead);
         }
@@ -1317,6 +1322,10 @@ impl Engine {
         let srv = self.servers[to].as_mut().ok_or(EngineError::NoServer(to))?;
         srv.role = Role::Primary;
         srv.promoted_after = Some((done, last));
+        // Numbering goes on from where the app is: an idle replica has seen no app request
+        // since it was made, and its own counts start at zero.
+        srv.app_done = srv.app_done.max(done);
+        srv.app_sent = srv.app_sent.max(sent);
         let mut n = 0;
         for (seq, msg) in std::mem::take(&mut srv.unanswered) {
             if seq > last {
@@ -1440,6 +1449,10 @@ impl Engine {
                 if keep {
                     if ev[0] & 0x7f != 11 {
                         order.put_u16(&mut ev, 2, seq as u16);
+                    }
+                    if self.trace {
+                        self.log
+                            .push(format!("debug: held event {} to app, seq {seq}", ev[0]));
                     }
                     self.app_out.extend_from_slice(&ev);
                 }

@@ -91,6 +91,10 @@ pub enum Request {
         /// DRI3, DRI2): the app's requests for it will then fail there.
         #[serde(default)]
         force: bool,
+        /// guievict's private server as it is now (the CLI starts it if needed and keeps it up
+        /// while the request runs): a guarded GUI gets its guard there again after the attach.
+        #[serde(default)]
+        private: Option<PrivateServer>,
     },
     /// Show the GUI on one more display.
     Replicate {
@@ -231,6 +235,10 @@ pub struct ConnectionStatus {
     /// if there is one.
     #[serde(default)]
     pub guard: Option<String>,
+    /// The connection is guarded (`guievict guard`), also while its guard is not live
+    /// (detached in memory, or held: the guard is made again at the next attach).
+    #[serde(default)]
+    pub guarded: bool,
 }
 
 /// Answer to [`Request::Status`].
@@ -796,6 +804,7 @@ mod tests {
                 data: vec![1, 2, 3],
             }),
             force: true,
+            private: None,
         };
         let mut buf = Vec::new();
         write_frame(&mut buf, &req).unwrap();

@@ -345,6 +345,7 @@ impl Controller {
                         .as_ref()
                         .filter(|g| g.server.is_some())
                         .map(|g| g.display.clone()),
+                    guarded: c.guard.is_some(),
                     bytes_from_app: stats.bytes_from_app,
                     bytes_from_server: stats.bytes_from_servers,
                     queued_to_app: app_out,
@@ -532,8 +533,19 @@ impl Controller {
                 display,
                 auth,
                 force,
+                private,
             } => {
                 report.command = "attach".into();
+                // The guard goes where the private server is now (it may have been restarted
+                // since: another display, another cookie).
+                if let Some(p) = private {
+                    for g in conns.iter_mut().filter_map(|c| c.guard.as_mut()) {
+                        if g.server.is_none() {
+                            g.display = p.display.clone();
+                            g.auth = auth_of_private(p);
+                        }
+                    }
+                }
                 if conns.iter().any(|c| c.held) {
                     return attach_from_private(&mut conns, display, auth_of(auth), *force).map(
                         |reps| {

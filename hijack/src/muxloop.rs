@@ -250,10 +250,14 @@ fn peer_addr(fd: &OwnedFd) -> Option<SockaddrStorage> {
     nix::sys::socket::getpeername::<SockaddrStorage>(fd.as_raw_fd()).ok()
 }
 
-/// Whether an X server still accepts connections at `addr` (a connection that ended while
-/// its server lives was closed by the server: KillClient, xkill). A unix socket answers at
-/// once; TCP gets [`PROBE_TIMEOUT`]. An unknown address counts as alive (the app then ends
-/// as it would without guievict).
+/// Whether an X server still answers at `addr` (a connection that ended while its server lives
+/// was closed by the server: KillClient, xkill). A fresh connection sends a connection setup
+/// request and waits up to [`PROBE_TIMEOUT`] for the first byte of any answer (success, failure
+/// or authenticate: all mean alive). A listening socket of a server being killed can still
+/// accept for a moment (the kernel closes a dying process's descriptors one by one), so
+/// acceptance alone proves nothing: EOF or a reset after it means dead. An unknown address
+/// counts as alive (the app then ends as it would without guievict); no answer in time counts
+/// as dead (the app is kept: losing it would be the worse mistake).
 fn server_alive(addr: Option<&SockaddrStorage>) -> bool {
     use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType};
     let Some(addr) = addr else {
@@ -276,28 +280,58 @@ fn server_alive(addr: Option<&SockaddrStorage>) -> bool {
     ) else {
         return true;
     };
-    match connect(fd.as_raw_fd(), addr) {
-        Ok(()) => true,
-        Err(nix::errno::Errno::EINPROGRESS) | Err(nix::errno::Errno::EAGAIN) => {
-            let mut p = [libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLOUT,
-                revents: 0,
-            }];
-            let ms = PROBE_TIMEOUT.as_millis() as i32;
-            match ffi::poll(&mut p, ms) {
-                Ok(1) => nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::SocketError)
-                    .is_ok_and(|e| e == 0),
-                // No answer in time: not a server that can take the app back.
-                _ => false,
+    let deadline = std::time::Instant::now() + PROBE_TIMEOUT;
+    let wait = |events: libc::c_short| -> bool {
+        let mut p = [libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events,
+            revents: 0,
+        }];
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match ffi::poll(&mut p, left.as_millis().max(1) as i32) {
+                Ok(1) => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
             }
         }
-        Err(_) => false,
+    };
+    match connect(fd.as_raw_fd(), addr) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EINPROGRESS) | Err(nix::errno::Errno::EAGAIN) => {
+            if !wait(libc::POLLOUT)
+                || !nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::SocketError)
+                    .is_ok_and(|e| e == 0)
+            {
+                return false;
+            }
+        }
+        Err(_) => return false,
+    }
+    // Connection setup, little-endian, protocol 11.0, no authorization.
+    let setup = [b'l', 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    if nix::unistd::write(&fd, &setup).ok() != Some(setup.len()) {
+        return false;
+    }
+    let mut first = [0u8; 1];
+    loop {
+        if !wait(libc::POLLIN) {
+            return false;
+        }
+        match nix::unistd::read(fd.as_raw_fd(), &mut first) {
+            Ok(1) => return true,
+            Ok(_) => return false,
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
     }
 }
 
-/// How long [`server_alive`] waits for a TCP server to accept.
-const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long [`server_alive`] waits for a server to accept and answer a connection setup.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(2000);
 
 /// Start the loop on its own thread (all signals blocked in it).
 pub fn spawn(

@@ -221,6 +221,7 @@ impl RelayHandle {
                 degraded: None,
                 held_on: None,
                 guard: None,
+                guarded: false,
             })
             .collect()
     }

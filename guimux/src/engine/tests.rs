@@ -401,3 +401,32 @@ fn a_slow_replica_promoted_does_not_repeat_answers_the_app_has() {
         "answers repeated after promotion"
     );
 }
+
+#[test]
+fn an_idle_replica_promoted_numbers_what_follows_as_the_app_counts() {
+    let mut e = Engine::hijacked(ByteOrder::Little, 7);
+    e.server_output(0).unwrap().clear();
+    e.server_input(0, &sentinel_error(100, 7)).unwrap();
+    e.app_input(&req_get_input_focus()).unwrap();
+    e.server_input(0, &reply(101)).unwrap();
+    e.app_output().clear();
+    // The replica is made after the app's last request: it never saw one.
+    let r = e.add_server();
+    e.activate(r, Role::Replica { view_only: true }, None)
+        .unwrap();
+    e.promote(0, r).unwrap();
+    // guievict's own event (as after a move) and the replica's events carry the app's last
+    // sequence number (100), never 0: Xlib aborts on a number it has not reached.
+    let mut ev = [0u8; 32];
+    ev[0] = 12;
+    e.inject_event(ev);
+    let app = std::mem::take(e.app_output());
+    assert_eq!(u16::from_le_bytes([app[2], app[3]]), 100);
+    // Detached from it (a move): a new primary's events continue from there too.
+    e.remove_server(r);
+    let n = e.add_server();
+    e.activate(n, Role::Primary, None).unwrap();
+    e.inject_event(ev);
+    let app = std::mem::take(e.app_output());
+    assert_eq!(u16::from_le_bytes([app[2], app[3]]), 100);
+}
