@@ -1,0 +1,309 @@
+//! Apps outlive their X server (issue 14): a hijacked app *guarded* by guievict (a hidden
+//! view-only replica on the user's private headless server) lives on when its server is killed
+//! with SIGKILL, held on the private server with its exact state, and `guievict attach` brings
+//! it to another server, with what it drew meanwhile and with working input. An interactive
+//! replica becomes the primary when the primary's server dies. A connection the server closes
+//! while it still answers (KillClient, xkill) still ends the app. The private server goes away
+//! when no app uses it.
+//!
+//! Every test has its own runtime directory (`XDG_RUNTIME_DIR`, passed to the app and to every
+//! `guievict` call), hence its own private server.
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use xvfb_harness::*;
+
+/// A runtime directory of this test's own (mode 0700, as guievict wants it).
+fn runtime_dir(name: &str) -> PathBuf {
+    let d = artifacts_dir().join(format!("survive-rt-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("runtime dir");
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    d
+}
+
+/// `guievict ARGS --json` with the test's runtime directory.
+fn gv(rt: &Path, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new(guievict_bin())
+        .args(args)
+        .arg("--json")
+        .env("XDG_RUNTIME_DIR", rt)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "guievict {args:?} failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// `guievict hijack PID --guard` (plain output: `hijack --json` prints the outcome only).
+fn hijack_guarded(rt: &Path, pid: u32) {
+    let out = Command::new(guievict_bin())
+        .args(["hijack", &pid.to_string(), "--guard"])
+        .env("XDG_RUNTIME_DIR", rt)
+        .output()
+        .expect("guievict hijack");
+    assert!(
+        out.status.success(),
+        "hijack --guard: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The first connection's status of `pid`.
+fn conn_status(rt: &Path, pid: u32) -> serde_json::Value {
+    let st = gv(rt, &["status", "--pid", &pid.to_string()]).expect("status");
+    st["connections"][0].clone()
+}
+
+/// Wait until `pid`'s first connection satisfies `ok` (its status JSON), or panic.
+fn wait_status(rt: &Path, pid: u32, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let c = conn_status(rt, pid);
+        if ok(&c) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: last status {c}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The private server's display and PID as recorded in the runtime directory.
+fn private_server(rt: &Path) -> (String, u32) {
+    let t = std::fs::read_to_string(rt.join("guievict/private-display")).expect("private-display");
+    let mut l = t.lines();
+    let d = l.next().expect("display line").trim().to_string();
+    let p = l.next().expect("pid line").trim().parse().expect("pid");
+    (d, p)
+}
+
+fn pid_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.split(' ').nth(2).is_some_and(|st| st == "Z"))
+}
+
+/// Wait until two screenshots 300 ms apart are equal (drawing finished).
+fn stable_shot(display: &str, window: u32) -> Image {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut last = screenshot(display, window).expect("screenshot");
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = screenshot(display, window).expect("screenshot");
+        if (now.width, now.height) == (last.width, last.height) && now.rgb == last.rgb {
+            return now;
+        }
+        if Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
+#[test]
+fn guarded_xterm_outlives_its_server_and_attaches_elsewhere() {
+    with_timeout(120, || {
+        let rt = runtime_dir("xterm");
+        let rts = rt.to_str().expect("utf-8 path");
+        let mut a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let go = rt.join("go");
+        // The shell prints a line once `go` exists (after A's death), then reads commands.
+        let script = format!(
+            "while [ ! -e {} ]; do sleep 0.1; done; echo printed-after-death; exec sh",
+            go.display()
+        );
+        let mut app = App::spawn_env(
+            &a.display,
+            &["xterm", "-geometry", "40x6+0+0", "-e", "sh", "-c", &script],
+            &[("XDG_RUNTIME_DIR", rts)],
+        )
+        .expect("xterm");
+        hijack_guarded(&rt, app.pid);
+        let c = conn_status(&rt, app.pid);
+        assert!(c["guard"].is_string(), "not guarded: {c}");
+        let (private, xvfb_pid) = private_server(&rt);
+
+        a.kill();
+        wait_status(
+            &rt,
+            app.pid,
+            "held on the private server after A died",
+            |c| c["held_on"].as_str() == Some(private.as_str()) && c["display"].is_null(),
+        );
+        assert!(app.alive(), "xterm died with its X server");
+        // Output made while the GUI is held on the private server.
+        std::fs::write(&go, "").expect("go");
+        std::thread::sleep(Duration::from_millis(800));
+
+        gv(&rt, &["attach", &b.display, "--pid", &app.pid.to_string()]).expect("attach to B");
+        let wb =
+            wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("window on B");
+        let shot = stable_shot(&b.display, wb);
+        wait_status(&rt, app.pid, "on B, guarded again", |c| {
+            c["display"].as_str() == Some(b.display.as_str()) && c["guard"].is_string()
+        });
+
+        // Reference: the same output drawn directly on a fresh server.
+        let c = Xvfb::start().expect("Xvfb C");
+        let reference = App::spawn(
+            &c.display,
+            &[
+                "xterm",
+                "-geometry",
+                "40x6+0+0",
+                "-e",
+                "sh",
+                "-c",
+                "echo printed-after-death; exec sh",
+            ],
+        )
+        .expect("reference xterm");
+        let want = stable_shot(&c.display, reference.window);
+        assert_same_picture(&want, &shot, "survive-xterm-after-attach");
+
+        // Typing works on B.
+        let f = rt.join("typed-on-b");
+        xtest_type(
+            &b.display,
+            Some(wb),
+            &format!("echo on-b > {}\n", f.display()),
+        )
+        .unwrap();
+        wait_for_file(&f, "on-b", Duration::from_secs(10));
+
+        // Once no app uses it, the private server goes away.
+        drop(app);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while pid_alive(xvfb_pid) {
+            assert!(
+                Instant::now() < deadline,
+                "the private server (pid {xvfb_pid}) outlived its last app"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+}
+
+#[test]
+fn interactive_replica_becomes_primary_when_the_primary_dies() {
+    with_timeout(90, || {
+        let rt = runtime_dir("replica");
+        let rts = rt.to_str().expect("utf-8 path");
+        let mut a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let mut app = App::spawn_env(
+            &a.display,
+            &["xterm", "-geometry", "60x12+0+0", "-e", "sh"],
+            &[("XDG_RUNTIME_DIR", rts)],
+        )
+        .expect("xterm");
+        let pid = app.pid.to_string();
+        gv(&rt, &["replicate", &b.display, "--pid", &pid]).expect("replicate");
+        let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).unwrap();
+        a.kill();
+        wait_status(&rt, app.pid, "the replica B is the primary", |c| {
+            c["display"].as_str() == Some(b.display.as_str())
+        });
+        assert!(app.alive(), "xterm died with its primary server");
+        let f = rt.join("typed-on-b");
+        xtest_type(
+            &b.display,
+            Some(wb),
+            &format!("echo on-b > {}\n", f.display()),
+        )
+        .unwrap();
+        wait_for_file(&f, "on-b", Duration::from_secs(10));
+        // No private server was involved.
+        assert!(!rt.join("guievict/private-display").exists());
+    });
+}
+
+#[test]
+fn kill_client_still_ends_a_guarded_app() {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::ConnectionExt as _;
+    with_timeout(60, || {
+        let rt = runtime_dir("killclient");
+        let rts = rt.to_str().expect("utf-8 path");
+        let mut a = Xvfb::start().expect("Xvfb A");
+        let mut app = App::spawn_env(
+            &a.display,
+            &["xterm", "-geometry", "60x12+0+0", "-e", "sh"],
+            &[("XDG_RUNTIME_DIR", rts)],
+        )
+        .expect("xterm");
+        hijack_guarded(&rt, app.pid);
+        // xkill: the server closes the app's connection and lives on.
+        let conn = a.connect().expect("connect");
+        conn.kill_client(app.window).expect("KillClient");
+        conn.flush().expect("flush");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while app.alive() {
+            assert!(
+                Instant::now() < deadline,
+                "the app outlived a KillClient (the user asked it to end)"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(a.is_running(), "A died");
+    });
+}
+
+#[test]
+fn guarded_gtk3_outlives_its_server() {
+    if !Path::new("/usr/bin/gtk3-widget-factory").exists() {
+        skip("gtk3-widget-factory is not installed (scripts/setup-debian.sh installs it)");
+        return;
+    }
+    with_timeout(150, || {
+        let rt = runtime_dir("gtk3");
+        let rts = rt.to_str().expect("utf-8 path");
+        let opts = XvfbOptions {
+            screen: "1600x1200x24".into(),
+            ..Default::default()
+        };
+        let mut a = Xvfb::start_with(opts.clone()).expect("Xvfb A");
+        let b = Xvfb::start_with(opts).expect("Xvfb B");
+        let mut app = App::spawn_env(
+            &a.display,
+            &["gtk3-widget-factory"],
+            &[
+                ("GTK_THEME", "Adwaita"),
+                ("NO_AT_BRIDGE", "1"),
+                ("XDG_RUNTIME_DIR", rts),
+            ],
+        )
+        .expect("gtk3-widget-factory");
+        let before = stable_shot(&a.display, app.window);
+        hijack_guarded(&rt, app.pid);
+        a.kill();
+        wait_status(
+            &rt,
+            app.pid,
+            "held on the private server after A died",
+            |c| c["held_on"].is_string(),
+        );
+        assert!(app.alive(), "gtk3-widget-factory died with its X server");
+        gv(&rt, &["attach", &b.display, "--pid", &app.pid.to_string()]).expect("attach to B");
+        let wb =
+            wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("window on B");
+        let after = stable_shot(&b.display, wb);
+        assert_same_picture(&before, &after, "survive-gtk3-on-b");
+        // Keyboard input reaches it on B: Tab moves the focus, which it redraws.
+        for _ in 0..3 {
+            xtest_key(&b.display, Some(wb), 0xff09).expect("Tab");
+        }
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while stable_shot(&b.display, wb).rgb == after.rgb {
+            assert!(
+                Instant::now() < deadline,
+                "Tab on B did not change the picture: input does not reach the app"
+            );
+        }
+        assert!(app.alive(), "gtk3-widget-factory died on B");
+    });
+}
