@@ -307,3 +307,114 @@ fn guarded_gtk3_outlives_its_server() {
         assert!(app.alive(), "gtk3-widget-factory died on B");
     });
 }
+
+/// An Xlib program that does round trips forever: one window, then `XSync` in a loop, the
+/// count written to the file `argv[1]` every 20 round trips.
+const ROUND_TRIPPER: &str = r#"
+import ctypes, os, sys
+x11 = ctypes.CDLL("libX11.so.6")
+P, UL, I = ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int
+x11.XOpenDisplay.restype = P; x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+x11.XDefaultScreen.argtypes = [P]
+x11.XRootWindow.restype = UL; x11.XRootWindow.argtypes = [P, I]
+x11.XWhitePixel.restype = UL; x11.XWhitePixel.argtypes = [P, I]
+x11.XCreateSimpleWindow.restype = UL
+x11.XCreateSimpleWindow.argtypes = [P, UL, I, I, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint, UL, UL]
+x11.XStoreName.argtypes = [P, UL, ctypes.c_char_p]
+x11.XMapWindow.argtypes = [P, UL]
+x11.XSync.argtypes = [P, I]
+dpy = x11.XOpenDisplay(None)
+scr = x11.XDefaultScreen(dpy)
+win = x11.XCreateSimpleWindow(dpy, x11.XRootWindow(dpy, scr), 0, 0, 120, 60, 0, 0, x11.XWhitePixel(dpy, scr))
+x11.XStoreName(dpy, win, b"round-tripper")
+x11.XMapWindow(dpy, win)
+n = 0
+while True:
+    x11.XSync(dpy, 0)
+    n += 1
+    if n % 20 == 0:
+        with open(sys.argv[1] + ".tmp", "w") as f:
+            f.write(str(n))
+        os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+"#;
+
+fn count(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn detach_private_serves_the_app_from_the_private_server() {
+    with_timeout(90, || {
+        let rt = runtime_dir("private");
+        let rts = rt.to_str().expect("utf-8 path");
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let counter = rt.join("round-trips");
+        let app = App::spawn_env(
+            &a.display,
+            &[
+                "python3",
+                "-c",
+                ROUND_TRIPPER,
+                counter.to_str().expect("utf-8"),
+            ],
+            &[("XDG_RUNTIME_DIR", rts)],
+        )
+        .expect("round tripper");
+        let pid = app.pid.to_string();
+        gv(&rt, &["hijack", &pid]).expect("hijack");
+        gv(&rt, &["detach", "--private", "--pid", &pid]).expect("detach --private");
+        let (private, _) = private_server(&rt);
+        let c = conn_status(&rt, app.pid);
+        assert_eq!(c["held_on"].as_str(), Some(private.as_str()), "{c}");
+        assert!(c["display"].is_null(), "held means detached: {c}");
+        assert!(windows_of_pid(&a.display, app.pid).unwrap().is_empty());
+        // It keeps making round trips while detached, and nothing piles up.
+        std::thread::sleep(Duration::from_secs(1));
+        let (n1, m1) = (count(&counter), rss_kb(app.pid));
+        std::thread::sleep(Duration::from_secs(4));
+        let (n2, m2) = (count(&counter), rss_kb(app.pid));
+        assert!(
+            n2 > n1 + 100,
+            "round trips stalled while detached: {n1} → {n2} in 4 s"
+        );
+        assert!(
+            m2 < m1 + 2048,
+            "memory grew while detached: {m1} kB → {m2} kB ({} round trips)",
+            n2 - n1
+        );
+        let c = conn_status(&rt, app.pid);
+        assert_eq!(c["queued_to_server"].as_u64(), Some(0), "{c}");
+        eprintln!(
+            "detached on {private}: {} round trips in 4 s, RSS {m1} → {m2} kB",
+            n2 - n1
+        );
+        // Attach moves it from there; it goes on.
+        gv(&rt, &["attach", &b.display, "--pid", &pid]).expect("attach to B");
+        wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("window on B");
+        let n3 = count(&counter);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count(&counter) < n3 + 100 {
+            assert!(Instant::now() < deadline, "round trips stalled on B");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            gv(&rt, &["status", "--pid", &pid]).expect("status")["connections"][0]["held_on"]
+                .is_null()
+        );
+    });
+}
