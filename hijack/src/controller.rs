@@ -447,6 +447,16 @@ impl Controller {
                     }),
                 };
                 if let (Some((display, auth)), None) = (to, session_path) {
+                    // A guarded GUI is there already: its guard takes over, no capture on the
+                    // source (which may be dying or stopped).
+                    if conns.iter().all(|c| {
+                        c.guard
+                            .as_ref()
+                            .is_some_and(|g| g.server.is_some() && g.display == display)
+                    }) {
+                        report.connections = hand_over_to_guard(&mut conns)?;
+                        return Ok(format!("detached (held on the private server {display})"));
+                    }
                     report.connections = detach_to_private(&mut conns, &display, auth, *force)?;
                     return Ok(format!("detached (held on the private server {display})"));
                 }
@@ -743,6 +753,51 @@ impl Controller {
             }
         }
     }
+}
+
+/// `detach` of guarded connections: each guard (a replica on the private server that got every
+/// request) becomes the primary and the old primary's connection is closed — as if its server
+/// had died (see `Engine::promote`: answers the old primary still owed come from the guard).
+/// Nothing is read from the source server, so a source that dies or stops meanwhile does not
+/// matter. A connection whose guard cannot take over is left as it was (error).
+fn hand_over_to_guard(conns: &mut [Conn]) -> Result<Vec<serde_json::Value>, SessionError> {
+    let mut reports = Vec::new();
+    for c in conns.iter_mut() {
+        let Some(g) = c.guard.clone() else { continue };
+        let Some(to) = g.server else { continue };
+        let t = std::time::Instant::now();
+        let old = c
+            .handle
+            .with_engine(move |e| match e.primary() {
+                // The source died just now and the guard took over on its own.
+                Some(p) if p == to => Ok(None),
+                Some(p) => e.promote(p, to).map(|_| Some(p)).map_err(|e| e.to_string()),
+                None => Err("no primary".to_string()),
+            })?
+            .map_err(|e| SessionError::State(format!("handing over to the guard: {e}")))?;
+        if let Some(old) = old {
+            let _ = c.handle.remove_server(old);
+        }
+        for (_, s) in c.replicas.drain(..) {
+            let _ = c.handle.remove_server(s);
+        }
+        let from = c.display.clone().unwrap_or_default();
+        crate::preflight::note_origin(c.app_fd, &from);
+        if let Some(g) = c.guard.as_mut() {
+            g.server = None;
+        }
+        c.display = Some(g.display.clone());
+        c.auth = g.auth.clone();
+        c.server_setup = None;
+        c.held = true;
+        reports.push(serde_json::json!({
+            "app_fd": c.app_fd,
+            "from": from,
+            "held_on": g.display,
+            "handover_ms": t.elapsed().as_secs_f64() * 1000.0,
+        }));
+    }
+    Ok(reports)
 }
 
 /// `detach` to the private server: every connection moves there (a `move` transaction: a

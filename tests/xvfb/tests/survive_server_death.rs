@@ -418,3 +418,91 @@ fn detach_private_serves_the_app_from_the_private_server() {
         );
     });
 }
+
+/// A guarded xterm detached while its source server is killed (SIGKILL at `delays` ms after
+/// the detach starts) or stopped (SIGSTOP): the app lives on, held on the private server, and
+/// attach brings it to B with typing working.
+fn detach_while_the_source_dies(name: &str, stop: bool, delays: &[u64]) {
+    for &ms in delays {
+        let rt = runtime_dir(&format!("{name}-{ms}"));
+        let rts = rt.to_str().expect("utf-8 path");
+        let mut a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let mut app = App::spawn_env(
+            &a.display,
+            &["xterm", "-geometry", "60x12+0+0", "-e", "sh"],
+            &[("XDG_RUNTIME_DIR", rts)],
+        )
+        .expect("xterm");
+        hijack_guarded(&rt, app.pid);
+        let pid = app.pid.to_string();
+        let t = Instant::now();
+        let detach = Command::new(guievict_bin())
+            .args(["detach", "--pid", &pid, "--json"])
+            .env("XDG_RUNTIME_DIR", &rt)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("guievict detach");
+        std::thread::sleep(Duration::from_millis(ms));
+        if stop {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(a.pid() as i32),
+                nix::sys::signal::Signal::SIGSTOP,
+            )
+            .expect("SIGSTOP");
+        } else {
+            a.kill();
+        }
+        let out = detach.wait_with_output().expect("detach");
+        let took = t.elapsed();
+        wait_status(&rt, app.pid, "held on the private server", |c| {
+            c["held_on"].is_string()
+        });
+        assert!(app.alive(), "{name} {ms} ms: xterm died");
+        if stop {
+            // Nothing of the detach waits for the stopped source.
+            assert!(
+                out.status.success(),
+                "{name} {ms} ms: detach failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(took < Duration::from_secs(4), "detach took {took:?}");
+        }
+        gv(&rt, &["attach", &b.display, "--pid", &pid]).expect("attach to B");
+        let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).unwrap();
+        let f = rt.join("typed-on-b");
+        xtest_type(
+            &b.display,
+            Some(wb),
+            &format!("echo on-b > {}\n", f.display()),
+        )
+        .unwrap();
+        wait_for_file(&f, "on-b", Duration::from_secs(10));
+        eprintln!(
+            "{name} {ms} ms: detach exit {:?} in {took:?} {}, attached and typing on B",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        if stop {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(a.pid() as i32),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+        }
+    }
+}
+
+#[test]
+fn source_killed_during_detach_of_a_guarded_xterm() {
+    with_timeout(240, || {
+        detach_while_the_source_dies("kill", false, &[0, 2, 5, 10, 20, 40]);
+    });
+}
+
+#[test]
+fn source_stopped_during_detach_of_a_guarded_xterm() {
+    with_timeout(120, || {
+        detach_while_the_source_dies("stop", true, &[0, 5, 20]);
+    });
+}
