@@ -36,8 +36,6 @@ const COOKIE_NAME: &str = "MIT-MAGIC-COOKIE-1";
 pub struct Private {
     /// Display name, e.g. `:57`.
     pub display: String,
-    /// The server's PID.
-    pub pid: u32,
     /// The cookie it accepts.
     pub cookie: Vec<u8>,
     /// Our connection, which keeps a server started with `-terminate` up until the app's own
@@ -69,11 +67,6 @@ fn dir() -> Result<PathBuf> {
             refused.join("; ")
         )
     })
-}
-
-/// The file that names the running private server.
-pub fn state_file() -> Result<PathBuf> {
-    Ok(dir()?.join("private-display"))
 }
 
 /// The private server: the running one if it answers, else a new one.
@@ -110,9 +103,10 @@ fn running(dir: &Path) -> Option<Private> {
         data: cookie.clone(),
     };
     let (fd, _) = session::connect_raw(&display, Some(&auth)).ok()?;
+    let shown: &str = &display;
+    tracing::debug!(private_display = shown, pid, "the private server answers");
     Some(Private {
         display,
-        pid,
         cookie,
         _hold: fd,
     })
@@ -235,7 +229,6 @@ fn start(dir: &Path) -> Result<Private> {
     tracing::info!(private_display = shown, pid, "started the private server");
     Ok(Private {
         display,
-        pid,
         cookie,
         _hold: hold,
     })

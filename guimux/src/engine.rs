@@ -15,7 +15,7 @@ use crate::salvage::{FailedCall, InputMark, PassThrough, Side};
 use crate::shmconv::{self, Conv, ImageFormats, SegmentMemory};
 use crate::tables;
 use crate::translate::{self, Maps, ReplyAux};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::OwnedFd;
 
 /// Index of a server connection inside the engine.
@@ -191,6 +191,9 @@ struct Server {
     /// app-view seq of the last reply it delivered). Events numbered before the first and
     /// replies up to the second were the dead primary's to deliver.
     promoted_after: Option<(u64, u64)>,
+    /// A *lean* replica (a guard, see [`Engine::set_lean`]): drawing into the app's windows
+    /// reaches it as NoOperation.
+    lean: bool,
 }
 
 impl Server {
@@ -212,6 +215,7 @@ impl Server {
             seen: 0,
             unanswered: VecDeque::new(),
             promoted_after: None,
+            lean: false,
         }
     }
 
@@ -338,6 +342,10 @@ pub struct Engine {
     app_formats: Option<ImageFormats>,
     /// App-view seq of the last reply or error the app received (a primary's).
     last_reply: u64,
+    /// The app's windows (app-view IDs) as far as lean replicas need to know them: those of
+    /// the session they were made from, and every CreateWindow since (see
+    /// [`Engine::set_lean`]).
+    app_windows: HashSet<u32>,
     /// Log a line per message (debugging aid: `GUIEVICT_TRACE=1`).
     pub trace: bool,
 }
@@ -346,6 +354,25 @@ pub struct Engine {
 /// `Server::unanswered`); beyond it the oldest go (the primary is then far ahead of or far
 /// behind the replica, and a promotion would not be exact anyway).
 const UNANSWERED_MAX: usize = 4096;
+
+/// Whether core request `req` only draws into one of `windows` (no reply, no state but pixels).
+fn is_window_drawing(req: &[u8], order: ByteOrder, windows: &HashSet<u32>) -> bool {
+    if windows.is_empty() {
+        return false;
+    }
+    // BIG-REQUESTS form: a zero length field, then 4 more bytes of length.
+    let big = if req.len() >= 4 && order.u16(req, 2) == 0 {
+        4
+    } else {
+        0
+    };
+    let at = match req[0] {
+        61 | 64..=72 | 74..=77 => 4, // ClearArea, Poly*, FillPoly, PutImage, *Text*
+        62 | 63 => 8,                // CopyArea, CopyPlane: the destination
+        _ => return false,
+    } + big;
+    req.len() >= at + 4 && windows.contains(&order.u32(req, at))
+}
 
 /// A failing request used as a sentinel and as a substitute: GetGeometry on an ID no client
 /// can own (client index bits all ones).
@@ -411,6 +438,7 @@ impl Engine {
             shm: None,
             app_formats: None,
             last_reply: 0,
+            app_windows: HashSet::new(),
             trace: false,
         }
     }
@@ -631,6 +659,8 @@ impl Engine {
         if shm_req {
             self.shm_effect(req, true);
         }
+        self.track_windows(req);
+        let window_drawing = is_window_drawing(req, order, &self.app_windows);
         for sid in 0..self.servers.len() {
             let Some(srv) = self.servers[sid]
                 .as_mut()
@@ -644,6 +674,15 @@ impl Engine {
                 continue;
             }
             let app_before = app_seq - 1;
+            if srv.lean && window_drawing {
+                // Pixels of a window are not state: an attach exposes and the app repaints.
+                // NoOperation keeps the numbering.
+                srv.push_request(Origin::App, app_seq, app_before);
+                let mut noop = [127u8, 0, 0, 0];
+                order.put_u16(&mut noop, 2, 1);
+                srv.out.extend_from_slice(&noop);
+                continue;
+            }
             if let (true, Some(t), Some(maps), Some(st)) = (
                 shm_req,
                 srv.shm.as_ref(),
@@ -1321,6 +1360,7 @@ impl Engine {
         let last = self.last_reply;
         let srv = self.servers[to].as_mut().ok_or(EngineError::NoServer(to))?;
         srv.role = Role::Primary;
+        srv.lean = false;
         srv.promoted_after = Some((done, last));
         // Numbering goes on from where the app is: an idle replica has seen no app request
         // since it was made, and its own counts start at zero.
@@ -1350,6 +1390,51 @@ impl Engine {
                     .map(|s| (i, s.role))
             })
             .collect()
+    }
+
+    /// Make replica `s` *lean*: requests that only draw into one of the app's windows
+    /// (core drawing, PutImage, ClearArea, CopyArea/CopyPlane into a window) reach it as
+    /// NoOperation. For a guard, which nobody looks at: should it become the primary, the
+    /// app repaints on the Expose events of the next attach. `windows` are the app's windows
+    /// (app-view IDs) made before now; later CreateWindow requests are tracked.
+    pub fn set_lean(
+        &mut self,
+        s: ServerId,
+        windows: impl IntoIterator<Item = u32>,
+    ) -> Result<(), EngineError> {
+        let srv = self
+            .servers
+            .get_mut(s)
+            .and_then(|x| x.as_mut())
+            .filter(|x| matches!(x.role, Role::Replica { .. }))
+            .ok_or(EngineError::NoServer(s))?;
+        srv.lean = true;
+        self.app_windows.extend(windows);
+        Ok(())
+    }
+
+    /// Keep [`Engine::app_windows`] current: CreateWindow adds, DestroyWindow and a
+    /// CreatePixmap reusing the ID remove.
+    fn track_windows(&mut self, req: &[u8]) {
+        const CREATE_WINDOW: u8 = 1;
+        const DESTROY_WINDOW: u8 = 4;
+        const CREATE_PIXMAP: u8 = 53;
+        if req.len() < 12 || !self.servers.iter().flatten().any(|s| s.lean) {
+            return;
+        }
+        let o = self.order;
+        match req[0] {
+            CREATE_WINDOW => {
+                self.app_windows.insert(o.u32(req, 4));
+            }
+            DESTROY_WINDOW => {
+                self.app_windows.remove(&o.u32(req, 4));
+            }
+            CREATE_PIXMAP => {
+                self.app_windows.remove(&o.u32(req, 4));
+            }
+            _ => {}
+        }
     }
 
     // ---------------------------------------------------------------- detach / attach

@@ -125,6 +125,22 @@ fn add_guard(c: &mut Conn, display: &str, auth: Option<Auth>) -> Result<(), Sess
     );
     c.handle.with_engine(|e| e.resume())?;
     let (r, _) = r?;
+    // Nobody looks at the guard: drawing into the app's windows reaches it as NoOperation
+    // (an attach from there exposes them and the app repaints).
+    let mut prev = d.prev.clone();
+    let windows: Vec<u32> = d
+        .session
+        .windows
+        .iter()
+        .map(|w| match prev.as_mut() {
+            Some(m) => m.xids.to_app(w.id),
+            None => w.id,
+        })
+        .collect();
+    let server = r.server;
+    if let Err(e) = c.handle.with_engine(move |e| e.set_lean(server, windows))? {
+        tracing::warn!(app_fd = c.app_fd, "guard draws everything: {e}");
+    }
     c.guard = Some(Guard {
         display: display.to_string(),
         auth,

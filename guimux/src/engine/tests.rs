@@ -430,3 +430,47 @@ fn an_idle_replica_promoted_numbers_what_follows_as_the_app_counts() {
     let app = std::mem::take(e.app_output());
     assert_eq!(u16::from_le_bytes([app[2], app[3]]), 100);
 }
+
+#[test]
+fn a_lean_replica_gets_drawing_into_windows_as_no_operation() {
+    let mut e = Engine::hijacked(ByteOrder::Little, 7);
+    e.server_output(0).unwrap().clear();
+    e.server_input(0, &sentinel_error(100, 7)).unwrap();
+    let r = e.add_server();
+    e.activate(r, Role::Replica { view_only: true }, None)
+        .unwrap();
+    e.set_lean(r, [0x200001]).unwrap();
+    // PolyFillRectangle (70) into window 0x200001, then into pixmap 0x200002.
+    let fill = |d: u32| {
+        let mut q = vec![70, 0, 5, 0];
+        q.extend_from_slice(&d.to_le_bytes());
+        q.extend_from_slice(&0x200003u32.to_le_bytes());
+        q.extend_from_slice(&[0, 0, 0, 0, 10, 0, 10, 0]);
+        q
+    };
+    e.app_input(&fill(0x200001)).unwrap();
+    assert_eq!(e.server_output(0).unwrap().len(), 20, "the primary draws");
+    assert_eq!(
+        std::mem::take(e.server_output(r).unwrap()),
+        vec![127, 0, 1, 0],
+        "the lean replica gets NoOperation"
+    );
+    e.app_input(&fill(0x200002)).unwrap();
+    assert_eq!(
+        std::mem::take(e.server_output(r).unwrap()),
+        fill(0x200002),
+        "drawing into a pixmap is state: kept"
+    );
+    // A window made later is known too; once promoted, the replica draws everything.
+    let mut cw = vec![1, 24, 8, 0];
+    cw.extend_from_slice(&0x200004u32.to_le_bytes());
+    cw.extend_from_slice(&[0; 24]);
+    e.app_input(&cw).unwrap();
+    e.server_output(r).unwrap().clear();
+    e.app_input(&fill(0x200004)).unwrap();
+    assert_eq!(e.server_output(r).unwrap().len(), 4);
+    e.server_output(r).unwrap().clear();
+    e.promote(0, r).unwrap();
+    e.app_input(&fill(0x200004)).unwrap();
+    assert_eq!(e.server_output(r).unwrap().len(), 20);
+}
