@@ -82,8 +82,12 @@ fn private_server(rt: &Path) -> (String, u32) {
 }
 
 fn pid_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| !s.split(' ').nth(2).is_some_and(|st| st == "Z"))
+    // The state follows the command name in parentheses; a zombie has exited.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|st| st != "Z")
+    })
 }
 
 /// Wait until two screenshots 300 ms apart are equal (drawing finished).
