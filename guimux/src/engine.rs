@@ -1396,7 +1396,9 @@ impl Engine {
     /// (core drawing, PutImage, ClearArea, CopyArea/CopyPlane into a window) reach it as
     /// NoOperation. For a guard, which nobody looks at: should it become the primary, the
     /// app repaints on the Expose events of the next attach. `windows` are the app's windows
-    /// (app-view IDs) made before now; later CreateWindow requests are tracked.
+    /// (app-view IDs) made before now (they replace any known before); later CreateWindow
+    /// requests are tracked. A window the app made between the capture `windows` come from
+    /// and this call is drawn into in full (no harm, only work).
     pub fn set_lean(
         &mut self,
         s: ServerId,
@@ -1409,7 +1411,9 @@ impl Engine {
             .filter(|x| matches!(x.role, Role::Replica { .. }))
             .ok_or(EngineError::NoServer(s))?;
         srv.lean = true;
-        self.app_windows.extend(windows);
+        // Replaced, not extended: while no server was lean nothing was tracked, and a stale
+        // ID reused for a pixmap would have its drawing dropped.
+        self.app_windows = windows.into_iter().collect();
         Ok(())
     }
 
