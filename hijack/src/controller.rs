@@ -114,19 +114,19 @@ fn add_guard(c: &mut Conn, display: &str, auth: Option<Auth>) -> Result<(), Sess
         Some(s) => s,
         None => probe_setup_auth(c.display.as_deref().unwrap_or_default(), c.auth.as_ref())?,
     };
-    let (d, _) = session::snapshot(&c.handle, setup, &winsession::CaptureOptions::default())?;
-    c.handle.with_engine(|e| e.pause())?;
+    // The app stays held from the capture until the guard is live, so the guard sees every
+    // request after the state it was made from.
+    let held = session::hold_and_capture(&c.handle, setup, &winsession::CaptureOptions::default())?;
     let r = session::attach(
         &c.handle,
         display,
         auth.as_ref(),
-        &d,
+        &held.detached,
         Role::Replica { view_only: true },
     );
-    c.handle.with_engine(|e| e.resume())?;
-    let (r, _) = r?;
     // Nobody looks at the guard: drawing into the app's windows reaches it as NoOperation
     // (an attach from there exposes them and the app repaints).
+    let d = &held.detached;
     let mut prev = d.prev.clone();
     let windows: Vec<u32> = d
         .session
@@ -137,10 +137,17 @@ fn add_guard(c: &mut Conn, display: &str, auth: Option<Auth>) -> Result<(), Sess
             None => w.id,
         })
         .collect();
-    let server = r.server;
-    if let Err(e) = c.handle.with_engine(move |e| e.set_lean(server, windows))? {
-        tracing::warn!(app_fd = c.app_fd, "guard draws everything: {e}");
+    // Lean before the app runs on (nothing here may return before the app is let go).
+    if let Ok((rep, _)) = &r {
+        let server = rep.server;
+        match c.handle.with_engine(move |e| e.set_lean(server, windows)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(app_fd = c.app_fd, "guard draws everything: {e}"),
+            Err(e) => tracing::warn!(app_fd = c.app_fd, "guard draws everything: {e}"),
+        }
     }
+    held.cancel(&c.handle)?;
+    let (r, _) = r?;
     c.guard = Some(Guard {
         display: display.to_string(),
         auth,
