@@ -103,6 +103,27 @@ pub fn note_promotions(conns: &mut [Conn]) {
     }
 }
 
+/// Guards whose replica is gone (its connection ended: the private server killed it, or
+/// someone KillClient'ed it there) are no longer live: a detach then moves the GUI to the
+/// private server instead of handing over, and the next attach makes the guard again.
+fn forget_dead_guards(conns: &mut [Conn]) {
+    for c in conns.iter_mut() {
+        let Some(s) = c.guard.as_ref().and_then(|g| g.server) else {
+            continue;
+        };
+        let live = c
+            .handle
+            .with_engine_within(STATUS_WAIT, move |e| e.server_ids().contains(&s))
+            .unwrap_or(true);
+        if !live {
+            tracing::warn!(app_fd = c.app_fd, "the guard replica is gone");
+            if let Some(g) = c.guard.as_mut() {
+                g.server = None;
+            }
+        }
+    }
+}
+
 fn auth_of_private(p: &PrivateServer) -> Option<Auth> {
     auth_of(&p.auth)
 }
@@ -348,6 +369,7 @@ impl Controller {
             return plain(&self.last_status).clone();
         };
         note_promotions(&mut conns);
+        forget_dead_guards(&mut conns);
         let out: Vec<ConnectionStatus> = conns
             .iter()
             .filter(|c| c.handle.ended().is_none())
@@ -405,6 +427,7 @@ impl Controller {
         let _busy = BusyMark(&self.busy);
         conns.retain(|c| c.handle.ended().is_none());
         note_promotions(&mut conns);
+        forget_dead_guards(&mut conns);
         if conns.is_empty() {
             return fail("this process has no X connection under guievict's control");
         }

@@ -637,3 +637,49 @@ fn guarded_qt5_outlives_its_server() {
         });
     });
 }
+
+#[test]
+fn a_killed_private_server_is_replaced_by_the_next_guard() {
+    with_timeout(90, || {
+        let rt = runtime_dir("guard-again");
+        let rts = rt.to_str().expect("utf-8 path");
+        let mut a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let mut app = App::spawn_env(
+            &a.display,
+            &["xterm", "-geometry", "60x12+0+0", "-e", "sh"],
+            &[("XDG_RUNTIME_DIR", rts)],
+        )
+        .expect("xterm");
+        hijack_guarded(&rt, app.pid);
+        let (_, first) = private_server(&rt);
+        // The private server dies: the app runs on, on A, no longer guarded.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(first as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill the private server");
+        wait_status(&rt, app.pid, "the dead guard forgotten", |c| {
+            c["guard"].is_null() && c["display"].as_str() == Some(a.display.as_str())
+        });
+        assert!(app.alive(), "the guard's death ended the app");
+        // Guarded again: a new private server.
+        gv(&rt, &["guard", "--pid", &app.pid.to_string()]).expect("guard again");
+        let (_, second) = private_server(&rt);
+        assert_ne!(first, second, "the dead private server was reused");
+        a.kill();
+        wait_status(&rt, app.pid, "held after A died", |c| {
+            c["held_on"].is_string()
+        });
+        gv(&rt, &["attach", &b.display, "--pid", &app.pid.to_string()]).expect("attach");
+        let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).unwrap();
+        let f = rt.join("typed-on-b");
+        xtest_type(
+            &b.display,
+            Some(wb),
+            &format!("echo on-b > {}\n", f.display()),
+        )
+        .unwrap();
+        wait_for_file(&f, "on-b", Duration::from_secs(10));
+    });
+}
