@@ -683,3 +683,49 @@ fn a_killed_private_server_is_replaced_by_the_next_guard() {
         wait_for_file(&f, "on-b", Duration::from_secs(10));
     });
 }
+
+#[test]
+fn round_trips_in_flight_when_the_server_dies_are_answered() {
+    with_timeout(90, || {
+        let rt = runtime_dir("in-flight");
+        let rts = rt.to_str().expect("utf-8 path");
+        let mut a = Xvfb::start().expect("Xvfb A");
+        let counter = rt.join("round-trips");
+        let mut app = App::spawn_env(
+            &a.display,
+            &[
+                "python3",
+                "-c",
+                ROUND_TRIPPER,
+                counter.to_str().expect("utf-8"),
+            ],
+            &[("XDG_RUNTIME_DIR", rts)],
+        )
+        .expect("round tripper");
+        hijack_guarded(&rt, app.pid);
+        // Killed while the program is in the middle of its XSync loop: the round trip in
+        // flight is answered by the guard, and the loop goes on there.
+        let n0 = count(&counter);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count(&counter) < n0 + 100 {
+            assert!(Instant::now() < deadline, "no round trips before the kill");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        a.kill();
+        wait_status(&rt, app.pid, "held after A died", |c| {
+            c["held_on"].is_string()
+        });
+        let n1 = count(&counter);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while count(&counter) < n1 + 200 {
+            assert!(
+                Instant::now() < deadline,
+                "round trips stalled after the server died ({} → {})",
+                n1,
+                count(&counter)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(app.alive());
+    });
+}
