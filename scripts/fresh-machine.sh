@@ -62,7 +62,10 @@ cleanup() {
   for ((i=${#mounted[@]}-1; i>=0; i--)); do umount -l "${mounted[$i]}" 2>/dev/null || true; done
 }
 trap cleanup EXIT
-bind() { mkdir -p "$2"; mount "${@:3}" --bind "$1" "$2"; mounted+=("$2"); }
+bind() {
+  if [ -d "$1" ]; then mkdir -p "$2"; else [ -e "$2" ] || touch "$2"; fi
+  mount "${@:3}" --bind "$1" "$2"; mounted+=("$2")
+}
 
 log "pristine copy of the base into $run"
 rm -rf "$run"
@@ -75,13 +78,20 @@ for f in /etc/apt/apt.conf.d/*; do
   grep -qiE 'proxy|Check-Valid-Until|Check-Date' "$f" 2>/dev/null && cp "$f" "$run/etc/apt/apt.conf.d/"
 done
 cp /etc/resolv.conf "$run/etc/resolv.conf"
+# Local CA certificates of the host's network (a TLS-inspecting egress proxy): part of the
+# network, like resolv.conf, not of the machine under test.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$run/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$run/usr/local/share/ca-certificates/"
+  chroot "$run" update-ca-certificates >/dev/null 2>&1 || log "update-ca-certificates failed in the tree"
+fi
 cp /etc/hosts "$run/etc/hosts"
 
 mkdir -p "$run/proc" "$run/sys" "$run/dev" "$run/opt/rust"
 mount -t proc proc "$run/proc"; mounted+=("$run/proc")
 mount -t sysfs sys "$run/sys"; mounted+=("$run/sys")
 mount -t tmpfs -o mode=755 dev "$run/dev"; mounted+=("$run/dev")
-for n in null zero full random urandom tty; do touch "$run/dev/$n"; bind "/dev/$n" "$run/dev/$n"; done
+for n in null zero full random urandom tty; do bind "/dev/$n" "$run/dev/$n"; done
 mkdir -p "$run/dev/pts" "$run/dev/shm"
 mount -t devpts -o newinstance,ptmxmode=0666 devpts "$run/dev/pts"; mounted+=("$run/dev/pts")
 ln -sf pts/ptmx "$run/dev/ptmx"

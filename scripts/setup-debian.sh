@@ -28,6 +28,12 @@ PKGS=(
   nedit emacs-gtk
   # e2e_firefox (issue 13: an app painting through ShmCreatePixmap pixmaps)
   firefox-esr
+  # e2e_chromium (issue 13: a browser and its GPU process moved as one group)
+  chromium
+  # e2e_gimp (GTK2, MIT-SHM): GIMP 2.10 moved with its docks and icons
+  gimp
+  # e2e_mpv: a video player with X11 output (refused naming Present; plays on when forced)
+  mpv
 )
 missing=()
 for p in "${PKGS[@]}"; do

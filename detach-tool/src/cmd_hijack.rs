@@ -36,9 +36,14 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// `guievict list`: every hijacked process of this user.
+/// `guievict list`: every hijacked process of this user, or with `--display` every X client of
+/// a display.
 #[derive(clap::Args, Debug)]
 pub struct ListArgs {
+    /// List every X client of this display instead (PID, command, windows and titles, whether
+    /// hijacked and where it is attached).
+    #[arg(long)]
+    pub display: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -90,10 +95,28 @@ pub fn socket_of(pid: i32) -> Option<PathBuf> {
 
 /// Send one request to the hijacked process `pid`.
 pub fn query(pid: i32, req: &Request) -> Result<Response> {
-    let sock = socket_of(pid).with_context(|| {
-        format!("process {pid} has no guievict control socket (not hijacked? run `guievict hijack {pid}`)")
-    })?;
+    let Some(sock) = socket_of(pid) else {
+        bail!("{}", why_no_socket(pid));
+    };
     control::request(&sock, req).with_context(|| format!("talking to {}", sock.display()))
+}
+
+/// Why `pid` has no control socket, in words: gone, exited, or simply not hijacked.
+pub fn why_no_socket(pid: i32) -> String {
+    if pid <= 0 || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        return format!("process {pid} does not exist (it has exited, or the PID is wrong)");
+    }
+    if inject::procfs::is_exiting(pid) {
+        return format!(
+            "process {pid} has exited (a zombie until its parent collects it); nothing to control"
+        );
+    }
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    format!(
+        "process {pid} ({}) is not hijacked: it has no guievict control socket; `guievict \
+         hijack {pid}` hijacks it (detach, attach and move do that by themselves)",
+        comm.trim()
+    )
 }
 
 fn status_of(pid: i32) -> Result<Status> {
@@ -275,6 +298,9 @@ pub fn run_status(a: &StatusArgs) -> Result<()> {
 
 /// Run `guievict list`.
 pub fn run_list(a: &ListArgs) -> Result<()> {
+    if let Some(d) = &a.display {
+        return crate::cmd_clients::run(d, a.json);
+    }
     let mut rows = Vec::new();
     for pid in hijacked_pids() {
         match status_of(pid) {

@@ -9,22 +9,20 @@ use clap::Args;
 use guievict_hijack::control::{self, InputPolicy, Request, Response, XAuth};
 use std::path::PathBuf;
 use x11rb::connection::Connection;
-use x11rb::protocol::res::{self, ClientIdMask, ClientIdSpec};
 use x11rb::protocol::xproto::{AtomEnum, ConnectionExt as _};
 
-/// Which process to act on.
+/// How the application is named, besides a window ID: shared by every command that acts on
+/// one.
 #[derive(Args, Debug, Clone)]
-pub struct Target {
-    /// A window of the application: `0x…` or decimal.
-    pub window: Option<String>,
+pub struct TargetOpts {
     /// The application's process ID.
-    #[arg(long, conflicts_with = "window")]
+    #[arg(long)]
     pub pid: Option<u32>,
     /// A top-level window whose title (WM_NAME / _NET_WM_NAME) matches this regular expression.
-    #[arg(long, conflicts_with_all = ["window", "pid"])]
+    #[arg(long, conflicts_with = "pid")]
     pub name: Option<String>,
     /// Click the window to act on (like xwininfo).
-    #[arg(long, conflicts_with_all = ["window", "pid", "name"])]
+    #[arg(long, conflicts_with_all = ["pid", "name"])]
     pub pick: bool,
     /// Display the window is on (default: $DISPLAY); for `--pid`, the display whose processes
     /// are meant when the application's processes are on several.
@@ -38,6 +36,169 @@ pub struct Target {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+impl TargetOpts {
+    /// Whether an option (not a window ID) names the application.
+    fn names_app(&self) -> bool {
+        self.pid.is_some() || self.name.is_some() || self.pick
+    }
+}
+
+/// Which process to act on: a window ID or one of [`TargetOpts`].
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    /// A window of the application (`0x…` or decimal); a display (`:N`) may come with it, in
+    /// either order, and then says which display the window is on, like --display.
+    #[arg(value_name = "WINDOW", num_args = 0..=2)]
+    pub words: Vec<String>,
+    /// The window, once [`Target::settled`] has sorted the words.
+    #[arg(skip)]
+    pub window: Option<String>,
+    #[command(flatten)]
+    pub opts: TargetOpts,
+}
+
+impl Target {
+    /// A target named by a window ID (or by the options) on the display of the options.
+    pub fn new(window: Option<String>, opts: TargetOpts) -> Self {
+        Self {
+            words: Vec::new(),
+            window,
+            opts,
+        }
+    }
+
+    /// The words of `detach`, `snapshot`, `checkpoint` sorted into a window and a display, in
+    /// either order (`detach :1 0x20000c` = `detach 0x20000c --display :1`).
+    pub fn settled(&self) -> Result<Target> {
+        if self.words.is_empty() {
+            return Ok(self.clone());
+        }
+        let (displays, windows): (Vec<&String>, Vec<&String>) =
+            self.words.iter().partition(|w| looks_like_display(w));
+        let mut t = Target::new(None, self.opts.clone());
+        match (displays.as_slice(), windows.as_slice()) {
+            ([], [w]) => t.window = Some((*w).clone()),
+            ([d], rest) if rest.len() <= 1 => {
+                if let Some(given) = &self.opts.display {
+                    if given != *d {
+                        bail!(
+                            "two displays: {d} and --display {given}; the window is on one of \
+                     them, give it once"
+                        );
+                    }
+                }
+                if rest.is_empty() && !self.opts.names_app() {
+                    bail!(
+                        "{d} is a display; name the application too: a WINDOW id, --pid PID, \
+                     --name REGEX or --pick (`guievict list --display {d}` shows the \
+                     windows and processes of a display)"
+                    );
+                }
+                t.opts.display = Some((*d).clone());
+                t.window = rest.first().map(|w| (*w).clone());
+            }
+            ([a, b], []) => bail!(
+                "{a} and {b} are both displays (a display has a colon); give one WINDOW, and at \
+                     most one DISPLAY it is on"
+            ),
+            _ => bail!(
+                "{} are both window IDs; give one WINDOW (and, if it is not on $DISPLAY, the \
+                     DISPLAY it is on)",
+                self.words.join(" and ")
+            ),
+        }
+        Ok(t)
+    }
+}
+
+impl std::ops::Deref for Target {
+    type Target = TargetOpts;
+    fn deref(&self) -> &TargetOpts {
+        &self.opts
+    }
+}
+
+/// What `attach`, `move`, `replicate`, `unreplicate` and `policy` are given: a display and,
+/// unless an option names the application, one of its windows — in either order (a display
+/// has a colon, a window ID has none).
+#[derive(Args, Debug, Clone)]
+pub struct Placed {
+    /// The display (`:N`, `:N.S`, `host:N`, `unix:N`) and, unless --pid, --name or --pick names
+    /// the application, a window of it (`0x…` or decimal), in either order.
+    #[arg(value_name = "DISPLAY|WINDOW", num_args = 1..=2, required = true)]
+    pub places: Vec<String>,
+    #[command(flatten)]
+    pub opts: TargetOpts,
+}
+
+/// Help text shared by the commands that take a display and a target.
+pub const EITHER_ORDER: &str = "DISPLAY and WINDOW may come in either order: \
+`guievict move 0x1a00004 :2` and `guievict move :2 0x1a00004` are the same. A display has a \
+colon (`:2`, `:2.0`, `host:2`, `unix:2`); a window ID has none (`0x1a00004`, `27262980`). \
+The window is looked up on --display (default $DISPLAY). `guievict list --display D` shows \
+which windows and processes a display has.";
+
+impl Placed {
+    /// The display and the target, whatever order they came in.
+    pub fn split(&self) -> Result<(String, Target)> {
+        let (display, window) = split_places(&self.places, self.opts.names_app())?;
+        Ok((display, Target::new(window, self.opts.clone())))
+    }
+}
+
+/// Whether `s` names a display rather than a window: every display name has a colon.
+pub fn looks_like_display(s: &str) -> bool {
+    s.contains(':')
+}
+
+/// Sort the positional words of a command into (display, window). `named`: an option already
+/// names the application, so a single word is the display.
+pub fn split_places(places: &[String], named: bool) -> Result<(String, Option<String>)> {
+    let is_window = |s: &str| !looks_like_display(s) && parse_window(s).is_ok();
+    match places {
+        [one] if named => Ok((one.clone(), None)),
+        [one] if is_window(one) => bail!(
+            "{one} is a window; say where to as well: a DISPLAY such as :1 \
+             (in either order, e.g. `{one} :1`)"
+        ),
+        [one] if looks_like_display(one) => bail!(
+            "{one} is a display; name the application too: a WINDOW id, --pid PID, --name REGEX \
+             or --pick (`guievict list --display DISPLAY` shows the windows and processes of a \
+             display)"
+        ),
+        [one] => bail!(
+            "{one:?} is neither a display (`:N`, `host:N`, `unix:N`) nor a window ID (`0x…` or \
+             decimal); give a DISPLAY and a WINDOW (or --pid PID)"
+        ),
+        [a, b] if named => bail!(
+            "{a} and {b}: the application is already named by --pid, --name or --pick, so give \
+             only the DISPLAY"
+        ),
+        [a, b] => match (looks_like_display(a), looks_like_display(b)) {
+            (true, false) => Ok((a.clone(), Some(b.clone()))),
+            (false, true) => Ok((b.clone(), Some(a.clone()))),
+            (true, true) => bail!(
+                "{a} and {b} are both displays (a display has a colon); give one DISPLAY and one \
+                 WINDOW of the application (or --pid PID)"
+            ),
+            (false, false) => match (is_window(a), is_window(b)) {
+                // The other word is meant as the display; connecting to it says what is wrong.
+                (true, false) => Ok((b.clone(), Some(a.clone()))),
+                (false, true) => Ok((a.clone(), Some(b.clone()))),
+                (true, true) => bail!(
+                    "{a} and {b} are both window IDs; give one WINDOW and one DISPLAY (`:N`, \
+                     `host:N`, `unix:N`)"
+                ),
+                (false, false) => bail!(
+                    "neither {a:?} nor {b:?} is a display (`:N`, `host:N`, `unix:N`) or a window \
+                     ID (`0x…` or decimal)"
+                ),
+            },
+        },
+        _ => bail!("give a DISPLAY and a WINDOW (or --pid PID), in either order"),
+    }
 }
 
 /// `guievict detach`.
@@ -69,10 +230,8 @@ pub struct GuardArgs {
 /// `guievict attach`.
 #[derive(Args, Debug)]
 pub struct AttachArgs {
-    /// Display to attach to.
-    pub to: String,
     #[command(flatten)]
-    target: Target,
+    place: Placed,
     /// Xauthority file for the target display (default: $XAUTHORITY).
     #[arg(long)]
     auth: Option<PathBuf>,
@@ -86,10 +245,8 @@ pub struct AttachArgs {
 /// `guievict move`.
 #[derive(Args, Debug)]
 pub struct MoveArgs {
-    /// Display to move to.
-    pub to: String,
     #[command(flatten)]
-    target: Target,
+    place: Placed,
     /// Xauthority file for the target display.
     #[arg(long)]
     auth: Option<PathBuf>,
@@ -113,10 +270,8 @@ pub struct SnapshotArgs {
 /// `guievict replicate`.
 #[derive(Args, Debug)]
 pub struct ReplicateArgs {
-    /// Display to add.
-    pub to: String,
     #[command(flatten)]
-    target: Target,
+    place: Placed,
     /// Drop input from that display.
     #[arg(long)]
     view_only: bool,
@@ -128,19 +283,15 @@ pub struct ReplicateArgs {
 /// `guievict unreplicate`.
 #[derive(Args, Debug)]
 pub struct UnreplicateArgs {
-    /// Display to remove.
-    pub from: String,
     #[command(flatten)]
-    target: Target,
+    place: Placed,
 }
 
 /// `guievict policy`.
 #[derive(Args, Debug)]
 pub struct PolicyArgs {
-    /// Replica display.
-    pub on: String,
     #[command(flatten)]
-    target: Target,
+    place: Placed,
     /// Drop input from that display.
     #[arg(long, conflicts_with = "interactive")]
     view_only: bool,
@@ -149,56 +300,13 @@ pub struct PolicyArgs {
     interactive: bool,
 }
 
-/// Parse `0x1a00004` or decimal.
-pub fn parse_window(s: &str) -> Result<u32> {
-    let r = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        u32::from_str_radix(h, 16)
-    } else {
-        s.parse()
-    };
-    r.with_context(|| format!("{s:?} is not a window ID (0x… or decimal)"))
-}
-
-/// PID of the client owning `window` on `display` (X-Resource, fallback `_NET_WM_PID`).
-pub fn window_to_pid(display: Option<&str>, window: u32) -> Result<u32> {
-    let (conn, _) = x11rb::connect(display).context("connecting to the window's display")?;
-    let r = res::query_client_ids(
-        &conn,
-        &[ClientIdSpec {
-            client: window,
-            mask: ClientIdMask::LOCAL_CLIENT_PID,
-        }],
-    )?
-    .reply();
-    if let Ok(r) = r {
-        if let Some(pid) = r
-            .ids
-            .iter()
-            .find(|i| i.spec.mask.contains(ClientIdMask::LOCAL_CLIENT_PID))
-            .and_then(|i| i.value.first())
-        {
-            return Ok(*pid);
-        }
-    }
-    let atom = conn.intern_atom(false, b"_NET_WM_PID")?.reply()?.atom;
-    let p = conn
-        .get_property(false, window, atom, AtomEnum::CARDINAL, 0, 1)?
-        .reply()
-        .with_context(|| format!("window {window:#x} does not exist"))?;
-    if let Some(pid) = p.value32().and_then(|mut v| v.next()) {
-        return Ok(pid);
-    }
-    let _ = conn.flush();
-    bail!(
-        "cannot tell which process owns window {window:#x} (no X-Resource answer, no _NET_WM_PID)"
-    )
-}
+pub use crate::xconn::{parse_window, window_to_pid};
 
 /// The top-level window (child of a root, or the client window below a WM frame) whose
 /// title matches `re`; exactly one must match.
 pub fn window_by_name(display: Option<&str>, re: &str) -> Result<u32> {
     let re = regex::Regex::new(re).with_context(|| format!("bad regular expression {re:?}"))?;
-    let (conn, _) = x11rb::connect(display).context("connecting to the display")?;
+    let (conn, _, _) = crate::xconn::connect(display)?;
     let net_wm_name = conn.intern_atom(false, b"_NET_WM_NAME")?.reply()?.atom;
     let utf8 = conn.intern_atom(false, b"UTF8_STRING")?.reply()?.atom;
     let mut found = Vec::new();
@@ -249,7 +357,7 @@ pub fn window_by_name(display: Option<&str>, re: &str) -> Result<u32> {
 pub fn pick_window(display: Option<&str>) -> Result<u32> {
     use x11rb::protocol::xproto::{EventMask, GrabMode, GrabStatus};
     use x11rb::protocol::Event;
-    let (conn, screen) = x11rb::connect(display).context("connecting to the display")?;
+    let (conn, screen, _) = crate::xconn::connect(display)?;
     let root = conn.setup().roots[screen].root;
     let font = conn.generate_id()?;
     conn.open_font(font, b"cursor")?;
@@ -291,6 +399,13 @@ pub fn pick_window(display: Option<&str>) -> Result<u32> {
 
 /// Resolve a target to a PID.
 pub fn resolve(t: &Target) -> Result<u32> {
+    let settled = t.settled()?;
+    let t = &settled;
+    if let (Some(w), true) = (&t.window, t.names_app()) {
+        bail!(
+            "the application is named twice: window {w} and --pid/--name/--pick; give one of them"
+        );
+    }
     match (&t.window, t.pid, &t.name) {
         (_, Some(p), _) => Ok(p),
         (Some(w), None, _) => window_to_pid(t.display.as_deref(), parse_window(w)?),
@@ -303,7 +418,10 @@ pub fn resolve(t: &Target) -> Result<u32> {
             window_to_pid(t.display.as_deref(), w)
         }
         (None, None, None) => {
-            bail!("name the application: a WINDOW id, --pid PID, --name REGEX or --pick")
+            bail!(
+                "name the application: a WINDOW id, --pid PID, --name REGEX or --pick \
+                 (`guievict list --display D` shows the windows and processes of a display)"
+            )
         }
     }
 }
@@ -356,6 +474,11 @@ pub fn report_of(pid: u32, resp: Response) -> Result<(String, serde_json::Value)
                 serde_json::from_str(rest).unwrap_or(serde_json::Value::Null),
             ))
         }
+        // `Failed` is every ordinary refusal: the message says it all.
+        Response::Error {
+            kind: control::ErrorKind::Failed,
+            message,
+        } => bail!("process {pid}: {message}"),
         Response::Error { kind, message } => bail!("process {pid}: {message} ({kind:?})"),
         Response::Status(_) => bail!("process {pid}: unexpected status answer"),
     }
@@ -489,6 +612,24 @@ fn group_of(t: &Target, root: u32, want: group::Want) -> Result<Vec<u32>> {
     group::members(root, display.as_deref(), want)
 }
 
+/// Say which helpers holding X connections on the application's display stay behind (see
+/// [`group::helpers_left_behind`]): not moved, and not an error — they draw nothing.
+fn note_helpers_left_behind(pids: &[u32]) {
+    let Some(display) = pids
+        .first()
+        .and_then(|p| group::seen(*p).displays.into_iter().flatten().next())
+    else {
+        return;
+    };
+    for (pid, name) in group::helpers_left_behind(pids, display) {
+        eprintln!(
+            "guievict: note: {name} (pid {pid}) also holds an X connection to :{display} but is \
+             outside the application's process tree (a D-Bus helper GTK/GIO starts): it is not \
+             moved and stays on :{display}"
+        );
+    }
+}
+
 /// One process's part of a group operation.
 struct Part {
     pid: u32,
@@ -530,8 +671,10 @@ fn displays_now(pid: u32) -> Vec<Option<String>> {
 /// `guievict detach`: every process of the application, all or none (a failure re-attaches
 /// those already detached where they were).
 pub fn detach(a: DetachArgs) -> Result<()> {
-    let root = resolve(&a.target)?;
-    let pids = group_of(&a.target, root, group::Want::OnDisplay)?;
+    let target = a.target.settled()?;
+    let root = resolve(&target)?;
+    let pids = group_of(&target, root, group::Want::OnDisplay)?;
+    note_helpers_left_behind(&pids);
     let save = a.save.map(|p| std::path::absolute(&p)).transpose()?;
     // `--private`: held on the private headless server (started now if needed), which stays
     // reachable while the request runs.
@@ -541,7 +684,8 @@ pub fn detach(a: DetachArgs) -> Result<()> {
         None
     };
     let private = server.as_ref().map(|s| s.request_value());
-    let parts = all_or_none(
+    let hold = GroupHold::take(&pids);
+    let parts = hold.during(all_or_none(
         &pids,
         |i, pid| Request::Detach {
             // One session file per process: the first process's at the path given, the
@@ -563,7 +707,9 @@ pub fn detach(a: DetachArgs) -> Result<()> {
             force: true,
             private: None,
         }),
-    )?;
+    ))?;
+    // Detached, the processes' requests queue anyway; the hold ends.
+    hold.release(&[]);
     output_group(a.target.json, root, parts, a.force)
 }
 
@@ -603,6 +749,10 @@ fn all_or_none(
                     };
                     call(pid, &req).map(|_| ())
                 });
+                // An application of one process: its own message names it already.
+                if pids.len() == 1 {
+                    return Err(e);
+                }
                 return Err(e.context(format!("process {pid} of the application{put_back}")));
             }
         }
@@ -640,9 +790,10 @@ fn undo(done: &[(u32, Option<String>)], f: impl Fn(u32, &Option<String>) -> Resu
 /// `guievict attach`: every detached process of the application, all or none (a failure
 /// detaches again those already attached).
 pub fn attach(a: AttachArgs) -> Result<()> {
-    let root = resolve(&a.target)?;
-    let pids = group_of(&a.target, root, group::Want::Detached)?;
-    let auth = auth_for(&a.auth, &a.to)?;
+    let (to, target) = a.place.split()?;
+    let root = resolve(&target)?;
+    let pids = group_of(&target, root, group::Want::Detached)?;
+    let auth = auth_for(&a.auth, &to)?;
     // A GUI held on the private server or guarded gets its guard there again: the server is
     // started if it went away, and kept up (our connection) while the requests run.
     let server = if pids.iter().any(|&p| uses_private(p)) {
@@ -651,19 +802,20 @@ pub fn attach(a: AttachArgs) -> Result<()> {
         None
     };
     let private = server.as_ref().map(|s| s.request_value());
-    let mut parts = all_or_none(
+    let hold = GroupHold::take(&pids);
+    let mut parts = hold.during(all_or_none(
         &pids,
         |_, _| Request::Attach {
-            display: a.to.clone(),
+            display: to.clone(),
             auth: auth.clone(),
             force: a.force,
             private: private.clone(),
         },
         None::<fn(&str) -> Request>,
-    )?;
-    share_ids(&parts);
+    ))?;
+    hold.release(&parts);
     strip_own_ids(&mut parts);
-    output_group(a.target.json, root, parts, a.force)
+    output_group(target.json, root, parts, a.force)
 }
 
 /// Whether process `pid` has a connection held on the private server or guarded there.
@@ -695,14 +847,17 @@ fn strip_own_ids(parts: &mut [Part]) {
 /// reached and judged before anything changes, and a failure after the detach puts the GUI
 /// back. A CLI killed half-way changes nothing.
 pub fn r#move(a: MoveArgs) -> Result<()> {
-    let root = resolve(&a.target)?;
-    let pids = group_of(&a.target, root, group::Want::OnDisplay)?;
-    let auth = auth_for(&a.auth, &a.to)?;
+    let (to, target) = a.place.split()?;
+    let root = resolve(&target)?;
+    let pids = group_of(&target, root, group::Want::OnDisplay)?;
+    note_helpers_left_behind(&pids);
+    let auth = auth_for(&a.auth, &to)?;
     let t = std::time::Instant::now();
-    let mut parts = all_or_none(
+    let hold = GroupHold::take(&pids);
+    let mut parts = hold.during(all_or_none(
         &pids,
         |_, _| Request::Move {
-            display: a.to.clone(),
+            display: to.clone(),
             auth: auth.clone(),
             force: a.force,
         },
@@ -711,49 +866,109 @@ pub fn r#move(a: MoveArgs) -> Result<()> {
             auth: None,
             force: true,
         }),
-    )?;
+    ))?;
+    hold.release(&parts);
     let total = t.elapsed().as_secs_f64() * 1000.0;
     for p in &mut parts {
         if let Some(m) = p.report.as_object_mut() {
             m.insert("cli_total_ms".into(), serde_json::json!(total));
         }
     }
-    share_ids(&parts);
     strip_own_ids(&mut parts);
-    output_group(a.target.json, root, parts, a.force)
+    output_group(target.json, root, parts, a.force)
 }
 
-/// After a group move or attach: each process learns the other processes' resource IDs on the new
-/// server (from their reports' `own_ids`), so that IDs one process uses of another's (a GPU
-/// process drawing into the browser's windows) are translated. Best effort: a failure is a
-/// warning, the move itself is done.
-fn share_ids(parts: &[Part]) {
-    if parts.len() < 2 {
-        return;
-    }
-    let ids_of = |p: &Part| -> Vec<(u32, u32)> {
-        let mut v = Vec::new();
-        for c in p.report["connections"].as_array().into_iter().flatten() {
-            for pair in c["own_ids"].as_array().into_iter().flatten() {
-                if let (Some(a), Some(s)) = (pair[0].as_u64(), pair[1].as_u64()) {
-                    v.push((a as u32, s as u32));
+/// Longest a group hold may last per process of the group (the hold ends by itself after
+/// that if this command dies); a move of one process takes well under a second.
+const HOLD_SECS_PER_PROCESS: u64 = 15;
+
+/// The hold of a group operation (see `Request::GroupHold`): every process of an application
+/// of several is held before the first of them is detached or moved, and released — having
+/// learnt the others' IDs on the new server — once all are done, or the operation failed.
+/// Without it a GPU process goes on drawing into the browser's windows after they left the
+/// old server, or into IDs it cannot yet translate on the new one, and Chromium's compositor
+/// waits forever for the completion of a frame that failed: the window stays blank.
+struct GroupHold {
+    token: u64,
+    /// The processes held.
+    pids: Vec<u32>,
+}
+
+impl GroupHold {
+    /// Hold every process of `pids` (nothing for a single process). A process that cannot
+    /// be held (an older library) is named in a warning; the operation goes on.
+    fn take(pids: &[u32]) -> GroupHold {
+        let token = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            ^ (u64::from(std::process::id()) << 40)
+            | 1;
+        let mut held = Vec::new();
+        if pids.len() > 1 {
+            let secs = 10 + HOLD_SECS_PER_PROCESS * pids.len() as u64;
+            for &pid in pids {
+                match call(pid, &Request::GroupHold { token, secs }) {
+                    Ok(_) => held.push(pid),
+                    Err(e) => eprintln!(
+                        "guievict: warning: pid {pid} is not held while the application's other processes move: {e:#}"
+                    ),
                 }
             }
         }
-        v
-    };
-    let all: Vec<Vec<(u32, u32)>> = parts.iter().map(ids_of).collect();
-    for (i, p) in parts.iter().enumerate() {
-        let pairs: Vec<(u32, u32)> = all
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .flat_map(|(_, v)| v.iter().copied())
-            .collect();
-        if let Err(e) = call(p.pid, &Request::AddForeignIds { pairs }) {
-            eprintln!("guievict: warning: pid {}: the application's other processes' IDs were not shared: {e:#}", p.pid);
+        GroupHold { token, pids: held }
+    }
+
+    /// The operation's result; a failure releases the hold first.
+    fn during<T>(&self, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            self.release(&[]);
+        }
+        r
+    }
+
+    /// End the hold; each process first learns the other processes' resource IDs on their new
+    /// server (from the reports' `own_ids`), so that IDs one process uses of another's (a GPU
+    /// process drawing into the browser's windows) are translated when its queued requests go
+    /// out. Best effort: a failure is a warning (the hold also ends by itself).
+    fn release(&self, parts: &[Part]) {
+        let all: Vec<(u32, Vec<(u32, u32)>)> =
+            parts.iter().map(|p| (p.pid, own_ids_of(p))).collect();
+        let mut pids: Vec<u32> = self.pids.clone();
+        pids.extend(
+            parts
+                .iter()
+                .map(|p| p.pid)
+                .filter(|p| !self.pids.contains(p)),
+        );
+        if pids.len() < 2 {
+            return;
+        }
+        for pid in pids {
+            let pairs: Vec<(u32, u32)> = all
+                .iter()
+                .filter(|(p, _)| *p != pid)
+                .flat_map(|(_, v)| v.iter().copied())
+                .collect();
+            let token = self.token;
+            if let Err(e) = call(pid, &Request::GroupRelease { token, pairs }) {
+                eprintln!("guievict: warning: pid {pid}: the application's other processes' IDs were not shared: {e:#}");
+            }
         }
     }
+}
+
+/// The `(app-view ID, new server ID)` pairs a process's report lists as its own.
+fn own_ids_of(p: &Part) -> Vec<(u32, u32)> {
+    let mut v = Vec::new();
+    for c in p.report["connections"].as_array().into_iter().flatten() {
+        for pair in c["own_ids"].as_array().into_iter().flatten() {
+            if let (Some(a), Some(s)) = (pair[0].as_u64(), pair[1].as_u64()) {
+                v.push((a as u32, s as u32));
+            }
+        }
+    }
+    v
 }
 
 /// `guievict snapshot`.
@@ -767,8 +982,9 @@ pub fn snapshot(a: SnapshotArgs) -> Result<()> {
 
 /// `guievict replicate`.
 pub fn replicate(a: ReplicateArgs) -> Result<()> {
-    let pid = resolve(&a.target)?;
-    let auth = auth_for(&a.auth, &a.to)?;
+    let (to, target) = a.place.split()?;
+    let pid = resolve(&target)?;
+    let auth = auth_for(&a.auth, &to)?;
     let policy = if a.view_only {
         InputPolicy::ViewOnly
     } else {
@@ -777,31 +993,33 @@ pub fn replicate(a: ReplicateArgs) -> Result<()> {
     let (msg, rep) = call(
         pid,
         &Request::Replicate {
-            display: a.to.clone(),
+            display: to.clone(),
             auth,
             policy,
         },
     )?;
-    output(a.target.json, pid, &msg, rep);
+    output(target.json, pid, &msg, rep);
     Ok(())
 }
 
 /// `guievict unreplicate`.
 pub fn unreplicate(a: UnreplicateArgs) -> Result<()> {
-    let pid = resolve(&a.target)?;
+    let (from, target) = a.place.split()?;
+    let pid = resolve(&target)?;
     let (msg, rep) = call(
         pid,
         &Request::Unreplicate {
-            display: a.from.clone(),
+            display: from.clone(),
         },
     )?;
-    output(a.target.json, pid, &msg, rep);
+    output(target.json, pid, &msg, rep);
     Ok(())
 }
 
 /// `guievict policy`.
 pub fn policy(a: PolicyArgs) -> Result<()> {
-    let pid = resolve(&a.target)?;
+    let (on, target) = a.place.split()?;
+    let pid = resolve(&target)?;
     anyhow::ensure!(
         a.view_only || a.interactive,
         "say --view-only or --interactive"
@@ -814,11 +1032,11 @@ pub fn policy(a: PolicyArgs) -> Result<()> {
     let (msg, rep) = call(
         pid,
         &Request::Policy {
-            display: a.on.clone(),
+            display: on.clone(),
             policy,
         },
     )?;
-    output(a.target.json, pid, &msg, rep);
+    output(target.json, pid, &msg, rep);
     Ok(())
 }
 
@@ -827,9 +1045,10 @@ pub fn policy(a: PolicyArgs) -> Result<()> {
 /// becomes the primary: the app lives on, detached, held there with its exact state, and
 /// `guievict attach D` brings it back. Detach then holds it there too.
 pub fn guard(a: GuardArgs) -> Result<()> {
-    let root = resolve(&a.target)?;
-    let pids = group_of(&a.target, root, group::Want::OnDisplay)?;
-    guard_pids(&pids, root, a.target.json)
+    let target = a.target.settled()?;
+    let root = resolve(&target)?;
+    let pids = group_of(&target, root, group::Want::OnDisplay)?;
+    guard_pids(&pids, root, target.json)
 }
 
 /// Guard every process of `pids` (see [`guard`]); the private server is held reachable while
@@ -860,4 +1079,64 @@ fn guard_quiet(pids: &[u32]) -> Result<Vec<Part>> {
 /// `guievict hijack --guard`: guard the one process just hijacked.
 pub fn guard_one(pid: u32) -> Result<()> {
     guard_quiet(&[pid]).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn display_and_window_sort_in_either_order() {
+        for w in [&["0x20000c", ":1"][..], &[":1", "0x20000c"][..]] {
+            let (d, win) = split_places(&words(w), false).expect("sorted");
+            assert_eq!((d.as_str(), win.as_deref()), (":1", Some("0x20000c")));
+        }
+        for d in ["host:1", "unix:1", ":1.0", "localhost:10.0"] {
+            let (got, win) = split_places(&words(&["27262980", d]), false).expect("sorted");
+            assert_eq!((got.as_str(), win.as_deref()), (d, Some("27262980")));
+        }
+        assert_eq!(
+            split_places(&words(&[":2"]), true).expect("named by --pid"),
+            (":2".to_string(), None)
+        );
+        let e = split_places(&words(&[":1", ":2"]), false).unwrap_err();
+        assert!(e.to_string().contains("both displays"), "{e}");
+        let e = split_places(&words(&["0x1", "0x2"]), false).unwrap_err();
+        assert!(e.to_string().contains("both window IDs"), "{e}");
+        let e = split_places(&words(&["0x1"]), false).unwrap_err();
+        assert!(e.to_string().contains("say where to"), "{e}");
+    }
+
+    #[test]
+    fn a_display_next_to_the_window_is_where_the_window_is() {
+        let opts = TargetOpts {
+            pid: None,
+            name: None,
+            pick: false,
+            display: None,
+            only_pid: false,
+            json: false,
+        };
+        for w in [&[":3", "0x20000c"][..], &["0x20000c", ":3"][..]] {
+            let t = Target {
+                words: words(w),
+                window: None,
+                opts: opts.clone(),
+            }
+            .settled()
+            .expect("settled");
+            assert_eq!(t.window.as_deref(), Some("0x20000c"));
+            assert_eq!(t.opts.display.as_deref(), Some(":3"));
+        }
+        let t = Target {
+            words: words(&[":3"]),
+            window: None,
+            opts: opts.clone(),
+        };
+        assert!(t.settled().is_err(), "a display alone names no application");
+    }
 }

@@ -47,6 +47,49 @@ fn parse_ppid(stat: &str) -> Option<u32> {
     rest.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Helpers that hold an X connection on an application's behalf but leave its process tree
+/// (they daemonise), so a move of the application cannot take them along: GIO/GTK's
+/// `dbus-launch --autolaunch`, which keeps the session bus's address on the display.
+const DETACHED_HELPERS: &[&str] = &["dbus-launch"];
+
+/// Helpers of [`DETACHED_HELPERS`] of this user, not among `members`, with an X connection to
+/// display `display`: `(pid, command name)`. They stay where they are; the CLI says so.
+pub fn helpers_left_behind(members: &[u32], display: u32) -> Vec<(u32, String)> {
+    let uid = nix::unistd::geteuid().as_raw();
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if members.contains(&p) {
+            continue;
+        }
+        let Ok(comm) = std::fs::read_to_string(format!("/proc/{p}/comm")) else {
+            continue;
+        };
+        let comm = comm.trim();
+        if !DETACHED_HELPERS.contains(&comm) {
+            continue;
+        }
+        let mine = {
+            use std::os::unix::fs::MetadataExt;
+            e.metadata().is_ok_and(|m| m.uid() == uid)
+        };
+        if !mine {
+            continue;
+        }
+        let on_display = inject::x_fds(p as i32)
+            .is_ok_and(|v| v.iter().any(|(_, peer)| peer.display() == display));
+        if on_display {
+            out.push((p, comm.to_string()));
+        }
+    }
+    out
+}
+
 /// What a process is to guievict.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Seen {

@@ -3,16 +3,23 @@
 //! human text on stderr/stdout or as JSON with `--json`.
 
 mod cmd_checkpoint;
+mod cmd_clients;
+mod cmd_doctor;
+mod cmd_generate;
 mod cmd_hijack;
 mod cmd_mobility;
+mod cmd_protect;
 mod cmd_run;
 mod cmd_session;
+mod cmd_sheet;
 mod group;
 mod inject;
 mod paths;
 mod private;
+mod xconn;
 
 use clap::{Parser, Subcommand};
+use cmd_mobility::EITHER_ORDER;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -20,13 +27,13 @@ use clap::{Parser, Subcommand};
     version,
     about = "Detach, re-attach, move and replicate the GUI of running X11 applications"
 )]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
 
 #[derive(Subcommand, Debug)]
-enum Cmd {
+pub enum Cmd {
     /// Print the absolute path of the GUIEVICT X server extension (for LD_PRELOAD into Xvfb).
     ExtPath,
     /// Print the absolute path of the hijack library that gets injected into applications.
@@ -35,7 +42,8 @@ enum Cmd {
     Hijack(cmd_hijack::HijackArgs),
     /// State of one hijacked process (or all).
     Status(cmd_hijack::StatusArgs),
-    /// Hijacked processes of this user.
+    /// Hijacked processes of this user; with --display D, every X client of D (PID, command,
+    /// windows, whether hijacked).
     List(cmd_hijack::ListArgs),
     /// Describe a window-session file.
     Show(cmd_session::ShowArgs),
@@ -44,8 +52,10 @@ enum Cmd {
     /// Take an application's GUI off its display; the process keeps running.
     Detach(cmd_mobility::DetachArgs),
     /// Put a detached GUI on a display.
+    #[command(after_help = EITHER_ORDER)]
     Attach(cmd_mobility::AttachArgs),
     /// Detach and attach to another display in one step.
+    #[command(after_help = EITHER_ORDER)]
     Move(cmd_mobility::MoveArgs),
     /// Capture an application's window session to a file without detaching it.
     Snapshot(cmd_mobility::SnapshotArgs),
@@ -53,15 +63,26 @@ enum Cmd {
     /// outlives its X server (it is then detached, held there; attach brings it back).
     Guard(cmd_mobility::GuardArgs),
     /// Show the same live GUI on one more display.
+    #[command(after_help = EITHER_ORDER)]
     Replicate(cmd_mobility::ReplicateArgs),
     /// Stop showing the GUI on a replica display.
+    #[command(after_help = EITHER_ORDER)]
     Unreplicate(cmd_mobility::UnreplicateArgs),
     /// Change the input policy of a replica display.
+    #[command(after_help = EITHER_ORDER)]
     Policy(cmd_mobility::PolicyArgs),
     /// Detach the GUI, then checkpoint the process tree with CRIU into a directory.
     Checkpoint(cmd_checkpoint::CheckpointArgs),
     /// Restore a checkpointed process with CRIU and attach its GUI to a display.
     Restore(cmd_checkpoint::RestoreArgs),
+    /// Keep every X client of a display that you own hijacked (also those that connect later):
+    /// a small background watcher; `--status` shows what is protected, `--stop` ends it.
+    Protect(cmd_protect::ProtectArgs),
+    /// Check this machine and a display for what guievict needs; each problem with its fix.
+    Doctor(cmd_doctor::DoctorArgs),
+    /// Write man pages or shell completions (used to build the package).
+    #[command(hide = true)]
+    Generate(cmd_generate::GenerateArgs),
     /// Test hook: provoke a failure in a process started with GUIEVICT_TEST_FAULTS=1.
     #[command(hide = true)]
     DebugFault(cmd_hijack::FaultArgs),
@@ -105,6 +126,12 @@ fn main() {
         Cmd::Checkpoint(a) => cmd_checkpoint::checkpoint(a),
         Cmd::Restore(a) => cmd_checkpoint::restore(a),
         Cmd::DebugFault(a) => cmd_hijack::run_fault(&a),
+        Cmd::Doctor(a) => match cmd_doctor::doctor(&a) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
+        Cmd::Generate(a) => cmd_generate::run(&a),
+        Cmd::Protect(a) => cmd_protect::run(&a),
     };
     if let Err(e) = r {
         eprintln!("guievict: error: {e:#}");

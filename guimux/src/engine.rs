@@ -329,6 +329,9 @@ pub struct Engine {
     primary: Option<ServerId>,
     internal: Option<Internal>,
     paused: bool,
+    /// Held for an operation on several processes at once (see [`Engine::group_hold`]): app
+    /// requests queue as while paused, until [`Engine::group_release`] with the same token.
+    group_hold: Option<u64>,
     queue: VecDeque<(u64, Vec<u8>)>,
     stats: Stats,
     /// Raw setup reply of the primary (premeditated mode), for the app's view.
@@ -430,6 +433,7 @@ impl Engine {
             primary: None,
             internal: None,
             paused: false,
+            group_hold: None,
             queue: VecDeque::new(),
             stats: Stats::default(),
             setup_reply: None,
@@ -477,7 +481,7 @@ impl Engine {
     /// Status snapshot.
     pub fn status(&self) -> Status {
         Status {
-            paused: self.paused,
+            paused: self.paused || self.group_hold.is_some(),
             servers: self
                 .servers
                 .iter()
@@ -520,7 +524,7 @@ impl Engine {
 
     /// Whether app requests are being held.
     pub fn is_paused(&self) -> bool {
-        self.paused
+        self.paused || self.group_hold.is_some()
     }
 
     /// Bytes of app requests held in the queue.
@@ -581,7 +585,7 @@ impl Engine {
                     req.len()
                 ));
             }
-            if self.paused || self.primary.is_none() {
+            if self.paused || self.group_hold.is_some() || self.primary.is_none() {
                 self.queue.push_back((self.app_seq, req.to_vec()));
             } else {
                 self.dispatch_app_request(self.app_seq, req);
@@ -1448,12 +1452,39 @@ impl Engine {
         self.paused = true;
     }
 
-    /// Forward app requests again (replaying the queue) if a primary exists.
+    /// Forward app requests again (replaying the queue) if a primary exists and no group hold
+    /// is in force.
     pub fn resume(&mut self) {
         self.paused = false;
-        if self.primary.is_some() {
+        if self.primary.is_some() && self.group_hold.is_none() {
             while let Some((seq, req)) = self.queue.pop_front() {
                 self.dispatch_app_request(seq, &req);
+            }
+        }
+    }
+
+    /// Hold the app's requests for an operation on several processes of one application (a
+    /// browser and its GPU process moved together): they queue, whatever `pause`/`resume` the
+    /// operation on this process does, until [`Engine::group_release`]. Without it, one
+    /// process would go on drawing into another's windows while those are being moved (on the
+    /// old server after they were destroyed there, or on the new one before their IDs are
+    /// known), and the X errors would lose its frames. `token` names this hold.
+    pub fn group_hold(&mut self, token: u64) {
+        self.group_hold = Some(token);
+    }
+
+    /// End the group hold named `token` (any hold when `None`) and forward the queued requests
+    /// if the engine is otherwise running. Returns whether a hold ended.
+    pub fn group_release(&mut self, token: Option<u64>) -> bool {
+        match (self.group_hold, token) {
+            (Some(h), Some(t)) if h != t => false,
+            (None, _) => false,
+            _ => {
+                self.group_hold = None;
+                if !self.paused {
+                    self.resume();
+                }
+                true
             }
         }
     }

@@ -145,6 +145,26 @@ pub enum Request {
         /// The pairs (as the other processes' move reports list them in `own_ids`).
         pairs: Vec<(u32, u32)>,
     },
+    /// The first step of a detach, attach or move of an application of several processes (a
+    /// browser and its GPU process, which draws into the browser's windows): hold this
+    /// process's X requests (they queue) on every connection until [`Request::GroupRelease`]
+    /// with the same `token`, so that no process uses another's resources while those are
+    /// being moved. The hold ends by itself after `secs` seconds (a `guievict` that died).
+    GroupHold {
+        /// Names this hold (the release must name it too).
+        token: u64,
+        /// Longest the hold lasts.
+        secs: u64,
+    },
+    /// The last step of such an operation: learn the other processes' IDs on the new server
+    /// (as [`Request::AddForeignIds`]), then end hold `token` (the queued requests go out,
+    /// translated). Harmless when the hold already ended.
+    GroupRelease {
+        /// The hold to end.
+        token: u64,
+        /// The other processes' `(app-view ID, ID on the new server)` pairs.
+        pairs: Vec<(u32, u32)>,
+    },
     /// Whether the GUI can be put on `display`, asked by `guievict move` before it detaches:
     /// answered with an error naming the extension when the app depends on one the target
     /// lacks (see `preflight`). Changes nothing.

@@ -454,7 +454,10 @@ impl Controller {
                 }
             }
         }
-        if !matches!(req, Request::Preflight { .. }) {
+        if !matches!(
+            req,
+            Request::Preflight { .. } | Request::GroupRelease { .. }
+        ) {
             if let Some((fd, why)) = conns
                 .iter()
                 .find_map(|c| c.handle.degraded().map(|d| (c.app_fd, d)))
@@ -767,6 +770,43 @@ impl Controller {
                 }
                 Ok(format!(
                     "{added} IDs of the application's other processes learnt"
+                ))
+            }
+            Request::GroupHold { token, secs } => {
+                report.command = "group-hold".into();
+                let token = *token;
+                let mut relays = Vec::new();
+                for c in conns.iter() {
+                    if c.handle.with_engine(move |e| e.group_hold(token)).is_ok() {
+                        relays.push(c.handle.clone());
+                    }
+                }
+                if let Err(e) =
+                    crate::grouphold::arm(token, Duration::from_secs(*secs), relays.clone())
+                {
+                    for r in &relays {
+                        let _ = r.with_engine(move |e| e.group_release(Some(token)));
+                    }
+                    return Err(SessionError::State(format!("cannot hold: {e}")));
+                }
+                Ok(format!(
+                    "{} connections held for at most {secs} s",
+                    relays.len()
+                ))
+            }
+            Request::GroupRelease { token, pairs } => {
+                report.command = "group-release".into();
+                let token = *token;
+                let mut added = 0;
+                let mut ended = 0;
+                for c in conns.iter() {
+                    added += crate::transaction::add_foreign(c, pairs);
+                    if let Ok(true) = c.handle.with_engine(move |e| e.group_release(Some(token))) {
+                        ended += 1;
+                    }
+                }
+                Ok(format!(
+                    "{added} IDs of the application's other processes learnt; {ended} connections released"
                 ))
             }
             Request::Preflight { display, auth } => {

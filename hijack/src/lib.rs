@@ -17,6 +17,7 @@ pub mod controller;
 pub mod fault;
 pub mod ffi;
 pub mod fidelity;
+pub mod grouphold;
 pub mod interpose;
 pub mod muxloop;
 pub mod preflight;

@@ -606,8 +606,17 @@ pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
         let buf = connect.buffer();
-        let n =
-            read_blocking(&fd, buf, deadline).map_err(|e| err(format!("reading setup: {e}")))?;
+        let n = read_blocking(&fd, buf, deadline).map_err(|e| {
+            err(if e.kind() == std::io::ErrorKind::TimedOut {
+                format!(
+                    "the server accepted the connection but did not answer within {} s: it is \
+                     stopped (SIGSTOP, a debugger) or hung",
+                    CONNECT_TIMEOUT.as_secs()
+                )
+            } else {
+                format!("reading setup: {e}")
+            })
+        })?;
         if n == 0 {
             return Err(err("server closed the connection during setup".into()));
         }
@@ -616,6 +625,16 @@ pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup
         }
     }
     let setup = connect.into_setup().map_err(|e| err(e.to_string()))?;
+    // `:N.S` names screen S: one the server does not have is refused, not silently screen 0.
+    if let Ok(p) = x11rb_protocol::parse_display::parse_display(Some(display)) {
+        if usize::from(p.screen) >= setup.roots.len() {
+            return Err(err(format!(
+                "the display has {} screen(s), no screen {}",
+                setup.roots.len(),
+                p.screen
+            )));
+        }
+    }
     Ok((fd, setup))
 }
 
@@ -950,11 +969,28 @@ fn build_maps(
         setup.resource_id_mask,
     );
     // Server-owned IDs the app holds from its setup.
-    let mut visuals = HashMap::new();
+    // Visuals: first as regeneration mapped them (the windows and colormaps it recreated have
+    // those visuals, and a live request pairing a visual with such a colormap must name the
+    // same one), as long as the map stays one-to-one (replies are translated back).
+    let mut visuals: HashMap<u32, u32> = HashMap::new();
+    let mut by_regen: Vec<(u32, u32)> = regen
+        .visual_map
+        .iter()
+        .filter(|(a, _)| **a != 0)
+        .map(|(a, s)| (*a, *s))
+        .collect();
+    by_regen.sort_unstable();
+    for (app, server) in by_regen {
+        if !visuals.values().any(|v| *v == server) {
+            visuals.insert(app, server);
+        }
+    }
     for (old, new) in view.setup.roots.iter().zip(&setup.roots) {
         xids.insert(old.root, new.root);
         xids.insert(old.default_colormap, new.default_colormap);
-        visuals.insert(old.root_visual, new.root_visual);
+        if !visuals.values().any(|v| *v == new.root_visual) {
+            visuals.entry(old.root_visual).or_insert(new.root_visual);
+        }
         // Other visuals: by class, depth and masks.
         for od in &old.allowed_depths {
             for ov in &od.visuals {

@@ -4,6 +4,13 @@
 //! are converted for servers that cannot share memory (see `guimux::shmconv`). Mappings are
 //! guimux's own (`shmat`, `mmap`), so they outlive whatever the application unmaps, and they
 //! are released on ShmDetach or when the connection ends.
+//!
+//! Pixels are copied in and out by the kernel (`process_vm_readv`/`process_vm_writev` on this
+//! very process), never by loads and stores through the mapping: the application writes the
+//! same memory concurrently (a plain copy would be a data race), and a descriptor-backed
+//! segment can be shrunk by the application (`ftruncate`), where touching the mapping beyond
+//! the new end raises SIGBUS inside the application; the kernel copy fails with EFAULT
+//! instead, and the request is treated as one on a bad segment.
 
 use guimux::shmconv::{SegmentInfo, SegmentMemory};
 use std::collections::HashMap;
@@ -98,6 +105,36 @@ impl ProcessSegments {
         let s = self.segs.get(&seg)?;
         (offset.checked_add(n)? <= s.len).then_some(s)
     }
+}
+
+/// Copy `out.len()` bytes at address `from` of this process into `out` by the kernel: EFAULT
+/// (false) where the memory cannot be read — no SIGBUS, no racing loads.
+fn kernel_read(from: usize, out: &mut [u8]) -> bool {
+    use nix::sys::uio::{process_vm_readv, RemoteIoVec};
+    let want = out.len();
+    if want == 0 {
+        return true;
+    }
+    let remote = [RemoteIoVec {
+        base: from,
+        len: want,
+    }];
+    let mut local = [std::io::IoSliceMut::new(out)];
+    process_vm_readv(nix::unistd::Pid::this(), &mut local, &remote) == Ok(want)
+}
+
+/// Copy `data` to address `to` of this process by the kernel (see [`kernel_read`]).
+fn kernel_write(to: usize, data: &[u8]) -> bool {
+    use nix::sys::uio::{process_vm_writev, RemoteIoVec};
+    if data.is_empty() {
+        return true;
+    }
+    let remote = [RemoteIoVec {
+        base: to,
+        len: data.len(),
+    }];
+    let local = [std::io::IoSlice::new(data)];
+    process_vm_writev(nix::unistd::Pid::this(), &local, &remote) == Ok(data.len())
 }
 
 impl Drop for ProcessSegments {
@@ -199,17 +236,7 @@ impl SegmentMemory for ProcessSegments {
         let Some(s) = self.check(seg, offset, out.len()) else {
             return false;
         };
-        // SAFETY: bounds checked against our own live mapping of `len` bytes. The application
-        // may write the memory concurrently (as with a real server); bytes are copied, never
-        // referenced.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                (s.addr + offset) as *const u8,
-                out.as_mut_ptr(),
-                out.len(),
-            );
-        }
-        true
+        kernel_read(s.addr + offset, out)
     }
 
     fn write(&mut self, seg: u32, offset: usize, data: &[u8]) -> bool {
@@ -219,11 +246,7 @@ impl SegmentMemory for ProcessSegments {
         if s.read_only {
             return false;
         }
-        // SAFETY: bounds checked against our own live, writable mapping.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), (s.addr + offset) as *mut u8, data.len());
-        }
-        true
+        kernel_write(s.addr + offset, data)
     }
 
     fn segments(&self) -> Vec<SegmentInfo> {
@@ -246,9 +269,6 @@ impl SegmentMemory for ProcessSegments {
         v
     }
 }
-
-// SAFETY: the table only holds addresses of mappings it owns; nothing in it is tied to a thread.
-unsafe impl Send for ProcessSegments {}
 
 /// Pixels of the probe in [`can_share_memory`].
 const PROBE: u16 = 64;
@@ -395,6 +415,24 @@ mod tests {
         m.detach(7);
         assert_eq!(m.len(7), None);
         assert_eq!(m2.segments().len(), 1);
+    }
+
+    #[test]
+    fn a_segment_the_application_shrinks_fails_reads_instead_of_raising_sigbus() {
+        let mut m = ProcessSegments::default();
+        let fd = m.create(9, 3 * 4096, false).expect("create");
+        assert!(m.write(9, 2 * 4096 + 10, b"tail"));
+        // The application truncates its descriptor to one page: the mapping's last two pages
+        // now lie beyond the file's end (a load there is SIGBUS).
+        nix::unistd::ftruncate(&fd, 4096).expect("ftruncate");
+        let mut b = [0u8; 4];
+        assert!(!m.read(9, 2 * 4096 + 10, &mut b), "read beyond the new end");
+        assert!(
+            !m.write(9, 2 * 4096 + 10, b"more"),
+            "write beyond the new end"
+        );
+        assert!(m.write(9, 10, b"head") && m.read(9, 10, &mut b));
+        assert_eq!(&b, b"head", "the page still backed works");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod grabs;
 pub mod json;
 pub mod model;
 pub mod regenerate;
+pub mod remap;
 pub mod shm;
 
 pub use capture::{capture, CaptureError, CaptureOptions, Hints};

@@ -9,6 +9,7 @@
 use crate::capture::setup_facts;
 use crate::convert::{convert_image, PixelLayout};
 use crate::model::*;
+use crate::remap::{tree_order, IdKind};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use x11rb::connection::{Connection, RequestConnection};
@@ -330,11 +331,52 @@ pub fn regenerate(
         }
         depth_map.insert(d, to);
     }
+    // One-to-one where the target allows it: a visual keeps its ID when the target has the
+    // same visual under it (two servers of one build list the same ~390 visuals, GLX's many
+    // identical TrueColor ones among them), the others take the first equal visual not yet
+    // taken. guimux translates the visual IDs of live requests with the same map
+    // (`hijack::session`), so a window created after the move with the visual of a colormap
+    // regenerated here names the visual that colormap got: with the first equal visual for
+    // every source visual, Firefox's CreateWindow(visual 0x3b7, colormap of 0x3b7 → 0x21)
+    // failed with BadMatch on the target and Firefox exited.
+    let equal = |v: &Visual, t: &Visual, d: u8| {
+        t.depth == d && t.class == v.class && (d != v.depth || layout_of(t) == layout_of(v))
+    };
+    let depth_of = |v: &Visual| depth_map.get(&v.depth).copied().unwrap_or(v.depth);
+    let mut taken: std::collections::HashSet<u32> = std::collections::HashSet::new();
+    if let (Some(v), Some(t)) = (
+        src.visual(src.root_visual),
+        target.visual(target.root_visual),
+    ) {
+        if equal(v, t, depth_of(v)) {
+            out.visual_map.insert(v.id, t.id);
+            taken.insert(t.id);
+        }
+    }
     for v in &src.visuals {
-        let d = depth_map.get(&v.depth).copied().unwrap_or(v.depth);
-        let exact = target.visuals.iter().find(|t| {
-            t.depth == d && t.class == v.class && (d != v.depth || layout_of(t) == layout_of(v))
-        });
+        let d = depth_of(v);
+        if out.visual_map.contains_key(&v.id) || taken.contains(&v.id) {
+            continue;
+        }
+        if let Some(t) = target
+            .visuals
+            .iter()
+            .find(|t| t.id == v.id && equal(v, t, d))
+        {
+            out.visual_map.insert(v.id, t.id);
+            taken.insert(t.id);
+        }
+    }
+    for v in &src.visuals {
+        if out.visual_map.contains_key(&v.id) {
+            continue;
+        }
+        let d = depth_of(v);
+        let exact = target
+            .visuals
+            .iter()
+            .find(|t| equal(v, t, d) && !taken.contains(&t.id))
+            .or_else(|| target.visuals.iter().find(|t| equal(v, t, d)));
         let pick = exact
             .or_else(|| {
                 target
@@ -349,6 +391,7 @@ pub fn regenerate(
             });
         if let Some(t) = pick {
             out.visual_map.insert(v.id, t.id);
+            taken.insert(t.id);
         }
     }
     out.visual_map.insert(0, 0);

@@ -7,7 +7,7 @@
 use crate::describe::{describe, Ctx};
 use crate::ffi;
 use crate::fonts::request_bytes;
-use crate::server::{api, type_name, Api, Status};
+use crate::server::{api, client_items, type_name, Api, Status};
 use guievict_ext_proto as proto;
 use proto::{ByteOrder, GetResourcesReply, Request, RequestError, Resource, ResourceKind, Writer};
 use std::collections::HashMap;
@@ -37,6 +37,9 @@ fn protocol_minor() -> u16 {
 }
 
 /// Minor opcode of the current request (StandardMinorOpcode is not exported by Xvfb).
+///
+/// # Safety
+/// The server calls it with the client whose request is being dispatched.
 pub unsafe extern "C" fn minor_opcode(client: ffi::ClientPtr) -> std::ffi::c_ushort {
     // SAFETY: called by the server for the client being dispatched; byte 1 of every request.
     let req = unsafe { request_bytes(client) };
@@ -44,6 +47,10 @@ pub unsafe extern "C" fn minor_opcode(client: ffi::ClientPtr) -> std::ffi::c_ush
 }
 
 /// Entry point for GUIEVICT requests (both byte orders).
+///
+/// # Safety
+/// The server's dispatcher calls it with the live client whose request buffer holds a
+/// GUIEVICT request.
 pub unsafe extern "C" fn proc_guievict(client: ffi::ClientPtr) -> c_int {
     std::panic::catch_unwind(|| {
         let Some(api) = api() else {
@@ -55,6 +62,10 @@ pub unsafe extern "C" fn proc_guievict(client: ffi::ClientPtr) -> c_int {
     .unwrap_or(BAD_IMPLEMENTATION)
 }
 
+/// Decode the current request of `client` and answer it.
+///
+/// # Safety
+/// `client` must be the live client being dispatched.
 unsafe fn dispatch(api: &Api, client: ffi::ClientPtr) -> Status {
     // SAFETY: valid client during dispatch.
     let c = unsafe { &mut *client };
@@ -103,6 +114,10 @@ unsafe fn dispatch(api: &Api, client: ffi::ClientPtr) -> Status {
     }
 }
 
+/// Send a reply to `client`.
+///
+/// # Safety
+/// `client` must be a live client.
 unsafe fn write(api: &Api, client: ffi::ClientPtr, bytes: &[u8]) -> Status {
     let Ok(len) = c_int::try_from(bytes.len()) else {
         return BAD_IMPLEMENTATION;
@@ -112,45 +127,10 @@ unsafe fn write(api: &Api, client: ffi::ClientPtr, bytes: &[u8]) -> Status {
     SUCCESS
 }
 
-/// One entry of the client's resource table.
-#[derive(Clone, Copy)]
-pub struct Item {
-    /// XID.
-    pub id: u32,
-    /// Server type (with its class bits).
-    pub rtype: ffi::RESTYPE,
-    /// The resource's value pointer.
-    pub value: *mut c_void,
-}
-
-unsafe extern "C" fn collect(
-    value: *mut c_void,
-    id: ffi::XID,
-    rtype: ffi::RESTYPE,
-    data: *mut c_void,
-) {
-    let _ = std::panic::catch_unwind(|| {
-        // SAFETY: `data` is the &mut Vec<Item> passed to FindAllClientResources below.
-        let items = unsafe { &mut *(data as *mut Vec<Item>) };
-        items.push(Item { id, rtype, value });
-    });
-}
-
-/// Every resource the client owns, ascending by (id, type).
+/// The reply to GetResources: the client's own resources, described as `req` asks.
 ///
 /// # Safety
-/// `client` must be a live client.
-pub unsafe fn client_items(api: &Api, client: ffi::ClientPtr) -> Vec<Item> {
-    let mut items: Vec<Item> = Vec::new();
-    // SAFETY: FindAllClientResources walks only this client's table and calls `collect`
-    // synchronously with our Vec as cdata.
-    unsafe {
-        (api.f.FindAllClientResources)(client, Some(collect), &mut items as *mut _ as *mut c_void)
-    };
-    items.sort_unstable_by_key(|i| (i.id, i.rtype));
-    items
-}
-
+/// `client` must be the live client being dispatched.
 unsafe fn get_resources(
     api: &Api,
     client: ffi::ClientPtr,

@@ -67,6 +67,10 @@ pub unsafe fn request_bytes<'a>(client: ffi::ClientPtr) -> &'a [u8] {
     }
 }
 
+/// The server's OpenFont, wrapped: the name the client asked for is kept for its font ID.
+///
+/// # Safety
+/// Called by the dispatcher in place of the original, with the client being dispatched.
 unsafe extern "C" fn open_font(client: ffi::ClientPtr) -> c_int {
     let orig = lock().orig_open;
     let Some(orig) = orig else { return 17 }; // BadImplementation
@@ -89,6 +93,10 @@ unsafe extern "C" fn open_font(client: ffi::ClientPtr) -> c_int {
     rc
 }
 
+/// The server's CloseFont, wrapped: the kept name is forgotten.
+///
+/// # Safety
+/// Called by the dispatcher in place of the original, with the client being dispatched.
 unsafe extern "C" fn close_font(client: ffi::ClientPtr) -> c_int {
     let orig = lock().orig_close;
     let Some(orig) = orig else { return 17 };

@@ -4,7 +4,7 @@
 //! the client's byte order. Three ways in: an ELF constructor when preloaded into Xvfb/Xephyr,
 //! `guievictModuleData` when loaded as an Xorg module, and (both) the per-generation init
 //! function that `LoadExtensionList` makes the server call.
-#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 mod describe;
 mod dispatch;
@@ -99,6 +99,10 @@ static VERSION_INFO: VersionInfo = VersionInfo(ffi::XF86ModuleVersionInfo {
     checksum: [0; 4],
 });
 
+/// The Xorg module loader's setup hook: registers the extension.
+///
+/// # Safety
+/// Called by the Xorg loader with its own module arguments (unused here).
 unsafe extern "C" fn module_setup_trampoline(
     module: *mut std::ffi::c_void,
     opts: *mut std::ffi::c_void,

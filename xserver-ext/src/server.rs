@@ -149,6 +149,9 @@ pub fn register_extension() {
 }
 
 /// Per-generation init, called by the server's InitExtensions.
+///
+/// # Safety
+/// Called by the server on its main thread while it initialises extensions.
 unsafe extern "C" fn extension_init() {
     let _ = std::panic::catch_unwind(|| {
         let Some(api) = api() else { return };
@@ -201,3 +204,46 @@ pub fn find_atom(api: &Api, name: &str) -> ffi::Atom {
 
 /// Return code type of request handlers.
 pub type Status = c_int;
+
+/// One entry of the client's resource table.
+#[derive(Clone, Copy)]
+pub struct Item {
+    /// XID.
+    pub id: u32,
+    /// Server type (with its class bits).
+    pub rtype: ffi::RESTYPE,
+    /// The resource's value pointer.
+    pub value: *mut c_void,
+}
+
+/// `FindAllClientResources` callback: appends one resource to the `Vec<Item>` in `data`.
+///
+/// # Safety
+/// `data` must be the `&mut Vec<Item>` given to `FindAllClientResources` by [`client_items`].
+unsafe extern "C" fn collect(
+    value: *mut c_void,
+    id: ffi::XID,
+    rtype: ffi::RESTYPE,
+    data: *mut c_void,
+) {
+    let _ = std::panic::catch_unwind(|| {
+        // SAFETY: `data` is the &mut Vec<Item> passed to FindAllClientResources below.
+        let items = unsafe { &mut *(data as *mut Vec<Item>) };
+        items.push(Item { id, rtype, value });
+    });
+}
+
+/// Every resource the client owns, ascending by (id, type).
+///
+/// # Safety
+/// `client` must be a live client.
+pub unsafe fn client_items(api: &Api, client: ffi::ClientPtr) -> Vec<Item> {
+    let mut items: Vec<Item> = Vec::new();
+    // SAFETY: FindAllClientResources walks only this client's table and calls `collect`
+    // synchronously with our Vec as cdata.
+    unsafe {
+        (api.f.FindAllClientResources)(client, Some(collect), &mut items as *mut _ as *mut c_void)
+    };
+    items.sort_unstable_by_key(|i| (i.id, i.rtype));
+    items
+}

@@ -63,6 +63,14 @@ pub enum InjectError {
         /// The descriptor asked for.
         fd: i32,
     },
+    /// Dynamically linked, but libc is not mapped (the process is still starting).
+    #[error("{exe} (process {pid}) has no libc mapped yet: it is still starting (or does not use libc); try again once it runs")]
+    NoLibc {
+        /// Process ID.
+        pid: i32,
+        /// Its executable.
+        exe: String,
+    },
     /// Statically linked: no dynamic loader to ask for `dlopen`.
     #[error("{exe} (process {pid}) is statically linked, so a library cannot be injected into it; start it with `guievict run` instead")]
     StaticBinary {
@@ -80,7 +88,7 @@ pub enum InjectError {
         libc: String,
     },
     /// The process exited during the injection.
-    #[error("process {pid} exited during the injection")]
+    #[error("process {pid} exited during the injection (it was closing while guievict attached to it); nothing to hijack")]
     TraceeDied {
         /// Target.
         pid: i32,
@@ -299,7 +307,9 @@ fn check_dynamic(pid: i32, maps: &[procfs::Mapping]) -> Result<procfs::Mapping, 
     });
     match (dynamic, libc) {
         (true, Some(l)) => Ok(l.clone()),
-        _ => Err(InjectError::StaticBinary { pid, exe }),
+        // Just exec'd: its dynamic loader has not mapped libc yet (or it never links libc).
+        (true, None) => Err(InjectError::NoLibc { pid, exe }),
+        (false, _) => Err(InjectError::StaticBinary { pid, exe }),
     }
 }
 
@@ -389,6 +399,10 @@ fn load(
             .min_by_key(|&(t, rank)| (rank, passed_over.contains(&t), t != pid))
             .map(|(t, _)| t);
         let Some(tid) = idle else {
+            // A process on its way out has no idle thread and never will.
+            if procfs::is_leaving(pid) {
+                return Err(InjectError::TraceeDied { pid });
+            }
             std::thread::sleep(Duration::from_millis(2));
             continue;
         };
@@ -566,6 +580,16 @@ fn library_status(pid: i32) -> Option<guievict_hijack::control::Status> {
 
 /// Inject the hijack library into `pid` and interpose its X connections.
 pub fn hijack(pid: i32, opts: &Options) -> Result<Outcome, InjectError> {
+    // A process that is closing loses its memory map (/proc/PID/exe, maps) and refuses ptrace
+    // before it turns zombie; whatever step noticed first, say what happened.
+    hijack_inner(pid, opts).map_err(|e| match e {
+        InjectError::NoSuchProcess { .. } | InjectError::TraceeDied { .. } => e,
+        _ if procfs::is_leaving(pid) => InjectError::TraceeDied { pid },
+        _ => e,
+    })
+}
+
+fn hijack_inner(pid: i32, opts: &Options) -> Result<Outcome, InjectError> {
     if !cfg!(target_arch = "x86_64") {
         return Err(InjectError::UnsupportedArch);
     }

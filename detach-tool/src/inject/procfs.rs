@@ -110,6 +110,34 @@ pub fn is_exiting(pid: i32) -> bool {
     }
 }
 
+/// `exit_group` on x86_64: a thread blocked in it (held at a tracer's exit stop, say) is taking
+/// the whole process with it.
+const NR_EXIT_GROUP: i64 = 231;
+
+/// Whether the process is gone, a zombie, or on its way out: a thread of it is inside
+/// `exit_group`, or the kernel's PF_EXITING flag (0x4, field 9 of `/proc/PID/stat`) is set
+/// before the state turns to Z.
+pub fn is_leaving(pid: i32) -> bool {
+    if is_exiting(pid) {
+        return true;
+    }
+    if threads(pid)
+        .unwrap_or_default()
+        .into_iter()
+        .any(|t| current_syscall(pid, t) == Some(NR_EXIT_GROUP))
+    {
+        return true;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let (_, rest) = s.rsplit_once(") ")?;
+            // After the command: state(3) ppid pgrp session tty_nr tpgid flags(9).
+            rest.split_whitespace().nth(6)?.parse::<u64>().ok()
+        })
+        .is_none_or(|flags| flags & 0x4 != 0)
+}
+
 /// The syscall number a blocked thread is in, from `/proc/<pid>/task/<tid>/syscall`
 /// (None when it is running or not in a syscall).
 pub fn current_syscall(pid: i32, tid: i32) -> Option<i64> {

@@ -184,7 +184,11 @@ impl Stopped {
             Ok(()) => {}
             // The kernel also says EPERM for a thread that is exiting: such a thread is gone
             // for our purposes, like one that vanished.
-            Err(Errno::EPERM) if tid != self.pid && thread_exiting(self.pid, tid) => {
+            // The main thread too: a process being closed refuses the seize before it is a
+            // zombie (PF_EXITING).
+            Err(Errno::EPERM)
+                if thread_exiting(self.pid, tid) || super::procfs::is_leaving(self.pid) =>
+            {
                 return Err(InjectError::TraceeDied { pid: self.pid })
             }
             Err(Errno::EPERM) => {
@@ -195,7 +199,7 @@ impl Stopped {
                 );
                 return Err(InjectError::PtraceDenied {
                     pid: self.pid,
-                    hint: ptrace_hint(),
+                    hint: ptrace_hint(self.pid),
                 });
             }
             Err(e) => return Err(died_or(self.pid, tid, "PTRACE_SEIZE", e)),
@@ -306,14 +310,36 @@ impl Drop for Stopped {
     }
 }
 
-fn ptrace_hint() -> String {
+/// Why the kernel may have refused PTRACE_SEIZE on a live process, and what to do.
+fn ptrace_hint(pid: i32) -> String {
+    if let Some(tracer) = tracer_of(pid) {
+        let comm = std::fs::read_to_string(format!("/proc/{tracer}/comm")).unwrap_or_default();
+        return format!(
+            "it is already traced by process {tracer} ({}); a process has one tracer at a time: \
+             detach that debugger or tracer first",
+            comm.trim()
+        );
+    }
     match std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope") {
         Ok(s) if s.trim() != "0" => format!(
-            "kernel.yama.ptrace_scope is {} (set it to 0, or run as root)",
+            "kernel.yama.ptrace_scope is {} (`sudo sysctl kernel.yama.ptrace_scope=0`, or run \
+             guievict as root; `guievict doctor` checks this)",
             s.trim()
         ),
-        _ => "the kernel refused ptrace access".into(),
+        _ => "the kernel refused ptrace access although kernel.yama.ptrace_scope is 0 \
+              (a security module such as AppArmor or SELinux, or a container without \
+              CAP_SYS_PTRACE?)"
+            .into(),
     }
+}
+
+/// The PID tracing `pid` (`TracerPid:` in its status), if any.
+fn tracer_of(pid: i32) -> Option<i32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .filter(|&t| t != 0)
 }
 
 /// Registers of a stopped thread.

@@ -42,7 +42,7 @@ impl Engine {
         if self.server_ids().len() != 1 {
             return Some("replicas or pending servers exist".into());
         }
-        if self.paused || !self.queue.is_empty() {
+        if self.paused || self.group_hold.is_some() || !self.queue.is_empty() {
             return Some("app requests are held".into());
         }
         if self.internal.is_some() {

@@ -18,6 +18,13 @@ pub struct Image {
 }
 
 impl Image {
+    /// Whether every pixel has the same colour (a window not drawn yet).
+    pub fn is_uniform(&self) -> bool {
+        self.rgb
+            .chunks(3)
+            .all(|p| p == &self.rgb[..3.min(self.rgb.len())])
+    }
+
     /// Decode GetImage ZPixmap data of the given depth using the server's pixmap formats.
     /// Supports depth 24/32 (8-8-8) and 16 (5-6-5) TrueColor.
     pub fn from_zpixmap(
@@ -116,6 +123,26 @@ impl Comparison {
     pub fn identical(&self) -> bool {
         self.differing == 0 && self.equal_fraction == 1.0
     }
+}
+
+/// The bar of "the same picture": 99% of pixels and 95% of ink pixels equal.
+pub fn passes(equal_fraction: f64, ink_equal_fraction: f64) -> bool {
+    equal_fraction >= 0.99 && ink_equal_fraction >= 0.95
+}
+
+/// Whether `b` is the same picture as `a` by [`passes`], without writing any PNG (for polling).
+pub fn same_picture(a: &Image, b: &Image) -> bool {
+    if a.width != b.width || a.height != b.height {
+        return false;
+    }
+    let differing = a
+        .rgb
+        .chunks(3)
+        .zip(b.rgb.chunks(3))
+        .filter(|(x, y)| x != y)
+        .count();
+    let total = (a.width as usize * a.height as usize).max(1);
+    passes(1.0 - differing as f64 / total as f64, ink_equal(a, b))
 }
 
 /// Compare two images pixel by pixel. When they differ, writes `<name>-a.png`, `<name>-b.png`

@@ -784,12 +784,98 @@ pub fn shm_converted(pid: u32) -> Result<u64> {
 pub fn assert_same_picture(before: &Image, after: &Image, what: &str) {
     let c = compare(before, after, what);
     assert!(
-        c.equal_fraction >= 0.99 && c.ink_equal_fraction >= 0.95,
+        image::passes(c.equal_fraction, c.ink_equal_fraction),
         "{what}: {:.4} of pixels equal, {:.4} of ink (artifacts: {:?})",
         c.equal_fraction,
         c.ink_equal_fraction,
         c.artifacts
     );
+}
+
+/// Poll `cond` every 20 ms until it holds; an error naming `what` after `timeout`. How tests
+/// wait: on a condition, never on a fixed time.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{what}: not within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The serial of the cursor the pointer shows on `display` (XFIXES): it changes when a client
+/// grabs the pointer with a cursor of its own — how a test sees that `guievict --pick` is ready
+/// for the click without grabbing anything itself.
+pub fn cursor_serial(display: &str) -> Result<u32> {
+    use x11rb::protocol::xfixes::ConnectionExt as _;
+    let conn = connect(display)?;
+    conn.xfixes_query_version(4, 0)?.reply()?;
+    let image = conn.xfixes_get_cursor_image()?.reply()?;
+    Ok(image.cursor_serial)
+}
+
+/// How long a window's picture must stay unchanged to count as drawn.
+pub const QUIET: Duration = Duration::from_millis(250);
+
+/// A screenshot of `window` once the app has finished drawing it: the picture is not blank
+/// (some pixel differs from the window's dominant colour — an app's first frame is rarely one
+/// colour) and has not changed for [`QUIET`]. Up to 20 s; then the last picture, with a warning.
+/// For the reference picture of an app before an operation.
+pub fn settled_screenshot(display: &str, window: u32) -> Result<Image> {
+    settled_screenshot_for(display, window, QUIET)
+}
+
+/// [`settled_screenshot`] with another quiet time (an app whose drawing comes in bursts from a
+/// helper process, like gv's ghostscript).
+pub fn settled_screenshot_for(display: &str, window: u32, quiet: Duration) -> Result<Image> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = screenshot(display, window)?;
+    let mut since = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(40));
+        let now = screenshot(display, window)?;
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= quiet && !last.is_uniform() {
+            return Ok(last);
+        }
+        if Instant::now() > deadline {
+            eprintln!("settled_screenshot: {display} window {window:#x} kept changing or stayed blank for 20 s");
+            return Ok(last);
+        }
+    }
+}
+
+/// Wait until `window` on `display` shows `expected` again (the criteria of
+/// [`assert_same_picture`]), up to 20 s; then fail with the last comparison's figures and its
+/// PNGs. After a move or attach the app repaints on Expose: this waits for exactly that, as
+/// long as it takes and no longer. Returns the matching picture.
+pub fn assert_picture_returns(expected: &Image, display: &str, window: u32, what: &str) -> Image {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let shot = match screenshot(display, window) {
+            Ok(s) => s,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(40));
+                continue;
+            }
+            Err(e) => panic!("{what}: screenshot of {window:#x} on {display}: {e:#}"),
+        };
+        if image::same_picture(expected, &shot) {
+            return shot;
+        }
+        if Instant::now() > deadline {
+            assert_same_picture(expected, &shot, what);
+            return shot;
+        }
+        std::thread::sleep(Duration::from_millis(40));
+    }
 }
 
 /// Wait (up to `timeout`) until the file at `path` contains `want` (surrounding whitespace

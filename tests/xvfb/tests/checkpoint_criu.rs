@@ -21,8 +21,8 @@ use x11rb::connection::Connection;
 use x11rb::protocol::xproto::ConnectionExt as _;
 use x11rb::wrapper::ConnectionExt as _;
 use xvfb_harness::{
-    artifacts_dir, compare, connect, guievict_bin, hijack_path, screenshot, skip, wait_for_window,
-    windows_of_pid, with_timeout, workspace_root, xtest_type, App, Xvfb,
+    artifacts_dir, compare, connect, guievict_bin, hijack_path, settled_screenshot, skip,
+    wait_for_window, windows_of_pid, with_timeout, workspace_root, xtest_type, App, Xvfb,
 };
 
 fn require_artifacts() {
@@ -167,10 +167,6 @@ fn pointer_away(display: &str) -> Result<()> {
     Ok(())
 }
 
-fn settle() {
-    std::thread::sleep(Duration::from_millis(700));
-}
-
 /// Restore `dir` onto `display`, check pixels against `before`, type a line, check its effect.
 fn restore_and_check(
     criu: &[String],
@@ -196,8 +192,7 @@ fn restore_and_check(
     ensure!(v["pid"] == pid, "restored under another pid: {v}");
     let w = wait_for_window(display, pid, Duration::from_secs(10))?;
     pointer_away(display)?;
-    settle();
-    let shot = screenshot(display, w)?;
+    let shot = settled_screenshot(display, w)?;
     let c = compare(before, &shot, &format!("checkpoint-criu-{tag}"));
     ensure!(
         c.equal_fraction >= 0.99 && c.ink_equal_fraction >= 0.98,
@@ -246,8 +241,7 @@ fn xterm_checkpoint_restore_twice_onto_another_display() {
         xtest_type(&a.display, Some(w), "echo before > before.txt\n")?;
         wait_file(&work.join("before.txt"), "before", Duration::from_secs(10))?;
         pointer_away(&a.display)?;
-        settle();
-        let before = screenshot(&a.display, w)?;
+        let before = settled_screenshot(&a.display, w)?;
 
         let mut args = vec![
             "checkpoint".to_string(),

@@ -6,10 +6,6 @@ use std::time::{Duration, Instant};
 use x11rb::connection::Connection as _;
 use xvfb_harness::*;
 
-fn settle() {
-    std::thread::sleep(Duration::from_millis(400));
-}
-
 /// Move `argv` A → B → A, comparing screenshots of its top-level window each time.
 fn round_trip(argv: &[&str], name: &str) {
     let a = Xvfb::start().expect("Xvfb A");
@@ -25,17 +21,11 @@ fn round_trip(argv: &[&str], name: &str) {
             .expect("intern reply");
     }
     let mut app = App::spawn(&a.display, argv).expect("app");
-    settle();
-    let before = screenshot(&a.display, app.window).expect("shot on A");
+    let before = settled_screenshot(&a.display, app.window).expect("shot on A");
     let pid = app.pid.to_string();
     guievict_json(&["move", "--pid", &pid, &b.display]).expect("move A→B");
     let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("window on B");
-    settle();
-    assert_same_picture(
-        &before,
-        &screenshot(&b.display, wb).expect("shot on B"),
-        &format!("{name}-on-b"),
-    );
+    assert_picture_returns(&before, &b.display, wb, &format!("{name}-on-b"));
     assert!(
         windows_of_pid(&a.display, app.pid).unwrap().is_empty(),
         "{name}: windows left on A"
@@ -43,12 +33,7 @@ fn round_trip(argv: &[&str], name: &str) {
     assert!(app.alive(), "{name} died after the first move");
     guievict_json(&["move", "--pid", &pid, &a.display]).expect("move B→A");
     let wa = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("window on A");
-    settle();
-    assert_same_picture(
-        &before,
-        &screenshot(&a.display, wa).expect("shot back on A"),
-        &format!("{name}-back-on-a"),
-    );
+    assert_picture_returns(&before, &a.display, wa, &format!("{name}-back-on-a"));
     assert!(
         windows_of_pid(&b.display, app.pid).unwrap().is_empty(),
         "{name}: windows left on B"
@@ -112,7 +97,6 @@ fn xterm_stays_interactive_after_moves() {
         let b = Xvfb::start().expect("Xvfb B");
         let app = App::spawn(&a.display, &["xterm", "-geometry", "60x12+0+0", "-e", "sh"])
             .expect("xterm");
-        settle();
         let dir = artifacts_dir();
         let f1 = dir.join(format!("typed-a-{}", app.pid));
         xtest_type(
@@ -127,7 +111,6 @@ fn xterm_stays_interactive_after_moves() {
         assert!(windows_of_pid(&a.display, app.pid).unwrap().is_empty());
         guievict_json(&["attach", &b.display, "--pid", &pid]).expect("attach");
         let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).unwrap();
-        settle();
         let f2 = dir.join(format!("typed-b-{}", app.pid));
         xtest_type(
             &b.display,
@@ -144,19 +127,27 @@ fn output_while_detached_is_not_lost() {
     with_timeout(90, || {
         let a = Xvfb::start().expect("Xvfb A");
         let b = Xvfb::start().expect("Xvfb B");
-        // The shell prints a counter every 50 ms; the app keeps drawing while detached.
+        // The shell prints a counter every 50 ms; the app keeps drawing while detached. It
+        // starts when the file `go` exists (after the detach) and writes `done` at the end.
+        let dir = artifacts_dir().join(format!("detached-output-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = format!(
+            "cd {}; while [ ! -e go ]; do sleep 0.05; done; i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo line $i; sleep 0.05; done; echo DONE; echo done > done; sleep 60",
+            dir.display()
+        );
         let app = App::spawn(
             &a.display,
-            &["xterm", "-geometry", "40x5+0+0", "-e", "sh", "-c", "i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo line $i; sleep 0.05; done; echo DONE; sleep 60"],
+            &["xterm", "-geometry", "40x5+0+0", "-e", "sh", "-c", &script],
         )
         .expect("xterm");
         let pid = app.pid.to_string();
         guievict_json(&["detach", "--pid", &pid]).expect("detach");
-        std::thread::sleep(Duration::from_secs(4)); // the loop finishes while detached
+        std::fs::write(dir.join("go"), "").unwrap();
+        // The whole loop runs while detached.
+        wait_for_file(&dir.join("done"), "done", Duration::from_secs(30));
         guievict_json(&["attach", &b.display, "--pid", &pid]).expect("attach");
         let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).unwrap();
-        settle();
-        let shot = screenshot(&b.display, wb).unwrap();
         // Reference: the same output drawn directly on a fresh server.
         let c = Xvfb::start().expect("Xvfb C");
         let reference = App::spawn(
@@ -172,9 +163,8 @@ fn output_while_detached_is_not_lost() {
             ],
         )
         .unwrap();
-        std::thread::sleep(Duration::from_secs(1));
-        let want = screenshot(&c.display, reference.window).unwrap();
-        assert_same_picture(&want, &shot, "detached-output");
+        let want = settled_screenshot(&c.display, reference.window).unwrap();
+        assert_picture_returns(&want, &b.display, wb, "detached-output");
     });
 }
 
@@ -185,7 +175,7 @@ fn replicate_view_only_and_survive_replica_death() {
         let mut b = Xvfb::start().expect("Xvfb B");
         let app = App::spawn(&a.display, &["xterm", "-geometry", "60x12+0+0", "-e", "sh"])
             .expect("xterm");
-        settle();
+        settled_screenshot(&a.display, app.window).expect("drawn on A");
         let pid = app.pid.to_string();
         guievict_json(&["replicate", &b.display, "--pid", &pid, "--view-only"]).expect("replicate");
         let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).unwrap();
@@ -198,12 +188,8 @@ fn replicate_view_only_and_survive_replica_death() {
         )
         .unwrap();
         wait_for_file(&f, "from-a", Duration::from_secs(10));
-        settle();
-        assert_same_picture(
-            &screenshot(&a.display, app.window).unwrap(),
-            &screenshot(&b.display, wb).unwrap(),
-            "replica-equal",
-        );
+        let on_a = settled_screenshot(&a.display, app.window).unwrap();
+        assert_picture_returns(&on_a, &b.display, wb, "replica-equal");
         // Typing on the view-only replica is ignored.
         let g = dir.join(format!("replica-ignored-{}", app.pid));
         xtest_type(
@@ -212,14 +198,22 @@ fn replicate_view_only_and_survive_replica_death() {
             &format!("echo from-b > {}\n", g.display()),
         )
         .unwrap();
-        std::thread::sleep(Duration::from_millis(700));
+        // Ordering barrier: B's key events were sent before A's below (xtest_type syncs with
+        // its server), so had they reached the shell, `g` would exist before `g2` does.
+        let g2 = dir.join(format!("replica-barrier-{}", app.pid));
+        xtest_type(
+            &a.display,
+            Some(app.window),
+            &format!("echo barrier > {}\n", g2.display()),
+        )
+        .unwrap();
+        wait_for_file(&g2, "barrier", Duration::from_secs(10));
         assert!(
             !g.exists(),
             "input from a view-only replica reached the app"
         );
         // The replica's server dies: A is unaffected.
         b.kill();
-        std::thread::sleep(Duration::from_millis(300));
         let h = dir.join(format!("after-kill-{}", app.pid));
         xtest_type(
             &a.display,
@@ -266,8 +260,7 @@ fn many_move_cycles_do_not_leak() {
             ],
         )
         .expect("xterm");
-        settle();
-        let before = screenshot(&a.display, app.window).unwrap();
+        let before = settled_screenshot(&a.display, app.window).unwrap();
         let pid = app.pid.to_string();
         // Warm up (hijack, first allocations), then measure.
         guievict_json(&["move", "--pid", &pid, &b.display]).unwrap();
@@ -293,8 +286,7 @@ fn many_move_cycles_do_not_leak() {
         assert!(fds1 <= fds0, "file descriptors leaked: {fds0} → {fds1}");
         assert!(rss1 < rss0 + 8 * 1024, "memory grew by {} kB", rss1 - rss0);
         let w = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).unwrap();
-        settle();
-        assert_same_picture(&before, &screenshot(&a.display, w).unwrap(), "after-cycles");
+        assert_picture_returns(&before, &a.display, w, "after-cycles");
         assert!(app.alive());
     });
 }
@@ -322,17 +314,11 @@ fn xterm_moves_to_a_server_with_different_extension_opcodes() {
         );
         let app = App::spawn(&a.display, &["xterm", "-geometry", "60x12+0+0", "-e", "sh"])
             .expect("xterm");
-        settle();
-        let before = screenshot(&a.display, app.window).unwrap();
+        let before = settled_screenshot(&a.display, app.window).unwrap();
         let pid = app.pid.to_string();
         guievict_json(&["move", "--pid", &pid, &b.display]).expect("move");
         let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).unwrap();
-        settle();
-        assert_same_picture(
-            &before,
-            &screenshot(&b.display, wb).unwrap(),
-            "opcodes-on-b",
-        );
+        assert_picture_returns(&before, &b.display, wb, "opcodes-on-b");
         let f = artifacts_dir().join(format!("opcodes-{}", app.pid));
         xtest_type(
             &b.display,
@@ -360,7 +346,6 @@ fn targets_by_window_id_name_and_pick() {
             ],
         )
         .expect("xlogo");
-        settle();
         // By window ID (hex), on --display.
         let w = format!("{:#x}", app.window);
         guievict_json(&["detach", &w, "--display", &a.display]).expect("detach by window id");
@@ -379,12 +364,19 @@ fn targets_by_window_id_name_and_pick() {
         let wa = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("back on A");
         // By clicking it.
         let bin = guievict_bin();
+        let serial = cursor_serial(&a.display).expect("cursor");
         let mut child = Command::new(&bin)
             .args(["move", "--pick", "--display", &a.display, &b.display])
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("guievict move --pick");
-        std::thread::sleep(Duration::from_millis(700)); // let it grab the pointer
+        // Click once it holds the pointer grab (then a click lands on it, not on xlogo).
+        wait_until(
+            "guievict move --pick grabs the pointer",
+            Duration::from_secs(10),
+            || cursor_serial(&a.display).is_ok_and(|s| s != serial),
+        )
+        .expect("pointer grab");
         xtest_click(&a.display, wa, 20, 20, 1).expect("click");
         let st = child.wait().expect("wait");
         assert!(st.success(), "move --pick failed");
@@ -427,8 +419,7 @@ fn window_manager_on_target_reparents_and_back() {
             &["xterm", "-geometry", "60x12+40+40", "-e", "sh"],
         )
         .expect("xterm");
-        settle();
-        let before = screenshot(&a.display, app.window).unwrap();
+        let before = settled_screenshot(&a.display, app.window).unwrap();
         let pid = app.pid.to_string();
         guievict_json(&["move", "--pid", &pid, &b.display]).expect("move to the WM display");
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -439,7 +430,6 @@ fn window_manager_on_target_reparents_and_back() {
             assert!(Instant::now() < deadline, "no client window on B");
             std::thread::sleep(Duration::from_millis(100));
         };
-        settle();
         // Reparented into a twm frame (the client window is not a child of the root).
         let conn = connect(&b.display).unwrap();
         use x11rb::protocol::xproto::ConnectionExt as _;
@@ -449,7 +439,7 @@ fn window_manager_on_target_reparents_and_back() {
             conn.setup().roots[0].root,
             "twm did not reparent the window"
         );
-        assert_same_picture(&before, &screenshot(&b.display, wb).unwrap(), "wm-on-b");
+        assert_picture_returns(&before, &b.display, wb, "wm-on-b");
         let f = artifacts_dir().join(format!("wm-typed-{}", app.pid));
         xtest_type(
             &b.display,
@@ -461,8 +451,7 @@ fn window_manager_on_target_reparents_and_back() {
         // And back to a display without a window manager.
         guievict_json(&["move", "--pid", &pid, &a.display]).expect("move back");
         let wa = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).unwrap();
-        settle();
-        let back = screenshot(&a.display, wa).unwrap();
+        let back = settled_screenshot(&a.display, wa).unwrap();
         assert_eq!((back.width, back.height), (before.width, before.height));
         assert!(app.alive());
         drop(wm);

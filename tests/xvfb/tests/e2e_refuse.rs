@@ -10,10 +10,6 @@ use std::process::Command;
 use std::time::Duration;
 use xvfb_harness::*;
 
-fn settle() {
-    std::thread::sleep(Duration::from_millis(400));
-}
-
 /// Compile a C fixture of this directory with `cc`; `None` when that is impossible here.
 fn build(src: &str, out: &str, args: &[&str]) -> Option<PathBuf> {
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -86,8 +82,7 @@ fn refused_then_moved(
     name: &str,
     force_good: bool,
 ) {
-    settle();
-    let before = screenshot(&a.display, app.window).expect("shot on A");
+    let before = settled_screenshot(&a.display, app.window).expect("shot on A");
     let pid = app.pid.to_string();
     let t = std::time::Instant::now();
     let (ok, err) = guievict(&["move", "--pid", &pid, &bad.display]);
@@ -115,16 +110,19 @@ fn refused_then_moved(
         "{name}: its window left A"
     );
     // Expose it again so that the app must redraw: it still can.
-    use x11rb::connection::Connection as _;
     use x11rb::protocol::xproto::ConnectionExt as _;
     let c = connect(&a.display).expect("connect A");
     c.clear_area(true, app.window, 0, 0, 0, 0)
         .expect("ClearArea");
-    c.flush().expect("flush");
-    settle();
-    assert_same_picture(
+    // A round trip: the window is cleared before the polling below starts.
+    c.get_input_focus()
+        .expect("GetInputFocus")
+        .reply()
+        .expect("round trip");
+    assert_picture_returns(
         &before,
-        &screenshot(&a.display, app.window).expect("shot on A after the refusal"),
+        &a.display,
+        app.window,
         &format!("{name}-still-on-a"),
     );
     assert!(app.alive(), "{name} died redrawing after the refused move");
@@ -137,10 +135,10 @@ fn refused_then_moved(
     }
     .expect("move to a capable target");
     let wg = wait_for_window(&good.display, app.pid, Duration::from_secs(10)).expect("window");
-    settle();
-    assert_same_picture(
+    assert_picture_returns(
         &before,
-        &screenshot(&good.display, wg).expect("shot on the capable target"),
+        &good.display,
+        wg,
         &format!("{name}-on-capable-target"),
     );
     assert!(
@@ -195,8 +193,7 @@ fn a_refused_attach_after_detach_puts_the_gui_back() {
         };
         let mut app =
             App::spawn(&a.display, &["xeyes", "-geometry", "150x100+3+3"]).expect("xeyes");
-        settle();
-        let before = screenshot(&a.display, app.window).expect("shot on A");
+        let before = settled_screenshot(&a.display, app.window).expect("shot on A");
         let pid = app.pid.to_string();
         guievict_json(&["detach", "--pid", &pid]).expect("detach");
         assert!(windows_of_pid(&a.display, app.pid).unwrap().is_empty());
@@ -207,12 +204,7 @@ fn a_refused_attach_after_detach_puts_the_gui_back() {
             "unexpected refusal: {err}"
         );
         let wa = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("back on A");
-        settle();
-        assert_same_picture(
-            &before,
-            &screenshot(&a.display, wa).expect("shot back on A"),
-            "xeyes-back-on-a",
-        );
+        assert_picture_returns(&before, &a.display, wa, "xeyes-back-on-a");
         assert!(app.alive(), "xeyes died");
         assert!(windows_of_pid(&b.display, app.pid).unwrap().is_empty());
     });
@@ -274,8 +266,21 @@ fn the_app_sees_the_new_screen_size() {
             .expect("xev");
         let xev = Logged { child, out };
         let pid = xev.child.id().to_string();
-        // xev -root maps no window to wait for: give it time to connect and select.
-        std::thread::sleep(Duration::from_secs(1));
+        // xev -root maps no window to wait for: wait until it selected StructureNotify on the
+        // root (no other client of A does).
+        wait_until("xev selects on the root", Duration::from_secs(20), || {
+            use x11rb::connection::Connection as _;
+            use x11rb::protocol::xproto::{ConnectionExt as _, EventMask};
+            let Ok(c) = connect(&a.display) else {
+                return false;
+            };
+            let root = c.setup().roots[0].root;
+            c.get_window_attributes(root)
+                .ok()
+                .and_then(|r| r.reply().ok())
+                .is_some_and(|r| r.all_event_masks.contains(EventMask::STRUCTURE_NOTIFY))
+        })
+        .expect("xev ready");
         guievict_json(&["move", "--pid", &pid, &b.display]).expect("move A→B");
         let mut text = wait_for_text(
             &xev.out,
@@ -332,7 +337,8 @@ fn force_overrides_the_refusal() {
             return;
         };
         let app = App::spawn(&a.display, &["xeyes", "-geometry", "150x100+3+3"]).expect("xeyes");
-        settle();
+        // Drawn: by then xeyes has set up Present.
+        settled_screenshot(&a.display, app.window).expect("xeyes drawn");
         let pid = app.pid.to_string();
         let (ok, err) = guievict(&["move", "--pid", &pid, &b.display]);
         assert!(!ok && err.contains("uses Present"), "not refused: {err}");

@@ -3,24 +3,18 @@
 use std::time::Duration;
 use xvfb_harness::*;
 
-fn settle() {
-    std::thread::sleep(Duration::from_millis(400));
-}
-
 /// The app shows the same picture through guimux as directly.
 fn transparent(argv: &[&str], name: &str) {
     let a = Xvfb::start().expect("Xvfb A");
     let direct = App::spawn(&a.display, argv).expect("direct app");
-    settle();
-    let shot_direct = screenshot(&a.display, direct.window).expect("shot direct");
+    let shot_direct = settled_screenshot(&a.display, direct.window).expect("shot direct");
     drop(direct);
     let bin = guievict_bin();
     let bin = bin.to_str().unwrap();
     let mut run = vec![bin, "run", "--display", &a.display, "--"];
     run.extend_from_slice(argv);
     let relayed = App::spawn(&a.display, &run).expect("app under guievict run");
-    settle();
-    let shot_relayed = screenshot(&a.display, relayed.window).expect("shot relayed");
+    let shot_relayed = settled_screenshot(&a.display, relayed.window).expect("shot relayed");
     let c = compare(&shot_direct, &shot_relayed, &format!("run-{name}"));
     assert!(
         c.identical(),
@@ -63,14 +57,12 @@ fn move_round_trip(argv: &[&str], name: &str) {
     let mut run = vec![bin, "run", "--display", &a.display, "--"];
     run.extend_from_slice(argv);
     let mut app = App::spawn(&a.display, &run).expect("app under guievict run");
-    settle();
-    let before = screenshot(&a.display, app.window).expect("shot on A");
+    let before = settled_screenshot(&a.display, app.window).expect("shot on A");
     let pid = app.pid.to_string();
     let r = guievict_json(&["move", "--pid", &pid, &b.display]).expect("move A→B");
     eprintln!("move A→B: {r}");
     let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("window on B");
-    settle();
-    let on_b = screenshot(&b.display, wb).expect("shot on B");
+    let on_b = settled_screenshot(&b.display, wb).expect("shot on B");
     let c = compare(&before, &on_b, &format!("move-{name}-ab"));
     assert!(
         c.equal_fraction >= 0.99,
@@ -84,8 +76,7 @@ fn move_round_trip(argv: &[&str], name: &str) {
     assert!(app.alive(), "{name} died");
     guievict_json(&["move", "--pid", &pid, &a.display]).expect("move B→A");
     let wa = wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("window on A");
-    settle();
-    let back = screenshot(&a.display, wa).expect("shot back on A");
+    let back = settled_screenshot(&a.display, wa).expect("shot back on A");
     let c = compare(&before, &back, &format!("move-{name}-ba"));
     assert!(
         c.equal_fraction >= 0.99,

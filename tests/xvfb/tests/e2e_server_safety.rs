@@ -15,10 +15,6 @@ use x11rb::protocol::res::{self, ResourceIdSpec};
 use x11rb::protocol::xproto::{self, ConnectionExt as _};
 use xvfb_harness::*;
 
-fn settle() {
-    std::thread::sleep(Duration::from_millis(400));
-}
-
 /// The server is still there: its process runs and a new client gets a round trip answered.
 fn assert_server_alive(x: &mut Xvfb, what: &str) {
     assert!(
@@ -40,7 +36,7 @@ fn assert_server_alive(x: &mut Xvfb, what: &str) {
 /// checked by PRIMARY: the first makes xfontsel own it, the second gives it up.
 fn xfontsel_selected(display: &str) -> App {
     let app = App::spawn(display, &["xfontsel"]).expect("xfontsel (x11-apps)");
-    settle();
+    settled_screenshot(display, app.window).expect("xfontsel drawn");
     let c = connect(display).expect("connect");
     let primary_owner = || {
         c.get_selection_owner(xproto::AtomEnum::PRIMARY.into())
@@ -50,14 +46,18 @@ fn xfontsel_selected(display: &str) -> App {
             .owner
     };
     xtest_click(display, app.window, 72, 13, 1).expect("click select");
-    settle();
+    let _ = wait_until("xfontsel owns PRIMARY", Duration::from_secs(10), || {
+        primary_owner() != 0
+    });
     let owner = primary_owner();
     assert!(
         owner != 0 && window_pid(&c, owner).expect("owner's pid") == Some(app.pid),
         "the click did not reach xfontsel's select button (PRIMARY owner {owner:#x})"
     );
     xtest_click(display, app.window, 72, 13, 1).expect("click select again");
-    settle();
+    let _ = wait_until("xfontsel gives PRIMARY up", Duration::from_secs(10), || {
+        primary_owner() == 0
+    });
     assert_eq!(
         primary_owner(),
         0,
@@ -77,7 +77,8 @@ fn gv_showing(display: &str, dir: &std::path::Path) -> App {
     )
     .expect("writing the PostScript file");
     let app = App::spawn(display, &["gv", ps.to_str().unwrap()]).expect("gv");
-    std::thread::sleep(Duration::from_millis(1500)); // ghostscript renders the page
+    // Ghostscript renders the page into gv's window: until nothing changed for a second.
+    settled_screenshot_for(display, app.window, Duration::from_secs(1)).expect("gv drawn");
     app
 }
 
@@ -136,9 +137,9 @@ fn snapshot_and_move(app: &mut App, a: &mut Xvfb, b: &mut Xvfb, name: &str) {
                     "{name}: exit 3 without saying what was lost"
                 );
             }
-            settle();
+            // Drawn on B (the app has processed its Expose there), then alive.
+            settled_screenshot(&b.display, w).expect("the moved window can be read on B");
             assert!(app.alive(), "{name} died after the move");
-            screenshot(&b.display, w).expect("the moved window can be read on B");
         }
         1 => {
             assert!(
@@ -167,9 +168,9 @@ fn snapshot_and_move(app: &mut App, a: &mut Xvfb, b: &mut Xvfb, name: &str) {
                 code == 0 || code == 3,
                 "{name}: move --force exit {code}: {err}"
             );
-            wait_for_window(&b.display, app.pid, Duration::from_secs(10))
+            let w = wait_for_window(&b.display, app.pid, Duration::from_secs(10))
                 .unwrap_or_else(|e| panic!("{name}: forced move, but no window on B: {e:#}"));
-            settle();
+            settled_screenshot(&b.display, w).expect("the forced window can be read on B");
             assert!(app.alive(), "{name} died after the forced move");
         }
         c => panic!("{name}: move exit {c}: {err}"),
@@ -280,7 +281,7 @@ fn fallback_lists_exactly_and_safely() {
             &["xcalc"][..],
         ] {
             let app = App::spawn(&x.display, argv).expect("app");
-            settle();
+            settled_screenshot(&x.display, app.window).expect("drawn");
             let t = std::time::Instant::now();
             let list =
                 winsession::capture::list_resources_xres(&conn, app.window, mask).expect("list");

@@ -149,8 +149,7 @@ fn a_failure_after_the_detach_puts_the_gui_back() {
         let fault = format!("attach-regenerated@{}", b.display);
         let app = xterm(&a.display, &[("GUIEVICT_FAULT", &fault)]);
         let pid = app.pid.to_string();
-        std::thread::sleep(Duration::from_millis(300));
-        let before = screenshot(&a.display, app.window).expect("shot on A");
+        let before = settled_screenshot(&a.display, app.window).expect("shot on A");
         let (code, err) = guievict(&["move", "--pid", &pid, &b.display]);
         assert_eq!(
             code, 1,

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use xvfb_harness::{
-    compare, guievict_bin, hijack_path, screenshot, with_timeout, xtest_key, xtest_type, App, Xvfb,
-    XvfbOptions,
+    compare, guievict_bin, hijack_path, settled_screenshot, wait_until, with_timeout, xtest_key,
+    xtest_type, App, Xvfb, XvfbOptions,
 };
 
 fn guievict(args: &[&str], env: &[(&str, &str)]) -> Result<Output> {
@@ -71,27 +71,9 @@ fn hijack_xterm_keeps_working_and_is_idempotent() {
     with_timeout(90, || -> Result<()> {
         let x = Xvfb::start_plain()?;
         let mut app = App::spawn(&x.display, &["xterm", "-geometry", "80x24+0+0"])?;
-        // Wait for the shell prompt (the picture changes from the empty window), then for a
-        // stable picture: only then compare before/after.
-        let empty = screenshot(&x.display, app.window)?;
-        let settle = Instant::now() + Duration::from_secs(15);
-        let mut before = empty.clone();
-        while Instant::now() < settle {
-            std::thread::sleep(Duration::from_millis(200));
-            before = screenshot(&x.display, app.window)?;
-            if compare(&empty, &before, "hijack-xterm-prompt").equal_fraction < 1.0 {
-                break;
-            }
-        }
-        loop {
-            std::thread::sleep(Duration::from_millis(400));
-            let again = screenshot(&x.display, app.window)?;
-            let stable = compare(&before, &again, "hijack-xterm-settle").equal_fraction == 1.0;
-            before = again;
-            if stable || Instant::now() > settle {
-                break;
-            }
-        }
+        // The shell prompt drawn (not blank) and the picture stable: only then compare
+        // before/after.
+        let before = settled_screenshot(&x.display, app.window)?;
 
         let v = hijack_json(app.pid)?;
         assert_eq!(v["outcome"]["already_loaded"], false, "{v}");
@@ -100,8 +82,7 @@ fn hijack_xterm_keeps_working_and_is_idempotent() {
         assert_eq!(v["status"]["mode"], "injected", "{v}");
         assert!(app.alive(), "xterm died after hijack");
 
-        std::thread::sleep(Duration::from_millis(300));
-        let after = screenshot(&x.display, app.window)?;
+        let after = settled_screenshot(&x.display, app.window)?;
         let same = compare(&before, &after, "hijack-xterm");
         assert!(same.equal_fraction >= 0.999, "screen changed: {same:?}");
 
@@ -158,15 +139,15 @@ fn hijack_xclock_and_xeyes() {
         let x = Xvfb::start_plain()?;
         for argv in [&["xclock"][..], &["xeyes"][..]] {
             let mut app = App::spawn(&x.display, argv)?;
-            std::thread::sleep(Duration::from_millis(300));
+            settled_screenshot(&x.display, app.window)?;
             let v = hijack_json(app.pid)?;
             assert!(v["outcome"]["interposed"].as_i64() >= Some(1), "{v}");
             // Make it draw: move the pointer across (xeyes follows it), then check it is alive
             // and that its window still answers.
             xvfb_harness::xtest_click(&x.display, app.window, 5, 5, 4)?;
-            std::thread::sleep(Duration::from_millis(500));
+            // Drawn and quiet again after the pointer motion: the app went through it.
+            settled_screenshot(&x.display, app.window)?;
             assert!(app.alive(), "{argv:?} died after hijack");
-            let _ = screenshot(&x.display, app.window)?;
             let o = guievict(&["status", "--pid", &app.pid.to_string(), "--json"], &[])?;
             ensure!(o.status.success(), "status failed: {}", text(&o));
             let st: serde_json::Value = serde_json::from_slice(&o.stdout)?;
@@ -185,7 +166,11 @@ fn hijack_refuses_process_without_x_connection() {
     require_artifacts();
     with_timeout(30, || -> Result<()> {
         let mut sleeper = Command::new("sleep").arg("100").spawn()?;
-        std::thread::sleep(Duration::from_millis(100));
+        // Running: exec'd and linked (libc mapped).
+        let maps = format!("/proc/{}/maps", sleeper.id());
+        wait_until("sleep is running", Duration::from_secs(10), || {
+            std::fs::read_to_string(&maps).is_ok_and(|m| m.contains("libc.so.6"))
+        })?;
         let o = guievict(&["hijack", &sleeper.id().to_string()], &[])?;
         let t = text(&o);
         let alive = matches!(sleeper.try_wait(), Ok(None));
@@ -214,8 +199,9 @@ fn hijack_reports_target_dying_mid_injection() {
         let t = text(&o);
         assert!(!o.status.success(), "{t}");
         assert!(t.contains("exited during the injection"), "{t}");
-        std::thread::sleep(Duration::from_millis(100));
-        assert!(!app.alive());
+        wait_until("the killed xterm is gone", Duration::from_secs(10), || {
+            !app.alive()
+        })?;
         Ok(())
     })
     .unwrap();

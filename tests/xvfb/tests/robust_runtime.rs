@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use xvfb_harness::{
-    guievict_bin, guievict_json, hijack_path, wait_for_file, wait_for_window, with_timeout,
-    xtest_key, xtest_type, App, Xvfb, XvfbOptions,
+    guievict_bin, guievict_json, hijack_path, settled_screenshot, wait_for_file, wait_for_window,
+    with_timeout, xtest_key, xtest_type, App, Xvfb, XvfbOptions,
 };
 
 fn guievict(args: &[&str]) -> Result<Output> {
@@ -87,7 +87,7 @@ fn squatted_runtime_dirs_fall_back_to_an_abstract_socket() {
                 ("XDG_RUNTIME_DIR", xdg.to_str().context("utf-8")?),
             ],
         )?;
-        std::thread::sleep(Duration::from_millis(800));
+        settled_screenshot(&a.display, app.window)?;
         // setpriv execs xterm: same PID.
         let pid = app.pid.to_string();
         let v = guievict_json(&["hijack", &pid])?;
@@ -156,7 +156,7 @@ fn stale_sockets_are_removed_and_do_not_block_a_hijack() {
 
         // An X app with a stale socket of its PID: hijack injects and answers.
         let app = App::spawn(&x.display, &["xterm", "-geometry", "80x24+0+0"])?;
-        std::thread::sleep(Duration::from_millis(800));
+        settled_screenshot(&x.display, app.window)?;
         let s2 = dir.join(format!("{}.sock", app.pid));
         stale_socket(&s2)?;
         let v = guievict_json(&["hijack", &app.pid.to_string()])

@@ -112,3 +112,113 @@ fn winsession_missing_font_and_16bit_target() {
         );
     });
 }
+
+/// Two servers of one build list the same visuals — Xvfb with GLX about 390, most of them
+/// TrueColor depth 24 with the root visual's masks. Regeneration must keep a visual's ID (not
+/// take the first equal visual for all of them): guimux translates a live request's visual
+/// with a one-to-one map, and a window created after the move with a colormap made before it
+/// must find the colormap's visual equal to its own (Firefox's CreateWindow got BadMatch).
+#[test]
+fn winsession_twin_servers_keep_visual_ids() {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{self, ConnectionExt as _};
+    with_timeout(60, || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let ca = a.connect().expect("connect A");
+        let screen = ca.setup().roots[0].clone();
+        let root_vis = screen
+            .allowed_depths
+            .iter()
+            .flat_map(|d| d.visuals.iter().map(move |v| (d.depth, v)))
+            .find(|(_, v)| v.visual_id == screen.root_visual)
+            .map(|(_, v)| *v)
+            .expect("root visual listed");
+        // The last depth-24 visual equal to the root visual: the first equal one is the root
+        // visual itself, so the old first-match map sent this one there.
+        let twin = screen
+            .allowed_depths
+            .iter()
+            .filter(|d| d.depth == screen.root_depth)
+            .flat_map(|d| d.visuals.iter())
+            .rfind(|v| {
+                v.visual_id != screen.root_visual
+                    && v.class == root_vis.class
+                    && v.red_mask == root_vis.red_mask
+                    && v.green_mask == root_vis.green_mask
+                    && v.blue_mask == root_vis.blue_mask
+            })
+            .map(|v| v.visual_id);
+        let Some(twin) = twin else {
+            xvfb_harness::skip("this Xvfb lists no second visual equal to the root visual");
+            return;
+        };
+        let cmap = ca.generate_id().expect("id");
+        ca.create_colormap(xproto::ColormapAlloc::NONE, cmap, screen.root, twin)
+            .expect("CreateColormap");
+        let win = ca.generate_id().expect("id");
+        ca.create_window(
+            screen.root_depth,
+            win,
+            screen.root,
+            0,
+            0,
+            50,
+            50,
+            0,
+            xproto::WindowClass::INPUT_OUTPUT,
+            twin,
+            &xproto::CreateWindowAux::new()
+                .colormap(cmap)
+                .border_pixel(0)
+                .background_pixel(0),
+        )
+        .expect("CreateWindow");
+        ca.get_input_focus()
+            .expect("request")
+            .reply()
+            .expect("sync");
+        let sa = winsession::capture(&ca, &winsession::CaptureOptions::default()).expect("capture");
+        let cb = b.connect().expect("connect B");
+        let regen = winsession::regenerate(&cb, &sa, &winsession::RegenOptions::default())
+            .expect("regenerate on B");
+        assert_eq!(
+            regen.visual_map.get(&twin),
+            Some(&twin),
+            "visual {twin:#x} changed its ID on a twin server"
+        );
+        let mut targets: Vec<u32> = regen.visual_map.values().copied().collect();
+        let n = targets.len();
+        targets.sort_unstable();
+        targets.dedup();
+        assert_eq!(targets.len(), n, "the visual map is not one-to-one");
+        let win_b = regen.xid_map[&win];
+        let attrs = cb
+            .get_window_attributes(win_b)
+            .expect("request")
+            .reply()
+            .expect("GetWindowAttributes on B");
+        assert_eq!(attrs.visual, twin, "the window has another visual on B");
+        // What the app does after the move: a new window with the old colormap and its visual.
+        let cmap_b = regen.xid_map[&cmap];
+        let w2 = cb.generate_id().expect("id");
+        cb.create_window(
+            screen.root_depth,
+            w2,
+            cb.setup().roots[0].root,
+            0,
+            0,
+            10,
+            10,
+            0,
+            xproto::WindowClass::INPUT_OUTPUT,
+            twin,
+            &xproto::CreateWindowAux::new()
+                .colormap(cmap_b)
+                .border_pixel(0),
+        )
+        .expect("request")
+        .check()
+        .expect("CreateWindow with the regenerated colormap and the same visual");
+    });
+}

@@ -1,0 +1,431 @@
+//! `guievict protect --display D`: keep every X client of a display that this user owns
+//! hijacked, including clients that connect later, so that every app of the desktop can be
+//! detached, moved, replicated — and, with the private-server guard, outlive its X server.
+//!
+//! The display's client list flows in from X-Resource (`QueryClients` plus `QueryClientIds`
+//! with client 0, as `guievict list --display` reads it — never `QueryResourceBytes`), polled
+//! every `--interval-ms` on one connection; each new client's process flows to the injector
+//! ([`crate::cmd_hijack::ensure_hijacked`]); what was protected and what could not be (with
+//! the reason) flows out into a state file in the runtime directory
+//! (`protect-<display>.json`), which `--status`, `--stop` and a second `protect` read. The
+//! watcher runs as a small daemon of its own process group (or in the foreground with
+//! `--foreground`, as the systemd user unit runs it) and ends by itself when the display's
+//! server goes away.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use x11rb::connection::{Connection, RequestConnection};
+use x11rb::protocol::res::{self, ClientIdMask, ClientIdSpec};
+use x11rb::rust_connection::RustConnection;
+
+/// `guievict protect`.
+#[derive(clap::Args, Debug)]
+pub struct ProtectArgs {
+    /// The display whose clients to protect (default: $DISPLAY).
+    #[arg(long)]
+    pub display: Option<String>,
+    /// Stop protecting the display (apps hijacked so far stay hijacked).
+    #[arg(long, conflicts_with_all = ["status", "foreground"])]
+    pub stop: bool,
+    /// Show what is protected and what could not be, with the reasons.
+    #[arg(long, conflicts_with = "foreground")]
+    pub status: bool,
+    /// Run the watcher in this process instead of a background daemon (for a service manager).
+    #[arg(long)]
+    pub foreground: bool,
+    /// How often the display's client list is read, in milliseconds.
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(20..=60_000))]
+    pub interval_ms: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One client the watcher has dealt with.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// Process ID (absent for a client whose process the server does not know).
+    pub pid: Option<u32>,
+    /// The client's resource-ID base, `0x…`.
+    pub client: String,
+    /// The process's command line.
+    pub command: Option<String>,
+    /// Why it is not protected (unprotected entries only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What `protect-<display>.json` holds.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct State {
+    /// The display watched.
+    pub display: String,
+    /// The watcher's process.
+    pub daemon_pid: u32,
+    /// When it started, seconds since the epoch.
+    pub started: u64,
+    /// Milliseconds its first pass over the display's clients took.
+    pub first_pass_ms: f64,
+    /// Clients now under guievict.
+    pub protected: Vec<Entry>,
+    /// Clients that could not be protected, each with the reason.
+    pub unprotected: Vec<Entry>,
+}
+
+/// Where the state of the watcher of `display` lives.
+fn state_path(display: &str) -> Result<PathBuf> {
+    let uid = nix::unistd::geteuid().as_raw();
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+    let (dir, refused) = guievict_hijack::control::choose_dir(xdg.as_deref(), uid);
+    let Some(dir) = dir else {
+        bail!("no usable runtime directory: {}", refused.join("; "));
+    };
+    let name: String = display
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Ok(dir.join(format!("protect-{name}.json")))
+}
+
+fn read_state(path: &Path) -> Option<State> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+fn write_state(path: &Path, s: &State) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(s)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+}
+
+/// Whether `pid` is a running guievict protect watcher (not a reused PID).
+fn is_watcher(pid: u32) -> bool {
+    let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+    !crate::inject::procfs::is_exiting(pid as i32)
+        && args.iter().any(|a| *a == b"protect")
+        && args.iter().any(|a| *a == b"--foreground")
+        && same_exe(pid)
+}
+
+/// Whether `pid` runs this very executable.
+fn same_exe(pid: u32) -> bool {
+    match (
+        std::fs::read_link(format!("/proc/{pid}/exe")),
+        std::env::current_exe(),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn command_of(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let s: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    (!s.is_empty()).then(|| s.join(" "))
+}
+
+/// Every client of the display: (resource-ID base, PID if the server knows it).
+fn clients(conn: &RustConnection) -> Result<Vec<(u32, Option<u32>)>> {
+    let mask = conn.setup().resource_id_mask;
+    let list = res::query_clients(conn)?.reply()?.clients;
+    let ids = res::query_client_ids(
+        conn,
+        &[ClientIdSpec {
+            client: 0,
+            mask: ClientIdMask::LOCAL_CLIENT_PID,
+        }],
+    )?
+    .reply()?
+    .ids;
+    let pid_of: BTreeMap<u32, u32> = ids
+        .iter()
+        .filter(|i| i.spec.mask.contains(ClientIdMask::LOCAL_CLIENT_PID))
+        .filter_map(|i| Some((i.spec.client & !mask, *i.value.first()?)))
+        .collect();
+    Ok(list
+        .iter()
+        .map(|c| c.resource_base & !mask)
+        .filter(|b| *b != 0)
+        .map(|b| (b, pid_of.get(&b).copied()))
+        .collect())
+}
+
+/// How many times a failed hijack is tried again before the client is listed as unprotected
+/// (a client caught while it starts up fails once or twice).
+const TRIES: u32 = 3;
+
+/// The watcher: protect what is there, then what comes, until the server goes away.
+fn watch(display: &str, interval: Duration, path: &Path) -> Result<()> {
+    let t0 = Instant::now();
+    let (conn, _, name) = crate::xconn::connect(Some(display))?;
+    anyhow::ensure!(
+        conn.extension_information(res::X11_EXTENSION_NAME)?
+            .is_some(),
+        "{name} has no X-Resource extension, so its clients cannot be found"
+    );
+    let me = std::process::id();
+    let us = nix::unistd::geteuid().as_raw();
+    let mut state = State {
+        display: name.clone(),
+        daemon_pid: me,
+        started: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        first_pass_ms: 0.0,
+        protected: Vec::new(),
+        unprotected: Vec::new(),
+    };
+    let mut failures: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut first = true;
+    loop {
+        let list = match clients(&conn) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::info!("{name}: the server went away ({e:#}); protection ends");
+                let _ = std::fs::remove_file(path);
+                return Ok(());
+            }
+        };
+        let mut changed = first;
+        for (base, pid) in &list {
+            let client = format!("{base:#x}");
+            let known = |v: &Vec<Entry>| v.iter().any(|e| e.client == client && e.pid == *pid);
+            if known(&state.protected) || known(&state.unprotected) {
+                continue;
+            }
+            let Some(pid) = *pid else {
+                state.unprotected.push(Entry {
+                    pid: None,
+                    client,
+                    command: None,
+                    reason: Some(
+                        "the server does not know its process (a client of another host?)".into(),
+                    ),
+                });
+                changed = true;
+                continue;
+            };
+            if pid == me || same_exe(pid) {
+                continue; // guievict itself (this watcher, a `guievict list`)
+            }
+            let command = command_of(pid);
+            let owner = crate::inject::procfs::owner_uid(pid as i32).ok();
+            if us != 0 && owner != Some(us) {
+                state.unprotected.push(Entry {
+                    pid: Some(pid),
+                    client,
+                    command,
+                    reason: Some(match owner {
+                        Some(o) => {
+                            format!("owned by uid {o}; only its owner (or root) may protect it")
+                        }
+                        None => "its owner cannot be read".into(),
+                    }),
+                });
+                changed = true;
+                continue;
+            }
+            match crate::cmd_hijack::ensure_hijacked(pid as i32, None) {
+                Ok(_) => {
+                    tracing::info!(
+                        "{name}: protected process {pid} ({})",
+                        command.as_deref().unwrap_or("?")
+                    );
+                    state.protected.push(Entry {
+                        pid: Some(pid),
+                        client,
+                        command,
+                        reason: None,
+                    });
+                    changed = true;
+                }
+                Err(e) => {
+                    let n = failures.entry(pid).or_insert(0);
+                    *n += 1;
+                    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                        continue; // gone meanwhile
+                    }
+                    if *n >= TRIES {
+                        tracing::warn!("{name}: cannot protect process {pid}: {e:#}");
+                        state.unprotected.push(Entry {
+                            pid: Some(pid),
+                            client,
+                            command,
+                            reason: Some(format!("{e:#}")),
+                        });
+                        changed = true;
+                    }
+                }
+            }
+        }
+        // Clients that left the display leave the lists.
+        let present = |e: &Entry| {
+            list.iter()
+                .any(|(b, p)| format!("{b:#x}") == e.client && *p == e.pid)
+        };
+        let before = (state.protected.len(), state.unprotected.len());
+        state.protected.retain(present);
+        state.unprotected.retain(present);
+        changed |= before != (state.protected.len(), state.unprotected.len());
+        if first {
+            state.first_pass_ms = t0.elapsed().as_secs_f64() * 1e3;
+            first = false;
+        }
+        if changed {
+            write_state(path, &state)?;
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+fn print_state(s: &State, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(s)?);
+        return Ok(());
+    }
+    println!(
+        "protecting {} (watcher PID {}, first pass {:.0} ms): {} client(s) protected, {} not",
+        s.display,
+        s.daemon_pid,
+        s.first_pass_ms,
+        s.protected.len(),
+        s.unprotected.len()
+    );
+    for e in &s.protected {
+        println!(
+            "  protected  {:>7}  {}",
+            e.pid.map(|p| p.to_string()).unwrap_or_default(),
+            e.command.as_deref().unwrap_or("?")
+        );
+    }
+    for e in &s.unprotected {
+        println!(
+            "  NOT        {:>7}  {}: {}",
+            e.pid
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| e.client.clone()),
+            e.command.as_deref().unwrap_or("?"),
+            e.reason.as_deref().unwrap_or("?")
+        );
+    }
+    Ok(())
+}
+
+/// Run `guievict protect`.
+pub fn run(a: &ProtectArgs) -> Result<()> {
+    let display = crate::xconn::display_name(a.display.as_deref())?;
+    let path = state_path(&display)?;
+    let running = read_state(&path).filter(|s| is_watcher(s.daemon_pid));
+    if a.stop {
+        let Some(s) = running else {
+            let _ = std::fs::remove_file(&path);
+            bail!("{display} is not being protected");
+        };
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(s.daemon_pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .with_context(|| format!("stopping watcher {}", s.daemon_pid))?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while is_watcher(s.daemon_pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = std::fs::remove_file(&path);
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({"display": display, "stopped": s.daemon_pid})
+            );
+        } else {
+            println!(
+                "{display} is no longer protected (watcher {} stopped; the {} app(s) it hijacked stay hijacked)",
+                s.daemon_pid,
+                s.protected.len()
+            );
+        }
+        return Ok(());
+    }
+    if a.status {
+        let Some(s) = running else {
+            bail!("{display} is not being protected (start with `guievict protect --display {display}`)");
+        };
+        return print_state(&s, a.json);
+    }
+    if let Some(s) = running {
+        if a.foreground {
+            bail!("{display} is already protected by watcher {}", s.daemon_pid);
+        }
+        eprintln!("{display} is already protected by watcher {}", s.daemon_pid);
+        return print_state(&s, a.json);
+    }
+    let _ = std::fs::remove_file(&path);
+    let interval = Duration::from_millis(a.interval_ms);
+    if a.foreground {
+        return watch(&display, interval, &path);
+    }
+    // The daemon: this executable again, in the foreground mode, in a process group of its
+    // own (a terminal's signals do not reach it), its output in a log next to the state.
+    let exe = std::env::current_exe().context("finding this executable")?;
+    let log = std::fs::File::create(path.with_extension("log"))
+        .with_context(|| format!("creating {}", path.with_extension("log").display()))?;
+    let t0 = Instant::now();
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new(exe)
+        .args([
+            "protect",
+            "--foreground",
+            "--display",
+            &display,
+            "--interval-ms",
+            &a.interval_ms.to_string(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("starting the watcher")?;
+    // Ready when its first pass is written.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(s) = read_state(&path).filter(|s| s.daemon_pid == child.id()) {
+            if !a.json {
+                eprintln!(
+                    "watcher {} started in {:.0} ms",
+                    s.daemon_pid,
+                    t0.elapsed().as_secs_f64() * 1e3
+                );
+            }
+            return print_state(&s, a.json);
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            let text = std::fs::read_to_string(path.with_extension("log")).unwrap_or_default();
+            bail!(
+                "the watcher exited ({st}) before protecting anything: {}",
+                text.trim()
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("the watcher did not finish its first pass within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,136 @@
+//! `guievict protect --display D` (issue 19): every X client of a display hijacked — those
+//! already there within one pass, those that connect later within a poll — a second `protect`
+//! finds the running watcher, `--status` lists what is protected, a protected app moves, and
+//! the watcher ends with `--stop` or by itself when the display's server dies.
+use std::process::Command;
+use std::time::{Duration, Instant};
+use xvfb_harness::*;
+
+/// PIDs of the display's clients that `guievict list --display` shows as hijacked.
+fn hijacked_on(display: &str) -> Vec<u64> {
+    guievict_json(&["list", "--display", display])
+        .map(|v| {
+            v["clients"]
+                .as_array()
+                .map(|cs| {
+                    cs.iter()
+                        .filter(|c| c["hijacked"] == true)
+                        .filter_map(|c| c["pid"].as_u64())
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
+}
+
+fn pids(v: &serde_json::Value, list: &str) -> Vec<u64> {
+    v[list]
+        .as_array()
+        .map(|es| es.iter().filter_map(|e| e["pid"].as_u64()).collect())
+        .unwrap_or_default()
+}
+
+fn alive(pid: u64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+#[test]
+fn protect_a_display_then_newcomers_then_stop() {
+    with_timeout(120, || {
+        let mut a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let xterm = App::spawn(&a.display, &["xterm", "-geometry", "60x12+0+0", "-e", "sh"])
+            .expect("xterm");
+        let xlogo =
+            App::spawn(&a.display, &["xlogo", "-geometry", "120x120+500+10"]).expect("xlogo");
+
+        let t = Instant::now();
+        let v = guievict_json(&["protect", "--display", &a.display]).expect("protect");
+        let started = t.elapsed();
+        eprintln!("protect with 2 apps returned in {started:?}: {v}");
+        let watcher = v["daemon_pid"].as_u64().expect("daemon_pid");
+        let got = pids(&v, "protected");
+        for app in [&xterm, &xlogo] {
+            assert!(
+                got.contains(&u64::from(app.pid)),
+                "pid {} not protected: {v}",
+                app.pid
+            );
+        }
+        assert!(pids(&v, "unprotected").is_empty(), "{v}");
+        assert!(alive(watcher), "the watcher is not running");
+        assert!(
+            started < Duration::from_secs(10),
+            "protect took {started:?} to return"
+        );
+
+        // A client that connects later is protected by the running watcher.
+        let xclock = App::spawn(
+            &a.display,
+            &["xclock", "-geometry", "120x120+300+10", "-update", "3600"],
+        )
+        .expect("xclock");
+        let t = Instant::now();
+        wait_until("the newcomer is hijacked", Duration::from_secs(15), || {
+            hijacked_on(&a.display).contains(&u64::from(xclock.pid))
+        })
+        .expect("newcomer protected");
+        eprintln!(
+            "newcomer protected {:?} after its window appeared",
+            t.elapsed()
+        );
+        let st = guievict_json(&["protect", "--status", "--display", &a.display]).expect("status");
+        assert!(
+            pids(&st, "protected").contains(&u64::from(xclock.pid)),
+            "{st}"
+        );
+
+        // A second protect finds the watcher instead of starting another.
+        let out = Command::new(guievict_bin())
+            .args(["protect", "--display", &a.display])
+            .output()
+            .expect("protect again");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains(&format!("already protected by watcher {watcher}")),
+            "{err}"
+        );
+
+        // What protection is for: the newcomer moves without a manual hijack.
+        let before = settled_screenshot(&a.display, xclock.window).expect("xclock on A");
+        guievict_json(&["move", "--pid", &xclock.pid.to_string(), &b.display]).expect("move");
+        let wb = wait_for_window(&b.display, xclock.pid, Duration::from_secs(10)).expect("on B");
+        assert_picture_returns(&before, &b.display, wb, "protected-xclock-on-b");
+
+        // --stop ends the watcher; the apps stay hijacked and alive.
+        let v = guievict_json(&["protect", "--stop", "--display", &a.display]).expect("stop");
+        assert_eq!(v["stopped"].as_u64(), Some(watcher), "{v}");
+        wait_until("the watcher ends", Duration::from_secs(10), || {
+            !alive(watcher)
+        })
+        .expect("watcher gone");
+        let out = Command::new(guievict_bin())
+            .args(["protect", "--status", "--display", &a.display])
+            .output()
+            .expect("status");
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is not being protected"));
+        let still = hijacked_on(&a.display);
+        assert!(still.contains(&u64::from(xterm.pid)), "{still:?}");
+
+        // A watcher ends by itself with its display's server.
+        let v = guievict_json(&["protect", "--display", &a.display]).expect("protect again");
+        let watcher = v["daemon_pid"].as_u64().expect("daemon_pid");
+        a.kill();
+        wait_until(
+            "the watcher ends with the server",
+            Duration::from_secs(15),
+            || !alive(watcher),
+        )
+        .expect("watcher ends with its server");
+    });
+}
