@@ -276,6 +276,7 @@ fn undo(sock: &Path, pid: u32, displays: &[String]) -> Result<()> {
                 display: d.clone(),
                 auth: None,
                 force: false,
+                private: None,
             },
         )?;
     }
@@ -320,6 +321,9 @@ pub fn checkpoint(a: CheckpointArgs) -> Result<()> {
                 // A checkpoint that could not bring the GUI back exactly is refused, with
                 // the app left running where it is.
                 force: false,
+                // No socket may stay open through a dump: not held on the private server.
+                private: None,
+                in_memory: true,
             },
         )?;
         detach_report = rep;
@@ -433,6 +437,7 @@ fn undo_attach(sock: &Path, pid: u32, displays: &[String]) -> Result<()> {
                 display: d.clone(),
                 auth: None,
                 force: false,
+                private: None,
             },
         )?;
     }
@@ -536,6 +541,7 @@ pub fn restore(a: RestoreArgs) -> Result<()> {
                 display: d.clone(),
                 auth: None,
                 force: false,
+                private: None,
             },
         )
         .with_context(|| {

@@ -17,6 +17,9 @@ pub struct HijackArgs {
     /// Interpose only this descriptor (default: every X connection found).
     #[arg(long)]
     pub fd: Option<i32>,
+    /// Also guard the app (see `guievict guard`): it then outlives its X server.
+    #[arg(long)]
+    pub guard: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -177,6 +180,12 @@ fn print_status(s: &Status) {
             c.queued_to_server,
             c.queued_to_app,
         );
+        if let Some(d) = &c.held_on {
+            println!("         held on guievict's private server {d} (attach brings it back)");
+        }
+        if let Some(d) = &c.guard {
+            println!("         guarded: a hidden replica on guievict's private server {d}");
+        }
         if let Some(d) = &c.degraded {
             println!("         DEGRADED: {d}");
         }
@@ -185,7 +194,11 @@ fn print_status(s: &Status) {
 
 /// Run `guievict hijack`.
 pub fn run_hijack(a: &HijackArgs) -> Result<()> {
-    let (outcome, status) = ensure_hijacked(a.pid, a.fd)?;
+    let (outcome, mut status) = ensure_hijacked(a.pid, a.fd)?;
+    if a.guard {
+        crate::cmd_mobility::guard_one(a.pid as u32)?;
+        status = status_of(a.pid)?;
+    }
     if a.json {
         let v = serde_json::json!({ "outcome": outcome, "status": status });
         println!("{}", serde_json::to_string_pretty(&v)?);

@@ -213,6 +213,18 @@ pub struct DetachArgs {
     /// bring that part back); refused otherwise, and the app stays where it is.
     #[arg(long)]
     force: bool,
+    /// Hold the GUI on guievict's private headless server (started on demand, one per user)
+    /// instead of in memory: the app keeps running for real (its requests get replies, nothing
+    /// piles up), and `attach` moves it from there. A guarded app is always held there.
+    #[arg(long, conflicts_with = "save")]
+    private: bool,
+}
+
+/// `guievict guard`.
+#[derive(Args, Debug)]
+pub struct GuardArgs {
+    #[command(flatten)]
+    target: Target,
 }
 
 /// `guievict attach`.
@@ -664,6 +676,14 @@ pub fn detach(a: DetachArgs) -> Result<()> {
     let pids = group_of(&target, root, group::Want::OnDisplay)?;
     note_helpers_left_behind(&pids);
     let save = a.save.map(|p| std::path::absolute(&p)).transpose()?;
+    // `--private`: held on the private headless server (started now if needed), which stays
+    // reachable while the request runs.
+    let server = if a.private {
+        Some(crate::private::ensure()?)
+    } else {
+        None
+    };
+    let private = server.as_ref().map(|s| s.request_value());
     let hold = GroupHold::take(&pids);
     let parts = hold.during(all_or_none(
         &pids,
@@ -678,11 +698,14 @@ pub fn detach(a: DetachArgs) -> Result<()> {
                 }
             }),
             force: a.force,
+            private: private.clone(),
+            in_memory: false,
         },
         Some(|was: &str| Request::Attach {
             display: was.to_string(),
             auth: None,
             force: true,
+            private: None,
         }),
     ))?;
     // Detached, the processes' requests queue anyway; the hold ends.
@@ -720,6 +743,8 @@ fn all_or_none(
                         (None, _) => Request::Detach {
                             session_path: None,
                             force: true,
+                            private: None,
+                            in_memory: false,
                         },
                     };
                     call(pid, &req).map(|_| ())
@@ -769,6 +794,14 @@ pub fn attach(a: AttachArgs) -> Result<()> {
     let root = resolve(&target)?;
     let pids = group_of(&target, root, group::Want::Detached)?;
     let auth = auth_for(&a.auth, &to)?;
+    // A GUI held on the private server or guarded gets its guard there again: the server is
+    // started if it went away, and kept up (our connection) while the requests run.
+    let server = if pids.iter().any(|&p| uses_private(p)) {
+        Some(crate::private::ensure()?)
+    } else {
+        None
+    };
+    let private = server.as_ref().map(|s| s.request_value());
     let hold = GroupHold::take(&pids);
     let mut parts = hold.during(all_or_none(
         &pids,
@@ -776,12 +809,27 @@ pub fn attach(a: AttachArgs) -> Result<()> {
             display: to.clone(),
             auth: auth.clone(),
             force: a.force,
+            private: private.clone(),
         },
         None::<fn(&str) -> Request>,
     ))?;
     hold.release(&parts);
     strip_own_ids(&mut parts);
     output_group(target.json, root, parts, a.force)
+}
+
+/// Whether process `pid` has a connection held on the private server or guarded there.
+fn uses_private(pid: u32) -> bool {
+    let Ok(path) = socket_of(pid) else {
+        return false;
+    };
+    match control::request(&path, &Request::Status) {
+        Ok(Response::Status(st)) => st
+            .connections
+            .iter()
+            .any(|c| c.held_on.is_some() || c.guarded),
+        _ => false,
+    }
 }
 
 /// The ID pairs were for the other processes; the printed report stays readable without them.
@@ -990,6 +1038,47 @@ pub fn policy(a: PolicyArgs) -> Result<()> {
     )?;
     output(target.json, pid, &msg, rep);
     Ok(())
+}
+
+/// `guievict guard`: a hidden view-only replica of the application's GUI on guievict's private
+/// headless server (started on demand). Should the application's X server die, the guard
+/// becomes the primary: the app lives on, detached, held there with its exact state, and
+/// `guievict attach D` brings it back. Detach then holds it there too.
+pub fn guard(a: GuardArgs) -> Result<()> {
+    let target = a.target.settled()?;
+    let root = resolve(&target)?;
+    let pids = group_of(&target, root, group::Want::OnDisplay)?;
+    guard_pids(&pids, root, target.json)
+}
+
+/// Guard every process of `pids` (see [`guard`]); the private server is held reachable while
+/// the requests run.
+pub fn guard_pids(pids: &[u32], root: u32, json: bool) -> Result<()> {
+    let parts = guard_quiet(pids)?;
+    output_group(json, root, parts, true)
+}
+
+/// Guard every process of `pids` without printing (see [`guard`]).
+fn guard_quiet(pids: &[u32]) -> Result<Vec<Part>> {
+    let server = crate::private::ensure()?;
+    let private = server.request_value();
+    let mut parts = Vec::new();
+    for &pid in pids {
+        let (msg, report) = call(
+            pid,
+            &Request::Guard {
+                private: private.clone(),
+            },
+        )?;
+        parts.push(Part { pid, msg, report });
+    }
+    drop(server);
+    Ok(parts)
+}
+
+/// `guievict hijack --guard`: guard the one process just hijacked.
+pub fn guard_one(pid: u32) -> Result<()> {
+    guard_quiet(&[pid]).map(|_| ())
 }
 
 #[cfg(test)]

@@ -166,6 +166,8 @@ pub fn run(args: RunArgs) -> Result<i32> {
                         auth: None,
                         detached: None,
                         replicas: Vec::new(),
+                        guard: None,
+                        held: false,
                     }),
                     Err(e) => tracing::error!("starting relay: {e}"),
                 }

@@ -15,6 +15,7 @@ mod cmd_sheet;
 mod group;
 mod inject;
 mod paths;
+mod private;
 mod xconn;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +59,9 @@ pub enum Cmd {
     Move(cmd_mobility::MoveArgs),
     /// Capture an application's window session to a file without detaching it.
     Snapshot(cmd_mobility::SnapshotArgs),
+    /// Keep a hidden replica of the GUI on guievict's private headless server, so that the app
+    /// outlives its X server (it is then detached, held there; attach brings it back).
+    Guard(cmd_mobility::GuardArgs),
     /// Show the same live GUI on one more display.
     #[command(after_help = EITHER_ORDER)]
     Replicate(cmd_mobility::ReplicateArgs),
@@ -115,6 +119,7 @@ fn main() {
         Cmd::Attach(a) => cmd_mobility::attach(a),
         Cmd::Move(a) => cmd_mobility::r#move(a),
         Cmd::Snapshot(a) => cmd_mobility::snapshot(a),
+        Cmd::Guard(a) => cmd_mobility::guard(a),
         Cmd::Replicate(a) => cmd_mobility::replicate(a),
         Cmd::Unreplicate(a) => cmd_mobility::unreplicate(a),
         Cmd::Policy(a) => cmd_mobility::policy(a),

@@ -15,7 +15,7 @@ use crate::salvage::{FailedCall, InputMark, PassThrough, Side};
 use crate::shmconv::{self, Conv, ImageFormats, SegmentMemory};
 use crate::tables;
 use crate::translate::{self, Maps, ReplyAux};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::OwnedFd;
 
 /// Index of a server connection inside the engine.
@@ -182,6 +182,18 @@ struct Server {
     framed: u64,
     /// Highest sequence number seen from this server (widened).
     seen: u64,
+    /// A replica's replies and errors to app requests, already in the app's view and
+    /// numbering, that the primary may not have delivered yet: `(app seq, message)`. Should
+    /// the primary die, the replica is promoted and these answer the requests that were in
+    /// flight (see [`Engine::promote`]). Trimmed as the primary delivers its own.
+    unanswered: VecDeque<(u64, Vec<u8>)>,
+    /// Set on a replica promoted to primary: (app-view seq the dead primary had processed,
+    /// app-view seq of the last reply it delivered). Events numbered before the first and
+    /// replies up to the second were the dead primary's to deliver.
+    promoted_after: Option<(u64, u64)>,
+    /// A *lean* replica (a guard, see [`Engine::set_lean`]): drawing into the app's windows
+    /// reaches it as NoOperation.
+    lean: bool,
 }
 
 impl Server {
@@ -201,6 +213,9 @@ impl Server {
             shm: None,
             framed: 0,
             seen: 0,
+            unanswered: VecDeque::new(),
+            promoted_after: None,
+            lean: false,
         }
     }
 
@@ -328,8 +343,38 @@ pub struct Engine {
     shm: Option<ShmState>,
     /// Image layout of the app's original server (how it lays out MIT-SHM images).
     app_formats: Option<ImageFormats>,
+    /// App-view seq of the last reply or error the app received (a primary's).
+    last_reply: u64,
+    /// The app's windows (app-view IDs) as far as lean replicas need to know them: those of
+    /// the session they were made from, and every CreateWindow since (see
+    /// [`Engine::set_lean`]).
+    app_windows: HashSet<u32>,
     /// Log a line per message (debugging aid: `GUIEVICT_TRACE=1`).
     pub trace: bool,
+}
+
+/// Most replies a replica keeps for a primary that may die before it answers (see
+/// `Server::unanswered`); beyond it the oldest go (the primary is then far ahead of or far
+/// behind the replica, and a promotion would not be exact anyway).
+const UNANSWERED_MAX: usize = 4096;
+
+/// Whether core request `req` only draws into one of `windows` (no reply, no state but pixels).
+fn is_window_drawing(req: &[u8], order: ByteOrder, windows: &HashSet<u32>) -> bool {
+    if windows.is_empty() {
+        return false;
+    }
+    // BIG-REQUESTS form: a zero length field, then 4 more bytes of length.
+    let big = if req.len() >= 4 && order.u16(req, 2) == 0 {
+        4
+    } else {
+        0
+    };
+    let at = match req[0] {
+        61 | 64..=72 | 74..=77 => 4, // ClearArea, Poly*, FillPoly, PutImage, *Text*
+        62 | 63 => 8,                // CopyArea, CopyPlane: the destination
+        _ => return false,
+    } + big;
+    req.len() >= at + 4 && windows.contains(&order.u32(req, at))
 }
 
 /// A failing request used as a sentinel and as a substitute: GetGeometry on an ID no client
@@ -396,6 +441,8 @@ impl Engine {
             detached_app_done: 0,
             shm: None,
             app_formats: None,
+            last_reply: 0,
+            app_windows: HashSet::new(),
             trace: false,
         }
     }
@@ -616,6 +663,8 @@ impl Engine {
         if shm_req {
             self.shm_effect(req, true);
         }
+        self.track_windows(req);
+        let window_drawing = is_window_drawing(req, order, &self.app_windows);
         for sid in 0..self.servers.len() {
             let Some(srv) = self.servers[sid]
                 .as_mut()
@@ -629,6 +678,15 @@ impl Engine {
                 continue;
             }
             let app_before = app_seq - 1;
+            if srv.lean && window_drawing {
+                // Pixels of a window are not state: an attach exposes and the app repaints.
+                // NoOperation keeps the numbering.
+                srv.push_request(Origin::App, app_seq, app_before);
+                let mut noop = [127u8, 0, 0, 0];
+                order.put_u16(&mut noop, 2, 1);
+                srv.out.extend_from_slice(&noop);
+                continue;
+            }
             if let (true, Some(t), Some(maps), Some(st)) = (
                 shm_req,
                 srv.shm.as_ref(),
@@ -1099,8 +1157,26 @@ impl Engine {
             return;
         }
         let role = srv.role;
-        if kind <= 1 && role != Role::Primary {
-            return; // replicas' replies and errors are not the app's
+        // A replica's replies and errors are not the app's, but are kept (in the app's view)
+        // until the primary has delivered its own: they answer the app should the primary die.
+        let keep_for_promotion = kind <= 1 && matches!(role, Role::Replica { .. });
+        if kind <= 1 && role == Role::Pending {
+            return;
+        }
+        if keep_for_promotion && pending.as_ref().is_some_and(|p| p.shm.is_some()) {
+            return; // converted MIT-SHM replies carry state (descriptors): not replayable
+        }
+        if let Some((done, answered)) = srv.promoted_after {
+            // Promoted from a replica: what the dead primary already told the app is not
+            // told again.
+            let old = if kind <= 1 {
+                client_seq <= answered
+            } else {
+                app_view_seq < done
+            };
+            if old {
+                return;
+            }
         }
         if kind > 1 {
             // Events.
@@ -1239,8 +1315,134 @@ impl Engine {
         if has_seq {
             order.put_u16(msg, 2, app_seq as u16);
         }
+        if keep_for_promotion {
+            let delivered = self.last_reply;
+            let q = &mut srv.unanswered;
+            while q.front().is_some_and(|(s, _)| *s <= delivered) || q.len() >= UNANSWERED_MAX {
+                q.pop_front();
+            }
+            if client_seq > delivered {
+                q.push_back((client_seq, msg.to_vec()));
+            }
+            return;
+        }
+        if kind <= 1 {
+            self.last_reply = client_seq;
+        }
+        if self.trace {
+            self.log.push(format!(
+                "debug: to app from server {s}: kind {kind} seq {app_seq} (client {client_seq})"
+            ));
+        }
         self.stats.to_app_messages += 1;
         self.app_out.extend_from_slice(msg);
+    }
+
+    /// The primary `dead` is gone (its server died): replica `to` becomes the primary. Replies
+    /// and errors the replica gave to requests the dead primary had not answered go to the app
+    /// now, in order and in the app's numbering; later ones follow as the replica sends them.
+    /// The replica's events become the app's (input too, also from a view-only replica).
+    /// Returns how many answers were delivered from the replica's keep.
+    pub fn promote(&mut self, dead: ServerId, to: ServerId) -> Result<usize, EngineError> {
+        if !self
+            .servers
+            .get(to)
+            .and_then(|x| x.as_ref())
+            .is_some_and(|s| matches!(s.role, Role::Replica { .. }) && s.is_synced())
+        {
+            return Err(EngineError::NoServer(to));
+        }
+        let (done, sent) = self
+            .servers
+            .get(dead)
+            .and_then(|x| x.as_ref())
+            .map(|s| (s.app_done, s.app_sent))
+            .unwrap_or((self.detached_app_done, self.detached_app_done));
+        if self.primary == Some(dead) {
+            self.remove_server(dead);
+        }
+        let last = self.last_reply;
+        let srv = self.servers[to].as_mut().ok_or(EngineError::NoServer(to))?;
+        srv.role = Role::Primary;
+        srv.lean = false;
+        srv.promoted_after = Some((done, last));
+        // Numbering goes on from where the app is: an idle replica has seen no app request
+        // since it was made, and its own counts start at zero.
+        srv.app_done = srv.app_done.max(done);
+        srv.app_sent = srv.app_sent.max(sent);
+        let mut n = 0;
+        for (seq, msg) in std::mem::take(&mut srv.unanswered) {
+            if seq > last {
+                self.last_reply = seq;
+                self.stats.to_app_messages += 1;
+                self.app_out.extend_from_slice(&msg);
+                n += 1;
+            }
+        }
+        self.primary = Some(to);
+        Ok(n)
+    }
+
+    /// The replicas, with their roles, that could take over from the primary.
+    pub fn replicas(&self) -> Vec<(ServerId, Role)> {
+        self.servers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.as_ref()
+                    .filter(|s| matches!(s.role, Role::Replica { .. }) && s.is_synced())
+                    .map(|s| (i, s.role))
+            })
+            .collect()
+    }
+
+    /// Make replica `s` *lean*: requests that only draw into one of the app's windows
+    /// (core drawing, PutImage, ClearArea, CopyArea/CopyPlane into a window) reach it as
+    /// NoOperation. For a guard, which nobody looks at: should it become the primary, the
+    /// app repaints on the Expose events of the next attach. `windows` are the app's windows
+    /// (app-view IDs) made before now (they replace any known before); later CreateWindow
+    /// requests are tracked. A window the app made between the capture `windows` come from
+    /// and this call is drawn into in full (no harm, only work).
+    pub fn set_lean(
+        &mut self,
+        s: ServerId,
+        windows: impl IntoIterator<Item = u32>,
+    ) -> Result<(), EngineError> {
+        let srv = self
+            .servers
+            .get_mut(s)
+            .and_then(|x| x.as_mut())
+            .filter(|x| matches!(x.role, Role::Replica { .. }))
+            .ok_or(EngineError::NoServer(s))?;
+        srv.lean = true;
+        // Replaced, not extended: while no server was lean nothing was tracked, and a stale
+        // ID reused for a pixmap would have its drawing dropped.
+        self.app_windows = windows.into_iter().collect();
+        Ok(())
+    }
+
+    /// Keep [`Engine::app_windows`] current: CreateWindow adds, DestroyWindow and a
+    /// CreatePixmap reusing the ID remove.
+    fn track_windows(&mut self, req: &[u8]) {
+        const CREATE_WINDOW: u8 = 1;
+        const DESTROY_WINDOW: u8 = 4;
+        const CREATE_PIXMAP: u8 = 53;
+        if req.len() < 12 || !self.servers.iter().flatten().any(|s| s.lean) {
+            return;
+        }
+        let o = self.order;
+        match req[0] {
+            CREATE_WINDOW => {
+                self.app_windows.insert(o.u32(req, 4));
+            }
+            DESTROY_WINDOW => {
+                self.app_windows.remove(&o.u32(req, 4));
+            }
+            CREATE_PIXMAP => {
+                self.app_windows.remove(&o.u32(req, 4));
+            }
+            _ => {}
+        }
     }
 
     // ---------------------------------------------------------------- detach / attach
@@ -1367,6 +1569,10 @@ impl Engine {
                 if keep {
                     if ev[0] & 0x7f != 11 {
                         order.put_u16(&mut ev, 2, seq as u16);
+                    }
+                    if self.trace {
+                        self.log
+                            .push(format!("debug: held event {} to app, seq {seq}", ev[0]));
                     }
                     self.app_out.extend_from_slice(&ev);
                 }

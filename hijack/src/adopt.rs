@@ -80,6 +80,8 @@ fn adopt_one(sw: interpose::Swapped) {
                 auth: None,
                 detached: None,
                 replicas: Vec::new(),
+                guard: None,
+                held: false,
             });
             // Release the connection's slots when its loop ends.
             let _ = std::thread::Builder::new()

@@ -65,6 +65,21 @@ pub enum Request {
         /// attach then cannot bring it back exactly); refused otherwise, with nothing changed.
         #[serde(default)]
         force: bool,
+        /// Hold the GUI on this private headless server (a move there) instead of in memory:
+        /// the app keeps getting real replies while detached. A guarded connection (see
+        /// [`Request::Guard`]) goes to its guard's server without it.
+        #[serde(default)]
+        private: Option<PrivateServer>,
+        /// Detach in memory even when guarded (a checkpoint: no socket may stay open).
+        #[serde(default)]
+        in_memory: bool,
+    },
+    /// Keep a hidden view-only replica of the GUI on a private headless server (the *guard*):
+    /// should the primary's X server die, the guard becomes the primary and the app is then
+    /// detached, held there with its exact state, until `attach` moves it to a display.
+    Guard {
+        /// The private server.
+        private: PrivateServer,
     },
     /// Put the GUI on `display`.
     Attach {
@@ -76,6 +91,10 @@ pub enum Request {
         /// DRI3, DRI2): the app's requests for it will then fail there.
         #[serde(default)]
         force: bool,
+        /// guievict's private server as it is now (the CLI starts it if needed and keeps it up
+        /// while the request runs): a guarded GUI gets its guard there again after the attach.
+        #[serde(default)]
+        private: Option<PrivateServer>,
     },
     /// Show the GUI on one more display.
     Replicate {
@@ -164,6 +183,16 @@ pub enum Request {
     },
 }
 
+/// guievict's private headless X server of a user (Xvfb with the GUIEVICT extension, started
+/// by the CLI): where guarded and detached GUIs are held.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivateServer {
+    /// Display name, e.g. `:57`.
+    pub display: String,
+    /// Its X authority (the server accepts only this cookie).
+    pub auth: Option<XAuth>,
+}
+
 /// Failures [`Request::TestFault`] can provoke.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TestFault {
@@ -218,6 +247,18 @@ pub struct ConnectionStatus {
     /// connection is relayed since (detach, attach and move are then refused).
     #[serde(default)]
     pub degraded: Option<String>,
+    /// Set while the connection is detached but held on guievict's private headless server
+    /// (its display): the app gets real replies there, and `attach` moves it from there.
+    #[serde(default)]
+    pub held_on: Option<String>,
+    /// The private server that keeps a hidden replica of this connection's GUI (the guard),
+    /// if there is one.
+    #[serde(default)]
+    pub guard: Option<String>,
+    /// The connection is guarded (`guievict guard`), also while its guard is not live
+    /// (detached in memory, or held: the guard is made again at the next attach).
+    #[serde(default)]
+    pub guarded: bool,
 }
 
 /// Answer to [`Request::Status`].
@@ -783,6 +824,7 @@ mod tests {
                 data: vec![1, 2, 3],
             }),
             force: true,
+            private: None,
         };
         let mut buf = Vec::new();
         write_frame(&mut buf, &req).unwrap();

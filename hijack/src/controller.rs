@@ -11,7 +11,7 @@
 //! and makes it consistent with what the relays really do ([`reconcile`]).
 
 use crate::control::{
-    ConnectionStatus, ErrorKind, InputPolicy, Request, Response, TestFault, XAuth,
+    ConnectionStatus, ErrorKind, InputPolicy, PrivateServer, Request, Response, TestFault, XAuth,
 };
 use crate::muxloop::MuxHandle;
 use crate::session::{self, Auth, Detached, SessionError};
@@ -38,6 +38,150 @@ pub struct Conn {
     pub detached: Option<Detached>,
     /// Replicas: display → (server id, setup).
     pub replicas: Vec<(String, ServerId)>,
+    /// The guard: a hidden view-only replica on guievict's private headless server, which
+    /// becomes the primary should the primary's server die (see [`Request::Guard`]). Kept
+    /// while held, so that an attach guards the GUI again.
+    pub guard: Option<Guard>,
+    /// The primary is the private headless server: the connection is detached in the user's
+    /// eyes (`display` names the private server, `status` shows it as `held_on`).
+    pub held: bool,
+}
+
+/// A connection's guard (see [`Conn::guard`]).
+#[derive(Debug, Clone)]
+pub struct Guard {
+    /// The private server's display.
+    pub display: String,
+    /// Its X authority.
+    pub auth: Option<Auth>,
+    /// The replica's server id while it is a replica (None once it became the primary, or
+    /// while it is being renewed).
+    pub server: Option<ServerId>,
+}
+
+/// Take over what the relays did on their own: a replica they made the primary because the
+/// primary's X server died. The records follow: the replica's display is the connection's
+/// display now; a guard that took over holds the connection (detached, on the private
+/// server).
+pub fn note_promotions(conns: &mut [Conn]) {
+    for c in conns.iter_mut() {
+        for (dead, to) in c.handle.take_promotions() {
+            let from = c.display.clone().unwrap_or_default();
+            if let Some(g) = c.guard.as_mut().filter(|g| g.server == Some(to)) {
+                g.server = None;
+                tracing::warn!(
+                    app_fd = c.app_fd,
+                    from,
+                    held_on = g.display,
+                    "the X server died; the GUI is held on the private server (detached)"
+                );
+                c.display = Some(g.display.clone());
+                c.auth = g.auth.clone();
+                c.held = true;
+            } else if let Some(i) = c.replicas.iter().position(|(_, s)| *s == to) {
+                let (d, _) = c.replicas.remove(i);
+                tracing::warn!(
+                    app_fd = c.app_fd,
+                    from,
+                    to = d,
+                    "the X server died; the replica is the primary now"
+                );
+                c.display = Some(d);
+                c.auth = None;
+            } else {
+                tracing::error!(
+                    app_fd = c.app_fd,
+                    dead,
+                    to,
+                    "promotion of an unknown server"
+                );
+                continue;
+            }
+            crate::preflight::note_origin(c.app_fd, &from);
+            c.server_setup = None;
+        }
+    }
+}
+
+/// Guards whose replica is gone (its connection ended: the private server killed it, or
+/// someone KillClient'ed it there) are no longer live: a detach then moves the GUI to the
+/// private server instead of handing over, and the next attach makes the guard again.
+fn forget_dead_guards(conns: &mut [Conn]) {
+    for c in conns.iter_mut() {
+        let Some(s) = c.guard.as_ref().and_then(|g| g.server) else {
+            continue;
+        };
+        let live = c
+            .handle
+            .with_engine_within(STATUS_WAIT, move |e| e.server_ids().contains(&s))
+            .unwrap_or(true);
+        if !live {
+            tracing::warn!(app_fd = c.app_fd, "the guard replica is gone");
+            if let Some(g) = c.guard.as_mut() {
+                g.server = None;
+            }
+        }
+    }
+}
+
+fn auth_of_private(p: &PrivateServer) -> Option<Auth> {
+    auth_of(&p.auth)
+}
+
+/// Add a guard on `private` to connection `c` (a view-only replica there, made from a snapshot
+/// while the app is held so it sees every request after it).
+fn add_guard(c: &mut Conn, display: &str, auth: Option<Auth>) -> Result<(), SessionError> {
+    let setup = match c.server_setup.clone() {
+        Some(s) => s,
+        None => probe_setup_auth(c.display.as_deref().unwrap_or_default(), c.auth.as_ref())?,
+    };
+    // The app stays held from the capture until the guard is live, so the guard sees every
+    // request after the state it was made from.
+    let held = session::hold_and_capture(&c.handle, setup, &winsession::CaptureOptions::default())?;
+    let r = session::attach(
+        &c.handle,
+        display,
+        auth.as_ref(),
+        &held.detached,
+        Role::Replica { view_only: true },
+    );
+    // Nobody looks at the guard: drawing into the app's windows reaches it as NoOperation
+    // (an attach from there exposes them and the app repaints).
+    let d = &held.detached;
+    let mut prev = d.prev.clone();
+    let windows: Vec<u32> = d
+        .session
+        .windows
+        .iter()
+        .map(|w| match prev.as_mut() {
+            Some(m) => m.xids.to_app(w.id),
+            None => w.id,
+        })
+        .collect();
+    // Lean before the app runs on (nothing here may return before the app is let go).
+    if let Ok((rep, _)) = &r {
+        let server = rep.server;
+        match c.handle.with_engine(move |e| e.set_lean(server, windows)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(app_fd = c.app_fd, "guard draws everything: {e}"),
+            Err(e) => tracing::warn!(app_fd = c.app_fd, "guard draws everything: {e}"),
+        }
+    }
+    held.cancel(&c.handle)?;
+    let (r, _) = r?;
+    c.guard = Some(Guard {
+        display: display.to_string(),
+        auth,
+        server: Some(r.server),
+    });
+    Ok(())
+}
+
+/// Drop connection `c`'s guard replica, if it has one (the guard's configuration stays).
+fn drop_guard_replica(c: &mut Conn) {
+    if let Some(s) = c.guard.as_mut().and_then(|g| g.server.take()) {
+        let _ = c.handle.remove_server(s);
+    }
 }
 
 /// How long a request waits for the operation in progress before it is refused as busy.
@@ -144,7 +288,12 @@ fn auth_of(a: &Option<XAuth>) -> Option<Auth> {
 
 /// Setup of `display` as any client sees it (one short connection).
 fn probe_setup(display: &str) -> Result<Setup, SessionError> {
-    let (fd, setup) = session::connect_raw(display, None)?;
+    probe_setup_auth(display, None)
+}
+
+/// Like [`probe_setup`] with an X authority.
+fn probe_setup_auth(display: &str, auth: Option<&Auth>) -> Result<Setup, SessionError> {
+    let (fd, setup) = session::connect_raw(display, auth)?;
     drop(fd);
     Ok(setup)
 }
@@ -216,9 +365,11 @@ impl Controller {
     /// Status of every live connection. Never waits long: while an operation runs, the figures
     /// are those of the last idle moment (see [`Controller::busy`]).
     pub fn connections(&self) -> Vec<ConnectionStatus> {
-        let Some(conns) = self.lock_within(STATUS_WAIT) else {
+        let Some(mut conns) = self.lock_within(STATUS_WAIT) else {
             return plain(&self.last_status).clone();
         };
+        note_promotions(&mut conns);
+        forget_dead_guards(&mut conns);
         let out: Vec<ConnectionStatus> = conns
             .iter()
             .filter(|c| c.handle.ended().is_none())
@@ -227,11 +378,19 @@ impl Controller {
                     .handle
                     .with_engine_within(STATUS_WAIT, |e| (e.stats(), e.app_output().len() as u64))
                     .unwrap_or_default();
+                let display = c.display.clone().filter(|_| !c.held);
                 ConnectionStatus {
                     app_fd: c.app_fd,
-                    server: c.display.clone(),
-                    display: c.display.clone(),
-                    server_connected: c.display.is_some(),
+                    server: display.clone(),
+                    server_connected: display.is_some(),
+                    display,
+                    held_on: c.display.clone().filter(|_| c.held),
+                    guard: c
+                        .guard
+                        .as_ref()
+                        .filter(|g| g.server.is_some())
+                        .map(|g| g.display.clone()),
+                    guarded: c.guard.is_some(),
                     bytes_from_app: stats.bytes_from_app,
                     bytes_from_server: stats.bytes_from_servers,
                     queued_to_app: app_out,
@@ -267,6 +426,8 @@ impl Controller {
         ));
         let _busy = BusyMark(&self.busy);
         conns.retain(|c| c.handle.ended().is_none());
+        note_promotions(&mut conns);
+        forget_dead_guards(&mut conns);
         if conns.is_empty() {
             return fail("this process has no X connection under guievict's control");
         }
@@ -311,8 +472,43 @@ impl Controller {
             Request::Detach {
                 session_path,
                 force,
+                private,
+                in_memory,
             } => {
                 report.command = "detach".into();
+                if let Some(c) = conns.iter().find(|c| c.held || c.display.is_none()) {
+                    return Err(SessionError::State(match (c.held, &c.display) {
+                        (true, Some(d)) => {
+                            format!("already detached (held on the private server {d})")
+                        }
+                        _ => "already detached".into(),
+                    }));
+                }
+                // Held on the private server (a move there) when asked or guarded, unless a
+                // checkpoint wants it in memory.
+                let to = match (private, *in_memory) {
+                    (_, true) => None,
+                    (Some(p), false) => Some((p.display.clone(), auth_of_private(p))),
+                    (None, false) => conns.first().and_then(|c| {
+                        c.guard
+                            .as_ref()
+                            .map(|g| (g.display.clone(), g.auth.clone()))
+                    }),
+                };
+                if let (Some((display, auth)), None) = (to, session_path) {
+                    // A guarded GUI is there already: its guard takes over, no capture on the
+                    // source (which may be dying or stopped).
+                    if conns.iter().all(|c| {
+                        c.guard
+                            .as_ref()
+                            .is_some_and(|g| g.server.is_some() && g.display == display)
+                    }) {
+                        report.connections = hand_over_to_guard(&mut conns)?;
+                        return Ok(format!("detached (held on the private server {display})"));
+                    }
+                    report.connections = detach_to_private(&mut conns, &display, auth, *force)?;
+                    return Ok(format!("detached (held on the private server {display})"));
+                }
                 for c in conns.iter_mut() {
                     if c.display.is_none() {
                         return Err(SessionError::State("already detached".into()));
@@ -356,6 +552,7 @@ impl Controller {
                     for (_, s) in c.replicas.drain(..) {
                         let _ = c.handle.remove_server(s);
                     }
+                    drop_guard_replica(c);
                     if let Some(from) = c.display.take() {
                         crate::preflight::note_origin(c.app_fd, &from);
                     }
@@ -370,6 +567,15 @@ impl Controller {
                 force,
             } => {
                 report.command = "move".into();
+                if let Some(d) = conns
+                    .iter()
+                    .find(|c| c.held)
+                    .and_then(|c| c.display.clone())
+                {
+                    return Err(SessionError::State(format!(
+                        "detached (held on the private server {d}): use attach"
+                    )));
+                }
                 let from = conns.first().and_then(|c| c.display.clone());
                 report.connections = crate::transaction::move_all(
                     &mut conns,
@@ -386,8 +592,27 @@ impl Controller {
                 display,
                 auth,
                 force,
+                private,
             } => {
                 report.command = "attach".into();
+                // The guard goes where the private server is now (it may have been restarted
+                // since: another display, another cookie).
+                if let Some(p) = private {
+                    for g in conns.iter_mut().filter_map(|c| c.guard.as_mut()) {
+                        if g.server.is_none() {
+                            g.display = p.display.clone();
+                            g.auth = auth_of_private(p);
+                        }
+                    }
+                }
+                if conns.iter().any(|c| c.held) {
+                    return attach_from_private(&mut conns, display, auth_of(auth), *force).map(
+                        |reps| {
+                            report.connections = reps;
+                            format!("attached to {display}")
+                        },
+                    );
+                }
                 // Refused before anything is created on the target; a detached GUI then goes
                 // back where it came from. `--force` skips the check.
                 if !*force {
@@ -414,6 +639,7 @@ impl Controller {
                     c.auth = a;
                     c.detached = None;
                 }
+                regard(&mut conns, &mut report.connections);
                 // As after a move: the connections learn each other's resource IDs, and the
                 // report lists this process's for the application's other processes.
                 let own = crate::transaction::share_ids(&conns);
@@ -449,7 +675,7 @@ impl Controller {
             } => {
                 report.command = "replicate".into();
                 for c in conns.iter_mut() {
-                    if c.display.is_none() {
+                    if c.display.is_none() || c.held {
                         return Err(SessionError::State(
                             "detached: attach before replicating".into(),
                         ));
@@ -510,6 +736,31 @@ impl Controller {
                         .map_err(|e| SessionError::State(e.to_string()))?;
                 }
                 Ok(format!("{display}: {policy:?}"))
+            }
+            Request::Guard { private } => {
+                report.command = "guard".into();
+                for c in conns.iter_mut() {
+                    if c.display.is_none() || c.held {
+                        return Err(SessionError::State(
+                            "detached: attach before guarding".into(),
+                        ));
+                    }
+                    if c.guard.as_ref().is_some_and(|g| g.server.is_some()) {
+                        continue;
+                    }
+                    if c.display.as_deref() == Some(private.display.as_str()) {
+                        return Err(SessionError::State(format!(
+                            "the application is on the private server {} itself",
+                            private.display
+                        )));
+                    }
+                    add_guard(c, &private.display, auth_of_private(private))?;
+                    report.connections.push(serde_json::json!({
+                        "display": c.display,
+                        "guard": private.display,
+                    }));
+                }
+                Ok(format!("guarded on {}", private.display))
             }
             Request::AddForeignIds { pairs } => {
                 report.command = "add-foreign-ids".into();
@@ -584,6 +835,136 @@ impl Controller {
                 match hung.first() {
                     Some(h) => fail(format!("{e} ({h})")),
                     None => fail(e.to_string()),
+                }
+            }
+        }
+    }
+}
+
+/// `detach` of guarded connections: each guard (a replica on the private server that got every
+/// request) becomes the primary and the old primary's connection is closed — as if its server
+/// had died (see `Engine::promote`: answers the old primary still owed come from the guard).
+/// Nothing is read from the source server, so a source that dies or stops meanwhile does not
+/// matter. A connection whose guard cannot take over is left as it was (error).
+fn hand_over_to_guard(conns: &mut [Conn]) -> Result<Vec<serde_json::Value>, SessionError> {
+    let mut reports = Vec::new();
+    for c in conns.iter_mut() {
+        let Some(g) = c.guard.clone() else { continue };
+        let Some(to) = g.server else { continue };
+        let t = std::time::Instant::now();
+        let old = c
+            .handle
+            .with_engine(move |e| match e.primary() {
+                // The source died just now and the guard took over on its own.
+                Some(p) if p == to => Ok(None),
+                Some(p) => e.promote(p, to).map(|_| Some(p)).map_err(|e| e.to_string()),
+                None => Err("no primary".to_string()),
+            })?
+            .map_err(|e| SessionError::State(format!("handing over to the guard: {e}")))?;
+        if let Some(old) = old {
+            let _ = c.handle.remove_server(old);
+        }
+        for (_, s) in c.replicas.drain(..) {
+            let _ = c.handle.remove_server(s);
+        }
+        let from = c.display.clone().unwrap_or_default();
+        crate::preflight::note_origin(c.app_fd, &from);
+        if let Some(g) = c.guard.as_mut() {
+            g.server = None;
+        }
+        c.display = Some(g.display.clone());
+        c.auth = g.auth.clone();
+        c.server_setup = None;
+        c.held = true;
+        reports.push(serde_json::json!({
+            "app_fd": c.app_fd,
+            "from": from,
+            "held_on": g.display,
+            "handover_ms": t.elapsed().as_secs_f64() * 1000.0,
+        }));
+    }
+    Ok(reports)
+}
+
+/// `detach` to the private server: every connection moves there (a `move` transaction: a
+/// failure leaves the GUI where it was) and is then held there, detached in the user's eyes.
+/// A guard replica on that server goes first (the GUI would be there twice).
+fn detach_to_private(
+    conns: &mut [Conn],
+    display: &str,
+    auth: Option<Auth>,
+    force: bool,
+) -> Result<Vec<serde_json::Value>, SessionError> {
+    let guards: Vec<Option<Guard>> = conns.iter().map(|c| c.guard.clone()).collect();
+    for c in conns.iter_mut() {
+        for (_, s) in c.replicas.drain(..) {
+            let _ = c.handle.remove_server(s);
+        }
+        drop_guard_replica(c);
+    }
+    match crate::transaction::move_all(conns, display, auth.as_ref(), force) {
+        Ok(reports) => {
+            for c in conns.iter_mut() {
+                c.held = true;
+            }
+            Ok(reports)
+        }
+        Err(e) => {
+            // Still where it was: guarded again, best effort.
+            for (c, g) in conns.iter_mut().zip(guards) {
+                if let Some(g) = g {
+                    if let Err(ge) = add_guard(c, &g.display, g.auth.clone()) {
+                        tracing::warn!(app_fd = c.app_fd, "guarding again: {ge}");
+                    }
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// `attach` of connections held on the private server: a move from there to `display` (a
+/// failure leaves them held), then guarded again if they were.
+fn attach_from_private(
+    conns: &mut [Conn],
+    display: &str,
+    auth: Option<Auth>,
+    force: bool,
+) -> Result<Vec<serde_json::Value>, SessionError> {
+    if let Some(c) = conns.iter().find(|c| !c.held) {
+        return Err(SessionError::State(format!(
+            "connection fd {} is not held on the private server: detach it first",
+            c.app_fd
+        )));
+    }
+    // move_all judges the target (critical extensions, fidelity) before anything changes.
+    let mut reports = crate::transaction::move_all(conns, display, auth.as_ref(), force)?;
+    for c in conns.iter_mut() {
+        c.held = false;
+    }
+    regard(conns, &mut reports);
+    Ok(reports)
+}
+
+/// After an attach: connections that had a guard get one again (best effort: a failure is a
+/// warning in the report, the attach is done).
+fn regard(conns: &mut [Conn], reports: &mut [serde_json::Value]) {
+    for (i, c) in conns.iter_mut().enumerate() {
+        let Some(g) = c.guard.clone().filter(|g| g.server.is_none()) else {
+            continue;
+        };
+        let r = add_guard(c, &g.display, g.auth.clone());
+        if let Some(m) = reports.get_mut(i).and_then(|v| v.as_object_mut()) {
+            match r {
+                Ok(()) => {
+                    m.insert("guard".into(), serde_json::json!(g.display));
+                }
+                Err(e) => {
+                    tracing::warn!(app_fd = c.app_fd, "guarding again after attach: {e}");
+                    m.insert(
+                        "warnings".into(),
+                        serde_json::json!([format!("not guarded again on {}: {e}", g.display)]),
+                    );
                 }
             }
         }

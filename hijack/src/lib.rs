@@ -163,7 +163,7 @@ fn quiesce() -> Response {
     let attached: Vec<String> = adopt::controller()
         .connections()
         .into_iter()
-        .filter_map(|c| c.display)
+        .filter_map(|c| c.display.or(c.held_on).or(c.guard))
         .collect();
     if !attached.is_empty() {
         return Response::Error {

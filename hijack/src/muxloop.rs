@@ -17,7 +17,9 @@ use crate::ffi;
 use guimux::salvage::{FailedCall, PassThrough, Side};
 use guimux::{Engine, Maps, Role, ServerId};
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{
+    recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrStorage,
+};
 use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -89,6 +91,9 @@ struct Shared {
     degraded: std::sync::Mutex<Option<String>>,
     /// Set when the internal client was cut off because its server did not answer.
     internal_timeout: std::sync::Mutex<Option<String>>,
+    /// Replicas promoted because the primary's server died: (dead primary, new primary), not
+    /// yet taken by the controller (see [`MuxHandle::take_promotions`]).
+    promotions: std::sync::Mutex<Vec<(ServerId, ServerId)>>,
 }
 
 impl std::fmt::Debug for MuxHandle {
@@ -149,6 +154,12 @@ impl MuxHandle {
     /// clears it.
     pub fn internal_timed_out(&self) -> Option<String> {
         lock(&self.shared.internal_timeout).take()
+    }
+
+    /// Replicas this loop made the primary since the last call, because the primary's X server
+    /// died: `(dead primary, new primary)` (reading clears them).
+    pub fn take_promotions(&self) -> Vec<(ServerId, ServerId)> {
+        std::mem::take(&mut *lock(&self.shared.promotions))
     }
 
     /// Test hook: make the loop panic while handling its next message.
@@ -229,7 +240,98 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 struct Peer {
     fd: OwnedFd,
     fds_out: Vec<OwnedFd>,
+    /// The server's listening address (servers only), to tell a dead server from one that
+    /// closed this connection ([`server_alive`]).
+    addr: Option<SockaddrStorage>,
 }
+
+/// The address a connected socket's peer listens on.
+fn peer_addr(fd: &OwnedFd) -> Option<SockaddrStorage> {
+    nix::sys::socket::getpeername::<SockaddrStorage>(fd.as_raw_fd()).ok()
+}
+
+/// Whether an X server still answers at `addr` (a connection that ended while its server lives
+/// was closed by the server: KillClient, xkill). A fresh connection sends a connection setup
+/// request and waits up to [`PROBE_TIMEOUT`] for the first byte of any answer (success, failure
+/// or authenticate: all mean alive). A listening socket of a server being killed can still
+/// accept for a moment (the kernel closes a dying process's descriptors one by one), so
+/// acceptance alone proves nothing: EOF or a reset after it means dead. An unknown address
+/// counts as alive (the app then ends as it would without guievict); no answer in time counts
+/// as dead (the app is kept: losing it would be the worse mistake).
+fn server_alive(addr: Option<&SockaddrStorage>) -> bool {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType};
+    let Some(addr) = addr else {
+        return true;
+    };
+    let family = if addr.as_unix_addr().is_some() {
+        AddressFamily::Unix
+    } else if addr.as_sockaddr_in().is_some() {
+        AddressFamily::Inet
+    } else if addr.as_sockaddr_in6().is_some() {
+        AddressFamily::Inet6
+    } else {
+        return true;
+    };
+    let Ok(fd) = socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    ) else {
+        return true;
+    };
+    let deadline = std::time::Instant::now() + PROBE_TIMEOUT;
+    let wait = |events: libc::c_short| -> bool {
+        let mut p = [libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events,
+            revents: 0,
+        }];
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match ffi::poll(&mut p, left.as_millis().max(1) as i32) {
+                Ok(1) => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    };
+    match connect(fd.as_raw_fd(), addr) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EINPROGRESS) | Err(nix::errno::Errno::EAGAIN) => {
+            if !wait(libc::POLLOUT)
+                || !nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::SocketError)
+                    .is_ok_and(|e| e == 0)
+            {
+                return false;
+            }
+        }
+        Err(_) => return false,
+    }
+    // Connection setup, little-endian, protocol 11.0, no authorization.
+    let setup = [b'l', 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    if nix::unistd::write(&fd, &setup).ok() != Some(setup.len()) {
+        return false;
+    }
+    let mut first = [0u8; 1];
+    loop {
+        if !wait(libc::POLLIN) {
+            return false;
+        }
+        match nix::unistd::read(fd.as_raw_fd(), &mut first) {
+            Ok(1) => return true,
+            Ok(_) => return false,
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// How long [`server_alive`] waits for a server to accept and answer a connection setup.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(2000);
 
 /// Start the loop on its own thread (all signals blocked in it).
 pub fn spawn(
@@ -265,6 +367,7 @@ pub fn spawn(
                 app: Peer {
                     fd: app,
                     fds_out: Vec::new(),
+                    addr: None,
                 },
                 servers: HashMap::new(),
                 internal: None,
@@ -278,11 +381,13 @@ pub fn spawn(
                 internal_waiting: None,
             };
             if let Some(fd) = server0 {
+                let addr = peer_addr(&fd);
                 l.servers.insert(
                     0,
                     Peer {
                         fd,
                         fds_out: Vec::new(),
+                        addr,
                     },
                 );
             }
@@ -680,11 +785,13 @@ impl Loop {
                     // Never mistaken for one of the app's own X connections by a later scan.
                     crate::interpose::mark_own(fd.as_raw_fd());
                     let id = self.engine.add_server();
+                    let addr = peer_addr(&fd);
                     self.servers.insert(
                         id,
                         Peer {
                             fd,
                             fds_out: Vec::new(),
+                            addr,
                         },
                     );
                     let _ = reply.send(id);
@@ -710,6 +817,7 @@ impl Loop {
                         self.internal = Some(Peer {
                             fd,
                             fds_out: Vec::new(),
+                            addr: None,
                         });
                         self.internal_server = Some(s);
                         self.internal_waiting = None;
@@ -807,8 +915,19 @@ impl Loop {
 
     fn server_gone(&mut self, s: ServerId, is_primary: bool) -> Option<Ended> {
         tracing::warn!(server = s, is_primary, "X server connection closed");
-        if let Some(p) = self.servers.remove(&s) {
+        let peer = self.servers.remove(&s);
+        if let Some(p) = &peer {
             crate::interpose::unmark_own(p.fd.as_raw_fd());
+        }
+        if self.internal_server == Some(s) {
+            self.internal = None;
+            self.internal_server = None;
+        }
+        if is_primary {
+            if let Some(to) = self.takeover(s, peer.as_ref().and_then(|p| p.addr.as_ref())) {
+                lock(&self.shared.promotions).push((s, to));
+                return None;
+            }
         }
         self.engine.remove_server(s);
         if is_primary {
@@ -817,6 +936,44 @@ impl Loop {
             return Some(Ended::ServerClosed(s));
         }
         None
+    }
+
+    /// The primary's connection ended. If its server is dead (not merely done with this
+    /// client: KillClient still ends the app, as the user asked) and a replica lives, the
+    /// replica becomes the primary — an interactive one first, else a view-only one (the
+    /// guard). Returns the new primary.
+    fn takeover(&mut self, dead: ServerId, addr: Option<&SockaddrStorage>) -> Option<ServerId> {
+        let replicas = self.engine.replicas();
+        if replicas.is_empty() {
+            return None;
+        }
+        if server_alive(addr) {
+            tracing::warn!(
+                server = dead,
+                "the X server closed the application's connection but still answers (KillClient): the application's connection ends"
+            );
+            return None;
+        }
+        let to = replicas
+            .iter()
+            .find(|(_, r)| *r == Role::Replica { view_only: false })
+            .or(replicas.first())
+            .map(|(s, _)| *s)?;
+        match self.engine.promote(dead, to) {
+            Ok(n) => {
+                tracing::warn!(
+                    dead,
+                    to,
+                    answers = n,
+                    "the primary X server died: a replica is the primary now"
+                );
+                Some(to)
+            }
+            Err(e) => {
+                tracing::error!("promoting server {to}: {e}");
+                None
+            }
+        }
     }
 
     fn read_internal(&mut self) {

@@ -219,6 +219,9 @@ impl RelayHandle {
                 shm_converted: 0,
                 substituted: 0,
                 degraded: None,
+                held_on: None,
+                guard: None,
+                guarded: false,
             })
             .collect()
     }

@@ -332,3 +332,145 @@ fn garbage_from_app_is_an_error_not_a_panic() {
     // length 0 + big length 1: invalid.
     assert!(e.app_input(&[1, 0, 0, 0, 1, 0, 0, 0]).is_err());
 }
+
+#[test]
+fn a_replica_promoted_after_the_primary_died_answers_what_was_in_flight_once() {
+    let mut e = Engine::hijacked(ByteOrder::Little, 7);
+    e.server_output(0).unwrap().clear();
+    e.server_input(0, &sentinel_error(100, 7)).unwrap();
+    // A replica (server 1, numbering from 1) sees every app request from now on.
+    let r = e.add_server();
+    e.activate(r, Role::Replica { view_only: true }, None)
+        .unwrap();
+    // Three round trips: app seq 100, 101, 102 (primary 101..103, replica 1..3).
+    for _ in 0..3 {
+        e.app_input(&req_get_input_focus()).unwrap();
+    }
+    // The replica is ahead: it answered all three; the primary the first two, then died.
+    e.server_input(r, &[reply(1), reply(2), reply(3)].concat())
+        .unwrap();
+    assert!(e.app_output().is_empty(), "a replica's replies leaked");
+    e.server_input(0, &[reply(101), reply(102)].concat())
+        .unwrap();
+    let app = std::mem::take(e.app_output());
+    assert_eq!(app.len(), 64);
+    assert_eq!(u16::from_le_bytes([app[34], app[35]]), 101);
+    assert_eq!(e.replicas(), vec![(r, Role::Replica { view_only: true })]);
+    assert_eq!(e.promote(0, r).unwrap(), 1);
+    assert_eq!(e.primary(), Some(r));
+    let app = std::mem::take(e.app_output());
+    let seqs: Vec<u16> = app
+        .chunks(32)
+        .map(|m| u16::from_le_bytes([m[2], m[3]]))
+        .collect();
+    assert_eq!(seqs, vec![102], "each request answered once, in order");
+    // An event the replica made before the request the primary had processed is dropped;
+    // a keypress after reaches the app (also from a view-only replica, now the primary).
+    e.server_input(r, &event(12, 1)).unwrap();
+    assert!(e.app_output().is_empty());
+    e.server_input(r, &event(2, 3)).unwrap();
+    let app = std::mem::take(e.app_output());
+    assert_eq!(app[0], 2);
+    assert_eq!(u16::from_le_bytes([app[2], app[3]]), 102);
+    // The next request goes to the new primary only, its reply reaches the app.
+    e.app_input(&req_get_input_focus()).unwrap();
+    assert_eq!(e.server_output(r).unwrap().len(), 4 * 4);
+    e.server_input(r, &reply(4)).unwrap();
+    let app = std::mem::take(e.app_output());
+    assert_eq!(u16::from_le_bytes([app[2], app[3]]), 103);
+}
+
+#[test]
+fn a_slow_replica_promoted_does_not_repeat_answers_the_app_has() {
+    let mut e = Engine::hijacked(ByteOrder::Little, 7);
+    e.server_output(0).unwrap().clear();
+    e.server_input(0, &sentinel_error(100, 7)).unwrap();
+    let r = e.add_server();
+    e.activate(r, Role::Replica { view_only: false }, None)
+        .unwrap();
+    e.app_input(&req_get_input_focus()).unwrap();
+    e.app_input(&req_get_input_focus()).unwrap();
+    // The primary answered both, the replica none yet; then the primary died.
+    e.server_input(0, &[reply(101), reply(102)].concat())
+        .unwrap();
+    e.app_output().clear();
+    assert_eq!(e.promote(0, r).unwrap(), 0);
+    e.server_input(r, &[reply(1), reply(2)].concat()).unwrap();
+    assert!(
+        e.app_output().is_empty(),
+        "answers repeated after promotion"
+    );
+}
+
+#[test]
+fn an_idle_replica_promoted_numbers_what_follows_as_the_app_counts() {
+    let mut e = Engine::hijacked(ByteOrder::Little, 7);
+    e.server_output(0).unwrap().clear();
+    e.server_input(0, &sentinel_error(100, 7)).unwrap();
+    e.app_input(&req_get_input_focus()).unwrap();
+    e.server_input(0, &reply(101)).unwrap();
+    e.app_output().clear();
+    // The replica is made after the app's last request: it never saw one.
+    let r = e.add_server();
+    e.activate(r, Role::Replica { view_only: true }, None)
+        .unwrap();
+    e.promote(0, r).unwrap();
+    // guievict's own event (as after a move) and the replica's events carry the app's last
+    // sequence number (100), never 0: Xlib aborts on a number it has not reached.
+    let mut ev = [0u8; 32];
+    ev[0] = 12;
+    e.inject_event(ev);
+    let app = std::mem::take(e.app_output());
+    assert_eq!(u16::from_le_bytes([app[2], app[3]]), 100);
+    // Detached from it (a move): a new primary's events continue from there too.
+    e.remove_server(r);
+    let n = e.add_server();
+    e.activate(n, Role::Primary, None).unwrap();
+    e.inject_event(ev);
+    let app = std::mem::take(e.app_output());
+    assert_eq!(u16::from_le_bytes([app[2], app[3]]), 100);
+}
+
+#[test]
+fn a_lean_replica_gets_drawing_into_windows_as_no_operation() {
+    let mut e = Engine::hijacked(ByteOrder::Little, 7);
+    e.server_output(0).unwrap().clear();
+    e.server_input(0, &sentinel_error(100, 7)).unwrap();
+    let r = e.add_server();
+    e.activate(r, Role::Replica { view_only: true }, None)
+        .unwrap();
+    e.set_lean(r, [0x200001]).unwrap();
+    // PolyFillRectangle (70) into window 0x200001, then into pixmap 0x200002.
+    let fill = |d: u32| {
+        let mut q = vec![70, 0, 5, 0];
+        q.extend_from_slice(&d.to_le_bytes());
+        q.extend_from_slice(&0x200003u32.to_le_bytes());
+        q.extend_from_slice(&[0, 0, 0, 0, 10, 0, 10, 0]);
+        q
+    };
+    e.app_input(&fill(0x200001)).unwrap();
+    assert_eq!(e.server_output(0).unwrap().len(), 20, "the primary draws");
+    assert_eq!(
+        std::mem::take(e.server_output(r).unwrap()),
+        vec![127, 0, 1, 0],
+        "the lean replica gets NoOperation"
+    );
+    e.app_input(&fill(0x200002)).unwrap();
+    assert_eq!(
+        std::mem::take(e.server_output(r).unwrap()),
+        fill(0x200002),
+        "drawing into a pixmap is state: kept"
+    );
+    // A window made later is known too; once promoted, the replica draws everything.
+    let mut cw = vec![1, 24, 8, 0];
+    cw.extend_from_slice(&0x200004u32.to_le_bytes());
+    cw.extend_from_slice(&[0; 24]);
+    e.app_input(&cw).unwrap();
+    e.server_output(r).unwrap().clear();
+    e.app_input(&fill(0x200004)).unwrap();
+    assert_eq!(e.server_output(r).unwrap().len(), 4);
+    e.server_output(r).unwrap().clear();
+    e.promote(0, r).unwrap();
+    e.app_input(&fill(0x200004)).unwrap();
+    assert_eq!(e.server_output(r).unwrap().len(), 20);
+}

@@ -1,0 +1,235 @@
+//! guievict's private headless X server, one per user: where guarded GUIs keep a hidden replica
+//! and detached GUIs are held (`guievict guard`, `detach --private`). The CLI asks for it; out
+//! comes a display name, its X authority and an open connection to it that keeps it up while
+//! the request that needs it runs.
+//!
+//! It is Xvfb with the GUIEVICT extension preloaded, started on demand by the CLI in its own
+//! session (`setsid`: not a child of the app, it outlives the CLI), listening only on the
+//! local sockets (`-nolisten tcp`), accepting only a random cookie kept in a mode-0600 file of
+//! the user's runtime directory (`-auth`), and gone when its last client leaves
+//! (`-terminate`: when no guarded or held app uses it). It is found again through
+//! `private-display` in the runtime directory (`$XDG_RUNTIME_DIR/guievict`, else
+//! `/tmp/guievict-<uid>`): the display name and the server's PID. A lock file serialises CLIs
+//! that would start it at once.
+
+use anyhow::{bail, Context, Result};
+use guievict_hijack::control::{self, PrivateServer, XAuth};
+use guievict_hijack::session::{self, Auth};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Screen of the private server (`GUIEVICT_PRIVATE_SCREEN` overrides): large enough that the
+/// windows of a usual display fit; pages nobody draws on are never touched.
+const DEFAULT_SCREEN: &str = "3840x2160x24";
+/// Environment variable overriding [`DEFAULT_SCREEN`].
+pub const SCREEN_ENV: &str = "GUIEVICT_PRIVATE_SCREEN";
+/// Name of the X authority protocol used.
+const COOKIE_NAME: &str = "MIT-MAGIC-COOKIE-1";
+
+/// The private server, reachable: the connection is kept open until this is dropped.
+#[derive(Debug)]
+pub struct Private {
+    /// Display name, e.g. `:57`.
+    pub display: String,
+    /// The cookie it accepts.
+    pub cookie: Vec<u8>,
+    /// Our connection, which keeps a server started with `-terminate` up until the app's own
+    /// connection to it is made.
+    _hold: OwnedFd,
+}
+
+impl Private {
+    /// What a control request carries of it.
+    pub fn request_value(&self) -> PrivateServer {
+        PrivateServer {
+            display: self.display.clone(),
+            auth: Some(XAuth {
+                name: COOKIE_NAME.into(),
+                data: self.cookie.clone(),
+            }),
+        }
+    }
+}
+
+/// The runtime directory the private server's files live in.
+fn dir() -> Result<PathBuf> {
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+    let uid = nix::unistd::getuid().as_raw();
+    let (d, refused) = control::choose_dir(xdg.as_deref(), uid);
+    d.with_context(|| {
+        format!(
+            "no usable runtime directory for the private server: {}",
+            refused.join("; ")
+        )
+    })
+}
+
+/// The private server: the running one if it answers, else a new one.
+pub fn ensure() -> Result<Private> {
+    let dir = dir()?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join("private-display.lock"))
+        .context("opening the private server's lock file")?;
+    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("locking the private server's lock file: {e}"))?;
+    if let Some(p) = running(&dir) {
+        return Ok(p);
+    }
+    start(&dir)
+}
+
+/// The private server named by the state file, if it still answers with its cookie.
+fn running(dir: &Path) -> Option<Private> {
+    let text = std::fs::read_to_string(dir.join("private-display")).ok()?;
+    let mut lines = text.lines();
+    let display = lines.next()?.trim().to_string();
+    let pid: u32 = lines.next()?.trim().parse().ok()?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    if comm.trim() != "Xvfb" {
+        return None;
+    }
+    let cookie = std::fs::read(dir.join("private-display.cookie")).ok()?;
+    let auth = Auth {
+        name: COOKIE_NAME.as_bytes().to_vec(),
+        data: cookie.clone(),
+    };
+    let (fd, _) = session::connect_raw(&display, Some(&auth)).ok()?;
+    let shown: &str = &display;
+    tracing::debug!(private_display = shown, pid, "the private server answers");
+    Some(Private {
+        display,
+        cookie,
+        _hold: fd,
+    })
+}
+
+/// Write an Xauthority file with one FamilyWild entry for `cookie` (the server reads the
+/// name and data of each entry; address and number do not matter to it).
+fn write_xauth(path: &Path, cookie: &[u8]) -> Result<()> {
+    let mut b = Vec::new();
+    let field = |b: &mut Vec<u8>, v: &[u8]| {
+        b.extend_from_slice(&(v.len() as u16).to_be_bytes());
+        b.extend_from_slice(v);
+    };
+    b.extend_from_slice(&0xffffu16.to_be_bytes());
+    field(&mut b, b"");
+    field(&mut b, b"");
+    field(&mut b, COOKIE_NAME.as_bytes());
+    field(&mut b, cookie);
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(&b)?;
+    Ok(())
+}
+
+/// Start a new private server and record it.
+fn start(dir: &Path) -> Result<Private> {
+    let ext = crate::paths::find_library(crate::paths::XEXT_ENV, crate::paths::XEXT_FILE)
+        .context("the private server needs the GUIEVICT extension")?;
+    let mut cookie = vec![0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut cookie))
+        .context("reading a random cookie")?;
+    let xauth = dir.join("private-display.xauth");
+    write_xauth(&xauth, &cookie)?;
+    let screen = std::env::var(SCREEN_ENV).unwrap_or_else(|_| DEFAULT_SCREEN.into());
+    // The write end is inherited by Xvfb (-displayfd): created without close-on-exec.
+    let (rd, wr): (OwnedFd, OwnedFd) = nix::unistd::pipe().context("pipe for -displayfd")?;
+    let wfd = wr.as_raw_fd();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(dir.join("private-display.log"))?;
+    let mut cmd = Command::new("Xvfb");
+    cmd.arg("-displayfd")
+        .arg(wfd.to_string())
+        .args(["-nolisten", "tcp", "-terminate", "-auth"])
+        .arg(&xauth)
+        .args(["-screen", "0", &screen])
+        .env("LD_PRELOAD", &ext)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log));
+    // SAFETY: runs between fork and exec in the child; setsid is async-signal-safe and touches
+    // no memory of ours. Its own session: no terminal's hangup or the CLI's signals reach it.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .context("starting Xvfb for the private server (is xvfb installed?)")?;
+    let pid = child.id();
+    drop(wr);
+    // Not waited for: it outlives us (init reaps it).
+    drop(child);
+    let mut reader = std::fs::File::from(rd);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut number = String::new();
+    let mut byte = [0u8; 1];
+    loop {
+        if Instant::now() > deadline {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            bail!("the private Xvfb did not report its display within 20 s");
+        }
+        match reader.read(&mut byte) {
+            Ok(0) => bail!(
+                "the private Xvfb exited before reporting its display (log: {})",
+                dir.join("private-display.log").display()
+            ),
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) => number.push(byte[0] as char),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let display = format!(":{}", number.trim());
+    let auth = Auth {
+        name: COOKIE_NAME.as_bytes().to_vec(),
+        data: cookie.clone(),
+    };
+    let (hold, _) = session::connect_raw(&display, Some(&auth))
+        .with_context(|| format!("connecting to the private server {display}"))?;
+    let cookie_path = dir.join("private-display.cookie");
+    let _ = std::fs::remove_file(&cookie_path);
+    std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&cookie_path)
+        .and_then(|mut f| f.write_all(&cookie))
+        .context("recording the private server's cookie")?;
+    let state = dir.join("private-display");
+    let tmp = dir.join("private-display.tmp");
+    std::fs::write(&tmp, format!("{display}\n{pid}\n"))?;
+    std::fs::rename(&tmp, &state)?;
+    let shown: &str = &display;
+    tracing::info!(private_display = shown, pid, "started the private server");
+    Ok(Private {
+        display,
+        cookie,
+        _hold: hold,
+    })
+}
