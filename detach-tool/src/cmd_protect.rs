@@ -36,6 +36,10 @@ pub struct ProtectArgs {
     /// Run the watcher in this process instead of a background daemon (for a service manager).
     #[arg(long)]
     pub foreground: bool,
+    /// Also guard every protected app (see `guievict guard`): a hidden replica on guievict's
+    /// private server, so that the apps outlive the display's X server.
+    #[arg(long)]
+    pub guard: bool,
     /// How often the display's client list is read, in milliseconds.
     #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(20..=60_000))]
     pub interval_ms: u64,
@@ -73,6 +77,9 @@ pub struct State {
     pub protected: Vec<Entry>,
     /// Clients that could not be protected, each with the reason.
     pub unprotected: Vec<Entry>,
+    /// Whether protected apps are also guarded (outlive the server).
+    #[serde(default)]
+    pub guard: bool,
 }
 
 /// Where the state of the watcher of `display` lives.
@@ -171,7 +178,7 @@ fn clients(conn: &RustConnection) -> Result<Vec<(u32, Option<u32>)>> {
 const TRIES: u32 = 3;
 
 /// The watcher: protect what is there, then what comes, until the server goes away.
-fn watch(display: &str, interval: Duration, path: &Path) -> Result<()> {
+fn watch(display: &str, interval: Duration, guard: bool, path: &Path) -> Result<()> {
     let t0 = Instant::now();
     let (conn, _, name) = crate::xconn::connect(Some(display))?;
     anyhow::ensure!(
@@ -191,6 +198,7 @@ fn watch(display: &str, interval: Duration, path: &Path) -> Result<()> {
         first_pass_ms: 0.0,
         protected: Vec::new(),
         unprotected: Vec::new(),
+        guard,
     };
     let mut failures: BTreeMap<u32, u32> = BTreeMap::new();
     let mut first = true;
@@ -242,7 +250,14 @@ fn watch(display: &str, interval: Duration, path: &Path) -> Result<()> {
                 changed = true;
                 continue;
             }
-            match crate::cmd_hijack::ensure_hijacked(pid as i32, None) {
+            let hijacked = crate::cmd_hijack::ensure_hijacked(pid as i32, None).and_then(|_| {
+                if guard {
+                    crate::cmd_mobility::guard_one(pid)
+                } else {
+                    Ok(())
+                }
+            });
+            match hijacked {
                 Ok(_) => {
                     tracing::info!(
                         "{name}: protected process {pid} ({})",
@@ -301,8 +316,9 @@ fn print_state(s: &State, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "protecting {} (watcher PID {}, first pass {:.0} ms): {} client(s) protected, {} not",
+        "protecting {}{} (watcher PID {}, first pass {:.0} ms): {} client(s) protected, {} not",
         s.display,
+        if s.guard { ", guarded" } else { "" },
         s.daemon_pid,
         s.first_pass_ms,
         s.protected.len(),
@@ -378,7 +394,7 @@ pub fn run(a: &ProtectArgs) -> Result<()> {
     let _ = std::fs::remove_file(&path);
     let interval = Duration::from_millis(a.interval_ms);
     if a.foreground {
-        return watch(&display, interval, &path);
+        return watch(&display, interval, a.guard, &path);
     }
     // The daemon: this executable again, in the foreground mode, in a process group of its
     // own (a terminal's signals do not reach it), its output in a log next to the state.
@@ -396,6 +412,7 @@ pub fn run(a: &ProtectArgs) -> Result<()> {
             "--interval-ms",
             &a.interval_ms.to_string(),
         ])
+        .args(a.guard.then_some("--guard"))
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

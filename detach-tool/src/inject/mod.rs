@@ -338,7 +338,12 @@ fn library_in_target(pid: i32, lib: &Path) -> Result<String, InjectError> {
     match std::fs::DirBuilder::new().mode(0o755).create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(InjectError::Library(format!("creating {}: {e}", dir.display()))),
+        Err(e) => {
+            return Err(InjectError::Library(format!(
+                "creating {}: {e}",
+                dir.display()
+            )))
+        }
     }
     let md = std::fs::symlink_metadata(&dir)
         .map_err(|e| InjectError::Library(format!("{}: {e}", dir.display())))?;

@@ -134,3 +134,78 @@ fn protect_a_display_then_newcomers_then_stop() {
         .expect("watcher ends with its server");
     });
 }
+
+/// `guievict ARGS --json` with a runtime directory of the test's own (its private server).
+fn gv(rt: &std::path::Path, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new(guievict_bin())
+        .args(args)
+        .arg("--json")
+        .env("XDG_RUNTIME_DIR", rt)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "guievict {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+#[test]
+fn protect_guard_keeps_the_desktops_apps_alive_when_its_server_dies() {
+    use std::os::unix::fs::PermissionsExt;
+    with_timeout(120, || {
+        let rt = artifacts_dir().join(format!("protect-rt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&rt);
+        std::fs::create_dir_all(&rt).unwrap();
+        std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let rts = rt.to_str().unwrap();
+        let mut a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let app = App::spawn_env(
+            &a.display,
+            &["xterm", "-geometry", "60x12+0+0", "-e", "sh"],
+            &[("XDG_RUNTIME_DIR", rts)],
+        )
+        .expect("xterm");
+        let v = gv(&rt, &["protect", "--display", &a.display, "--guard"]).expect("protect");
+        assert!(pids(&v, "protected").contains(&u64::from(app.pid)), "{v}");
+        assert_eq!(v["guard"], true, "{v}");
+        let watcher = v["daemon_pid"].as_u64().expect("daemon_pid");
+        let pid = app.pid.to_string();
+        let conn0 = || {
+            gv(&rt, &["status", "--pid", &pid])
+                .map(|s| s["connections"][0].clone())
+                .unwrap_or_default()
+        };
+        assert!(conn0()["guard"].is_string(), "not guarded: {}", conn0());
+
+        // The desktop's server dies: the app is held on the private server, the watcher ends.
+        a.kill();
+        wait_until("the xterm is held", Duration::from_secs(20), || {
+            conn0()["held_on"].is_string()
+        })
+        .expect("held after the server died");
+        assert!(
+            alive(u64::from(app.pid)),
+            "the protected xterm died with its server"
+        );
+        wait_until(
+            "the watcher ends with its server",
+            Duration::from_secs(15),
+            || !alive(watcher),
+        )
+        .expect("watcher gone");
+
+        // And comes back on another display, typing.
+        gv(&rt, &["attach", &b.display, "--pid", &pid]).expect("attach to B");
+        let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("on B");
+        let f = artifacts_dir().join(format!("protect-guard-{}", app.pid));
+        xtest_type(
+            &b.display,
+            Some(wb),
+            &format!("echo alive > {}\n", f.display()),
+        )
+        .unwrap();
+        wait_for_file(&f, "alive", Duration::from_secs(10));
+    });
+}
