@@ -23,7 +23,6 @@ use x11rb::connection::RequestConnection as _;
 use x11rb::protocol::res::{self, ConnectionExt as _};
 use x11rb::protocol::xc_misc::ConnectionExt as _;
 use x11rb::protocol::xproto::{ConnectionExt as _, Setup};
-use x11rb::rust_connection::{DefaultStream, RustConnection};
 
 /// An extension the app cannot move without, and how to recognise that it depends on it.
 struct Critical {
@@ -219,10 +218,7 @@ pub fn missing_on(
         why,
     };
     let (fd, setup) = session::connect_raw(display, auth)?;
-    let (stream, _) =
-        DefaultStream::from_unix_stream(UnixStream::from(fd)).map_err(|e| xe(e.to_string()))?;
-    let conn =
-        RustConnection::for_connected_stream(stream, setup).map_err(|e| xe(e.to_string()))?;
+    let conn = session::client_over(UnixStream::from(fd), setup)?;
     let cookies = names
         .iter()
         .map(|n| conn.query_extension(n.as_bytes()))
@@ -294,10 +290,7 @@ pub fn live_resources(h: &MuxHandle, setup: Setup) -> Result<Vec<(u32, String)>,
     let id = {
         let sock = h.start_internal(s)?;
         let r = (|| {
-            let (stream, _) =
-                DefaultStream::from_unix_stream(sock).map_err(|e| xe(e.to_string()))?;
-            let conn = RustConnection::for_connected_stream(stream, setup.clone())
-                .map_err(|e| xe(e.to_string()))?;
+            let conn = session::client_over(sock, setup.clone())?;
             let r = conn
                 .xc_misc_get_xid_range()
                 .map_err(|e| xe(e.to_string()))?
@@ -314,9 +307,7 @@ pub fn live_resources(h: &MuxHandle, setup: Setup) -> Result<Vec<(u32, String)>,
     own.resource_id_base = id & !own.resource_id_mask;
     let sock = h.start_internal(s)?;
     let result = (|| {
-        let (stream, _) = DefaultStream::from_unix_stream(sock).map_err(|e| xe(e.to_string()))?;
-        let conn =
-            RustConnection::for_connected_stream(stream, own).map_err(|e| xe(e.to_string()))?;
+        let conn = session::client_over(sock, own)?;
         if let Some(st) = winsession::ext::query(&conn, id).map_err(|e| xe(e.to_string()))? {
             return Ok(st
                 .resources
@@ -371,10 +362,7 @@ fn live_offered(h: &MuxHandle, display: &str) -> Result<Vec<String>, SessionErro
         why,
     };
     let (fd, setup) = session::connect_raw(display, None)?;
-    let (stream, _) =
-        DefaultStream::from_unix_stream(UnixStream::from(fd)).map_err(|e| xe(e.to_string()))?;
-    let conn =
-        RustConnection::for_connected_stream(stream, setup).map_err(|e| xe(e.to_string()))?;
+    let conn = session::client_over(UnixStream::from(fd), setup)?;
     let names = conn
         .list_extensions()
         .map_err(|e| xe(e.to_string()))?

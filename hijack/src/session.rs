@@ -6,12 +6,14 @@
 //! requests.
 
 use crate::muxloop::{LoopGone, MuxHandle};
+use crate::traffic::{self, Counted, Traffic};
 use guimux::engine::ShmTarget;
 use guimux::maps::{AtomMap, DeviceMap, ExtEntry, ExtMap, ExtPlace, XidMap};
 use guimux::shmconv::ImageFormats;
 use guimux::{Maps, Role, ServerId};
 use std::collections::HashMap;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 use x11rb::connection::RequestConnection;
 use x11rb::errors::{ConnectError, ConnectionError, ReplyError};
@@ -114,22 +116,31 @@ impl Timings {
     }
 }
 
-/// An internal x11rb connection multiplexed onto server `s` of the loop.
-fn internal_conn(h: &MuxHandle, s: ServerId, setup: Setup) -> Result<RustConnection, SessionError> {
-    let sock = h.start_internal(s)?;
+/// guievict's own x11rb client: its round trips and bytes are counted (`traffic`).
+pub type Internal = RustConnection<Counted>;
+
+/// An x11rb client over `sock` (already past the setup handshake, whose result is `setup`).
+pub fn client_over(sock: UnixStream, setup: Setup) -> Result<Internal, SessionError> {
     let (stream, _) = DefaultStream::from_unix_stream(sock).map_err(|e| SessionError::X {
         stage: "internal client",
         why: e.to_string(),
     })?;
-    RustConnection::for_connected_stream(stream, setup).map_err(|e: ConnectError| SessionError::X {
-        stage: "internal client",
-        why: e.to_string(),
+    RustConnection::for_connected_stream(Counted::new(stream), setup).map_err(|e: ConnectError| {
+        SessionError::X {
+            stage: "internal client",
+            why: e.to_string(),
+        }
     })
+}
+
+/// An internal x11rb connection multiplexed onto server `s` of the loop.
+fn internal_conn(h: &MuxHandle, s: ServerId, setup: Setup) -> Result<Internal, SessionError> {
+    client_over(h.start_internal(s)?, setup)
 }
 
 /// Learn the app's view on its current server through an internal connection `conn`
 /// (whose setup is a copy of the server's setup; `resource_id_base` gets fixed here).
-pub fn learn_view(conn: &RustConnection, mut setup: Setup) -> Result<AppView, SessionError> {
+pub fn learn_view(conn: &Internal, mut setup: Setup) -> Result<AppView, SessionError> {
     // The app's own ID range: XC-MISC hands out free IDs *of the requesting client*.
     let range = conn
         .xc_misc_get_xid_range()
@@ -149,10 +160,7 @@ pub fn learn_view(conn: &RustConnection, mut setup: Setup) -> Result<AppView, Se
 }
 
 /// The server's keyboard mapping.
-fn keyboard_mapping(
-    conn: &RustConnection,
-    setup: &Setup,
-) -> Result<(u8, u8, Vec<u32>), SessionError> {
+fn keyboard_mapping(conn: &Internal, setup: &Setup) -> Result<(u8, u8, Vec<u32>), SessionError> {
     let (min, max) = (setup.min_keycode, setup.max_keycode);
     let r = conn
         .get_keyboard_mapping(min, max - min + 1)
@@ -164,7 +172,7 @@ fn keyboard_mapping(
 
 /// Every atom the server has (beyond the predefined ones), by pipelined GetAtomName until the
 /// first BadAtom.
-fn enumerate_atoms(conn: &RustConnection) -> Result<Vec<(u32, String)>, SessionError> {
+fn enumerate_atoms(conn: &Internal) -> Result<Vec<(u32, String)>, SessionError> {
     let mut out = Vec::new();
     let mut next = guimux::maps::LAST_PREDEFINED_ATOM + 1;
     const BATCH: u32 = 512;
@@ -190,7 +198,7 @@ fn enumerate_atoms(conn: &RustConnection) -> Result<Vec<(u32, String)>, SessionE
 }
 
 /// Every extension of the server with its placement.
-fn query_extensions(conn: &RustConnection) -> Result<Vec<(String, ExtPlace)>, SessionError> {
+fn query_extensions(conn: &Internal) -> Result<Vec<(String, ExtPlace)>, SessionError> {
     let names = conn
         .list_extensions()
         .map_err(cerr("ListExtensions"))?
@@ -209,10 +217,7 @@ fn query_extensions(conn: &RustConnection) -> Result<Vec<(String, ExtPlace)>, Se
         .collect())
 }
 
-fn query_places(
-    conn: &RustConnection,
-    names: &[String],
-) -> Result<Vec<Option<ExtPlace>>, SessionError> {
+fn query_places(conn: &Internal, names: &[String]) -> Result<Vec<Option<ExtPlace>>, SessionError> {
     let cookies = names
         .iter()
         .map(|n| conn.query_extension(n.as_bytes()))
@@ -232,7 +237,7 @@ fn query_places(
 }
 
 /// Hold the app's requests and wait until everything it sent before has been answered.
-fn pause_and_drain(h: &MuxHandle, conn: &RustConnection) -> Result<(), SessionError> {
+fn pause_and_drain(h: &MuxHandle, conn: &Internal) -> Result<(), SessionError> {
     h.with_engine(|e| e.pause())?;
     conn.sync().map_err(xerr("synchronising"))?;
     Ok(())
@@ -594,6 +599,10 @@ pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup
         why,
     };
     let (fd, family, address, number) = connect_socket(display)?;
+    let tcp = nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+    )
+    .is_ok_and(|a| a.as_unix_addr().is_none());
     let (name, data) = match auth.filter(|a| !a.name.is_empty()) {
         Some(a) => (a.name.clone(), a.data.clone()),
         // As libxcb does: an unreadable or absent Xauthority means "try without".
@@ -603,6 +612,7 @@ pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup
     };
     let (mut connect, request) = x11rb_protocol::connect::Connect::with_authorization(name, data);
     write_all(&fd, &request).map_err(|e| err(format!("sending setup: {e}")))?;
+    let mut received = 0;
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
         let buf = connect.buffer();
@@ -611,10 +621,21 @@ pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup
         if n == 0 {
             return Err(err("server closed the connection during setup".into()));
         }
+        received += n;
         if connect.advance(n) {
             break;
         }
     }
+    // A TCP connect costs a round trip of its own before the handshake's.
+    traffic::add(Traffic {
+        round_trips: if family == x11rb_protocol::xauth::Family::LOCAL && !tcp {
+            1
+        } else {
+            2
+        },
+        bytes_sent: request.len() as u64,
+        bytes_received: received as u64,
+    });
     let setup = connect.into_setup().map_err(|e| err(e.to_string()))?;
     Ok((fd, setup))
 }
@@ -678,6 +699,9 @@ pub struct AttachReport {
     pub lost: Vec<String>,
     /// Stage timings.
     pub timings: Timings,
+    /// Round trips and bytes on this connection's link (the connect included).
+    #[serde(flatten, default)]
+    pub traffic: Traffic,
 }
 
 /// Attach the detached GUI to `display` (as primary) or add it as a replica.
@@ -689,10 +713,12 @@ pub fn attach(
     role: Role,
 ) -> Result<(AttachReport, Setup), SessionError> {
     let t = Instant::now();
+    let before = traffic::now();
     let (fd, setup) = connect_raw(display, auth)?;
     let connect_ms = t.elapsed().as_secs_f64() * 1000.0;
     let (mut r, setup) = attach_on(h, display, (fd, setup), detached, role)?;
     r.timings.0.insert(0, ("connect".into(), connect_ms));
+    r.traffic = traffic::now().since(before);
     Ok((r, setup))
 }
 
@@ -707,6 +733,7 @@ pub fn attach_on(
     role: Role,
 ) -> Result<(AttachReport, Setup), SessionError> {
     let mut t = Instant::now();
+    let traffic0 = traffic::now();
     let mut timings = Timings::default();
     let s = h.add_server(fd)?;
     let conn = internal_conn(h, s, setup.clone())?;
@@ -876,6 +903,7 @@ pub fn attach_on(
             warnings,
             lost,
             timings,
+            traffic: traffic::now().since(traffic0),
         },
         setup,
     ))
@@ -936,7 +964,7 @@ fn compose(prev: &Maps, next: &Maps) -> Maps {
 
 /// Build the translation maps from the capture server's values to a new server.
 fn build_maps(
-    conn: &RustConnection,
+    conn: &Internal,
     view: &AppView,
     setup: &Setup,
     regen: &winsession::Regenerated,
