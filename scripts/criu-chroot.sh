@@ -37,26 +37,8 @@ elif [ "$(id -u)" -eq 0 ]; then
 else
   root="$repo/target/criu-chroot"
 fi
-# The host's own Debian mirror: the first URI of an apt source whose suite is a release name
-# (not "-security", not "-updates"), in one-line or deb822 form. No mirror host is named here.
-host_mirror() {
-  {
-    [ -f /etc/apt/sources.list ] && grep -hE '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list
-    ls /etc/apt/sources.list.d/*.list >/dev/null 2>&1 &&
-      grep -hE '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list.d/*.list
-  } 2>/dev/null | sed -E 's/\[[^]]*\]//' | awk '$3 !~ /-(security|updates|backports)$/ {print $2; exit}'
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] || continue
-    awk 'BEGIN{RS=""; IGNORECASE=1}
-         /(^|\n)Types:[^\n]*deb([ \n]|$)/ {
-           u=""; s="";
-           n=split($0, L, "\n");
-           for (i=1;i<=n;i++) { if (L[i] ~ /^URIs:/) { split(L[i], a, " "); u=a[2] }
-                               if (L[i] ~ /^Suites:/) { s=L[i] } }
-           if (u != "" && s !~ /-security/) { print u; exit }
-         }' "$f"
-  done
-}
+# shellcheck source=scripts/apt-mirror.sh
+. "$here/apt-mirror.sh"
 mirror="${GUIEVICT_CRIU_MIRROR:-$(host_mirror | head -n 1)}"
 if [ -z "$mirror" ]; then
   echo "criu-chroot: no Debian mirror found in the host's apt configuration; set GUIEVICT_CRIU_MIRROR" >&2

@@ -56,12 +56,25 @@ pub enum FileError {
         found: Vec<u8>,
     },
     /// The file was written by a newer (or unknown) format version.
-    #[error("session file format version {found} is not supported (this build reads version {supported}); upgrade guievict")]
+    #[error("session file format version {found} is newer than this guievict reads (formats {oldest}..={supported}); upgrade guievict")]
     UnsupportedVersion {
         /// Version in the file.
         found: u32,
-        /// Version this build reads.
+        /// Newest version this build reads.
         supported: u32,
+        /// Oldest version this build reads.
+        oldest: u32,
+    },
+    /// The file was written by a format version too old for this build (an early development
+    /// format that no release reads).
+    #[error("session file format version {found} is too old for this guievict (it reads formats {oldest}..={supported}); capture the session again")]
+    TooOld {
+        /// Version in the file.
+        found: u32,
+        /// Newest version this build reads.
+        supported: u32,
+        /// Oldest version this build reads.
+        oldest: u32,
     },
     /// The file is shorter than its own lengths say.
     #[error("truncated session file: {what} needs {needed} bytes, only {available} present")]
@@ -181,10 +194,18 @@ fn split(bytes: &[u8]) -> Result<Parts<'_>, FileError> {
         });
     }
     let version = le_u32(bytes, 8);
-    if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
+    if version < OLDEST_READABLE_VERSION {
+        return Err(FileError::TooOld {
+            found: version,
+            supported: FORMAT_VERSION,
+            oldest: OLDEST_READABLE_VERSION,
+        });
+    }
+    if version > FORMAT_VERSION {
         return Err(FileError::UnsupportedVersion {
             found: version,
             supported: FORMAT_VERSION,
+            oldest: OLDEST_READABLE_VERSION,
         });
     }
     if bytes.len() < PREFIX {
@@ -526,7 +547,7 @@ mod tests {
         let v3 = file_of(3, &s.header, v4_body);
         assert!(matches!(
             from_bytes(&v3),
-            Err(FileError::UnsupportedVersion { found: 3, .. })
+            Err(FileError::TooOld { found: 3, .. })
         ));
         // The current format carries grabs and back buffers.
         let g = with_grabs_and_dbe(sample());
