@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use x11rb::connection::RequestConnection;
 use x11rb::errors::{ConnectError, ConnectionError, ReplyError};
 use x11rb::protocol::xc_misc::ConnectionExt as _;
-use x11rb::protocol::xproto::{ConnectionExt as _, Setup, VisualClass};
+use x11rb::protocol::xproto::{self, ConnectionExt as _, Setup, VisualClass};
 use x11rb::rust_connection::{DefaultStream, RustConnection};
 use x11rb::wrapper::ConnectionExt as _;
 
@@ -125,12 +125,16 @@ pub fn client_over(sock: UnixStream, setup: Setup) -> Result<Internal, SessionEr
         stage: "internal client",
         why: e.to_string(),
     })?;
-    RustConnection::for_connected_stream(Counted::new(stream), setup).map_err(|e: ConnectError| {
-        SessionError::X {
+    let conn = RustConnection::for_connected_stream(Counted::new(stream), setup).map_err(
+        |e: ConnectError| SessionError::X {
             stage: "internal client",
             why: e.to_string(),
-        }
-    })
+        },
+    )?;
+    // Every extension guievict may ask about goes out now; the first answer needed waits
+    // for all of them (one round trip instead of one per extension).
+    winsession::prefetch_extensions(&conn);
+    Ok(conn)
 }
 
 /// An internal x11rb connection multiplexed onto server `s` of the loop.
@@ -140,47 +144,59 @@ fn internal_conn(h: &MuxHandle, s: ServerId, setup: Setup) -> Result<Internal, S
 
 /// Learn the app's view on its current server through an internal connection `conn`
 /// (whose setup is a copy of the server's setup; `resource_id_base` gets fixed here).
+/// Everything that needs no answer goes out before the first wait: the XID range, the first
+/// batch of atom names, the extension list and the keyboard mapping cost one round trip
+/// together, the extensions' placements a second one.
 pub fn learn_view(conn: &Internal, mut setup: Setup) -> Result<AppView, SessionError> {
     // The app's own ID range: XC-MISC hands out free IDs *of the requesting client*.
     let range = conn
         .xc_misc_get_xid_range()
-        .map_err(cerr("XC-MISC GetXIDRange"))?
-        .reply()
-        .map_err(xerr("XC-MISC GetXIDRange"))?;
+        .map_err(cerr("XC-MISC GetXIDRange"))?;
+    let first_atoms = atom_batch(conn, guimux::maps::LAST_PREDEFINED_ATOM + 1)?;
+    let names = conn.list_extensions().map_err(cerr("ListExtensions"))?;
+    let (min, max) = (setup.min_keycode, setup.max_keycode);
+    let keymap = conn
+        .get_keyboard_mapping(min, max - min + 1)
+        .map_err(cerr("GetKeyboardMapping"))?;
+    let range = range.reply().map_err(xerr("XC-MISC GetXIDRange"))?;
     setup.resource_id_base = range.start_id & !setup.resource_id_mask;
-    let atoms = enumerate_atoms(conn)?;
-    let exts = query_extensions(conn)?;
-    let keymap = keyboard_mapping(conn, &setup)?;
+    let atoms = enumerate_atoms(conn, first_atoms)?;
+    let names = names.reply().map_err(xerr("ListExtensions"))?;
+    let keymap = keymap.reply().map_err(xerr("GetKeyboardMapping"))?;
+    let exts = query_extensions(conn, names)?;
     Ok(AppView {
         setup,
         atoms,
         exts,
-        keymap,
+        keymap: (min, keymap.keysyms_per_keycode, keymap.keysyms),
     })
 }
 
-/// The server's keyboard mapping.
-fn keyboard_mapping(conn: &Internal, setup: &Setup) -> Result<(u8, u8, Vec<u32>), SessionError> {
-    let (min, max) = (setup.min_keycode, setup.max_keycode);
-    let r = conn
-        .get_keyboard_mapping(min, max - min + 1)
-        .map_err(cerr("GetKeyboardMapping"))?
-        .reply()
-        .map_err(xerr("GetKeyboardMapping"))?;
-    Ok((min, r.keysyms_per_keycode, r.keysyms))
+/// Atoms asked for per batch of GetAtomName (one round trip each).
+const ATOM_BATCH: u32 = 2048;
+
+type AtomCookies<'c> = Vec<(
+    u32,
+    x11rb::cookie::Cookie<'c, Internal, xproto::GetAtomNameReply>,
+)>;
+
+/// GetAtomName for `ATOM_BATCH` atoms from `first` on, sent, not waited for.
+fn atom_batch(conn: &Internal, first: u32) -> Result<AtomCookies<'_>, SessionError> {
+    (first..first + ATOM_BATCH)
+        .map(|a| conn.get_atom_name(a).map(|c| (a, c)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(cerr("GetAtomName"))
 }
 
 /// Every atom the server has (beyond the predefined ones), by pipelined GetAtomName until the
-/// first BadAtom.
-fn enumerate_atoms(conn: &Internal) -> Result<Vec<(u32, String)>, SessionError> {
+/// first BadAtom; `cookies` is the first batch, already sent.
+fn enumerate_atoms<'c>(
+    conn: &'c Internal,
+    mut cookies: AtomCookies<'c>,
+) -> Result<Vec<(u32, String)>, SessionError> {
     let mut out = Vec::new();
-    let mut next = guimux::maps::LAST_PREDEFINED_ATOM + 1;
-    const BATCH: u32 = 512;
     loop {
-        let cookies = (next..next + BATCH)
-            .map(|a| conn.get_atom_name(a).map(|c| (a, c)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(cerr("GetAtomName"))?;
+        let next = cookies.last().map_or(0, |(a, _)| a + 1);
         let mut ended = false;
         for (a, c) in cookies {
             match c.reply() {
@@ -190,20 +206,18 @@ fn enumerate_atoms(conn: &Internal) -> Result<Vec<(u32, String)>, SessionError> 
                 Err(e) => return Err(xerr("GetAtomName")(e)),
             }
         }
-        if ended {
+        if ended || next == 0 {
             return Ok(out);
         }
-        next += BATCH;
+        cookies = atom_batch(conn, next)?;
     }
 }
 
-/// Every extension of the server with its placement.
-fn query_extensions(conn: &Internal) -> Result<Vec<(String, ExtPlace)>, SessionError> {
-    let names = conn
-        .list_extensions()
-        .map_err(cerr("ListExtensions"))?
-        .reply()
-        .map_err(xerr("ListExtensions"))?;
+/// Every extension of the server (`names`, ListExtensions' answer) with its placement.
+fn query_extensions(
+    conn: &Internal,
+    names: xproto::ListExtensionsReply,
+) -> Result<Vec<(String, ExtPlace)>, SessionError> {
     let names: Vec<String> = names
         .names
         .iter()
@@ -236,13 +250,6 @@ fn query_places(conn: &Internal, names: &[String]) -> Result<Vec<Option<ExtPlace
         .collect()
 }
 
-/// Hold the app's requests and wait until everything it sent before has been answered.
-fn pause_and_drain(h: &MuxHandle, conn: &Internal) -> Result<(), SessionError> {
-    h.with_engine(|e| e.pause())?;
-    conn.sync().map_err(xerr("synchronising"))?;
-    Ok(())
-}
-
 /// Hold the app, learn its view, and capture its window session through internal clients on
 /// server `s`. The app stays paused afterwards.
 fn pause_and_capture(
@@ -255,7 +262,9 @@ fn pause_and_capture(
 ) -> Result<Detached, SessionError> {
     let conn = internal_conn(h, s, server_setup.clone())?;
     let view = (|| {
-        pause_and_drain(h, &conn)?;
+        // Held: what the app sent before is answered before the view's first answer (the
+        // internal client shares the app's server connection), so learning the view drains.
+        h.with_engine(|e| e.pause())?;
         timings.lap("drain", t);
         learn_view(&conn, server_setup)
     })();
@@ -599,10 +608,7 @@ pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup
         why,
     };
     let (fd, family, address, number) = connect_socket(display)?;
-    let tcp = nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(
-        std::os::fd::AsRawFd::as_raw_fd(&fd),
-    )
-    .is_ok_and(|a| a.as_unix_addr().is_none());
+    let tcp = !is_unix_socket(&fd);
     let (name, data) = match auth.filter(|a| !a.name.is_empty()) {
         Some(a) => (a.name.clone(), a.data.clone()),
         // As libxcb does: an unreadable or absent Xauthority means "try without".
@@ -722,6 +728,15 @@ pub fn attach(
     Ok((r, setup))
 }
 
+/// Whether `fd` is a unix-domain socket (file descriptors can pass over it: MIT-SHM's
+/// AttachFd works); a TCP display cannot take them.
+pub fn is_unix_socket(fd: &OwnedFd) -> bool {
+    nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(
+        std::os::fd::AsRawFd::as_raw_fd(fd),
+    )
+    .is_ok_and(|a| a.as_unix_addr().is_some())
+}
+
 /// [`attach`] over a connection to `display` that is already open and past its handshake (a
 /// `move` opens it before it detaches anything, so an unreachable or refusing target changes
 /// nothing).
@@ -735,23 +750,29 @@ pub fn attach_on(
     let mut t = Instant::now();
     let traffic0 = traffic::now();
     let mut timings = Timings::default();
+    let passes_fds = is_unix_socket(&fd);
     let s = h.add_server(fd)?;
     let conn = internal_conn(h, s, setup.clone())?;
     let result = (|| {
-        // Enable BIG-REQUESTS on this connection as the app had it (large requests replay).
-        let _ = conn.maximum_request_bytes();
+        // What the maps need and does not depend on the regeneration goes out now; its
+        // answers arrive with the regeneration's (no round trip of its own).
+        let asked = Asked::send(&conn, detached, &setup)?;
         // MIT-SHM: a target of another host or IPC namespace has the extension but cannot
-        // read this process's memory; guimux then serves the segments itself.
+        // read this process's memory, and one reached over TCP cannot take the file
+        // descriptors of AttachFd; guimux then serves the segments itself.
         let cannot_share = app_knows_shm(detached)
             && conn
                 .extension_information(guimux::shmconv::EXTENSION)
                 .ok()
                 .flatten()
                 .is_some()
-            && !crate::shmmem::can_share_memory(&conn, &setup).map_err(|why| SessionError::X {
-                stage: "probing MIT-SHM on the new server",
-                why,
-            })?;
+            && (!passes_fds
+                || !crate::shmmem::can_share_memory(&conn, &setup).map_err(|why| {
+                    SessionError::X {
+                        stage: "probing MIT-SHM on the new server",
+                        why,
+                    }
+                })?);
         let regen = winsession::regenerate(
             &conn,
             &detached.session,
@@ -770,12 +791,13 @@ pub fn attach_on(
                 "fault injected after regenerating on {display} (GUIEVICT_FAULT)"
             )));
         }
+        let answers = asked.collect()?;
         let (maps, mut warnings) = build_maps(
-            &conn,
             &detached.view,
             &setup,
             &regen,
             &detached.session.xi_devices,
+            &answers,
         )?;
         let mut maps = match &detached.prev {
             Some(prev) => compose(prev, &maps),
@@ -789,6 +811,18 @@ pub fn attach_on(
             .iter()
             .filter(|e| e.app.is_some() && e.server.is_none())
             .map(|e| e.name.clone())
+            .collect();
+        let unplaced: Vec<String> = unplaced
+            .into_iter()
+            .filter(|n| match answers.places.get(n) {
+                Some(place) => {
+                    if let Some(e) = maps.exts.entries.iter_mut().find(|e| &e.name == n) {
+                        e.server = *place;
+                    }
+                    false
+                }
+                None => true,
+            })
             .collect();
         if !unplaced.is_empty() {
             let places = query_places(&conn, &unplaced)?;
@@ -817,7 +851,7 @@ pub fn attach_on(
                 .map(|u| format!("not captured: {u}")),
         );
         warnings.extend(regen.warnings.iter().cloned());
-        let keymap = keyboard_mapping(&conn, &setup)?;
+        let keymap = answers.keymap;
         let shm = shm_conversion(
             h,
             &maps,
@@ -827,7 +861,8 @@ pub fn attach_on(
             &mut warnings,
             &mut lost,
         )?;
-        conn.sync().map_err(xerr("synchronising"))?;
+        // No sync: the regeneration ended with one, and nothing was sent since that was
+        // not answered (`Asked` went out before it, `query_places` waits).
         timings.lap("maps", &mut t);
         Ok((maps, warnings, lost, regen.xid_map.len(), keymap, shm))
     })();
@@ -962,13 +997,97 @@ fn compose(prev: &Maps, next: &Maps) -> Maps {
     }
 }
 
+type Pending<'c, R> = x11rb::cookie::Cookie<'c, Internal, R>;
+
+/// The questions an attach asks the new server that do not depend on the regeneration: the
+/// app's atom names, the placement of every extension it knows (and of those its previous
+/// server knew), the keyboard mapping. Sent before the regeneration, collected after it, so
+/// that on a slow link they cost no round trip of their own.
+struct Asked<'c> {
+    atoms: Vec<(u32, Pending<'c, xproto::InternAtomReply>)>,
+    places: Vec<(String, Pending<'c, xproto::QueryExtensionReply>)>,
+    keymap: (u8, Pending<'c, xproto::GetKeyboardMappingReply>),
+}
+
+/// What [`Asked`] learnt.
+struct Answers {
+    /// App atom → server atom, in the order of the view's atoms.
+    atoms: Vec<(u32, u32)>,
+    /// Extension name → its placement on the new server (`None`: absent).
+    places: HashMap<String, Option<ExtPlace>>,
+    /// First keycode, keysyms per keycode, keysyms.
+    keymap: (u8, u8, Vec<u32>),
+}
+
+impl<'c> Asked<'c> {
+    fn send(conn: &'c Internal, d: &Detached, setup: &Setup) -> Result<Self, SessionError> {
+        let atoms = d
+            .view
+            .atoms
+            .iter()
+            .map(|(a, name)| conn.intern_atom(false, name.as_bytes()).map(|c| (*a, c)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(cerr("InternAtom"))?;
+        let mut names: Vec<String> = d.view.exts.iter().map(|(n, _)| n.clone()).collect();
+        if let Some(prev) = &d.prev {
+            names.extend(prev.exts.entries.iter().map(|e| e.name.clone()));
+        }
+        names.sort();
+        names.dedup();
+        let places = names
+            .into_iter()
+            .map(|n| conn.query_extension(n.as_bytes()).map(|c| (n, c)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(cerr("QueryExtension"))?;
+        let (min, max) = (setup.min_keycode, setup.max_keycode);
+        let keymap = conn
+            .get_keyboard_mapping(min, max - min + 1)
+            .map_err(cerr("GetKeyboardMapping"))?;
+        Ok(Self {
+            atoms,
+            places,
+            keymap: (min, keymap),
+        })
+    }
+
+    fn collect(self) -> Result<Answers, SessionError> {
+        let atoms = self
+            .atoms
+            .into_iter()
+            .map(|(a, c)| Ok((a, c.reply().map_err(xerr("InternAtom"))?.atom)))
+            .collect::<Result<Vec<_>, SessionError>>()?;
+        let places = self
+            .places
+            .into_iter()
+            .map(|(n, c)| {
+                let r = c.reply().map_err(xerr("QueryExtension"))?;
+                Ok((
+                    n,
+                    r.present.then_some(ExtPlace {
+                        major: r.major_opcode,
+                        first_event: r.first_event,
+                        first_error: r.first_error,
+                    }),
+                ))
+            })
+            .collect::<Result<HashMap<_, _>, SessionError>>()?;
+        let (min, c) = self.keymap;
+        let r = c.reply().map_err(xerr("GetKeyboardMapping"))?;
+        Ok(Answers {
+            atoms,
+            places,
+            keymap: (min, r.keysyms_per_keycode, r.keysyms),
+        })
+    }
+}
+
 /// Build the translation maps from the capture server's values to a new server.
 fn build_maps(
-    conn: &Internal,
     view: &AppView,
     setup: &Setup,
     regen: &winsession::Regenerated,
     xi_known: &[winsession::XiDevice],
+    answers: &Answers,
 ) -> Result<(Maps, Vec<String>), SessionError> {
     let mut warnings = Vec::new();
     let mut xids = XidMap::new(
@@ -1017,17 +1136,10 @@ fn build_maps(
     for (old, new) in &regen.xid_map {
         xids.insert(*old, *new);
     }
-    // Atoms: intern every name the app may hold, pipelined.
+    // Atoms: every name the app may hold, interned (see `Asked`).
     let mut atoms = AtomMap::new();
-    let cookies = view
-        .atoms
-        .iter()
-        .map(|(a, name)| conn.intern_atom(false, name.as_bytes()).map(|c| (*a, c)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(cerr("InternAtom"))?;
     let mut named = HashMap::new();
-    for ((app, c), (_, name)) in cookies.into_iter().zip(&view.atoms) {
-        let server = c.reply().map_err(xerr("InternAtom"))?.atom;
+    for (&(app, server), (_, name)) in answers.atoms.iter().zip(&view.atoms) {
         atoms.insert(app, server);
         if matches!(name.as_str(), "WM_PROTOCOLS" | "WM_STATE" | "_NET_WM_PING") {
             named.insert(name.clone(), (app, server));
@@ -1037,10 +1149,9 @@ fn build_maps(
         atoms.insert(*old, *new);
     }
     // Extensions.
-    let names: Vec<String> = view.exts.iter().map(|(n, _)| n.clone()).collect();
-    let places = query_places(conn, &names)?;
     let mut exts = ExtMap::default();
-    for ((name, app), server) in view.exts.iter().zip(places) {
+    for (name, app) in &view.exts {
+        let server = answers.places.get(name).copied().flatten();
         // GUIEVICT is guievict's own (its internal clients ask it, the app never does);
         // MIT-SHM is converted by guimux (see `shm_conversion`).
         if server.is_none()

@@ -456,6 +456,7 @@ pub fn list_resources_xres(
 /// Capture the window session of the client on `conn` (the application's own connection).
 pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session, CaptureError> {
     let setup = setup_facts(conn, opts.screen).ok_or(CaptureError::NoScreen(opts.screen))?;
+    crate::prefetch_extensions(conn);
     let client = opts.client.unwrap_or(setup.resource_id_base);
     let mut session = Session {
         header: opts.header.clone(),

@@ -33,3 +33,34 @@ pub use model::*;
 pub use regenerate::{
     regenerate, FontSubstitution, RegenError, RegenOptions, RegenStats, Regenerated,
 };
+
+/// Every X extension name capture and regenerate may ask about (and the app-side code of
+/// guievict around them): [`prefetch_extensions`] asks for them all at once.
+pub const EXTENSIONS_OF_INTEREST: &[&str] = &[
+    "BIG-REQUESTS",
+    "Composite",
+    "DAMAGE",
+    "DOUBLE-BUFFER",
+    "GUIEVICT",
+    "MIT-SHM",
+    "Present",
+    "RANDR",
+    "RENDER",
+    "SHAPE",
+    "SYNC",
+    "X-Resource",
+    "XC-MISC",
+    "XFIXES",
+    "XInputExtension",
+    "XKEYBOARD",
+];
+
+/// Send QueryExtension for every name of [`EXTENSIONS_OF_INTEREST`] without waiting: the
+/// first later `extension_information` waits once for all of them (one round trip instead of
+/// one per extension, which on a slow link is what a capture or regenerate costs).
+pub fn prefetch_extensions(conn: &impl x11rb::connection::RequestConnection) {
+    for n in EXTENSIONS_OF_INTEREST {
+        // A failure to send shows again, with context, where the answer is needed.
+        let _ = conn.prefetch_extension_information(n);
+    }
+}

@@ -89,6 +89,12 @@ impl DelayLink {
         })
     }
 
+    /// The PID the far server sees (X-Resource `LOCAL_CLIENT_PID`) for every client of the
+    /// link: the relay's own process, not the app (use it with `wait_for_window`).
+    pub fn peer_pid(&self) -> u32 {
+        std::process::id()
+    }
+
     /// Bytes carried so far: (client → server, server → client).
     pub fn bytes(&self) -> (u64, u64) {
         (
