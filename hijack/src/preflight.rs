@@ -286,29 +286,20 @@ pub fn live_resources(h: &MuxHandle, setup: Setup) -> Result<Vec<(u32, String)>,
         stage: "listing the application's resources",
         why,
     };
-    // Any ID of the client names it: XC-MISC hands out IDs of the requesting client, the app.
-    let id = {
-        let sock = h.start_internal(s)?;
-        let r = (|| {
-            let conn = session::client_over(sock, setup.clone())?;
-            let r = conn
-                .xc_misc_get_xid_range()
-                .map_err(|e| xe(e.to_string()))?
-                .reply()
-                .map_err(|e| xe(e.to_string()))?;
-            Ok::<u32, SessionError>(r.start_id)
-        })();
-        h.stop_internal()?;
-        r?
-    };
-    // The extension answers for "this client" only: the internal client's setup carries the
-    // app's ID range, as the capture's does. Nothing is created on it.
-    let mut own = setup;
-    own.resource_id_base = id & !own.resource_id_mask;
+    // One internal client, two round trips: XC-MISC names the client (it hands out IDs of the
+    // requesting client, the app), the GUIEVICT extension lists its resources. Both answer
+    // for "this client" only, which on an internal client is the app; nothing is created.
     let sock = h.start_internal(s)?;
     let result = (|| {
-        let conn = session::client_over(sock, own)?;
-        if let Some(st) = winsession::ext::query(&conn, id).map_err(|e| xe(e.to_string()))? {
+        let conn = session::client_over(sock, setup)?;
+        let range = conn
+            .xc_misc_get_xid_range()
+            .map_err(|e| xe(e.to_string()))?;
+        // The extension's local guard compares with this client's setup: its own base.
+        let own = x11rb::connection::Connection::setup(&conn).resource_id_base;
+        let listed = winsession::ext::query(&conn, own).map_err(|e| xe(e.to_string()))?;
+        let id = range.reply().map_err(|e| xe(e.to_string()))?.start_id;
+        if let Some(st) = listed {
             return Ok(st
                 .resources
                 .iter()

@@ -118,6 +118,8 @@ pub fn capture(
     let have_damage = has_ext(conn, damage::X11_EXTENSION_NAME)?;
     let have_sync = has_ext(conn, sync::X11_EXTENSION_NAME)?;
     let have_xi = has_ext(conn, xinput::X11_EXTENSION_NAME)?;
+    // Its answer comes with the next ones.
+    let xkb_asked = start_capture_xkb(conn)?;
 
     let of_type = |t: &str| -> Vec<u32> {
         list.other
@@ -364,7 +366,7 @@ pub fn capture(
     if !probed.is_empty() {
         probe_damage(conn, s, &probed, have_xfixes)?;
     }
-    capture_xkb(conn, s, ext)?;
+    capture_xkb(s, ext, xkb_asked)?;
     let mut shm_ids = of_type(crate::shm::TYPE_NAME);
     if !shm_ids.is_empty() && has_ext(conn, x11rb::protocol::shm::X11_EXTENSION_NAME)? {
         // The GUIEVICT extension (≥ 1.5) names a System V segment's shmid: no probing (two
@@ -1436,20 +1438,34 @@ fn ne_u32(b: &[u8], at: usize) -> u32 {
         .unwrap_or(0)
 }
 
+/// Ask whether the client initialised XKB (see [`capture_xkb`]); `None` without XKEYBOARD.
+fn start_capture_xkb<C: Connection>(
+    conn: &C,
+) -> Result<Option<x11rb::cookie::Cookie<'_, C, RawReply>>, CaptureError> {
+    let Some(info) = conn.extension_information(XKB_NAME)? else {
+        return Ok(None);
+    };
+    let req = xkb_per_client_flags(info.major_opcode, 0, 0, (0, 0));
+    Ok(Some(conn.send_request_with_reply::<RawReply>(
+        &[std::io::IoSlice::new(&req)],
+        Vec::new(),
+    )?))
+}
+
 /// Whether the client initialised XKB (any XKB request but UseExtension fails with BadAccess
 /// before), its per-client flags and, when the GUIEVICT extension (≥ 1.2) describes them, its
 /// event selections. The `XkbClient` records the selections live in are then modelled and
 /// leave `other_resources`.
-pub fn capture_xkb(
-    conn: &impl Connection,
+/// [`start_capture_xkb`] sends the question (PerClientFlags, changing nothing) early, so that
+/// its answer comes with others'.
+fn capture_xkb<C: Connection>(
     s: &mut Session,
     ext: Option<&crate::ext::ExtState>,
+    asked: Option<x11rb::cookie::Cookie<'_, C, RawReply>>,
 ) -> Result<(), CaptureError> {
-    let Some(info) = conn.extension_information(XKB_NAME)? else {
+    let Some(c) = asked else {
         return Ok(());
     };
-    let req = xkb_per_client_flags(info.major_opcode, 0, 0, (0, 0));
-    let c = conn.send_request_with_reply::<RawReply>(&[std::io::IoSlice::new(&req)], Vec::new())?;
     match c.reply() {
         Ok(r) => {
             let selections = ext.and_then(xkb_selections_of);
