@@ -10,6 +10,7 @@ mod cmd_session;
 mod group;
 mod inject;
 mod paths;
+mod xauth;
 
 use clap::{Parser, Subcommand};
 

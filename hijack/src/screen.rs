@@ -84,9 +84,9 @@ fn renew_randr(
     sel[2..4].copy_from_slice(&3u16.to_ne_bytes());
     sel[4..8].copy_from_slice(&root.to_ne_bytes());
     sel[8..10].copy_from_slice(&RR_SCREEN_CHANGE_NOTIFY_MASK.to_ne_bytes());
-    conn.send_request_without_reply(&[IoSlice::new(&sel)], Vec::new())
-        .map_err(xerr)?
-        .check()
+    // The selection's check waits for nothing: GetScreenInfo's answer comes after it.
+    let selected = conn
+        .send_request_without_reply(&[IoSlice::new(&sel)], Vec::new())
         .map_err(xerr)?;
     let mut gi = [0u8; 8];
     gi[0] = ext;
@@ -98,6 +98,7 @@ fn renew_randr(
         .map_err(xerr)?
         .reply()
         .map_err(xerr)?;
+    selected.check().map_err(xerr)?;
     Ok(Some(parse_screen_info(&r.0)))
 }
 

@@ -616,6 +616,7 @@ pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup
             .unwrap_or(None)
             .unwrap_or_default(),
     };
+    let sent = name.clone();
     let (mut connect, request) = x11rb_protocol::connect::Connect::with_authorization(name, data);
     write_all(&fd, &request).map_err(|e| err(format!("sending setup: {e}")))?;
     let mut received = 0;
@@ -642,8 +643,38 @@ pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup
         bytes_sent: request.len() as u64,
         bytes_received: received as u64,
     });
-    let setup = connect.into_setup().map_err(|e| err(e.to_string()))?;
+    let setup = connect
+        .into_setup()
+        .map_err(|e| err(refusal_reason(&e, &sent)))?;
     Ok((fd, setup))
+}
+
+/// Why the server refused the connection setup, by cause: no cookie given where one is
+/// required, a cookie given and refused, or an authentication dialogue guievict cannot hold.
+/// `sent` is the name of the authorization protocol sent (empty: none).
+fn refusal_reason(e: &x11rb_protocol::errors::ConnectError, sent: &[u8]) -> String {
+    use x11rb_protocol::errors::ConnectError as E;
+    let sent = String::from_utf8_lossy(sent);
+    match e {
+        E::SetupFailed(f) => {
+            let reason = String::from_utf8_lossy(&f.reason);
+            let reason = reason.trim();
+            if sent.is_empty() {
+                format!(
+                    "authorization required and no cookie was found for this display                      (the server says: {reason}); give an Xauthority file with --auth FILE, or                      set XAUTHORITY for guievict as for any X client"
+                )
+            } else {
+                format!(
+                    "the server refused the {sent} cookie (the server says: {reason}): it is                      not this display's — stale after a server restart, or another display's                      entry"
+                )
+            }
+        }
+        E::SetupAuthenticate(a) => format!(
+            "the server asks for further authentication ({}), which guievict does not support",
+            String::from_utf8_lossy(&a.reason).trim()
+        ),
+        other => other.to_string(),
+    }
 }
 
 fn write_all(fd: &OwnedFd, mut buf: &[u8]) -> std::io::Result<()> {

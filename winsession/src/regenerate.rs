@@ -369,6 +369,8 @@ pub fn regenerate(
 
     // --- RENDER picture formats are server-allocated: match them by layout.
     let mut pict_map: HashMap<u32, u32> = HashMap::new();
+    // The target's formats, asked once (ARGB cursors need them too).
+    let mut target_formats: Option<render::QueryPictFormatsReply> = None;
     let needs_formats = !session.pictures.is_empty()
         || !session.glyphsets.is_empty()
         || session
@@ -388,6 +390,7 @@ pub fn regenerate(
                 source,
             })?;
         let dst = crate::extras::formats_of(&r);
+        target_formats = Some(r);
         pict_map = crate::extras::map_pict_formats(&src.pict_formats, &dst);
         for f in &src.pict_formats {
             match pict_map.get(&f.id) {
@@ -725,6 +728,7 @@ pub fn regenerate(
                     root,
                     max_req,
                     &target,
+                    &mut target_formats,
                 )?;
             }
             None => {
@@ -1263,14 +1267,23 @@ fn create_argb_cursor<'c, C: Connection>(
     root: u32,
     max_req: usize,
     target: &SetupFacts,
+    known: &mut Option<render::QueryPictFormatsReply>,
 ) -> Result<(), RegenError> {
-    let formats = conn
-        .render_query_pict_formats()?
-        .reply()
-        .map_err(|source| RegenError::Reply {
-            what: "RenderQueryPictFormats".into(),
-            source,
-        })?;
+    if known.is_none() {
+        *known = Some(
+            conn.render_query_pict_formats()?
+                .reply()
+                .map_err(|source| RegenError::Reply {
+                    what: "RenderQueryPictFormats".into(),
+                    source,
+                })?,
+        );
+    }
+    let Some(formats) = known.as_ref() else {
+        return Err(RegenError::Unsupported(
+            "RENDER picture formats unknown".into(),
+        ));
+    };
     let argb = formats
         .formats
         .iter()
