@@ -661,11 +661,15 @@ fn refusal_reason(e: &x11rb_protocol::errors::ConnectError, sent: &[u8]) -> Stri
             let reason = reason.trim();
             if sent.is_empty() {
                 format!(
-                    "authorization required and no cookie was found for this display                      (the server says: {reason}); give an Xauthority file with --auth FILE, or                      set XAUTHORITY for guievict as for any X client"
+                    "authorization required and no cookie was found for this display \
+                     (the server says: {reason}); give an Xauthority file with --auth FILE, or \
+                     set XAUTHORITY for guievict as for any X client"
                 )
             } else {
                 format!(
-                    "the server refused the {sent} cookie (the server says: {reason}): it is                      not this display's — stale after a server restart, or another display's                      entry"
+                    "the server refused the {sent} cookie (the server says: {reason}): it is \
+                     not this display's — stale after a server restart, or another display's \
+                     entry"
                 )
             }
         }
