@@ -626,7 +626,19 @@ pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup
         let n =
             read_blocking(&fd, buf, deadline).map_err(|e| err(format!("reading setup: {e}")))?;
         if n == 0 {
-            return Err(err("server closed the connection during setup".into()));
+            // An ssh X11 forwarding closes the connection instead of answering a setup that
+            // does not carry its cookie.
+            let why = if sent.is_empty() {
+                "the server closed the connection during setup without answering; no cookie \
+                 was found for this display, and an ssh-forwarded display (ssh -X/-Y) closes \
+                 connections that do not carry its cookie: give it with --auth FILE or \
+                 XAUTHORITY (`xauth list` in the ssh session shows it)"
+            } else {
+                "the server closed the connection during setup without answering; an \
+                 ssh-forwarded display (ssh -X/-Y) does that when the cookie is not the one \
+                 ssh set up for it (`xauth list` in the ssh session shows it)"
+            };
+            return Err(err(why.into()));
         }
         received += n;
         if connect.advance(n) {
@@ -792,6 +804,7 @@ pub fn attach_on(
         // What the maps need and does not depend on the regeneration goes out now; its
         // answers arrive with the regeneration's (no round trip of its own).
         let asked = Asked::send(&conn, detached, &setup)?;
+        refuse_unreadable(&conn, display)?;
         // MIT-SHM: a target of another host or IPC namespace has the extension but cannot
         // read this process's memory, and one reached over TCP cannot take the file
         // descriptors of AttachFd; guimux then serves the segments itself.
@@ -1030,6 +1043,33 @@ fn compose(prev: &Maps, next: &Maps) -> Maps {
         named,
         devices: prev.devices.then(&next.devices),
     }
+}
+
+/// Refuse a display on which the app's resources could not be read back: with neither the
+/// GUIEVICT extension nor X-Resource visible there, the GUI could never be detached or moved
+/// away again. That is what an untrusted X11 forwarding (`ssh -X` with `ForwardX11Trusted
+/// no`) looks like: the SECURITY extension hides most extensions from its clients. Costs no
+/// round trip of its own (the extension queries went out with the connection).
+fn refuse_unreadable(conn: &Internal, display: &str) -> Result<(), SessionError> {
+    let has = |n: &'static str| {
+        conn.extension_information(n)
+            .map(|i| i.is_some())
+            .map_err(cerr("QueryExtension"))
+    };
+    if has(guievict_ext_proto::EXTENSION_NAME)? || has(x11rb::protocol::res::X11_EXTENSION_NAME)? {
+        return Ok(());
+    }
+    let hint = if has("XKEYBOARD")? || has("RENDER")? {
+        "its server lacks both"
+    } else {
+        "it hides even XKEYBOARD and RENDER from this client, as an untrusted X11 forwarding \
+         does (ssh -X with ForwardX11Trusted no): forward with ssh -Y, or set \
+         ForwardX11Trusted yes"
+    };
+    Err(SessionError::Refused(format!(
+        "{display} offers neither the GUIEVICT extension nor X-Resource, so the application \
+         could never be detached or moved away from it again ({hint})"
+    )))
 }
 
 type Pending<'c, R> = x11rb::cookie::Cookie<'c, Internal, R>;

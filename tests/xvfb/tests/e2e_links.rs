@@ -252,3 +252,251 @@ fn the_cli_finds_x_authority_as_xlib_does_and_names_each_refusal() {
         assert!(app.alive(), "the xterm died");
     });
 }
+
+/// A private sshd on 127.0.0.1 (its own host key, an authorized key for root, X11 forwarding
+/// on, displays from 820 up); killed on drop. The forwarding's cookies land in `xauthority`
+/// (sshd runs `xauth` through a wrapper that points it there), not in root's own file.
+struct Sshd {
+    child: std::process::Child,
+    port: u16,
+    dir: PathBuf,
+    xauthority: PathBuf,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sshd {
+    fn start(dir: &Path) -> Result<Self, String> {
+        for tool in ["/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen"] {
+            if !Path::new(tool).exists() {
+                return Err(format!("{tool} is not installed (scripts/setup-debian.sh)"));
+            }
+        }
+        let run = |cmd: &mut Command| -> Result<(), String> {
+            let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr)))
+            }
+        };
+        for key in ["host_key", "client_key"] {
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(dir.join(key)))?;
+        }
+        std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys"))
+            .map_err(|e| e.to_string())?;
+        let xauthority = dir.join("xauthority");
+        let wrapper = dir.join("xauth-wrap");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec /usr/bin/xauth -f '{}' \"$@\"\n",
+                xauthority.display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
+        // A free port: bound, noted, released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let d = dir.display();
+        std::fs::write(
+            dir.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
+                 PidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
+                 PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+                 X11Forwarding yes\nX11UseLocalhost yes\nX11DisplayOffset 820\n\
+                 XAuthLocation {}\n",
+                wrapper.display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let child = Command::new("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-f")
+            .arg(dir.join("sshd_config"))
+            .arg("-E")
+            .arg(dir.join("sshd.log"))
+            .spawn()
+            .map_err(|e| format!("starting sshd: {e}"))?;
+        let mut me = Self {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+            xauthority,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(st)) = me.child.try_wait() {
+                let log = std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default();
+                return Err(format!("sshd exited ({st}): {log}"));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err("sshd did not listen within 10 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(me)
+    }
+
+    /// `ssh <flags> root@127.0.0.1 'echo D=$DISPLAY; sleep 300'` from a client on `display`
+    /// (with `xauthority` for it): the ssh process and the forwarded display's name.
+    fn forward(
+        &self,
+        flags: &[&str],
+        display: &str,
+        xauthority: &Path,
+    ) -> (std::process::Child, String) {
+        use std::io::BufRead;
+        let mut child = Command::new("ssh")
+            .args(flags)
+            .args(["-p", &self.port.to_string(), "-i"])
+            .arg(self.dir.join("client_key"))
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "root@127.0.0.1",
+                "echo D=$DISPLAY; sleep 300",
+            ])
+            .env("DISPLAY", display)
+            .env("XAUTHORITY", xauthority)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("ssh");
+        let out = child.stdout.take().expect("ssh stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .expect("ssh output");
+        let d = line
+            .trim()
+            .strip_prefix("D=")
+            .unwrap_or_else(|| panic!("no DISPLAY from ssh: {line:?}"))
+            .to_string();
+        assert!(d.starts_with("localhost:"), "forwarded display {d:?}");
+        (child, d)
+    }
+}
+
+/// The top-level window names on `display` (xwininfo, with `xauthority`).
+fn names_on(display: &str, xauthority: &Path) -> String {
+    let out = Command::new("xwininfo")
+        .args(["-root", "-children"])
+        .env("DISPLAY", display)
+        .env("XAUTHORITY", xauthority)
+        .output()
+        .expect("xwininfo");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn moves_to_displays_forwarded_by_ssh() {
+    with_timeout(240, || {
+        let dir = tempdir("links-ssh");
+        let sshd = match Sshd::start(&dir) {
+            Ok(s) => s,
+            Err(why) => {
+                skip(&format!(
+                    "moves_to_displays_forwarded_by_ssh: sshd cannot run: {why}"
+                ));
+                return;
+            }
+        };
+        // The far display B wants a cookie, which the ssh client has (ssh -X makes an
+        // untrusted one from it).
+        let cookie = format!("{:032x}", 0xfeed_u128 * u128::from(std::process::id()));
+        let server_auth = dir.join("server.auth");
+        xauth_file(&server_auth, &[":0"], &cookie);
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start_with(XvfbOptions {
+            extra_args: vec!["-auth".into(), server_auth.display().to_string()],
+            ..Default::default()
+        })
+        .expect("Xvfb B");
+        let client_auth = dir.join("client.auth");
+        xauth_file(&client_auth, &[&b.display], &cookie);
+        let empty_home = dir.join("empty-home");
+        std::fs::create_dir_all(&empty_home).expect("home");
+        let empty_home = empty_home.to_string_lossy().into_owned();
+        let app = xterm(
+            &a.display,
+            &[("XAUTHORITY", "/nonexistent"), ("HOME", &empty_home)],
+        );
+        let pid = app.pid.to_string();
+        let forwarded_auth = sshd.xauthority.to_string_lossy().into_owned();
+
+        // ssh -Y: a trusted forwarding. Without its cookie the move fails and says why.
+        let (mut ssh, fwd) = sshd.forward(&["-Y"], &b.display, &client_auth);
+        let (code, _, err) = guievict_env(&["move", "--pid", &pid, &fwd], &[("HOME", &empty_home)]);
+        assert_ne!(code, 0, "a move to {fwd} without its cookie succeeded");
+        assert!(
+            err.contains("no cookie was found"),
+            "unclear message: {err}"
+        );
+        assert_eq!(display_of(app.pid).as_deref(), Some(a.display.as_str()));
+        // With the cookie ssh set up (found in XAUTHORITY as `host/unix:N`), the move works
+        // and the window is on B, drawn through the forwarding.
+        let (code, json, err) = guievict_env(
+            &["move", "--pid", &pid, &fwd],
+            &[("HOME", &empty_home), ("XAUTHORITY", &forwarded_auth)],
+        );
+        assert_eq!(code, 0, "move to the ssh -Y display {fwd}: {err}");
+        eprintln!("ssh -Y: {}", json["report"]);
+        assert_eq!(display_of(app.pid).as_deref(), Some(fwd.as_str()));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !names_on(&b.display, &client_auth).contains("XTerm") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no xterm window on B behind {fwd}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // And back, capturing through the forwarding.
+        let (code, _, err) = guievict_env(&["move", "--pid", &pid, &a.display], &[]);
+        assert_eq!(code, 0, "move back from {fwd}: {err}");
+        wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("window on A");
+        let _ = ssh.kill();
+        let _ = ssh.wait();
+
+        // ssh -X, untrusted: the SECURITY extension hides GUIEVICT and X-Resource, so the GUI
+        // could never leave that display again; the move is refused and says so.
+        let (mut ssh, fwd) = sshd.forward(
+            &["-X", "-o", "ForwardX11Trusted=no"],
+            &b.display,
+            &client_auth,
+        );
+        let (code, _, err) = guievict_env(
+            &["move", "--pid", &pid, &fwd, "--auth", &forwarded_auth],
+            &[("HOME", &empty_home)],
+        );
+        eprintln!("ssh -X untrusted: exit {code}: {}", err.trim());
+        assert_ne!(code, 0, "a move to the untrusted {fwd} succeeded");
+        assert!(err.contains("untrusted X11 forwarding"), "unclear: {err}");
+        assert_eq!(display_of(app.pid).as_deref(), Some(a.display.as_str()));
+        wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("window on A");
+        let _ = ssh.kill();
+        let _ = ssh.wait();
+        let mut app = app;
+        assert!(app.alive(), "the xterm died");
+    });
+}
