@@ -76,9 +76,12 @@ fn hostname() -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// An Xauthority family and address.
+type Address = (u16, Vec<u8>);
+
 /// The (family, address) pairs a connection to `display` is known by, as libxcb computes them,
 /// and the display number.
-fn addresses_of(display: &str) -> Result<(Vec<(u16, Vec<u8>)>, String)> {
+fn addresses_of(display: &str) -> Result<(Vec<Address>, String)> {
     let parsed = x11rb_protocol::parse_display::parse_display(Some(display))
         .with_context(|| format!("{display:?} is not a display name"))?;
     let number = parsed.display.to_string();

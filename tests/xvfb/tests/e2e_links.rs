@@ -142,6 +142,10 @@ fn xauth_file(path: &Path, names: &[&str], cookie: &str) {
     }
 }
 
+/// A move that must be refused: what it tries, extra arguments, the CLI's environment, and
+/// the words its message must hold.
+type Refusal<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+
 #[test]
 fn the_cli_finds_x_authority_as_xlib_does_and_names_each_refusal() {
     with_timeout(180, || {
@@ -183,7 +187,7 @@ fn the_cli_finds_x_authority_as_xlib_does_and_names_each_refusal() {
         );
 
         // Refusals, each with its own message; the GUI stays on A.
-        let refusals: [(&str, Vec<&str>, Vec<(&str, &str)>, &str); 3] = [
+        let refusals: [Refusal; 3] = [
             (
                 "no cookie anywhere",
                 vec![],
