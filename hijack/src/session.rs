@@ -589,6 +589,18 @@ pub fn connect_socket(
                 let raw = stream.into_raw_fd();
                 // SAFETY: `raw` was just released by `into_raw_fd`, so we are its only owner.
                 let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+                // As libxcb does: no Nagle delay on a TCP display (a key's echo would wait
+                // for the previous packet's acknowledgement, ~40 ms).
+                if !is_unix_socket(&fd) {
+                    let name = display;
+                    if let Err(e) = nix::sys::socket::setsockopt(
+                        &fd,
+                        nix::sys::socket::sockopt::TcpNoDelay,
+                        &true,
+                    ) {
+                        tracing::warn!("TCP_NODELAY on the connection to {name}: {e}");
+                    }
+                }
                 return Ok((fd, family, address, parsed.display));
             }
             Err(e) => last = e.to_string(),

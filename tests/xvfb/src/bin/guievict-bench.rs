@@ -21,6 +21,8 @@
 //! 5. (`--only links`, not in the default set) move there and back of xterm, GTK3 and Qt5 to
 //!    a display behind the harness's delay relay at 0/10/50/150 ms round trip, with the round
 //!    trips and bytes of the far connection from the JSON reports (issue 15).
+//! 6. (`--only keys`, not in the default set) key press → screen of an xterm on the far
+//!    display, started there directly against moved there by guievict, at 0 and 50 ms.
 //!
 //! Not a test: it asserts nothing, it reports. Run it through `scripts/bench.sh`.
 
@@ -88,7 +90,7 @@ fn parse_opts() -> Result<Opts> {
             "-h" | "--help" => {
                 println!(
                     "usage: guievict-bench [--runs N] [--cycles N] [--ms MS] \
-                     [--only rates,x11perf,latency,shm,links] [--write docs/benchmarks.md] \
+                     [--only rates,x11perf,latency,shm,links,keys] [--write docs/benchmarks.md] \
                      [--command TEXT] [--deadline SECS]"
                 );
                 std::process::exit(0);
@@ -1509,6 +1511,109 @@ fn report_links(o: &Opts, r: &[(&'static str, u64, LinkSamples)], out: &mut Stri
 }
 
 // ---------------------------------------------------------------------------------------------
+// Part 6: key press → screen over a slow link (issue 15)
+
+/// Key press → changed pixels of `window` on `display`, `n` times (a letter typed at a shell
+/// prompt echoes): milliseconds from the XTEST press to the first screenshot that differs.
+fn key_to_screen(display: &str, window: u32, n: usize) -> Result<Vec<f64>> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let before = xvfb_harness::screenshot(display, window)?;
+        let ch = ["a", "b", "c", "d", "e", "f"][i % 6];
+        let t = Instant::now();
+        xvfb_harness::xtest_type(display, Some(window), ch)?;
+        loop {
+            let now = xvfb_harness::screenshot(display, window)?;
+            if now.rgb != before.rgb {
+                break;
+            }
+            ensure!(t.elapsed() < Duration::from_secs(5), "no echo within 5 s");
+        }
+        out.push(t.elapsed().as_secs_f64() * 1000.0);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(out)
+}
+
+/// (RTT, direct samples, moved samples) per round-trip time.
+type KeyResults = Vec<(u64, Result<Vec<f64>>, Result<Vec<f64>>)>;
+
+fn part_keys(o: &Opts) -> Result<KeyResults> {
+    let a = Xvfb::start().context("Xvfb A")?;
+    let b = Xvfb::start().context("Xvfb B")?;
+    let argv = ["xterm", "-geometry", "40x5+0+0", "-e", "sh"];
+    let n = o.cycles * 4;
+    let mut out = Vec::new();
+    for &rtt in &[0u64, 50] {
+        eprintln!("bench: keys at {rtt} ms");
+        let link =
+            xvfb_harness::DelayLink::start(&b.display, Duration::from_millis(rtt), 800..900)?;
+        // An xterm started directly on the far display (through the link).
+        let direct = (|| {
+            let mut cmd = Command::new("xterm");
+            cmd.args(&argv[1..])
+                .env("DISPLAY", &link.display)
+                .env("SHELL", "/bin/sh")
+                .env_remove("LD_PRELOAD")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            die_with_parent(&mut cmd);
+            let mut child = cmd.spawn()?;
+            let r = (|| {
+                let w = wait_for_window(&b.display, link.peer_pid(), Duration::from_secs(30))?;
+                settle();
+                key_to_screen(&b.display, w, n)
+            })();
+            let _ = child.kill();
+            let _ = child.wait();
+            r
+        })();
+        // Wait until the direct xterm's window is gone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while xvfb_harness::windows_of_pid(&b.display, link.peer_pid())
+            .map(|w| !w.is_empty())
+            .unwrap_or(false)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // One started on A and moved there by guievict.
+        let moved = (|| {
+            let mut x = App::spawn_env(&a.display, &argv, &[])?;
+            settle();
+            let pid = x.pid.to_string();
+            guievict_json(&["move", "--pid", &pid, &link.display])?;
+            let w = wait_for_window(&b.display, link.peer_pid(), Duration::from_secs(30))?;
+            settle();
+            let r = key_to_screen(&b.display, w, n);
+            ensure!(x.alive(), "xterm died");
+            r
+        })();
+        out.push((rtt, direct, moved));
+    }
+    Ok(out)
+}
+
+fn report_keys(r: &KeyResults, out: &mut String) {
+    out.push_str(
+        "### Key press → screen over the link (issue 15)\n\n\
+         A letter typed with XTEST at an xterm's shell prompt on display B, timed until the \
+         window's pixels change: an xterm started directly on the link display \
+         (`DISPLAY=127.0.0.1:N`) against one started on A and moved there with `guievict \
+         move`. Median (min–max) in ms.\n\n\
+         | RTT | direct on the link display | moved there by guievict |\n|---|---|---|\n",
+    );
+    let cell = |r: &Result<Vec<f64>>| match r {
+        Ok(v) => ms_cell(v),
+        Err(e) => format!("failed: {}", format!("{e:#}").replace('|', "/")),
+    };
+    for (rtt, d, m) in r {
+        let _ = writeln!(out, "| {rtt} ms | {} | {} |", cell(d), cell(m));
+    }
+    out.push('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
 // Report file
 
 fn machine_info() -> String {
@@ -1777,6 +1882,11 @@ fn main() -> Result<()> {
     } else {
         None
     };
+    let keys = if want("keys") {
+        Some(part_keys(&o)?)
+    } else {
+        None
+    };
     let shm = if want("shm") {
         Some(part_shm(&o)?)
     } else {
@@ -1812,6 +1922,9 @@ fn main() -> Result<()> {
     }
     if let Some(r) = &links {
         report_links(&o, r, &mut out);
+    }
+    if let Some(r) = &keys {
+        report_keys(r, &mut out);
     }
     let _ = writeln!(out, "Load average at the end: {}.\n", {
         std::fs::read_to_string("/proc/loadavg")
