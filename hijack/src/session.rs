@@ -232,20 +232,43 @@ fn query_extensions(
 }
 
 fn query_places(conn: &Internal, names: &[String]) -> Result<Vec<Option<ExtPlace>>, SessionError> {
+    // Names asked when the client was made (`prefetch_extensions`) are answered from its
+    // cache; only the others cost a QueryExtension (and with them, a round trip).
+    let known = |n: &str| {
+        winsession::EXTENSIONS_OF_INTEREST
+            .iter()
+            .find(|k| **k == n)
+            .copied()
+    };
     let cookies = names
         .iter()
-        .map(|n| conn.query_extension(n.as_bytes()))
+        .map(|n| match known(n) {
+            Some(_) => Ok(None),
+            None => conn.query_extension(n.as_bytes()).map(Some),
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(cerr("QueryExtension"))?;
-    cookies
-        .into_iter()
-        .map(|c| {
-            let r = c.reply().map_err(xerr("QueryExtension"))?;
-            Ok(r.present.then_some(ExtPlace {
-                major: r.major_opcode,
-                first_event: r.first_event,
-                first_error: r.first_error,
-            }))
+    names
+        .iter()
+        .zip(cookies)
+        .map(|(n, c)| match (known(n), c) {
+            (Some(k), _) => Ok(conn
+                .extension_information(k)
+                .map_err(cerr("QueryExtension"))?
+                .map(|i| ExtPlace {
+                    major: i.major_opcode,
+                    first_event: i.first_event,
+                    first_error: i.first_error,
+                })),
+            (None, Some(c)) => {
+                let r = c.reply().map_err(xerr("QueryExtension"))?;
+                Ok(r.present.then_some(ExtPlace {
+                    major: r.major_opcode,
+                    first_event: r.first_event,
+                    first_error: r.first_error,
+                }))
+            }
+            (None, None) => Ok(None),
         })
         .collect()
 }

@@ -35,24 +35,39 @@ pub use regenerate::{
 };
 
 /// Every X extension name capture and regenerate may ask about (and the app-side code of
-/// guievict around them): [`prefetch_extensions`] asks for them all at once.
+/// guievict around them), plus the rest of what an X.Org server offers (so that the placement
+/// of every extension a server lists is known after one round trip): [`prefetch_extensions`]
+/// asks for them all at once.
 pub const EXTENSIONS_OF_INTEREST: &[&str] = &[
     "BIG-REQUESTS",
     "Composite",
     "DAMAGE",
     "DOUBLE-BUFFER",
+    "DPMS",
+    "DRI2",
+    "DRI3",
+    "GLX",
     "GUIEVICT",
+    "Generic Event Extension",
+    "MIT-SCREEN-SAVER",
     "MIT-SHM",
     "Present",
     "RANDR",
+    "RECORD",
     "RENDER",
+    "SECURITY",
     "SHAPE",
     "SYNC",
     "X-Resource",
     "XC-MISC",
     "XFIXES",
+    "XFree86-DGA",
+    "XFree86-VidModeExtension",
+    "XINERAMA",
     "XInputExtension",
     "XKEYBOARD",
+    "XTEST",
+    "XVideo",
 ];
 
 /// Send QueryExtension for every name of [`EXTENSIONS_OF_INTEREST`] without waiting: the
