@@ -298,8 +298,15 @@ fn pause_and_capture(
     // A second internal client whose setup carries the app's own ID range, so that the
     // capture knows which resources are the app's.
     let conn = internal_conn(h, s, view.setup.clone())?;
-    let session =
-        winsession::capture(&conn, opts).map_err(|e| SessionError::Capture(e.to_string()));
+    let session = winsession::capture(
+        &conn,
+        &winsession::CaptureOptions {
+            // The view enumerated the atom table: the capture asks no names again.
+            atom_names: view.atoms.iter().cloned().collect(),
+            ..opts.clone()
+        },
+    )
+    .map_err(|e| SessionError::Capture(e.to_string()));
     // The capture's last requests free temporary resources it made with free IDs of the app's
     // own range (SHM and DAMAGE probes); they must reach the server before the internal client
     // stops, or the app later gets BadIDChoice for IDs it allocates itself.
