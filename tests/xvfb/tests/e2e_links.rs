@@ -12,7 +12,7 @@ use std::time::Duration;
 use xvfb_harness::*;
 
 /// Round trips a move may cost on the far connection (connect and handshake included),
-/// whatever the app: measured 5 for xterm there and 13–15 back (capture) at this commit.
+/// whatever the app: measured 5 for xterm there and 11 back (capture) at commit c8ec003.
 const MAX_ATTACH_ROUND_TRIPS: u64 = 8;
 const MAX_CAPTURE_ROUND_TRIPS: u64 = 18;
 
