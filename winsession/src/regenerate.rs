@@ -224,6 +224,23 @@ pub fn regenerate(
     // app had it (large requests replay); its answer comes with the versions'. The optional
     // requests are checked with everything else at the end (no round trip of their own).
     conn.prefetch_maximum_request_bytes();
+    // RENDER's picture formats are needed for pictures, glyph sets and ARGB cursors: asked
+    // now, their answer comes with the versions' (the extensions' placements are in by now).
+    let needs_formats = !session.pictures.is_empty()
+        || !session.glyphsets.is_empty()
+        || session
+            .cursors
+            .iter()
+            .any(|c| matches!(c.image, Some(CursorImage::Argb(_))));
+    let formats_asked = if needs_formats
+        && conn
+            .extension_information(render::X11_EXTENSION_NAME)?
+            .is_some()
+    {
+        Some(conn.render_query_pict_formats()?)
+    } else {
+        None
+    };
     let negotiated_soft = {
         let mut sink = crate::extras::Sink {
             hard: Vec::new(),
@@ -371,24 +388,11 @@ pub fn regenerate(
     let mut pict_map: HashMap<u32, u32> = HashMap::new();
     // The target's formats, asked once (ARGB cursors need them too).
     let mut target_formats: Option<render::QueryPictFormatsReply> = None;
-    let needs_formats = !session.pictures.is_empty()
-        || !session.glyphsets.is_empty()
-        || session
-            .cursors
-            .iter()
-            .any(|c| matches!(c.image, Some(CursorImage::Argb(_))));
-    if needs_formats
-        && conn
-            .extension_information(render::X11_EXTENSION_NAME)?
-            .is_some()
-    {
-        let r = conn
-            .render_query_pict_formats()?
-            .reply()
-            .map_err(|source| RegenError::Reply {
-                what: "RenderQueryPictFormats".into(),
-                source,
-            })?;
+    if let Some(c) = formats_asked {
+        let r = c.reply().map_err(|source| RegenError::Reply {
+            what: "RenderQueryPictFormats".into(),
+            source,
+        })?;
         let dst = crate::extras::formats_of(&r);
         target_formats = Some(r);
         pict_map = crate::extras::map_pict_formats(&src.pict_formats, &dst);
