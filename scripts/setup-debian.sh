@@ -12,7 +12,7 @@ PKGS=(
   # (75dpi/100dpi), xterm and the x11-apps ask for misc fonts (base)
   xfonts-base xfonts-75dpi xfonts-100dpi
   # real apps and tools used by tests and the demo
-  xterm x11-apps x11-utils x11-xserver-utils xdotool imagemagick twm xauth
+  xterm x11-apps x11-utils x11-xserver-utils xdotool imagemagick twm xauth openssh-server
   # checkpointing (CRIU from Debian 13 runs out of a debootstrapped tree) and its test tools
   debootstrap iproute2
   # benchmarks: a plain byte relay as the baseline

@@ -232,7 +232,8 @@ pub struct GuardArgs {
 pub struct AttachArgs {
     #[command(flatten)]
     place: Placed,
-    /// Xauthority file for the target display (default: $XAUTHORITY).
+    /// Xauthority file for the target display (default: this command's $XAUTHORITY, else
+    /// ~/.Xauthority; the entry is matched to the display as Xlib does).
     #[arg(long)]
     auth: Option<PathBuf>,
     /// Attach even if the display lacks GLX, Present, DRI3 or DRI2 and the app depends on it
@@ -247,7 +248,8 @@ pub struct AttachArgs {
 pub struct MoveArgs {
     #[command(flatten)]
     place: Placed,
-    /// Xauthority file for the target display.
+    /// Xauthority file for the target display (default: this command's $XAUTHORITY, else
+    /// ~/.Xauthority; the entry is matched to the display as Xlib does).
     #[arg(long)]
     auth: Option<PathBuf>,
     /// Move even if the display lacks GLX, Present, DRI3 or DRI2 and the app depends on it
@@ -275,7 +277,8 @@ pub struct ReplicateArgs {
     /// Drop input from that display.
     #[arg(long)]
     view_only: bool,
-    /// Xauthority file for that display.
+    /// Xauthority file for that display (default: this command's $XAUTHORITY, else
+    /// ~/.Xauthority; the entry is matched to the display as Xlib does).
     #[arg(long)]
     auth: Option<PathBuf>,
 }
@@ -500,50 +503,28 @@ fn output(json: bool, pid: u32, msg: &str, report: serde_json::Value) {
     }
 }
 
-/// Read the entry for `display` from an Xauthority file.
-fn read_auth(file: &std::path::Path, display: &str) -> Result<Option<XAuth>> {
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let num = display
-        .rsplit_once(':')
-        .map(|(_, n)| n.split('.').next().unwrap_or("0").to_string())
-        .unwrap_or_default();
-    let mut p = 0usize;
-    let field = |p: &mut usize| -> Option<Vec<u8>> {
-        let len = u16::from_be_bytes([*bytes.get(*p)?, *bytes.get(*p + 1)?]) as usize;
-        let v = bytes.get(*p + 2..*p + 2 + len)?.to_vec();
-        *p += 2 + len;
-        Some(v)
-    };
-    while p + 2 <= bytes.len() {
-        p += 2; // family
-        let (Some(_addr), Some(number), Some(name), Some(data)) =
-            (field(&mut p), field(&mut p), field(&mut p), field(&mut p))
-        else {
-            bail!("{} is not a valid Xauthority file", file.display());
-        };
-        if number == num.as_bytes() {
-            return Ok(Some(XAuth {
-                name: String::from_utf8_lossy(&name).into_owned(),
-                data,
-            }));
-        }
+/// The cookie for `display` (see [`crate::xauth`]): `--auth FILE`, else the CLI's own
+/// `$XAUTHORITY`, else `~/.Xauthority`; `None` when none holds an entry (the connection is
+/// then tried without, as libxcb does).
+fn auth_for(file: &Option<PathBuf>, to: &str) -> Result<Option<XAuth>> {
+    let found = crate::xauth::find(file.as_deref(), to)?;
+    match &found {
+        Some(f) => tracing::debug!(
+            "authority for {}: {} entry from {}",
+            to,
+            f.entry.name,
+            f.file.display()
+        ),
+        None => tracing::debug!(
+            "no authority for {} in {}",
+            to,
+            crate::xauth::looked_in(file.as_deref())
+        ),
     }
-    Ok(None)
-}
-
-fn auth_for(file: &Option<PathBuf>, display: &str) -> Result<Option<XAuth>> {
-    match file {
-        Some(f) => {
-            let a = read_auth(f, display)?;
-            anyhow::ensure!(
-                a.is_some(),
-                "{} has no entry for display {display}",
-                f.display()
-            );
-            Ok(a)
-        }
-        None => Ok(None),
-    }
+    Ok(found.map(|f| XAuth {
+        name: f.entry.name,
+        data: f.entry.data,
+    }))
 }
 
 /// Part of the GUI was not carried exactly; each loss is on stderr. `main` exits with

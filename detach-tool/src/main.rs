@@ -16,6 +16,7 @@ mod group;
 mod inject;
 mod paths;
 mod private;
+mod xauth;
 mod xconn;
 
 use clap::{Parser, Subcommand};

@@ -519,8 +519,10 @@ impl Controller {
                     };
                     let opts = winsession::CaptureOptions::default();
                     // Taken before the capture, which does not list them.
+                    let before = crate::traffic::now();
                     let randr = crate::screen::randr_selections(&c.handle, setup.clone());
                     let held = session::hold_and_capture(&c.handle, setup, &opts)?;
+                    let traffic = crate::traffic::now().since(before);
                     // What the capture could not carry would be lost for good: refused, the
                     // app runs on where it is (unless forced).
                     let lost = crate::fidelity::uncarried(&held.detached.session);
@@ -548,6 +550,9 @@ impl Controller {
                         "windows": d.session.windows.len(),
                         "atoms": d.view.atoms.len(),
                         "lost": lost,
+                        "round_trips": traffic.round_trips,
+                        "bytes_sent": traffic.bytes_sent,
+                        "bytes_received": traffic.bytes_received,
                     }));
                     for (_, s) in c.replicas.drain(..) {
                         let _ = c.handle.remove_server(s);
@@ -658,14 +663,20 @@ impl Controller {
                     Some(s) => s,
                     None => probe_setup(c.display.as_deref().unwrap_or_default())?,
                 };
+                let before = crate::traffic::now();
                 let (d, timings) =
                     session::snapshot(&c.handle, setup, &winsession::CaptureOptions::default())?;
+                let traffic = crate::traffic::now().since(before);
                 winsession::write_file(path, &d.session).map_err(|e| {
                     SessionError::Capture(format!("writing {}: {e}", path.display()))
                 })?;
-                report
-                    .connections
-                    .push(serde_json::json!({"timings_ms": timings.0, "windows": d.session.windows.len()}));
+                report.connections.push(serde_json::json!({
+                    "timings_ms": timings.0,
+                    "windows": d.session.windows.len(),
+                    "round_trips": traffic.round_trips,
+                    "bytes_sent": traffic.bytes_sent,
+                    "bytes_received": traffic.bytes_received,
+                }));
                 Ok(format!("snapshot written to {}", path.display()))
             }
             Request::Replicate {

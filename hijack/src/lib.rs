@@ -25,6 +25,7 @@ pub mod relay;
 pub mod screen;
 pub mod session;
 pub mod shmmem;
+pub mod traffic;
 pub mod transaction;
 pub mod xfd;
 pub mod xkbnotice;

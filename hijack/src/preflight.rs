@@ -23,7 +23,6 @@ use x11rb::connection::RequestConnection as _;
 use x11rb::protocol::res::{self, ConnectionExt as _};
 use x11rb::protocol::xc_misc::ConnectionExt as _;
 use x11rb::protocol::xproto::{ConnectionExt as _, Setup};
-use x11rb::rust_connection::{DefaultStream, RustConnection};
 
 /// An extension the app cannot move without, and how to recognise that it depends on it.
 struct Critical {
@@ -219,10 +218,7 @@ pub fn missing_on(
         why,
     };
     let (fd, setup) = session::connect_raw(display, auth)?;
-    let (stream, _) =
-        DefaultStream::from_unix_stream(UnixStream::from(fd)).map_err(|e| xe(e.to_string()))?;
-    let conn =
-        RustConnection::for_connected_stream(stream, setup).map_err(|e| xe(e.to_string()))?;
+    let conn = session::client_over(UnixStream::from(fd), setup)?;
     let cookies = names
         .iter()
         .map(|n| conn.query_extension(n.as_bytes()))
@@ -290,34 +286,20 @@ pub fn live_resources(h: &MuxHandle, setup: Setup) -> Result<Vec<(u32, String)>,
         stage: "listing the application's resources",
         why,
     };
-    // Any ID of the client names it: XC-MISC hands out IDs of the requesting client, the app.
-    let id = {
-        let sock = h.start_internal(s)?;
-        let r = (|| {
-            let (stream, _) =
-                DefaultStream::from_unix_stream(sock).map_err(|e| xe(e.to_string()))?;
-            let conn = RustConnection::for_connected_stream(stream, setup.clone())
-                .map_err(|e| xe(e.to_string()))?;
-            let r = conn
-                .xc_misc_get_xid_range()
-                .map_err(|e| xe(e.to_string()))?
-                .reply()
-                .map_err(|e| xe(e.to_string()))?;
-            Ok::<u32, SessionError>(r.start_id)
-        })();
-        h.stop_internal()?;
-        r?
-    };
-    // The extension answers for "this client" only: the internal client's setup carries the
-    // app's ID range, as the capture's does. Nothing is created on it.
-    let mut own = setup;
-    own.resource_id_base = id & !own.resource_id_mask;
+    // One internal client, two round trips: XC-MISC names the client (it hands out IDs of the
+    // requesting client, the app), the GUIEVICT extension lists its resources. Both answer
+    // for "this client" only, which on an internal client is the app; nothing is created.
     let sock = h.start_internal(s)?;
     let result = (|| {
-        let (stream, _) = DefaultStream::from_unix_stream(sock).map_err(|e| xe(e.to_string()))?;
-        let conn =
-            RustConnection::for_connected_stream(stream, own).map_err(|e| xe(e.to_string()))?;
-        if let Some(st) = winsession::ext::query(&conn, id).map_err(|e| xe(e.to_string()))? {
+        let conn = session::client_over(sock, setup)?;
+        let range = conn
+            .xc_misc_get_xid_range()
+            .map_err(|e| xe(e.to_string()))?;
+        // The extension's local guard compares with this client's setup: its own base.
+        let own = x11rb::connection::Connection::setup(&conn).resource_id_base;
+        let listed = winsession::ext::query(&conn, own).map_err(|e| xe(e.to_string()))?;
+        let id = range.reply().map_err(|e| xe(e.to_string()))?.start_id;
+        if let Some(st) = listed {
             return Ok(st
                 .resources
                 .iter()
@@ -371,10 +353,7 @@ fn live_offered(h: &MuxHandle, display: &str) -> Result<Vec<String>, SessionErro
         why,
     };
     let (fd, setup) = session::connect_raw(display, None)?;
-    let (stream, _) =
-        DefaultStream::from_unix_stream(UnixStream::from(fd)).map_err(|e| xe(e.to_string()))?;
-    let conn =
-        RustConnection::for_connected_stream(stream, setup).map_err(|e| xe(e.to_string()))?;
+    let conn = session::client_over(UnixStream::from(fd), setup)?;
     let names = conn
         .list_extensions()
         .map_err(|e| xe(e.to_string()))?

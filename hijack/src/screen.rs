@@ -18,7 +18,6 @@ use guimux::ServerId;
 use std::io::IoSlice;
 use x11rb::connection::RequestConnection;
 use x11rb::protocol::xproto::Setup;
-use x11rb::rust_connection::{DefaultStream, RustConnection};
 
 /// Type name of a RANDR event selection in X-Resource's listing of the selecting client.
 pub const RANDR_SELECTION: &str = "RandRClient";
@@ -68,7 +67,10 @@ fn xerr(e: impl std::fmt::Display) -> SessionError {
 
 /// On the new server (internal client of the app's connection): renew the app's RANDR
 /// selection on the root and read the screen's RANDR state. `None` when it has no RANDR.
-fn renew_randr(conn: &RustConnection, root: u32) -> Result<Option<ScreenInfo>, SessionError> {
+fn renew_randr(
+    conn: &crate::session::Internal,
+    root: u32,
+) -> Result<Option<ScreenInfo>, SessionError> {
     let Some(ext) = conn
         .extension_information("RANDR")
         .map_err(xerr)?
@@ -82,9 +84,9 @@ fn renew_randr(conn: &RustConnection, root: u32) -> Result<Option<ScreenInfo>, S
     sel[2..4].copy_from_slice(&3u16.to_ne_bytes());
     sel[4..8].copy_from_slice(&root.to_ne_bytes());
     sel[8..10].copy_from_slice(&RR_SCREEN_CHANGE_NOTIFY_MASK.to_ne_bytes());
-    conn.send_request_without_reply(&[IoSlice::new(&sel)], Vec::new())
-        .map_err(xerr)?
-        .check()
+    // The selection's check waits for nothing: GetScreenInfo's answer comes after it.
+    let selected = conn
+        .send_request_without_reply(&[IoSlice::new(&sel)], Vec::new())
         .map_err(xerr)?;
     let mut gi = [0u8; 8];
     gi[0] = ext;
@@ -96,6 +98,7 @@ fn renew_randr(conn: &RustConnection, root: u32) -> Result<Option<ScreenInfo>, S
         .map_err(xerr)?
         .reply()
         .map_err(xerr)?;
+    selected.check().map_err(xerr)?;
     Ok(Some(parse_screen_info(&r.0)))
 }
 
@@ -212,8 +215,7 @@ fn announce_inner(
     let info = if selected_randr {
         let sock = h.start_internal(s)?;
         let r = (|| {
-            let (stream, _) = DefaultStream::from_unix_stream(sock).map_err(xerr)?;
-            let conn = RustConnection::for_connected_stream(stream, setup.clone()).map_err(xerr)?;
+            let conn = crate::session::client_over(sock, setup.clone())?;
             renew_randr(&conn, screen.root)
         })();
         h.stop_internal()?;

@@ -6,17 +6,19 @@
 //! requests.
 
 use crate::muxloop::{LoopGone, MuxHandle};
+use crate::traffic::{self, Counted, Traffic};
 use guimux::engine::ShmTarget;
 use guimux::maps::{AtomMap, DeviceMap, ExtEntry, ExtMap, ExtPlace, XidMap};
 use guimux::shmconv::ImageFormats;
 use guimux::{Maps, Role, ServerId};
 use std::collections::HashMap;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 use x11rb::connection::RequestConnection;
 use x11rb::errors::{ConnectError, ConnectionError, ReplyError};
 use x11rb::protocol::xc_misc::ConnectionExt as _;
-use x11rb::protocol::xproto::{ConnectionExt as _, Setup, VisualClass};
+use x11rb::protocol::xproto::{self, ConnectionExt as _, Setup, VisualClass};
 use x11rb::rust_connection::{DefaultStream, RustConnection};
 use x11rb::wrapper::ConnectionExt as _;
 
@@ -114,65 +116,87 @@ impl Timings {
     }
 }
 
-/// An internal x11rb connection multiplexed onto server `s` of the loop.
-fn internal_conn(h: &MuxHandle, s: ServerId, setup: Setup) -> Result<RustConnection, SessionError> {
-    let sock = h.start_internal(s)?;
+/// guievict's own x11rb client: its round trips and bytes are counted (`traffic`).
+pub type Internal = RustConnection<Counted>;
+
+/// An x11rb client over `sock` (already past the setup handshake, whose result is `setup`).
+pub fn client_over(sock: UnixStream, setup: Setup) -> Result<Internal, SessionError> {
     let (stream, _) = DefaultStream::from_unix_stream(sock).map_err(|e| SessionError::X {
         stage: "internal client",
         why: e.to_string(),
     })?;
-    RustConnection::for_connected_stream(stream, setup).map_err(|e: ConnectError| SessionError::X {
-        stage: "internal client",
-        why: e.to_string(),
-    })
+    let conn = RustConnection::for_connected_stream(Counted::new(stream), setup).map_err(
+        |e: ConnectError| SessionError::X {
+            stage: "internal client",
+            why: e.to_string(),
+        },
+    )?;
+    // Every extension guievict may ask about goes out now; the first answer needed waits
+    // for all of them (one round trip instead of one per extension).
+    winsession::prefetch_extensions(&conn);
+    Ok(conn)
+}
+
+/// An internal x11rb connection multiplexed onto server `s` of the loop.
+fn internal_conn(h: &MuxHandle, s: ServerId, setup: Setup) -> Result<Internal, SessionError> {
+    client_over(h.start_internal(s)?, setup)
 }
 
 /// Learn the app's view on its current server through an internal connection `conn`
 /// (whose setup is a copy of the server's setup; `resource_id_base` gets fixed here).
-pub fn learn_view(conn: &RustConnection, mut setup: Setup) -> Result<AppView, SessionError> {
+/// Everything that needs no answer goes out before the first wait: the XID range, the first
+/// batch of atom names, the extension list and the keyboard mapping cost one round trip
+/// together, the extensions' placements a second one.
+pub fn learn_view(conn: &Internal, mut setup: Setup) -> Result<AppView, SessionError> {
     // The app's own ID range: XC-MISC hands out free IDs *of the requesting client*.
     let range = conn
         .xc_misc_get_xid_range()
-        .map_err(cerr("XC-MISC GetXIDRange"))?
-        .reply()
-        .map_err(xerr("XC-MISC GetXIDRange"))?;
+        .map_err(cerr("XC-MISC GetXIDRange"))?;
+    let first_atoms = atom_batch(conn, guimux::maps::LAST_PREDEFINED_ATOM + 1)?;
+    let names = conn.list_extensions().map_err(cerr("ListExtensions"))?;
+    let (min, max) = (setup.min_keycode, setup.max_keycode);
+    let keymap = conn
+        .get_keyboard_mapping(min, max - min + 1)
+        .map_err(cerr("GetKeyboardMapping"))?;
+    let range = range.reply().map_err(xerr("XC-MISC GetXIDRange"))?;
     setup.resource_id_base = range.start_id & !setup.resource_id_mask;
-    let atoms = enumerate_atoms(conn)?;
-    let exts = query_extensions(conn)?;
-    let keymap = keyboard_mapping(conn, &setup)?;
+    let atoms = enumerate_atoms(conn, first_atoms)?;
+    let names = names.reply().map_err(xerr("ListExtensions"))?;
+    let keymap = keymap.reply().map_err(xerr("GetKeyboardMapping"))?;
+    let exts = query_extensions(conn, names)?;
     Ok(AppView {
         setup,
         atoms,
         exts,
-        keymap,
+        keymap: (min, keymap.keysyms_per_keycode, keymap.keysyms),
     })
 }
 
-/// The server's keyboard mapping.
-fn keyboard_mapping(
-    conn: &RustConnection,
-    setup: &Setup,
-) -> Result<(u8, u8, Vec<u32>), SessionError> {
-    let (min, max) = (setup.min_keycode, setup.max_keycode);
-    let r = conn
-        .get_keyboard_mapping(min, max - min + 1)
-        .map_err(cerr("GetKeyboardMapping"))?
-        .reply()
-        .map_err(xerr("GetKeyboardMapping"))?;
-    Ok((min, r.keysyms_per_keycode, r.keysyms))
+/// Atoms asked for per batch of GetAtomName (one round trip each).
+const ATOM_BATCH: u32 = 2048;
+
+type AtomCookies<'c> = Vec<(
+    u32,
+    x11rb::cookie::Cookie<'c, Internal, xproto::GetAtomNameReply>,
+)>;
+
+/// GetAtomName for `ATOM_BATCH` atoms from `first` on, sent, not waited for.
+fn atom_batch(conn: &Internal, first: u32) -> Result<AtomCookies<'_>, SessionError> {
+    (first..first + ATOM_BATCH)
+        .map(|a| conn.get_atom_name(a).map(|c| (a, c)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(cerr("GetAtomName"))
 }
 
 /// Every atom the server has (beyond the predefined ones), by pipelined GetAtomName until the
-/// first BadAtom.
-fn enumerate_atoms(conn: &RustConnection) -> Result<Vec<(u32, String)>, SessionError> {
+/// first BadAtom; `cookies` is the first batch, already sent.
+fn enumerate_atoms<'c>(
+    conn: &'c Internal,
+    mut cookies: AtomCookies<'c>,
+) -> Result<Vec<(u32, String)>, SessionError> {
     let mut out = Vec::new();
-    let mut next = guimux::maps::LAST_PREDEFINED_ATOM + 1;
-    const BATCH: u32 = 512;
     loop {
-        let cookies = (next..next + BATCH)
-            .map(|a| conn.get_atom_name(a).map(|c| (a, c)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(cerr("GetAtomName"))?;
+        let next = cookies.last().map_or(0, |(a, _)| a + 1);
         let mut ended = false;
         for (a, c) in cookies {
             match c.reply() {
@@ -182,20 +206,18 @@ fn enumerate_atoms(conn: &RustConnection) -> Result<Vec<(u32, String)>, SessionE
                 Err(e) => return Err(xerr("GetAtomName")(e)),
             }
         }
-        if ended {
+        if ended || next == 0 {
             return Ok(out);
         }
-        next += BATCH;
+        cookies = atom_batch(conn, next)?;
     }
 }
 
-/// Every extension of the server with its placement.
-fn query_extensions(conn: &RustConnection) -> Result<Vec<(String, ExtPlace)>, SessionError> {
-    let names = conn
-        .list_extensions()
-        .map_err(cerr("ListExtensions"))?
-        .reply()
-        .map_err(xerr("ListExtensions"))?;
+/// Every extension of the server (`names`, ListExtensions' answer) with its placement.
+fn query_extensions(
+    conn: &Internal,
+    names: xproto::ListExtensionsReply,
+) -> Result<Vec<(String, ExtPlace)>, SessionError> {
     let names: Vec<String> = names
         .names
         .iter()
@@ -209,33 +231,46 @@ fn query_extensions(conn: &RustConnection) -> Result<Vec<(String, ExtPlace)>, Se
         .collect())
 }
 
-fn query_places(
-    conn: &RustConnection,
-    names: &[String],
-) -> Result<Vec<Option<ExtPlace>>, SessionError> {
+fn query_places(conn: &Internal, names: &[String]) -> Result<Vec<Option<ExtPlace>>, SessionError> {
+    // Names asked when the client was made (`prefetch_extensions`) are answered from its
+    // cache; only the others cost a QueryExtension (and with them, a round trip).
+    let known = |n: &str| {
+        winsession::EXTENSIONS_OF_INTEREST
+            .iter()
+            .find(|k| **k == n)
+            .copied()
+    };
     let cookies = names
         .iter()
-        .map(|n| conn.query_extension(n.as_bytes()))
+        .map(|n| match known(n) {
+            Some(_) => Ok(None),
+            None => conn.query_extension(n.as_bytes()).map(Some),
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(cerr("QueryExtension"))?;
-    cookies
-        .into_iter()
-        .map(|c| {
-            let r = c.reply().map_err(xerr("QueryExtension"))?;
-            Ok(r.present.then_some(ExtPlace {
-                major: r.major_opcode,
-                first_event: r.first_event,
-                first_error: r.first_error,
-            }))
+    names
+        .iter()
+        .zip(cookies)
+        .map(|(n, c)| match (known(n), c) {
+            (Some(k), _) => Ok(conn
+                .extension_information(k)
+                .map_err(cerr("QueryExtension"))?
+                .map(|i| ExtPlace {
+                    major: i.major_opcode,
+                    first_event: i.first_event,
+                    first_error: i.first_error,
+                })),
+            (None, Some(c)) => {
+                let r = c.reply().map_err(xerr("QueryExtension"))?;
+                Ok(r.present.then_some(ExtPlace {
+                    major: r.major_opcode,
+                    first_event: r.first_event,
+                    first_error: r.first_error,
+                }))
+            }
+            (None, None) => Ok(None),
         })
         .collect()
-}
-
-/// Hold the app's requests and wait until everything it sent before has been answered.
-fn pause_and_drain(h: &MuxHandle, conn: &RustConnection) -> Result<(), SessionError> {
-    h.with_engine(|e| e.pause())?;
-    conn.sync().map_err(xerr("synchronising"))?;
-    Ok(())
 }
 
 /// Hold the app, learn its view, and capture its window session through internal clients on
@@ -250,7 +285,9 @@ fn pause_and_capture(
 ) -> Result<Detached, SessionError> {
     let conn = internal_conn(h, s, server_setup.clone())?;
     let view = (|| {
-        pause_and_drain(h, &conn)?;
+        // Held: what the app sent before is answered before the view's first answer (the
+        // internal client shares the app's server connection), so learning the view drains.
+        h.with_engine(|e| e.pause())?;
         timings.lap("drain", t);
         learn_view(&conn, server_setup)
     })();
@@ -261,8 +298,15 @@ fn pause_and_capture(
     // A second internal client whose setup carries the app's own ID range, so that the
     // capture knows which resources are the app's.
     let conn = internal_conn(h, s, view.setup.clone())?;
-    let session =
-        winsession::capture(&conn, opts).map_err(|e| SessionError::Capture(e.to_string()));
+    let session = winsession::capture(
+        &conn,
+        &winsession::CaptureOptions {
+            // The view enumerated the atom table: the capture asks no names again.
+            atom_names: view.atoms.iter().cloned().collect(),
+            ..opts.clone()
+        },
+    )
+    .map_err(|e| SessionError::Capture(e.to_string()));
     // The capture's last requests free temporary resources it made with free IDs of the app's
     // own range (SHM and DAMAGE probes); they must reach the server before the internal client
     // stops, or the app later gets BadIDChoice for IDs it allocates itself.
@@ -575,6 +619,18 @@ pub fn connect_socket(
                 let raw = stream.into_raw_fd();
                 // SAFETY: `raw` was just released by `into_raw_fd`, so we are its only owner.
                 let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+                // As libxcb does: no Nagle delay on a TCP display (a key's echo would wait
+                // for the previous packet's acknowledgement, ~40 ms).
+                if !is_unix_socket(&fd) {
+                    let name = display;
+                    if let Err(e) = nix::sys::socket::setsockopt(
+                        &fd,
+                        nix::sys::socket::sockopt::TcpNoDelay,
+                        &true,
+                    ) {
+                        tracing::warn!("TCP_NODELAY on the connection to {name}: {e}");
+                    }
+                }
                 return Ok((fd, family, address, parsed.display));
             }
             Err(e) => last = e.to_string(),
@@ -594,6 +650,7 @@ pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup
         why,
     };
     let (fd, family, address, number) = connect_socket(display)?;
+    let tcp = !is_unix_socket(&fd);
     let (name, data) = match auth.filter(|a| !a.name.is_empty()) {
         Some(a) => (a.name.clone(), a.data.clone()),
         // As libxcb does: an unreadable or absent Xauthority means "try without".
@@ -601,8 +658,10 @@ pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup
             .unwrap_or(None)
             .unwrap_or_default(),
     };
+    let sent = name.clone();
     let (mut connect, request) = x11rb_protocol::connect::Connect::with_authorization(name, data);
     write_all(&fd, &request).map_err(|e| err(format!("sending setup: {e}")))?;
+    let mut received = 0;
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
         let buf = connect.buffer();
@@ -618,13 +677,38 @@ pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup
             })
         })?;
         if n == 0 {
-            return Err(err("server closed the connection during setup".into()));
+            // An ssh X11 forwarding closes the connection instead of answering a setup that
+            // does not carry its cookie.
+            let why = if sent.is_empty() {
+                "the server closed the connection during setup without answering; no cookie \
+                 was found for this display, and an ssh-forwarded display (ssh -X/-Y) closes \
+                 connections that do not carry its cookie: give it with --auth FILE or \
+                 XAUTHORITY (`xauth list` in the ssh session shows it)"
+            } else {
+                "the server closed the connection during setup without answering; an \
+                 ssh-forwarded display (ssh -X/-Y) does that when the cookie is not the one \
+                 ssh set up for it (`xauth list` in the ssh session shows it)"
+            };
+            return Err(err(why.into()));
         }
+        received += n;
         if connect.advance(n) {
             break;
         }
     }
-    let setup = connect.into_setup().map_err(|e| err(e.to_string()))?;
+    // A TCP connect costs a round trip of its own before the handshake's.
+    traffic::add(Traffic {
+        round_trips: if family == x11rb_protocol::xauth::Family::LOCAL && !tcp {
+            1
+        } else {
+            2
+        },
+        bytes_sent: request.len() as u64,
+        bytes_received: received as u64,
+    });
+    let setup = connect
+        .into_setup()
+        .map_err(|e| err(refusal_reason(&e, &sent)))?;
     // `:N.S` names screen S: one the server does not have is refused, not silently screen 0.
     if let Ok(p) = x11rb_protocol::parse_display::parse_display(Some(display)) {
         if usize::from(p.screen) >= setup.roots.len() {
@@ -636,6 +720,38 @@ pub fn connect_raw(display: &str, auth: Option<&Auth>) -> Result<(OwnedFd, Setup
         }
     }
     Ok((fd, setup))
+}
+
+/// Why the server refused the connection setup, by cause: no cookie given where one is
+/// required, a cookie given and refused, or an authentication dialogue guievict cannot hold.
+/// `sent` is the name of the authorization protocol sent (empty: none).
+fn refusal_reason(e: &x11rb_protocol::errors::ConnectError, sent: &[u8]) -> String {
+    use x11rb_protocol::errors::ConnectError as E;
+    let sent = String::from_utf8_lossy(sent);
+    match e {
+        E::SetupFailed(f) => {
+            let reason = String::from_utf8_lossy(&f.reason);
+            let reason = reason.trim();
+            if sent.is_empty() {
+                format!(
+                    "authorization required and no cookie was found for this display \
+                     (the server says: {reason}); give an Xauthority file with --auth FILE, or \
+                     set XAUTHORITY for guievict as for any X client"
+                )
+            } else {
+                format!(
+                    "the server refused the {sent} cookie (the server says: {reason}): it is \
+                     not this display's — stale after a server restart, or another display's \
+                     entry"
+                )
+            }
+        }
+        E::SetupAuthenticate(a) => format!(
+            "the server asks for further authentication ({}), which guievict does not support",
+            String::from_utf8_lossy(&a.reason).trim()
+        ),
+        other => other.to_string(),
+    }
 }
 
 fn write_all(fd: &OwnedFd, mut buf: &[u8]) -> std::io::Result<()> {
@@ -697,6 +813,9 @@ pub struct AttachReport {
     pub lost: Vec<String>,
     /// Stage timings.
     pub timings: Timings,
+    /// Round trips and bytes on this connection's link (the connect included).
+    #[serde(flatten, default)]
+    pub traffic: Traffic,
 }
 
 /// Attach the detached GUI to `display` (as primary) or add it as a replica.
@@ -708,11 +827,22 @@ pub fn attach(
     role: Role,
 ) -> Result<(AttachReport, Setup), SessionError> {
     let t = Instant::now();
+    let before = traffic::now();
     let (fd, setup) = connect_raw(display, auth)?;
     let connect_ms = t.elapsed().as_secs_f64() * 1000.0;
     let (mut r, setup) = attach_on(h, display, (fd, setup), detached, role)?;
     r.timings.0.insert(0, ("connect".into(), connect_ms));
+    r.traffic = traffic::now().since(before);
     Ok((r, setup))
+}
+
+/// Whether `fd` is a unix-domain socket (file descriptors can pass over it: MIT-SHM's
+/// AttachFd works); a TCP display cannot take them.
+pub fn is_unix_socket(fd: &OwnedFd) -> bool {
+    nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(
+        std::os::fd::AsRawFd::as_raw_fd(fd),
+    )
+    .is_ok_and(|a| a.as_unix_addr().is_some())
 }
 
 /// [`attach`] over a connection to `display` that is already open and past its handshake (a
@@ -726,24 +856,32 @@ pub fn attach_on(
     role: Role,
 ) -> Result<(AttachReport, Setup), SessionError> {
     let mut t = Instant::now();
+    let traffic0 = traffic::now();
     let mut timings = Timings::default();
+    let passes_fds = is_unix_socket(&fd);
     let s = h.add_server(fd)?;
     let conn = internal_conn(h, s, setup.clone())?;
     let result = (|| {
-        // Enable BIG-REQUESTS on this connection as the app had it (large requests replay).
-        let _ = conn.maximum_request_bytes();
+        // What the maps need and does not depend on the regeneration goes out now; its
+        // answers arrive with the regeneration's (no round trip of its own).
+        let asked = Asked::send(&conn, detached, &setup)?;
+        refuse_unreadable(&conn, display)?;
         // MIT-SHM: a target of another host or IPC namespace has the extension but cannot
-        // read this process's memory; guimux then serves the segments itself.
+        // read this process's memory, and one reached over TCP cannot take the file
+        // descriptors of AttachFd; guimux then serves the segments itself.
         let cannot_share = app_knows_shm(detached)
             && conn
                 .extension_information(guimux::shmconv::EXTENSION)
                 .ok()
                 .flatten()
                 .is_some()
-            && !crate::shmmem::can_share_memory(&conn, &setup).map_err(|why| SessionError::X {
-                stage: "probing MIT-SHM on the new server",
-                why,
-            })?;
+            && (!passes_fds
+                || !crate::shmmem::can_share_memory(&conn, &setup).map_err(|why| {
+                    SessionError::X {
+                        stage: "probing MIT-SHM on the new server",
+                        why,
+                    }
+                })?);
         let regen = winsession::regenerate(
             &conn,
             &detached.session,
@@ -762,12 +900,13 @@ pub fn attach_on(
                 "fault injected after regenerating on {display} (GUIEVICT_FAULT)"
             )));
         }
+        let answers = asked.collect()?;
         let (maps, mut warnings) = build_maps(
-            &conn,
             &detached.view,
             &setup,
             &regen,
             &detached.session.xi_devices,
+            &answers,
         )?;
         let mut maps = match &detached.prev {
             Some(prev) => compose(prev, &maps),
@@ -781,6 +920,18 @@ pub fn attach_on(
             .iter()
             .filter(|e| e.app.is_some() && e.server.is_none())
             .map(|e| e.name.clone())
+            .collect();
+        let unplaced: Vec<String> = unplaced
+            .into_iter()
+            .filter(|n| match answers.places.get(n) {
+                Some(place) => {
+                    if let Some(e) = maps.exts.entries.iter_mut().find(|e| &e.name == n) {
+                        e.server = *place;
+                    }
+                    false
+                }
+                None => true,
+            })
             .collect();
         if !unplaced.is_empty() {
             let places = query_places(&conn, &unplaced)?;
@@ -809,7 +960,7 @@ pub fn attach_on(
                 .map(|u| format!("not captured: {u}")),
         );
         warnings.extend(regen.warnings.iter().cloned());
-        let keymap = keyboard_mapping(&conn, &setup)?;
+        let keymap = answers.keymap;
         let shm = shm_conversion(
             h,
             &maps,
@@ -819,7 +970,8 @@ pub fn attach_on(
             &mut warnings,
             &mut lost,
         )?;
-        conn.sync().map_err(xerr("synchronising"))?;
+        // No sync: the regeneration ended with one, and nothing was sent since that was
+        // not answered (`Asked` went out before it, `query_places` waits).
         timings.lap("maps", &mut t);
         Ok((maps, warnings, lost, regen.xid_map.len(), keymap, shm))
     })();
@@ -895,6 +1047,7 @@ pub fn attach_on(
             warnings,
             lost,
             timings,
+            traffic: traffic::now().since(traffic0),
         },
         setup,
     ))
@@ -953,13 +1106,124 @@ fn compose(prev: &Maps, next: &Maps) -> Maps {
     }
 }
 
+/// Refuse a display on which the app's resources could not be read back: with neither the
+/// GUIEVICT extension nor X-Resource visible there, the GUI could never be detached or moved
+/// away again. That is what an untrusted X11 forwarding (`ssh -X` with `ForwardX11Trusted
+/// no`) looks like: the SECURITY extension hides most extensions from its clients. Costs no
+/// round trip of its own (the extension queries went out with the connection).
+fn refuse_unreadable(conn: &Internal, display: &str) -> Result<(), SessionError> {
+    let has = |n: &'static str| {
+        conn.extension_information(n)
+            .map(|i| i.is_some())
+            .map_err(cerr("QueryExtension"))
+    };
+    if has(guievict_ext_proto::EXTENSION_NAME)? || has(x11rb::protocol::res::X11_EXTENSION_NAME)? {
+        return Ok(());
+    }
+    let hint = if has("XKEYBOARD")? || has("RENDER")? {
+        "its server lacks both"
+    } else {
+        "it hides even XKEYBOARD and RENDER from this client, as an untrusted X11 forwarding \
+         does (ssh -X with ForwardX11Trusted no): forward with ssh -Y, or set \
+         ForwardX11Trusted yes"
+    };
+    Err(SessionError::Refused(format!(
+        "{display} offers neither the GUIEVICT extension nor X-Resource, so the application \
+         could never be detached or moved away from it again ({hint})"
+    )))
+}
+
+type Pending<'c, R> = x11rb::cookie::Cookie<'c, Internal, R>;
+
+/// The questions an attach asks the new server that do not depend on the regeneration: the
+/// app's atom names, the placement of every extension it knows (and of those its previous
+/// server knew), the keyboard mapping. Sent before the regeneration, collected after it, so
+/// that on a slow link they cost no round trip of their own.
+struct Asked<'c> {
+    atoms: Vec<(u32, Pending<'c, xproto::InternAtomReply>)>,
+    places: Vec<(String, Pending<'c, xproto::QueryExtensionReply>)>,
+    keymap: (u8, Pending<'c, xproto::GetKeyboardMappingReply>),
+}
+
+/// What [`Asked`] learnt.
+struct Answers {
+    /// App atom → server atom, in the order of the view's atoms.
+    atoms: Vec<(u32, u32)>,
+    /// Extension name → its placement on the new server (`None`: absent).
+    places: HashMap<String, Option<ExtPlace>>,
+    /// First keycode, keysyms per keycode, keysyms.
+    keymap: (u8, u8, Vec<u32>),
+}
+
+impl<'c> Asked<'c> {
+    fn send(conn: &'c Internal, d: &Detached, setup: &Setup) -> Result<Self, SessionError> {
+        let atoms = d
+            .view
+            .atoms
+            .iter()
+            .map(|(a, name)| conn.intern_atom(false, name.as_bytes()).map(|c| (*a, c)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(cerr("InternAtom"))?;
+        let mut names: Vec<String> = d.view.exts.iter().map(|(n, _)| n.clone()).collect();
+        if let Some(prev) = &d.prev {
+            names.extend(prev.exts.entries.iter().map(|e| e.name.clone()));
+        }
+        names.sort();
+        names.dedup();
+        let places = names
+            .into_iter()
+            .map(|n| conn.query_extension(n.as_bytes()).map(|c| (n, c)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(cerr("QueryExtension"))?;
+        let (min, max) = (setup.min_keycode, setup.max_keycode);
+        let keymap = conn
+            .get_keyboard_mapping(min, max - min + 1)
+            .map_err(cerr("GetKeyboardMapping"))?;
+        Ok(Self {
+            atoms,
+            places,
+            keymap: (min, keymap),
+        })
+    }
+
+    fn collect(self) -> Result<Answers, SessionError> {
+        let atoms = self
+            .atoms
+            .into_iter()
+            .map(|(a, c)| Ok((a, c.reply().map_err(xerr("InternAtom"))?.atom)))
+            .collect::<Result<Vec<_>, SessionError>>()?;
+        let places = self
+            .places
+            .into_iter()
+            .map(|(n, c)| {
+                let r = c.reply().map_err(xerr("QueryExtension"))?;
+                Ok((
+                    n,
+                    r.present.then_some(ExtPlace {
+                        major: r.major_opcode,
+                        first_event: r.first_event,
+                        first_error: r.first_error,
+                    }),
+                ))
+            })
+            .collect::<Result<HashMap<_, _>, SessionError>>()?;
+        let (min, c) = self.keymap;
+        let r = c.reply().map_err(xerr("GetKeyboardMapping"))?;
+        Ok(Answers {
+            atoms,
+            places,
+            keymap: (min, r.keysyms_per_keycode, r.keysyms),
+        })
+    }
+}
+
 /// Build the translation maps from the capture server's values to a new server.
 fn build_maps(
-    conn: &RustConnection,
     view: &AppView,
     setup: &Setup,
     regen: &winsession::Regenerated,
     xi_known: &[winsession::XiDevice],
+    answers: &Answers,
 ) -> Result<(Maps, Vec<String>), SessionError> {
     let mut warnings = Vec::new();
     let mut xids = XidMap::new(
@@ -1025,17 +1289,10 @@ fn build_maps(
     for (old, new) in &regen.xid_map {
         xids.insert(*old, *new);
     }
-    // Atoms: intern every name the app may hold, pipelined.
+    // Atoms: every name the app may hold, interned (see `Asked`).
     let mut atoms = AtomMap::new();
-    let cookies = view
-        .atoms
-        .iter()
-        .map(|(a, name)| conn.intern_atom(false, name.as_bytes()).map(|c| (*a, c)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(cerr("InternAtom"))?;
     let mut named = HashMap::new();
-    for ((app, c), (_, name)) in cookies.into_iter().zip(&view.atoms) {
-        let server = c.reply().map_err(xerr("InternAtom"))?.atom;
+    for (&(app, server), (_, name)) in answers.atoms.iter().zip(&view.atoms) {
         atoms.insert(app, server);
         if matches!(name.as_str(), "WM_PROTOCOLS" | "WM_STATE" | "_NET_WM_PING") {
             named.insert(name.clone(), (app, server));
@@ -1045,10 +1302,9 @@ fn build_maps(
         atoms.insert(*old, *new);
     }
     // Extensions.
-    let names: Vec<String> = view.exts.iter().map(|(n, _)| n.clone()).collect();
-    let places = query_places(conn, &names)?;
     let mut exts = ExtMap::default();
-    for ((name, app), server) in view.exts.iter().zip(places) {
+    for (name, app) in &view.exts {
+        let server = answers.places.get(name).copied().flatten();
         // GUIEVICT is guievict's own (its internal clients ask it, the app never does);
         // MIT-SHM is converted by guimux (see `shm_conversion`).
         if server.is_none()

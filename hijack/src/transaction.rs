@@ -9,6 +9,7 @@
 
 use crate::controller::Conn;
 use crate::session::{self, Auth, Detached, SessionError, Timings};
+use crate::traffic::{self, Traffic};
 use guimux::Role;
 use std::os::fd::OwnedFd;
 use x11rb::protocol::xproto::Setup;
@@ -16,11 +17,18 @@ use x11rb::protocol::xproto::Setup;
 /// The move's report for one connection: its detach timings, then its attach report.
 fn conn_report(
     detach: &Timings,
+    detach_traffic: Traffic,
     windows: usize,
     attach: &session::AttachReport,
 ) -> serde_json::Value {
     serde_json::json!({
-        "detach": {"timings_ms": detach.0, "windows": windows},
+        "detach": {
+            "timings_ms": detach.0,
+            "windows": windows,
+            "round_trips": detach_traffic.round_trips,
+            "bytes_sent": detach_traffic.bytes_sent,
+            "bytes_received": detach_traffic.bytes_received,
+        },
         "attach": attach,
         "lost": attach.lost,
     })
@@ -59,8 +67,13 @@ pub fn move_all(
     // 1. The target answers before anything changes: an unreachable, unparsable or refusing
     //    display, or one that asks for authorisation we lack, fails here.
     let mut opened: Vec<Option<(OwnedFd, Setup)>> = Vec::with_capacity(conns.len());
+    // Round trips and bytes per connection: to the source (detach) and to the target (attach).
+    let mut to_target: Vec<Traffic> = Vec::with_capacity(conns.len());
+    let mut to_source: Vec<Traffic> = Vec::with_capacity(conns.len());
     for _ in conns.iter() {
+        let before = traffic::now();
         opened.push(Some(session::connect_raw(display, auth)?));
+        to_target.push(traffic::now().since(before));
     }
     // 2. Hold each connection's app side and capture its session; nothing is closed yet.
     let opts = winsession::CaptureOptions::default();
@@ -73,6 +86,7 @@ pub fn move_all(
         }
     };
     for c in conns.iter() {
+        let before = traffic::now();
         let step = (|| {
             let setup = setup_of(c)?;
             // Taken before the capture, which does not list them.
@@ -81,6 +95,7 @@ pub fn move_all(
             h.detached.session.other_resources.extend(randr);
             Ok::<_, SessionError>(h)
         })();
+        to_source.push(traffic::now().since(before));
         match step {
             Ok(h) => held.push(h),
             Err(e) => {
@@ -99,7 +114,13 @@ pub fn move_all(
         // A missing critical extension is the more specific reason: it is named first.
         let verdict = held
             .iter()
-            .try_for_each(|h| crate::preflight::check(&h.detached, display, auth))
+            .zip(to_target.iter_mut())
+            .try_for_each(|(h, t)| {
+                let before = traffic::now();
+                let r = crate::preflight::check(&h.detached, display, auth);
+                *t = t.plus(traffic::now().since(before));
+                r
+            })
             .map_err(|e| match e {
                 SessionError::Refused(m) => SessionError::Refused(format!(
                     "{}; the application stays on {here}",
@@ -155,8 +176,16 @@ pub fn move_all(
     for (i, c) in conns.iter_mut().enumerate() {
         let Some(fd) = opened[i].take() else { break };
         match session::attach_on(&c.handle, display, fd, &dets[i].0, Role::Primary) {
-            Ok((r, setup)) => {
-                reports.push(conn_report(&dets[i].1, dets[i].0.session.windows.len(), &r));
+            Ok((mut r, setup)) => {
+                r.traffic = r
+                    .traffic
+                    .plus(to_target.get(i).copied().unwrap_or_default());
+                reports.push(conn_report(
+                    &dets[i].1,
+                    to_source.get(i).copied().unwrap_or_default(),
+                    dets[i].0.session.windows.len(),
+                    &r,
+                ));
                 c.display = Some(display.to_string());
                 c.server_setup = Some(setup);
                 c.auth = auth.cloned();

@@ -33,6 +33,10 @@ pub struct CaptureOptions {
     /// State known from elsewhere (guimux's request tracking), used where the server cannot
     /// tell.
     pub hints: Hints,
+    /// Names of the server's atoms the caller already knows (its enumeration of the atom
+    /// table): those are not asked again, which saves the capture a round trip. Predefined
+    /// atoms are known anyway.
+    pub atom_names: HashMap<u32, String>,
 }
 
 impl Default for CaptureOptions {
@@ -44,8 +48,90 @@ impl Default for CaptureOptions {
             use_extension: true,
             header: Header::default(),
             hints: Hints::default(),
+            atom_names: HashMap::new(),
         }
     }
+}
+
+/// The names of the predefined atoms 1..=68 (X11 protocol, Xatom.h), by number − 1.
+const PREDEFINED_ATOMS: [&str; 68] = [
+    "PRIMARY",
+    "SECONDARY",
+    "ARC",
+    "ATOM",
+    "BITMAP",
+    "CARDINAL",
+    "COLORMAP",
+    "CURSOR",
+    "CUT_BUFFER0",
+    "CUT_BUFFER1",
+    "CUT_BUFFER2",
+    "CUT_BUFFER3",
+    "CUT_BUFFER4",
+    "CUT_BUFFER5",
+    "CUT_BUFFER6",
+    "CUT_BUFFER7",
+    "DRAWABLE",
+    "FONT",
+    "INTEGER",
+    "PIXMAP",
+    "POINT",
+    "RECTANGLE",
+    "RESOURCE_MANAGER",
+    "RGB_COLOR_MAP",
+    "RGB_BEST_MAP",
+    "RGB_BLUE_MAP",
+    "RGB_DEFAULT_MAP",
+    "RGB_GRAY_MAP",
+    "RGB_GREEN_MAP",
+    "RGB_RED_MAP",
+    "STRING",
+    "VISUALID",
+    "WINDOW",
+    "WM_COMMAND",
+    "WM_HINTS",
+    "WM_CLIENT_MACHINE",
+    "WM_ICON_NAME",
+    "WM_ICON_SIZE",
+    "WM_NAME",
+    "WM_NORMAL_HINTS",
+    "WM_SIZE_HINTS",
+    "WM_ZOOM_HINTS",
+    "MIN_SPACE",
+    "NORM_SPACE",
+    "MAX_SPACE",
+    "END_SPACE",
+    "SUPERSCRIPT_X",
+    "SUPERSCRIPT_Y",
+    "SUBSCRIPT_X",
+    "SUBSCRIPT_Y",
+    "UNDERLINE_POSITION",
+    "UNDERLINE_THICKNESS",
+    "STRIKEOUT_ASCENT",
+    "STRIKEOUT_DESCENT",
+    "ITALIC_ANGLE",
+    "X_HEIGHT",
+    "QUAD_WIDTH",
+    "WEIGHT",
+    "POINT_SIZE",
+    "RESOLUTION",
+    "COPYRIGHT",
+    "NOTICE",
+    "FONT_NAME",
+    "FAMILY_NAME",
+    "FULL_NAME",
+    "CAP_HEIGHT",
+    "WM_CLASS",
+    "WM_TRANSIENT_FOR",
+];
+
+/// The name of atom `a` when the caller or the protocol already tells it.
+fn known_atom(opts: &CaptureOptions, a: u32) -> Option<String> {
+    if let Some(n) = opts.atom_names.get(&a) {
+        return Some(n.clone());
+    }
+    let i = usize::try_from(a).ok()?.checked_sub(1)?;
+    PREDEFINED_ATOMS.get(i).map(|n| n.to_string())
 }
 
 /// State known to the caller that the server may not reveal without the extension.
@@ -456,6 +542,7 @@ pub fn list_resources_xres(
 /// Capture the window session of the client on `conn` (the application's own connection).
 pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session, CaptureError> {
     let setup = setup_facts(conn, opts.screen).ok_or(CaptureError::NoScreen(opts.screen))?;
+    crate::prefetch_extensions(conn);
     let client = opts.client.unwrap_or(setup.resource_id_base);
     let mut session = Session {
         header: opts.header.clone(),
@@ -849,13 +936,21 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
     let mut font_atom_ids: Vec<u32> = font_atoms.iter().map(|f| f.1).collect();
     font_atom_ids.sort_unstable();
     font_atom_ids.dedup();
-    let ac: Vec<_> = atoms_needed
+    let mut names: BTreeMap<u32, String> = BTreeMap::new();
+    let mut ask = Vec::new();
+    for &a in atoms_needed.iter().chain(font_atom_ids.iter()) {
+        match known_atom(opts, a) {
+            Some(n) => {
+                names.insert(a, n);
+            }
+            None => ask.push(a),
+        }
+    }
+    let ac: Vec<_> = ask
         .iter()
-        .chain(font_atom_ids.iter())
         .map(|&a| conn.get_atom_name(a))
         .collect::<Result<_, _>>()?;
-    let mut names: BTreeMap<u32, String> = BTreeMap::new();
-    for (&a, c) in atoms_needed.iter().chain(font_atom_ids.iter()).zip(ac) {
+    for (&a, c) in ask.iter().zip(ac) {
         match c.reply() {
             Ok(r) => {
                 names.insert(a, String::from_utf8_lossy(&r.name).into_owned());

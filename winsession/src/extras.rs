@@ -118,6 +118,8 @@ pub fn capture(
     let have_damage = has_ext(conn, damage::X11_EXTENSION_NAME)?;
     let have_sync = has_ext(conn, sync::X11_EXTENSION_NAME)?;
     let have_xi = has_ext(conn, xinput::X11_EXTENSION_NAME)?;
+    // Its answer comes with the next ones.
+    let xkb_asked = start_capture_xkb(conn)?;
 
     let of_type = |t: &str| -> Vec<u32> {
         list.other
@@ -364,7 +366,7 @@ pub fn capture(
     if !probed.is_empty() {
         probe_damage(conn, s, &probed, have_xfixes)?;
     }
-    capture_xkb(conn, s, ext)?;
+    capture_xkb(s, ext, xkb_asked)?;
     let mut shm_ids = of_type(crate::shm::TYPE_NAME);
     if !shm_ids.is_empty() && has_ext(conn, x11rb::protocol::shm::X11_EXTENSION_NAME)? {
         // The GUIEVICT extension (≥ 1.5) names a System V segment's shmid: no probing (two
@@ -825,6 +827,18 @@ pub(crate) fn negotiate<'c, C: Connection>(
     } else {
         None
     };
+    // XInput's version and XKB's UseExtension go out before any answer is awaited.
+    let xi = match t
+        .client_versions
+        .iter()
+        .find(|v| v.extension == xinput::X11_EXTENSION_NAME)
+    {
+        Some(v) if has(xinput::X11_EXTENSION_NAME)? => {
+            Some((v, conn.xinput_xi_query_version(v.major, v.minor)?))
+        }
+        _ => None,
+    };
+    let xkb = start_xkb(conn, t, sink)?;
     let mut failed = |what: &str, e: x11rb::errors::ReplyError| {
         sink.warnings
             .push(format!("{what} version negotiation failed: {e}"))
@@ -838,26 +852,19 @@ pub(crate) fn negotiate<'c, C: Connection>(
     if let Some(Err(e)) = sy.map(|c| c.reply()) {
         failed("SYNC", e);
     }
-    regen_xkb(conn, t, sink)?;
-    if has(xinput::X11_EXTENSION_NAME)? {
-        let v = t
-            .client_versions
-            .iter()
-            .find(|v| v.extension == xinput::X11_EXTENSION_NAME);
-        if let Some(v) = v {
-            let r = conn.xinput_xi_query_version(v.major, v.minor)?.reply();
-            match r {
-                Ok(r) if (r.major_version, r.minor_version) != (v.major, v.minor) => {
-                    sink.warnings.push(format!(
-                        "XInput {}.{} negotiated on the target instead of the application's {}.{}",
-                        r.major_version, r.minor_version, v.major, v.minor
-                    ))
-                }
-                Ok(_) => {}
-                Err(e) => sink
-                    .warnings
-                    .push(format!("XInput version negotiation failed: {e}")),
+    xkb.finish(sink)?;
+    if let Some((v, c)) = xi {
+        match c.reply() {
+            Ok(r) if (r.major_version, r.minor_version) != (v.major, v.minor) => {
+                sink.warnings.push(format!(
+                    "XInput {}.{} negotiated on the target instead of the application's {}.{}",
+                    r.major_version, r.minor_version, v.major, v.minor
+                ))
             }
+            Ok(_) => {}
+            Err(e) => sink
+                .warnings
+                .push(format!("XInput version negotiation failed: {e}")),
         }
     }
     Ok(())
@@ -1431,20 +1438,34 @@ fn ne_u32(b: &[u8], at: usize) -> u32 {
         .unwrap_or(0)
 }
 
+/// Ask whether the client initialised XKB (see [`capture_xkb`]); `None` without XKEYBOARD.
+fn start_capture_xkb<C: Connection>(
+    conn: &C,
+) -> Result<Option<x11rb::cookie::Cookie<'_, C, RawReply>>, CaptureError> {
+    let Some(info) = conn.extension_information(XKB_NAME)? else {
+        return Ok(None);
+    };
+    let req = xkb_per_client_flags(info.major_opcode, 0, 0, (0, 0));
+    Ok(Some(conn.send_request_with_reply::<RawReply>(
+        &[std::io::IoSlice::new(&req)],
+        Vec::new(),
+    )?))
+}
+
 /// Whether the client initialised XKB (any XKB request but UseExtension fails with BadAccess
 /// before), its per-client flags and, when the GUIEVICT extension (≥ 1.2) describes them, its
 /// event selections. The `XkbClient` records the selections live in are then modelled and
 /// leave `other_resources`.
-pub fn capture_xkb(
-    conn: &impl Connection,
+/// [`start_capture_xkb`] sends the question (PerClientFlags, changing nothing) early, so that
+/// its answer comes with others'.
+fn capture_xkb<C: Connection>(
     s: &mut Session,
     ext: Option<&crate::ext::ExtState>,
+    asked: Option<x11rb::cookie::Cookie<'_, C, RawReply>>,
 ) -> Result<(), CaptureError> {
-    let Some(info) = conn.extension_information(XKB_NAME)? else {
+    let Some(c) = asked else {
         return Ok(());
     };
-    let req = xkb_per_client_flags(info.major_opcode, 0, 0, (0, 0));
-    let c = conn.send_request_with_reply::<RawReply>(&[std::io::IoSlice::new(&req)], Vec::new())?;
     match c.reply() {
         Ok(r) => {
             let selections = ext.and_then(xkb_selections_of);
@@ -1643,18 +1664,34 @@ fn xkb_device_events(d: &XkbDeviceSelection) -> Vec<(u16, u32)> {
     .collect()
 }
 
-/// Initialise XKB for the new connection as the application had it: UseExtension, its event
-/// selections (exactly as captured, or GTK/Qt's when unknown), its per-client flags.
-pub(crate) fn regen_xkb<'c, C: Connection>(
+/// XKB's initialisation for the new connection, under way: UseExtension is sent,
+/// [`XkbStart::finish`] awaits it and sends the rest.
+pub(crate) struct XkbStart<'c, 'a, C: Connection> {
     conn: &'c C,
-    t: &Session,
+    t: &'a Session,
+    sent: Option<(u8, x11rb::cookie::Cookie<'c, C, RawReply>)>,
+}
+
+/// Initialise XKB for the new connection as the application had it: UseExtension, its event
+/// selections (exactly as captured, or GTK/Qt's when unknown), its per-client flags. This
+/// sends UseExtension only; the rest follows its answer ([`XkbStart::finish`]).
+pub(crate) fn start_xkb<'c, 'a, C: Connection>(
+    conn: &'c C,
+    t: &'a Session,
     sink: &mut Sink<'c, C>,
-) -> Result<(), crate::RegenError> {
-    let Some(x) = &t.xkb else { return Ok(()) };
+) -> Result<XkbStart<'c, 'a, C>, crate::RegenError> {
+    let mut start = XkbStart {
+        conn,
+        t,
+        sent: None,
+    };
+    if t.xkb.is_none() {
+        return Ok(start);
+    }
     let Some(info) = conn.extension_information(XKB_NAME)? else {
         sink.warnings
             .push("the target has no XKEYBOARD extension, which the application uses".into());
-        return Ok(());
+        return Ok(start);
     };
     let major = info.major_opcode;
     let mut use_ext = vec![major, 0];
@@ -1663,6 +1700,28 @@ pub(crate) fn regen_xkb<'c, C: Connection>(
     use_ext.extend_from_slice(&0u16.to_ne_bytes());
     let c =
         conn.send_request_with_reply::<RawReply>(&[std::io::IoSlice::new(&use_ext)], Vec::new())?;
+    start.sent = Some((major, c));
+    Ok(start)
+}
+
+impl<'c, C: Connection> XkbStart<'c, '_, C> {
+    /// Await UseExtension's answer; then the app's selections and flags.
+    pub(crate) fn finish(self, sink: &mut Sink<'c, C>) -> Result<(), crate::RegenError> {
+        let (conn, t) = (self.conn, self.t);
+        let (Some(x), Some((major, c))) = (&t.xkb, self.sent) else {
+            return Ok(());
+        };
+        regen_xkb_rest(conn, x, major, c, sink)
+    }
+}
+
+fn regen_xkb_rest<'c, C: Connection>(
+    conn: &'c C,
+    x: &XkbClient,
+    major: u8,
+    c: x11rb::cookie::Cookie<'c, C, RawReply>,
+    sink: &mut Sink<'c, C>,
+) -> Result<(), crate::RegenError> {
     match c.reply() {
         Ok(r) if r.0.get(1) == Some(&1) => {}
         Ok(_) => {

@@ -34,3 +34,49 @@ pub use model::*;
 pub use regenerate::{
     regenerate, FontSubstitution, RegenError, RegenOptions, RegenStats, Regenerated,
 };
+
+/// Every X extension name capture and regenerate may ask about (and the app-side code of
+/// guievict around them), plus the rest of what an X.Org server offers (so that the placement
+/// of every extension a server lists is known after one round trip): [`prefetch_extensions`]
+/// asks for them all at once.
+pub const EXTENSIONS_OF_INTEREST: &[&str] = &[
+    "BIG-REQUESTS",
+    "Composite",
+    "DAMAGE",
+    "DOUBLE-BUFFER",
+    "DPMS",
+    "DRI2",
+    "DRI3",
+    "GLX",
+    "GUIEVICT",
+    "Generic Event Extension",
+    "MIT-SCREEN-SAVER",
+    "MIT-SHM",
+    "Present",
+    "RANDR",
+    "RECORD",
+    "RENDER",
+    "SECURITY",
+    "SHAPE",
+    "SYNC",
+    "X-Resource",
+    "XC-MISC",
+    "XFIXES",
+    "XFree86-DGA",
+    "XFree86-VidModeExtension",
+    "XINERAMA",
+    "XInputExtension",
+    "XKEYBOARD",
+    "XTEST",
+    "XVideo",
+];
+
+/// Send QueryExtension for every name of [`EXTENSIONS_OF_INTEREST`] without waiting: the
+/// first later `extension_information` waits once for all of them (one round trip instead of
+/// one per extension, which on a slow link is what a capture or regenerate costs).
+pub fn prefetch_extensions(conn: &impl x11rb::connection::RequestConnection) {
+    for n in EXTENSIONS_OF_INTEREST {
+        // A failure to send shows again, with context, where the answer is needed.
+        let _ = conn.prefetch_extension_information(n);
+    }
+}

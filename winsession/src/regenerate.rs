@@ -167,7 +167,11 @@ fn depth_layout(s: &SetupFacts, depth: u8) -> Option<PixelLayout> {
         .map(layout_of)
 }
 
-/// Recreate `session` on the server behind `conn`.
+/// Recreate `session` on the server behind `conn`. Requests go out in a few rounds whatever
+/// the session's size (atoms, fonts and extension versions in the first two, every creation
+/// in the third), and one final synchronisation collects every error, matched to its
+/// resource by the request's sequence number: on a slow link the cost is a small constant
+/// number of round trips. When it returns, the server has processed every request sent.
 pub fn regenerate(
     conn: &impl Connection,
     session: &Session,
@@ -175,6 +179,7 @@ pub fn regenerate(
 ) -> Result<Regenerated, RegenError> {
     let t0 = Instant::now();
     let target = setup_facts(conn, opts.screen).ok_or(RegenError::NoScreen(opts.screen))?;
+    crate::prefetch_extensions(conn);
     let src = &session.setup;
     let mut out = Regenerated::default();
     let warn = |out: &mut Regenerated, msg: String| {
@@ -183,11 +188,6 @@ pub fn regenerate(
     };
 
     // --- Round 1: atoms and fonts.
-    let atom_cookies: Vec<_> = session
-        .atoms
-        .iter()
-        .map(|(&a, n)| conn.intern_atom(false, n.as_bytes()).map(|c| (a, c)))
-        .collect::<Result<_, _>>()?;
     let mut font_cookies = Vec::new();
     for f in &session.fonts {
         let new = conn.generate_id()?;
@@ -200,28 +200,72 @@ pub fn regenerate(
         }
     }
     let mut glyph_fonts: BTreeMap<String, u32> = BTreeMap::new();
+    let mut glyph_cookies = Vec::new();
     for c in &session.cursors {
         if let Some(g) = &c.glyph {
             for n in [&g.font, &g.mask_font] {
                 if !glyph_fonts.contains_key(n) {
                     let id = conn.generate_id()?;
-                    conn.open_font(id, n.as_bytes())?
-                        .check()
-                        .map_err(|source| RegenError::Reply {
-                            what: format!("OpenFont({n:?}) for a glyph cursor"),
-                            source,
-                        })?;
+                    glyph_cookies.push((n, conn.open_font(id, n.as_bytes())?));
                     glyph_fonts.insert(n.clone(), id);
                 }
             }
         }
     }
+    // The atoms go out after the fonts: their answers then tell that the fonts opened (a
+    // void request's check needs no round trip once a later reply has come).
+    let atom_cookies: Vec<_> = session
+        .atoms
+        .iter()
+        .map(|(&a, n)| conn.intern_atom(false, n.as_bytes()).map(|c| (a, c)))
+        .collect::<Result<_, _>>()?;
+    // --- Extension versions for the new connection (it becomes the application's client).
+    // Sent before the atoms' answers are awaited: the wait for the extensions' placements
+    // (asked together at the start) brings those answers too. BIG-REQUESTS is enabled as the
+    // app had it (large requests replay); its answer comes with the versions'. The optional
+    // requests are checked with everything else at the end (no round trip of their own).
+    conn.prefetch_maximum_request_bytes();
+    // RENDER's picture formats are needed for pictures, glyph sets and ARGB cursors: asked
+    // now, their answer comes with the versions' (the extensions' placements are in by now).
+    let needs_formats = !session.pictures.is_empty()
+        || !session.glyphsets.is_empty()
+        || session
+            .cursors
+            .iter()
+            .any(|c| matches!(c.image, Some(CursorImage::Argb(_))));
+    let formats_asked = if needs_formats
+        && conn
+            .extension_information(render::X11_EXTENSION_NAME)?
+            .is_some()
+    {
+        Some(conn.render_query_pict_formats()?)
+    } else {
+        None
+    };
+    let negotiated_soft = {
+        let mut sink = crate::extras::Sink {
+            hard: Vec::new(),
+            soft: Vec::new(),
+            warnings: Vec::new(),
+        };
+        crate::extras::negotiate(conn, session, &mut sink)?;
+        for w in sink.warnings {
+            warn(&mut out, w);
+        }
+        sink.soft
+    };
     for (old, c) in atom_cookies {
         let r = c.reply().map_err(|source| RegenError::Reply {
             what: format!("InternAtom({:?})", session.atoms.get(&old)),
             source,
         })?;
         out.atom_map.insert(old, r.atom);
+    }
+    for (n, c) in glyph_cookies {
+        c.check().map_err(|source| RegenError::Reply {
+            what: format!("OpenFont({n:?}) for a glyph cursor"),
+            source,
+        })?;
     }
     for (f, name, c) in font_cookies {
         if f.open_name().is_none() {
@@ -255,25 +299,6 @@ pub fn regenerate(
             used,
             distance,
         });
-    }
-
-    // --- Extension versions for the new connection (it becomes the application's client).
-    {
-        let mut sink = crate::extras::Sink {
-            hard: Vec::new(),
-            soft: Vec::new(),
-            warnings: Vec::new(),
-        };
-        crate::extras::negotiate(conn, session, &mut sink)?;
-        for (what, id, c) in sink.soft {
-            if let Err(e) = c.check() {
-                sink.warnings
-                    .push(format!("{what}({id:#x}) failed, state lost: {e}"));
-            }
-        }
-        for w in sink.warnings {
-            warn(&mut out, w);
-        }
     }
 
     // --- IDs for everything else.
@@ -404,25 +429,15 @@ pub fn regenerate(
 
     // --- RENDER picture formats are server-allocated: match them by layout.
     let mut pict_map: HashMap<u32, u32> = HashMap::new();
-    let needs_formats = !session.pictures.is_empty()
-        || !session.glyphsets.is_empty()
-        || session
-            .cursors
-            .iter()
-            .any(|c| matches!(c.image, Some(CursorImage::Argb(_))));
-    if needs_formats
-        && conn
-            .extension_information(render::X11_EXTENSION_NAME)?
-            .is_some()
-    {
-        let r = conn
-            .render_query_pict_formats()?
-            .reply()
-            .map_err(|source| RegenError::Reply {
-                what: "RenderQueryPictFormats".into(),
-                source,
-            })?;
+    // The target's formats, asked once (ARGB cursors need them too).
+    let mut target_formats: Option<render::QueryPictFormatsReply> = None;
+    if let Some(c) = formats_asked {
+        let r = c.reply().map_err(|source| RegenError::Reply {
+            what: "RenderQueryPictFormats".into(),
+            source,
+        })?;
         let dst = crate::extras::formats_of(&r);
+        target_formats = Some(r);
         pict_map = crate::extras::map_pict_formats(&src.pict_formats, &dst);
         for f in &src.pict_formats {
             match pict_map.get(&f.id) {
@@ -760,6 +775,7 @@ pub fn regenerate(
                     root,
                     max_req,
                     &target,
+                    &mut target_formats,
                 )?;
             }
             None => {
@@ -1172,8 +1188,11 @@ pub fn regenerate(
     }
 
     out.stats.requests = pend.cookies.len() + session.atoms.len() + session.fonts.len();
+    // One round trip: every request sent has been processed when this answer comes (the
+    // checks below then need none, and the caller may stop this client at once).
+    let synced = conn.get_input_focus()?.reply();
     let mut failed = Vec::new();
-    for (what, id, c) in sink.soft {
+    for (what, id, c) in negotiated_soft.into_iter().chain(sink.soft) {
         if let Err(e) = c.check() {
             warn(&mut out, format!("{what}({id:#x}) failed, state lost: {e}"));
         }
@@ -1187,6 +1206,10 @@ pub fn regenerate(
     if !failed.is_empty() {
         return Err(RegenError::Requests(failed));
     }
+    synced.map_err(|source| RegenError::Reply {
+        what: "GetInputFocus (the final synchronisation)".into(),
+        source,
+    })?;
     tracing::debug!(
         "regenerated {} windows, {} pixmaps ({} bytes; {} on shared memory) in {:?}",
         session.windows.len(),
@@ -1291,14 +1314,23 @@ fn create_argb_cursor<'c, C: Connection>(
     root: u32,
     max_req: usize,
     target: &SetupFacts,
+    known: &mut Option<render::QueryPictFormatsReply>,
 ) -> Result<(), RegenError> {
-    let formats = conn
-        .render_query_pict_formats()?
-        .reply()
-        .map_err(|source| RegenError::Reply {
-            what: "RenderQueryPictFormats".into(),
-            source,
-        })?;
+    if known.is_none() {
+        *known = Some(
+            conn.render_query_pict_formats()?
+                .reply()
+                .map_err(|source| RegenError::Reply {
+                    what: "RenderQueryPictFormats".into(),
+                    source,
+                })?,
+        );
+    }
+    let Some(formats) = known.as_ref() else {
+        return Err(RegenError::Unsupported(
+            "RENDER picture formats unknown".into(),
+        ));
+    };
     let argb = formats
         .formats
         .iter()

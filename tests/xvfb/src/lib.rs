@@ -19,7 +19,9 @@ use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
 
 pub mod image;
+pub mod link;
 pub use image::{compare, Comparison, Image};
+pub use link::DelayLink;
 
 /// Root of the cargo workspace (two levels above this crate).
 pub fn workspace_root() -> PathBuf {

@@ -18,6 +18,12 @@
 //!    direct on a server with MIT-SHM, hijacked there (requests pass through), and hijacked
 //!    after a move to a server without MIT-SHM (guimux converts them), interleaved.
 //!
+//! 5. (`--only links`, not in the default set) move there and back of xterm, GTK3 and Qt5 to
+//!    a display behind the harness's delay relay at 0/10/50/150 ms round trip, with the round
+//!    trips and bytes of the far connection from the JSON reports (issue 15).
+//! 6. (`--only keys`, not in the default set) key press → screen of an xterm on the far
+//!    display, started there directly against moved there by guievict, at 0 and 50 ms.
+//!
 //! Not a test: it asserts nothing, it reports. Run it through `scripts/bench.sh`.
 
 use anyhow::{bail, ensure, Context, Result};
@@ -84,7 +90,7 @@ fn parse_opts() -> Result<Opts> {
             "-h" | "--help" => {
                 println!(
                     "usage: guievict-bench [--runs N] [--cycles N] [--ms MS] \
-                     [--only rates,x11perf,latency,shm] [--write docs/benchmarks.md] \
+                     [--only rates,x11perf,latency,shm,links,keys] [--write docs/benchmarks.md] \
                      [--command TEXT] [--deadline SECS]"
                 );
                 std::process::exit(0);
@@ -1354,6 +1360,260 @@ fn report_rate_goals(rates: Option<&RateResults>, perf: Option<&PerfResults>, ou
 }
 
 // ---------------------------------------------------------------------------------------------
+// Part 5: moves over a slow link (issue 15)
+
+/// Round trips and bytes of one side of a move, summed over the app's connections.
+#[derive(Clone, Copy, Default)]
+struct LinkTraffic {
+    round_trips: f64,
+    sent: f64,
+    received: f64,
+}
+
+impl LinkTraffic {
+    /// `side` ("attach" or "detach") of every connection of a move's JSON report.
+    fn of(inv: &Invocation, side: &str) -> Self {
+        let mut t = Self::default();
+        for c in inv.json["report"]["connections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let s = &c[side];
+            t.round_trips += s["round_trips"].as_f64().unwrap_or(0.0);
+            t.sent += s["bytes_sent"].as_f64().unwrap_or(0.0);
+            t.received += s["bytes_received"].as_f64().unwrap_or(0.0);
+        }
+        t
+    }
+}
+
+/// Move samples of one app at one round-trip time.
+#[derive(Default)]
+struct LinkSamples {
+    there: Vec<f64>,
+    back: Vec<f64>,
+    /// Attach side of the move there (the far display's connection).
+    there_traffic: Vec<LinkTraffic>,
+    /// Detach side of the move back (capture from the far display).
+    back_traffic: Vec<LinkTraffic>,
+    failure: Option<String>,
+}
+
+/// The round trips of the links table, in ms.
+const LINK_RTTS: &[u64] = &[0, 10, 50, 150];
+
+/// The apps of the links table (issue 15's goals name them).
+fn link_apps() -> impl Iterator<Item = &'static AppSpec> {
+    APPS.iter().filter(|a| {
+        a.name == "xterm" || a.name == "gtk3-widget-factory" || a.name == "qt5 lineedits"
+    })
+}
+
+fn link_cycles(
+    o: &Opts,
+    app: &AppSpec,
+    rtt: u64,
+    a: &Xvfb,
+    b: &Xvfb,
+    s: &mut LinkSamples,
+) -> Result<()> {
+    let link = xvfb_harness::DelayLink::start(&b.display, Duration::from_millis(rtt), 800..900)?;
+    let mut x = App::spawn_env(&a.display, app.argv, app.env)?;
+    wait_for_window(&a.display, x.pid, Duration::from_secs(30))?;
+    settle();
+    let pid = x.pid.to_string();
+    guievict_json(&["hijack", &pid])?;
+    for _ in 0..o.cycles {
+        let m = guievict_json(&["move", "--pid", &pid, &link.display])?;
+        s.there.push(m.wall_ms);
+        s.there_traffic.push(LinkTraffic::of(&m, "attach"));
+        // The far server sees the relay as the client (X-Resource's PID is the link's).
+        wait_for_window(&b.display, link.peer_pid(), Duration::from_secs(30))?;
+        settle();
+        let m = guievict_json(&["move", "--pid", &pid, &a.display])?;
+        s.back.push(m.wall_ms);
+        s.back_traffic.push(LinkTraffic::of(&m, "detach"));
+        wait_for_window(&a.display, x.pid, Duration::from_secs(30))?;
+        settle();
+    }
+    ensure!(x.alive(), "{} died during the moves", app.name);
+    Ok(())
+}
+
+fn part_links(o: &Opts) -> Result<Vec<(&'static str, u64, LinkSamples)>> {
+    let a = Xvfb::start().context("Xvfb A")?;
+    let b = Xvfb::start().context("Xvfb B")?;
+    let mut out = Vec::new();
+    for app in link_apps() {
+        for &rtt in LINK_RTTS {
+            eprintln!("bench: links, {} at {rtt} ms", app.name);
+            let mut s = LinkSamples::default();
+            if let Err(e) = link_cycles(o, app, rtt, &a, &b, &mut s) {
+                eprintln!("bench: links {} {rtt} ms: {e:#}", app.name);
+                s.failure = Some(format!("{e:#}"));
+            }
+            out.push((app.name, rtt, s));
+        }
+    }
+    Ok(out)
+}
+
+fn traffic_cell(v: &[LinkTraffic]) -> String {
+    let med =
+        |f: fn(&LinkTraffic) -> f64| stat(&v.iter().map(f).collect::<Vec<_>>()).map(|s| s.median);
+    match (med(|t| t.round_trips), med(|t| t.sent), med(|t| t.received)) {
+        (Some(r), Some(s), Some(b)) => {
+            format!("{r:.0} / {:.1} kB / {:.1} kB", s / 1000.0, b / 1000.0)
+        }
+        _ => "—".into(),
+    }
+}
+
+fn report_links(o: &Opts, r: &[(&'static str, u64, LinkSamples)], out: &mut String) {
+    let _ = writeln!(
+        out,
+        "### Moves over a slow link (issue 15)\n\n\
+         Display B sits behind the harness's delay relay (`xvfb_harness::DelayLink`: TCP \
+         display `127.0.0.1:N` in front of B's unix socket; every chunk is delivered RTT/2 \
+         after it was read, both ways). A fresh hijacked app on A goes through {} cycles of \
+         `guievict move --pid P 127.0.0.1:N --json` (there) and `guievict move --pid P A \
+         --json` (back: the capture reads from the far display). Wall time of the command, \
+         median (min–max) in ms; traffic on the far display's connection(s) from the JSON \
+         report: round trips / bytes sent / bytes received (medians).\n",
+        o.cycles
+    );
+    out.push_str(
+        "| app | RTT | move there | there: round trips / sent / received | move back | back: round trips / sent / received |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for (name, rtt, s) in r {
+        if let Some(f) = &s.failure {
+            if s.there.is_empty() || s.back.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "| {name} | {rtt} ms | failed: {} | | | |",
+                    f.replace('|', "/").replace('\n', " ")
+                );
+                continue;
+            }
+        }
+        let _ = writeln!(
+            out,
+            "| {name} | {rtt} ms | {} | {} | {} | {} |",
+            ms_cell(&s.there),
+            traffic_cell(&s.there_traffic),
+            ms_cell(&s.back),
+            traffic_cell(&s.back_traffic),
+        );
+    }
+    out.push('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Part 6: key press → screen over a slow link (issue 15)
+
+/// Key press → changed pixels of `window` on `display`, `n` times (a letter typed at a shell
+/// prompt echoes): milliseconds from the XTEST press to the first screenshot that differs.
+fn key_to_screen(display: &str, window: u32, n: usize) -> Result<Vec<f64>> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let before = xvfb_harness::screenshot(display, window)?;
+        let ch = ["a", "b", "c", "d", "e", "f"][i % 6];
+        let t = Instant::now();
+        xvfb_harness::xtest_type(display, Some(window), ch)?;
+        loop {
+            let now = xvfb_harness::screenshot(display, window)?;
+            if now.rgb != before.rgb {
+                break;
+            }
+            ensure!(t.elapsed() < Duration::from_secs(5), "no echo within 5 s");
+        }
+        out.push(t.elapsed().as_secs_f64() * 1000.0);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(out)
+}
+
+/// (RTT, direct samples, moved samples) per round-trip time.
+type KeyResults = Vec<(u64, Result<Vec<f64>>, Result<Vec<f64>>)>;
+
+fn part_keys(o: &Opts) -> Result<KeyResults> {
+    let a = Xvfb::start().context("Xvfb A")?;
+    let b = Xvfb::start().context("Xvfb B")?;
+    let argv = ["xterm", "-geometry", "40x5+0+0", "-e", "sh"];
+    let n = o.cycles * 4;
+    let mut out = Vec::new();
+    for &rtt in &[0u64, 50] {
+        eprintln!("bench: keys at {rtt} ms");
+        let link =
+            xvfb_harness::DelayLink::start(&b.display, Duration::from_millis(rtt), 800..900)?;
+        // An xterm started directly on the far display (through the link).
+        let direct = (|| {
+            let mut cmd = Command::new("xterm");
+            cmd.args(&argv[1..])
+                .env("DISPLAY", &link.display)
+                .env("SHELL", "/bin/sh")
+                .env_remove("LD_PRELOAD")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            die_with_parent(&mut cmd);
+            let mut child = cmd.spawn()?;
+            let r = (|| {
+                let w = wait_for_window(&b.display, link.peer_pid(), Duration::from_secs(30))?;
+                settle();
+                key_to_screen(&b.display, w, n)
+            })();
+            let _ = child.kill();
+            let _ = child.wait();
+            r
+        })();
+        // Wait until the direct xterm's window is gone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while xvfb_harness::windows_of_pid(&b.display, link.peer_pid())
+            .map(|w| !w.is_empty())
+            .unwrap_or(false)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // One started on A and moved there by guievict.
+        let moved = (|| {
+            let mut x = App::spawn_env(&a.display, &argv, &[])?;
+            settle();
+            let pid = x.pid.to_string();
+            guievict_json(&["move", "--pid", &pid, &link.display])?;
+            let w = wait_for_window(&b.display, link.peer_pid(), Duration::from_secs(30))?;
+            settle();
+            let r = key_to_screen(&b.display, w, n);
+            ensure!(x.alive(), "xterm died");
+            r
+        })();
+        out.push((rtt, direct, moved));
+    }
+    Ok(out)
+}
+
+fn report_keys(r: &KeyResults, out: &mut String) {
+    out.push_str(
+        "### Key press → screen over the link (issue 15)\n\n\
+         A letter typed with XTEST at an xterm's shell prompt on display B, timed until the \
+         window's pixels change: an xterm started directly on the link display \
+         (`DISPLAY=127.0.0.1:N`) against one started on A and moved there with `guievict \
+         move`. Median (min–max) in ms.\n\n\
+         | RTT | direct on the link display | moved there by guievict |\n|---|---|---|\n",
+    );
+    let cell = |r: &Result<Vec<f64>>| match r {
+        Ok(v) => ms_cell(v),
+        Err(e) => format!("failed: {}", format!("{e:#}").replace('|', "/")),
+    };
+    for (rtt, d, m) in r {
+        let _ = writeln!(out, "| {rtt} ms | {} | {} |", cell(d), cell(m));
+    }
+    out.push('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
 // Report file
 
 fn machine_info() -> String {
@@ -1617,6 +1877,16 @@ fn main() -> Result<()> {
         None
     };
 
+    let links = if want("links") {
+        Some(part_links(&o)?)
+    } else {
+        None
+    };
+    let keys = if want("keys") {
+        Some(part_keys(&o)?)
+    } else {
+        None
+    };
     let shm = if want("shm") {
         Some(part_shm(&o)?)
     } else {
@@ -1649,6 +1919,12 @@ fn main() -> Result<()> {
     }
     if let Some(r) = &shm {
         report_shm(&o, r, &mut out);
+    }
+    if let Some(r) = &links {
+        report_links(&o, r, &mut out);
+    }
+    if let Some(r) = &keys {
+        report_keys(r, &mut out);
     }
     let _ = writeln!(out, "Load average at the end: {}.\n", {
         std::fs::read_to_string("/proc/loadavg")
