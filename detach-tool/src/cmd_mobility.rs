@@ -257,6 +257,10 @@ pub struct MoveArgs {
     /// exactly (named on stderr; exit 0 all the same).
     #[arg(long)]
     force: bool,
+    /// Move every hijacked app of --display (default $DISPLAY) but its window manager, at once
+    /// and all or none, keeping their stacking order (`guievict protect` hijacks them all).
+    #[arg(long, conflicts_with_all = ["pid", "name", "pick", "only_pid"])]
+    all: bool,
 }
 
 /// `guievict snapshot`.
@@ -454,7 +458,7 @@ pub fn socket_of(pid: u32) -> Result<PathBuf> {
 }
 
 /// Send one request; turn the answer into (message, report JSON) or an error.
-fn call(pid: u32, req: &Request) -> Result<(String, serde_json::Value)> {
+pub(crate) fn call(pid: u32, req: &Request) -> Result<(String, serde_json::Value)> {
     let path = socket_of(pid)?;
     let resp = match control::request(&path, req) {
         Ok(r) => r,
@@ -612,15 +616,15 @@ fn note_helpers_left_behind(pids: &[u32]) {
 }
 
 /// One process's part of a group operation.
-struct Part {
-    pid: u32,
-    msg: String,
-    report: serde_json::Value,
+pub(crate) struct Part {
+    pub(crate) pid: u32,
+    pub(crate) msg: String,
+    pub(crate) report: serde_json::Value,
 }
 
 /// Print a group operation's result: one process as before; several as one report listing
 /// each. What was not carried exactly is named and fails the command unless `force`.
-fn output_group(json: bool, root: u32, parts: Vec<Part>, force: bool) -> Result<()> {
+pub(crate) fn output_group(json: bool, root: u32, parts: Vec<Part>, force: bool) -> Result<()> {
     if parts.len() == 1 {
         let p = parts.into_iter().next().expect("one part");
         return output_checked(json, p.pid, &p.msg, p.report, force);
@@ -814,7 +818,7 @@ fn uses_private(pid: u32) -> bool {
 }
 
 /// The ID pairs were for the other processes; the printed report stays readable without them.
-fn strip_own_ids(parts: &mut [Part]) {
+pub(crate) fn strip_own_ids(parts: &mut [Part]) {
     for p in parts {
         for c in p.report["connections"].as_array_mut().into_iter().flatten() {
             if let Some(m) = c.as_object_mut() {
@@ -828,6 +832,22 @@ fn strip_own_ids(parts: &mut [Part]) {
 /// reached and judged before anything changes, and a failure after the detach puts the GUI
 /// back. A CLI killed half-way changes nothing.
 pub fn r#move(a: MoveArgs) -> Result<()> {
+    if a.all {
+        let [to] = a.place.places.as_slice() else {
+            bail!("move --all takes one DISPLAY to move to (the apps are those of --display)");
+        };
+        if !looks_like_display(to) {
+            bail!("{to:?} is not a display: move --all takes the DISPLAY to move to");
+        }
+        let auth = auth_for(&a.auth, to)?;
+        return crate::cmd_desktop::move_all(
+            a.place.opts.display.as_deref(),
+            to,
+            auth,
+            a.force,
+            a.place.opts.json,
+        );
+    }
     let (to, target) = a.place.split()?;
     let root = resolve(&target)?;
     let pids = group_of(&target, root, group::Want::OnDisplay)?;
@@ -869,7 +889,7 @@ const HOLD_SECS_PER_PROCESS: u64 = 15;
 /// Without it a GPU process goes on drawing into the browser's windows after they left the
 /// old server, or into IDs it cannot yet translate on the new one, and Chromium's compositor
 /// waits forever for the completion of a frame that failed: the window stays blank.
-struct GroupHold {
+pub(crate) struct GroupHold {
     token: u64,
     /// The processes held.
     pids: Vec<u32>,
@@ -878,7 +898,7 @@ struct GroupHold {
 impl GroupHold {
     /// Hold every process of `pids` (nothing for a single process). A process that cannot
     /// be held (an older library) is named in a warning; the operation goes on.
-    fn take(pids: &[u32]) -> GroupHold {
+    pub(crate) fn take(pids: &[u32]) -> GroupHold {
         let token = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -912,7 +932,7 @@ impl GroupHold {
     /// server (from the reports' `own_ids`), so that IDs one process uses of another's (a GPU
     /// process drawing into the browser's windows) are translated when its queued requests go
     /// out. Best effort: a failure is a warning (the hold also ends by itself).
-    fn release(&self, parts: &[Part]) {
+    pub(crate) fn release(&self, parts: &[Part]) {
         let all: Vec<(u32, Vec<(u32, u32)>)> =
             parts.iter().map(|p| (p.pid, own_ids_of(p))).collect();
         let mut pids: Vec<u32> = self.pids.clone();

@@ -4,6 +4,7 @@
 
 mod cmd_checkpoint;
 mod cmd_clients;
+mod cmd_desktop;
 mod cmd_doctor;
 mod cmd_generate;
 mod cmd_hijack;

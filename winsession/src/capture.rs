@@ -749,6 +749,22 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
         .map(|(w, ..)| w.id)
         .collect();
     orphans.sort_unstable();
+    // Such a window keeps its place on the screen, not in the frame: it is recreated on the
+    // root (see regenerate), so its root position (outer corner) is what is recorded.
+    let tc = orphans
+        .iter()
+        .map(|&w| {
+            conn.translate_coordinates(w, setup.root, 0, 0)
+                .map(|c| (w, c))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for (w, c) in tc {
+        if let (Ok(r), Some((win, ..))) = (c.reply(), windows.get_mut(&w)) {
+            let bw = i16::try_from(win.border_width).unwrap_or(0);
+            win.x = r.dst_x.saturating_sub(bw);
+            win.y = r.dst_y.saturating_sub(bw);
+        }
+    }
     stack.extend(orphans.into_iter().rev());
     let mut seen = std::collections::HashSet::new();
     while let Some(w) = stack.pop() {

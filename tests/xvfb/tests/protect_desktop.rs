@@ -209,3 +209,150 @@ fn protect_guard_keeps_the_desktops_apps_alive_when_its_server_dies() {
         wait_for_file(&f, "alive", Duration::from_secs(10));
     });
 }
+
+/// (name, absolute x, y) of each named top-level (or framed) window on `display`, bottom to
+/// top, and how many of them are inside a window manager's frame.
+fn placed(display: &str, names: &[&str]) -> (Vec<(String, i16, i16)>, usize) {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::ConnectionExt as _;
+    let c = connect(display).expect("connect");
+    let root = c.setup().roots[0].root;
+    let mut out = Vec::new();
+    let mut framed = 0;
+    for top in c.query_tree(root).unwrap().reply().unwrap().children {
+        let mut cands = vec![top];
+        if let Ok(t) = c.query_tree(top).unwrap().reply() {
+            cands.extend(t.children);
+        }
+        for w in cands {
+            let name = c
+                .get_property(
+                    false,
+                    w,
+                    x11rb::protocol::xproto::AtomEnum::WM_NAME,
+                    x11rb::protocol::xproto::AtomEnum::STRING,
+                    0,
+                    64,
+                )
+                .ok()
+                .and_then(|r| r.reply().ok())
+                .map(|r| String::from_utf8_lossy(&r.value).into_owned())
+                .unwrap_or_default();
+            if names.contains(&name.as_str()) {
+                let p = c
+                    .translate_coordinates(w, root, 0, 0)
+                    .unwrap()
+                    .reply()
+                    .unwrap();
+                out.push((name, p.dst_x, p.dst_y));
+                framed += usize::from(w != top);
+            }
+        }
+    }
+    (out, framed)
+}
+
+#[test]
+fn move_all_takes_the_desktop_but_its_window_manager_and_keeps_its_layout() {
+    with_timeout(120, || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let xterm = App::spawn(
+            &a.display,
+            &[
+                "xterm",
+                "-geometry",
+                "40x8+10+10",
+                "-T",
+                "d-xterm",
+                "-e",
+                "sh",
+            ],
+        )
+        .expect("xterm");
+        let xlogo = App::spawn(
+            &a.display,
+            &["xlogo", "-geometry", "100x100+300+50", "-title", "d-xlogo"],
+        )
+        .expect("xlogo");
+        let xclock = App::spawn(
+            &a.display,
+            &[
+                "xclock",
+                "-geometry",
+                "100x100+320+80",
+                "-update",
+                "3600",
+                "-title",
+                "d-xclock",
+            ],
+        )
+        .expect("xclock");
+        // The window manager starts last and frames the three (App::spawn waits for a window
+        // on the root).
+        let wm = spawn_wm(&a.display).expect("twm on A");
+        let names = ["d-xterm", "d-xlogo", "d-xclock"];
+        wait_until("twm framed the three", Duration::from_secs(15), || {
+            placed(&a.display, &names).1 == 3
+        })
+        .expect("framed");
+        let before = placed(&a.display, &names).0;
+        guievict_json(&["protect", "--display", &a.display]).expect("protect");
+
+        let t = Instant::now();
+        let v = guievict_json(&["move", "--all", &b.display, "--display", &a.display])
+            .expect("move --all");
+        eprintln!("move --all of 3 apps: {:?}: {v}", t.elapsed());
+        assert_eq!(
+            v["report"]["processes"].as_array().map(|p| p.len()),
+            Some(3),
+            "{v}"
+        );
+        for app in [&xterm, &xlogo, &xclock] {
+            wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("on B");
+            assert!(
+                windows_of_pid(&a.display, app.pid).unwrap().is_empty(),
+                "pid {} left a window on A",
+                app.pid
+            );
+        }
+        // The window manager stayed (and still manages A).
+        let on_a = guievict_json(&["list", "--display", &a.display]).expect("list A");
+        assert!(
+            on_a["clients"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["pid"].as_u64() == Some(u64::from(wm.child.id()))),
+            "twm left A: {on_a}"
+        );
+        // Same places on the screen, same stacking.
+        let after = placed(&b.display, &names).0;
+        assert_eq!(after, before, "layout changed");
+        // And typing works on B.
+        let wb = wait_for_window(&b.display, xterm.pid, Duration::from_secs(10)).unwrap();
+        let f = artifacts_dir().join(format!("move-all-{}", xterm.pid));
+        xtest_type(
+            &b.display,
+            Some(wb),
+            &format!("echo all > {}\n", f.display()),
+        )
+        .unwrap();
+        wait_for_file(&f, "all", Duration::from_secs(10));
+
+        // Back: twm frames them again, at the same places.
+        guievict_json(&["move", "--all", &a.display, "--display", &b.display]).expect("back");
+        wait_until("twm framed them again", Duration::from_secs(15), || {
+            placed(&a.display, &names).1 == 3
+        })
+        .expect("framed again");
+        let back = placed(&a.display, &names).0;
+        assert_eq!(
+            back.iter().map(|(n, ..)| n.clone()).collect::<Vec<_>>(),
+            before.iter().map(|(n, ..)| n.clone()).collect::<Vec<_>>(),
+            "stacking changed: {back:?} vs {before:?}"
+        );
+        let _ = guievict_json(&["protect", "--stop", "--display", &a.display]);
+        drop(wm);
+    });
+}

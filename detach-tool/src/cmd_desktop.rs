@@ -1,0 +1,226 @@
+//! `guievict move --all DISPLAY --display FROM`: every hijacked app of a display moved to
+//! another in one command — the whole desktop but its window manager. The display's clients
+//! flow in from `guievict list`'s X-Resource listing; the window manager is the client whose
+//! top-level windows hold other clients' windows (frames) and stays; the apps' processes are
+//! held together (`GroupHold`, as for one multi-process app), moved in parallel (one thread
+//! per process, each a `Move` control request), and either all land or those that did are put
+//! back on FROM. Afterwards the apps' top-level windows are restacked on the target in the
+//! order their apps had on FROM, so the desktop keeps its stacking; positions are carried by
+//! each move.
+
+use crate::cmd_clients::{self, Listing};
+use crate::cmd_mobility::{call, output_group, GroupHold, Part};
+use anyhow::{bail, Context, Result};
+use guievict_hijack::control::{Request, XAuth};
+use std::collections::BTreeMap;
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{ConfigureWindowAux, ConnectionExt as _, StackMode};
+
+/// Resource-ID bases of the window managers of the display behind `conn`: clients owning a
+/// top-level window that holds a window of another client (a frame).
+fn window_managers(conn: &impl Connection) -> Result<Vec<u32>> {
+    let mask = conn.setup().resource_id_mask;
+    let mut wms = Vec::new();
+    for screen in &conn.setup().roots {
+        for w in conn.query_tree(screen.root)?.reply()?.children {
+            let Ok(t) = conn.query_tree(w)?.reply() else {
+                continue;
+            };
+            if t.children.iter().any(|c| c & !mask != w & !mask) && !wms.contains(&(w & !mask)) {
+                wms.push(w & !mask);
+            }
+        }
+    }
+    Ok(wms)
+}
+
+fn parse_base(s: &str) -> u32 {
+    u32::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or(0)
+}
+
+/// The apps to move (PIDs, bottom-most first in FROM's stacking order) and the window
+/// managers left behind.
+fn apps_of(l: &Listing, wms: &[u32], mask: u32) -> (Vec<u32>, Vec<u32>) {
+    let mut apps: Vec<(usize, u32)> = Vec::new();
+    let mut left = Vec::new();
+    for (i, c) in l.clients.iter().enumerate() {
+        let Some(pid) = c.pid else { continue };
+        if c.is_self || !c.hijacked || apps.iter().any(|(_, p)| *p == pid) {
+            continue;
+        }
+        if wms.contains(&(parse_base(&c.client) & !mask)) {
+            left.push(pid);
+            continue;
+        }
+        apps.push((i, pid));
+    }
+    (apps.into_iter().map(|(_, p)| p).collect(), left)
+}
+
+/// Stacking rank of each app on the display behind `conn`: the position of its topmost
+/// window among the root's children (a framed window counts at its frame's position).
+fn stacking(conn: &impl Connection, pids: &BTreeMap<u32, u32>) -> Result<Vec<u32>> {
+    let mask = conn.setup().resource_id_mask;
+    let mut order: Vec<u32> = Vec::new();
+    let root = conn.setup().roots[0].root;
+    for w in conn.query_tree(root)?.reply()?.children {
+        let mut bases = vec![w & !mask];
+        if let Ok(t) = conn.query_tree(w)?.reply() {
+            bases.extend(t.children.iter().map(|c| c & !mask));
+        }
+        for b in bases {
+            if let Some(&pid) = pids.get(&b) {
+                order.retain(|p| *p != pid);
+                order.push(pid);
+            }
+        }
+    }
+    Ok(order)
+}
+
+/// Run `guievict move --all`.
+pub fn move_all(
+    from: Option<&str>,
+    to: &str,
+    auth: Option<XAuth>,
+    force: bool,
+    json: bool,
+) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let listing = cmd_clients::listing(from)?;
+    let from = listing.display.clone();
+    let (conn, _, _) = crate::xconn::connect(Some(&from))?;
+    let mask = conn.setup().resource_id_mask;
+    let wms = window_managers(&conn)?;
+    let (apps, left) = apps_of(&listing, &wms, mask);
+    if apps.is_empty() {
+        bail!(
+            "no hijacked app on {from} to move (`guievict protect --display {from}` hijacks \
+             them all; `guievict list --display {from}` shows the display's clients)"
+        );
+    }
+    let by_base: BTreeMap<u32, u32> = listing
+        .clients
+        .iter()
+        .filter_map(|c| Some((parse_base(&c.client) & !mask, c.pid?)))
+        .filter(|(_, p)| apps.contains(p))
+        .collect();
+    let order = stacking(&conn, &by_base)?;
+    drop(conn);
+    for pid in &left {
+        eprintln!("guievict: note: the window manager (pid {pid}) stays on {from}");
+    }
+
+    let hold = GroupHold::take(&apps);
+    let results: Vec<(u32, Result<(String, serde_json::Value)>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = apps
+            .iter()
+            .map(|&pid| {
+                let req = Request::Move {
+                    display: to.to_string(),
+                    auth: auth.clone(),
+                    force,
+                };
+                (pid, s.spawn(move || call(pid, &req)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(pid, h)| {
+                (
+                    pid,
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("the move of {pid} panicked"))),
+                )
+            })
+            .collect()
+    });
+    let (ok, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(|(_, r)| r.is_ok());
+    if !failed.is_empty() {
+        // All or none: the apps that landed go back where they were, in parallel.
+        let back: Vec<String> = std::thread::scope(|s| {
+            let hs: Vec<_> = ok
+                .iter()
+                .map(|(pid, _)| {
+                    let pid = *pid;
+                    let req = Request::Move {
+                        display: from.clone(),
+                        auth: None,
+                        force: true,
+                    };
+                    s.spawn(move || match call(pid, &req) {
+                        Ok(_) => format!("{pid} put back on {}", req_display(&req)),
+                        Err(e) => format!("{pid} NOT put back: {e:#}"),
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| "a move back panicked".into()))
+                .collect()
+        });
+        hold.release(&[]);
+        let why: Vec<String> = failed
+            .into_iter()
+            .map(|(pid, r)| {
+                format!(
+                    "{pid}: {:#}",
+                    r.err().unwrap_or_else(|| anyhow::anyhow!("?"))
+                )
+            })
+            .collect();
+        bail!(
+            "moving the apps of {from} to {to} failed for {}; {}",
+            why.join("; "),
+            if back.is_empty() {
+                "nothing had moved".to_string()
+            } else {
+                back.join(", ")
+            }
+        );
+    }
+    let mut parts: Vec<Part> = ok
+        .into_iter()
+        .filter_map(|(pid, r)| r.ok().map(|(msg, report)| Part { pid, msg, report }))
+        .collect();
+    hold.release(&parts);
+    restack(to, &order).context("restacking the moved windows")?;
+    let total = t0.elapsed().as_secs_f64() * 1000.0;
+    for p in &mut parts {
+        if let Some(m) = p.report.as_object_mut() {
+            m.insert("cli_total_ms".into(), serde_json::json!(total));
+        }
+    }
+    crate::cmd_mobility::strip_own_ids(&mut parts);
+    if !json {
+        eprintln!(
+            "moved {} app(s) from {from} to {to} in {total:.0} ms",
+            parts.len()
+        );
+    }
+    let first = parts.first().map(|p| p.pid).unwrap_or(0);
+    output_group(json, first, parts, force)
+}
+
+fn req_display(r: &Request) -> &str {
+    match r {
+        Request::Move { display, .. } => display,
+        _ => "?",
+    }
+}
+
+/// Raise the apps' top-level windows on `to`, bottom-most app first, so that the topmost app
+/// on the source is the topmost there (each app's own windows keep their order).
+fn restack(to: &str, order: &[u32]) -> Result<()> {
+    let l = cmd_clients::listing(Some(to))?;
+    let (conn, _, _) = crate::xconn::connect(Some(to))?;
+    for pid in order {
+        for c in l.clients.iter().filter(|c| c.pid == Some(*pid)) {
+            for w in c.windows.iter().filter(|w| w.mapped) {
+                let id = parse_base(&w.id);
+                conn.configure_window(id, &ConfigureWindowAux::new().stack_mode(StackMode::ABOVE))?;
+            }
+        }
+    }
+    conn.get_input_focus()?.reply()?;
+    Ok(())
+}
