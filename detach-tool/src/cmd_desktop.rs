@@ -1,5 +1,6 @@
-//! `guievict move --all DISPLAY --display FROM`: every hijacked app of a display moved to
-//! another in one command — the whole desktop but its window manager. The display's clients
+//! `guievict move --all DISPLAY --display FROM`, `detach --all --display FROM` and
+//! `attach --all DISPLAY`: every hijacked app of a display (for attach: every detached app of
+//! the user) in one command — the whole desktop but its window manager. The display's clients
 //! flow in from `guievict list`'s X-Resource listing; the window manager is the client whose
 //! top-level windows hold other clients' windows (frames) and stays; the apps' processes are
 //! held together (`GroupHold`, as for one multi-process app), moved in parallel (one thread
@@ -11,7 +12,7 @@
 use crate::cmd_clients::{self, Listing};
 use crate::cmd_mobility::{call, output_group, GroupHold, Part};
 use anyhow::{bail, Context, Result};
-use guievict_hijack::control::{Request, XAuth};
+use guievict_hijack::control::{Request, Response, XAuth};
 use std::collections::BTreeMap;
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{ConfigureWindowAux, ConnectionExt as _, StackMode};
@@ -78,49 +79,140 @@ fn stacking(conn: &impl Connection, pids: &BTreeMap<u32, u32>) -> Result<Vec<u32
     Ok(order)
 }
 
-/// Run `guievict move --all`.
-pub fn move_all(
-    from: Option<&str>,
-    to: &str,
-    auth: Option<XAuth>,
-    force: bool,
-    json: bool,
-) -> Result<()> {
+/// What `--all` does to each app.
+pub enum AllOp {
+    /// Move from `--display` to this display.
+    Move {
+        /// Where to.
+        to: String,
+        /// Its authority.
+        auth: Option<XAuth>,
+    },
+    /// Detach every app of `--display` (`private`: held on the private server).
+    Detach {
+        /// `--private`.
+        private: bool,
+    },
+    /// Attach every detached app of this user to this display.
+    Attach {
+        /// Where to.
+        to: String,
+        /// Its authority.
+        auth: Option<XAuth>,
+    },
+}
+
+/// Every hijacked process of this user whose connections are all detached (held in memory
+/// or on the private server).
+fn detached_apps() -> Vec<u32> {
+    crate::cmd_hijack::hijacked_pids()
+        .into_iter()
+        .filter(|&pid| {
+            matches!(
+                crate::cmd_hijack::query(pid, &Request::Status),
+                Ok(Response::Status(st))
+                    if !st.connections.is_empty()
+                        && st.connections.iter().all(|c| c.display.is_none())
+            )
+        })
+        .map(|p| p as u32)
+        .collect()
+}
+
+/// Run `--all`: `from` is `--display` (default $DISPLAY).
+pub fn run_all(from: Option<&str>, op: AllOp, force: bool, json: bool) -> Result<()> {
     let t0 = std::time::Instant::now();
-    let listing = cmd_clients::listing(from)?;
-    let from = listing.display.clone();
-    let (conn, _, _) = crate::xconn::connect(Some(&from))?;
-    let mask = conn.setup().resource_id_mask;
-    let wms = window_managers(&conn)?;
-    let (apps, left) = apps_of(&listing, &wms, mask);
-    if apps.is_empty() {
-        bail!(
-            "no hijacked app on {from} to move (`guievict protect --display {from}` hijacks \
-             them all; `guievict list --display {from}` shows the display's clients)"
-        );
-    }
-    let by_base: BTreeMap<u32, u32> = listing
-        .clients
-        .iter()
-        .filter_map(|c| Some((parse_base(&c.client) & !mask, c.pid?)))
-        .filter(|(_, p)| apps.contains(p))
-        .collect();
-    let order = stacking(&conn, &by_base)?;
-    drop(conn);
-    for pid in &left {
-        eprintln!("guievict: note: the window manager (pid {pid}) stays on {from}");
-    }
+    let (apps, order, from) = match &op {
+        AllOp::Attach { .. } => {
+            let apps = detached_apps();
+            if apps.is_empty() {
+                bail!("no detached app to attach (`guievict list` shows the hijacked processes)");
+            }
+            (apps.clone(), apps, String::new())
+        }
+        AllOp::Move { .. } | AllOp::Detach { .. } => {
+            let listing = cmd_clients::listing(from)?;
+            let from = listing.display.clone();
+            let (conn, _, _) = crate::xconn::connect(Some(&from))?;
+            let mask = conn.setup().resource_id_mask;
+            let wms = window_managers(&conn)?;
+            let (apps, left) = apps_of(&listing, &wms, mask);
+            if apps.is_empty() {
+                bail!(
+                    "no hijacked app on {from} (`guievict protect --display {from}` hijacks \
+                     them all; `guievict list --display {from}` shows the display's clients)"
+                );
+            }
+            let by_base: BTreeMap<u32, u32> = listing
+                .clients
+                .iter()
+                .filter_map(|c| Some((parse_base(&c.client) & !mask, c.pid?)))
+                .filter(|(_, p)| apps.contains(p))
+                .collect();
+            let order = stacking(&conn, &by_base)?;
+            for pid in &left {
+                eprintln!("guievict: note: the window manager (pid {pid}) stays on {from}");
+            }
+            (apps, order, from)
+        }
+    };
+    // The private server: for `detach --all --private`, and for apps held there or guarded.
+    let needs_private = match &op {
+        AllOp::Detach { private } => *private,
+        AllOp::Attach { .. } => apps.iter().any(|&p| crate::cmd_mobility::uses_private(p)),
+        AllOp::Move { .. } => false,
+    };
+    let server = if needs_private {
+        Some(crate::private::ensure()?)
+    } else {
+        None
+    };
+    let private = server.as_ref().map(|s| s.request_value());
+    let request = |_pid: u32| match &op {
+        AllOp::Move { to, auth } => Request::Move {
+            display: to.clone(),
+            auth: auth.clone(),
+            force,
+        },
+        AllOp::Detach { .. } => Request::Detach {
+            session_path: None,
+            force,
+            private: private.clone(),
+            in_memory: false,
+        },
+        AllOp::Attach { to, auth } => Request::Attach {
+            display: to.clone(),
+            auth: auth.clone(),
+            force,
+            private: private.clone(),
+        },
+    };
+    let undo = |_pid: u32| match &op {
+        AllOp::Move { .. } => Request::Move {
+            display: from.clone(),
+            auth: None,
+            force: true,
+        },
+        AllOp::Detach { .. } => Request::Attach {
+            display: from.clone(),
+            auth: None,
+            force: true,
+            private: None,
+        },
+        AllOp::Attach { .. } => Request::Detach {
+            session_path: None,
+            force: true,
+            private: private.clone(),
+            in_memory: false,
+        },
+    };
 
     let hold = GroupHold::take(&apps);
     let results: Vec<(u32, Result<(String, serde_json::Value)>)> = std::thread::scope(|s| {
         let handles: Vec<_> = apps
             .iter()
             .map(|&pid| {
-                let req = Request::Move {
-                    display: to.to_string(),
-                    auth: auth.clone(),
-                    force,
-                };
+                let req = request(pid);
                 (pid, s.spawn(move || call(pid, &req)))
             })
             .collect();
@@ -129,33 +221,30 @@ pub fn move_all(
             .map(|(pid, h)| {
                 (
                     pid,
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("the move of {pid} panicked"))),
+                    h.join().unwrap_or_else(|_| {
+                        Err(anyhow::anyhow!("the operation on {pid} panicked"))
+                    }),
                 )
             })
             .collect()
     });
     let (ok, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(|(_, r)| r.is_ok());
     if !failed.is_empty() {
-        // All or none: the apps that landed go back where they were, in parallel.
+        // All or none: the apps already done are put back, in parallel.
         let back: Vec<String> = std::thread::scope(|s| {
             let hs: Vec<_> = ok
                 .iter()
                 .map(|(pid, _)| {
                     let pid = *pid;
-                    let req = Request::Move {
-                        display: from.clone(),
-                        auth: None,
-                        force: true,
-                    };
+                    let req = undo(pid);
                     s.spawn(move || match call(pid, &req) {
-                        Ok(_) => format!("{pid} put back on {}", req_display(&req)),
+                        Ok(_) => format!("{pid} put back"),
                         Err(e) => format!("{pid} NOT put back: {e:#}"),
                     })
                 })
                 .collect();
             hs.into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| "a move back panicked".into()))
+                .map(|h| h.join().unwrap_or_else(|_| "a put-back panicked".into()))
                 .collect()
         });
         hold.release(&[]);
@@ -169,10 +258,12 @@ pub fn move_all(
             })
             .collect();
         bail!(
-            "moving the apps of {from} to {to} failed for {}; {}",
+            "{} of the {} app(s) failed ({}); {}",
+            why.len(),
+            apps.len(),
             why.join("; "),
             if back.is_empty() {
-                "nothing had moved".to_string()
+                "nothing else had changed".to_string()
             } else {
                 back.join(", ")
             }
@@ -182,8 +273,13 @@ pub fn move_all(
         .into_iter()
         .filter_map(|(pid, r)| r.ok().map(|(msg, report)| Part { pid, msg, report }))
         .collect();
-    hold.release(&parts);
-    restack(to, &order).context("restacking the moved windows")?;
+    match &op {
+        AllOp::Detach { .. } => hold.release(&[]),
+        AllOp::Move { to, .. } | AllOp::Attach { to, .. } => {
+            hold.release(&parts);
+            restack(to, &order).context("restacking the windows")?;
+        }
+    }
     let total = t0.elapsed().as_secs_f64() * 1000.0;
     for p in &mut parts {
         if let Some(m) = p.report.as_object_mut() {
@@ -192,20 +288,10 @@ pub fn move_all(
     }
     crate::cmd_mobility::strip_own_ids(&mut parts);
     if !json {
-        eprintln!(
-            "moved {} app(s) from {from} to {to} in {total:.0} ms",
-            parts.len()
-        );
+        eprintln!("{} app(s) in {total:.0} ms", parts.len());
     }
     let first = parts.first().map(|p| p.pid).unwrap_or(0);
     output_group(json, first, parts, force)
-}
-
-fn req_display(r: &Request) -> &str {
-    match r {
-        Request::Move { display, .. } => display,
-        _ => "?",
-    }
 }
 
 /// Raise the apps' top-level windows on `to`, bottom-most app first, so that the topmost app

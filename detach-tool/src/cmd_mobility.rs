@@ -218,6 +218,10 @@ pub struct DetachArgs {
     /// piles up), and `attach` moves it from there. A guarded app is always held there.
     #[arg(long, conflicts_with = "save")]
     private: bool,
+    /// Detach every hijacked app of --display (default $DISPLAY) but its window manager, at
+    /// once and all or none.
+    #[arg(long, conflicts_with_all = ["pid", "name", "pick", "only_pid", "save"])]
+    all: bool,
 }
 
 /// `guievict guard`.
@@ -241,6 +245,9 @@ pub struct AttachArgs {
     /// was not recreated exactly (still named on stderr).
     #[arg(long)]
     force: bool,
+    /// Attach every detached app of this user to DISPLAY, at once and all or none.
+    #[arg(long, conflicts_with_all = ["pid", "name", "pick", "only_pid"])]
+    all: bool,
 }
 
 /// `guievict move`.
@@ -657,6 +664,17 @@ fn displays_now(pid: u32) -> Vec<Option<String>> {
 /// those already detached where they were).
 pub fn detach(a: DetachArgs) -> Result<()> {
     let target = a.target.settled()?;
+    if a.all {
+        if target.window.is_some() {
+            bail!("detach --all takes no WINDOW: it detaches every app of --display");
+        }
+        return crate::cmd_desktop::run_all(
+            target.opts.display.as_deref(),
+            crate::cmd_desktop::AllOp::Detach { private: a.private },
+            a.force,
+            target.opts.json,
+        );
+    }
     let root = resolve(&target)?;
     let pids = group_of(&target, root, group::Want::OnDisplay)?;
     note_helpers_left_behind(&pids);
@@ -775,6 +793,24 @@ fn undo(done: &[(u32, Option<String>)], f: impl Fn(u32, &Option<String>) -> Resu
 /// `guievict attach`: every detached process of the application, all or none (a failure
 /// detaches again those already attached).
 pub fn attach(a: AttachArgs) -> Result<()> {
+    if a.all {
+        let [to] = a.place.places.as_slice() else {
+            bail!("attach --all takes one DISPLAY to attach to");
+        };
+        if !looks_like_display(to) {
+            bail!("{to:?} is not a display: attach --all takes the DISPLAY to attach to");
+        }
+        let auth = auth_for(&a.auth, to)?;
+        return crate::cmd_desktop::run_all(
+            None,
+            crate::cmd_desktop::AllOp::Attach {
+                to: to.clone(),
+                auth,
+            },
+            a.force,
+            a.place.opts.json,
+        );
+    }
     let (to, target) = a.place.split()?;
     let root = resolve(&target)?;
     let pids = group_of(&target, root, group::Want::Detached)?;
@@ -804,7 +840,7 @@ pub fn attach(a: AttachArgs) -> Result<()> {
 }
 
 /// Whether process `pid` has a connection held on the private server or guarded there.
-fn uses_private(pid: u32) -> bool {
+pub(crate) fn uses_private(pid: u32) -> bool {
     let Ok(path) = socket_of(pid) else {
         return false;
     };
@@ -840,10 +876,12 @@ pub fn r#move(a: MoveArgs) -> Result<()> {
             bail!("{to:?} is not a display: move --all takes the DISPLAY to move to");
         }
         let auth = auth_for(&a.auth, to)?;
-        return crate::cmd_desktop::move_all(
+        return crate::cmd_desktop::run_all(
             a.place.opts.display.as_deref(),
-            to,
-            auth,
+            crate::cmd_desktop::AllOp::Move {
+                to: to.clone(),
+                auth,
+            },
             a.force,
             a.place.opts.json,
         );

@@ -6,6 +6,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use xvfb_harness::*;
 
+/// The tests of this file one at a time: `attach --all` takes every detached app of the user,
+/// and another test's held app must not be among them.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// PIDs of the display's clients that `guievict list --display` shows as hijacked.
 fn hijacked_on(display: &str) -> Vec<u64> {
     guievict_json(&["list", "--display", display])
@@ -39,6 +47,7 @@ fn alive(pid: u64) -> bool {
 
 #[test]
 fn protect_a_display_then_newcomers_then_stop() {
+    let _one_at_a_time = serial();
     with_timeout(120, || {
         let mut a = Xvfb::start().expect("Xvfb A");
         let b = Xvfb::start().expect("Xvfb B");
@@ -82,11 +91,16 @@ fn protect_a_display_then_newcomers_then_stop() {
             "newcomer protected {:?} after its window appeared",
             t.elapsed()
         );
-        let st = guievict_json(&["protect", "--status", "--display", &a.display]).expect("status");
-        assert!(
-            pids(&st, "protected").contains(&u64::from(xclock.pid)),
-            "{st}"
-        );
+        // The watcher writes its state once its pass is done.
+        wait_until(
+            "--status lists the newcomer",
+            Duration::from_secs(10),
+            || {
+                guievict_json(&["protect", "--status", "--display", &a.display])
+                    .is_ok_and(|st| pids(&st, "protected").contains(&u64::from(xclock.pid)))
+            },
+        )
+        .expect("status lists the newcomer");
 
         // A second protect finds the watcher instead of starting another.
         let out = Command::new(guievict_bin())
@@ -153,6 +167,7 @@ fn gv(rt: &std::path::Path, args: &[&str]) -> anyhow::Result<serde_json::Value> 
 #[test]
 fn protect_guard_keeps_the_desktops_apps_alive_when_its_server_dies() {
     use std::os::unix::fs::PermissionsExt;
+    let _one_at_a_time = serial();
     with_timeout(120, || {
         let rt = artifacts_dir().join(format!("protect-rt-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&rt);
@@ -254,6 +269,7 @@ fn placed(display: &str, names: &[&str]) -> (Vec<(String, i16, i16)>, usize) {
 
 #[test]
 fn move_all_takes_the_desktop_but_its_window_manager_and_keeps_its_layout() {
+    let _one_at_a_time = serial();
     with_timeout(120, || {
         let a = Xvfb::start().expect("Xvfb A");
         let b = Xvfb::start().expect("Xvfb B");
@@ -352,6 +368,29 @@ fn move_all_takes_the_desktop_but_its_window_manager_and_keeps_its_layout() {
             before.iter().map(|(n, ..)| n.clone()).collect::<Vec<_>>(),
             "stacking changed: {back:?} vs {before:?}"
         );
+        // The whole desktop detached, then attached to B, each in one command.
+        let v = guievict_json(&["detach", "--all", "--display", &a.display]).expect("detach --all");
+        assert_eq!(
+            v["report"]["processes"].as_array().map(|p| p.len()),
+            Some(3),
+            "{v}"
+        );
+        for app in [&xterm, &xlogo, &xclock] {
+            assert!(windows_of_pid(&a.display, app.pid).unwrap().is_empty());
+            assert!(
+                placed(&a.display, &names).0.is_empty(),
+                "a window stayed on A"
+            );
+        }
+        let v = guievict_json(&["attach", "--all", &b.display]).expect("attach --all");
+        assert_eq!(
+            v["report"]["processes"].as_array().map(|p| p.len()),
+            Some(3),
+            "{v}"
+        );
+        for app in [&xterm, &xlogo, &xclock] {
+            wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("on B again");
+        }
         let _ = guievict_json(&["protect", "--stop", "--display", &a.display]);
         drop(wm);
     });
