@@ -1,5 +1,6 @@
-//! `guievict move --all DISPLAY --display FROM`, `detach --all --display FROM` and
-//! `attach --all DISPLAY`: every hijacked app of a display (for attach: every detached app of
+//! `guievict move --all DISPLAY --display FROM`, `detach --all --display FROM`,
+//! `attach --all DISPLAY` and `snapshot --all --display FROM --save DIR` (a session file per
+//! app plus `manifest.json`): every hijacked app of a display (for attach: every detached app of
 //! the user) in one command — the whole desktop but its window manager. The display's clients
 //! flow in from `guievict list`'s X-Resource listing; the window manager is the client whose
 //! top-level windows hold other clients' windows (frames) and stays; the apps' processes are
@@ -308,5 +309,133 @@ fn restack(to: &str, order: &[u32]) -> Result<()> {
         }
     }
     conn.get_input_focus()?.reply()?;
+    Ok(())
+}
+
+/// What `snapshot --all` writes next to the session files: `DIR/manifest.json`.
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+pub struct Manifest {
+    /// The display the desktop was on.
+    pub display: String,
+    /// When, seconds since the epoch.
+    pub taken_at: u64,
+    /// The apps, bottom-most first (the desktop's stacking order).
+    pub apps: Vec<ManifestApp>,
+    /// Window managers left out.
+    pub window_managers: Vec<u32>,
+}
+
+/// One app of a [`Manifest`].
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+pub struct ManifestApp {
+    /// Its process.
+    pub pid: u32,
+    /// Its command line.
+    pub command: Option<String>,
+    /// Its session file, relative to the manifest.
+    pub session: String,
+}
+
+/// Run `snapshot --all --display FROM --save DIR`: every hijacked app of FROM but its window
+/// manager captured in parallel, each into `DIR/<pid>.gws`, and `DIR/manifest.json`.
+pub fn snapshot_all(from: Option<&str>, dir: &std::path::Path, json: bool) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let listing = cmd_clients::listing(from)?;
+    let from = listing.display.clone();
+    let (conn, _, _) = crate::xconn::connect(Some(&from))?;
+    let mask = conn.setup().resource_id_mask;
+    let wms = window_managers(&conn)?;
+    let (apps, left) = apps_of(&listing, &wms, mask);
+    if apps.is_empty() {
+        bail!("no hijacked app on {from} (`guievict protect --display {from}` hijacks them all)");
+    }
+    let by_base: BTreeMap<u32, u32> = listing
+        .clients
+        .iter()
+        .filter_map(|c| Some((parse_base(&c.client) & !mask, c.pid?)))
+        .filter(|(_, p)| apps.contains(p))
+        .collect();
+    let mut order = stacking(&conn, &by_base)?;
+    order.extend(
+        apps.iter()
+            .filter(|p| !order.contains(p))
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = std::path::absolute(dir)?;
+    let results: Vec<(u32, Result<(String, serde_json::Value)>)> = std::thread::scope(|s| {
+        let hs: Vec<_> = order
+            .iter()
+            .map(|&pid| {
+                let req = Request::Snapshot {
+                    path: dir.join(format!("{pid}.gws")),
+                };
+                (pid, s.spawn(move || call(pid, &req)))
+            })
+            .collect();
+        hs.into_iter()
+            .map(|(pid, h)| {
+                (
+                    pid,
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("the snapshot of {pid} panicked"))),
+                )
+            })
+            .collect()
+    });
+    let mut parts = Vec::new();
+    let mut failed = Vec::new();
+    for (pid, r) in results {
+        match r {
+            Ok((msg, report)) => parts.push(Part { pid, msg, report }),
+            Err(e) => failed.push(format!("{pid}: {e:#}")),
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "snapshot of the desktop of {from} failed for {}",
+            failed.join("; ")
+        );
+    }
+    let command_of = |pid: u32| {
+        listing
+            .clients
+            .iter()
+            .find(|c| c.pid == Some(pid))
+            .and_then(|c| c.command.clone())
+    };
+    let manifest = Manifest {
+        display: from.clone(),
+        taken_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        apps: order
+            .iter()
+            .map(|&pid| ManifestApp {
+                pid,
+                command: command_of(pid),
+                session: format!("{pid}.gws"),
+            })
+            .collect(),
+        window_managers: left,
+    };
+    let mpath = dir.join("manifest.json");
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest)?)
+        .with_context(|| format!("writing {}", mpath.display()))?;
+    let total = t0.elapsed().as_secs_f64() * 1000.0;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"manifest": mpath, "apps": manifest.apps, "cli_total_ms": total})
+        );
+    } else {
+        println!(
+            "{} app(s) of {from} captured into {} in {total:.0} ms",
+            parts.len(),
+            dir.display()
+        );
+    }
     Ok(())
 }

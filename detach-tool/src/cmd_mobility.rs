@@ -275,9 +275,13 @@ pub struct MoveArgs {
 pub struct SnapshotArgs {
     #[command(flatten)]
     target: Target,
-    /// Session file to write.
+    /// Session file to write (with --all: a directory, which gets a session file per app and
+    /// `manifest.json`).
     #[arg(long)]
     save: PathBuf,
+    /// Capture every hijacked app of --display (default $DISPLAY) but its window manager.
+    #[arg(long, conflicts_with_all = ["pid", "name", "pick", "only_pid"])]
+    all: bool,
 }
 
 /// `guievict replicate`.
@@ -1012,6 +1016,14 @@ fn own_ids_of(p: &Part) -> Vec<(u32, u32)> {
 
 /// `guievict snapshot`.
 pub fn snapshot(a: SnapshotArgs) -> Result<()> {
+    if a.all {
+        let target = a.target.settled()?;
+        return crate::cmd_desktop::snapshot_all(
+            target.opts.display.as_deref(),
+            &a.save,
+            target.opts.json,
+        );
+    }
     let pid = resolve(&a.target)?;
     let path = std::path::absolute(&a.save)?;
     let (msg, rep) = call(pid, &Request::Snapshot { path })?;

@@ -315,6 +315,44 @@ fn move_all_takes_the_desktop_but_its_window_manager_and_keeps_its_layout() {
         let before = placed(&a.display, &names).0;
         guievict_json(&["protect", "--display", &a.display]).expect("protect");
 
+        // The desktop captured: a session per app and a manifest, bottom-most app first.
+        let snap = artifacts_dir().join(format!("desktop-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&snap);
+        let v = guievict_json(&[
+            "snapshot",
+            "--all",
+            "--display",
+            &a.display,
+            "--save",
+            snap.to_str().unwrap(),
+        ])
+        .expect("snapshot --all");
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(snap.join("manifest.json")).expect("manifest"))
+                .expect("manifest JSON");
+        let listed: Vec<u64> = pids(&m, "apps");
+        for app in [&xterm, &xlogo, &xclock] {
+            assert!(listed.contains(&u64::from(app.pid)), "{m}");
+        }
+        assert_eq!(
+            listed.len(),
+            3,
+            "the window manager is not an app of the manifest: {m} ({v})"
+        );
+        for e in m["apps"].as_array().unwrap() {
+            let f = snap.join(e["session"].as_str().unwrap());
+            let out = Command::new(guievict_bin())
+                .args(["show", f.to_str().unwrap()])
+                .output()
+                .expect("show");
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                f.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+
         let t = Instant::now();
         let v = guievict_json(&["move", "--all", &b.display, "--display", &a.display])
             .expect("move --all");
