@@ -71,20 +71,27 @@ pub fn title(display: &str, w: u32) -> String {
     let Ok(c) = connect(display) else {
         return String::new();
     };
-    let r = c
-        .get_property(
-            false,
-            w,
-            x11rb::protocol::xproto::AtomEnum::WM_NAME,
-            0u32,
-            0,
-            1024,
-        )
-        .map(|c| c.reply());
-    match r {
-        Ok(Ok(r)) => String::from_utf8_lossy(&r.value).into_owned(),
-        _ => String::new(),
+    // _NET_WM_NAME (UTF-8) first: in the C locale GTK cannot put a title with non-Latin-1
+    // characters ("start — Mozilla Firefox") into WM_NAME and writes only "Mozilla Firefox".
+    let net_wm_name = c
+        .intern_atom(false, b"_NET_WM_NAME")
+        .ok()
+        .and_then(|r| r.reply().ok())
+        .map(|r| r.atom);
+    for prop in net_wm_name
+        .into_iter()
+        .chain([u32::from(x11rb::protocol::xproto::AtomEnum::WM_NAME)])
+    {
+        let r = c
+            .get_property(false, w, prop, 0u32, 0, 1024)
+            .map(|c| c.reply());
+        if let Ok(Ok(r)) = r {
+            if !r.value.is_empty() {
+                return String::from_utf8_lossy(&r.value).into_owned();
+            }
+        }
     }
+    String::new()
 }
 
 /// The app's main window — a mapped top-level whose title contains `want`, wider than 300
