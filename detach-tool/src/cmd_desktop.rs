@@ -1,5 +1,5 @@
 //! `guievict move --all DISPLAY --display FROM`, `detach --all --display FROM`,
-//! `attach --all DISPLAY` and `snapshot --all --display FROM --save DIR` (a session file per
+//! `attach --all DISPLAY`, `replicate --all DISPLAY --display FROM` and `snapshot --all --display FROM --save DIR` (a session file per
 //! app plus `manifest.json`): every hijacked app of a display (for attach: every detached app of
 //! the user) in one command — the whole desktop but its window manager. The display's clients
 //! flow in from `guievict list`'s X-Resource listing; the window manager is the client whose
@@ -94,6 +94,15 @@ pub enum AllOp {
         /// `--private`.
         private: bool,
     },
+    /// Show every app of `--display` on this display too (replicas).
+    Replicate {
+        /// Where to.
+        to: String,
+        /// Its authority.
+        auth: Option<XAuth>,
+        /// Input from the replicas is dropped.
+        view_only: bool,
+    },
     /// Attach every detached app of this user to this display.
     Attach {
         /// Where to.
@@ -131,7 +140,7 @@ pub fn run_all(from: Option<&str>, op: AllOp, force: bool, json: bool) -> Result
             }
             (apps.clone(), apps, String::new())
         }
-        AllOp::Move { .. } | AllOp::Detach { .. } => {
+        AllOp::Move { .. } | AllOp::Detach { .. } | AllOp::Replicate { .. } => {
             let listing = cmd_clients::listing(from)?;
             let from = listing.display.clone();
             let (conn, _, _) = crate::xconn::connect(Some(&from))?;
@@ -161,7 +170,7 @@ pub fn run_all(from: Option<&str>, op: AllOp, force: bool, json: bool) -> Result
     let needs_private = match &op {
         AllOp::Detach { private } => *private,
         AllOp::Attach { .. } => apps.iter().any(|&p| crate::cmd_mobility::uses_private(p)),
-        AllOp::Move { .. } => false,
+        AllOp::Move { .. } | AllOp::Replicate { .. } => false,
     };
     let server = if needs_private {
         Some(crate::private::ensure()?)
@@ -187,6 +196,19 @@ pub fn run_all(from: Option<&str>, op: AllOp, force: bool, json: bool) -> Result
             force,
             private: private.clone(),
         },
+        AllOp::Replicate {
+            to,
+            auth,
+            view_only,
+        } => Request::Replicate {
+            display: to.clone(),
+            auth: auth.clone(),
+            policy: if *view_only {
+                guievict_hijack::control::InputPolicy::ViewOnly
+            } else {
+                guievict_hijack::control::InputPolicy::Interactive
+            },
+        },
     };
     let undo = |_pid: u32| match &op {
         AllOp::Move { .. } => Request::Move {
@@ -205,6 +227,9 @@ pub fn run_all(from: Option<&str>, op: AllOp, force: bool, json: bool) -> Result
             force: true,
             private: private.clone(),
             in_memory: false,
+        },
+        AllOp::Replicate { to, .. } => Request::Unreplicate {
+            display: to.clone(),
         },
     };
 
@@ -276,7 +301,7 @@ pub fn run_all(from: Option<&str>, op: AllOp, force: bool, json: bool) -> Result
         .collect();
     match &op {
         AllOp::Detach { .. } => hold.release(&[]),
-        AllOp::Move { to, .. } | AllOp::Attach { to, .. } => {
+        AllOp::Move { to, .. } | AllOp::Attach { to, .. } | AllOp::Replicate { to, .. } => {
             hold.release(&parts);
             restack(to, &order).context("restacking the windows")?;
         }

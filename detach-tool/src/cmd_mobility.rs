@@ -296,6 +296,10 @@ pub struct ReplicateArgs {
     /// ~/.Xauthority; the entry is matched to the display as Xlib does).
     #[arg(long)]
     auth: Option<PathBuf>,
+    /// Show every hijacked app of --display (default $DISPLAY) but its window manager there,
+    /// at once and all or none, in the same stacking order.
+    #[arg(long, conflicts_with_all = ["pid", "name", "pick", "only_pid"])]
+    all: bool,
 }
 
 /// `guievict unreplicate`.
@@ -1033,6 +1037,25 @@ pub fn snapshot(a: SnapshotArgs) -> Result<()> {
 
 /// `guievict replicate`.
 pub fn replicate(a: ReplicateArgs) -> Result<()> {
+    if a.all {
+        let [to] = a.place.places.as_slice() else {
+            bail!("replicate --all takes one DISPLAY to show the apps on");
+        };
+        if !looks_like_display(to) {
+            bail!("{to:?} is not a display: replicate --all takes the DISPLAY to show the apps on");
+        }
+        let auth = auth_for(&a.auth, to)?;
+        return crate::cmd_desktop::run_all(
+            a.place.opts.display.as_deref(),
+            crate::cmd_desktop::AllOp::Replicate {
+                to: to.clone(),
+                auth,
+                view_only: a.view_only,
+            },
+            false,
+            a.place.opts.json,
+        );
+    }
     let (to, target) = a.place.split()?;
     let pid = resolve(&target)?;
     let auth = auth_for(&a.auth, &to)?;

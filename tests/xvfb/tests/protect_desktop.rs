@@ -429,6 +429,32 @@ fn move_all_takes_the_desktop_but_its_window_manager_and_keeps_its_layout() {
         for app in [&xterm, &xlogo, &xclock] {
             wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("on B again");
         }
+        // And the whole desktop of B shown on A as well (view-only replicas).
+        let v = guievict_json(&[
+            "replicate",
+            "--all",
+            &a.display,
+            "--display",
+            &b.display,
+            "--view-only",
+        ])
+        .expect("replicate --all");
+        assert_eq!(
+            v["report"]["processes"].as_array().map(|p| p.len()),
+            Some(3),
+            "{v}"
+        );
+        // A has twm: the replicas' windows come up inside its frames.
+        wait_until("the three replicas on A", Duration::from_secs(15), || {
+            placed(&a.display, &names).0.len() == 3
+        })
+        .expect("replicas on A");
+        for app in [&xterm, &xlogo, &xclock] {
+            assert!(
+                !windows_of_pid(&b.display, app.pid).unwrap().is_empty(),
+                "left B"
+            );
+        }
         let _ = guievict_json(&["protect", "--stop", "--display", &a.display]);
         drop(wm);
     });
