@@ -69,7 +69,7 @@ pub fn title(conn: &RustConnection, w: Window, net_wm_name: u32, utf8: u32) -> O
     None
 }
 
-fn command_of(pid: u32) -> Option<String> {
+pub(crate) fn command_of(pid: u32) -> Option<String> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let words: Vec<String> = raw
         .split(|&b| b == 0)
@@ -85,6 +85,34 @@ fn command_of(pid: u32) -> Option<String> {
     }
 }
 
+/// Every client of the display behind `conn` but the server itself: (resource-ID base with
+/// the mask's bits cleared, its PID when the server knows it), in the server's order. Client 0
+/// in a `QueryClientIds` spec means every client.
+pub(crate) fn client_pids(conn: &RustConnection) -> Result<Vec<(u32, Option<u32>)>> {
+    let mask = conn.setup().resource_id_mask;
+    let clients = res::query_clients(conn)?.reply()?.clients;
+    let ids = res::query_client_ids(
+        conn,
+        &[ClientIdSpec {
+            client: 0,
+            mask: ClientIdMask::LOCAL_CLIENT_PID,
+        }],
+    )?
+    .reply()?
+    .ids;
+    let pid_of: BTreeMap<u32, u32> = ids
+        .iter()
+        .filter(|i| i.spec.mask.contains(ClientIdMask::LOCAL_CLIENT_PID))
+        .filter_map(|i| Some((i.spec.client & !mask, *i.value.first()?)))
+        .collect();
+    Ok(clients
+        .iter()
+        .map(|c| c.resource_base & !mask)
+        .filter(|b| *b != 0)
+        .map(|b| (b, pid_of.get(&b).copied()))
+        .collect())
+}
+
 /// Collect the listing of `display` (default `$DISPLAY`).
 pub fn listing(display: Option<&str>) -> Result<Listing> {
     let (conn, _, name) = crate::xconn::connect(display)?;
@@ -94,27 +122,8 @@ pub fn listing(display: Option<&str>) -> Result<Listing> {
         "{name} has no X-Resource extension, so its clients cannot be listed; `guievict status` \
          lists the hijacked processes, and `xlsclients -display {name}` the windows' programs"
     );
-    let clients = res::query_clients(&conn)?
-        .reply()
-        .with_context(|| format!("X-Resource QueryClients on {name}"))?
-        .clients;
-    // Client 0 in a spec means every client.
-    let ids = res::query_client_ids(
-        &conn,
-        &[ClientIdSpec {
-            client: 0,
-            mask: ClientIdMask::LOCAL_CLIENT_PID,
-        }],
-    )?
-    .reply()
-    .with_context(|| format!("X-Resource QueryClientIds on {name}"))?
-    .ids;
+    let clients = client_pids(&conn).with_context(|| format!("X-Resource on {name}"))?;
     let mask = conn.setup().resource_id_mask;
-    let pid_of: BTreeMap<u32, u32> = ids
-        .iter()
-        .filter(|i| i.spec.mask.contains(ClientIdMask::LOCAL_CLIENT_PID))
-        .filter_map(|i| Some((i.spec.client & !mask, *i.value.first()?)))
-        .collect();
 
     // Top-level windows and, below window-manager frames, the client windows in them.
     let net_wm_name = conn.intern_atom(false, b"_NET_WM_NAME")?.reply()?.atom;
@@ -147,12 +156,7 @@ pub fn listing(display: Option<&str>) -> Result<Listing> {
     }
     let me = std::process::id();
     let mut out = Vec::new();
-    for c in clients {
-        let base = c.resource_base & !mask;
-        if base == 0 {
-            continue; // the server itself
-        }
-        let pid = pid_of.get(&base).copied();
+    for (base, pid) in clients {
         let (hijacked, connections) = match pid.and_then(|p| crate::cmd_hijack::socket_of(p as i32))
         {
             Some(sock) => match guievict_hijack::control::request(
@@ -168,7 +172,7 @@ pub fn listing(display: Option<&str>) -> Result<Listing> {
             None => (false, Vec::new()),
         };
         out.push(ClientInfo {
-            client: format!("{:#x}", c.resource_base),
+            client: format!("{base:#x}"),
             pid,
             command: pid.and_then(command_of),
             windows: windows.remove(&base).unwrap_or_default(),

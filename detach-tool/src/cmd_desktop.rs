@@ -80,6 +80,78 @@ fn stacking(conn: &impl Connection, pids: &BTreeMap<u32, u32>) -> Result<Vec<u32
     Ok(order)
 }
 
+/// The apps of a display as `--all` sees them.
+struct Desktop {
+    /// The display's name.
+    from: String,
+    /// The clients of the display.
+    listing: Listing,
+    /// The apps (hijacked, not a window manager), bottom-most first where they have windows.
+    order: Vec<u32>,
+    /// Window managers left out.
+    left: Vec<u32>,
+}
+
+/// The hijacked apps of `from` (default $DISPLAY) but its window managers, in stacking order.
+fn desktop(from: Option<&str>) -> Result<Desktop> {
+    let listing = cmd_clients::listing(from)?;
+    let from = listing.display.clone();
+    let (conn, _, _) = crate::xconn::connect(Some(&from))?;
+    let mask = conn.setup().resource_id_mask;
+    let wms = window_managers(&conn)?;
+    let (apps, left) = apps_of(&listing, &wms, mask);
+    if apps.is_empty() {
+        bail!(
+            "no hijacked app on {from} (`guievict protect --display {from}` hijacks them all; \
+             `guievict list --display {from}` shows the display's clients)"
+        );
+    }
+    let by_base: BTreeMap<u32, u32> = listing
+        .clients
+        .iter()
+        .filter_map(|c| Some((parse_base(&c.client) & !mask, c.pid?)))
+        .filter(|(_, p)| apps.contains(p))
+        .collect();
+    let mut order = stacking(&conn, &by_base)?;
+    order.extend(
+        apps.iter()
+            .filter(|p| !order.contains(p))
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    Ok(Desktop {
+        from,
+        listing,
+        order,
+        left,
+    })
+}
+
+/// Send `req(pid)` to every process at once (a thread each); each one's answer.
+fn in_parallel(
+    pids: &[u32],
+    req: impl Fn(u32) -> Request,
+) -> Vec<(u32, Result<(String, serde_json::Value)>)> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = pids
+            .iter()
+            .map(|&pid| {
+                let r = req(pid);
+                (pid, s.spawn(move || call(pid, &r)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(pid, h)| {
+                let r = h
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the request to {pid} panicked")));
+                (pid, r)
+            })
+            .collect()
+    })
+}
+
 /// What `--all` does to each app.
 pub enum AllOp {
     /// Move from `--display` to this display.
@@ -141,29 +213,14 @@ pub fn run_all(from: Option<&str>, op: AllOp, force: bool, json: bool) -> Result
             (apps.clone(), apps, String::new())
         }
         AllOp::Move { .. } | AllOp::Detach { .. } | AllOp::Replicate { .. } => {
-            let listing = cmd_clients::listing(from)?;
-            let from = listing.display.clone();
-            let (conn, _, _) = crate::xconn::connect(Some(&from))?;
-            let mask = conn.setup().resource_id_mask;
-            let wms = window_managers(&conn)?;
-            let (apps, left) = apps_of(&listing, &wms, mask);
-            if apps.is_empty() {
-                bail!(
-                    "no hijacked app on {from} (`guievict protect --display {from}` hijacks \
-                     them all; `guievict list --display {from}` shows the display's clients)"
+            let d = desktop(from)?;
+            for pid in &d.left {
+                eprintln!(
+                    "guievict: note: the window manager (pid {pid}) stays on {}",
+                    d.from
                 );
             }
-            let by_base: BTreeMap<u32, u32> = listing
-                .clients
-                .iter()
-                .filter_map(|c| Some((parse_base(&c.client) & !mask, c.pid?)))
-                .filter(|(_, p)| apps.contains(p))
-                .collect();
-            let order = stacking(&conn, &by_base)?;
-            for pid in &left {
-                eprintln!("guievict: note: the window manager (pid {pid}) stays on {from}");
-            }
-            (apps, order, from)
+            (d.order.clone(), d.order, d.from)
         }
     };
     // The private server: for `detach --all --private`, and for apps held there or guarded.
@@ -234,45 +291,18 @@ pub fn run_all(from: Option<&str>, op: AllOp, force: bool, json: bool) -> Result
     };
 
     let hold = GroupHold::take(&apps);
-    let results: Vec<(u32, Result<(String, serde_json::Value)>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = apps
-            .iter()
-            .map(|&pid| {
-                let req = request(pid);
-                (pid, s.spawn(move || call(pid, &req)))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(pid, h)| {
-                (
-                    pid,
-                    h.join().unwrap_or_else(|_| {
-                        Err(anyhow::anyhow!("the operation on {pid} panicked"))
-                    }),
-                )
-            })
-            .collect()
-    });
+    let results = in_parallel(&apps, request);
     let (ok, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(|(_, r)| r.is_ok());
     if !failed.is_empty() {
         // All or none: the apps already done are put back, in parallel.
-        let back: Vec<String> = std::thread::scope(|s| {
-            let hs: Vec<_> = ok
-                .iter()
-                .map(|(pid, _)| {
-                    let pid = *pid;
-                    let req = undo(pid);
-                    s.spawn(move || match call(pid, &req) {
-                        Ok(_) => format!("{pid} put back"),
-                        Err(e) => format!("{pid} NOT put back: {e:#}"),
-                    })
-                })
-                .collect();
-            hs.into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| "a put-back panicked".into()))
-                .collect()
-        });
+        let done: Vec<u32> = ok.iter().map(|(pid, _)| *pid).collect();
+        let back: Vec<String> = in_parallel(&done, undo)
+            .into_iter()
+            .map(|(pid, r)| match r {
+                Ok(_) => format!("{pid} put back"),
+                Err(e) => format!("{pid} NOT put back: {e:#}"),
+            })
+            .collect();
         hold.release(&[]);
         let why: Vec<String> = failed
             .into_iter()
@@ -365,49 +395,16 @@ pub struct ManifestApp {
 /// manager captured in parallel, each into `DIR/<pid>.gws`, and `DIR/manifest.json`.
 pub fn snapshot_all(from: Option<&str>, dir: &std::path::Path, json: bool) -> Result<()> {
     let t0 = std::time::Instant::now();
-    let listing = cmd_clients::listing(from)?;
-    let from = listing.display.clone();
-    let (conn, _, _) = crate::xconn::connect(Some(&from))?;
-    let mask = conn.setup().resource_id_mask;
-    let wms = window_managers(&conn)?;
-    let (apps, left) = apps_of(&listing, &wms, mask);
-    if apps.is_empty() {
-        bail!("no hijacked app on {from} (`guievict protect --display {from}` hijacks them all)");
-    }
-    let by_base: BTreeMap<u32, u32> = listing
-        .clients
-        .iter()
-        .filter_map(|c| Some((parse_base(&c.client) & !mask, c.pid?)))
-        .filter(|(_, p)| apps.contains(p))
-        .collect();
-    let mut order = stacking(&conn, &by_base)?;
-    order.extend(
-        apps.iter()
-            .filter(|p| !order.contains(p))
-            .copied()
-            .collect::<Vec<_>>(),
-    );
+    let Desktop {
+        from,
+        listing,
+        order,
+        left,
+    } = desktop(from)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = std::path::absolute(dir)?;
-    let results: Vec<(u32, Result<(String, serde_json::Value)>)> = std::thread::scope(|s| {
-        let hs: Vec<_> = order
-            .iter()
-            .map(|&pid| {
-                let req = Request::Snapshot {
-                    path: dir.join(format!("{pid}.gws")),
-                };
-                (pid, s.spawn(move || call(pid, &req)))
-            })
-            .collect();
-        hs.into_iter()
-            .map(|(pid, h)| {
-                (
-                    pid,
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("the snapshot of {pid} panicked"))),
-                )
-            })
-            .collect()
+    let results = in_parallel(&order, |pid| Request::Snapshot {
+        path: dir.join(format!("{pid}.gws")),
     });
     let mut parts = Vec::new();
     let mut failed = Vec::new();

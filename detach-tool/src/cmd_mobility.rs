@@ -802,12 +802,7 @@ fn undo(done: &[(u32, Option<String>)], f: impl Fn(u32, &Option<String>) -> Resu
 /// detaches again those already attached).
 pub fn attach(a: AttachArgs) -> Result<()> {
     if a.all {
-        let [to] = a.place.places.as_slice() else {
-            bail!("attach --all takes one DISPLAY to attach to");
-        };
-        if !looks_like_display(to) {
-            bail!("{to:?} is not a display: attach --all takes the DISPLAY to attach to");
-        }
+        let to = all_target(&a.place.places, "attach", "attach to")?;
         let auth = auth_for(&a.auth, to)?;
         return crate::cmd_desktop::run_all(
             None,
@@ -872,17 +867,27 @@ pub(crate) fn strip_own_ids(parts: &mut [Part]) {
     }
 }
 
+/// The one DISPLAY `VERB --all` takes (`what`: what it is for, in the messages).
+fn all_target<'a>(places: &'a [String], verb: &str, what: &str) -> Result<&'a String> {
+    let [to] = places else {
+        bail!("{verb} --all takes one DISPLAY to {what}");
+    };
+    if !looks_like_display(to) {
+        bail!("{to:?} is not a display: {verb} --all takes the DISPLAY to {what}");
+    }
+    Ok(to)
+}
+
 /// `guievict move`: one transaction inside the app (see hijack's `transaction`): the target is
 /// reached and judged before anything changes, and a failure after the detach puts the GUI
 /// back. A CLI killed half-way changes nothing.
 pub fn r#move(a: MoveArgs) -> Result<()> {
     if a.all {
-        let [to] = a.place.places.as_slice() else {
-            bail!("move --all takes one DISPLAY to move to (the apps are those of --display)");
-        };
-        if !looks_like_display(to) {
-            bail!("{to:?} is not a display: move --all takes the DISPLAY to move to");
-        }
+        let to = all_target(
+            &a.place.places,
+            "move",
+            "move to (the apps are those of --display)",
+        )?;
         let auth = auth_for(&a.auth, to)?;
         return crate::cmd_desktop::run_all(
             a.place.opts.display.as_deref(),
@@ -1038,12 +1043,7 @@ pub fn snapshot(a: SnapshotArgs) -> Result<()> {
 /// `guievict replicate`.
 pub fn replicate(a: ReplicateArgs) -> Result<()> {
     if a.all {
-        let [to] = a.place.places.as_slice() else {
-            bail!("replicate --all takes one DISPLAY to show the apps on");
-        };
-        if !looks_like_display(to) {
-            bail!("{to:?} is not a display: replicate --all takes the DISPLAY to show the apps on");
-        }
+        let to = all_target(&a.place.places, "replicate", "show the apps on")?;
         let auth = auth_for(&a.auth, to)?;
         return crate::cmd_desktop::run_all(
             a.place.opts.display.as_deref(),

@@ -17,9 +17,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use x11rb::connection::{Connection, RequestConnection};
-use x11rb::protocol::res::{self, ClientIdMask, ClientIdSpec};
-use x11rb::rust_connection::RustConnection;
+use x11rb::connection::RequestConnection;
+use x11rb::protocol::res;
 
 /// `guievict protect`.
 #[derive(clap::Args, Debug)]
@@ -137,42 +136,6 @@ fn same_exe(pid: u32) -> bool {
     }
 }
 
-fn command_of(pid: u32) -> Option<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let s: Vec<String> = raw
-        .split(|b| *b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    (!s.is_empty()).then(|| s.join(" "))
-}
-
-/// Every client of the display: (resource-ID base, PID if the server knows it).
-fn clients(conn: &RustConnection) -> Result<Vec<(u32, Option<u32>)>> {
-    let mask = conn.setup().resource_id_mask;
-    let list = res::query_clients(conn)?.reply()?.clients;
-    let ids = res::query_client_ids(
-        conn,
-        &[ClientIdSpec {
-            client: 0,
-            mask: ClientIdMask::LOCAL_CLIENT_PID,
-        }],
-    )?
-    .reply()?
-    .ids;
-    let pid_of: BTreeMap<u32, u32> = ids
-        .iter()
-        .filter(|i| i.spec.mask.contains(ClientIdMask::LOCAL_CLIENT_PID))
-        .filter_map(|i| Some((i.spec.client & !mask, *i.value.first()?)))
-        .collect();
-    Ok(list
-        .iter()
-        .map(|c| c.resource_base & !mask)
-        .filter(|b| *b != 0)
-        .map(|b| (b, pid_of.get(&b).copied()))
-        .collect())
-}
-
 /// How many times a failed hijack is tried again before the client is listed as unprotected
 /// (a client caught while it starts up fails once or twice).
 const TRIES: u32 = 3;
@@ -203,7 +166,7 @@ fn watch(display: &str, interval: Duration, guard: bool, path: &Path) -> Result<
     let mut failures: BTreeMap<u32, u32> = BTreeMap::new();
     let mut first = true;
     loop {
-        let list = match clients(&conn) {
+        let list = match crate::cmd_clients::client_pids(&conn) {
             Ok(l) => l,
             Err(e) => {
                 tracing::info!("{name}: the server went away ({e:#}); protection ends");
@@ -233,7 +196,7 @@ fn watch(display: &str, interval: Duration, guard: bool, path: &Path) -> Result<
             if pid == me || same_exe(pid) {
                 continue; // guievict itself (this watcher, a `guievict list`)
             }
-            let command = command_of(pid);
+            let command = crate::cmd_clients::command_of(pid);
             let owner = crate::inject::procfs::owner_uid(pid as i32).ok();
             if us != 0 && owner != Some(us) {
                 state.unprotected.push(Entry {
