@@ -12,7 +12,7 @@
 //! `/tmp/guievict-<uid>`): the display name and the server's PID. A lock file serialises CLIs
 //! that would start it at once.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use guievict_hijack::control::{self, PrivateServer, XAuth};
 use guievict_hijack::session::{self, Auth};
 use std::io::{Read, Write};
@@ -136,8 +136,68 @@ fn write_xauth(path: &Path, cookie: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// How many Xvfb a start may try: one that dies or resets our connection right after it
+/// reported its display (seen once under a loaded parallel test run: "reading setup:
+/// Connection reset by peer") is replaced by a new one.
+const START_ATTEMPTS: u32 = 3;
+
 /// Start a new private server and record it.
 fn start(dir: &Path) -> Result<Private> {
+    let mut last = None;
+    for attempt in 1..=START_ATTEMPTS {
+        match start_once(dir) {
+            Ok(p) => return Ok(p),
+            Err(Start::Fatal(e)) => return Err(e),
+            Err(Start::Retry(e)) => {
+                tracing::warn!(attempt, "the private server did not come up: {e:#}");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| anyhow::anyhow!("no attempt made"))
+        .context(format!(
+            "the private server did not come up in {START_ATTEMPTS} attempts"
+        )))
+}
+
+/// Why one start failed: worth another Xvfb or not.
+enum Start {
+    /// Nothing a new Xvfb would change (no extension, no Xvfb, no runtime directory).
+    Fatal(anyhow::Error),
+    /// This Xvfb died or dropped us; it was killed.
+    Retry(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Start {
+    fn from(e: anyhow::Error) -> Self {
+        Start::Fatal(e)
+    }
+}
+
+impl From<std::io::Error> for Start {
+    fn from(e: std::io::Error) -> Self {
+        Start::Fatal(e.into())
+    }
+}
+
+/// The last lines of the private server's log, for an error message.
+fn log_tail(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("private-display.log")).unwrap_or_default();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("server already running"))
+        .collect();
+    let tail = lines[lines.len().saturating_sub(5)..].join(" | ");
+    if tail.is_empty() {
+        format!("{} is empty", dir.join("private-display.log").display())
+    } else {
+        format!("its log ends: {tail}")
+    }
+}
+
+/// One try at [`start`].
+fn start_once(dir: &Path) -> std::result::Result<Private, Start> {
     let ext = crate::paths::find_library(crate::paths::XEXT_ENV, crate::paths::XEXT_FILE)
         .context("the private server needs the GUIEVICT extension")?;
     let mut cookie = vec![0u8; 16];
@@ -152,7 +212,8 @@ fn start(dir: &Path) -> Result<Private> {
     let wfd = wr.as_raw_fd();
     let log = std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .write(true)
+        .truncate(true)
         .mode(0o600)
         .open(dir.join("private-display.log"))?;
     let mut cmd = Command::new("Xvfb");
@@ -192,17 +253,22 @@ fn start(dir: &Path) -> Result<Private> {
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
             );
-            bail!("the private Xvfb did not report its display within 20 s");
+            return Err(Start::Retry(anyhow::anyhow!(
+                "the private Xvfb did not report its display within 20 s; {}",
+                log_tail(dir)
+            )));
         }
         match reader.read(&mut byte) {
-            Ok(0) => bail!(
-                "the private Xvfb exited before reporting its display (log: {})",
-                dir.join("private-display.log").display()
-            ),
+            Ok(0) => {
+                return Err(Start::Retry(anyhow::anyhow!(
+                    "the private Xvfb exited before reporting its display; {}",
+                    log_tail(dir)
+                )))
+            }
             Ok(_) if byte[0] == b'\n' => break,
             Ok(_) => number.push(byte[0] as char),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(Start::Fatal(e.into())),
         }
     }
     let display = format!(":{}", number.trim());
@@ -210,8 +276,19 @@ fn start(dir: &Path) -> Result<Private> {
         name: COOKIE_NAME.as_bytes().to_vec(),
         data: cookie.clone(),
     };
-    let (hold, _) = session::connect_raw(&display, Some(&auth))
-        .with_context(|| format!("connecting to the private server {display}"))?;
+    let hold = match session::connect_raw(&display, Some(&auth)) {
+        Ok((hold, _)) => hold,
+        Err(e) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            return Err(Start::Retry(anyhow::anyhow!(
+                "connecting to the private server {display}: {e}; {}",
+                log_tail(dir)
+            )));
+        }
+    };
     let cookie_path = dir.join("private-display.cookie");
     let _ = std::fs::remove_file(&cookie_path);
     std::fs::OpenOptions::new()
