@@ -25,6 +25,7 @@ pub mod relay;
 pub mod screen;
 pub mod session;
 pub mod shmmem;
+pub mod spin;
 pub mod traffic;
 pub mod transaction;
 pub mod xfd;
@@ -151,6 +152,17 @@ fn run_operation(other: &Request) -> Response {
 /// Set by [`Request::Quiesce`]: the control thread closes its listener after the current client.
 static QUIESCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Wakes the control thread's poll when [`QUIESCE`] is set or a client is done, so that an idle
+/// process never wakes up on its own (no polling interval).
+static CONTROL_WAKE: std::sync::OnceLock<nix::sys::eventfd::EventFd> = std::sync::OnceLock::new();
+
+/// Make the control thread look at [`QUIESCE`] and its client count again.
+fn wake_control() {
+    if let Some(w) = CONTROL_WAKE.get() {
+        let _ = w.write(1);
+    }
+}
+
 /// Accept [`Request::Quiesce`] when nothing is attached to an X server.
 fn quiesce() -> Response {
     if runtime().is_some_and(|r| r.relay.is_some()) {
@@ -188,6 +200,7 @@ fn quiesce() -> Response {
         let _ = std::fs::remove_file(control::rearm_path(sock));
     }
     QUIESCE.store(true, std::sync::atomic::Ordering::Release);
+    wake_control();
     Response::Ok {
         message: "control socket closes when this connection ends".into(),
     }
@@ -209,6 +222,15 @@ fn control_loop(mut listener: std::os::unix::net::UnixListener, sock: PathBuf) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     let active = Arc::new(AtomicUsize::new(0));
+    let wake = match nix::sys::eventfd::EventFd::from_flags(
+        nix::sys::eventfd::EfdFlags::EFD_CLOEXEC | nix::sys::eventfd::EfdFlags::EFD_NONBLOCK,
+    ) {
+        Ok(w) => CONTROL_WAKE.get_or_init(|| w).as_raw_fd(),
+        Err(e) => {
+            tracing::warn!(error = %e, "no eventfd for the control thread; polling every 100 ms");
+            -1
+        }
+    };
     let (tx, rx) = std::sync::mpsc::channel::<std::os::unix::net::UnixStream>();
     let rx = Arc::new(Mutex::new(rx));
     for i in 0..CONTROL_WORKERS {
@@ -223,6 +245,9 @@ fn control_loop(mut listener: std::os::unix::net::UnixListener, sock: PathBuf) {
                     tracing::error!("control handler panicked");
                 }
                 active.fetch_sub(1, Ordering::AcqRel);
+                if QUIESCE.load(Ordering::Acquire) {
+                    wake_control();
+                }
             });
         if let Err(e) = r {
             tracing::error!(error = %e, "cannot start a control worker thread");
@@ -234,12 +259,30 @@ fn control_loop(mut listener: std::os::unix::net::UnixListener, sock: PathBuf) {
             if QUIESCE.load(Ordering::Acquire) && active.load(Ordering::Acquire) == 0 {
                 break;
             }
-            let mut p = [libc::pollfd {
-                fd: listener.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }];
-            if !matches!(ffi::poll(&mut p, 100), Ok(n) if n > 0) {
+            let mut p = [
+                libc::pollfd {
+                    fd: listener.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: wake,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // Asleep until a client connects or the wake-up above (a negative fd is ignored by
+            // poll; without an eventfd the old 100 ms look at QUIESCE remains).
+            let timeout = if wake < 0 { 100 } else { -1 };
+            if !matches!(ffi::poll(&mut p, timeout), Ok(n) if n > 0) {
+                continue;
+            }
+            if p[1].revents != 0 {
+                if let Some(w) = CONTROL_WAKE.get() {
+                    let _ = w.read();
+                }
+            }
+            if p[0].revents == 0 {
                 continue;
             }
             let s = match listener.accept() {

@@ -34,8 +34,6 @@ pub const BOUND: usize = 16 << 20;
 /// write, nothing is dropped.
 pub const QUEUE_BOUND: usize = 64 << 20;
 const CHUNK: usize = 256 * 1024;
-/// How long the loop keeps looking for more traffic after handling some, before it sleeps.
-const SPIN: std::time::Duration = std::time::Duration::from_micros(60);
 /// Panics after which a loop that could not fall back to pass-through stops relaying.
 pub const MAX_PANICS: u32 = 8;
 /// Longest wait for the loop to answer a command (it never blocks, so this only guards against
@@ -363,6 +361,7 @@ pub fn spawn(
             let mut l = Loop {
                 engine,
                 last_activity: std::time::Instant::now(),
+                spin: crate::spin::Spin::default(),
                 rbuf: vec![0u8; CHUNK],
                 app: Peer {
                     fd: app,
@@ -409,8 +408,10 @@ fn set_nonblocking(fd: RawFd) -> std::io::Result<()> {
 
 struct Loop {
     engine: Engine,
-    /// When the loop last handled something (see [`SPIN`]).
+    /// When the loop last handled something (see [`crate::spin`]).
     last_activity: std::time::Instant,
+    /// Whether to look for more traffic before sleeping.
+    spin: crate::spin::Spin,
     /// Read buffer shared by every peer.
     rbuf: Vec<u8>,
     app: Peer,
@@ -580,21 +581,22 @@ impl Loop {
                 }
                 add(Who::Internal, p.fd.as_raw_fd(), ev);
             }
-            // Right after traffic, look again for a few microseconds before sleeping: the
-            // answer to a round trip usually comes back within that time, and catching it
-            // without a sleep/wake-up cycle is what a relayed round trip costs. An idle
-            // connection sleeps in poll as before.
-            let spin_until = self.last_activity + SPIN;
+            // Right after traffic, look again for a few microseconds before sleeping (see
+            // crate::spin: not on a machine too busy for it). An idle connection sleeps.
             let mut ready = 0;
-            while std::time::Instant::now() < spin_until {
-                match ffi::poll(&mut pfds, 0) {
-                    Ok(0) => std::hint::spin_loop(),
-                    Ok(n) => {
-                        ready = n;
-                        break;
+            let now = std::time::Instant::now();
+            if let Some(spin_until) = self.spin.deadline(self.last_activity, now) {
+                while std::time::Instant::now() < spin_until {
+                    match ffi::poll(&mut pfds, 0) {
+                        Ok(0) => std::hint::spin_loop(),
+                        Ok(n) => {
+                            ready = n;
+                            break;
+                        }
+                        Err(_) => break,
                     }
-                    Err(_) => break,
                 }
+                self.spin.looked(ready > 0, std::time::Instant::now());
             }
             if ready == 0 {
                 // Sleep until traffic, or until the internal client's server is overdue.

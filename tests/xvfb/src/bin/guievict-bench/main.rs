@@ -24,6 +24,11 @@
 //! 6. (`--only keys`, not in the default set) key press → screen of an xterm on the far
 //!    display, started there directly against moved there by guievict, at 0 and 50 ms.
 //!
+//! 7. (`--only loaded`, in the default set) measurement 1's client rates again with as many
+//!    CPU-bound processes as cores running at normal priority (issue 16), and in both the
+//!    quiet and the loaded run the CPU per 1,000 operations (client process incl. guimux, its
+//!    relay process if any, plus the X server) and the wake-ups per second of an idle client.
+//!
 //! Not a test: it asserts nothing, it reports. Run it through `scripts/bench.sh`.
 
 use anyhow::{bail, ensure, Context, Result};
@@ -36,6 +41,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
+mod load;
+
 use xvfb_harness::{guievict_bin, hijack_path, target_dir, wait_for_window, App, Xvfb};
 
 /// Markers around the section this program owns in the results file.
@@ -68,6 +75,7 @@ fn parse_opts() -> Result<Opts> {
         ms: 300,
         parts: vec![
             "rates".into(),
+            "loaded".into(),
             "x11perf".into(),
             "latency".into(),
             "shm".into(),
@@ -90,7 +98,7 @@ fn parse_opts() -> Result<Opts> {
             "-h" | "--help" => {
                 println!(
                     "usage: guievict-bench [--runs N] [--cycles N] [--ms MS] \
-                     [--only rates,x11perf,latency,shm,links,keys] [--write docs/benchmarks.md] \
+                     [--only rates,loaded,x11perf,latency,shm,links,keys] [--write docs/benchmarks.md] \
                      [--command TEXT] [--deadline SECS]"
                 );
                 std::process::exit(0);
@@ -270,12 +278,23 @@ fn build_client() -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Rates measured by the client in one round.
+/// Rates measured by the client in one round, and the CPU each took: milliseconds of CPU per
+/// 1,000 operations (client side incl. guimux or relay, plus the X server).
 #[derive(Clone, Copy, Debug)]
 struct Rates {
     pointer: f64,
     putimage: f64,
     rect: f64,
+    pointer_cpu: f64,
+    putimage_cpu: f64,
+    rect_cpu: f64,
+}
+
+/// One measurement: operations per second and CPU milliseconds per 1,000 operations.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    rate: f64,
+    cpu_per_1000: f64,
 }
 
 /// A running benchmark client, driven through its stdin/stdout.
@@ -285,6 +304,11 @@ struct Client {
     lines: Receiver<String>,
     /// PID to address with `guievict` (the client's, or `guievict run`'s).
     pid: u32,
+    /// Processes whose CPU counts as the client's side (with their descendants): the one
+    /// started, plus a relay process that carries its bytes (socat).
+    app_pids: Vec<u32>,
+    /// The X server it draws on.
+    server_pid: u32,
 }
 
 impl Client {
@@ -325,6 +349,8 @@ impl Client {
             stdin,
             lines,
             pid,
+            app_pids: vec![pid],
+            server_pid: 0,
         };
         let l = c.line(Duration::from_secs(20))?;
         ensure!(l.starts_with("READY"), "client said {l:?}");
@@ -337,18 +363,32 @@ impl Client {
             .map_err(|_| anyhow::anyhow!("client gave no answer within {timeout:?}"))
     }
 
-    /// One test (`pointer`, `putimage`, `rect`) for `ms` milliseconds; its rate per second.
-    fn measure(&mut self, test: &str, ms: u32) -> Result<f64> {
+    /// One test (`pointer`, `putimage`, `rect`) for `ms` milliseconds: its rate per second
+    /// and the CPU it cost (client side and server, read before and after).
+    fn measure(&mut self, test: &str, ms: u32) -> Result<Sample> {
+        let cpu = |c: &Self| load::cpu_ns(&c.app_pids) + load::cpu_ns(&[c.server_pid]);
+        let before = cpu(self);
+        let t = Instant::now();
         let stdin = self.stdin.as_mut().context("client stdin closed")?;
         writeln!(stdin, "measure {test} {ms}")?;
         stdin.flush()?;
         let l = self.line(Duration::from_millis(u64::from(ms) * 3 + 20_000))?;
+        let used = cpu(self).saturating_sub(before);
+        let wall = t.elapsed().as_secs_f64();
         let f: Vec<&str> = l.split_whitespace().collect();
         ensure!(
             f.len() == 3 && f[0] == "RESULT" && f[1] == test,
             "client answered {l:?} instead of a RESULT line"
         );
-        Ok(f[2].parse()?)
+        let rate: f64 = f[2].parse()?;
+        // Operations done: the client's rate over the time it measured (the command's own
+        // round trip on stdin adds a few microseconds of wall time, none of X CPU).
+        let ops = rate * f64::from(ms) / 1000.0;
+        ensure!(ops > 0.0, "client did no {test} operation in {wall:.3} s");
+        Ok(Sample {
+            rate,
+            cpu_per_1000: used as f64 / 1e6 / ops * 1000.0,
+        })
     }
 }
 
@@ -514,7 +554,15 @@ struct RateResults {
     samples: BTreeMap<&'static str, Vec<Rates>>,
     failures: BTreeMap<&'static str, String>,
     notes: Vec<String>,
+    /// CPU-bound processes that ran throughout (0: a quiet run).
+    load: usize,
+    /// Per configuration: wake-ups per second of the idle client (all its threads, and its
+    /// relay process), measured after the rounds.
+    idle_wakeups: BTreeMap<&'static str, f64>,
 }
+
+/// How long idle clients are watched for wake-ups.
+const IDLE_WATCH: Duration = Duration::from_secs(3);
 
 fn start_config(
     key: &str,
@@ -581,7 +629,8 @@ fn start_config(
     }
 }
 
-fn part_rates(o: &Opts, client: &Path) -> Result<RateResults> {
+/// Part 1a (`load` = 0) or its loaded twin (`load` CPU-bound processes run throughout).
+fn part_rates(o: &Opts, client: &Path, load: usize) -> Result<RateResults> {
     let a = Xvfb::start().context("Xvfb A")?;
     let b = Xvfb::start().context("Xvfb B")?;
     // Make B's numbering differ from A's (IDs, atoms), so the moved clients really translate.
@@ -593,7 +642,10 @@ fn part_rates(o: &Opts, client: &Path) -> Result<RateResults> {
                 .reply()?;
         }
     }
-    let mut res = RateResults::default();
+    let mut res = RateResults {
+        load,
+        ..Default::default()
+    };
     let socat = match Socat::start(&a.display) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -607,17 +659,38 @@ fn part_rates(o: &Opts, client: &Path) -> Result<RateResults> {
             continue;
         }
         match start_config(c.key, index, client, &a, &b, socat.as_ref(), &mut res.notes) {
-            Ok(cl) => clients.push((c.key, cl)),
+            Ok(mut cl) => {
+                cl.server_pid = if c.baseline == "direct-b" {
+                    b.pid()
+                } else {
+                    a.pid()
+                };
+                if c.key == "socat" {
+                    cl.app_pids.extend(socat.as_ref().map(|s| s.child.id()));
+                }
+                clients.push((c.key, cl))
+            }
             Err(e) => {
                 eprintln!("bench: {}: {e:#}", c.key);
                 res.failures.insert(c.key, format!("{e:#}"));
             }
         }
     }
+    // The load starts once every client is up (hijack and move are not what is measured).
+    let busy = if load > 0 {
+        Some(load::Load::start(load)?)
+    } else {
+        None
+    };
     // Test by test, every configuration back to back (rotating who goes first), so that the
     // configurations compared in one round ran within a second or two of each other.
     for round in 0..o.runs {
-        eprintln!("bench: client rates, round {}/{}", round + 1, o.runs);
+        eprintln!(
+            "bench: client rates{}, round {}/{}",
+            if load > 0 { " under load" } else { "" },
+            round + 1,
+            o.runs
+        );
         let mut this: BTreeMap<&'static str, Rates> = BTreeMap::new();
         for test in ["pointer", "putimage", "rect"] {
             let n = clients.len();
@@ -633,12 +706,17 @@ fn part_rates(o: &Opts, client: &Path) -> Result<RateResults> {
                             pointer: f64::NAN,
                             putimage: f64::NAN,
                             rect: f64::NAN,
+                            pointer_cpu: f64::NAN,
+                            putimage_cpu: f64::NAN,
+                            rect_cpu: f64::NAN,
                         });
-                        match test {
-                            "pointer" => r.pointer = v,
-                            "putimage" => r.putimage = v,
-                            _ => r.rect = v,
-                        }
+                        let (rate, cpu) = match test {
+                            "pointer" => (&mut r.pointer, &mut r.pointer_cpu),
+                            "putimage" => (&mut r.putimage, &mut r.putimage_cpu),
+                            _ => (&mut r.rect, &mut r.rect_cpu),
+                        };
+                        *rate = v.rate;
+                        *cpu = v.cpu_per_1000;
                     }
                     Err(e) => {
                         eprintln!("bench: {key}: {e:#}");
@@ -656,16 +734,40 @@ fn part_rates(o: &Opts, client: &Path) -> Result<RateResults> {
         }
         clients.retain(|(k, _)| !res.failures.contains_key(k));
     }
+    // Every client idle at once (each sits in read(0), see bench_client.c): whatever wakes up
+    // now is guievict's (or the relay's) own doing.
+    std::thread::sleep(Duration::from_millis(300));
+    let before: Vec<u64> = clients
+        .iter()
+        .map(|(_, c)| load::switches(&c.app_pids))
+        .collect();
+    std::thread::sleep(IDLE_WATCH);
+    for ((key, c), b) in clients.iter().zip(before) {
+        let n = load::switches(&c.app_pids).saturating_sub(b);
+        res.idle_wakeups
+            .insert(key, n as f64 / IDLE_WATCH.as_secs_f64());
+    }
+    drop(busy);
     drop(clients);
     drop(pad);
     Ok(res)
 }
 
 fn report_rates(o: &Opts, r: &RateResults, out: &mut String) {
+    let title = if r.load > 0 {
+        format!(
+            "### The same, under load: {} CPU-bound processes (`sh -c 'while :; do :; done'`, \
+             normal priority) run throughout\n\n",
+            r.load
+        )
+    } else {
+        "### Request rates of a small xcb client (`tests/xvfb/bench/bench_client.c`)\n\n"
+            .to_string()
+    };
+    out.push_str(&title);
     let _ = writeln!(
         out,
-        "### Request rates of a small xcb client (`tests/xvfb/bench/bench_client.c`)\n\n\
-         {} rounds; in each round, test by test, every configuration's client (all running, \
+        "{} rounds; in each round, test by test, every configuration's client (all running, \
          each with its own unobscured 120×120 window) measures {} ms, one after the other, \
          starting with a different configuration each round: QueryPointer round trips, \
          PutImage 100×100 (24-bit, pipelined, synced at the end), 10×10 filled rectangles \
@@ -711,10 +813,54 @@ fn report_rates(o: &Opts, r: &RateResults, out: &mut String) {
             c.label
         );
     }
+    report_cpu(r, out);
     for n in &r.notes {
         let _ = writeln!(out, "\n{n}.");
     }
     out.push('\n');
+}
+
+/// The CPU table of a rates run, and the wake-ups of idle clients.
+fn report_cpu(r: &RateResults, out: &mut String) {
+    out.push_str(
+        "\nCPU per 1,000 operations, in ms: the client process with its threads (guimux runs \
+         in it when hijacked), the process that relays its bytes if any (`guievict run`, \
+         socat), and the X server, from the scheduler's per-thread run time \
+         (`/proc/PID/task/TID/schedstat`) before and after each measurement; ratio: median of \
+         the per-round ratios to the direct client (lower is better). Idle: wake-ups per second \
+         (context switches of all its threads and relay) of the client sitting idle for \
+         3 s after the rounds.\n\n\
+         | configuration | QueryPointer | ratio | PutImage 100×100 | ratio | rects 10×10 | ratio | idle wake-ups/s |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for c in CONFIGS {
+        let Some(s) = r.samples.get(c.key) else {
+            continue;
+        };
+        let base = r.samples.get(c.baseline);
+        let col = |f: fn(&Rates) -> f64| -> (String, String) {
+            let v: Vec<f64> = s.iter().map(f).collect();
+            let ratio = if c.key == c.baseline {
+                "1".to_string()
+            } else {
+                base.map(|b| ratio_cell(&v, &b.iter().map(f).collect::<Vec<_>>()))
+                    .unwrap_or_else(|| "—".into())
+            };
+            (ms_cell(&v), ratio)
+        };
+        let (p, pr) = col(|r| r.pointer_cpu);
+        let (i, ir) = col(|r| r.putimage_cpu);
+        let (q, qr) = col(|r| r.rect_cpu);
+        let idle = r
+            .idle_wakeups
+            .get(c.key)
+            .map_or("—".to_string(), |w| format!("{w:.1}"));
+        let _ = writeln!(
+            out,
+            "| {} | {p} | {pr} | {i} | {ir} | {q} | {qr} | {idle} |",
+            c.label
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1266,27 +1412,105 @@ fn report_latency(o: &Opts, r: &[(&'static str, AppLatency)], out: &mut String) 
     }
 }
 
+/// Median of the per-round ratios `a[i] / b[i]`.
+fn paired(a: &[f64], b: &[f64]) -> Option<f64> {
+    let r: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter(|(_, d)| **d > 0.0)
+        .map(|(x, d)| x / d)
+        .collect();
+    stat(&r).map(|s| s.median)
+}
+
+/// A goal line: `got` (a ratio to direct) against `goal`, at least (`floor`) or at most.
+fn check(what: &str, got: Option<f64>, goal: f64, floor: bool) -> String {
+    let (ok, cmp, by) = match got {
+        Some(g) if floor => (g >= goal, if g >= goal { "≥" } else { "<" }, goal - g),
+        Some(g) => (g <= goal, if g <= goal { "≤" } else { ">" }, g - goal),
+        None => return format!("- {what}: not measured (failed, see table)."),
+    };
+    let g = got.unwrap_or_default();
+    if ok {
+        format!("- {what}: {g:.2}× {cmp} {goal:.2}× — **met**.")
+    } else {
+        format!("- {what}: {g:.2}× {cmp} {goal:.2}× — **missed by {by:.2}**.")
+    }
+}
+
+/// The samples of configuration `k` for one field.
+fn field(r: &RateResults, k: &str, f: fn(&Rates) -> f64) -> Vec<f64> {
+    r.samples
+        .get(k)
+        .map(|v| v.iter().map(f).collect())
+        .unwrap_or_default()
+}
+
+/// Issue 16's goals, judged on the loaded run (and the quiet one for CPU and wake-ups).
+fn report_load_goals(loaded: &RateResults, quiet: Option<&RateResults>, out: &mut String) {
+    let mut lines = Vec::new();
+    let mut runs = vec![("under load", loaded)];
+    runs.extend(quiet.map(|q| ("quiet", q)));
+    for (k, base, what) in [
+        ("hijack", "direct-a", "hijacked"),
+        ("run", "direct-a", "`guievict run`"),
+        ("hijack-moved", "direct-b", "hijacked, moved to B"),
+    ] {
+        let rate = |f: fn(&Rates) -> f64| paired(&field(loaded, k, f), &field(loaded, base, f));
+        lines.push(check(
+            &format!("QueryPointer under load, {what}"),
+            rate(|x| x.pointer),
+            0.90,
+            true,
+        ));
+        lines.push(check(
+            &format!("PutImage 100×100 under load, {what}"),
+            rate(|x| x.putimage),
+            0.95,
+            true,
+        ));
+        lines.push(check(
+            &format!("rectangles under load, {what}"),
+            rate(|x| x.rect),
+            0.95,
+            true,
+        ));
+        for (when, r) in &runs {
+            let cpu = |f: fn(&Rates) -> f64| paired(&field(r, k, f), &field(r, base, f));
+            lines.push(check(
+                &format!("CPU per QueryPointer ({when}), {what}"),
+                cpu(|x| x.pointer_cpu),
+                1.2,
+                false,
+            ));
+            lines.push(check(
+                &format!("CPU per PutImage ({when}), {what}"),
+                cpu(|x| x.putimage_cpu),
+                1.2,
+                false,
+            ));
+        }
+    }
+    for (when, r) in &runs {
+        for k in ["hijack", "hijack-moved", "run"] {
+            if let Some(w) = r.idle_wakeups.get(k) {
+                let met = if *w == 0.0 { "**met**" } else { "**missed**" };
+                lines.push(format!(
+                    "- idle wake-ups ({when}), {k}: {w:.1}/s (goal 0) — {met}."
+                ));
+            }
+        }
+    }
+    out.push_str("### Goals on a busy machine (issue 16)\n\n");
+    for l in lines {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out.push('\n');
+}
+
 fn report_rate_goals(rates: Option<&RateResults>, perf: Option<&PerfResults>, out: &mut String) {
     let mut lines = Vec::new();
-    let paired = |a: &[f64], b: &[f64]| -> Option<f64> {
-        let r: Vec<f64> = a
-            .iter()
-            .zip(b)
-            .filter(|(_, d)| **d > 0.0)
-            .map(|(x, d)| x / d)
-            .collect();
-        stat(&r).map(|s| s.median)
-    };
-    let check = |what: &str, got: Option<f64>, goal: f64| -> String {
-        match got {
-            Some(g) if g >= goal => format!("- {what}: {g:.2}× ≥ {goal:.2}× — **met**."),
-            Some(g) => format!(
-                "- {what}: {g:.2}× < {goal:.2}× — **missed by {:.2}**.",
-                goal - g
-            ),
-            None => format!("- {what}: not measured (failed, see table)."),
-        }
-    };
     if let Some(p) = perf {
         let get =
             |c: &'static str, t: &'static str| p.samples.get(&(c, t)).cloned().unwrap_or_default();
@@ -1300,6 +1524,7 @@ fn report_rate_goals(rates: Option<&RateResults>, perf: Option<&PerfResults>, ou
                 &format!("{name} under `guievict run` vs direct (issue 4)"),
                 got,
                 goal,
+                true,
             ));
         }
         let run = paired(&get("run", "-pointer"), &get("direct", "-pointer"));
@@ -1312,12 +1537,7 @@ fn report_rate_goals(rates: Option<&RateResults>, perf: Option<&PerfResults>, ou
         }
     }
     if let Some(r) = rates {
-        let get = |k: &'static str, f: fn(&Rates) -> f64| -> Vec<f64> {
-            r.samples
-                .get(k)
-                .map(|v| v.iter().map(f).collect())
-                .unwrap_or_default()
-        };
+        let get = |k: &'static str, f: fn(&Rates) -> f64| field(r, k, f);
         for (k, base, what) in [
             ("hijack", "direct-a", "hijacked, still on A (issue 6)"),
             (
@@ -1335,12 +1555,14 @@ fn report_rate_goals(rates: Option<&RateResults>, perf: Option<&PerfResults>, ou
                 &format!("client QueryPointer, {what}"),
                 paired(&get(k, |x| x.pointer), &get(base, |x| x.pointer)),
                 0.90,
+                true,
             ));
             if k == "hijack" {
                 lines.push(check(
                     &format!("client PutImage 100×100, {what}"),
                     paired(&get(k, |x| x.putimage), &get(base, |x| x.putimage)),
                     0.95,
+                    true,
                 ));
             }
         }
@@ -1856,15 +2078,19 @@ fn main() -> Result<()> {
     let t0 = Instant::now();
     let info_before = machine_info();
     let want = |p: &str| o.parts.iter().any(|x| x == p);
-    let client = if want("rates") {
+    let client = if want("rates") || want("loaded") {
         Some(build_client()?)
     } else {
         None
     };
 
     let rates = match &client {
-        Some(c) => Some(part_rates(&o, c)?),
-        None => None,
+        Some(c) if want("rates") => Some(part_rates(&o, c, 0)?),
+        _ => None,
+    };
+    let loaded = match &client {
+        Some(c) if want("loaded") => Some(part_rates(&o, c, load::Load::cores())?),
+        _ => None,
     };
     let perf = if want("x11perf") {
         Some(part_x11perf(&o)?)
@@ -1909,6 +2135,10 @@ fn main() -> Result<()> {
     );
     if let Some(r) = &rates {
         report_rates(&o, r, &mut out);
+    }
+    if let Some(r) = &loaded {
+        report_rates(&o, r, &mut out);
+        report_load_goals(r, rates.as_ref(), &mut out);
     }
     if let Some(p) = &perf {
         report_x11perf(&o, p, &mut out);
