@@ -308,10 +308,17 @@ pub fn checkpoint(a: CheckpointArgs) -> Result<()> {
         .iter()
         .filter_map(|c| c.display.clone())
         .collect();
+    // Held on the private server (a plain `detach`): brought into memory for the dump, and
+    // restored detached; a failure after this point leaves it detached in memory.
+    let held: Vec<String> = st
+        .connections
+        .iter()
+        .filter_map(|c| c.held_on.clone())
+        .collect();
     let t = Instant::now();
     let mut session_file = None;
     let mut detach_report = serde_json::Value::Null;
-    if !displays.is_empty() {
+    if !displays.is_empty() || !held.is_empty() {
         let gws = dir.join(SESSION);
         let (_, rep) = call(
             &sock,

@@ -161,10 +161,13 @@ pub enum AllOp {
         /// Its authority.
         auth: Option<XAuth>,
     },
-    /// Detach every app of `--display` (`private`: held on the private server).
+    /// Detach every app of `--display` (held on the private server, see
+    /// [`crate::private::for_detach`]).
     Detach {
         /// `--private`.
         private: bool,
+        /// `--in-memory`.
+        in_memory: bool,
     },
     /// Show every app of `--display` on this display too (replicas).
     Replicate {
@@ -223,16 +226,14 @@ pub fn run_all(from: Option<&str>, op: AllOp, force: bool, json: bool) -> Result
             (d.order.clone(), d.order, d.from)
         }
     };
-    // The private server: for `detach --all --private`, and for apps held there or guarded.
-    let needs_private = match &op {
-        AllOp::Detach { private } => *private,
-        AllOp::Attach { .. } => apps.iter().any(|&p| crate::cmd_mobility::uses_private(p)),
-        AllOp::Move { .. } | AllOp::Replicate { .. } => false,
-    };
-    let server = if needs_private {
-        Some(crate::private::ensure()?)
-    } else {
-        None
+    // The private server: for `detach --all` (unless --in-memory), and for apps held there or
+    // guarded.
+    let server = match &op {
+        AllOp::Detach { private, in_memory } => crate::private::for_detach(*private, *in_memory)?,
+        AllOp::Attach { .. } if apps.iter().any(|&p| crate::cmd_mobility::uses_private(p)) => {
+            Some(crate::private::ensure()?)
+        }
+        AllOp::Attach { .. } | AllOp::Move { .. } | AllOp::Replicate { .. } => None,
     };
     let private = server.as_ref().map(|s| s.request_value());
     let request = |_pid: u32| match &op {

@@ -213,11 +213,16 @@ pub struct DetachArgs {
     /// bring that part back); refused otherwise, and the app stays where it is.
     #[arg(long)]
     force: bool,
-    /// Hold the GUI on guievict's private headless server (started on demand, one per user)
-    /// instead of in memory: the app keeps running for real (its requests get replies, nothing
-    /// piles up), and `attach` moves it from there. A guarded app is always held there.
-    #[arg(long, conflicts_with = "save")]
+    /// Hold the GUI on guievict's private headless server (started on demand, one per user),
+    /// or fail: the app keeps running for real (its requests get replies, nothing piles up),
+    /// and `attach` moves it from there. This is the default, except with --save; without
+    /// this flag, a private server that cannot be started means the GUI is held in memory.
+    #[arg(long, conflicts_with_all = ["save", "in_memory"])]
     private: bool,
+    /// Hold the GUI in guievict's memory inside the app instead of on the private server: its
+    /// requests queue (and the app waits for replies) until attach. Implied by --save.
+    #[arg(long)]
+    in_memory: bool,
     /// Detach every hijacked app of --display (default $DISPLAY) but its window manager, at
     /// once and all or none.
     #[arg(long, conflicts_with_all = ["pid", "name", "pick", "only_pid", "save"])]
@@ -678,7 +683,10 @@ pub fn detach(a: DetachArgs) -> Result<()> {
         }
         return crate::cmd_desktop::run_all(
             target.opts.display.as_deref(),
-            crate::cmd_desktop::AllOp::Detach { private: a.private },
+            crate::cmd_desktop::AllOp::Detach {
+                private: a.private,
+                in_memory: a.in_memory,
+            },
             a.force,
             target.opts.json,
         );
@@ -687,38 +695,52 @@ pub fn detach(a: DetachArgs) -> Result<()> {
     let pids = group_of(&target, root, group::Want::OnDisplay)?;
     note_helpers_left_behind(&pids);
     let save = a.save.map(|p| std::path::absolute(&p)).transpose()?;
-    // `--private`: held on the private headless server (started now if needed), which stays
-    // reachable while the request runs.
-    let server = if a.private {
-        Some(crate::private::ensure()?)
-    } else {
-        None
-    };
-    let private = server.as_ref().map(|s| s.request_value());
+    // Held on the private headless server (started now if needed; reachable while the request
+    // runs) unless --in-memory or --save.
+    let server = crate::private::for_detach(a.private, a.in_memory || save.is_some())?;
     let hold = GroupHold::take(&pids);
-    let parts = hold.during(all_or_none(
-        &pids,
-        |i, pid| Request::Detach {
-            // One session file per process: the first process's at the path given, the
-            // others beside it with their PID.
-            session_path: save.as_ref().map(|p| {
-                if i == 0 {
-                    p.clone()
-                } else {
-                    p.with_extension(format!("{pid}.gws"))
-                }
+    let detach_all = |private: Option<control::PrivateServer>| {
+        all_or_none(
+            &pids,
+            |i, pid| Request::Detach {
+                // One session file per process: the first process's at the path given, the
+                // others beside it with their PID.
+                session_path: save.as_ref().map(|p| {
+                    if i == 0 {
+                        p.clone()
+                    } else {
+                        p.with_extension(format!("{pid}.gws"))
+                    }
+                }),
+                force: a.force,
+                private: private.clone(),
+                in_memory: false,
+            },
+            Some(|was: &str| Request::Attach {
+                display: was.to_string(),
+                auth: None,
+                force: true,
+                private: None,
             }),
-            force: a.force,
-            private: private.clone(),
-            in_memory: false,
-        },
-        Some(|was: &str| Request::Attach {
-            display: was.to_string(),
-            auth: None,
-            force: true,
-            private: None,
+        )
+    };
+    let parts = hold.during(match &server {
+        // Held on the private server by default; when the GUI cannot go there (e.g. a depth the
+        // private server lacks), in memory as before, said on stderr. Asked for (`--private`):
+        // its error.
+        Some(s) if !a.private => detach_all(Some(s.request_value())).or_else(|e| {
+            let r = detach_all(None);
+            if r.is_ok() {
+                eprintln!(
+                    "guievict: note: the GUI is held in memory (its requests queue until \
+                     attach): holding it on the private server {} failed: {e:#}",
+                    s.display
+                );
+            }
+            r
         }),
-    ))?;
+        _ => detach_all(server.as_ref().map(|s| s.request_value())),
+    })?;
     // Detached, the processes' requests queue anyway; the hold ends.
     hold.release(&[]);
     output_group(a.target.json, root, parts, a.force)

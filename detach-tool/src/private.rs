@@ -69,6 +69,27 @@ fn dir() -> Result<PathBuf> {
     })
 }
 
+/// Where `detach` holds a GUI. `required` (`--private`): on the private server, or an error.
+/// `in_memory` (`--in-memory`): in memory (`None`). Neither (the default): on the private
+/// server when it can be started — the app keeps running for real —, else in memory, said on
+/// stderr.
+pub fn for_detach(required: bool, in_memory: bool) -> Result<Option<Private>> {
+    if in_memory {
+        return Ok(None);
+    }
+    match ensure() {
+        Ok(p) => Ok(Some(p)),
+        Err(e) if required => Err(e),
+        Err(e) => {
+            eprintln!(
+                "guievict: note: the GUI is held in memory (its requests queue until attach): \
+                 the private server could not be started: {e:#}"
+            );
+            Ok(None)
+        }
+    }
+}
+
 /// The private server: the running one if it answers, else a new one.
 pub fn ensure() -> Result<Private> {
     let dir = dir()?;

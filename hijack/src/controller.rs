@@ -476,7 +476,12 @@ impl Controller {
                 in_memory,
             } => {
                 report.command = "detach".into();
-                if let Some(c) = conns.iter().find(|c| c.held || c.display.is_none()) {
+                // Held on the private server: only a detach into memory (a checkpoint's) goes
+                // on from there.
+                if let Some(c) = conns
+                    .iter()
+                    .find(|c| (c.held && !*in_memory) || c.display.is_none())
+                {
                     return Err(SessionError::State(match (c.held, &c.display) {
                         (true, Some(d)) => {
                             format!("already detached (held on the private server {d})")
@@ -559,8 +564,13 @@ impl Controller {
                     }
                     drop_guard_replica(c);
                     if let Some(from) = c.display.take() {
-                        crate::preflight::note_origin(c.app_fd, &from);
+                        // The private server is nobody's origin: the display it was detached
+                        // from stays noted.
+                        if !c.held {
+                            crate::preflight::note_origin(c.app_fd, &from);
+                        }
                     }
+                    c.held = false;
                     c.server_setup = None;
                     c.detached = Some(d);
                 }

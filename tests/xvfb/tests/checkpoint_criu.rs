@@ -432,7 +432,7 @@ fn detached_process_holds_only_in_process_sockets() {
         let status: serde_json::Value =
             serde_json::from_str(&guievict(&["status", "--pid", &p, "--json"])?)?;
         let control = PathBuf::from(status["socket"].as_str().context("socket path")?);
-        guievict(&["detach", "--pid", &p])?;
+        guievict(&["detach", "--in-memory", "--pid", &p])?;
         let (bad, n) = external_sockets(&snapshot(pid)?, Some(&control))?;
         if !bad.is_empty() {
             bail!("after detach, process {pid} still holds: {bad:?}");
@@ -492,6 +492,52 @@ fn detached_process_holds_only_in_process_sockets() {
         wait_for_window(&a.display, pid, Duration::from_secs(10))
             .context("--leave-running did not re-attach")?;
         guievict(&["status", "--pid", &p]).context("control socket not back")?;
+
+        // A plain detach holds the GUI on the private server (a socket to it); a checkpoint
+        // takes it from there into memory: at dump time again only the socketpair.
+        guievict(&["detach", "--pid", &p])?;
+        let conn = |p: &str| -> Result<serde_json::Value> {
+            let st: serde_json::Value =
+                serde_json::from_str(&guievict(&["status", "--pid", p, "--json"])?)?;
+            Ok(st["connections"][0].clone())
+        };
+        let c = conn(&p)?;
+        ensure!(
+            c["display"].is_null() && c["held_on"].is_string(),
+            "a plain detach should hold the GUI on the private server: {c}"
+        );
+        let dir2 = work.join("images-held");
+        guievict(&[
+            "checkpoint",
+            "--pid",
+            &p,
+            "--dir",
+            dir2.to_str().context("dir")?,
+            "--leave-running",
+            "--criu",
+            criu.to_str().context("script")?,
+        ])
+        .context("checkpoint of a GUI held on the private server")?;
+        let at_dump: Snapshot = (
+            std::fs::read_to_string(work.join("fd.txt"))?,
+            std::fs::read_to_string(work.join("unix.txt"))?,
+            std::fs::read_to_string(work.join("ss.txt"))?,
+        );
+        let (bad, n) = external_sockets(&at_dump, None)?;
+        ensure!(
+            bad.is_empty() && n == 2,
+            "held GUI at dump time: {bad:?}, {n} sockets:\n{}",
+            at_dump.0
+        );
+        ensure!(dir2.join("session.gws").is_file(), "no session file");
+        let c = conn(&p)?;
+        ensure!(
+            c["display"].is_null() && c["held_on"].is_null(),
+            "after the checkpoint the GUI is detached in memory: {c}"
+        );
+        guievict(&["attach", &a.display, "--pid", &p])?;
+        wait_for_window(&a.display, pid, Duration::from_secs(10))
+            .context("attach after the checkpoint of a held GUI")?;
         drop(app);
         Ok(())
     })

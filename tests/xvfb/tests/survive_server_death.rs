@@ -729,3 +729,67 @@ fn round_trips_in_flight_when_the_server_dies_are_answered() {
         assert!(app.alive());
     });
 }
+
+/// A plain `detach` (issue 14, item 2) holds the GUI on the private server; `--in-memory` keeps
+/// it in memory; without an Xvfb to start, a plain detach still succeeds, in memory, and says
+/// so, while `--private` fails and leaves the app where it was.
+#[test]
+fn plain_detach_holds_on_the_private_server_unless_in_memory() {
+    with_timeout(90, || {
+        let rt = runtime_dir("plain");
+        let rts = rt.to_str().expect("utf-8 path");
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let app = App::spawn_env(
+            &a.display,
+            &["xterm", "-geometry", "60x10+0+0"],
+            &[("XDG_RUNTIME_DIR", rts)],
+        )
+        .expect("xterm");
+        let pid = app.pid.to_string();
+        wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("window");
+        gv(&rt, &["hijack", &pid]).expect("hijack");
+
+        gv(&rt, &["detach", "--pid", &pid]).expect("detach");
+        let (private, _) = private_server(&rt);
+        let c = conn_status(&rt, app.pid);
+        assert_eq!(c["held_on"].as_str(), Some(private.as_str()), "{c}");
+        assert!(c["display"].is_null(), "held means detached: {c}");
+        gv(&rt, &["attach", &b.display, "--pid", &pid]).expect("attach B");
+        wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("on B");
+
+        gv(&rt, &["detach", "--in-memory", "--pid", &pid]).expect("detach --in-memory");
+        let c = conn_status(&rt, app.pid);
+        assert!(c["held_on"].is_null() && c["display"].is_null(), "{c}");
+        gv(&rt, &["attach", &a.display, "--pid", &pid]).expect("attach A");
+        wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("on A");
+
+        // No Xvfb to start (a PATH without it, and no private server running: a new runtime
+        // directory).
+        let rt2 = runtime_dir("plain-noxvfb");
+        let empty = rt2.join("bin");
+        std::fs::create_dir_all(&empty).expect("empty bin");
+        let run = |args: &[&str]| {
+            Command::new(guievict_bin())
+                .args(args)
+                .env("XDG_RUNTIME_DIR", &rt2)
+                .env("PATH", &empty)
+                .output()
+                .expect("guievict")
+        };
+        // The app's control socket lives in the app's runtime directory: name it by PID,
+        // which the CLI finds through /proc whatever its own XDG_RUNTIME_DIR.
+        let o = run(&["detach", "--private", "--pid", &pid]);
+        assert!(!o.status.success(), "--private without an Xvfb succeeded");
+        let c = conn_status(&rt, app.pid);
+        assert_eq!(c["display"].as_str(), Some(a.display.as_str()), "{c}");
+        let o = run(&["detach", "--pid", &pid]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "plain detach without an Xvfb: {err}");
+        assert!(err.contains("held in memory"), "not said: {err}");
+        let c = conn_status(&rt, app.pid);
+        assert!(c["held_on"].is_null() && c["display"].is_null(), "{c}");
+        gv(&rt, &["attach", &a.display, "--pid", &pid]).expect("attach A again");
+        wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("back on A");
+    });
+}
