@@ -18,7 +18,7 @@ fn main() {
     let mut b = bindgen::Builder::default()
         .header("csrc/wrapper.h")
         .allowlist_function(
-            "LoadExtensionList|AddExtension|FindAllClientResources|LookupResourceName|WriteToClient\
+            "LoadExtensionList|AddExtension|AddCallback|FindAllClientResources|LookupResourceName|WriteToClient\
              |GetGlyphPicture|MakeAtom|NameForAtom|dixLookupResourceByType|ResourceClientBits",
         )
         .allowlist_var(
@@ -31,7 +31,7 @@ fn main() {
             "_Window|_Pixmap|_GC|_Cursor|_CursorBits|_ColormapRec|_Picture|_GlyphSet|_Glyph\
              |_Client|_Screen|ScreenInfo|_ExtensionEntry|ExtensionModule|_Font|_PictFormat\
              |_SourcePict|_PictureScreen|XF86ModuleData|_FontProp|_GlyphHashSet|_PictFilter|SHAREDCOLOR\
-             |_DeviceIntRec|_XkbInterest|InputInfo|_GrabRec|_GrabInfoRec",
+             |_DeviceIntRec|_XkbInterest|InputInfo|_GrabRec|_GrabInfoRec|NewClientInfoRec|ClientState",
         )
         .derive_debug(false)
         .derive_default(false)

@@ -3,8 +3,10 @@
 //! detached, moved, replicated — and, with the private-server guard, outlive its X server.
 //!
 //! The display's client list flows in from X-Resource (`QueryClients` plus `QueryClientIds`
-//! with client 0, as `guievict list --display` reads it — never `QueryResourceBytes`), polled
-//! every `--interval-ms` on one connection; each new client's process flows to the injector
+//! with client 0, as `guievict list --display` reads it — never `QueryResourceBytes`), read
+//! again whenever the GUIEVICT extension (protocol ≥ 1.6, `SelectClientEvents`) says a client
+//! started or went, else polled every `--interval-ms`, on one connection; each new client's
+//! process flows to the injector
 //! ([`crate::cmd_hijack::ensure_hijacked`]); what was protected and what could not be (with
 //! the reason) flows out into a state file in the runtime directory
 //! (`protect-<display>.json`), which `--status`, `--stop` and a second `protect` read. The
@@ -17,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use x11rb::connection::RequestConnection;
+use x11rb::connection::{Connection, RequestConnection};
 use x11rb::protocol::res;
 
 /// `guievict protect`.
@@ -79,6 +81,84 @@ pub struct State {
     /// Whether protected apps are also guarded (outlive the server).
     #[serde(default)]
     pub guard: bool,
+    /// How new clients are noticed: "events" (GUIEVICT client events) or "polling".
+    #[serde(default)]
+    pub notice: String,
+}
+
+/// Without events, or with retries pending, how long the watcher may sleep between passes
+/// at most when events are on: a slow safety re-read that costs nothing.
+const EVENT_RESCAN: Duration = Duration::from_secs(30);
+
+/// Ask the display's GUIEVICT extension for client events; whether it gives them (protocol
+/// 1.6 and later).
+fn select_client_events(conn: &x11rb::rust_connection::RustConnection) -> Result<Option<u8>> {
+    use guievict_ext_proto as proto;
+    use std::io::IoSlice;
+    let Some(info) = conn.extension_information(proto::EXTENSION_NAME)? else {
+        return Ok(None);
+    };
+    let order = proto::ByteOrder::native();
+    let qv = proto::encode_query_version(
+        info.major_opcode,
+        &proto::QueryVersionRequest {
+            client_major: proto::MAJOR_VERSION,
+            client_minor: proto::MINOR_VERSION,
+        },
+        order,
+    );
+    let reply = conn
+        .send_request_with_reply::<x11rb::protocol::xproto::GetInputFocusReply>(
+            &[IoSlice::new(&qv)],
+            Vec::new(),
+        )?
+        .raw_reply()?;
+    let v = proto::decode_query_version_reply(&reply, order)?;
+    if v.major != proto::MAJOR_VERSION || v.minor < 6 {
+        return Ok(None);
+    }
+    let sel = proto::encode_select_client_events(
+        info.major_opcode,
+        proto::CLIENT_EVENT_STARTED | proto::CLIENT_EVENT_GONE,
+        order,
+    );
+    match conn
+        .send_request_without_reply(&[IoSlice::new(&sel)], Vec::new())?
+        .check()
+    {
+        Ok(()) => Ok(Some(info.first_event)),
+        Err(e) => {
+            tracing::info!("client events refused ({e}); polling instead");
+            Ok(None)
+        }
+    }
+}
+
+/// Sleep until the server sends something (a client event) or `timeout`; whether any event
+/// came. An error means the connection is gone.
+fn wait_events(conn: &x11rb::rust_connection::RustConnection, timeout: Duration) -> Result<bool> {
+    use std::os::fd::AsFd;
+    let mut any = false;
+    while conn.poll_for_raw_event()?.is_some() {
+        any = true;
+    }
+    if any {
+        return Ok(true);
+    }
+    let fd = conn.stream().as_fd();
+    let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    match nix::poll::poll(
+        &mut fds,
+        nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX),
+    ) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+        Err(e) => return Err(e.into()),
+    }
+    while conn.poll_for_raw_event()?.is_some() {
+        any = true;
+    }
+    Ok(any)
 }
 
 /// Where the state of the watcher of `display` lives.
@@ -162,7 +242,21 @@ fn watch(display: &str, interval: Duration, guard: bool, path: &Path) -> Result<
         protected: Vec::new(),
         unprotected: Vec::new(),
         guard,
+        notice: String::new(),
     };
+    let events = match select_client_events(&conn) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::info!("{name}: no client events ({e:#}); polling");
+            None
+        }
+    };
+    state.notice = if events.is_some() {
+        "events"
+    } else {
+        "polling"
+    }
+    .into();
     let mut failures: BTreeMap<u32, u32> = BTreeMap::new();
     let mut first = true;
     loop {
@@ -269,7 +363,22 @@ fn watch(display: &str, interval: Duration, guard: bool, path: &Path) -> Result<
         if changed {
             write_state(path, &state)?;
         }
-        std::thread::sleep(interval);
+        if events.is_some() {
+            // Asleep until a client starts or goes; sooner while a failed client is retried.
+            let retrying = failures.iter().any(|(pid, n)| {
+                *n < TRIES
+                    && Path::new(&format!("/proc/{pid}")).exists()
+                    && !state.protected.iter().any(|e| e.pid == Some(*pid))
+            });
+            let timeout = if retrying { interval } else { EVENT_RESCAN };
+            if let Err(e) = wait_events(&conn, timeout) {
+                tracing::info!("{name}: the server went away ({e:#}); protection ends");
+                let _ = std::fs::remove_file(path);
+                return Ok(());
+            }
+        } else {
+            std::thread::sleep(interval);
+        }
     }
 }
 

@@ -14,6 +14,10 @@ fuzz_target!(|data: &[u8]| {
             let again = proto::encode_query_version_reply(&v, order);
             assert_eq!(proto::decode_query_version_reply(&again, order), Ok(v));
         }
+        if let Ok(ev) = proto::decode_client_notify(data, 64, order) {
+            let again = proto::encode_client_notify(64, &ev, order);
+            assert_eq!(proto::decode_client_notify(&again, 64, order), Ok(ev));
+        }
         if let Ok(rep) = proto::decode_get_resources_reply(data, order) {
             let again = proto::encode_get_resources_reply(&rep, order);
             assert_eq!(proto::decode_get_resources_reply(&again, order), Ok(rep));

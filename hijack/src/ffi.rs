@@ -134,3 +134,35 @@ pub fn fcntl_int(fd: RawFd, cmd: libc::c_int, arg: libc::c_int) -> io::Result<li
     }
     Ok(r)
 }
+
+/// Ask the scheduler for a short time slice for the calling thread (`sched_setattr` with
+/// `sched_runtime`, a latency hint for normal threads since Linux 6.12; unprivileged, nice value
+/// unchanged). A thread with a short slice gets an early deadline when it wakes, so on a busy
+/// core it runs soon after its socket becomes readable instead of after the current slice of a
+/// CPU-bound process. Older kernels ignore the field or refuse: then nothing changes.
+pub fn short_slice(slice: std::time::Duration) -> io::Result<()> {
+    // SAFETY: getpriority only reads the calling thread's nice value.
+    let nice = unsafe {
+        *libc::__errno_location() = 0;
+        libc::getpriority(libc::PRIO_PROCESS, 0)
+    };
+    // SAFETY: sched_attr is plain data; zeroed is a valid value of it.
+    let mut attr: libc::sched_attr = unsafe { std::mem::zeroed() };
+    attr.size = std::mem::size_of::<libc::sched_attr>() as u32;
+    attr.sched_policy = libc::SCHED_OTHER as u32;
+    attr.sched_nice = nice;
+    attr.sched_runtime = slice.as_nanos() as u64;
+    // SAFETY: pid 0 is the calling thread; the pointer is to a live, correctly sized struct.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setattr,
+            0,
+            &attr as *const libc::sched_attr,
+            0u32,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

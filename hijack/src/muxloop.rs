@@ -356,6 +356,15 @@ pub fn spawn(
         .name("guimux".into())
         .spawn(move || {
             let _old = ffi::block_all_signals();
+            let slice_us: u64 = std::env::var("GUIEVICT_SLICE_US")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(100);
+            if slice_us > 0 {
+                if let Err(e) = ffi::short_slice(std::time::Duration::from_micros(slice_us)) {
+                    tracing::debug!("no short time slice for the guimux thread: {e}");
+                }
+            }
             let mut engine = engine;
             engine.trace = std::env::var_os("GUIEVICT_TRACE").is_some();
             let mut l = Loop {

@@ -99,6 +99,16 @@ unsafe fn dispatch(api: &Api, client: ffi::ClientPtr) -> Status {
             // SAFETY: writes our own buffer to the client.
             unsafe { write(api, client, &reply) }
         }
+        Ok(Request::SelectClientEvents(_))
+            if protocol_minor() < 6 || !crate::clients::available() =>
+        {
+            BAD_REQUEST
+        }
+        Ok(Request::SelectClientEvents(mask)) => {
+            // SAFETY: valid client during dispatch.
+            unsafe { crate::clients::select(client, mask) };
+            SUCCESS
+        }
         Ok(Request::GetResources(req))
             if req.flags & !proto::flags_for_minor(protocol_minor()) != 0 =>
         {

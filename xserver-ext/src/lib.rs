@@ -6,6 +6,7 @@
 //! function that `LoadExtensionList` makes the server call.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
+mod clients;
 mod describe;
 mod dispatch;
 mod ffi;

@@ -160,7 +160,7 @@ unsafe extern "C" fn extension_init() {
         let ext = unsafe {
             (api.f.AddExtension)(
                 c"GUIEVICT".as_ptr(),
-                0,
+                guievict_ext_proto::NUM_EVENTS.into(),
                 0,
                 Some(crate::dispatch::proc_guievict),
                 Some(crate::dispatch::proc_guievict),
@@ -170,7 +170,11 @@ unsafe extern "C" fn extension_init() {
         };
         if ext.is_null() {
             eprintln!("GUIEVICT: AddExtension failed");
+            return;
         }
+        // SAFETY: AddExtension returned a live entry the server owns for this generation.
+        let event_base = unsafe { (*ext).eventBase };
+        crate::clients::install(api, event_base as u8);
     });
 }
 

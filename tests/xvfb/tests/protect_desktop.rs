@@ -57,8 +57,12 @@ fn protect_a_display_then_newcomers_then_stop() {
             App::spawn(&a.display, &["xlogo", "-geometry", "120x120+500+10"]).expect("xlogo");
 
         let t = Instant::now();
-        let v = guievict_json(&["protect", "--display", &a.display]).expect("protect");
+        // Polling once a minute: only the extension's client events (protocol 1.6) can make
+        // the newcomer below be noticed within the test's wait.
+        let v = guievict_json(&["protect", "--display", &a.display, "--interval-ms", "60000"])
+            .expect("protect");
         let started = t.elapsed();
+        assert_eq!(v["notice"].as_str(), Some("events"), "{v}");
         eprintln!("protect with 2 apps returned in {started:?}: {v}");
         let watcher = v["daemon_pid"].as_u64().expect("daemon_pid");
         let got = pids(&v, "protected");

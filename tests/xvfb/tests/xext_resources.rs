@@ -7,7 +7,7 @@ mod xext_common;
 use anyhow::{anyhow, Result};
 use guievict_ext_proto as proto;
 use proto::*;
-use x11rb::connection::Connection;
+use x11rb::connection::{Connection, RequestConnection};
 use x11rb::protocol::render::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::{self, ConnectionExt as _};
 use x11rb::rust_connection::RustConnection;
@@ -1104,6 +1104,105 @@ fn xext_damage_objects() {
                 );
             }
         }
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// Protocol 1.6: a client that selected client events hears, as `ClientNotify`, when another
+/// client finishes its setup and when it goes (by resource-ID base), in its own byte order;
+/// mask 0 stops them; an undefined mask bit is `BadValue`.
+#[test]
+fn xext_client_events() {
+    with_timeout(60, || -> Result<()> {
+        let x = Xvfb::start()?;
+        let watcher = x.connect()?;
+        let info = watcher
+            .extension_information(EXTENSION_NAME)?
+            .ok_or_else(|| anyhow!("no GUIEVICT"))?;
+        let select = |conn: &RustConnection, mask: u32| -> Result<()> {
+            let b = encode_select_client_events(info.major_opcode, mask, ByteOrder::native());
+            conn.send_request_without_reply(&[std::io::IoSlice::new(&b)], Vec::new())?
+                .check()?;
+            Ok(())
+        };
+        select(&watcher, CLIENT_EVENTS_ALL)?;
+        let next = |conn: &RustConnection| -> Result<ClientNotify> {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                if let Some(ev) = conn.poll_for_raw_event()? {
+                    return Ok(decode_client_notify(
+                        &ev,
+                        info.first_event,
+                        ByteOrder::native(),
+                    )?);
+                }
+                anyhow::ensure!(
+                    std::time::Instant::now() < deadline,
+                    "no ClientNotify in 5 s"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        };
+        // A swapped-order client subscribed too (only to "started").
+        let other = if cfg!(target_endian = "little") {
+            ByteOrder::Msb
+        } else {
+            ByteOrder::Lsb
+        };
+        let mut swapped = RawClient::connect(&x.display, other)?;
+        let b = encode_select_client_events(swapped.major, CLIENT_EVENT_STARTED, other);
+        assert!(matches!(swapped.request(&b, false)?, Answer::None));
+        let ev = next(&watcher)?;
+        assert_eq!(
+            (ev.state, ev.client),
+            (CLIENT_EVENT_STARTED, swapped.id_base),
+            "{ev:?}"
+        );
+
+        let newcomer = x.connect()?;
+        let base = newcomer.setup().resource_id_base;
+        let ev = next(&watcher)?;
+        assert_eq!(
+            (ev.state, ev.client),
+            (CLIENT_EVENT_STARTED, base),
+            "{ev:?}"
+        );
+        drop(newcomer);
+        let ev = next(&watcher)?;
+        assert_eq!((ev.state, ev.client), (CLIENT_EVENT_GONE, base), "{ev:?}");
+
+        // The swapped client heard of its own successor only: the watcher was there before it,
+        // and "gone" was not selected. Events arrive before the fence's reply.
+        let b = encode_select_client_events(swapped.major, 0, other);
+        assert!(matches!(swapped.request(&b, false)?, Answer::None));
+        let heard: Vec<ClientNotify> = swapped
+            .events
+            .iter()
+            .map(|e| decode_client_notify(e, swapped.first_event, other))
+            .collect::<Result<_, _>>()?;
+        assert_eq!(heard.len(), 1, "{heard:?}");
+        assert_eq!(
+            (heard[0].state, heard[0].client),
+            (CLIENT_EVENT_STARTED, base)
+        );
+
+        // Unsubscribed: nothing more.
+        select(&watcher, 0)?;
+        drop(x.connect()?);
+        watcher.get_input_focus()?.reply()?;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        watcher.get_input_focus()?.reply()?;
+        assert!(
+            watcher.poll_for_raw_event()?.is_none(),
+            "event after mask 0"
+        );
+        // Undefined bits are refused.
+        let b = encode_select_client_events(info.major_opcode, 1 << 5, ByteOrder::native());
+        let err = watcher
+            .send_request_without_reply(&[std::io::IoSlice::new(&b)], Vec::new())?
+            .check();
+        assert!(err.is_err(), "mask bit 5 accepted");
         Ok(())
     })
     .unwrap();

@@ -24,12 +24,27 @@ pub const MAJOR_VERSION: u16 = 1;
 /// key and button grabs.
 /// 1.4 added [`FLAG_DAMAGE`]: [`Detail::Damage`] records (drawable and report level).
 /// 1.5 added [`FLAG_SHM`]: [`Detail::ShmSegment`] and [`Detail::ShmPixmap`] records.
-pub const MINOR_VERSION: u16 = 5;
+/// 1.6 added the `SelectClientEvents` request and the [`ClientNotify`] event: a subscribed
+/// client hears when another client of the server starts or goes away (a 1.5 server answers
+/// the request with `BadRequest`).
+pub const MINOR_VERSION: u16 = 6;
 
 /// Minor opcode of `QueryVersion`.
 pub const X_QUERY_VERSION: u8 = 0;
 /// Minor opcode of `GetResources`.
 pub const X_GET_RESOURCES: u8 = 1;
+/// Minor opcode of `SelectClientEvents` (protocol 1.6).
+pub const X_SELECT_CLIENT_EVENTS: u8 = 2;
+
+/// `SelectClientEvents` mask bit: a [`ClientNotify`] when another client has finished its
+/// connection setup.
+pub const CLIENT_EVENT_STARTED: u32 = 1 << 0;
+/// `SelectClientEvents` mask bit: a [`ClientNotify`] when another client has gone.
+pub const CLIENT_EVENT_GONE: u32 = 1 << 1;
+/// Every defined `SelectClientEvents` mask bit.
+pub const CLIENT_EVENTS_ALL: u32 = CLIENT_EVENT_STARTED | CLIENT_EVENT_GONE;
+/// Number of events the extension defines; [`ClientNotify`] is its first event code.
+pub const NUM_EVENTS: u8 = 1;
 
 /// `GetResources` flag: include cursor images (source/mask bitmaps or ARGB pixels).
 pub const FLAG_CURSOR_IMAGES: u32 = 1 << 0;
@@ -396,6 +411,15 @@ pub fn encode_get_resources(
     w.into_inner()
 }
 
+/// Encode `SelectClientEvents` (8 bytes, protocol 1.6): `mask` is a set of `CLIENT_EVENT_*`
+/// bits; 0 ends the subscription.
+pub fn encode_select_client_events(major_opcode: u8, mask: u32, order: ByteOrder) -> Vec<u8> {
+    let mut w = Writer::with_capacity(order, 8);
+    request_header(&mut w, major_opcode, X_SELECT_CLIENT_EVENTS, 2);
+    w.u32(mask);
+    w.into_inner()
+}
+
 /// A decoded GUIEVICT request (server side).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -403,6 +427,79 @@ pub enum Request {
     QueryVersion(QueryVersionRequest),
     /// `GetResources`.
     GetResources(GetResourcesRequest),
+    /// `SelectClientEvents` (1.6): the new mask.
+    SelectClientEvents(u32),
+}
+
+/// `ClientNotify` (protocol 1.6): another client of the server started or went away. It names
+/// the client only by its resource-ID base, which X-Resource's `QueryClients` shows every
+/// client anyway; its process is asked of X-Resource (`QueryClientIds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientNotify {
+    /// The subscriber's sequence number (low 16 bits) when the event was sent.
+    pub sequence: u16,
+    /// [`CLIENT_EVENT_STARTED`] or [`CLIENT_EVENT_GONE`].
+    pub state: u32,
+    /// The client's resource-ID base.
+    pub client: u32,
+}
+
+/// Encode a `ClientNotify` event (32 bytes) with event code `code` (the extension's first
+/// event).
+pub fn encode_client_notify(code: u8, ev: &ClientNotify, order: ByteOrder) -> Vec<u8> {
+    let mut w = Writer::with_capacity(order, 32);
+    w.u8(code);
+    w.u8(match ev.state {
+        CLIENT_EVENT_GONE => 1,
+        _ => 0,
+    });
+    w.u16(ev.sequence);
+    w.u32(ev.client);
+    w.zeros(24);
+    w.into_inner()
+}
+
+/// Decode a `ClientNotify` event (32 bytes; the send-event bit of the code is ignored);
+/// `code` is the extension's first event.
+pub fn decode_client_notify(
+    bytes: &[u8],
+    code: u8,
+    order: ByteOrder,
+) -> Result<ClientNotify, DecodeError> {
+    if bytes.len() != 32 {
+        return Err(DecodeError::LengthMismatch {
+            offset: 0,
+            declared: 32,
+            actual: bytes.len(),
+        });
+    }
+    let mut r = Reader::new(bytes, order, 0);
+    let got = r.u8("event code")? & 0x7f;
+    if got != code {
+        return Err(DecodeError::BadValue {
+            offset: 0,
+            value: got.into(),
+            what: "event code (not ClientNotify)",
+        });
+    }
+    let state = match r.u8("state")? {
+        0 => CLIENT_EVENT_STARTED,
+        1 => CLIENT_EVENT_GONE,
+        v => {
+            return Err(DecodeError::BadValue {
+                offset: 1,
+                value: v.into(),
+                what: "ClientNotify state",
+            })
+        }
+    };
+    let sequence = r.u16("sequence number")?;
+    let client = r.u32("client")?;
+    Ok(ClientNotify {
+        sequence,
+        state,
+        client,
+    })
 }
 
 /// Why a request is rejected; maps to the X error the server sends.
@@ -441,6 +538,11 @@ pub fn decode_request(bytes: &[u8], order: ByteOrder) -> Result<Request, Request
                 client_minor,
             }))
         }
+        X_SELECT_CLIENT_EVENTS => {
+            let mask = r.u32("mask")?;
+            r.finish("SelectClientEvents request")?;
+            Ok(Request::SelectClientEvents(mask))
+        }
         X_GET_RESOURCES => {
             let start_id = r.u32("start_id")?;
             let start_type = r.u32("start_type")?;
@@ -467,6 +569,12 @@ pub fn decode_request(bytes: &[u8], order: ByteOrder) -> Result<Request, Request
             what: "flags",
             value: g.flags,
         }),
+        Ok(Request::SelectClientEvents(m)) if m & !CLIENT_EVENTS_ALL != 0 => {
+            Err(RequestError::BadValue {
+                what: "mask",
+                value: m,
+            })
+        }
         Ok(req) => Ok(req),
     }
 }

@@ -370,6 +370,66 @@ fn get_resources_request_bytes() {
 }
 
 #[test]
+fn select_client_events_request_bytes() {
+    let b = encode_select_client_events(141, CLIENT_EVENTS_ALL, ByteOrder::Lsb);
+    assert_eq!(b, [141, 2, 2, 0, 3, 0, 0, 0]);
+    assert_eq!(
+        decode_request(&b, ByteOrder::Lsb),
+        Ok(Request::SelectClientEvents(3))
+    );
+    let b = encode_select_client_events(141, 0, ByteOrder::Msb);
+    assert_eq!(
+        decode_request(&b, ByteOrder::Msb),
+        Ok(Request::SelectClientEvents(0))
+    );
+    let b = encode_select_client_events(141, 4, ByteOrder::Lsb);
+    assert_eq!(
+        decode_request(&b, ByteOrder::Lsb),
+        Err(RequestError::BadValue {
+            what: "mask",
+            value: 4
+        })
+    );
+    assert!(matches!(
+        decode_request(&[141, 2, 1, 0], ByteOrder::Lsb),
+        Err(RequestError::BadLength(_))
+    ));
+}
+
+#[test]
+fn client_notify_round_trips_both_orders() {
+    for order in [ByteOrder::Lsb, ByteOrder::Msb] {
+        for state in [CLIENT_EVENT_STARTED, CLIENT_EVENT_GONE] {
+            let ev = ClientNotify {
+                sequence: 0x1234,
+                state,
+                client: 0x0060_0000,
+            };
+            let b = encode_client_notify(90, &ev, order);
+            assert_eq!(b.len(), 32);
+            assert_eq!(decode_client_notify(&b, 90, order), Ok(ev));
+            // Sent with SendEvent: the high bit of the code is set.
+            let mut sent = b.clone();
+            sent[0] |= 0x80;
+            assert_eq!(decode_client_notify(&sent, 90, order), Ok(ev));
+            assert!(decode_client_notify(&b, 91, order).is_err());
+            assert!(decode_client_notify(&b[..31], 90, order).is_err());
+        }
+    }
+    let mut b = encode_client_notify(
+        90,
+        &ClientNotify {
+            sequence: 1,
+            state: 1,
+            client: 2,
+        },
+        ByteOrder::Lsb,
+    );
+    b[1] = 7;
+    assert!(decode_client_notify(&b, 90, ByteOrder::Lsb).is_err());
+}
+
+#[test]
 fn bad_requests_are_classified() {
     assert_eq!(
         decode_request(&[1, 9, 1, 0], ByteOrder::Lsb),
@@ -563,8 +623,8 @@ fn version_1_1_flags() {
 }
 
 #[test]
-fn versions_1_2_to_1_5_flags() {
-    assert_eq!(MINOR_VERSION, 5);
+fn versions_1_2_to_1_6_flags() {
+    assert_eq!(MINOR_VERSION, 6);
     assert_eq!(FLAG_XKB_SELECTIONS, 0x10);
     assert_eq!(FLAGS_V1_2, 31);
     assert_eq!(FLAG_PASSIVE_GRABS, 0x20);
@@ -579,6 +639,8 @@ fn versions_1_2_to_1_5_flags() {
     assert_eq!(flags_for_minor(3), FLAGS_V1_3);
     assert_eq!(flags_for_minor(4), FLAGS_V1_4);
     assert_eq!(flags_for_minor(5), FLAGS_ALL);
+    // 1.6 added a request, no flag.
+    assert_eq!(flags_for_minor(6), FLAGS_ALL);
     let req = GetResourcesRequest::first();
     assert_eq!(req.flags, FLAGS_ALL);
 }

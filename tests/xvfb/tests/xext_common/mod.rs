@@ -95,6 +95,10 @@ pub struct RawClient {
     pub root_depth: u8,
     pub seq: u16,
     pub major: u8,
+    /// GUIEVICT's first event code.
+    pub first_event: u8,
+    /// Events read while waiting for replies, in order.
+    pub events: Vec<Vec<u8>>,
 }
 
 /// What came back for one request.
@@ -155,6 +159,8 @@ impl RawClient {
             root_depth,
             seq: 0,
             major: 0,
+            first_event: 0,
+            events: Vec::new(),
         };
         // QueryExtension "GUIEVICT".
         let name = proto::EXTENSION_NAME.as_bytes();
@@ -167,7 +173,10 @@ impl RawClient {
         w.bytes(name);
         w.pad4();
         match c.request(&w.into_inner(), true)? {
-            Answer::Reply(rep) if rep[8] == 1 => c.major = rep[9],
+            Answer::Reply(rep) if rep[8] == 1 => {
+                c.major = rep[9];
+                c.first_event = rep[10];
+            }
             other => bail!("GUIEVICT not present: {other:?}"),
         }
         Ok(c)
@@ -197,10 +206,17 @@ impl RawClient {
                 if msg[0] == 1 && seq == fence {
                     return Ok(err.map_or(Answer::None, Answer::Error));
                 }
+                if msg[0] > 1 {
+                    self.events.push(msg);
+                }
             }
         }
         loop {
             let (seq, msg) = self.read_message()?;
+            if msg[0] > 1 {
+                self.events.push(msg);
+                continue;
+            }
             if seq != my {
                 continue;
             }

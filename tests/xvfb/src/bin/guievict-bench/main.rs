@@ -527,6 +527,11 @@ const CONFIGS: &[Config] = &[
         baseline: "direct-a",
     },
     Config {
+        key: "hijack-noslice",
+        label: "hijacked on A (guimux, no short slice: `GUIEVICT_SLICE_US=0`)",
+        baseline: "direct-a",
+    },
+    Config {
         key: "hijack-plain",
         label: "hijacked on A (plain relay, `GUIEVICT_RELAY=plain`)",
         baseline: "direct-a",
@@ -606,9 +611,11 @@ fn start_config(
             ));
             Ok(c)
         }
-        "hijack" | "hijack-plain" | "hijack-moved" => {
+        "hijack" | "hijack-plain" | "hijack-moved" | "hijack-noslice" => {
             let env: Vec<(&str, &str)> = if key == "hijack-plain" {
                 vec![("DISPLAY", &a.display), ("GUIEVICT_RELAY", "plain")]
+            } else if key == "hijack-noslice" {
+                vec![("DISPLAY", &a.display), ("GUIEVICT_SLICE_US", "0")]
             } else {
                 vec![("DISPLAY", &a.display)]
             };
