@@ -102,7 +102,7 @@ pub struct Manifest {
 /// Send one request to a control socket; the first line of an `Ok` message and its JSON rest.
 fn call(sock: &Path, pid: u32, req: &Request) -> Result<(String, serde_json::Value)> {
     let resp = control::request(sock, req).with_context(|| format!("talking to process {pid}"))?;
-    crate::cmd_mobility::report_of(pid, resp)
+    crate::groupop::report_of(pid, resp)
 }
 
 fn status(sock: &Path, pid: u32) -> Result<Status> {

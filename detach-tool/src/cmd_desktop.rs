@@ -11,7 +11,7 @@
 //! each move.
 
 use crate::cmd_clients::{self, Listing};
-use crate::cmd_mobility::{call, output_group, GroupHold, Part};
+use crate::groupop::{call, output_group, GroupHold, Part};
 use anyhow::{bail, Context, Result};
 use guievict_hijack::control::{Request, Response, XAuth};
 use std::collections::BTreeMap;
@@ -343,7 +343,7 @@ pub fn run_all(from: Option<&str>, op: AllOp, force: bool, json: bool) -> Result
             m.insert("cli_total_ms".into(), serde_json::json!(total));
         }
     }
-    crate::cmd_mobility::strip_own_ids(&mut parts);
+    crate::groupop::strip_own_ids(&mut parts);
     if !json {
         eprintln!("{} app(s) in {total:.0} ms", parts.len());
     }

@@ -14,6 +14,7 @@ mod cmd_run;
 mod cmd_session;
 mod cmd_sheet;
 mod group;
+mod groupop;
 mod inject;
 mod paths;
 mod private;
@@ -137,8 +138,8 @@ fn main() {
     };
     if let Err(e) = r {
         eprintln!("guievict: error: {e:#}");
-        let code = if e.downcast_ref::<cmd_mobility::NotExact>().is_some() {
-            cmd_mobility::NotExact::EXIT_CODE
+        let code = if e.downcast_ref::<groupop::NotExact>().is_some() {
+            groupop::NotExact::EXIT_CODE
         } else {
             1
         };

@@ -59,7 +59,7 @@ pub fn core_keyboard_id(session: &Session) -> u8 {
         .and_then(|s| {
             s.devices
                 .iter()
-                .find(|d| d.device_name == winsession::extras::CORE_KEYBOARD_NAME)
+                .find(|d| d.device_name == winsession::extensions::CORE_KEYBOARD_NAME)
         })
         .and_then(|d| u8::try_from(d.device).ok())
         .unwrap_or(CORE_KEYBOARD_ID)
@@ -152,7 +152,7 @@ mod tests {
         let s = XkbSelections {
             devices: vec![XkbDeviceSelection {
                 device: 9,
-                device_name: winsession::extras::CORE_KEYBOARD_NAME.into(),
+                device_name: winsession::extensions::CORE_KEYBOARD_NAME.into(),
                 state: 1,
                 ..Default::default()
             }],

@@ -1042,7 +1042,7 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
     if let Some(st) = &ext_state {
         crate::ext::apply(&mut session, st);
     }
-    crate::extras::capture(
+    crate::extensions::capture(
         conn,
         &mut session,
         &list,

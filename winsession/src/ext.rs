@@ -1,7 +1,7 @@
 //! GUIEVICT extension client: asks the server, on the application's own connection, for every
 //! resource the client owns and the state the core protocol cannot read (GC values, cursor images,
 //! window background/border/cursor, font names, colormap cells, RENDER pictures and glyph sets,
-//! XFIXES selection inputs and XKEYBOARD event selections — the last two read by `extras`), and
+//! XFIXES selection inputs and XKEYBOARD event selections — the last two read by `extensions`), and
 //! folds that state into a captured [`Session`]. Request and reply bytes are made and parsed by
 //! `guievict-ext-proto`; this module only moves them. Absent extension → `None`, and capture
 //! falls back to X-Resource.
@@ -203,6 +203,21 @@ fn clip(c: &proto::Clip) -> model::Clip {
             rects: r.iter().map(|r| (r.x, r.y, r.width, r.height)).collect(),
         },
     }
+}
+
+/// Per resource ID, what `pick` takes from the extension's description of the resource (empty
+/// without the extension).
+pub(crate) fn described<T>(
+    ext: Option<&ExtState>,
+    pick: impl Fn(&proto::Detail) -> Option<T>,
+) -> HashMap<u32, T> {
+    ext.map(|st| {
+        st.resources
+            .iter()
+            .filter_map(|r| pick(&r.detail).map(|x| (r.id, x)))
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// Fold extension state into the session. References to resources the client does not own

@@ -9,7 +9,7 @@
 //! so is an active pointer or keyboard grab the client held at capture (the extension tells).
 
 use crate::capture::ResourceList;
-use crate::extras::Sink;
+use crate::extensions::Sink;
 use crate::model::{PassiveGrab, Session};
 use guievict_ext_proto as proto;
 use x11rb::connection::Connection;

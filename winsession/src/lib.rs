@@ -1,7 +1,7 @@
 //! winsession: the window session model. Captured resource state flows in from an X connection,
 //! out to a `.gws` file, and back out to another X server as requests that recreate it.
 //!
-//! - [`capture`] reads one client's resources on its own connection (pipelined); [`extras`]
+//! - [`capture`] reads one client's resources on its own connection (pipelined); [`extensions`]
 //!   adds the extension state (RENDER formats, SHAPE, XFIXES regions, DAMAGE, SYNC, XInput 2
 //!   selections, XKB per-client state, extension versions), [`shm`] the MIT-SHM segments,
 //!   [`grabs`] the passive key/button grabs and [`dbe`] the DOUBLE-BUFFER back buffers.
@@ -16,7 +16,7 @@ pub mod capture;
 pub mod convert;
 pub mod dbe;
 pub mod ext;
-pub mod extras;
+pub mod extensions;
 pub mod file;
 pub mod grabs;
 pub mod json;

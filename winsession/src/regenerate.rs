@@ -243,12 +243,8 @@ pub fn regenerate(
         None
     };
     let negotiated_soft = {
-        let mut sink = crate::extras::Sink {
-            hard: Vec::new(),
-            soft: Vec::new(),
-            warnings: Vec::new(),
-        };
-        crate::extras::negotiate(conn, session, &mut sink)?;
+        let mut sink = crate::extensions::Sink::new();
+        crate::extensions::negotiate(conn, session, &mut sink)?;
         for w in sink.warnings {
             warn(&mut out, w);
         }
@@ -436,9 +432,9 @@ pub fn regenerate(
             what: "RenderQueryPictFormats".into(),
             source,
         })?;
-        let dst = crate::extras::formats_of(&r);
+        let dst = crate::extensions::formats_of(&r);
         target_formats = Some(r);
-        pict_map = crate::extras::map_pict_formats(&src.pict_formats, &dst);
+        pict_map = crate::extensions::map_pict_formats(&src.pict_formats, &dst);
         for f in &src.pict_formats {
             match pict_map.get(&f.id) {
                 Some(&n) => {
@@ -577,11 +573,7 @@ pub fn regenerate(
     }
 
     // --- MIT-SHM segments first: pixmaps made with ShmCreatePixmap are made on them again.
-    let mut sink = crate::extras::Sink {
-        hard: Vec::new(),
-        soft: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut sink = crate::extensions::Sink::new();
     let attached = if opts.attach_shm {
         crate::shm::regen(conn, &t, &mut sink)?
     } else {
@@ -1119,14 +1111,14 @@ pub fn regenerate(
     }
 
     // --- Extension state: versions, shapes, RENDER, XFIXES, DAMAGE, SYNC, XInput 2.
-    crate::extras::regen_shapes(conn, &t, &mut sink)?;
+    crate::extensions::regen_shapes(conn, &t, &mut sink)?;
     let orig_drawable: HashMap<u32, u32> = t
         .pictures
         .iter()
         .zip(&session.pictures)
         .map(|(n, o)| (n.id, o.drawable))
         .collect();
-    out.xi_device_map = crate::extras::regen_resources(conn, &t, &orig_drawable, &mut sink)?;
+    out.xi_device_map = crate::extensions::regen_resources(conn, &t, &orig_drawable, &mut sink)?;
     crate::grabs::regen(conn, &t, &mut sink)?;
     pend.cookies.append(&mut sink.hard);
     for w in std::mem::take(&mut sink.warnings) {

@@ -88,6 +88,62 @@ fn read_self(start: u64, len: usize) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// The client's MIT-SHM segments (`ids`: its ShmSeg resources) and the pixmaps the GUIEVICT
+/// extension found inside them, into `s.shm_segments` / `s.shm_pixmaps`; nothing when the
+/// source server has no MIT-SHM. `in_process` as for [`capture`].
+pub(crate) fn capture_segments(
+    conn: &impl Connection,
+    s: &mut Session,
+    mut ids: Vec<u32>,
+    in_process: bool,
+    ext: Option<&crate::ext::ExtState>,
+) -> Result<(), CaptureError> {
+    if ids.is_empty()
+        || conn
+            .extension_information(shm::X11_EXTENSION_NAME)?
+            .is_none()
+    {
+        return Ok(());
+    }
+    // The GUIEVICT extension (≥ 1.5) names a System V segment's shmid: no probing (two
+    // segments with equal contents, e.g. a double buffer, cannot be told apart by reading
+    // them). Descriptor-backed segments are still found among this process's mappings.
+    let described = crate::ext::described(ext, |d| match d {
+        guievict_ext_proto::Detail::ShmSegment(d) => Some(*d),
+        _ => None,
+    });
+    ids.retain(|id| match described.get(id).and_then(|d| d.shmid) {
+        Some(shmid) => {
+            s.shm_segments.push(ShmSegment {
+                id: *id,
+                shmid: Some(shmid),
+                mapping: None,
+            });
+            false
+        }
+        None => true,
+    });
+    if !ids.is_empty() {
+        capture(conn, s, &ids, in_process)?;
+    }
+    s.shm_segments.sort_by_key(|g| g.id);
+    // Pixmaps the extension found inside one of the client's segments (ShmCreatePixmap).
+    if let Some(st) = ext {
+        for r in &st.resources {
+            if let guievict_ext_proto::Detail::ShmPixmap(p) = r.detail {
+                if s.shm_segments.iter().any(|g| g.id == p.segment) {
+                    s.shm_pixmaps.push(ShmPixmap {
+                        id: r.id,
+                        segment: p.segment,
+                        offset: p.offset,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Find the shmid of each ShmSeg in `ids` (see the module docs) and record them in `s`.
 /// `in_process`: the connection belongs to this process, so its mappings are the client's.
 pub fn capture(
@@ -287,7 +343,7 @@ pub fn capture(
 pub(crate) fn regen<'c, C: Connection>(
     conn: &'c C,
     t: &Session,
-    sink: &mut crate::extras::Sink<'c, C>,
+    sink: &mut crate::extensions::Sink<'c, C>,
 ) -> Result<Vec<u32>, crate::RegenError> {
     let mut attached = Vec::new();
     if t.shm_segments.is_empty() {
