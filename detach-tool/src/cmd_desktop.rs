@@ -331,7 +331,8 @@ pub fn run_all(from: Option<&str>, op: AllOp, force: bool, json: bool) -> Result
         .filter_map(|(pid, r)| r.ok().map(|(msg, report)| Part { pid, msg, report }))
         .collect();
     match &op {
-        AllOp::Detach { .. } => hold.release(&[]),
+        // Held on the private server: the processes learn each other's IDs there.
+        AllOp::Detach { .. } => hold.release(&parts),
         AllOp::Move { to, .. } | AllOp::Attach { to, .. } | AllOp::Replicate { to, .. } => {
             hold.release(&parts);
             restack(to, &order).context("restacking the windows")?;

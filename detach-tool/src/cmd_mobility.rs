@@ -602,8 +602,12 @@ pub fn detach(a: DetachArgs) -> Result<()> {
         }),
         _ => detach_all(server.as_ref().map(|s| s.request_value())),
     })?;
-    // Detached, the processes' requests queue anyway; the hold ends.
-    hold.release(&[]);
+    // Held on the private server, the processes learn each other's IDs there (a GPU process
+    // draws into the browser's windows); detached in memory, their requests queue anyway.
+    // Then the hold ends.
+    let mut parts = parts;
+    hold.release(&parts);
+    strip_own_ids(&mut parts);
     output_group(a.target.json, root, parts, a.force)
 }
 

@@ -272,6 +272,17 @@ impl GroupHold {
                 }
             }
         }
+        // Test seam: a `guievict` that stops here long enough to be killed holding the group
+        // (survive_server_death::a_killed_cli_releases_its_group_hold_at_once).
+        if let Some(ms) = std::env::var("GUIEVICT_TEST_PAUSE_AFTER_HOLD_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            if !held.is_empty() {
+                eprintln!("guievict: test seam: holding for {ms} ms");
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+        }
         GroupHold { token, pids: held }
     }
 

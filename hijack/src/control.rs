@@ -731,6 +731,23 @@ pub fn peer_allowed(peer_uid: u32, our_uid: u32) -> bool {
     peer_uid == our_uid || peer_uid == 0
 }
 
+thread_local! {
+    /// The PID of the peer whose request this thread is handling (see [`peer_pid`]).
+    static PEER: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+/// The PID of the process whose control request the calling thread is handling (from
+/// `SO_PEERCRED`), e.g. the `guievict` that takes a group hold and must release it.
+pub fn peer_pid() -> Option<u32> {
+    PEER.with(|p| p.get())
+}
+
+/// Make [`peer_pid`] answer `pid` on the calling thread (the operations thread carries out
+/// requests that a control worker read).
+pub fn set_peer_pid(pid: Option<u32>) {
+    PEER.with(|p| p.set(pid));
+}
+
 /// Serve one accepted connection: check the peer, read one request, answer it.
 pub fn serve_one(mut stream: UnixStream, handler: &dyn Fn(&Request) -> Response) {
     let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
@@ -738,7 +755,9 @@ pub fn serve_one(mut stream: UnixStream, handler: &dyn Fn(&Request) -> Response)
     let our_uid = nix::unistd::geteuid().as_raw();
     let cred = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials);
     match cred {
-        Ok(c) if peer_allowed(c.uid(), our_uid) => {}
+        Ok(c) if peer_allowed(c.uid(), our_uid) => {
+            PEER.with(|p| p.set(u32::try_from(c.pid()).ok().filter(|&p| p > 0)));
+        }
         Ok(c) => {
             tracing::warn!(
                 peer_uid = c.uid(),

@@ -802,9 +802,12 @@ impl Controller {
                         relays.push(c.handle.clone());
                     }
                 }
-                if let Err(e) =
-                    crate::grouphold::arm(token, Duration::from_secs(*secs), relays.clone())
-                {
+                if let Err(e) = crate::grouphold::arm(
+                    token,
+                    Duration::from_secs(*secs),
+                    relays.clone(),
+                    crate::control::peer_pid(),
+                ) {
                     for r in &relays {
                         let _ = r.with_engine(move |e| e.group_release(Some(token)));
                     }
@@ -923,10 +926,15 @@ fn detach_to_private(
         }
         drop_guard_replica(c);
     }
+    let from: Vec<Option<String>> = conns.iter().map(|c| c.display.clone()).collect();
     match crate::transaction::move_all(conns, display, auth.as_ref(), force) {
         Ok(reports) => {
-            for c in conns.iter_mut() {
+            for (c, from) in conns.iter_mut().zip(from) {
                 c.held = true;
+                // Where a refused attach puts it back (as for the in-memory detach).
+                if let Some(from) = from {
+                    crate::preflight::note_origin(c.app_fd, &from);
+                }
             }
             Ok(reports)
         }
@@ -958,8 +966,38 @@ fn attach_from_private(
             c.app_fd
         )));
     }
-    // move_all judges the target (critical extensions, fidelity) before anything changes.
-    let mut reports = crate::transaction::move_all(conns, display, auth.as_ref(), force)?;
+    // move_all judges the target (critical extensions, fidelity) before anything changes. A
+    // refusal puts the GUI back on the display it was detached from, as a refused attach of an
+    // in-memory detach does; failing that, it stays held.
+    let mut reports = match crate::transaction::move_all(conns, display, auth.as_ref(), force) {
+        Ok(r) => r,
+        Err(SessionError::Refused(why)) => {
+            let why = why
+                .rsplit_once("; the application stays on")
+                .map_or(why.as_str(), |(w, _)| w)
+                .to_string();
+            let origin = conns
+                .first()
+                .and_then(|c| crate::preflight::origin_of(c.app_fd))
+                .filter(|o| o != display);
+            let whereabouts = match origin {
+                Some(o) => match crate::transaction::move_all(conns, &o, None, true) {
+                    Ok(_) => {
+                        for c in conns.iter_mut() {
+                            c.held = false;
+                        }
+                        format!("the application is back on {o}")
+                    }
+                    Err(e) => format!(
+                        "putting the application back on {o} failed ({e}); it stays detached"
+                    ),
+                },
+                None => "the application stays detached".into(),
+            };
+            return Err(SessionError::Refused(format!("{why}; {whereabouts}")));
+        }
+        Err(e) => return Err(e),
+    };
     for c in conns.iter_mut() {
         c.held = false;
     }

@@ -135,6 +135,17 @@ pub fn fcntl_int(fd: RawFd, cmd: libc::c_int, arg: libc::c_int) -> io::Result<li
     Ok(r)
 }
 
+/// A pidfd for process `pid` (`pidfd_open`, Linux 5.3): readable once the process has exited.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0u32) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
 /// Ask the scheduler for a short time slice for the calling thread (`sched_setattr` with
 /// `sched_runtime`, a latency hint for normal threads since Linux 6.12; unprivileged, nice value
 /// unchanged). A thread with a short slice gets an early deadline when it wakes, so on a busy

@@ -90,18 +90,22 @@ pub fn handle_request(req: &Request) -> Response {
 /// control workers read requests and write answers; every operation runs here, so the
 /// captures, sessions and reports of all operations are allocated by one thread — one malloc
 /// arena in the app instead of one per worker, each grown to a move's working set.
+/// An operation for the operations thread: the request, the PID of the `guievict` that sent
+/// it (see [`control::peer_pid`]) and where the answer goes.
+type Operation = (Request, Option<u32>, std::sync::mpsc::Sender<Response>);
+
 struct Operations {
-    tx: std::sync::Mutex<std::sync::mpsc::Sender<(Request, std::sync::mpsc::Sender<Response>)>>,
+    tx: std::sync::Mutex<std::sync::mpsc::Sender<Operation>>,
 }
 
 impl Operations {
     fn run(&self, req: &Request) -> Response {
         let (rtx, rrx) = std::sync::mpsc::channel();
-        let sent = self
-            .tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send((req.clone(), rtx));
+        let sent = self.tx.lock().unwrap_or_else(|p| p.into_inner()).send((
+            req.clone(),
+            control::peer_pid(),
+            rtx,
+        ));
         match sent.ok().and_then(|()| rrx.recv().ok()) {
             Some(r) => r,
             // The thread could not start (or is gone): carry it out here rather than fail.
@@ -113,11 +117,12 @@ impl Operations {
 fn operations() -> &'static Operations {
     static OPS: std::sync::OnceLock<Operations> = std::sync::OnceLock::new();
     OPS.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<(Request, std::sync::mpsc::Sender<Response>)>();
+        let (tx, rx) = std::sync::mpsc::channel::<Operation>();
         let r = std::thread::Builder::new()
             .name("guievict-ops".into())
             .spawn(move || {
-                while let Ok((req, reply)) = rx.recv() {
+                while let Ok((req, peer, reply)) = rx.recv() {
+                    control::set_peer_pid(peer);
                     let _ = reply.send(run_operation(&req));
                 }
             });

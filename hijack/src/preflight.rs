@@ -417,7 +417,7 @@ pub fn note_origin(app_fd: i32, display: &str) {
     }
 }
 
-fn origin_of(app_fd: i32) -> Option<String> {
+pub fn origin_of(app_fd: i32) -> Option<String> {
     ORIGINS
         .lock()
         .ok()?

@@ -793,3 +793,73 @@ fn plain_detach_holds_on_the_private_server_unless_in_memory() {
         wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("back on A");
     });
 }
+
+/// A `guievict` killed while it holds an application of several processes (between the group
+/// hold and its release) does not leave the app's requests queued until the hold's deadline
+/// (here 40 s): the processes see the holder exit and release at once.
+#[test]
+fn a_killed_cli_releases_its_group_hold_at_once() {
+    with_timeout(90, || {
+        let rt = runtime_dir("grouphold");
+        let rts = rt.to_str().expect("utf-8 path");
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let (c1, c2) = (rt.join("rt1"), rt.join("rt2"));
+        // One application of two X processes: a shell whose children both draw.
+        let script = format!(
+            "python3 -c \"$0\" '{}' & python3 -c \"$0\" '{}' & wait",
+            c1.display(),
+            c2.display()
+        );
+        // (No window of its own to wait for; its children exit with the server.)
+        let app = spawn_background(
+            &a.display,
+            &[
+                "env",
+                &format!("XDG_RUNTIME_DIR={rts}"),
+                "sh",
+                "-c",
+                &script,
+                ROUND_TRIPPER,
+            ],
+        )
+        .expect("two round trippers");
+        let app_pid = app.child.id();
+        wait_until("both count", Duration::from_secs(15), || {
+            count(&c1) > 0 && count(&c2) > 0
+        })
+        .expect("round trippers running");
+        let mut cli = Command::new(guievict_bin())
+            .args(["move", "--pid", &app_pid.to_string(), &b.display])
+            .env("XDG_RUNTIME_DIR", rts)
+            .env("GUIEVICT_TEST_PAUSE_AFTER_HOLD_MS", "60000")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("guievict move");
+        // Held: the counters stop.
+        wait_until("the hold takes effect", Duration::from_secs(20), || {
+            let (n1, n2) = (count(&c1), count(&c2));
+            std::thread::sleep(Duration::from_millis(300));
+            count(&c1) == n1 && count(&c2) == n2
+        })
+        .expect("counters stalled under the hold");
+        let t = Instant::now();
+        cli.kill().expect("kill guievict");
+        cli.wait().expect("reap guievict");
+        let (n1, n2) = (count(&c1), count(&c2));
+        wait_until("released after the kill", Duration::from_secs(30), || {
+            count(&c1) > n1 + 20 && count(&c2) > n2 + 20
+        })
+        .expect("round trips resume");
+        let waited = t.elapsed();
+        eprintln!("hold released {waited:?} after the holder was killed");
+        assert!(
+            waited < Duration::from_secs(3),
+            "the hold outlived its holder by {waited:?}"
+        );
+        // Nothing moved: both are still on A, and a move now works.
+        gv(&rt, &["move", "--pid", &app_pid.to_string(), &b.display]).expect("move after");
+    });
+}
