@@ -463,3 +463,324 @@ fn move_all_takes_the_desktop_but_its_window_manager_and_keeps_its_layout() {
         drop(wm);
     });
 }
+
+/// A twm configuration that places windows without asking (a window without a position hint
+/// would otherwise wait for a click).
+const TWMRC: &str = "RandomPlacement\nUsePPosition \"on\"\nNoGrabServer\n";
+
+/// twm with [`TWMRC`] on `display`, once it manages the root window.
+fn twm(display: &str, rc: &std::path::Path) -> Background {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{ConnectionExt as _, EventMask};
+    let wm = spawn_background(display, &["twm", "-f", rc.to_str().unwrap()]).expect("twm");
+    let c = connect(display).expect("connect");
+    let root = c.setup().roots[0].root;
+    wait_until("twm manages the root", Duration::from_secs(10), || {
+        c.get_window_attributes(root)
+            .ok()
+            .and_then(|r| r.reply().ok())
+            .is_some_and(|a| a.all_event_masks.contains(EventMask::SUBSTRUCTURE_REDIRECT))
+    })
+    .expect("twm up");
+    wm
+}
+
+/// (title, x, y) on the root of every client window (framed or not) of `pids` on `display`,
+/// bottom to top, and how many are in a frame. Titles from `_NET_WM_NAME`, else `WM_NAME`.
+fn desktop_of(display: &str, pids: &[u32]) -> (Vec<(String, i16, i16)>, usize) {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{AtomEnum, ConnectionExt as _};
+    let c = connect(display).expect("connect");
+    let root = c.setup().roots[0].root;
+    let net = c
+        .intern_atom(false, b"_NET_WM_NAME")
+        .unwrap()
+        .reply()
+        .unwrap()
+        .atom;
+    let title = |w: u32| -> String {
+        for p in [net, u32::from(AtomEnum::WM_NAME)] {
+            if let Some(r) = c
+                .get_property(false, w, p, AtomEnum::ANY, 0, 64)
+                .ok()
+                .and_then(|r| r.reply().ok())
+                .filter(|r| !r.value.is_empty())
+            {
+                return String::from_utf8_lossy(&r.value).into_owned();
+            }
+        }
+        String::new()
+    };
+    let mut out = Vec::new();
+    let mut framed = 0;
+    for top in c.query_tree(root).unwrap().reply().unwrap().children {
+        let mut cands = vec![top];
+        if let Ok(t) = c.query_tree(top).unwrap().reply() {
+            cands.extend(t.children);
+        }
+        for w in cands {
+            let owner = window_pid(&c, w).ok().flatten();
+            if !owner.is_some_and(|p| pids.contains(&p)) {
+                continue;
+            }
+            let a = c.get_window_attributes(w).unwrap().reply().unwrap();
+            let name = title(w);
+            if u32::from(a.map_state) != 2 || name.is_empty() {
+                continue;
+            }
+            let p = c
+                .translate_coordinates(w, root, 0, 0)
+                .unwrap()
+                .reply()
+                .unwrap();
+            out.push((name, p.dst_x, p.dst_y));
+            framed += usize::from(w != top);
+        }
+    }
+    (out, framed)
+}
+
+/// `move --all TO --display FROM --force --json`: Tk's picture on a pixmap it already freed
+/// is recreated on a placeholder (see e2e_toolkits), the one inexactness accepted here; any
+/// other one fails the test.
+fn move_all_force(from: &str, to: &str) -> serde_json::Value {
+    let out = Command::new(guievict_bin())
+        .args(["move", "--all", to, "--display", from, "--force", "--json"])
+        .output()
+        .expect("guievict move --all");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "move --all {from} → {to}: {err}");
+    for l in err.lines().filter(|l| l.contains("not carried exactly")) {
+        assert!(
+            l.contains("was already freed by the application"),
+            "unexpected inexactness: {l}"
+        );
+    }
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// The mapped client window of `pid` on `display`, inside a window manager's frame or not.
+fn client_window(display: &str, pid: u32) -> Option<u32> {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::ConnectionExt as _;
+    let c = connect(display).ok()?;
+    let root = c.setup().roots[0].root;
+    for top in c.query_tree(root).ok()?.reply().ok()?.children {
+        let mut cands = vec![top];
+        if let Ok(t) = c.query_tree(top).ok()?.reply() {
+            cands.extend(t.children);
+        }
+        for w in cands {
+            let viewable = c
+                .get_window_attributes(w)
+                .ok()
+                .and_then(|r| r.reply().ok())
+                .is_some_and(|a| u32::from(a.map_state) == 2);
+            if viewable && window_pid(&c, w).ok().flatten() == Some(pid) {
+                return Some(w);
+            }
+        }
+    }
+    None
+}
+
+/// Positions relative to the first window (a window manager may shift all windows alike).
+fn relative(v: &[(String, i16, i16)]) -> Vec<(String, i32, i32)> {
+    let (x0, y0) = v
+        .first()
+        .map_or((0, 0), |f| (i32::from(f.1), i32::from(f.2)));
+    v.iter()
+        .map(|(n, x, y)| (n.clone(), i32::from(*x) - x0, i32::from(*y) - y0))
+        .collect()
+}
+
+/// Issue 19, item 4: ten apps (xterm, Xaw, Xt, Tk, Qt5, a shaped oclock) under twm on A move to
+/// B, where another twm frames them, in one `move --all`, keeping their stacking and relative
+/// places; the window managers stay; back again the same way. (gtk3-widget-factory as a tenth
+/// app exited within 200 ms of this move here, silently and cleanly — not reproduced by hand;
+/// see issue 19's notes — so it is not in the set until that is understood.)
+#[test]
+fn ten_mixed_apps_move_between_two_managed_desktops() {
+    let _one_at_a_time = serial();
+    let qt = "/usr/lib/x86_64-linux-gnu/qt5/examples/widgets/widgets/lineedits/lineedits";
+    for need in ["/usr/bin/wish", qt] {
+        if !std::path::Path::new(need).exists() {
+            skip(&format!(
+                "{need} is not installed (scripts/setup-debian.sh installs it)"
+            ));
+            return;
+        }
+    }
+    with_timeout(240, || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let dir = artifacts_dir().join(format!("ten-apps-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let rc = dir.join("twmrc");
+        std::fs::write(&rc, TWMRC).unwrap();
+        let tk = dir.join("t.tcl");
+        std::fs::write(
+            &tk,
+            "wm geometry . 200x80+620+400\nwm title . \"ten-tk\"\nlabel .l -text \"Tk\"\npack .l\n",
+        )
+        .unwrap();
+        let wm_b = twm(&b.display, &rc);
+        let specs: Vec<Vec<&str>> = vec![
+            vec![
+                "xterm",
+                "-geometry",
+                "40x8+10+10",
+                "-T",
+                "ten-xterm1",
+                "-e",
+                "sh",
+            ],
+            vec![
+                "xterm",
+                "-geometry",
+                "40x8+60+200",
+                "-T",
+                "ten-xterm2",
+                "-e",
+                "sh",
+            ],
+            vec!["xlogo", "-geometry", "90x90+400+20", "-title", "ten-xlogo"],
+            vec![
+                "xclock",
+                "-geometry",
+                "90x90+520+20",
+                "-update",
+                "3600",
+                "-title",
+                "ten-xclock",
+            ],
+            vec!["xeyes", "-geometry", "90x60+640+20", "-title", "ten-xeyes"],
+            vec!["xcalc", "-geometry", "+760+20", "-title", "ten-xcalc"],
+            vec![
+                "xmessage",
+                "-geometry",
+                "+400+400",
+                "-title",
+                "ten-xmessage",
+                "ten apps",
+            ],
+            vec!["wish", tk.to_str().unwrap()],
+            vec![qt, "-geometry", "300x200+10+500"],
+            vec!["oclock", "-geometry", "100x100+900+500"],
+        ];
+        let mut apps: Vec<App> = specs
+            .iter()
+            .map(|s| App::spawn(&a.display, s).unwrap_or_else(|e| panic!("{s:?}: {e:#}")))
+            .collect();
+        let pids: Vec<u32> = apps.iter().map(|a| a.pid).collect();
+        let wm_a = twm(&a.display, &rc);
+        wait_until("twm framed the ten on A", Duration::from_secs(30), || {
+            desktop_of(&a.display, &pids).1 == 10
+        })
+        .expect("framed on A");
+        let before = desktop_of(&a.display, &pids).0;
+        eprintln!("on A: {before:?}");
+        assert_eq!(before.len(), 10, "{before:?}");
+        guievict_json(&["protect", "--display", &a.display]).expect("protect");
+
+        let t = Instant::now();
+        let v = move_all_force(&a.display, &b.display);
+        let took = t.elapsed();
+        eprintln!("move --all of ten apps A→B: {took:?}");
+        std::fs::write(dir.join("move-all.json"), v.to_string()).unwrap();
+
+        eprintln!(
+            "moved: {:?} of {pids:?}",
+            v["report"]["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["pid"].clone())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            v["report"]["processes"].as_array().map(|p| p.len()),
+            Some(10),
+            "{v}"
+        );
+        for app in &apps {
+            assert!(
+                windows_of_pid(&a.display, app.pid).unwrap().is_empty(),
+                "left on A"
+            );
+        }
+        if let Err(e) = wait_until("twm framed the ten on B", Duration::from_secs(30), || {
+            desktop_of(&b.display, &pids).1 == 10
+        }) {
+            let tree = Command::new("xwininfo")
+                .args(["-root", "-tree"])
+                .env("DISPLAY", &b.display)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let st: Vec<String> = pids
+                .iter()
+                .map(|p| {
+                    guievict_json(&["status", "--pid", &p.to_string()])
+                        .map(|v| v["connections"].to_string())
+                        .unwrap_or_else(|e| format!("{e:#}"))
+                })
+                .collect();
+            panic!(
+                "{e:#}: {:?}\n{st:#?}\n{tree}",
+                desktop_of(&b.display, &pids)
+            );
+        }
+        let on_b = desktop_of(&b.display, &pids).0;
+        eprintln!("on B: {on_b:?}");
+        assert_eq!(
+            relative(&on_b),
+            relative(&before),
+            "layout or stacking changed on B"
+        );
+        // Both window managers stayed where they were.
+        for (wm, d) in [(&wm_a, &a.display), (&wm_b, &b.display)] {
+            let l = guievict_json(&["list", "--display", d]).expect("list");
+            assert!(
+                l["clients"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["pid"].as_u64() == Some(u64::from(wm.child.id()))),
+                "a window manager left {d}: {l}"
+            );
+        }
+        // Typing reaches an app on B.
+        let wb = client_window(&b.display, apps[0].pid).expect("the xterm's window on B");
+        let f = dir.join("typed");
+        xtest_type(
+            &b.display,
+            Some(wb),
+            &format!("echo ten > {}\n", f.display()),
+        )
+        .unwrap();
+        wait_for_file(&f, "ten", Duration::from_secs(10));
+
+        let t = Instant::now();
+        move_all_force(&b.display, &a.display);
+        eprintln!("move --all of ten apps B→A: {:?}", t.elapsed());
+        wait_until(
+            "twm framed the ten on A again",
+            Duration::from_secs(30),
+            || desktop_of(&a.display, &pids).1 == 10,
+        )
+        .expect("framed on A again");
+        let back = desktop_of(&a.display, &pids).0;
+        assert_eq!(
+            relative(&back),
+            relative(&before),
+            "layout or stacking changed back on A"
+        );
+        for app in &mut apps {
+            assert!(app.alive(), "pid {} died", app.pid);
+        }
+        drop(wm_a);
+        drop(wm_b);
+    });
+}
