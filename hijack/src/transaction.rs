@@ -269,6 +269,13 @@ fn put_back(
     cause: SessionError,
 ) -> SessionError {
     tracing::warn!("move to {target} failed, putting the application back: {cause}");
+    // Read before the put-back starts internal clients of its own: an internal client cut off
+    // because the target did not answer (stopped, hung) is the cause the user needs to hear.
+    let hung: Option<String> = conns.iter().find_map(|c| c.handle.internal_timed_out());
+    let cause = match hung {
+        Some(h) => format!("{cause} ({h})"),
+        None => cause.to_string(),
+    };
     let mut dets: Vec<Option<Detached>> = dets.into_iter().map(|(d, _)| Some(d)).collect();
     let mut back = Vec::new();
     let mut failed = Vec::new();
