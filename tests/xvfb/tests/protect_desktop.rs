@@ -597,9 +597,10 @@ fn relative(v: &[(String, i16, i16)]) -> Vec<(String, i32, i32)> {
 /// Issue 19, item 4: ten apps (xterm, Xaw, Xt, Tk, Qt5, a shaped oclock) under twm on A move to
 /// B, where another twm frames them, in one `move --all`, keeping their stacking and relative
 /// places; the window managers stay; back again the same way. (gtk3-widget-factory is not in
-/// the set: under twm on A with an xterm beside it, a plain `move` of it alone to B under twm
-/// makes it exit, cleanly and silently, within 200 ms — the hijack log shows nothing wrong;
-/// without the xterm, or without the window managers, it moves fine. Open in issue 13.)
+/// the set: with an xterm on A beside it and twm on B, a plain `move` of it alone to B makes it
+/// exit, cleanly and silently, within a second — the hijack log shows nothing wrong, the hijack
+/// library from before issue 19 does the same; without the xterm, or without twm on B, it
+/// moves fine. Open in issue 13.)
 #[test]
 fn ten_mixed_apps_move_between_two_managed_desktops() {
     let _one_at_a_time = serial();
