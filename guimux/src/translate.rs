@@ -459,11 +459,13 @@ fn client_message_data(msg: &mut [u8], order: ByteOrder, maps: &mut Maps, dir: D
     if msg[1] != 32 {
         return;
     }
+    // The event's own fields (its type among them) were translated already: the type is in
+    // the destination's numbering.
     let ty = order.u32(msg, 8);
     let is = |name: &str, maps: &Maps| {
         maps.named.get(name).is_some_and(|(a, s)| match dir {
-            Dir::ToApp => *s == ty,
-            Dir::ToServer => *a == ty,
+            Dir::ToApp => *a == ty,
+            Dir::ToServer => *s == ty,
         })
     };
     if is("WM_PROTOCOLS", maps) {
@@ -583,6 +585,50 @@ mod tests {
             named: HashMap::new(),
             devices,
         }
+    }
+
+    /// WM_PROTOCOLS is 300 to the app and 400 on the server, WM_DELETE_WINDOW 301/401 and
+    /// WM_TAKE_FOCUS 302/402 (the numbering differs when other clients interned atoms in
+    /// another order on each server).
+    fn protocol_atoms(m: &mut Maps) {
+        for (name, a, s) in [
+            ("WM_PROTOCOLS", 300, 400),
+            ("WM_DELETE_WINDOW", 301, 401),
+            ("WM_TAKE_FOCUS", 302, 402),
+        ] {
+            m.atoms.insert(a, s);
+            m.named.insert(name.into(), (a, s));
+        }
+    }
+
+    /// A format-32 ClientMessage to `window` of type `ty` with data[0] `d0`.
+    fn client_message(window: u32, ty: u32, d0: u32) -> Vec<u8> {
+        let mut ev = vec![33u8, 32, 0, 0];
+        ev.extend_from_slice(&window.to_le_bytes());
+        ev.extend_from_slice(&ty.to_le_bytes());
+        ev.extend_from_slice(&d0.to_le_bytes());
+        ev.extend_from_slice(&0x1234u32.to_le_bytes());
+        ev.resize(32, 0);
+        ev
+    }
+
+    /// twm on the target sends WM_TAKE_FOCUS; the app must read WM_TAKE_FOCUS in its own
+    /// numbering, not the server's number, which may be its WM_DELETE_WINDOW (found with
+    /// gtk3-widget-factory, which closed its window and exited after a move).
+    #[test]
+    fn wm_protocols_data_atom_is_translated_both_ways() {
+        let mut m = maps(DeviceMap::default());
+        protocol_atoms(&mut m);
+        let mut ev = client_message(SERVER_WIN, 400, 402);
+        assert!(event_to_app(&mut ev, LE, &mut m).expect("translate"));
+        assert_eq!(ev, client_message(APP_WIN, 300, 302));
+        // The app's SendEvent of WM_DELETE_WINDOW (e.g. to a window of another client).
+        let mut req = vec![25u8, 0, 11, 0];
+        req.extend_from_slice(&APP_WIN.to_le_bytes());
+        req.extend_from_slice(&0u32.to_le_bytes());
+        req.extend_from_slice(&client_message(APP_WIN, 300, 301));
+        request_to_server(&mut req, LE, &mut m).expect("translate");
+        assert_eq!(&req[12..], &client_message(SERVER_WIN, 400, 401)[..]);
     }
 
     #[test]

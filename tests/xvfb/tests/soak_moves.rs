@@ -52,8 +52,11 @@ fn thousand_moves_of_a_printing_xterm_lose_nothing() {
         std::thread::sleep(Duration::from_millis(500));
         let pid = app.pid.to_string();
         let moves = 1000;
-        let warmup = 100;
-        let mut rss_after_warmup = 0;
+        // RSS read every 100 moves. malloc's trimming makes single readings swing by ±4 MB
+        // (19 MB at one reading, 27 MB at the next, measured with the library of before and
+        // after issue 19 alike), so a leak is judged on maxima: the largest of the readings at
+        // 200–400 moves (after warm-up) against the largest at 800–1000.
+        let mut rss_at: Vec<(usize, u64)> = Vec::new();
         let mut worst_ms = 0u128;
         let started = Instant::now();
         for i in 0..moves {
@@ -71,12 +74,19 @@ fn thousand_moves_of_a_printing_xterm_lose_nothing() {
                     i + 1,
                     started.elapsed().as_secs_f64()
                 );
-                if i + 1 == warmup {
-                    rss_after_warmup = rss;
-                }
+                rss_at.push((i + 1, rss));
             }
         }
-        let rss_end = rss_kb(app.pid);
+        rss_at.push((moves, rss_kb(app.pid)));
+        let max_in = |lo: usize, hi: usize| {
+            rss_at
+                .iter()
+                .filter(|(n, _)| (lo..=hi).contains(n))
+                .map(|(_, r)| *r)
+                .max()
+                .unwrap_or(0)
+        };
+        let (rss_after_warmup, rss_end) = (max_in(200, 400), max_in(800, moves));
         // After an even number of moves the app is back on A. Stop the printer; the final
         // screen is then fully determined by what is typed next.
         std::fs::write(&stop, b"stop").expect("stop file");
@@ -94,13 +104,12 @@ fn thousand_moves_of_a_printing_xterm_lose_nothing() {
         let want = screenshot(&c.display, reference.window).expect("reference shot");
         assert_same_picture(&want, &shot, "soak-final-screen");
         eprintln!(
-            "soak: {moves} moves in {:.1} s; RSS {rss_after_warmup} kB after {warmup} moves, {rss_end} kB after {moves}",
+            "soak: {moves} moves in {:.1} s; RSS at most {rss_after_warmup} kB at 200-400 moves, at most {rss_end} kB at 800-{moves}",
             started.elapsed().as_secs_f64()
         );
         assert!(
             rss_end < rss_after_warmup + 4 * 1024,
-            "RSS grew from {rss_after_warmup} kB to {rss_end} kB over {} moves after warm-up",
-            moves - warmup
+            "RSS grew from {rss_after_warmup} kB (at most, 200-400 moves) to {rss_end} kB (at most, 800-{moves}): {rss_at:?}"
         );
         assert!(app.alive());
     });
