@@ -454,7 +454,54 @@ fn get_property_reply_data(msg: &mut [u8], order: ByteOrder, maps: &mut Maps) {
     rewrite_items(&mut msg[32..end], order, ty, maps, Dir::ToApp);
 }
 
-/// ClientMessage: WM_PROTOCOLS carries an atom in data[0]; `_NET_WM_PING` a window in data[2].
+/// What the 32-bit data words of a well-known ClientMessage hold (word index, kind), by the
+/// message's type: the atoms and windows in them are translated like any field (a zero word
+/// is "none" and stays). Others are opaque.
+pub const CLIENT_MESSAGE_DATA: &[(&str, &[(usize, DataWord)])] = &[
+    // ICCCM: the protocol (WM_DELETE_WINDOW, WM_TAKE_FOCUS, _NET_WM_PING …) in data[0];
+    // _NET_WM_PING's window in data[2].
+    (
+        "WM_PROTOCOLS",
+        &[(0, DataWord::Atom), (2, DataWord::Window)],
+    ),
+    // EWMH: action, first property, second property, source.
+    ("_NET_WM_STATE", &[(1, DataWord::Atom), (2, DataWord::Atom)]),
+    // ICCCM selection manager announcement: timestamp, selection, owner.
+    ("MANAGER", &[(1, DataWord::Atom), (2, DataWord::Window)]),
+    // XDND: the source or target window in data[0], types and actions as atoms.
+    (
+        "XdndEnter",
+        &[
+            (0, DataWord::Window),
+            (2, DataWord::Atom),
+            (3, DataWord::Atom),
+            (4, DataWord::Atom),
+        ],
+    ),
+    (
+        "XdndPosition",
+        &[(0, DataWord::Window), (4, DataWord::Atom)],
+    ),
+    ("XdndStatus", &[(0, DataWord::Window), (4, DataWord::Atom)]),
+    ("XdndLeave", &[(0, DataWord::Window)]),
+    ("XdndDrop", &[(0, DataWord::Window)]),
+    (
+        "XdndFinished",
+        &[(0, DataWord::Window), (2, DataWord::Atom)],
+    ),
+];
+
+/// A data word of a ClientMessage (see [`CLIENT_MESSAGE_DATA`]).
+#[derive(Clone, Copy, Debug)]
+pub enum DataWord {
+    /// An atom.
+    Atom,
+    /// A window.
+    Window,
+}
+
+/// ClientMessage data: the atoms and windows of the well-known messages
+/// ([`CLIENT_MESSAGE_DATA`]) in the destination's numbering.
 fn client_message_data(msg: &mut [u8], order: ByteOrder, maps: &mut Maps, dir: Dir) {
     if msg[1] != 32 {
         return;
@@ -462,26 +509,34 @@ fn client_message_data(msg: &mut [u8], order: ByteOrder, maps: &mut Maps, dir: D
     // The event's own fields (its type among them) were translated already: the type is in
     // the destination's numbering.
     let ty = order.u32(msg, 8);
-    let is = |name: &str, maps: &Maps| {
-        maps.named.get(name).is_some_and(|(a, s)| match dir {
-            Dir::ToApp => *a == ty,
-            Dir::ToServer => *s == ty,
-        })
+    let words = CLIENT_MESSAGE_DATA.iter().find_map(|(name, words)| {
+        maps.named
+            .get(*name)
+            .is_some_and(|(a, s)| match dir {
+                Dir::ToApp => *a == ty,
+                Dir::ToServer => *s == ty,
+            })
+            .then_some(*words)
+    });
+    let Some(words) = words else {
+        return;
     };
-    if is("WM_PROTOCOLS", maps) {
-        let mut rw = MapRewriter {
-            maps,
-            dir,
-            unknown_atoms: 0,
-        };
-        let v = order.u32(msg, 12);
-        let nv = rw.rewrite(Kind::Atom, v);
-        order.put_u32(msg, 12, nv);
-        let w = order.u32(msg, 20);
-        if w != 0 {
-            let nw = rw.rewrite(Kind::Xid("WINDOW"), w);
-            order.put_u32(msg, 20, nw);
+    let mut rw = MapRewriter {
+        maps,
+        dir,
+        unknown_atoms: 0,
+    };
+    for &(i, kind) in words {
+        let off = 12 + 4 * i;
+        let v = order.u32(msg, off);
+        if v == 0 {
+            continue;
         }
+        let nv = match kind {
+            DataWord::Atom => rw.rewrite(Kind::Atom, v),
+            DataWord::Window => rw.rewrite(Kind::Xid("WINDOW"), v),
+        };
+        order.put_u32(msg, off, nv);
     }
 }
 
@@ -595,6 +650,9 @@ mod tests {
             ("WM_PROTOCOLS", 300, 400),
             ("WM_DELETE_WINDOW", 301, 401),
             ("WM_TAKE_FOCUS", 302, 402),
+            ("_NET_WM_STATE", 303, 403),
+            ("_NET_WM_STATE_FULLSCREEN", 304, 404),
+            ("_NET_WM_STATE_ABOVE", 305, 405),
         ] {
             m.atoms.insert(a, s);
             m.named.insert(name.into(), (a, s));
@@ -629,6 +687,34 @@ mod tests {
         req.extend_from_slice(&client_message(APP_WIN, 300, 301));
         request_to_server(&mut req, LE, &mut m).expect("translate");
         assert_eq!(&req[12..], &client_message(SERVER_WIN, 400, 401)[..]);
+    }
+
+    /// An app asking its window manager for fullscreen (EWMH `_NET_WM_STATE` to the root):
+    /// both properties in the server's numbering, the action and source untouched.
+    #[test]
+    fn net_wm_state_request_atoms_are_translated() {
+        let mut m = maps(DeviceMap::default());
+        protocol_atoms(&mut m);
+        let state = |win: u32, ty: u32, p1: u32, p2: u32| {
+            let mut ev = client_message(win, ty, 1);
+            ev[16..20].copy_from_slice(&p1.to_le_bytes());
+            ev[20..24].copy_from_slice(&p2.to_le_bytes());
+            ev[24..28].copy_from_slice(&1u32.to_le_bytes());
+            ev
+        };
+        let mut req = vec![25u8, 0, 11, 0];
+        req.extend_from_slice(&APP_ROOT.to_le_bytes());
+        req.extend_from_slice(&0x18_0000u32.to_le_bytes());
+        req.extend_from_slice(&state(APP_WIN, 303, 304, 305));
+        request_to_server(&mut req, LE, &mut m).expect("translate");
+        assert_eq!(&req[12..], &state(SERVER_WIN, 403, 404, 405)[..]);
+        // "none" as the second property stays 0.
+        let mut req = vec![25u8, 0, 11, 0];
+        req.extend_from_slice(&APP_ROOT.to_le_bytes());
+        req.extend_from_slice(&0x18_0000u32.to_le_bytes());
+        req.extend_from_slice(&state(APP_WIN, 303, 304, 0));
+        request_to_server(&mut req, LE, &mut m).expect("translate");
+        assert_eq!(&req[12..], &state(SERVER_WIN, 403, 404, 0)[..]);
     }
 
     #[test]

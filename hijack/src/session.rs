@@ -1294,7 +1294,11 @@ fn build_maps(
     let mut named = HashMap::new();
     for (&(app, server), (_, name)) in answers.atoms.iter().zip(&view.atoms) {
         atoms.insert(app, server);
-        if matches!(name.as_str(), "WM_PROTOCOLS" | "WM_STATE" | "_NET_WM_PING") {
+        if matches!(name.as_str(), "WM_STATE" | "_NET_WM_PING")
+            || guimux::translate::CLIENT_MESSAGE_DATA
+                .iter()
+                .any(|(n, _)| *n == name.as_str())
+        {
             named.insert(name.clone(), (app, server));
         }
     }
