@@ -48,6 +48,28 @@ pub struct CheckpointArgs {
     /// Keep the process running after the dump (it is re-attached to its display).
     #[arg(long)]
     leave_running: bool,
+    /// Checkpoint every hijacked app of --display (default $DISPLAY) but its window manager:
+    /// one subdirectory of DIR per app and `desktop.json` listing them in stacking order.
+    /// All or none: when one dump fails, the apps already dumped are restored onto the
+    /// display. `guievict restore --dir DIR --display D` brings the whole desktop back.
+    #[arg(long, conflicts_with_all = ["pid", "name", "pick", "only_pid"])]
+    all: bool,
+}
+
+/// What `checkpoint --all` writes beside the apps' directories.
+pub const DESKTOP_MANIFEST: &str = "desktop.json";
+
+/// `desktop.json`: the apps of a desktop checkpoint, bottom of the stack first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DesktopManifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// [`VERSION`].
+    pub version: u32,
+    /// The display they were on.
+    pub display: String,
+    /// Each app's checkpoint subdirectory (relative to the desktop directory).
+    pub apps: Vec<String>,
 }
 
 /// `guievict restore`.
@@ -283,11 +305,134 @@ fn undo(sock: &Path, pid: u32, displays: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// One process checkpointed: its manifest and the detach report.
+struct Dumped {
+    manifest: Manifest,
+    detach: serde_json::Value,
+}
+
 /// `guievict checkpoint`.
 pub fn checkpoint(a: CheckpointArgs) -> Result<()> {
-    let t_all = Instant::now();
+    if a.all {
+        return checkpoint_all(&a);
+    }
     let pid = crate::cmd_mobility::resolve(&a.target)?;
     let dir = std::path::absolute(&a.dir)?;
+    let d = checkpoint_pid(pid, &dir, &a.criu, a.leave_running)?;
+    let t = &d.manifest.timings_ms;
+    if a.target.json {
+        println!(
+            "{}",
+            serde_json::json!({"pid": pid, "result": "checkpointed", "manifest": d.manifest, "detach": d.detach})
+        );
+    } else {
+        eprintln!(
+            "guievict: pid {pid} ({}): checkpointed to {} (detach {} ms, dump {} ms){}",
+            d.manifest.comm,
+            dir.display(),
+            t["detach"],
+            t["dump"],
+            if a.leave_running {
+                "; still running"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+/// `checkpoint --all`: every app of the display, one after the other (CRIU dumps one tree at a
+/// time), bottom of the stack first; a failure restores the ones already dumped.
+fn checkpoint_all(a: &CheckpointArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let target = a.target.settled()?;
+    if target.window.is_some() {
+        bail!("checkpoint --all takes no WINDOW: it checkpoints every app of --display");
+    }
+    let desk = crate::cmd_desktop::apps_in_order(target.opts.display.as_deref())?;
+    let dir = std::path::absolute(&a.dir)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    anyhow::ensure!(
+        !dir.join(DESKTOP_MANIFEST).exists() && !dir.join(MANIFEST).exists(),
+        "{} already holds a checkpoint; use an empty directory",
+        dir.display()
+    );
+    let mut done: Vec<(String, Dumped)> = Vec::new();
+    for (i, &pid) in desk.order.iter().enumerate() {
+        let sub = format!("{i:02}-{pid}");
+        eprintln!(
+            "guievict: checkpointing {}/{}: pid {pid}",
+            i + 1,
+            desk.order.len()
+        );
+        match checkpoint_pid(pid, &dir.join(&sub), &a.criu, a.leave_running) {
+            Ok(d) => done.push((sub, d)),
+            Err(e) => {
+                // All or none: the apps dumped (and so ended) come back onto the display.
+                let mut back = Vec::new();
+                if !a.leave_running {
+                    for (sub, d) in done.iter().rev() {
+                        let r = restore_dir(&dir.join(sub), Some(&desk.from), &a.criu);
+                        back.push(match r {
+                            Ok(r) => format!("{} restored", r.pid),
+                            Err(re) => format!("{} NOT restored ({re:#})", d.manifest.pid),
+                        });
+                    }
+                }
+                let said = if back.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; the apps already checkpointed were put back: {}",
+                        back.join(", ")
+                    )
+                };
+                return Err(e.context(format!("checkpointing process {pid}{said}")));
+            }
+        }
+    }
+    let m = DesktopManifest {
+        format: FORMAT.into(),
+        version: VERSION,
+        display: desk.from.clone(),
+        apps: done.iter().map(|(s, _)| s.clone()).collect(),
+    };
+    std::fs::write(
+        dir.join(DESKTOP_MANIFEST),
+        serde_json::to_string_pretty(&m)?,
+    )
+    .with_context(|| format!("writing {}", dir.join(DESKTOP_MANIFEST).display()))?;
+    let total = ms(t0);
+    if a.target.json {
+        let apps: Vec<serde_json::Value> = done
+            .iter()
+            .map(|(s, d)| serde_json::json!({"dir": s, "manifest": d.manifest, "detach": d.detach}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"result": "checkpointed", "display": desk.from, "apps": apps, "total_ms": total})
+        );
+    } else {
+        eprintln!(
+            "guievict: {} app(s) of {} checkpointed to {} in {total:.0} ms{}",
+            done.len(),
+            desk.from,
+            dir.display(),
+            if a.leave_running {
+                "; still running"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Checkpoint process `pid` into `dir` (see `guievict checkpoint`).
+fn checkpoint_pid(pid: u32, dir: &Path, criu: &[String], leave_running: bool) -> Result<Dumped> {
+    let t_all = Instant::now();
+    let dir = dir.to_path_buf();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     anyhow::ensure!(
         !dir.join(MANIFEST).exists(),
@@ -365,10 +510,10 @@ pub fn checkpoint(a: CheckpointArgs) -> Result<()> {
     if shell_job {
         args.push("--shell-job".into());
     }
-    if a.leave_running {
+    if leave_running {
         args.push("--leave-running".into());
     }
-    let run = run_criu(&a.criu, &args, dir.join("dump.log"))?;
+    let run = run_criu(criu, &args, dir.join("dump.log"))?;
     if !run.ok {
         let msg = explain(&run, "dump");
         let back = if proc_state(pid).is_some() {
@@ -387,7 +532,7 @@ pub fn checkpoint(a: CheckpointArgs) -> Result<()> {
     let dump_ms = run.ms;
     let t = Instant::now();
     let mut reattach_ms = None;
-    if a.leave_running {
+    if leave_running {
         undo(&sock, pid, &displays).context("the dump succeeded, but re-attaching failed")?;
         reattach_ms = Some(ms(t));
     } else {
@@ -418,20 +563,10 @@ pub fn checkpoint(a: CheckpointArgs) -> Result<()> {
     let text = serde_json::to_string_pretty(&manifest)?;
     std::fs::write(dir.join(MANIFEST), &text)
         .with_context(|| format!("writing {}", dir.join(MANIFEST).display()))?;
-    if a.target.json {
-        println!(
-            "{}",
-            serde_json::json!({"pid": pid, "result": "checkpointed", "manifest": manifest, "detach": detach_report})
-        );
-    } else {
-        eprintln!(
-            "guievict: pid {pid} ({}): checkpointed to {} (detach {detach_ms} ms, dump {dump_ms} ms){}",
-            st.comm,
-            dir.display(),
-            if a.leave_running { "; still running" } else { "" }
-        );
-    }
-    Ok(())
+    Ok(Dumped {
+        manifest,
+        detach: detach_report,
+    })
 }
 
 /// Re-attach after a failed quiesce (the control socket is still open then).
@@ -475,8 +610,103 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
 
 /// `guievict restore`.
 pub fn restore(a: RestoreArgs) -> Result<()> {
-    let t_all = Instant::now();
     let dir = std::path::absolute(&a.dir)?;
+    if dir.join(DESKTOP_MANIFEST).exists() {
+        return restore_desktop(&a, &dir);
+    }
+    let r = restore_dir(&dir, a.display.as_deref(), &a.criu)?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"pid": r.pid, "result": "restored", "display": a.display,
+                "timings_ms": r.timings, "attach": r.attach})
+        );
+    } else {
+        eprintln!(
+            "guievict: pid {} ({}): restored from {} in {} ms{}",
+            r.pid,
+            r.comm,
+            dir.display(),
+            r.timings["restore"],
+            match &a.display {
+                Some(d) => format!(", attached to {d} in {} ms", r.timings["attach"]),
+                None => format!(
+                    "; detached (attach with `guievict attach DISPLAY --pid {}`)",
+                    r.pid
+                ),
+            }
+        );
+    }
+    Ok(())
+}
+
+/// A desktop checkpoint (`checkpoint --all`): every app restored, bottom of the stack first,
+/// and attached to `--display` (else detached); the restacking keeps the saved order.
+fn restore_desktop(a: &RestoreArgs, dir: &Path) -> Result<()> {
+    let t0 = Instant::now();
+    let text = std::fs::read_to_string(dir.join(DESKTOP_MANIFEST))
+        .with_context(|| format!("reading {}", dir.join(DESKTOP_MANIFEST).display()))?;
+    let m: DesktopManifest = serde_json::from_str(&text)
+        .with_context(|| format!("{} is malformed", dir.join(DESKTOP_MANIFEST).display()))?;
+    anyhow::ensure!(
+        m.format == FORMAT && m.version == VERSION,
+        "{} is of format {} version {}, not {FORMAT} {VERSION}",
+        dir.join(DESKTOP_MANIFEST).display(),
+        m.format,
+        m.version
+    );
+    let mut restored = Vec::new();
+    let mut failed = Vec::new();
+    for sub in &m.apps {
+        match restore_dir(&dir.join(sub), a.display.as_deref(), &a.criu) {
+            Ok(r) => restored.push(r),
+            Err(e) => failed.push(format!("{sub}: {e:#}")),
+        }
+    }
+    let total = ms(t0);
+    if a.json {
+        let apps: Vec<serde_json::Value> = restored
+            .iter()
+            .map(|r| serde_json::json!({"pid": r.pid, "comm": r.comm, "timings_ms": r.timings}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"result": if failed.is_empty() { "restored" } else { "partly restored" },
+                "display": a.display, "apps": apps, "failed": failed, "total_ms": total})
+        );
+    } else {
+        eprintln!(
+            "guievict: {} of {} app(s) restored from {} in {total:.0} ms{}",
+            restored.len(),
+            m.apps.len(),
+            dir.display(),
+            a.display
+                .as_ref()
+                .map_or(String::new(), |d| format!(", attached to {d}"))
+        );
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} app(s) of the desktop were not restored: {}",
+            failed.len(),
+            failed.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// One process restored (see `restore_dir`).
+struct Restored {
+    pid: u32,
+    comm: String,
+    timings: serde_json::Value,
+    attach: serde_json::Value,
+}
+
+/// Restore the checkpoint in `dir` and attach it to `display` when given.
+fn restore_dir(dir: &Path, display: Option<&str>, criu: &[String]) -> Result<Restored> {
+    let t_all = Instant::now();
+    let dir = dir.to_path_buf();
     let m = read_manifest(&dir)?;
     let pid = m.pid;
     // CRIU restores the same PID: it must be free (a zombie of a just-dumped child counts).
@@ -511,7 +741,7 @@ pub fn restore(a: RestoreArgs) -> Result<()> {
     if m.shell_job {
         args.push("--shell-job".into());
     }
-    let run = run_criu(&a.criu, &args, dir.join("restore.log"))?;
+    let run = run_criu(criu, &args, dir.join("restore.log"))?;
     if !run.ok {
         bail!("{}", explain(&run, "restore"));
     }
@@ -539,13 +769,13 @@ pub fn restore(a: RestoreArgs) -> Result<()> {
     let rearm_ms = ms(t);
     let mut attach_ms = None;
     let mut attach_report = serde_json::Value::Null;
-    if let Some(d) = &a.display {
+    if let Some(d) = display {
         let t = Instant::now();
         let (_, rep) = call(
             &m.socket,
             restored,
             &Request::Attach {
-                display: d.clone(),
+                display: d.to_string(),
                 auth: None,
                 force: false,
                 private: None,
@@ -563,24 +793,12 @@ pub fn restore(a: RestoreArgs) -> Result<()> {
     let timings = serde_json::json!({
         "restore": restore_ms, "rearm": rearm_ms, "attach": attach_ms, "total": ms(t_all)
     });
-    if a.json {
-        println!(
-            "{}",
-            serde_json::json!({"pid": restored, "result": "restored", "display": a.display,
-                "timings_ms": timings, "attach": attach_report})
-        );
-    } else {
-        eprintln!(
-            "guievict: pid {restored} ({}): restored from {} in {restore_ms} ms{}",
-            m.comm,
-            dir.display(),
-            match (&a.display, attach_ms) {
-                (Some(d), Some(t)) => format!(", attached to {d} in {t} ms"),
-                _ => format!("; detached (attach with `guievict attach DISPLAY --pid {restored}`)"),
-            }
-        );
-    }
-    Ok(())
+    Ok(Restored {
+        pid: restored,
+        comm: m.comm,
+        timings,
+        attach: attach_report,
+    })
 }
 
 #[cfg(test)]

@@ -93,6 +93,30 @@ struct Desktop {
 }
 
 /// The hijacked apps of `from` (default $DISPLAY) but its window managers, in stacking order.
+/// The display's hijacked apps but its window managers, bottom of the stack first, and the
+/// display's name (for `checkpoint --all`).
+pub struct Apps {
+    /// The display.
+    pub from: String,
+    /// Their processes, bottom first.
+    pub order: Vec<u32>,
+}
+
+/// See [`Apps`].
+pub fn apps_in_order(from: Option<&str>) -> Result<Apps> {
+    let d = desktop(from)?;
+    for pid in &d.left {
+        eprintln!(
+            "guievict: note: the window manager (pid {pid}) stays on {}",
+            d.from
+        );
+    }
+    Ok(Apps {
+        from: d.from,
+        order: d.order,
+    })
+}
+
 fn desktop(from: Option<&str>) -> Result<Desktop> {
     let listing = cmd_clients::listing(from)?;
     let from = listing.display.clone();

@@ -655,3 +655,82 @@ echo $!"#;
     })
     .expect("busy client checkpoint/restore");
 }
+
+/// Issue 19 item 3: `checkpoint --all` of a display (two xterms, each its own CRIU tree) writes
+/// one directory per app and `desktop.json` in stacking order; the apps end with the dump;
+/// `restore --dir DIR --display B` brings both back on B, where their shells still work.
+#[test]
+fn desktop_checkpoint_all_restores_every_app_on_another_display() {
+    require_artifacts();
+    let criu = match criu_command() {
+        Ok(c) => c,
+        Err(reason) => {
+            skip(&reason);
+            return;
+        }
+    };
+    with_timeout(240, move || -> Result<()> {
+        let a = Xvfb::start()?;
+        let b = Xvfb::start()?;
+        let work = artifacts_dir().join(format!("checkpoint-all-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work)?;
+        let dir = work.join("desktop");
+        let one = spawn_xterm(&a.display, &work)?;
+        let two = spawn_xterm(&a.display, &work)?;
+        for app in [&one, &two] {
+            wait_for_window(&a.display, app.0, Duration::from_secs(20))?;
+            guievict(&["hijack", &app.0.to_string()])?;
+        }
+        let mut args = vec![
+            "checkpoint".to_string(),
+            "--all".into(),
+            "--display".into(),
+            a.display.clone(),
+            "--dir".into(),
+            dir.display().to_string(),
+            "--json".into(),
+            "--criu".into(),
+        ];
+        args.extend(criu.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let v: serde_json::Value = serde_json::from_str(guievict(&args)?.trim())?;
+        eprintln!("checkpoint --all: {} ms", v["total_ms"]);
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("desktop.json"))?)?;
+        ensure!(m["apps"].as_array().map(|a| a.len()) == Some(2), "{m}");
+        for app in [&one, &two] {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !proc_gone(app.0) {
+                ensure!(
+                    Instant::now() < deadline,
+                    "pid {} alive after the dump",
+                    app.0
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let mut args = vec![
+            "restore".to_string(),
+            "--dir".into(),
+            dir.display().to_string(),
+            "--display".into(),
+            b.display.clone(),
+            "--json".into(),
+            "--criu".into(),
+        ];
+        args.extend(criu.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let v: serde_json::Value = serde_json::from_str(guievict(&args)?.trim())?;
+        eprintln!("restore of the desktop: {} ms", v["total_ms"]);
+        ensure!(v["result"] == "restored", "{v}");
+        for (i, app) in [&one, &two].into_iter().enumerate() {
+            let w = wait_for_window(&b.display, app.0, Duration::from_secs(20))?;
+            let f = format!("desk{i}.txt");
+            xtest_type(&b.display, Some(w), &format!("echo desk{i} > {f}\n"))?;
+            wait_file(&work.join(&f), &format!("desk{i}"), Duration::from_secs(10))?;
+        }
+        Ok(())
+    })
+    .expect("desktop checkpoint/restore");
+}
