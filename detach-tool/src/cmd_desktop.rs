@@ -231,13 +231,14 @@ fn detached_apps() -> Vec<u32> {
 /// Run `--all`: `from` is `--display` (default $DISPLAY).
 pub fn run_all(from: Option<&str>, op: AllOp, force: bool, json: bool) -> Result<()> {
     let t0 = std::time::Instant::now();
-    let (apps, order, from) = match &op {
+    // `shown`: the apps that had a window on the screen (waited for before restacking).
+    let (apps, order, from, shown) = match &op {
         AllOp::Attach { .. } => {
             let apps = detached_apps();
             if apps.is_empty() {
                 bail!("no detached app to attach (`guievict list` shows the hijacked processes)");
             }
-            (apps.clone(), apps, String::new())
+            (apps.clone(), apps, String::new(), Vec::new())
         }
         AllOp::Move { .. } | AllOp::Detach { .. } | AllOp::Replicate { .. } => {
             let d = desktop(from)?;
@@ -247,7 +248,15 @@ pub fn run_all(from: Option<&str>, op: AllOp, force: bool, json: bool) -> Result
                     d.from
                 );
             }
-            (d.order.clone(), d.order, d.from)
+            let shown: Vec<u32> = d
+                .listing
+                .clients
+                .iter()
+                .filter(|c| c.windows.iter().any(|w| w.mapped))
+                .filter_map(|c| c.pid)
+                .filter(|p| d.order.contains(p))
+                .collect();
+            (d.order.clone(), d.order, d.from, shown)
         }
     };
     // The private server: for `detach --all` (unless --in-memory), and for apps held there or
@@ -359,7 +368,7 @@ pub fn run_all(from: Option<&str>, op: AllOp, force: bool, json: bool) -> Result
         AllOp::Detach { .. } => hold.release(&parts),
         AllOp::Move { to, .. } | AllOp::Attach { to, .. } | AllOp::Replicate { to, .. } => {
             hold.release(&parts);
-            restack(to, &order).context("restacking the windows")?;
+            restack(to, &order, &shown).context("restacking the windows")?;
         }
     }
     let total = t0.elapsed().as_secs_f64() * 1000.0;
@@ -378,9 +387,32 @@ pub fn run_all(from: Option<&str>, op: AllOp, force: bool, json: bool) -> Result
 
 /// Raise the apps' top-level windows on `to`, bottom-most app first, so that the topmost app
 /// on the source is the topmost there (each app's own windows keep their order).
-fn restack(to: &str, order: &[u32]) -> Result<()> {
-    let l = cmd_clients::listing(Some(to))?;
+fn restack(to: &str, order: &[u32], shown: &[u32]) -> Result<()> {
     let (conn, _, _) = crate::xconn::connect(Some(to))?;
+    let mut l = cmd_clients::listing(Some(to))?;
+    // Under a window manager a window is shown (framed) only once the manager has handled its
+    // MapRequest, and a frame made after the restacking lands on top: wait (up to 2 s) until
+    // every app that showed a window before shows one here.
+    let root = conn.setup().roots[0].root;
+    let managed = conn
+        .get_window_attributes(root)?
+        .reply()?
+        .all_event_masks
+        .contains(x11rb::protocol::xproto::EventMask::SUBSTRUCTURE_REDIRECT);
+    if managed {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let all_shown = |l: &cmd_clients::Listing| {
+            shown.iter().all(|p| {
+                l.clients
+                    .iter()
+                    .any(|c| c.pid == Some(*p) && c.windows.iter().any(|w| w.mapped))
+            })
+        };
+        while !all_shown(&l) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            l = cmd_clients::listing(Some(to))?;
+        }
+    }
     for pid in order {
         for c in l.clients.iter().filter(|c| c.pid == Some(*pid)) {
             for w in c.windows.iter().filter(|w| w.mapped) {

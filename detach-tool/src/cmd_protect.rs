@@ -84,6 +84,29 @@ pub struct State {
     /// How new clients are noticed: "events" (GUIEVICT client events) or "polling".
     #[serde(default)]
     pub notice: String,
+    /// The X server watched, for a local display: its PID and start time (clock ticks since
+    /// boot), so that a watcher of an earlier server of the same display name is not taken for
+    /// this one's.
+    #[serde(default)]
+    pub server: Option<(u32, u64)>,
+}
+
+/// The local X server of `display`: (PID, start time), from its listening socket's
+/// credentials. `None` for a TCP display or when it cannot be told.
+fn server_identity(display: &str) -> Option<(u32, u64)> {
+    let (fd, ..) = guievict_hijack::session::connect_socket(display).ok()?;
+    let cred =
+        nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::PeerCredentials).ok()?;
+    let pid = u32::try_from(cred.pid()).ok().filter(|&p| p > 0)?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let start: u64 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    Some((pid, start))
 }
 
 /// Without events, or with retries pending, how long the watcher may sleep between passes
@@ -243,6 +266,7 @@ fn watch(display: &str, interval: Duration, guard: bool, path: &Path) -> Result<
         unprotected: Vec::new(),
         guard,
         notice: String::new(),
+        server: server_identity(display),
     };
     let events = match select_client_events(&conn) {
         Ok(e) => e,
@@ -420,7 +444,27 @@ fn print_state(s: &State, json: bool) -> Result<()> {
 pub fn run(a: &ProtectArgs) -> Result<()> {
     let display = crate::xconn::display_name(a.display.as_deref())?;
     let path = state_path(&display)?;
-    let running = read_state(&path).filter(|s| is_watcher(s.daemon_pid));
+    let mut running = read_state(&path).filter(|s| is_watcher(s.daemon_pid));
+    // A watcher of an earlier server of this display name (it ends by itself once it notices
+    // its server is gone): not this server's; it is stopped and a new one started.
+    if let Some(s) = running
+        .as_ref()
+        .filter(|s| s.server.is_some() && s.server != server_identity(&display))
+    {
+        eprintln!(
+            "guievict: watcher {} watched an earlier server of {display}; replacing it",
+            s.daemon_pid
+        );
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(s.daemon_pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while is_watcher(s.daemon_pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        running = None;
+    }
     if a.stop {
         let Some(s) = running else {
             let _ = std::fs::remove_file(&path);

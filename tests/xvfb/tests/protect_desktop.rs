@@ -744,6 +744,10 @@ fn ten_mixed_apps_move_between_two_managed_desktops() {
                 desktop_of(&b.display, &pids)
             );
         }
+        // The window manager applies the restacking as it gets to it.
+        let _ = wait_until("B's stacking settles", Duration::from_secs(5), || {
+            relative(&desktop_of(&b.display, &pids).0) == relative(&before)
+        });
         let on_b = desktop_of(&b.display, &pids).0;
         eprintln!("on B: {on_b:?}");
         assert_eq!(
@@ -791,6 +795,9 @@ fn ten_mixed_apps_move_between_two_managed_desktops() {
             || desktop_of(&a.display, &pids).1 == 10,
         )
         .expect("framed on A again");
+        let _ = wait_until("A's stacking settles", Duration::from_secs(5), || {
+            relative(&desktop_of(&a.display, &pids).0) == relative(&on_b)
+        });
         let back = desktop_of(&a.display, &pids).0;
         assert_eq!(
             relative(&back),
