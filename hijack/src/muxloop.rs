@@ -356,10 +356,12 @@ pub fn spawn(
         .name("guimux".into())
         .spawn(move || {
             let _old = ffi::block_all_signals();
+            // Experiment (issue 16): a short scheduler slice for this thread. Off by default:
+            // two loaded benchmark runs showed no difference beyond the noise.
             let slice_us: u64 = std::env::var("GUIEVICT_SLICE_US")
                 .ok()
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(100);
+                .unwrap_or(0);
             if slice_us > 0 {
                 if let Err(e) = ffi::short_slice(std::time::Duration::from_micros(slice_us)) {
                     tracing::debug!("no short time slice for the guimux thread: {e}");

@@ -527,8 +527,8 @@ const CONFIGS: &[Config] = &[
         baseline: "direct-a",
     },
     Config {
-        key: "hijack-noslice",
-        label: "hijacked on A (guimux, no short slice: `GUIEVICT_SLICE_US=0`)",
+        key: "hijack-slice",
+        label: "hijacked on A (guimux, 100 µs scheduler slice: `GUIEVICT_SLICE_US=100`)",
         baseline: "direct-a",
     },
     Config {
@@ -611,11 +611,11 @@ fn start_config(
             ));
             Ok(c)
         }
-        "hijack" | "hijack-plain" | "hijack-moved" | "hijack-noslice" => {
+        "hijack" | "hijack-plain" | "hijack-moved" | "hijack-slice" => {
             let env: Vec<(&str, &str)> = if key == "hijack-plain" {
                 vec![("DISPLAY", &a.display), ("GUIEVICT_RELAY", "plain")]
-            } else if key == "hijack-noslice" {
-                vec![("DISPLAY", &a.display), ("GUIEVICT_SLICE_US", "0")]
+            } else if key == "hijack-slice" {
+                vec![("DISPLAY", &a.display), ("GUIEVICT_SLICE_US", "100")]
             } else {
                 vec![("DISPLAY", &a.display)]
             };
