@@ -233,6 +233,8 @@ pub fn regenerate(
             .cursors
             .iter()
             .any(|c| matches!(c.image, Some(CursorImage::Argb(_))));
+    // Whether a window manager holds the target's root: asked with the atoms (same round trip).
+    let root_attrs = conn.get_window_attributes(target.root)?;
     let formats_asked = if needs_formats
         && conn
             .extension_information(render::X11_EXTENSION_NAME)?
@@ -257,6 +259,12 @@ pub fn regenerate(
         })?;
         out.atom_map.insert(old, r.atom);
     }
+    // Under a window manager a MapWindow is only a request to it: the window is not viewable
+    // yet, SetInputFocus on it would fail with BadMatch, and the focus is the manager's to give.
+    let managed = root_attrs.reply().is_ok_and(|a| {
+        a.all_event_masks
+            .contains(xproto::EventMask::SUBSTRUCTURE_REDIRECT)
+    });
     for (n, c) in glyph_cookies {
         c.check().map_err(|source| RegenError::Reply {
             what: format!("OpenFont({n:?}) for a glyph cursor"),
@@ -1145,7 +1153,12 @@ pub fn regenerate(
     }
     if let Some(f) = &t.focus {
         let viewable = viewable(&t, f.window, root);
-        if opts.map_windows && viewable {
+        if managed {
+            tracing::debug!(
+                window = f.window,
+                "focus left to the target's window manager"
+            );
+        } else if opts.map_windows && viewable {
             pend.push(
                 "SetInputFocus",
                 f.window,

@@ -457,3 +457,37 @@ fn window_manager_on_target_reparents_and_back() {
         drop(wm);
     });
 }
+
+/// An app whose window has the input focus moves to a display with a window manager: the
+/// focus is left to the manager (a SetInputFocus on a window the manager has not mapped yet
+/// failed with BadMatch, and the move was refused — GIMP's toolbox under twm).
+#[test]
+fn focused_app_moves_to_a_managed_display() {
+    with_timeout(90, || {
+        if !std::path::Path::new("/usr/bin/twm").exists() {
+            skip("twm not installed (scripts/setup-debian.sh installs it)");
+            return;
+        }
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let _wm = spawn_wm(&b.display).expect("twm");
+        let mut app =
+            App::spawn(&a.display, &["xlogo", "-geometry", "100x100+20+20"]).expect("xlogo");
+        {
+            use x11rb::protocol::xproto::{ConnectionExt as _, InputFocus};
+            let c = connect(&a.display).unwrap();
+            c.set_input_focus(InputFocus::PARENT, app.window, x11rb::CURRENT_TIME)
+                .unwrap()
+                .check()
+                .unwrap();
+        }
+        let pid = app.pid.to_string();
+        guievict_json(&["move", "--pid", &pid, &b.display]).expect("move to the WM display");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while client_window_below_wm(&b.display, app.pid).is_none() {
+            assert!(Instant::now() < deadline, "no client window on B");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(app.alive(), "xlogo died");
+    });
+}
