@@ -1346,3 +1346,121 @@ fn build_maps(
         warnings,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Maps with the given ID and atom pairs (app → server) and ranges.
+    fn maps(
+        app: (u32, u32),
+        server: (u32, u32),
+        xids: &[(u32, u32)],
+        atoms: &[(u32, u32)],
+        visuals: &[(u32, u32)],
+    ) -> Maps {
+        let mut x = XidMap::new(app.0, app.1, server.0, server.1);
+        for &(a, s) in xids {
+            x.insert(a, s);
+        }
+        let mut at = AtomMap::new();
+        for &(a, s) in atoms {
+            at.insert(a, s);
+        }
+        Maps {
+            xids: x,
+            atoms: at,
+            visuals: visuals.iter().copied().collect(),
+            exts: ExtMap::default(),
+            named: HashMap::new(),
+            devices: Default::default(),
+        }
+    }
+
+    /// Distinct values (a bijection's halves).
+    fn distinct(n: usize, base: u32) -> impl Strategy<Value = Vec<u32>> {
+        proptest::collection::hash_set(base..base + 0x1_0000, n)
+            .prop_map(|s| s.into_iter().collect::<Vec<_>>())
+    }
+
+    proptest! {
+        /// A→B then B→C composed is A→C: every app value whose B value has a C counterpart maps
+        /// to exactly that, the others are dropped, and the ranges come from the two ends.
+        #[test]
+        fn composition_of_two_moves_is_the_move_from_first_to_last(
+            a in distinct(24, 0x0020_0000),
+            b in distinct(24, 0x0040_0000),
+            c in distinct(24, 0x0060_0000),
+            atoms_a in distinct(16, 100),
+            atoms_b in distinct(16, 300),
+            atoms_c in distinct(16, 500),
+            keep in proptest::collection::vec(any::<bool>(), 24),
+        ) {
+            let prev_x: Vec<(u32, u32)> = a.iter().copied().zip(b.iter().copied()).collect();
+            // B → C knows only some of B's values (others' windows there, freed resources).
+            let next_x: Vec<(u32, u32)> = b
+                .iter()
+                .copied()
+                .zip(c.iter().copied())
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(p, _)| p)
+                .collect();
+            let prev_a: Vec<(u32, u32)> =
+                atoms_a.iter().copied().zip(atoms_b.iter().copied()).collect();
+            let next_a: Vec<(u32, u32)> = atoms_b
+                .iter()
+                .copied()
+                .zip(atoms_c.iter().copied())
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(p, _)| p)
+                .collect();
+            let prev = maps(
+                (0x0020_0000, 0x1f_ffff),
+                (0x0040_0000, 0x1f_ffff),
+                &prev_x,
+                &prev_a,
+                &[(0x21, 0x41), (0x22, 0x42)],
+            );
+            let next = maps(
+                (0x0040_0000, 0x1f_ffff),
+                (0x0060_0000, 0x1f_ffff),
+                &next_x,
+                &next_a,
+                &[(0x41, 0x61)],
+            );
+            let m = compose(&prev, &next);
+            prop_assert_eq!(m.xids.app_base, 0x0020_0000);
+            prop_assert_eq!(m.xids.server_base, 0x0060_0000);
+            for (i, &(app, old)) in prev_x.iter().enumerate() {
+                let want = next_x.iter().find(|(b, _)| *b == old).map(|(_, c)| *c);
+                prop_assert_eq!(m.xids.lookup(app), want, "xid #{}", i);
+            }
+            prop_assert_eq!(m.xids.len(), next_x.len());
+            for &(app, old) in &prev_a {
+                let want = next_a.iter().find(|(b, _)| *b == old).map(|(_, c)| *c);
+                prop_assert_eq!(m.atoms.to_server(app), want);
+            }
+            prop_assert_eq!(m.visuals.get(&0x21), Some(&0x61));
+            prop_assert_eq!(m.visuals.get(&0x22), None);
+            // Composing once more with the identity of C changes nothing.
+            let ident: Vec<(u32, u32)> = c.iter().map(|&v| (v, v)).collect();
+            let ident_a: Vec<(u32, u32)> = atoms_c.iter().map(|&v| (v, v)).collect();
+            let id = maps(
+                (0x0060_0000, 0x1f_ffff),
+                (0x0060_0000, 0x1f_ffff),
+                &ident,
+                &ident_a,
+                &[(0x61, 0x61)],
+            );
+            let again = compose(&m, &id);
+            let mut p1: Vec<(u32, u32)> = m.xids.pairs().collect();
+            let mut p2: Vec<(u32, u32)> = again.xids.pairs().collect();
+            p1.sort_unstable();
+            p2.sort_unstable();
+            prop_assert_eq!(p1, p2);
+        }
+    }
+}
