@@ -801,16 +801,7 @@ fn report_rates(o: &Opts, r: &RateResults, out: &mut String) {
             continue;
         };
         let base = r.samples.get(c.baseline);
-        let col = |f: fn(&Rates) -> f64| -> (String, String) {
-            let v: Vec<f64> = s.iter().map(f).collect();
-            let ratio = if c.key == c.baseline {
-                "1".to_string()
-            } else {
-                base.map(|b| ratio_cell(&v, &b.iter().map(f).collect::<Vec<_>>()))
-                    .unwrap_or_else(|| "—".into())
-            };
-            (rate_cell(&v), ratio)
-        };
+        let col = |f: fn(&Rates) -> f64| column(c, s, base, f, rate_cell);
         let (p, pr) = col(|r| r.pointer);
         let (i, ir) = col(|r| r.putimage);
         let (q, qr) = col(|r| r.rect);
@@ -825,6 +816,25 @@ fn report_rates(o: &Opts, r: &RateResults, out: &mut String) {
         let _ = writeln!(out, "\n{n}.");
     }
     out.push('\n');
+}
+
+/// One column of configuration `c`'s row: the cell of its samples `s` (formatted by `cell`)
+/// and the ratio to its baseline's samples `base` ("1" for a baseline itself).
+fn column(
+    c: &Config,
+    s: &[Rates],
+    base: Option<&Vec<Rates>>,
+    f: fn(&Rates) -> f64,
+    cell: fn(&[f64]) -> String,
+) -> (String, String) {
+    let v: Vec<f64> = s.iter().map(f).collect();
+    let ratio = if c.key == c.baseline {
+        "1".to_string()
+    } else {
+        base.map(|b| ratio_cell(&v, &b.iter().map(f).collect::<Vec<_>>()))
+            .unwrap_or_else(|| "—".into())
+    };
+    (cell(&v), ratio)
 }
 
 /// The CPU table of a rates run, and the wake-ups of idle clients.
@@ -845,16 +855,7 @@ fn report_cpu(r: &RateResults, out: &mut String) {
             continue;
         };
         let base = r.samples.get(c.baseline);
-        let col = |f: fn(&Rates) -> f64| -> (String, String) {
-            let v: Vec<f64> = s.iter().map(f).collect();
-            let ratio = if c.key == c.baseline {
-                "1".to_string()
-            } else {
-                base.map(|b| ratio_cell(&v, &b.iter().map(f).collect::<Vec<_>>()))
-                    .unwrap_or_else(|| "—".into())
-            };
-            (ms_cell(&v), ratio)
-        };
+        let col = |f: fn(&Rates) -> f64| column(c, s, base, f, ms_cell);
         let (p, pr) = col(|r| r.pointer_cpu);
         let (i, ir) = col(|r| r.putimage_cpu);
         let (q, qr) = col(|r| r.rect_cpu);
@@ -1445,6 +1446,9 @@ fn check(what: &str, got: Option<f64>, goal: f64, floor: bool) -> String {
     }
 }
 
+/// One measured quantity of a round.
+type Field = fn(&Rates) -> f64;
+
 /// The samples of configuration `k` for one field.
 fn field(r: &RateResults, k: &str, f: fn(&Rates) -> f64) -> Vec<f64> {
     r.samples
@@ -1463,39 +1467,26 @@ fn report_load_goals(loaded: &RateResults, quiet: Option<&RateResults>, out: &mu
         ("run", "direct-a", "`guievict run`"),
         ("hijack-moved", "direct-b", "hijacked, moved to B"),
     ] {
-        let rate = |f: fn(&Rates) -> f64| paired(&field(loaded, k, f), &field(loaded, base, f));
-        lines.push(check(
-            &format!("QueryPointer under load, {what}"),
-            rate(|x| x.pointer),
-            0.90,
-            true,
-        ));
-        lines.push(check(
-            &format!("PutImage 100×100 under load, {what}"),
-            rate(|x| x.putimage),
-            0.95,
-            true,
-        ));
-        lines.push(check(
-            &format!("rectangles under load, {what}"),
-            rate(|x| x.rect),
-            0.95,
-            true,
-        ));
+        let ratio =
+            |r: &RateResults, f: fn(&Rates) -> f64| paired(&field(r, k, f), &field(r, base, f));
+        let rates: [(&str, Field, f64); 3] = [
+            ("QueryPointer", |x| x.pointer, 0.90),
+            ("PutImage 100×100", |x| x.putimage, 0.95),
+            ("rectangles", |x| x.rect, 0.95),
+        ];
+        for (name, f, goal) in rates {
+            let what = format!("{name} under load, {what}");
+            lines.push(check(&what, ratio(loaded, f), goal, true));
+        }
+        let cpus: [(&str, Field); 2] = [
+            ("QueryPointer", |x| x.pointer_cpu),
+            ("PutImage", |x| x.putimage_cpu),
+        ];
         for (when, r) in &runs {
-            let cpu = |f: fn(&Rates) -> f64| paired(&field(r, k, f), &field(r, base, f));
-            lines.push(check(
-                &format!("CPU per QueryPointer ({when}), {what}"),
-                cpu(|x| x.pointer_cpu),
-                1.2,
-                false,
-            ));
-            lines.push(check(
-                &format!("CPU per PutImage ({when}), {what}"),
-                cpu(|x| x.putimage_cpu),
-                1.2,
-                false,
-            ));
+            for (name, f) in cpus {
+                let what = format!("CPU per {name} ({when}), {what}");
+                lines.push(check(&what, ratio(r, f), 1.2, false));
+            }
         }
     }
     for (when, r) in &runs {
