@@ -196,7 +196,7 @@ fn print_status(s: &Status) {
 pub fn run_hijack(a: &HijackArgs) -> Result<()> {
     let (outcome, mut status) = ensure_hijacked(a.pid, a.fd)?;
     if a.guard {
-        crate::cmd_mobility::guard_one(a.pid as u32)?;
+        crate::cmd_guard::guard_one(a.pid as u32)?;
         status = status_of(a.pid)?;
     }
     if a.json {

@@ -4,13 +4,11 @@
 //! library's answer flows back as text on stderr or JSON on stdout.
 
 use crate::group;
-use crate::groupop::{all_or_none, call, output, output_group, strip_own_ids, GroupHold, Part};
-use anyhow::{bail, Context, Result};
+use crate::groupop::{all_or_none, call, output, output_group, strip_own_ids, GroupHold};
+use anyhow::{bail, Result};
 use clap::Args;
 use guievict_hijack::control::{self, InputPolicy, Request, Response, XAuth};
 use std::path::PathBuf;
-use x11rb::connection::Connection;
-use x11rb::protocol::xproto::{AtomEnum, ConnectionExt as _};
 
 /// How the application is named, besides a window ID: shared by every command that acts on
 /// one.
@@ -230,13 +228,6 @@ pub struct DetachArgs {
     all: bool,
 }
 
-/// `guievict guard`.
-#[derive(Args, Debug)]
-pub struct GuardArgs {
-    #[command(flatten)]
-    target: Target,
-}
-
 /// `guievict attach`.
 #[derive(Args, Debug)]
 pub struct AttachArgs {
@@ -328,102 +319,8 @@ pub struct PolicyArgs {
     interactive: bool,
 }
 
+use crate::pick::{pick_window, window_by_name};
 pub use crate::xconn::{parse_window, window_to_pid};
-
-/// The top-level window (child of a root, or the client window below a WM frame) whose
-/// title matches `re`; exactly one must match.
-pub fn window_by_name(display: Option<&str>, re: &str) -> Result<u32> {
-    let re = regex::Regex::new(re).with_context(|| format!("bad regular expression {re:?}"))?;
-    let (conn, _, _) = crate::xconn::connect(display)?;
-    let net_wm_name = conn.intern_atom(false, b"_NET_WM_NAME")?.reply()?.atom;
-    let utf8 = conn.intern_atom(false, b"UTF8_STRING")?.reply()?.atom;
-    let mut found = Vec::new();
-    for screen in &conn.setup().roots {
-        let top = conn.query_tree(screen.root)?.reply()?.children;
-        let mut candidates = top.clone();
-        // Below a window manager's frames: their children too.
-        for w in &top {
-            if let Ok(t) = conn.query_tree(*w)?.reply() {
-                candidates.extend(t.children);
-            }
-        }
-        for w in candidates {
-            let mut title = None;
-            for (prop, ty) in [
-                (net_wm_name, utf8),
-                (AtomEnum::WM_NAME.into(), AtomEnum::STRING.into()),
-            ] {
-                if let Ok(r) = conn.get_property(false, w, prop, ty, 0, 1024)?.reply() {
-                    if !r.value.is_empty() {
-                        title = Some(String::from_utf8_lossy(&r.value).into_owned());
-                        break;
-                    }
-                }
-            }
-            if let Some(t) = title.filter(|t| re.is_match(t)) {
-                found.push((w, t));
-            }
-        }
-    }
-    match found.as_slice() {
-        [(w, _)] => Ok(*w),
-        [] => bail!("no window title matches {}", re.as_str()),
-        many => bail!(
-            "{} windows match {}: {}; be more specific or give the window ID",
-            many.len(),
-            re.as_str(),
-            many.iter()
-                .map(|(w, t)| format!("{w:#x} {t:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
-/// Let the user click a window: grab the pointer with a crosshair and return the top-level
-/// window under the click (the child of the root, as xwininfo does).
-pub fn pick_window(display: Option<&str>) -> Result<u32> {
-    use x11rb::protocol::xproto::{EventMask, GrabMode, GrabStatus};
-    use x11rb::protocol::Event;
-    let (conn, screen, _) = crate::xconn::connect(display)?;
-    let root = conn.setup().roots[screen].root;
-    let font = conn.generate_id()?;
-    conn.open_font(font, b"cursor")?;
-    let cursor = conn.generate_id()?;
-    // XC_crosshair = 34.
-    conn.create_glyph_cursor(cursor, font, font, 34, 35, 0, 0, 0, 0xffff, 0xffff, 0xffff)?;
-    let g = conn
-        .grab_pointer(
-            false,
-            root,
-            EventMask::BUTTON_PRESS | EventMask::BUTTON_RELEASE,
-            GrabMode::ASYNC,
-            GrabMode::ASYNC,
-            root,
-            cursor,
-            x11rb::CURRENT_TIME,
-        )?
-        .reply()?;
-    anyhow::ensure!(
-        g.status == GrabStatus::SUCCESS,
-        "cannot grab the pointer ({:?})",
-        g.status
-    );
-    eprintln!("guievict: click the window to act on");
-    let picked = loop {
-        if let Event::ButtonPress(e) = conn.wait_for_event()? {
-            break if e.child == x11rb::NONE {
-                e.event
-            } else {
-                e.child
-            };
-        }
-    };
-    conn.ungrab_pointer(x11rb::CURRENT_TIME)?;
-    conn.flush()?;
-    anyhow::ensure!(picked != root, "you clicked the root window");
-    Ok(picked)
-}
 
 /// Resolve a target to a PID.
 pub fn resolve(t: &Target) -> Result<u32> {
@@ -504,7 +401,7 @@ fn auth_for(file: &Option<PathBuf>, to: &str) -> Result<Option<XAuth>> {
 
 /// The processes an operation on `t` acts on (see [`crate::group`]), the resolved PID first
 /// when it takes part.
-fn group_of(t: &Target, root: u32, want: group::Want) -> Result<Vec<u32>> {
+pub(crate) fn group_of(t: &Target, root: u32, want: group::Want) -> Result<Vec<u32>> {
     if t.only_pid {
         return Ok(vec![root]);
     }
@@ -821,47 +718,6 @@ pub fn policy(a: PolicyArgs) -> Result<()> {
     )?;
     output(target.json, pid, &msg, rep);
     Ok(())
-}
-
-/// `guievict guard`: a hidden view-only replica of the application's GUI on guievict's private
-/// headless server (started on demand). Should the application's X server die, the guard
-/// becomes the primary: the app lives on, detached, held there with its exact state, and
-/// `guievict attach D` brings it back. Detach then holds it there too.
-pub fn guard(a: GuardArgs) -> Result<()> {
-    let target = a.target.settled()?;
-    let root = resolve(&target)?;
-    let pids = group_of(&target, root, group::Want::OnDisplay)?;
-    guard_pids(&pids, root, target.json)
-}
-
-/// Guard every process of `pids` (see [`guard`]); the private server is held reachable while
-/// the requests run.
-pub fn guard_pids(pids: &[u32], root: u32, json: bool) -> Result<()> {
-    let parts = guard_quiet(pids)?;
-    output_group(json, root, parts, true)
-}
-
-/// Guard every process of `pids` without printing (see [`guard`]).
-fn guard_quiet(pids: &[u32]) -> Result<Vec<Part>> {
-    let server = crate::private::ensure()?;
-    let private = server.request_value();
-    let mut parts = Vec::new();
-    for &pid in pids {
-        let (msg, report) = call(
-            pid,
-            &Request::Guard {
-                private: private.clone(),
-            },
-        )?;
-        parts.push(Part { pid, msg, report });
-    }
-    drop(server);
-    Ok(parts)
-}
-
-/// `guievict hijack --guard`: guard the one process just hijacked.
-pub fn guard_one(pid: u32) -> Result<()> {
-    guard_quiet(&[pid]).map(|_| ())
 }
 
 #[cfg(test)]

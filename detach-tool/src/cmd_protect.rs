@@ -333,7 +333,7 @@ fn watch(display: &str, interval: Duration, guard: bool, path: &Path) -> Result<
             }
             let hijacked = crate::cmd_hijack::ensure_hijacked(pid as i32, None).and_then(|_| {
                 if guard {
-                    crate::cmd_mobility::guard_one(pid)
+                    crate::cmd_guard::guard_one(pid)
                 } else {
                     Ok(())
                 }

@@ -7,6 +7,7 @@ mod cmd_clients;
 mod cmd_desktop;
 mod cmd_doctor;
 mod cmd_generate;
+mod cmd_guard;
 mod cmd_hijack;
 mod cmd_mobility;
 mod cmd_protect;
@@ -17,6 +18,7 @@ mod group;
 mod groupop;
 mod inject;
 mod paths;
+mod pick;
 mod private;
 mod xauth;
 mod xconn;
@@ -64,7 +66,7 @@ pub enum Cmd {
     Snapshot(cmd_mobility::SnapshotArgs),
     /// Keep a hidden replica of the GUI on guievict's private headless server, so that the app
     /// outlives its X server (it is then detached, held there; attach brings it back).
-    Guard(cmd_mobility::GuardArgs),
+    Guard(cmd_guard::GuardArgs),
     /// Show the same live GUI on one more display.
     #[command(after_help = EITHER_ORDER)]
     Replicate(cmd_mobility::ReplicateArgs),
@@ -122,7 +124,7 @@ fn main() {
         Cmd::Attach(a) => cmd_mobility::attach(a),
         Cmd::Move(a) => cmd_mobility::r#move(a),
         Cmd::Snapshot(a) => cmd_mobility::snapshot(a),
-        Cmd::Guard(a) => cmd_mobility::guard(a),
+        Cmd::Guard(a) => cmd_guard::guard(a),
         Cmd::Replicate(a) => cmd_mobility::replicate(a),
         Cmd::Unreplicate(a) => cmd_mobility::unreplicate(a),
         Cmd::Policy(a) => cmd_mobility::policy(a),
