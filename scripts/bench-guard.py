@@ -110,7 +110,7 @@ def bench_client(env, rt):
                   text=True)
         line = p.stdout.readline()
         assert line.startswith("READY"), line
-        gv(["hijack", str(p.pid)], env)
+        gv(["hijack", "--no-guard", str(p.pid)], env)
         return p
 
     def run(p, test, ms=1000):
@@ -142,7 +142,7 @@ def app_cost(name, argv, env, rt, secs, during_fn=None):
     p = start(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     win = window_of(env["DISPLAY"], p.pid)
     time.sleep(3)
-    gv(["hijack", str(p.pid)], env)
+    gv(["hijack", "--no-guard", str(p.pid)], env)
     during = (lambda: during_fn(env, win)) if during_fn else None
     (a_cpu, a_rss), = measure([p.pid], secs, during)
     gv(["guard", "--pid", str(p.pid)], env)

@@ -17,9 +17,15 @@ pub struct HijackArgs {
     /// Interpose only this descriptor (default: every X connection found).
     #[arg(long)]
     pub fd: Option<i32>,
-    /// Also guard the app (see `guievict guard`): it then outlives its X server.
-    #[arg(long)]
+    /// Fail unless the app is guarded too. By default the app is guarded when it can be (see
+    /// `guievict guard`: it then outlives its X server), and a guard that cannot be made is a
+    /// warning.
+    #[arg(long, conflicts_with = "no_guard")]
     pub guard: bool,
+    /// Do not guard the app: it then ends with its X server, as without guievict (no private
+    /// server is started; the guard's cost in docs/benchmarks.md is not paid).
+    #[arg(long)]
+    pub no_guard: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -195,8 +201,20 @@ fn print_status(s: &Status) {
 /// Run `guievict hijack`.
 pub fn run_hijack(a: &HijackArgs) -> Result<()> {
     let (outcome, mut status) = ensure_hijacked(a.pid, a.fd)?;
-    if a.guard {
-        crate::cmd_guard::guard_one(a.pid as u32)?;
+    let unguarded = status
+        .connections
+        .iter()
+        .any(|c| c.guard.is_none() && c.server_connected);
+    if !a.no_guard && unguarded {
+        match crate::cmd_guard::guard_one(a.pid as u32) {
+            Ok(()) => {}
+            Err(e) if a.guard => return Err(e),
+            Err(e) => eprintln!(
+                "guievict: warning: process {} is hijacked but not guarded, so it would end \
+                 with its X server: {e:#}",
+                a.pid
+            ),
+        }
         status = status_of(a.pid)?;
     }
     if a.json {

@@ -37,10 +37,15 @@ pub struct ProtectArgs {
     /// Run the watcher in this process instead of a background daemon (for a service manager).
     #[arg(long)]
     pub foreground: bool,
-    /// Also guard every protected app (see `guievict guard`): a hidden replica on guievict's
-    /// private server, so that the apps outlive the display's X server.
-    #[arg(long)]
+    /// Kept for scripts: protected apps are guarded by default (see `guievict guard`: a
+    /// hidden replica on guievict's private server, so that the apps outlive the display's X
+    /// server).
+    #[arg(long, hide = true, conflicts_with = "no_guard")]
     pub guard: bool,
+    /// Do not guard the protected apps: they can then be detached and moved, but end with
+    /// the display's X server.
+    #[arg(long)]
+    pub no_guard: bool,
     /// How often the display's client list is read, in milliseconds.
     #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(20..=60_000))]
     pub interval_ms: u64,
@@ -58,7 +63,7 @@ pub struct Entry {
     pub client: String,
     /// The process's command line.
     pub command: Option<String>,
-    /// Why it is not protected (unprotected entries only).
+    /// Why it is not protected (unprotected entries), or why a protected app is not guarded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -331,24 +336,27 @@ fn watch(display: &str, interval: Duration, guard: bool, path: &Path) -> Result<
                 changed = true;
                 continue;
             }
-            let hijacked = crate::cmd_hijack::ensure_hijacked(pid as i32, None).and_then(|_| {
-                if guard {
-                    crate::cmd_guard::guard_one(pid)
-                } else {
-                    Ok(())
-                }
-            });
+            let hijacked = crate::cmd_hijack::ensure_hijacked(pid as i32, None);
             match hijacked {
                 Ok(_) => {
-                    tracing::info!(
-                        "{name}: protected process {pid} ({})",
-                        command.as_deref().unwrap_or("?")
-                    );
+                    // A guard that cannot be made leaves the app protected (it can be moved
+                    // and detached), with the reason it would not outlive the server.
+                    let reason = guard
+                        .then(|| crate::cmd_guard::guard_one(pid).err())
+                        .flatten()
+                        .map(|e| format!("not guarded (ends with the X server): {e:#}"));
+                    match &reason {
+                        Some(r) => tracing::warn!("{name}: protected process {pid}, {r}"),
+                        None => tracing::info!(
+                            "{name}: protected process {pid} ({})",
+                            command.as_deref().unwrap_or("?")
+                        ),
+                    }
                     state.protected.push(Entry {
                         pid: Some(pid),
                         client,
                         command,
-                        reason: None,
+                        reason,
                     });
                     changed = true;
                 }
@@ -414,7 +422,11 @@ fn print_state(s: &State, json: bool) -> Result<()> {
     println!(
         "protecting {}{} (watcher PID {}, first pass {:.0} ms): {} client(s) protected, {} not",
         s.display,
-        if s.guard { ", guarded" } else { "" },
+        if s.guard {
+            ", guarded"
+        } else {
+            ", not guarded (--no-guard)"
+        },
         s.daemon_pid,
         s.first_pass_ms,
         s.protected.len(),
@@ -422,9 +434,13 @@ fn print_state(s: &State, json: bool) -> Result<()> {
     );
     for e in &s.protected {
         println!(
-            "  protected  {:>7}  {}",
+            "  protected  {:>7}  {}{}",
             e.pid.map(|p| p.to_string()).unwrap_or_default(),
-            e.command.as_deref().unwrap_or("?")
+            e.command.as_deref().unwrap_or("?"),
+            e.reason
+                .as_deref()
+                .map(|r| format!(" — {r}"))
+                .unwrap_or_default()
         );
     }
     for e in &s.unprotected {
@@ -510,7 +526,7 @@ pub fn run(a: &ProtectArgs) -> Result<()> {
     let _ = std::fs::remove_file(&path);
     let interval = Duration::from_millis(a.interval_ms);
     if a.foreground {
-        return watch(&display, interval, a.guard, &path);
+        return watch(&display, interval, !a.no_guard, &path);
     }
     // The daemon: this executable again, in the foreground mode, in a process group of its
     // own (a terminal's signals do not reach it), its output in a log next to the state.
@@ -528,7 +544,7 @@ pub fn run(a: &ProtectArgs) -> Result<()> {
             "--interval-ms",
             &a.interval_ms.to_string(),
         ])
-        .args(a.guard.then_some("--guard"))
+        .args(a.no_guard.then_some("--no-guard"))
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

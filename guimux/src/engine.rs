@@ -195,8 +195,12 @@ struct Server {
     /// replies up to the second were the dead primary's to deliver.
     promoted_after: Option<(u64, u64)>,
     /// A *lean* replica (a guard, see [`Engine::set_lean`]): drawing into the app's windows
-    /// reaches it as NoOperation.
+    /// and pure queries reach it as NoOperation.
     lean: bool,
+    /// A lean replica's pure queries that reached it as NoOperation, in the app's view, until
+    /// the primary has answered them: `(app seq, request)`. Should the primary die first, the
+    /// promoted replica asks them then (see [`Engine::promote`]).
+    reask: VecDeque<(u64, Vec<u8>)>,
 }
 
 impl Server {
@@ -219,6 +223,7 @@ impl Server {
             unanswered: VecDeque::new(),
             promoted_after: None,
             lean: false,
+            reask: VecDeque::new(),
         }
     }
 
@@ -348,10 +353,13 @@ pub struct Engine {
     app_formats: Option<ImageFormats>,
     /// App-view seq of the last reply or error the app received (a primary's).
     last_reply: u64,
-    /// The app's windows (app-view IDs) as far as lean replicas need to know them: those of
-    /// the session they were made from, and every CreateWindow since (see
-    /// [`Engine::set_lean`]).
-    app_windows: HashSet<u32>,
+    /// The app's windows and the pictures on them (app-view IDs), as far as lean replicas need
+    /// to know them: those of the session they were made from, and every CreateWindow and
+    /// CreatePicture since (see [`Engine::set_lean`]).
+    lean_view: promote::LeanView,
+    /// After a promotion that had to ask the new primary again (see [`Engine::promote`]):
+    /// messages for the app wait here until those answers are in, then go in order.
+    reorder: Option<promote::Reorder>,
     /// Log a line per message (debugging aid: `GUIEVICT_TRACE=1`).
     pub trace: bool,
 }
@@ -421,7 +429,8 @@ impl Engine {
             shm: None,
             app_formats: None,
             last_reply: 0,
-            app_windows: HashSet::new(),
+            lean_view: promote::LeanView::default(),
+            reorder: None,
             trace: false,
         }
     }
@@ -643,7 +652,9 @@ impl Engine {
             self.shm_effect(req, true);
         }
         self.track_windows(req);
-        let window_drawing = promote::is_window_drawing(req, order, &self.app_windows);
+        let window_drawing = self.lean_view.is_window_drawing(req, order);
+        let pure_query = promote::is_pure_query(req);
+        let answered = self.last_reply;
         for sid in 0..self.servers.len() {
             let Some(srv) = self.servers[sid]
                 .as_mut()
@@ -657,9 +668,14 @@ impl Engine {
                 continue;
             }
             let app_before = app_seq - 1;
-            if srv.lean && window_drawing {
+            if srv.lean && (window_drawing || pure_query) {
                 // Pixels of a window are not state: an attach exposes and the app repaints.
-                // NoOperation keeps the numbering.
+                // A pure query changes nothing: the primary answers it, and should the
+                // primary die first, the promoted guard is asked then. NoOperation keeps the
+                // numbering (and costs the guard no reply to read).
+                if pure_query {
+                    srv.keep_reask(answered, app_seq, req);
+                }
                 srv.push_request(Origin::App, app_seq, app_before);
                 let mut noop = [127u8, 0, 0, 0];
                 order.put_u16(&mut noop, 2, 1);
@@ -1166,7 +1182,12 @@ impl Engine {
         }
         let app_seq = if kind > 1 {
             if is_primary {
-                app_view_seq
+                // A promoted primary that was asked again (see `Engine::promote`) numbers
+                // what follows those questions after them: the app has seen later numbers.
+                match srv.promoted_after {
+                    Some(_) => app_view_seq.max(srv.app_done),
+                    None => app_view_seq,
+                }
             } else {
                 global_done
             }
@@ -1212,8 +1233,8 @@ impl Engine {
                     }
                 }
                 order.put_u16(&mut out, 2, client_seq as u16);
-                self.stats.to_app_messages += 1;
-                self.app_out.extend_from_slice(&out);
+                self.last_reply = client_seq;
+                self.tell_app(kind, client_seq, &out);
                 return;
             }
         }
@@ -1290,15 +1311,14 @@ impl Engine {
             return;
         }
         if kind <= 1 {
-            self.last_reply = client_seq;
+            self.last_reply = self.last_reply.max(client_seq);
         }
         if self.trace {
             self.log.push(format!(
                 "debug: to app from server {s}: kind {kind} seq {app_seq} (client {client_seq})"
             ));
         }
-        self.stats.to_app_messages += 1;
-        self.app_out.extend_from_slice(msg);
+        self.tell_app(kind, app_seq, msg);
     }
 
     // ---------------------------------------------------------------- detach / attach

@@ -146,22 +146,32 @@ fn add_guard(c: &mut Conn, display: &str, auth: Option<Auth>) -> Result<(), Sess
         Role::Replica { view_only: true },
     );
     // Nobody looks at the guard: drawing into the app's windows reaches it as NoOperation
-    // (an attach from there exposes them and the app repaints).
+    // (an attach from there exposes them and the app repaints), and so do pure queries (the
+    // primary answers them; a promotion asks the guard what the dead primary left open).
+    // So do RENDER requests drawing into pictures on those windows.
     let d = &held.detached;
     let mut prev = d.prev.clone();
-    let windows: Vec<u32> = d
+    let mut to_app = |id: u32| match prev.as_mut() {
+        Some(m) => m.xids.to_app(id),
+        None => id,
+    };
+    let on_window: std::collections::HashSet<u32> =
+        d.session.windows.iter().map(|w| w.id).collect();
+    let windows: Vec<u32> = d.session.windows.iter().map(|w| to_app(w.id)).collect();
+    let pictures: Vec<u32> = d
         .session
-        .windows
+        .pictures
         .iter()
-        .map(|w| match prev.as_mut() {
-            Some(m) => m.xids.to_app(w.id),
-            None => w.id,
-        })
+        .filter(|p| on_window.contains(&p.drawable))
+        .map(|p| to_app(p.id))
         .collect();
     // Lean before the app runs on (nothing here may return before the app is let go).
     if let Ok((rep, _)) = &r {
         let server = rep.server;
-        match c.handle.with_engine(move |e| e.set_lean(server, windows)) {
+        match c
+            .handle
+            .with_engine(move |e| e.set_lean(server, windows, pictures))
+        {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(app_fd = c.app_fd, "guard draws everything: {e}"),
             Err(e) => tracing::warn!(app_fd = c.app_fd, "guard draws everything: {e}"),

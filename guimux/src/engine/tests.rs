@@ -439,7 +439,7 @@ fn a_lean_replica_gets_drawing_into_windows_as_no_operation() {
     let r = e.add_server();
     e.activate(r, Role::Replica { view_only: true }, None)
         .unwrap();
-    e.set_lean(r, [0x200001]).unwrap();
+    e.set_lean(r, [0x200001], []).unwrap();
     // PolyFillRectangle (70) into window 0x200001, then into pixmap 0x200002.
     let fill = |d: u32| {
         let mut q = vec![70, 0, 5, 0];
@@ -473,4 +473,60 @@ fn a_lean_replica_gets_drawing_into_windows_as_no_operation() {
     e.promote(0, r).unwrap();
     e.app_input(&fill(0x200004)).unwrap();
     assert_eq!(e.server_output(r).unwrap().len(), 20);
+}
+
+#[test]
+fn a_lean_replica_is_asked_pure_queries_only_when_promoted_and_the_app_hears_in_order() {
+    let mut e = Engine::hijacked(ByteOrder::Little, 7);
+    e.server_output(0).unwrap().clear();
+    e.server_input(0, &sentinel_error(100, 7)).unwrap();
+    let r = e.add_server();
+    e.activate(r, Role::Replica { view_only: true }, None)
+        .unwrap();
+    e.set_lean(r, [0x200001], []).unwrap();
+    // App seq 100: GetInputFocus (pure: NoOperation on the guard); 101: InternAtom (state:
+    // the guard gets it and answers); 102: GetInputFocus again.
+    let mut intern = vec![16, 0, 3, 0, 1, 0, 0, 0];
+    intern.extend_from_slice(b"A\0\0\0");
+    e.app_input(&req_get_input_focus()).unwrap();
+    e.app_input(&intern).unwrap();
+    e.app_input(&req_get_input_focus()).unwrap();
+    let guard_out = std::mem::take(e.server_output(r).unwrap());
+    assert_eq!(
+        &guard_out[..4],
+        &[127, 0, 1, 0],
+        "a pure query reaches the guard as NoOperation"
+    );
+    assert_eq!(&guard_out[4..16], &intern[..]);
+    assert_eq!(&guard_out[16..], &[127, 0, 1, 0]);
+    // The guard answers InternAtom (its seq 2); the primary answers nothing and dies.
+    e.server_input(r, &reply(2)).unwrap();
+    assert!(e.app_output().is_empty());
+    assert_eq!(e.promote(0, r).unwrap(), 1);
+    assert!(
+        e.app_output().is_empty(),
+        "the InternAtom reply (101) must wait for the answer to 100"
+    );
+    // The promoted guard is asked the two open questions (its seqs 4 and 5).
+    let asked = std::mem::take(e.server_output(r).unwrap());
+    assert_eq!(
+        asked,
+        [req_get_input_focus(), req_get_input_focus()].concat()
+    );
+    // An event the guard makes meanwhile carries a number the app has reached.
+    e.server_input(r, &[reply(4), event(12, 4)].concat())
+        .unwrap();
+    assert!(e.app_output().is_empty(), "102 is still open");
+    e.server_input(r, &reply(5)).unwrap();
+    let app = std::mem::take(e.app_output());
+    let got: Vec<(u8, u16)> = app
+        .chunks(32)
+        .map(|m| (m[0], u16::from_le_bytes([m[2], m[3]])))
+        .collect();
+    assert_eq!(got, vec![(1, 100), (1, 101), (1, 102), (12, 102)]);
+    // Afterwards messages flow at once, numbered on.
+    e.app_input(&req_get_input_focus()).unwrap();
+    e.server_input(r, &reply(6)).unwrap();
+    let app = std::mem::take(e.app_output());
+    assert_eq!((app[0], u16::from_le_bytes([app[2], app[3]])), (1, 103));
 }

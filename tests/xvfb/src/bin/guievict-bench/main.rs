@@ -621,7 +621,7 @@ fn start_config(
             };
             let c = start(own.clone(), &env)?;
             let pid = c.pid.to_string();
-            let h = guievict_json(&["hijack", &pid])?;
+            let h = guievict_json(&["hijack", &pid, "--no-guard"])?;
             ensure!(
                 h.json["outcome"]["interposed"].as_i64().unwrap_or(0) >= 1,
                 "hijack interposed no connection: {}",
@@ -1251,7 +1251,7 @@ fn one_app(o: &Opts, spec: &AppSpec, a: &Xvfb, b: &Xvfb, lat: &mut AppLatency) -
         drop(app.take());
         let x = App::spawn_env(&a.display, spec.argv, spec.env)?;
         settle();
-        let h = guievict_json(&["hijack", &x.pid.to_string()])?;
+        let h = guievict_json(&["hijack", &x.pid.to_string(), "--no-guard"])?;
         ensure!(
             h.json["outcome"]["interposed"].as_i64().unwrap_or(0) >= 1,
             "hijack interposed no connection: {}",
@@ -1643,7 +1643,7 @@ fn link_cycles(
     wait_for_window(&a.display, x.pid, Duration::from_secs(30))?;
     settle();
     let pid = x.pid.to_string();
-    guievict_json(&["hijack", &pid])?;
+    guievict_json(&["hijack", &pid, "--no-guard"])?;
     for _ in 0..o.cycles {
         let m = guievict_json(&["move", "--pid", &pid, &link.display])?;
         s.there.push(m.wall_ms);
@@ -2001,7 +2001,7 @@ fn shm_rounds(o: &Opts, r: &mut ShmResults) -> Result<()> {
     let mut pass = Painter::start(&a.display, "pass", 410)?;
     let mut conv = Painter::start(&a.display, "conv", 820)?;
     for p in [&pass, &conv] {
-        guievict_json(&["hijack", &p.app.pid.to_string()])?;
+        guievict_json(&["hijack", &p.app.pid.to_string(), "--no-guard"])?;
     }
     guievict_json(&["move", "--pid", &conv.app.pid.to_string(), &b.display])?;
     conv.display = b.display.clone();
