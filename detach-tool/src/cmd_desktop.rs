@@ -275,11 +275,12 @@ pub fn run_all(from: Option<&str>, op: AllOp, force: bool, json: bool) -> Result
             auth: auth.clone(),
             force,
         },
-        AllOp::Detach { .. } => Request::Detach {
+        AllOp::Detach { in_memory, .. } => Request::Detach {
             session_path: None,
             force,
             private: private.clone(),
-            in_memory: false,
+            // Asked for in memory: also a guarded app (whose guard would take over otherwise).
+            in_memory: *in_memory,
         },
         AllOp::Attach { to, auth } => Request::Attach {
             display: to.clone(),

@@ -472,7 +472,9 @@ pub fn detach(a: DetachArgs) -> Result<()> {
                 }),
                 force: a.force,
                 private: private.clone(),
-                in_memory: false,
+                // Asked for in memory: also a guarded app (whose guard would take over
+                // otherwise).
+                in_memory: a.in_memory,
             },
             Some(|was: &str| Request::Attach {
                 display: was.to_string(),

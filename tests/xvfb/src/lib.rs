@@ -750,9 +750,86 @@ pub fn with_timeout<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send +
             Err(p) => std::panic::resume_unwind(p),
         },
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            panic!("test timed out after {secs} s")
+            panic!(
+                "test timed out after {secs} s\n{}",
+                what_everyone_waits_for()
+            )
         }
     }
+}
+
+/// For a test that timed out: this process's threads and every process it started
+/// (descendants), each with its state, the kernel function it sleeps in and, for threads,
+/// the system call it is in (`/proc/*/syscall`: number and first argument, e.g. a blocked
+/// `read` on an X socket), so a hang says where it hangs.
+fn what_everyone_waits_for() -> String {
+    let me = std::process::id();
+    let read = |p: String| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let mut out = String::from("threads of the test process (tid state wchan syscall):\n");
+    if let Ok(rd) = std::fs::read_dir("/proc/self/task") {
+        for t in rd.flatten() {
+            let tid = t.file_name().to_string_lossy().into_owned();
+            let stat = read(format!("/proc/self/task/{tid}/stat"));
+            let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next();
+            out += &format!(
+                "  {tid} {} {} [{}]\n",
+                state.unwrap_or("?"),
+                read(format!("/proc/self/task/{tid}/wchan")),
+                read(format!("/proc/self/task/{tid}/syscall"))
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+    }
+    // Descendants: walk the parent links of every process.
+    let mut parent = std::collections::HashMap::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = read(format!("/proc/{pid}/stat"));
+            if let Some(ppid) = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1))
+                .and_then(|x| x.parse::<u32>().ok())
+            {
+                parent.insert(pid, ppid);
+            }
+        }
+    }
+    out += "processes it started (pid state wchan command):\n";
+    let mut pids: Vec<u32> = parent.keys().copied().collect();
+    pids.sort();
+    for pid in pids {
+        let mut p = pid;
+        let mut hops = 0;
+        while p != me && p > 1 && hops < 64 {
+            p = parent.get(&p).copied().unwrap_or(0);
+            hops += 1;
+        }
+        if p != me || pid == me {
+            continue;
+        }
+        let stat = read(format!("/proc/{pid}/stat"));
+        let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next();
+        let cmd = read(format!("/proc/{pid}/cmdline")).replace('\0', " ");
+        out += &format!(
+            "  {pid} {} {} {}\n",
+            state.unwrap_or("?"),
+            read(format!("/proc/{pid}/wchan")),
+            cmd.chars().take(120).collect::<String>()
+        );
+    }
+    out
 }
 
 /// Run the `guievict` binary with `args` and `--json`; its stdout parsed as JSON, or an error

@@ -240,7 +240,7 @@ fn placed(display: &str, names: &[&str]) -> (Vec<(String, i16, i16)>, usize) {
     let mut framed = 0;
     for top in c.query_tree(root).unwrap().reply().unwrap().children {
         let mut cands = vec![top];
-        if let Ok(t) = c.query_tree(top).unwrap().reply() {
+        if let Ok(t) = c.query_tree(top).expect("query_tree").reply() {
             cands.extend(t.children);
         }
         for w in cands {
@@ -515,7 +515,7 @@ fn desktop_of(display: &str, pids: &[u32]) -> (Vec<(String, i16, i16)>, usize) {
     let mut framed = 0;
     for top in c.query_tree(root).unwrap().reply().unwrap().children {
         let mut cands = vec![top];
-        if let Ok(t) = c.query_tree(top).unwrap().reply() {
+        if let Ok(t) = c.query_tree(top).expect("query_tree").reply() {
             cands.extend(t.children);
         }
         for w in cands {
@@ -523,16 +523,21 @@ fn desktop_of(display: &str, pids: &[u32]) -> (Vec<(String, i16, i16)>, usize) {
             if !owner.is_some_and(|p| pids.contains(&p)) {
                 continue;
             }
-            let a = c.get_window_attributes(w).unwrap().reply().unwrap();
+            // The window manager may destroy a window between the tree and these (framing).
+            let Some(a) = c.get_window_attributes(w).ok().and_then(|r| r.reply().ok()) else {
+                continue;
+            };
             let name = title(w);
             if u32::from(a.map_state) != 2 || name.is_empty() {
                 continue;
             }
-            let p = c
+            let Some(p) = c
                 .translate_coordinates(w, root, 0, 0)
-                .unwrap()
-                .reply()
-                .unwrap();
+                .ok()
+                .and_then(|r| r.reply().ok())
+            else {
+                continue;
+            };
             out.push((name, p.dst_x, p.dst_y));
             framed += usize::from(w != top);
         }
