@@ -5,8 +5,9 @@
 //! that is safe to call takes descriptors as `BorrowedFd`/`OwnedFd` or creates them itself;
 //! where the caller must vouch for a raw descriptor number, the function is `unsafe` and says
 //! what in `# Safety`. The other `unsafe` blocks of the library are the MIT-SHM mappings in
-//! `shmmem.rs`, the hand-over of parked descriptors in `interpose.rs` and one `from_raw_fd` of
-//! a freshly connected stream in `session.rs`, each with its `SAFETY` note.
+//! `shmmem.rs`, the borrowing of the app's descriptor and the hand-over of parked descriptors in
+//! `interpose.rs` and one `from_raw_fd` of a freshly connected stream in `session.rs`, each
+//! with its `SAFETY` note.
 
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use std::ffi::c_void;
@@ -25,9 +26,9 @@ pub unsafe fn own(fd: RawFd) -> OwnedFd {
 }
 
 /// `dup(fd)` returning an owned descriptor (with `FD_CLOEXEC` set).
-pub fn dup_owned(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC does not touch memory; an invalid fd yields EBADF.
-    let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+pub fn dup_owned(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC does not touch memory; `fd` is borrowed for the call.
+    let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }

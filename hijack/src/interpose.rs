@@ -106,7 +106,7 @@ pub fn interpose_fd(fd: RawFd) -> std::io::Result<Swapped> {
     let app = unsafe { BorrowedFd::borrow_raw(fd) };
     let status = ffi::fcntl_int(app, FcntlInt::GetFl, 0)?;
     let fdflags = ffi::fcntl_int(app, FcntlInt::GetFd, 0)?;
-    let server = ffi::dup_owned(fd)?;
+    let server = ffi::dup_owned(app)?;
     if !mark_own(server.as_raw_fd()) {
         return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
     }
