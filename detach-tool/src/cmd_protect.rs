@@ -127,14 +127,7 @@ fn select_client_events(conn: &x11rb::rust_connection::RustConnection) -> Result
         return Ok(None);
     };
     let order = proto::ByteOrder::native();
-    let qv = proto::encode_query_version(
-        info.major_opcode,
-        &proto::QueryVersionRequest {
-            client_major: proto::MAJOR_VERSION,
-            client_minor: proto::MINOR_VERSION,
-        },
-        order,
-    );
+    let qv = proto::encode_query_own_version(info.major_opcode, order);
     let reply = conn
         .send_request_with_reply::<x11rb::protocol::xproto::GetInputFocusReply>(
             &[IoSlice::new(&qv)],

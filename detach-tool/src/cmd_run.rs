@@ -6,8 +6,9 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use guievict_hijack::conn::Conn;
 use guievict_hijack::control::{self, Request, Response, Status};
-use guievict_hijack::controller::{Conn, Controller};
+use guievict_hijack::controller::Controller;
 use guievict_hijack::muxloop;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;

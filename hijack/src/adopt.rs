@@ -4,7 +4,8 @@
 //! [`guimux::Engine`] that synchronises on a sentinel request, and registers it with the
 //! process-wide [`Controller`] so that control commands reach it.
 
-use crate::controller::{Conn, Controller};
+use crate::conn::Conn;
+use crate::controller::Controller;
 use crate::{interpose, muxloop, xfd};
 use guimux::fields::ByteOrder;
 use nix::sys::eventfd::{EfdFlags, EventFd};

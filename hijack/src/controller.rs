@@ -10,54 +10,15 @@
 //! poisons it; the next request takes the state back ([`std::sync::PoisonError::into_inner`])
 //! and makes it consistent with what the relays really do ([`reconcile`]).
 
+use crate::conn::{Conn, Guard};
 use crate::control::{
     ConnectionStatus, ErrorKind, InputPolicy, PrivateServer, Request, Response, TestFault, XAuth,
 };
-use crate::muxloop::MuxHandle;
-use crate::session::{self, Auth, Detached, SessionError};
-use guimux::{Role, ServerId};
+use crate::session::{self, Auth, SessionError};
+use guimux::Role;
 use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 use x11rb::protocol::xproto::Setup;
-
-/// One X connection under control.
-#[derive(Debug)]
-pub struct Conn {
-    /// The application's descriptor number for this connection (-1: not in this process).
-    pub app_fd: i32,
-    /// The relay.
-    pub handle: MuxHandle,
-    /// Display the primary is on (None while detached).
-    pub display: Option<String>,
-    /// Setup of the primary server as a client of it sees it (for internal clients).
-    pub server_setup: Option<Setup>,
-    /// X authority given for `display` (None: found the way libxcb finds it), kept so that a
-    /// failed move can put the GUI back there.
-    pub auth: Option<Auth>,
-    /// While detached (or after a snapshot): the captured session.
-    pub detached: Option<Detached>,
-    /// Replicas: display → (server id, setup).
-    pub replicas: Vec<(String, ServerId)>,
-    /// The guard: a hidden view-only replica on guievict's private headless server, which
-    /// becomes the primary should the primary's server die (see [`Request::Guard`]). Kept
-    /// while held, so that an attach guards the GUI again.
-    pub guard: Option<Guard>,
-    /// The primary is the private headless server: the connection is detached in the user's
-    /// eyes (`display` names the private server, `status` shows it as `held_on`).
-    pub held: bool,
-}
-
-/// A connection's guard (see [`Conn::guard`]).
-#[derive(Debug, Clone)]
-pub struct Guard {
-    /// The private server's display.
-    pub display: String,
-    /// Its X authority.
-    pub auth: Option<Auth>,
-    /// The replica's server id while it is a replica (None once it became the primary, or
-    /// while it is being renewed).
-    pub server: Option<ServerId>,
-}
 
 /// Take over what the relays did on their own: a replica they made the primary because the
 /// primary's X server died. The records follow: the replica's display is the connection's
@@ -535,7 +496,7 @@ impl Controller {
                     let opts = winsession::CaptureOptions::default();
                     // Taken before the capture, which does not list them.
                     let before = crate::traffic::now();
-                    let randr = crate::screen::randr_selections(&c.handle, setup.clone());
+                    let randr = crate::preflight::randr_selections(&c.handle, setup.clone());
                     let held = session::hold_and_capture(&c.handle, setup, &opts)?;
                     let traffic = crate::traffic::now().since(before);
                     // What the capture could not carry would be lost for good: refused, the

@@ -1,25 +1,34 @@
-//! Every `unsafe` operation of the hijack library lives here, behind small safe functions:
-//! raw file descriptors flow in (from `dup`, `recvmsg` ancillary data, the process's fd table)
-//! and come out as owned handles or plain results; the constructor's self-location check and
-//! signal-mask and `atexit` plumbing also pass through here.
+//! The hijack library's `unsafe` operations on descriptors and the process, behind small
+//! functions: raw file descriptors flow in (from `dup`, `recvmsg` ancillary data, the
+//! process's fd table) and come out as owned handles or plain results; the constructor's
+//! self-location check and signal-mask and `atexit` plumbing also pass through here. A function
+//! that is safe to call takes descriptors as `BorrowedFd`/`OwnedFd` or creates them itself;
+//! where the caller must vouch for a raw descriptor number, the function is `unsafe` and says
+//! what in `# Safety`. The other `unsafe` blocks of the library are the MIT-SHM mappings in
+//! `shmmem.rs`, the borrowing of the app's descriptor and the hand-over of parked descriptors in
+//! `interpose.rs` and one `from_raw_fd` of a freshly connected stream in `session.rs`, each
+//! with its `SAFETY` note.
 
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use std::ffi::c_void;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Take ownership of a descriptor that the caller just obtained and nobody else owns.
 ///
 /// # Safety
-/// `fd` must be an open descriptor that no other owner will close.
-unsafe fn own(fd: RawFd) -> OwnedFd {
+/// `fd` must be an open descriptor (not -1) that no other owner will close or use through its
+/// number afterwards.
+pub unsafe fn own(fd: RawFd) -> OwnedFd {
     // SAFETY: guaranteed by the caller (see the function's contract).
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 /// `dup(fd)` returning an owned descriptor (with `FD_CLOEXEC` set).
-pub fn dup_owned(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC does not touch memory; an invalid fd yields EBADF.
-    let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+pub fn dup_owned(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC does not touch memory; `fd` is borrowed for the call.
+    let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -27,12 +36,30 @@ pub fn dup_owned(fd: RawFd) -> io::Result<OwnedFd> {
     Ok(unsafe { own(r) })
 }
 
-/// Wrap descriptors that arrived in `SCM_RIGHTS` ancillary data (new, ours alone).
-pub fn own_received(fds: &[RawFd]) -> Vec<OwnedFd> {
-    fds.iter()
-        // SAFETY: descriptors installed by the kernel during our recvmsg belong to nobody else.
-        .map(|&fd| unsafe { own(fd) })
-        .collect()
+/// `recvmsg(2)` on `fd` into `buf`, `cmsg` as the ancillary-data buffer
+/// (`nix::cmsg_space!`): the number of bytes read and the descriptors that arrived with them
+/// (`SCM_RIGHTS`), owned. The descriptors are taken over here, where they are received, so no
+/// raw number of them leaves this function.
+pub fn recv_with_fds(
+    fd: RawFd,
+    buf: &mut [u8],
+    cmsg: &mut Vec<u8>,
+    flags: MsgFlags,
+) -> nix::Result<(usize, Vec<OwnedFd>)> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(fd, &mut iov, Some(cmsg), flags)?;
+    let mut fds = Vec::new();
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmRights(raw) = c {
+                // SAFETY: the kernel installed these descriptors in this process during the
+                // recvmsg above; nobody else has their numbers, and `msg` (the only other
+                // place they are named) is dropped unused at the end of this function.
+                fds.extend(raw.into_iter().map(|fd| unsafe { own(fd) }));
+            }
+        }
+    }
+    Ok((msg.bytes, fds))
 }
 
 /// `poll(2)` over raw pollfd records; EINTR is reported as zero ready descriptors.
@@ -104,31 +131,59 @@ pub fn linked_into_main_executable() -> bool {
     }
 }
 
-/// Add `value` to an eventfd given by raw number, without allocating (used at the safe point).
-pub fn eventfd_add(fd: RawFd, value: u64) -> io::Result<()> {
+/// Add `value` to an eventfd, without allocating (used at the safe point).
+pub fn eventfd_add(fd: BorrowedFd<'_>, value: u64) -> io::Result<()> {
     let bytes = value.to_ne_bytes();
-    // SAFETY: writes 8 bytes from a live stack buffer; an invalid fd yields EBADF.
-    let r = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+    // SAFETY: writes 8 bytes from a live stack buffer to a descriptor borrowed for the call.
+    let r = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
 }
 
-/// `dup2(old, new)` for a descriptor number the caller does not own (the application's).
-pub fn dup2_raw(old: RawFd, new: RawFd) -> io::Result<()> {
-    // SAFETY: dup2 only manipulates the fd table; invalid numbers yield EBADF.
-    let r = unsafe { libc::dup2(old, new) };
+/// `dup2(old, new)` onto a descriptor number the caller does not own (the application's): from
+/// then on `new` names `old`'s file, and whatever `new` named before is closed.
+///
+/// # Safety
+/// Every user of descriptor `new` must be fine with it naming another file afterwards: the
+/// application's X socket at the safe point (all its threads stopped, the new file a socket of
+/// the same kind with the same flags), or putting back the file it named before. `new` must not
+/// be a descriptor owned by this library's Rust code (an `OwnedFd` would later close a file it
+/// did not open).
+pub unsafe fn dup2_raw(old: BorrowedFd<'_>, new: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 only manipulates the fd table (an invalid `new` yields EBADF); that the
+    // replacement is wanted is the caller's promise (see `# Safety`).
+    let r = unsafe { libc::dup2(old.as_raw_fd(), new) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
 }
 
-/// `fcntl(fd, cmd)` / `fcntl(fd, cmd, arg)` for integer commands (F_GETFL/F_SETFL/F_GETFD/F_SETFD).
-pub fn fcntl_int(fd: RawFd, cmd: libc::c_int, arg: libc::c_int) -> io::Result<libc::c_int> {
-    // SAFETY: the integer fcntl commands used here do not touch memory.
-    let r = unsafe { libc::fcntl(fd, cmd, arg) };
+/// The integer `fcntl` commands [`fcntl_int`] may run: none of them touches memory.
+#[derive(Debug, Clone, Copy)]
+pub enum FcntlInt {
+    /// `F_GETFL`: the file status flags (`O_NONBLOCK`, …).
+    GetFl,
+    /// `F_SETFL`: set the file status flags.
+    SetFl,
+    /// `F_GETFD`: the descriptor flags (`FD_CLOEXEC`).
+    GetFd,
+    /// `F_SETFD`: set the descriptor flags.
+    SetFd,
+}
+
+/// `fcntl(fd, cmd, arg)` for the integer commands of [`FcntlInt`].
+pub fn fcntl_int(fd: BorrowedFd<'_>, cmd: FcntlInt, arg: libc::c_int) -> io::Result<libc::c_int> {
+    let cmd = match cmd {
+        FcntlInt::GetFl => libc::F_GETFL,
+        FcntlInt::SetFl => libc::F_SETFL,
+        FcntlInt::GetFd => libc::F_GETFD,
+        FcntlInt::SetFd => libc::F_SETFD,
+    };
+    // SAFETY: these four commands take and return integers only; `fd` is borrowed for the call.
+    let r = unsafe { libc::fcntl(fd.as_raw_fd(), cmd, arg) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }

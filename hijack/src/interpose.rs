@@ -11,9 +11,10 @@
 //! fixed [`SLOTS`] and wakes the relay thread, which adopts them.
 
 use crate::ffi;
+use crate::ffi::FcntlInt;
 use crate::xfd;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 
 /// How many X connections one process can have interposed.
@@ -96,9 +97,16 @@ pub struct Swapped {
 
 /// Swap `fd` for one end of a new socketpair. Allocation-free.
 pub fn interpose_fd(fd: RawFd) -> std::io::Result<Swapped> {
-    let status = ffi::fcntl_int(fd, libc::F_GETFL, 0)?;
-    let fdflags = ffi::fcntl_int(fd, libc::F_GETFD, 0)?;
-    let server = ffi::dup_owned(fd)?;
+    if fd < 0 {
+        return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: `fd` is the application's descriptor, not -1; it is only borrowed for this
+    // function, during which no thread of the application runs (the safe point) and so none
+    // closes it. An fd number that is not open makes the first fcntl fail with EBADF.
+    let app = unsafe { BorrowedFd::borrow_raw(fd) };
+    let status = ffi::fcntl_int(app, FcntlInt::GetFl, 0)?;
+    let fdflags = ffi::fcntl_int(app, FcntlInt::GetFd, 0)?;
+    let server = ffi::dup_owned(app)?;
     if !mark_own(server.as_raw_fd()) {
         return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
     }
@@ -111,13 +119,18 @@ pub fn interpose_fd(fd: RawFd) -> std::io::Result<Swapped> {
     )
     .map_err(std::io::Error::from)?;
     // Same status flags as the original (above all O_NONBLOCK: libxcb polls, then reads).
-    ffi::fcntl_int(app_end.as_raw_fd(), libc::F_SETFL, status)?;
-    ffi::dup2_raw(app_end.as_raw_fd(), fd)?;
+    ffi::fcntl_int(app_end.as_fd(), FcntlInt::SetFl, status)?;
+    // SAFETY: `fd` is the application's X socket at the safe point and `app_end` a stream
+    // socket with the same status flags: the swap this library exists for (see `ffi::dup2_raw`).
+    unsafe { ffi::dup2_raw(app_end.as_fd(), fd) }?;
     // dup2 clears FD_CLOEXEC on the target: put the original fd flags back.
-    if let Err(e) = ffi::fcntl_int(fd, libc::F_SETFD, fdflags) {
+    if let Err(e) = ffi::fcntl_int(app, FcntlInt::SetFd, fdflags) {
         // Undo: the application gets its original socket back, untouched.
-        let _ = ffi::dup2_raw(server.raw(), fd);
-        let _ = ffi::fcntl_int(fd, libc::F_SETFD, fdflags);
+        if let Some(orig) = server.fd() {
+            // SAFETY: puts back on `fd` the very socket it named before the swap.
+            let _ = unsafe { ffi::dup2_raw(orig, fd) };
+        }
+        let _ = ffi::fcntl_int(app, FcntlInt::SetFd, fdflags);
         return Err(e);
     }
     drop(app_end);
@@ -132,8 +145,8 @@ pub fn interpose_fd(fd: RawFd) -> std::io::Result<Swapped> {
 struct OwnGuard(Option<OwnedFd>);
 
 impl OwnGuard {
-    fn raw(&self) -> RawFd {
-        self.0.as_ref().map_or(-1, AsRawFd::as_raw_fd)
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.0.as_ref().map(AsFd::as_fd)
     }
     fn keep(mut self) -> OwnedFd {
         match self.0.take() {
@@ -154,9 +167,17 @@ impl Drop for OwnGuard {
 /// Put the original server socket back on `app_fd` (used when the relay cannot take over).
 pub fn undo(sw: &Swapped) -> std::io::Result<()> {
     unmark_own(sw.server.as_raw_fd());
-    let fdflags = ffi::fcntl_int(sw.app_fd, libc::F_GETFD, 0)?;
-    ffi::dup2_raw(sw.server.as_raw_fd(), sw.app_fd)?;
-    ffi::fcntl_int(sw.app_fd, libc::F_SETFD, fdflags)?;
+    if sw.app_fd < 0 {
+        return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: `app_fd` (not -1) names the socketpair end this module put there; it is
+    // borrowed for this function only, at the safe point, where nothing of the application
+    // runs to close it.
+    let app = unsafe { BorrowedFd::borrow_raw(sw.app_fd) };
+    let fdflags = ffi::fcntl_int(app, FcntlInt::GetFd, 0)?;
+    // SAFETY: puts back on `app_fd` the server socket it named before the swap.
+    unsafe { ffi::dup2_raw(sw.server.as_fd(), sw.app_fd) }?;
+    ffi::fcntl_int(app, FcntlInt::SetFd, fdflags)?;
     Ok(())
 }
 
@@ -222,7 +243,13 @@ pub fn interpose_now(fd_override: RawFd) -> i32 {
         }
     }
     if count > 0 {
-        let _ = ffi::eventfd_add(WAKE_FD.load(Ordering::Acquire), 1);
+        let wake = WAKE_FD.load(Ordering::Acquire);
+        if wake >= 0 {
+            // SAFETY: the wake eventfd of the adopter thread (or of the plain relay), stored
+            // once that thread runs; the thread holds it for the life of the process (only
+            // `RelayHandle::stop`, used by tests, ends the plain relay). Borrowed for one write.
+            let _ = ffi::eventfd_add(unsafe { BorrowedFd::borrow_raw(wake) }, 1);
+        }
         return count;
     }
     -first_err
@@ -236,8 +263,10 @@ pub fn take_ready() -> Vec<Swapped> {
             let app_fd = s.app_fd.load(Ordering::Acquire);
             let server = s.server_fd.swap(-1, Ordering::AcqRel);
             let relay = s.relay_fd.swap(-1, Ordering::AcqRel);
-            let mut fds = ffi::own_received(&[server, relay]).into_iter();
-            if let (Some(server), Some(relay)) = (fds.next(), fds.next()) {
+            if server >= 0 && relay >= 0 {
+                // SAFETY: `park` released both with `into_raw_fd` before marking the slot
+                // READY, and the swaps above left -1 behind: this is their only owner.
+                let (server, relay) = unsafe { (ffi::own(server), ffi::own(relay)) };
                 out.push(Swapped {
                     app_fd,
                     server,

@@ -12,6 +12,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod adopt;
+pub mod conn;
 pub mod control;
 pub mod controller;
 pub mod fault;

@@ -13,16 +13,14 @@
 //! process lives on. Either way the connection is *degraded* ([`MuxHandle::degraded`], shown by
 //! `guievict status`) and refuses detach/attach/move.
 
-use crate::ffi;
+use crate::ffi::{self, FcntlInt};
 use guimux::salvage::{FailedCall, PassThrough, Side};
 use guimux::{Engine, Maps, Role, ServerId};
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use nix::sys::socket::{
-    recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrStorage,
-};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrStorage};
 use std::collections::HashMap;
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -350,7 +348,7 @@ pub fn spawn(
         shared: shared.clone(),
     };
     for fd in std::iter::once(&app).chain(server0.as_ref()) {
-        set_nonblocking(fd.as_raw_fd())?;
+        set_nonblocking(fd.as_fd())?;
     }
     let th = std::thread::Builder::new()
         .name("guimux".into())
@@ -411,9 +409,9 @@ pub fn spawn(
     Ok((handle, th))
 }
 
-fn set_nonblocking(fd: RawFd) -> std::io::Result<()> {
-    let fl = ffi::fcntl_int(fd, libc::F_GETFL, 0)?;
-    ffi::fcntl_int(fd, libc::F_SETFL, fl | libc::O_NONBLOCK)?;
+fn set_nonblocking(fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    let fl = ffi::fcntl_int(fd, FcntlInt::GetFl, 0)?;
+    ffi::fcntl_int(fd, FcntlInt::SetFl, fl | libc::O_NONBLOCK)?;
     Ok(())
 }
 
@@ -471,18 +469,8 @@ enum ReadResult {
 /// message — this is on every round trip's path).
 fn read_some(fd: RawFd, buf: &mut [u8]) -> std::io::Result<ReadResult> {
     let mut cmsg = nix::cmsg_space!([RawFd; 32]);
-    let mut iov = [IoSliceMut::new(buf)];
-    match recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
-        Ok(msg) => {
-            let mut fds = Vec::new();
-            if let Ok(cmsgs) = msg.cmsgs() {
-                for c in cmsgs {
-                    if let ControlMessageOwned::ScmRights(raw) = c {
-                        fds.extend(ffi::own_received(&raw));
-                    }
-                }
-            }
-            let n = msg.bytes;
+    match ffi::recv_with_fds(fd, buf, &mut cmsg, MsgFlags::MSG_CMSG_CLOEXEC) {
+        Ok((n, fds)) => {
             if n == 0 {
                 return Ok(ReadResult::Eof);
             }
@@ -794,7 +782,7 @@ impl Loop {
                 }
                 Cmd::PanicNext => self.panic_next = true,
                 Cmd::AddServer(fd, reply) => {
-                    let _ = set_nonblocking(fd.as_raw_fd());
+                    let _ = set_nonblocking(fd.as_fd());
                     // Never mistaken for one of the app's own X connections by a later scan.
                     crate::interpose::mark_own(fd.as_raw_fd());
                     let id = self.engine.add_server();
@@ -823,7 +811,7 @@ impl Loop {
                     let _ = reply.send(());
                 }
                 Cmd::StartInternal(s, fd, reply) => {
-                    let r = set_nonblocking(fd.as_raw_fd())
+                    let r = set_nonblocking(fd.as_fd())
                         .map_err(|e| e.to_string())
                         .and_then(|_| self.engine.start_internal(s).map_err(|e| e.to_string()));
                     if r.is_ok() {

@@ -12,8 +12,12 @@
 //! before anything is created there; if the GUI was detached from a display (a `move` is a
 //! detach followed by an attach), it is put back on that display, so the app keeps running
 //! where it was instead of dying on its first request for the missing extension.
+//!
+//! The same listing of the app's live resources ([`live_resources`]) tells, before a detach,
+//! which RANDR event selections the app holds ([`randr_selections`]; `screen.rs` renews them on
+//! the new root).
 
-use crate::controller::Conn;
+use crate::conn::Conn;
 use crate::muxloop::MuxHandle;
 use crate::session::{self, Auth, Detached, SessionError};
 use guimux::Role;
@@ -266,6 +270,23 @@ fn refusal(
         "{}; not moved: guievict cannot carry direct-rendering or presentation state to a server without it ({whereabouts})",
         why.join("; ")
     ))
+}
+
+/// At detach (before it): the app's RANDR event selections on its current server, as
+/// `RandRClient` session resources (empty when it has none or the server cannot say). Their
+/// ID is 0: the server's own number for a selection means nothing on another server.
+pub fn randr_selections(h: &MuxHandle, setup: Setup) -> Vec<winsession::model::OtherResource> {
+    match live_resources(h, setup) {
+        Ok(r) => r
+            .into_iter()
+            .filter(|(_, t)| t == crate::screen::RANDR_SELECTION)
+            .map(|(_, type_name)| winsession::model::OtherResource { id: 0, type_name })
+            .collect(),
+        Err(e) => {
+            tracing::warn!("RANDR selections not known: {e}");
+            Vec::new()
+        }
+    }
 }
 
 /// The app's resources on its primary server right now, as (ID, type name): every resource of

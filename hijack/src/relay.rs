@@ -11,9 +11,9 @@ use crate::ffi;
 use crate::interpose::{self, Swapped};
 use crate::xfd::{self, XPeer};
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use std::collections::VecDeque;
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -281,24 +281,14 @@ enum Io {
 }
 
 fn read_side(fd: RawFd, buf: &mut [u8], cmsg: &mut Vec<u8>) -> Io {
-    let mut iov = [IoSliceMut::new(buf)];
-    let r = recvmsg::<()>(
+    let r = ffi::recv_with_fds(
         fd,
-        &mut iov,
-        Some(cmsg),
+        buf,
+        cmsg,
         MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
     );
     match r {
-        Ok(msg) => {
-            let n = msg.bytes;
-            let mut fds = Vec::new();
-            if let Ok(cmsgs) = msg.cmsgs() {
-                for c in cmsgs {
-                    if let ControlMessageOwned::ScmRights(raw) = c {
-                        fds.extend(ffi::own_received(&raw));
-                    }
-                }
-            }
+        Ok((n, fds)) => {
             if n == 0 && fds.is_empty() {
                 Io::Eof
             } else {

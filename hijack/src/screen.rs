@@ -3,7 +3,8 @@
 //! there (the root event mask is in the window session), and an `RRScreenChangeNotify` when it
 //! selected RANDR input. What flows through here: at detach, whether the app holds RANDR event
 //! selections (the server keeps each as a `RandRClient` resource of the client, which the
-//! capture does not list, so it is asked here and added to the session); at attach, the new
+//! capture does not list, so `preflight::randr_selections` reads them from the app's live
+//! resources and they are added to the session); at attach, the new
 //! root's size from the new server (RRGetScreenInfo for rotation, size index and timestamps),
 //! the RANDR selection made again on the new root for the app's client, and the events, in the
 //! app's own IDs and event codes, injected before the app resumes.
@@ -29,23 +30,6 @@ const CONFIGURE_NOTIFY: u8 = 22;
 const RR_SELECT_INPUT: u8 = 4;
 const RR_GET_SCREEN_INFO: u8 = 5;
 const RR_SCREEN_CHANGE_NOTIFY_MASK: u16 = 1;
-
-/// At detach (before it): the app's RANDR event selections on its current server, as
-/// `RandRClient` session resources (empty when it has none or the server cannot say). Their
-/// ID is 0: the server's own number for a selection means nothing on another server.
-pub fn randr_selections(h: &MuxHandle, setup: Setup) -> Vec<winsession::model::OtherResource> {
-    match crate::preflight::live_resources(h, setup) {
-        Ok(r) => r
-            .into_iter()
-            .filter(|(_, t)| t == RANDR_SELECTION)
-            .map(|(_, type_name)| winsession::model::OtherResource { id: 0, type_name })
-            .collect(),
-        Err(e) => {
-            tracing::warn!("RANDR selections not known: {e}");
-            Vec::new()
-        }
-    }
-}
 
 /// What the new server says about its screen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 //! requests.
 
 use crate::muxloop::{LoopGone, MuxHandle};
+pub use crate::traffic::Internal;
 use crate::traffic::{self, Counted, Traffic};
 use guimux::engine::ShmTarget;
 use guimux::maps::{AtomMap, DeviceMap, ExtEntry, ExtMap, ExtPlace, XidMap};
@@ -115,9 +116,6 @@ impl Timings {
         *t = Instant::now();
     }
 }
-
-/// guievict's own x11rb client: its round trips and bytes are counted (`traffic`).
-pub type Internal = RustConnection<Counted>;
 
 /// An x11rb client over `sock` (already past the setup handshake, whose result is `setup`).
 pub fn client_over(sock: UnixStream, setup: Setup) -> Result<Internal, SessionError> {

@@ -279,7 +279,7 @@ const PROBE: u16 = 64;
 /// host or another IPC namespace fails here — it may even find a different segment under the
 /// same shmid, which the pattern catches. `Err`: the probe itself could not run.
 pub fn can_share_memory(
-    conn: &crate::session::Internal,
+    conn: &crate::traffic::Internal,
     setup: &x11rb::protocol::xproto::Setup,
 ) -> Result<bool, String> {
     use x11rb::connection::Connection as _;

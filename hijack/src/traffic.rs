@@ -10,8 +10,11 @@
 use std::io::IoSlice;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use x11rb::rust_connection::{DefaultStream, PollMode, Stream};
+use x11rb::rust_connection::{DefaultStream, PollMode, RustConnection, Stream};
 use x11rb::utils::RawFdContainer;
+
+/// guievict's own x11rb client: its round trips and bytes are counted (see [`Counted`]).
+pub type Internal = RustConnection<Counted>;
 
 /// Round trips and bytes of an operation on one X connection of the app.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -7,7 +7,7 @@
 //! A failure at any later step puts every connection back on the display it came from. Because
 //! the whole sequence runs in the app's control thread, a CLI killed half-way changes nothing.
 
-use crate::controller::Conn;
+use crate::conn::Conn;
 use crate::session::{self, Auth, Detached, SessionError, Timings};
 use crate::traffic::{self, Traffic};
 use guimux::Role;
@@ -90,7 +90,7 @@ pub fn move_all(
         let step = (|| {
             let setup = setup_of(c)?;
             // Taken before the capture, which does not list them.
-            let randr = crate::screen::randr_selections(&c.handle, setup.clone());
+            let randr = crate::preflight::randr_selections(&c.handle, setup.clone());
             let mut h = session::hold_and_capture(&c.handle, setup, &opts)?;
             h.detached.session.other_resources.extend(randr);
             Ok::<_, SessionError>(h)

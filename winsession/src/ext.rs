@@ -86,14 +86,7 @@ pub fn query(conn: &impl Connection, client: u32) -> Result<Option<ExtState>, Ca
         return Ok(None);
     };
     let order = proto::ByteOrder::native();
-    let qv = proto::encode_query_version(
-        info.major_opcode,
-        &proto::QueryVersionRequest {
-            client_major: proto::MAJOR_VERSION,
-            client_minor: proto::MINOR_VERSION,
-        },
-        order,
-    );
+    let qv = proto::encode_query_own_version(info.major_opcode, order);
     let mut req = proto::GetResourcesRequest {
         max_bytes: proto::MAX_MAX_BYTES,
         ..proto::GetResourcesRequest::first()

@@ -396,6 +396,19 @@ pub fn encode_query_version(
     w.into_inner()
 }
 
+/// Encode `QueryVersion` announcing the version this crate speaks
+/// ([`MAJOR_VERSION`].[`MINOR_VERSION`]): what a client of this workspace sends first.
+pub fn encode_query_own_version(major_opcode: u8, order: ByteOrder) -> Vec<u8> {
+    encode_query_version(
+        major_opcode,
+        &QueryVersionRequest {
+            client_major: MAJOR_VERSION,
+            client_minor: MINOR_VERSION,
+        },
+        order,
+    )
+}
+
 /// Encode `GetResources` (20 bytes).
 pub fn encode_get_resources(
     major_opcode: u8,

@@ -347,6 +347,30 @@ fn query_version_request_bytes() {
 }
 
 #[test]
+fn query_own_version_request_bytes() {
+    let [maj_lo, maj_hi] = MAJOR_VERSION.to_le_bytes();
+    let [min_lo, min_hi] = MINOR_VERSION.to_le_bytes();
+    assert_eq!(
+        encode_query_own_version(140, ByteOrder::Lsb),
+        [140, 0, 2, 0, maj_lo, maj_hi, min_lo, min_hi]
+    );
+    assert_eq!(
+        encode_query_own_version(140, ByteOrder::Msb),
+        [140, 0, 0, 2, maj_hi, maj_lo, min_hi, min_lo]
+    );
+    for o in [ByteOrder::Lsb, ByteOrder::Msb] {
+        let b = encode_query_own_version(140, o);
+        assert_eq!(
+            decode_request(&b, o),
+            Ok(Request::QueryVersion(QueryVersionRequest {
+                client_major: MAJOR_VERSION,
+                client_minor: MINOR_VERSION,
+            }))
+        );
+    }
+}
+
+#[test]
 fn get_resources_request_bytes() {
     let req = GetResourcesRequest {
         start_id: 0x0102_0304,

@@ -34,14 +34,7 @@ pub fn raw_request(
 
 /// QueryVersion over x11rb.
 pub fn query_version(conn: &RustConnection) -> Result<proto::QueryVersionReply> {
-    let req = proto::encode_query_version(
-        major(conn)?,
-        &proto::QueryVersionRequest {
-            client_major: proto::MAJOR_VERSION,
-            client_minor: proto::MINOR_VERSION,
-        },
-        ByteOrder::native(),
-    );
+    let req = proto::encode_query_own_version(major(conn)?, ByteOrder::native());
     let rep = raw_request(conn, &req)?;
     Ok(proto::decode_query_version_reply(
         &rep,
