@@ -775,7 +775,12 @@ fn what_everyone_waits_for() -> String {
         for t in rd.flatten() {
             let tid = t.file_name().to_string_lossy().into_owned();
             let stat = read(format!("/proc/self/task/{tid}/stat"));
-            let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next();
             out += &format!(
                 "  {tid} {} {} [{}]\n",
                 state.unwrap_or("?"),
@@ -820,7 +825,12 @@ fn what_everyone_waits_for() -> String {
             continue;
         }
         let stat = read(format!("/proc/{pid}/stat"));
-        let state = stat.rsplit(')').next().unwrap_or("").split_whitespace().next();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next();
         let cmd = read(format!("/proc/{pid}/cmdline")).replace('\0', " ");
         out += &format!(
             "  {pid} {} {} {}\n",
