@@ -262,7 +262,16 @@ pub fn run_all(from: Option<&str>, op: AllOp, force: bool, json: bool) -> Result
     // The private server: for `detach --all` (unless --in-memory), and for apps held there or
     // guarded.
     let server = match &op {
-        AllOp::Detach { private, in_memory } => crate::private::for_detach(*private, *in_memory)?,
+        AllOp::Detach { private, in_memory } => {
+            let (server, why) = crate::private::for_detach(*private, *in_memory)?;
+            if let Some(why) = why {
+                eprintln!(
+                    "guievict: note: apps without a guard are held in memory (their requests \
+                     queue until attach): the private server could not be started: {why}"
+                );
+            }
+            server
+        }
         AllOp::Attach { .. } if apps.iter().any(|&p| crate::cmd_mobility::uses_private(p)) => {
             Some(crate::private::ensure()?)
         }

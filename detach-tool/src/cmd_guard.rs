@@ -53,7 +53,17 @@ fn guard_quiet(pids: &[u32]) -> Result<Vec<Part>> {
     Ok(parts)
 }
 
-/// `guievict hijack --guard`: guard the one process just hijacked.
-pub fn guard_one(pid: u32) -> Result<()> {
+/// The guard `hijack` and `protect` make: guard the one process just hijacked — if it is the
+/// caller's own. The private server is per user: another user's app (root controls every
+/// app) would get a key to the caller's private server and all it holds, so it is refused.
+pub fn guard_one_if_own(pid: u32) -> Result<()> {
+    let me = nix::unistd::geteuid().as_raw();
+    let owner = crate::inject::procfs::owner_uid(pid as i32)?;
+    if owner != me {
+        anyhow::bail!(
+            "process {pid} belongs to uid {owner}: guievict's private server is per user, so \
+             the guard is made by its owner (`guievict guard --pid {pid}` as uid {owner})"
+        );
+    }
     guard_quiet(&[pid]).map(|_| ())
 }

@@ -206,7 +206,7 @@ pub fn run_hijack(a: &HijackArgs) -> Result<()> {
         .iter()
         .any(|c| c.guard.is_none() && c.server_connected);
     if !a.no_guard && unguarded {
-        match crate::cmd_guard::guard_one(a.pid as u32) {
+        match crate::cmd_guard::guard_one_if_own(a.pid as u32) {
             Ok(()) => {}
             Err(e) if a.guard => return Err(e),
             Err(e) => eprintln!(

@@ -455,7 +455,8 @@ pub fn detach(a: DetachArgs) -> Result<()> {
     let save = a.save.map(|p| std::path::absolute(&p)).transpose()?;
     // Held on the private headless server (started now if needed; reachable while the request
     // runs) unless --in-memory or --save.
-    let server = crate::private::for_detach(a.private, a.in_memory || save.is_some())?;
+    let (server, no_private) =
+        crate::private::for_detach(a.private, a.in_memory || save.is_some())?;
     let hold = GroupHold::take(&pids);
     let detach_all = |private: Option<control::PrivateServer>| {
         all_or_none(
@@ -505,6 +506,18 @@ pub fn detach(a: DetachArgs) -> Result<()> {
     // draws into the browser's windows); detached in memory, their requests queue anyway.
     // Then the hold ends.
     let mut parts = parts;
+    if let Some(why) = no_private {
+        // A guarded app is held by its guard, on the private server it already has.
+        if !parts
+            .iter()
+            .all(|p| p.msg.contains("held on the private server"))
+        {
+            eprintln!(
+                "guievict: note: the GUI is held in memory (its requests queue until attach): \
+                 the private server could not be started: {why}"
+            );
+        }
+    }
     hold.release(&parts);
     strip_own_ids(&mut parts);
     output_group(a.target.json, root, parts, a.force)

@@ -335,7 +335,7 @@ fn watch(display: &str, interval: Duration, guard: bool, path: &Path) -> Result<
                     // A guard that cannot be made leaves the app protected (it can be moved
                     // and detached), with the reason it would not outlive the server.
                     let reason = guard
-                        .then(|| crate::cmd_guard::guard_one(pid).err())
+                        .then(|| crate::cmd_guard::guard_one_if_own(pid).err())
                         .flatten()
                         .map(|e| format!("not guarded (ends with the X server): {e:#}"));
                     match &reason {

@@ -103,7 +103,9 @@ pub struct Seen {
 
 /// Where a process's X connections are (see [`Seen`]).
 pub fn seen(pid: u32) -> Seen {
-    let uid = nix::unistd::geteuid().as_raw();
+    // The socket is named after the process's owner (root controls others' apps too).
+    let uid = crate::inject::procfs::owner_uid(pid as i32)
+        .unwrap_or_else(|_| nix::unistd::geteuid().as_raw());
     for sock in control::socket_candidates(pid, uid) {
         if !sock.exists() {
             continue;

@@ -75,22 +75,17 @@ fn dir() -> Result<PathBuf> {
 
 /// Where `detach` holds a GUI. `required` (`--private`): on the private server, or an error.
 /// `in_memory` (`--in-memory`): in memory (`None`). Neither (the default): on the private
-/// server when it can be started — the app keeps running for real —, else in memory, said on
-/// stderr.
-pub fn for_detach(required: bool, in_memory: bool) -> Result<Option<Private>> {
+/// server when it can be started — the app keeps running for real —, else in memory (or by
+/// its guard, on the private server it already has), with the reason the private server could
+/// not be started, for the caller to say on stderr.
+pub fn for_detach(required: bool, in_memory: bool) -> Result<(Option<Private>, Option<String>)> {
     if in_memory {
-        return Ok(None);
+        return Ok((None, None));
     }
     match ensure() {
-        Ok(p) => Ok(Some(p)),
+        Ok(p) => Ok((Some(p), None)),
         Err(e) if required => Err(e),
-        Err(e) => {
-            eprintln!(
-                "guievict: note: the GUI is held in memory (its requests queue until attach): \
-                 the private server could not be started: {e:#}"
-            );
-            Ok(None)
-        }
+        Err(e) => Ok((None, Some(format!("{e:#}")))),
     }
 }
 

@@ -257,12 +257,8 @@ fn auth_of(a: &Option<XAuth>) -> Option<Auth> {
     })
 }
 
-/// Setup of `display` as any client sees it (one short connection).
-fn probe_setup(display: &str) -> Result<Setup, SessionError> {
-    probe_setup_auth(display, None)
-}
-
-/// Like [`probe_setup`] with an X authority.
+/// Setup of `display` as any client sees it (one short connection), with the connection's X
+/// authority (the private server's for a GUI held there).
 fn probe_setup_auth(display: &str, auth: Option<&Auth>) -> Result<Setup, SessionError> {
     let (fd, setup) = session::connect_raw(display, auth)?;
     drop(fd);
@@ -345,9 +341,11 @@ impl Controller {
             .iter()
             .filter(|c| c.handle.ended().is_none())
             .map(|c| {
-                let (stats, app_out) = c
+                let (stats, app_out, ids) = c
                     .handle
-                    .with_engine_within(STATUS_WAIT, |e| (e.stats(), e.app_output().len() as u64))
+                    .with_engine_within(STATUS_WAIT, |e| {
+                        (e.stats(), e.app_output().len() as u64, e.server_ids())
+                    })
                     .unwrap_or_default();
                 let display = c.display.clone().filter(|_| !c.held);
                 ConnectionStatus {
@@ -356,10 +354,11 @@ impl Controller {
                     server_connected: display.is_some(),
                     display,
                     held_on: c.display.clone().filter(|_| c.held),
+                    // A guard the loop dropped (a contained panic) is gone from the engine.
                     guard: c
                         .guard
                         .as_ref()
-                        .filter(|g| g.server.is_some())
+                        .filter(|g| g.server.is_some_and(|s| ids.contains(&s)))
                         .map(|g| g.display.clone()),
                     guarded: c.guard.is_some(),
                     bytes_from_app: stats.bytes_from_app,
@@ -491,7 +490,10 @@ impl Controller {
                     }
                     let setup = match c.server_setup.clone() {
                         Some(s) => s,
-                        None => probe_setup(c.display.as_deref().unwrap_or_default())?,
+                        None => probe_setup_auth(
+                            c.display.as_deref().unwrap_or_default(),
+                            c.auth.as_ref(),
+                        )?,
                     };
                     let opts = winsession::CaptureOptions::default();
                     // Taken before the capture, which does not list them.
@@ -642,7 +644,9 @@ impl Controller {
                     })?;
                 let setup = match c.server_setup.clone() {
                     Some(s) => s,
-                    None => probe_setup(c.display.as_deref().unwrap_or_default())?,
+                    None => {
+                        probe_setup_auth(c.display.as_deref().unwrap_or_default(), c.auth.as_ref())?
+                    }
                 };
                 let before = crate::traffic::now();
                 let (d, timings) =
@@ -679,7 +683,10 @@ impl Controller {
                     }
                     let setup = match c.server_setup.clone() {
                         Some(s) => s,
-                        None => probe_setup(c.display.as_deref().unwrap_or_default())?,
+                        None => probe_setup_auth(
+                            c.display.as_deref().unwrap_or_default(),
+                            c.auth.as_ref(),
+                        )?,
                     };
                     let (d, _) = session::snapshot(
                         &c.handle,

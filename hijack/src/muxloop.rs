@@ -684,6 +684,22 @@ impl Loop {
             panics = self.panics,
             "guimux panicked while handling {what}: {msg}"
         );
+        // A guard is guievict's, not the user's: when it is all that stands between the app
+        // and passing bytes through on its original server, it goes (the app lives on
+        // unguarded, said in the state below).
+        let guards = self.engine.lean_replicas();
+        let only_guards = !guards.is_empty()
+            && self.engine.server_ids().len() == guards.len() + 1
+            && self.engine.salvage_obstacle().as_deref()
+                == Some("replicas or pending servers exist");
+        if only_guards {
+            for s in &guards {
+                self.engine.remove_server(*s);
+                if let Some(p) = self.servers.remove(s) {
+                    crate::interpose::unmark_own(p.fd.as_raw_fd());
+                }
+            }
+        }
         let state = match self.engine.salvage(failed) {
             Ok((pt, lost)) => {
                 if lost > 0 {
@@ -692,7 +708,8 @@ impl Loop {
                 self.mode = Mode::PassThrough(pt);
                 self.internal = None;
                 format!(
-                    "guimux panicked while handling {what} ({msg}); passing bytes through unchanged to the original server"
+                    "guimux panicked while handling {what} ({msg}); passing bytes through unchanged to the original server{}",
+                    if only_guards { " (its guard dropped: it no longer outlives its X server)" } else { "" }
                 )
             }
             Err(why) => {

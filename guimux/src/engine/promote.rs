@@ -326,6 +326,15 @@ impl Engine {
         }
     }
 
+    /// The lean replicas (guards).
+    pub fn lean_replicas(&self) -> Vec<ServerId> {
+        self.servers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().filter(|s| s.lean).map(|_| i))
+            .collect()
+    }
+
     /// The replicas, with their roles, that could take over from the primary.
     pub fn replicas(&self) -> Vec<(ServerId, Role)> {
         self.servers

@@ -86,6 +86,9 @@ fn engine_panic_falls_back_to_pass_through() {
             .as_str()
             .context("status does not show the degraded state")?;
         ensure!(d.contains("passing bytes through"), "{st}");
+        // Its guard (made by default) stood in the way of the pass-through: it went.
+        ensure!(d.contains("guard dropped"), "{st}");
+        ensure!(st["connections"][0]["guard"].is_null(), "{st}");
         ensure!(took < Duration::from_secs(1), "status took {took:?}");
 
         // Detaching is refused with a clear message; the app is untouched.

@@ -749,7 +749,8 @@ fn plain_detach_holds_on_the_private_server_unless_in_memory() {
         .expect("xterm");
         let pid = app.pid.to_string();
         wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("window");
-        gv(&rt, &["hijack", &pid]).expect("hijack");
+        // Unguarded: the plain detach itself moves the GUI to the private server.
+        gv(&rt, &["hijack", "--no-guard", &pid]).expect("hijack");
 
         gv(&rt, &["detach", "--pid", &pid]).expect("detach");
         let (private, _) = private_server(&rt);
