@@ -187,7 +187,7 @@ fn a_cli_killed_during_a_move_never_leaves_the_gui_detached() {
         guievict_json(&["hijack", &pid]).expect("hijack");
         let mut on = a.display.clone();
         let mut rng = 0x2545_f491_4f6c_dd1du64;
-        for round in 0..30 {
+        for round in 0..50 {
             let to = if on == a.display {
                 b.display.clone()
             } else {

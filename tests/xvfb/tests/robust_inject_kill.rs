@@ -1,4 +1,4 @@
-//! The injector killed with SIGKILL at random moments (1–40 ms into `guievict hijack`, 40 times): the
+//! The injector killed with SIGKILL at random moments (1–40 ms into `guievict hijack`, 50 times): the
 //! application must live on, and a later `guievict hijack` must complete the job (a hijack
 //! left half done included) so that the GUI can then be moved. The remote calls return through
 //! self-restoring code (`detach-tool/src/inject/ptrace.rs`, `return_code`), so a vanished
@@ -31,7 +31,7 @@ fn killing_the_injector_never_harms_the_app() {
         let b = Xvfb::start()?;
         let mut rng = Lcg(u64::from(std::process::id()) ^ 0x5851_f42d_4c95_7f2d);
         let (mut killed_mid, mut finished) = (0, 0);
-        for i in 0..40 {
+        for i in 0..50 {
             let prog = if i % 2 == 0 { "xlogo" } else { "xclock" };
             let mut app = App::spawn(&a.display, &[prog])?;
             let pid = app.pid.to_string();
