@@ -201,6 +201,9 @@ struct Server {
     /// the primary has answered them: `(app seq, request)`. Should the primary die first, the
     /// promoted replica asks them then (see [`Engine::promote`]).
     reask: VecDeque<(u64, Vec<u8>)>,
+    /// A lean replica's record of the batch of app requests being dispatched (see
+    /// `ephemeral.rs`): where each starts in `out`, and what it does.
+    batch: Option<Vec<ephemeral::Entry>>,
 }
 
 impl Server {
@@ -224,6 +227,7 @@ impl Server {
             promoted_after: None,
             lean: false,
             reask: VecDeque::new(),
+            batch: None,
         }
     }
 
@@ -307,6 +311,10 @@ pub struct Stats {
     pub bytes_from_app: u64,
     /// Bytes received from all servers.
     pub bytes_from_servers: u64,
+    /// Requests a lean guard got as NoOperation because they only served a pixmap made and
+    /// freed within one batch (see `engine/ephemeral.rs`).
+    #[serde(default)]
+    pub elided: u64,
 }
 
 /// Snapshot of the engine's state for `guievict status`.
@@ -721,6 +729,7 @@ impl Engine {
 }
 
 mod app_side;
+mod ephemeral;
 mod internal;
 mod promote;
 mod salvage;

@@ -32,7 +32,9 @@ impl Engine {
         // Requests are dispatched straight from the input buffer: no per-request allocation
         // on the pass-through path.
         let input = std::mem::take(&mut self.app_in);
+        self.begin_lean_batch();
         let result = self.app_requests(&input, &mut pos);
+        self.end_lean_batch();
         self.app_in = input;
         self.app_in.drain(..pos);
         result
@@ -146,6 +148,11 @@ impl Engine {
         let window_drawing = self.lean_view.is_window_drawing(req, order);
         let pure_query = promote::is_pure_query(req);
         let answered = self.last_reply;
+        let touch = if self.servers.iter().flatten().any(|s| s.batch.is_some()) {
+            ephemeral::touch(req, order, self.lean_view.render_major())
+        } else {
+            ephemeral::Touch::Other
+        };
         for sid in 0..self.servers.len() {
             let Some(srv) = self.servers[sid]
                 .as_mut()
@@ -153,6 +160,9 @@ impl Engine {
             else {
                 continue;
             };
+            if let Some(b) = srv.batch.as_mut() {
+                b.push((srv.out.len(), touch));
+            }
             if let Sync::Sentinel { app_sent, .. } = &mut srv.sync {
                 *app_sent += 1;
                 srv.out.extend_from_slice(req);

@@ -26,6 +26,11 @@ pub(super) struct LeanView {
 }
 
 impl LeanView {
+    /// RENDER's app-view major opcode, when known.
+    pub(super) fn render_major(&self) -> Option<u8> {
+        self.render_major
+    }
+
     /// Whether `req` only draws into one of the app's windows (no reply, no state but
     /// pixels): core drawing, PutImage, ClearArea, CopyArea/CopyPlane into a window, and
     /// RENDER's drawing requests whose destination is a picture on a window.

@@ -530,3 +530,106 @@ fn a_lean_replica_is_asked_pure_queries_only_when_promoted_and_the_app_hears_in_
     let app = std::mem::take(e.app_output());
     assert_eq!((app[0], u16::from_le_bytes([app[2], app[3]])), (1, 103));
 }
+
+/// A lean guard made from an engine whose replica has identity maps (so RENDER's place and
+/// the ID range are known).
+fn engine_with_lean_guard(render: u8) -> (Engine, ServerId) {
+    use crate::maps::{AtomMap, DeviceMap, ExtEntry, ExtMap, ExtPlace, XidMap};
+    // Identity IDs, so that what reaches the guard compares with what the app sent.
+    let mut e = Engine::hijacked(ByteOrder::Little, 7);
+    e.server_output(0).unwrap().clear();
+    e.server_input(0, &sentinel_error(100, 7)).unwrap();
+    let r = e.add_server();
+    let place = ExtPlace {
+        major: render,
+        first_event: 0,
+        first_error: 140,
+    };
+    let maps = Maps {
+        xids: XidMap::new(0x20_0000, 0x1f_ffff, 0x20_0000, 0x1f_ffff),
+        atoms: AtomMap::new(),
+        visuals: Default::default(),
+        exts: ExtMap {
+            entries: vec![ExtEntry {
+                name: "RENDER".into(),
+                table: tables::ext_by_xname("RENDER"),
+                app: Some(place),
+                server: Some(place),
+            }],
+        },
+        named: Default::default(),
+        devices: DeviceMap::default(),
+    };
+    e.activate(r, Role::Replica { view_only: true }, Some(maps))
+        .unwrap();
+    e.set_lean(r, [0x200001], []).unwrap();
+    e.server_output(r).unwrap().clear();
+    (e, r)
+}
+
+fn words(head: [u8; 2], ws: &[u32]) -> Vec<u8> {
+    let mut q = vec![head[0], head[1], 0, 0];
+    for w in ws {
+        q.extend_from_slice(&w.to_le_bytes());
+    }
+    let n = (q.len() / 4) as u16;
+    q[2..4].copy_from_slice(&n.to_le_bytes());
+    q
+}
+
+#[test]
+fn a_pixmap_made_drawn_and_freed_in_one_batch_reaches_a_guard_as_no_operations() {
+    let (mut e, r) = engine_with_lean_guard(139);
+    // GTK's repaint: pixmap, picture on it, fill, composite into the window's picture, free.
+    let frame = |pix: u32, pic: u32| {
+        [
+            words([53, 24], &[pix, 0x200001, 0x0010_0010]), // CreatePixmap
+            words([139, 4], &[pic, pix, 0x25, 0]),          // CreatePicture
+            words([139, 26], &[3, pic, 0, 0, 0x0010_0010]), // FillRectangles
+            words([139, 7], &[pic]),                        // FreePicture
+            words([54, 0], &[pix]),                         // FreePixmap
+        ]
+        .concat()
+    };
+    e.app_input(&frame(0x200010, 0x200011)).unwrap();
+    assert_eq!(
+        std::mem::take(e.server_output(r).unwrap()),
+        [127u8, 0, 1, 0].repeat(5),
+        "nothing of a pixmap nobody sees reaches the guard"
+    );
+    assert_eq!(
+        e.server_output(0).unwrap().len(),
+        frame(0x200010, 0x200011).len()
+    );
+    assert_eq!(e.stats().elided, 5);
+    // Copied into a pixmap that stays, the short-lived one is read: all of it goes.
+    let mut keep = frame(0x200020, 0x200021);
+    let free_at = keep.len() - 8;
+    let copy = words([62, 0], &[0x200020, 0x200030, 0x200040, 0, 0, 0x0010_0010]);
+    keep.splice(free_at..free_at, copy);
+    e.server_output(0).unwrap().clear();
+    e.app_input(&keep).unwrap();
+    // (The guard numbers new IDs its own way: compare the requests, not the IDs.)
+    let heads = |b: &[u8]| -> Vec<(u8, u8, u16)> {
+        let mut v = Vec::new();
+        let mut at = 0;
+        while at + 4 <= b.len() {
+            let n = u16::from_le_bytes([b[at + 2], b[at + 3]]);
+            v.push((b[at], b[at + 1], n));
+            at += 4 * usize::from(n.max(1));
+        }
+        v
+    };
+    assert_eq!(
+        heads(&std::mem::take(e.server_output(r).unwrap())),
+        heads(&keep)
+    );
+    // Split over two batches (freed in the next one), it is sent in full too.
+    let f = frame(0x200050, 0x200051);
+    e.app_input(&f[..f.len() - 8]).unwrap();
+    e.app_input(&f[f.len() - 8..]).unwrap();
+    assert_eq!(
+        heads(&std::mem::take(e.server_output(r).unwrap())),
+        heads(&f)
+    );
+}
