@@ -34,7 +34,26 @@ const RR_SCREEN_CHANGE_NOTIFY_MASK: u16 = 1;
 /// `RandRClient` session resources (empty when it has none or the server cannot say). Their
 /// ID is 0: the server's own number for a selection means nothing on another server.
 pub fn randr_selections(h: &MuxHandle, setup: Setup) -> Vec<winsession::model::OtherResource> {
-    match crate::preflight::live_resources(h, setup) {
+    randr_selections_of(crate::preflight::live_resources(h, setup))
+}
+
+/// [`randr_selections`] of an app held after its capture: from the resources the capture's
+/// GUIEVICT extension listed (no round trip of its own), else asked as before the capture.
+pub fn randr_selections_held(
+    h: &MuxHandle,
+    setup: Setup,
+    held: &crate::session::Held,
+) -> Vec<winsession::model::OtherResource> {
+    match &held.listed {
+        Some(listed) => randr_selections_of(Ok(listed.clone())),
+        None => randr_selections(h, setup),
+    }
+}
+
+fn randr_selections_of(
+    listed: Result<Vec<(u32, String)>, SessionError>,
+) -> Vec<winsession::model::OtherResource> {
+    match listed {
         Ok(r) => r
             .into_iter()
             .filter(|(_, t)| t == RANDR_SELECTION)

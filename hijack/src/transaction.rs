@@ -89,9 +89,10 @@ pub fn move_all(
         let before = traffic::now();
         let step = (|| {
             let setup = setup_of(c)?;
-            // Taken before the capture, which does not list them.
-            let randr = crate::screen::randr_selections(&c.handle, setup.clone());
-            let mut h = session::hold_and_capture(&c.handle, setup, &opts)?;
+            let mut h = session::hold_and_capture(&c.handle, setup.clone(), &opts)?;
+            // The session does not carry them (server-made resources): from the capture's
+            // resource list.
+            let randr = crate::screen::randr_selections_held(&c.handle, setup, &h);
             h.detached.session.other_resources.extend(randr);
             Ok::<_, SessionError>(h)
         })();

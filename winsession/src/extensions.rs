@@ -107,14 +107,15 @@ fn require_ext(
 
 /// Capture the extension state of the client into `s` (windows and pixmaps must be filled in
 /// already). `list` is the client's resource list; `ext` what the GUIEVICT extension said (for
-/// cursor names when the client's XFIXES version refuses GetCursorName).
+/// cursor names when the client's XFIXES version refuses GetCursorName). True when it sent
+/// probes (DAMAGE, MIT-SHM) that change server state and were not followed by a wait.
 pub fn capture(
     conn: &impl Connection,
     s: &mut Session,
     list: &ResourceList,
     in_process: bool,
     ext: Option<&crate::ext::ExtState>,
-) -> Result<(), CaptureError> {
+) -> Result<bool, CaptureError> {
     let have_render = has_ext(conn, xp::render::X11_EXTENSION_NAME)?;
     let have_shape = has_ext(conn, xp::shape::X11_EXTENSION_NAME)?;
     let have_xfixes = has_ext(conn, xp::xfixes::X11_EXTENSION_NAME)?;
@@ -143,9 +144,9 @@ pub fn capture(
     xfixes::read_cursor_names(conn, s, cursor_names, ext)?;
     xfixes::read_regions(s, regions);
     sync::read_counters_and_fences(s, sync_state);
-    damage::capture_damages(conn, s, list, ext, have_damage, have_xfixes)?;
+    let damage_probed = damage::capture_damages(conn, s, list, ext, have_damage, have_xfixes)?;
     xkb::capture_xkb(s, ext, xkb_asked)?;
-    crate::shm::capture_segments(
+    let shm_probed = crate::shm::capture_segments(
         conn,
         s,
         ids_of_type(list, crate::shm::TYPE_NAME),
@@ -157,7 +158,7 @@ pub fn capture(
     crate::grabs::capture(s, list, ext);
     crate::dbe::capture(conn, s, list)?;
     forget_modelled(s, have_shape);
-    Ok(())
+    Ok(damage_probed || shm_probed)
 }
 
 /// Resources modelled by now leave `other_resources` (which lists what was not recreated).
