@@ -1,6 +1,11 @@
 //! Capture: requests flow out on the application's own connection, replies flow back into a
-//! [`Session`]. Pipelined in a fixed number of rounds (resource list → per-resource queries →
-//! property data / images / colours → atom names), never one round trip per resource.
+//! [`Session`]. Pipelined in a fixed number of rounds, never one round trip per resource:
+//! (1) the resource list with whatever needs no list (focus, root children, selection owners),
+//! (2) per-resource queries (window attributes, geometry, children, property lists, pixmap
+//! geometry, fonts), (3) property data, pixmap images, colours, the extension state
+//! (`extensions::ask`); atom names only for atoms the caller does not already know. [`start`]
+//! sends round 1 without waiting, so that a caller (hijack's app view) can put its own
+//! requests into the same round trip; [`finish`] does the rest.
 //!
 //! The resource list comes from the GUIEVICT extension when the server has it (with the hidden
 //! state the core protocol cannot read), else from the window tree and X-Resource
@@ -829,13 +834,6 @@ pub fn finish<C: Connection>(
                 .map(|c| (w, c))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    for (w, c) in tc {
-        if let (Ok(r), Some((win, ..))) = (c.reply(), windows.get_mut(&w)) {
-            let bw = i16::try_from(win.border_width).unwrap_or(0);
-            win.x = r.dst_x.saturating_sub(bw);
-            win.y = r.dst_y.saturating_sub(bw);
-        }
-    }
     stack.extend(orphans.into_iter().rev());
     let mut seen = std::collections::HashSet::new();
     while let Some(w) = stack.pop() {
@@ -848,7 +846,8 @@ pub fn finish<C: Connection>(
         }
     }
 
-    // Round 3: property data, images, colours.
+    // Round 3: property data, images, colours, the orphans' root positions (asked above) and
+    // the extension state (sent below, read last).
     let mut prop_cookies = Vec::new();
     for &w in &ordered {
         let (_, _, props) = &windows[&w];
@@ -926,6 +925,15 @@ pub fn finish<C: Connection>(
             continue;
         }
         color_cookies.push((c, pixels.clone(), conn.query_colors(c, &pixels)?));
+    }
+
+    let ext_asked = crate::extensions::ask(conn, &ordered, setup.root, &list)?;
+    for (w, c) in tc {
+        if let (Ok(r), Some((win, ..))) = (c.reply(), windows.get_mut(&w)) {
+            let bw = i16::try_from(win.border_width).unwrap_or(0);
+            win.x = r.dst_x.saturating_sub(bw);
+            win.y = r.dst_y.saturating_sub(bw);
+        }
     }
 
     let mut props_by_window: HashMap<u32, Vec<Property>> = HashMap::new();
@@ -1113,12 +1121,14 @@ pub fn finish<C: Connection>(
     if let Some(st) = &ext_state {
         crate::ext::apply(&mut session, st);
     }
-    let made_temporaries = crate::extensions::capture(
+    let made_temporaries = crate::extensions::finish(
         conn,
         &mut session,
         &list,
         opts.client.is_none(),
         ext_state.as_ref(),
+        ext_asked,
+        &|a| known_atom(opts, a),
     )?;
     apply_hints(&mut session, &opts.hints);
     note_unknown(&mut session, ext_state.is_some());
