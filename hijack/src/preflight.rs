@@ -250,6 +250,38 @@ pub fn check(d: &Detached, display: &str, auth: Option<&Auth>) -> Result<(), Ses
     ))
 }
 
+/// [`check`] against the target's extension placements learned already (`session::open_on`):
+/// no connection of its own; names not among them are asked as [`check`] does.
+pub fn check_known(
+    d: &Detached,
+    display: &str,
+    auth: Option<&Auth>,
+    known: &crate::viewconn::KnownExtensions,
+) -> Result<(), SessionError> {
+    let deps = dependencies(d);
+    let mut missing = Vec::new();
+    let mut ask = Vec::new();
+    for n in deps.iter().map(|x| x.extension) {
+        match known.get(n) {
+            Some(Some(_)) => {}
+            Some(None) => missing.push(n),
+            None => ask.push(n),
+        }
+    }
+    if !ask.is_empty() {
+        missing.extend(missing_on(display, auth, &ask)?);
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(refusal(
+        &deps,
+        &missing,
+        display,
+        "nothing was created there",
+    ))
+}
+
 /// The refusal naming each missing extension and its evidence, and where the app is.
 fn refusal(
     deps: &[Dependency],

@@ -143,11 +143,6 @@ fn bare_client_over(sock: UnixStream, setup: Setup) -> Result<Internal, SessionE
     })
 }
 
-/// An internal x11rb connection multiplexed onto server `s` of the loop.
-fn internal_conn(h: &MuxHandle, s: ServerId, setup: Setup) -> Result<Internal, SessionError> {
-    client_over(h.start_internal(s)?, setup)
-}
-
 /// The placements of every extension guievict may ask about, as `conn` has them: after its
 /// first answers, from x11rb's cache (no round trip).
 fn known_extensions(conn: &impl Connection) -> KnownExtensions {
@@ -954,12 +949,121 @@ pub fn attach_on(
     detached: &Detached,
     role: Role,
 ) -> Result<(AttachReport, Setup), SessionError> {
+    let passes_fds = is_unix_socket(&fd);
+    let s = h.add_server(fd)?;
+    let conn = client_over(h.start_internal(s)?, setup.clone())?;
+    attach_opened(
+        h,
+        display,
+        Opened {
+            server: s,
+            setup,
+            passes_fds,
+            conn,
+        },
+        detached,
+        role,
+    )
+}
+
+/// A connection to a new server handed to the loop before the attach (role pending: only
+/// internal clients talk to it), with the internal client the attach goes on with: it is the
+/// loop's internal client until [`attach_opened`] or [`Opened::close`].
+pub struct Opened {
+    /// The loop's name for it.
+    pub server: ServerId,
+    /// Its setup as any client sees it.
+    pub setup: Setup,
+    passes_fds: bool,
+    conn: Internal,
+}
+
+impl Opened {
+    /// Close the connection (a refused or failed move).
+    pub fn close(self, h: &MuxHandle) {
+        drop(self.conn);
+        let _ = h.stop_internal();
+        let _ = h.remove_server(self.server);
+    }
+}
+
+/// Hand a new server connection (`connect_raw`'s) to the loop and learn the placements of
+/// every extension guievict may ask about on the internal client the attach will use: one
+/// round trip, after which neither the move's preflight nor the attach nor a later capture
+/// from that server asks any again (see [`MuxHandle::known_extensions`]). BIG-REQUESTS is
+/// enabled right after (its answer comes with the attach's first). On failure the connection
+/// is closed. The loop's internal client stays taken until [`attach_opened`] or
+/// [`Opened::close`].
+pub fn open_on(
+    h: &MuxHandle,
+    (fd, setup): (OwnedFd, Setup),
+) -> Result<(Opened, KnownExtensions), SessionError> {
+    let passes_fds = is_unix_socket(&fd);
+    let s = h.add_server(fd)?;
+    let learned = h
+        .start_internal(s)
+        .map_err(SessionError::from)
+        .and_then(|sock| {
+            let conn = client_over(sock, setup.clone())?;
+            let known = known_extensions(&conn);
+            conn.prefetch_maximum_request_bytes();
+            Ok((conn, known))
+        });
+    match learned {
+        Ok((conn, known)) => {
+            h.remember_extensions(s, known.clone());
+            Ok((
+                Opened {
+                    server: s,
+                    setup,
+                    passes_fds,
+                    conn,
+                },
+                known,
+            ))
+        }
+        Err(e) => {
+            let _ = h.stop_internal();
+            let _ = h.remove_server(s);
+            Err(e)
+        }
+    }
+}
+
+/// An internal client on server `s`, wrapped so that extension placements learned before
+/// are answered without asking ([`Viewed`]; the caller wraps). Without them, every
+/// extension guievict may ask about is asked at once.
+pub fn internal_for(
+    h: &MuxHandle,
+    s: ServerId,
+    setup: &Setup,
+) -> Result<(Internal, Option<KnownExtensions>), SessionError> {
+    let known = h.known_extensions(s);
+    let sock = h.start_internal(s)?;
+    let conn = match known {
+        Some(_) => bare_client_over(sock, setup.clone())?,
+        None => client_over(sock, setup.clone())?,
+    };
+    Ok((conn, known))
+}
+
+/// [`attach_on`] over a connection [`open_on`] handed to the loop already.
+pub fn attach_opened(
+    h: &MuxHandle,
+    display: &str,
+    opened: Opened,
+    detached: &Detached,
+    role: Role,
+) -> Result<(AttachReport, Setup), SessionError> {
     let mut t = Instant::now();
     let traffic0 = traffic::now();
     let mut timings = Timings::default();
-    let passes_fds = is_unix_socket(&fd);
-    let s = h.add_server(fd)?;
-    let conn = internal_conn(h, s, setup.clone())?;
+    let Opened {
+        server: s,
+        setup,
+        passes_fds,
+        conn,
+    } = opened;
     let result = (|| {
         // What the maps need and does not depend on the regeneration goes out now; its
         // answers arrive with the regeneration's (no round trip of its own).
@@ -1212,7 +1316,7 @@ fn compose(prev: &Maps, next: &Maps) -> Maps {
 /// away again. That is what an untrusted X11 forwarding (`ssh -X` with `ForwardX11Trusted
 /// no`) looks like: the SECURITY extension hides most extensions from its clients. Costs no
 /// round trip of its own (the extension queries went out with the connection).
-fn refuse_unreadable(conn: &Internal, display: &str) -> Result<(), SessionError> {
+fn refuse_unreadable(conn: &impl Connection, display: &str) -> Result<(), SessionError> {
     let has = |n: &'static str| {
         conn.extension_information(n)
             .map(|i| i.is_some())
@@ -1234,16 +1338,16 @@ fn refuse_unreadable(conn: &Internal, display: &str) -> Result<(), SessionError>
     )))
 }
 
-type Pending<'c, R> = x11rb::cookie::Cookie<'c, Internal, R>;
+type Pending<'c, C, R> = x11rb::cookie::Cookie<'c, C, R>;
 
 /// The questions an attach asks the new server that do not depend on the regeneration: the
 /// app's atom names, the placement of every extension it knows (and of those its previous
 /// server knew), the keyboard mapping. Sent before the regeneration, collected after it, so
 /// that on a slow link they cost no round trip of their own.
-struct Asked<'c> {
-    atoms: Vec<(u32, Pending<'c, xproto::InternAtomReply>)>,
-    places: Vec<(String, Pending<'c, xproto::QueryExtensionReply>)>,
-    keymap: (u8, Pending<'c, xproto::GetKeyboardMappingReply>),
+struct Asked<'c, C: Connection> {
+    atoms: Vec<(u32, Pending<'c, C, xproto::InternAtomReply>)>,
+    places: Vec<(String, Pending<'c, C, xproto::QueryExtensionReply>)>,
+    keymap: (u8, Pending<'c, C, xproto::GetKeyboardMappingReply>),
 }
 
 /// What [`Asked`] learnt.
@@ -1256,8 +1360,8 @@ struct Answers {
     keymap: (u8, u8, Vec<u32>),
 }
 
-impl<'c> Asked<'c> {
-    fn send(conn: &'c Internal, d: &Detached, setup: &Setup) -> Result<Self, SessionError> {
+impl<'c, C: Connection> Asked<'c, C> {
+    fn send(conn: &'c C, d: &Detached, setup: &Setup) -> Result<Self, SessionError> {
         let atoms = d
             .view
             .atoms

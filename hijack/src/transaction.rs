@@ -10,6 +10,7 @@
 use crate::controller::Conn;
 use crate::session::{self, Auth, Detached, SessionError, Timings};
 use crate::traffic::{self, Traffic};
+use crate::viewconn::KnownExtensions;
 use guimux::Role;
 use std::os::fd::OwnedFd;
 use x11rb::protocol::xproto::Setup;
@@ -105,6 +106,34 @@ pub fn move_all(
             }
         }
     }
+    // 2b. Each target connection goes to its relay (pending: only internal clients talk to
+    //     it) with the internal client the attach will use, which learns the target's
+    //     extensions in one round trip: the preflight below asks no connection of its own,
+    //     the attach nothing again.
+    let mut ready: Vec<Option<(session::Opened, KnownExtensions)>> =
+        Vec::with_capacity(conns.len());
+    // Closes the target connections not attached (yet): before a refusal or a put-back.
+    let close = |conns: &[Conn], ready: &mut [Option<(session::Opened, KnownExtensions)>]| {
+        for (c, o) in conns.iter().zip(ready.iter_mut()) {
+            if let Some((o, _)) = o.take() {
+                o.close(&c.handle);
+            }
+        }
+    };
+    for (i, c) in conns.iter().enumerate() {
+        let Some(fd) = opened[i].take() else { break };
+        let before = traffic::now();
+        let r = session::open_on(&c.handle, fd);
+        to_target[i] = to_target[i].plus(traffic::now().since(before));
+        match r {
+            Ok(o) => ready.push(Some(o)),
+            Err(e) => {
+                close(conns, &mut ready);
+                cancel(conns, held);
+                return Err(e);
+            }
+        }
+    }
     // 3. Can the target take everything? Refused with nothing changed otherwise.
     if !force {
         let here = conns[0].display.clone().unwrap_or_default();
@@ -115,12 +144,12 @@ pub fn move_all(
         // A missing critical extension is the more specific reason: it is named first.
         let verdict = held
             .iter()
-            .zip(to_target.iter_mut())
-            .try_for_each(|(h, t)| {
-                let before = traffic::now();
-                let r = crate::preflight::check(&h.detached, display, auth);
-                *t = t.plus(traffic::now().since(before));
-                r
+            .zip(&ready)
+            .try_for_each(|(h, o)| match o {
+                Some((_, known)) => {
+                    crate::preflight::check_known(&h.detached, display, auth, known)
+                }
+                None => Ok(()),
             })
             .map_err(|e| match e {
                 SessionError::Refused(m) => SessionError::Refused(format!(
@@ -141,6 +170,7 @@ pub fn move_all(
                 }
             });
         if let Err(e) = verdict {
+            close(conns, &mut ready);
             cancel(conns, held);
             return Err(e);
         }
@@ -167,6 +197,7 @@ pub fn move_all(
                 tracing::warn!(app_fd = c.app_fd, "detach during a move: {e}");
                 let rest: Vec<session::Held> = held.collect();
                 let n = origins.len();
+                close(conns, &mut ready);
                 cancel(&conns[n..], rest);
                 return Err(put_back(&mut conns[..n], &origins, dets, display, e));
             }
@@ -175,8 +206,8 @@ pub fn move_all(
     // 5. Regenerate on the target over the connections opened in step 1.
     let mut reports = Vec::with_capacity(conns.len());
     for (i, c) in conns.iter_mut().enumerate() {
-        let Some(fd) = opened[i].take() else { break };
-        match session::attach_on(&c.handle, display, fd, &dets[i].0, Role::Primary) {
+        let Some((o, _)) = ready[i].take() else { break };
+        match session::attach_opened(&c.handle, display, o, &dets[i].0, Role::Primary) {
             Ok((mut r, setup)) => {
                 r.traffic = r
                     .traffic
@@ -191,7 +222,10 @@ pub fn move_all(
                 c.server_setup = Some(setup);
                 c.auth = auth.cloned();
             }
-            Err(e) => return Err(put_back(conns, &origins, dets, display, e)),
+            Err(e) => {
+                close(conns, &mut ready);
+                return Err(put_back(conns, &origins, dets, display, e));
+            }
         }
     }
     // 6. Each connection learns the others' resources (IDs one connection uses of another's),

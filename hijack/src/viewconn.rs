@@ -10,7 +10,7 @@ use std::io::IoSlice;
 use std::sync::OnceLock;
 use x11rb::connection::{Connection, DiscardMode, RequestConnection, RequestKind};
 use x11rb::cookie::{Cookie, CookieWithFds, VoidCookie};
-use x11rb::errors::{ConnectionError, ParseError, ReplyError, ReplyOrIdError};
+use x11rb::errors::{ConnectionError, ParseError, ReplyOrIdError};
 use x11rb::protocol::xproto::Setup;
 use x11rb::protocol::Event;
 use x11rb::utils::RawFdContainer;
@@ -197,9 +197,4 @@ impl<C: Connection> Connection for Viewed<'_, C> {
     fn generate_id(&self) -> Result<u32, ReplyOrIdError> {
         self.inner.generate_id()
     }
-}
-
-/// Whether a reply error is only the server's refusal (an X11 error), not a broken connection.
-pub fn is_x_error(e: &ReplyError) -> bool {
-    matches!(e, ReplyError::X11Error(_))
 }
