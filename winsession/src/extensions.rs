@@ -275,6 +275,14 @@ pub(crate) fn negotiate<'c, C: Connection>(
         }
         _ => None,
     };
+    // The target's devices for the XInput 2 selections' device map (`input::regen_selections`),
+    // asked after the version so that their answer comes with the versions'.
+    if !t.xi_selections.is_empty()
+        && !t.xi_devices.is_empty()
+        && has(xp::xinput::X11_EXTENSION_NAME)?
+    {
+        sink.xi_devices = Some(conn.xinput_xi_query_device(input::ALL_DEVICES)?);
+    }
     let xkb = xkb::start_xkb(conn, t, sink)?;
     let mut failed = |what: &str, e: x11rb::errors::ReplyError| {
         sink.warnings

@@ -272,7 +272,11 @@ fn regen_xi_device_map<'c, C: Connection>(
         }
         return Ok(identity());
     }
-    let dst = match conn.xinput_xi_query_device(ALL_DEVICES)?.reply() {
+    let asked = match sink.xi_devices.take() {
+        Some(c) => c,
+        None => conn.xinput_xi_query_device(ALL_DEVICES)?,
+    };
+    let dst = match asked.reply() {
         Ok(r) => xi_devices_of(&r),
         Err(e) => {
             sink.warnings.push(format!(
