@@ -230,7 +230,7 @@ fn announce_inner(
     }
     let info = if selected_randr {
         // Extension placements are known from the attach: no QueryExtension round trip.
-        let r = crate::session::internal_for(h, s, &setup).and_then(|(inner, known)| {
+        let r = crate::session::internal_for(h, s, setup).and_then(|(inner, known)| {
             let conn = crate::viewconn::Viewed::new(&inner, setup.clone(), known);
             renew_randr(&conn, screen.root)
         });

@@ -14,7 +14,7 @@ use x11rb::errors::{ConnectionError, ParseError, ReplyOrIdError};
 use x11rb::protocol::xproto::Setup;
 use x11rb::protocol::Event;
 use x11rb::utils::RawFdContainer;
-use x11rb::x11_utils::{ExtensionInformation, TryParse, TryParseFd, X11Error};
+use x11rb::x11_utils::{ExtInfoProvider, ExtensionInformation, TryParse, TryParseFd, X11Error};
 use x11rb_protocol::{RawEventAndSeqNumber, SequenceNumber};
 
 /// Extension placements of one server by name; `None`: the server does not have it.
@@ -47,6 +47,35 @@ impl<'c, C: Connection> Viewed<'c, C> {
 
     fn known_info(&self, name: &str) -> Option<Option<ExtensionInformation>> {
         self.known.as_ref()?.get(name).copied()
+    }
+}
+
+/// Known placements as x11rb's error parser asks for them.
+struct Provider<'a>(&'a KnownExtensions);
+
+impl Provider<'_> {
+    fn present(&self) -> impl Iterator<Item = (&str, ExtensionInformation)> {
+        self.0
+            .iter()
+            .filter_map(|(n, i)| i.map(|i| (n.as_str(), i)))
+    }
+}
+
+impl ExtInfoProvider for Provider<'_> {
+    fn get_from_major_opcode(&self, major_opcode: u8) -> Option<(&str, ExtensionInformation)> {
+        self.present().find(|(_, i)| i.major_opcode == major_opcode)
+    }
+
+    fn get_from_event_code(&self, event_code: u8) -> Option<(&str, ExtensionInformation)> {
+        self.present()
+            .filter(|(_, i)| i.first_event <= event_code)
+            .max_by_key(|(_, i)| i.first_event)
+    }
+
+    fn get_from_error_code(&self, error_code: u8) -> Option<(&str, ExtensionInformation)> {
+        self.present()
+            .filter(|(_, i)| i.first_error <= error_code)
+            .max_by_key(|(_, i)| i.first_error)
     }
 }
 
@@ -165,7 +194,12 @@ impl<C: Connection> RequestConnection for Viewed<'_, C> {
     }
 
     fn parse_error(&self, error: &[u8]) -> Result<X11Error, ParseError> {
-        self.inner.parse_error(error)
+        // The inner connection never asked for the known extensions: their errors are named
+        // from the known placements, as the inner connection would name them had it asked.
+        match &self.known {
+            Some(k) => X11Error::try_parse(error, &Provider(k)),
+            None => self.inner.parse_error(error),
+        }
     }
 
     fn parse_event(&self, event: &[u8]) -> Result<Event, ParseError> {
