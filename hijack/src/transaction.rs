@@ -66,16 +66,60 @@ pub fn move_all(
         }
     }
     // 1. The target answers before anything changes: an unreachable, unparsable or refusing
-    //    display, or one that asks for authorisation we lack, fails here.
-    let mut opened: Vec<Option<(OwnedFd, Setup)>> = Vec::with_capacity(conns.len());
+    //    display, or one that asks for authorisation we lack, fails before anything is closed
+    //    (the holds of step 2 are let go). The connections are opened on threads of their own
+    //    while step 2 captures the sources: on a link, the handshake's round trip overlaps the
+    //    capture. Each thread counts its own traffic (the meter is per thread).
+    let connecting: Vec<_> = conns
+        .iter()
+        .map(|_| {
+            let display = display.to_string();
+            let auth = auth.cloned();
+            std::thread::Builder::new()
+                .name("guievict-connect".into())
+                .spawn(move || {
+                    let before = traffic::now();
+                    let r = session::connect_raw(&display, auth.as_ref());
+                    (r, traffic::now().since(before))
+                })
+        })
+        .collect();
+    let connected = || -> Result<(Vec<Option<(OwnedFd, Setup)>>, Vec<Traffic>), SessionError> {
+        let mut opened = Vec::with_capacity(conns.len());
+        let mut traffic = Vec::with_capacity(conns.len());
+        let mut first_error = None;
+        for t in connecting {
+            let (r, t) = match t {
+                Ok(handle) => handle.join().unwrap_or_else(|_| {
+                    (
+                        Err(SessionError::State(
+                            "connecting to the target panicked".into(),
+                        )),
+                        Traffic::default(),
+                    )
+                }),
+                Err(e) => {
+                    tracing::warn!("no thread to connect on ({e}): connecting in line");
+                    let before = traffic::now();
+                    let r = session::connect_raw(display, auth);
+                    (r, traffic::now().since(before))
+                }
+            };
+            traffic.push(t);
+            match r {
+                Ok(fd) => opened.push(Some(fd)),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok((opened, traffic)),
+        }
+    };
     // Round trips and bytes per connection: to the source (detach) and to the target (attach).
-    let mut to_target: Vec<Traffic> = Vec::with_capacity(conns.len());
     let mut to_source: Vec<Traffic> = Vec::with_capacity(conns.len());
-    for _ in conns.iter() {
-        let before = traffic::now();
-        opened.push(Some(session::connect_raw(display, auth)?));
-        to_target.push(traffic::now().since(before));
-    }
     // 2. Hold each connection's app side and capture its session; nothing is closed yet.
     let opts = winsession::CaptureOptions::default();
     let mut held: Vec<session::Held> = Vec::with_capacity(conns.len());
@@ -102,10 +146,19 @@ pub fn move_all(
             Ok(h) => held.push(h),
             Err(e) => {
                 cancel(conns, held);
+                // The target's failure is the earlier step's: it is the one reported.
+                connected()?;
                 return Err(e);
             }
         }
     }
+    let (mut opened, mut to_target) = match connected() {
+        Ok(x) => x,
+        Err(e) => {
+            cancel(conns, held);
+            return Err(e);
+        }
+    };
     // 2b. Each target connection goes to its relay (pending: only internal clients talk to
     //     it) with the internal client the attach will use, which learns the target's
     //     extensions in one round trip: the preflight below asks no connection of its own,
