@@ -15,6 +15,9 @@ use guimux::Role;
 use std::os::fd::OwnedFd;
 use x11rb::protocol::xproto::Setup;
 
+/// A target connection opened (handshake done), not yet handed to the relay.
+type Connected = (OwnedFd, Setup);
+
 /// The move's report for one connection: its detach timings, then its attach report.
 fn conn_report(
     detach: &Timings,
@@ -84,7 +87,7 @@ pub fn move_all(
                 })
         })
         .collect();
-    let connected = || -> Result<(Vec<Option<(OwnedFd, Setup)>>, Vec<Traffic>), SessionError> {
+    let connected = || -> Result<(Vec<Option<Connected>>, Vec<Traffic>), SessionError> {
         let mut opened = Vec::with_capacity(conns.len());
         let mut traffic = Vec::with_capacity(conns.len());
         let mut first_error = None;
