@@ -17,7 +17,7 @@ use crate::muxloop::MuxHandle;
 use crate::session::{Detached, SessionError};
 use guimux::ServerId;
 use std::io::IoSlice;
-use x11rb::connection::RequestConnection;
+use x11rb::connection::Connection;
 use x11rb::protocol::xproto::Setup;
 
 /// Type name of a RANDR event selection in X-Resource's listing of the selecting client.
@@ -51,10 +51,7 @@ fn xerr(e: impl std::fmt::Display) -> SessionError {
 
 /// On the new server (internal client of the app's connection): renew the app's RANDR
 /// selection on the root and read the screen's RANDR state. `None` when it has no RANDR.
-fn renew_randr(
-    conn: &crate::session::Internal,
-    root: u32,
-) -> Result<Option<ScreenInfo>, SessionError> {
+fn renew_randr(conn: &impl Connection, root: u32) -> Result<Option<ScreenInfo>, SessionError> {
     let Some(ext) = conn
         .extension_information("RANDR")
         .map_err(xerr)?
@@ -197,11 +194,11 @@ fn announce_inner(
         return Ok(warnings);
     }
     let info = if selected_randr {
-        let sock = h.start_internal(s)?;
-        let r = (|| {
-            let conn = crate::session::client_over(sock, setup.clone())?;
+        // Extension placements are known from the attach: no QueryExtension round trip.
+        let r = crate::session::internal_for(h, s, setup).and_then(|(inner, known)| {
+            let conn = crate::viewconn::Viewed::new(&inner, setup.clone(), known);
             renew_randr(&conn, screen.root)
-        })();
+        });
         h.stop_internal()?;
         match r {
             Ok(i) => i,
