@@ -3,8 +3,9 @@
 //! there (the root event mask is in the window session), and an `RRScreenChangeNotify` when it
 //! selected RANDR input. What flows through here: at detach, whether the app holds RANDR event
 //! selections (the server keeps each as a `RandRClient` resource of the client, which the
-//! capture does not list, so `preflight::randr_selections` reads them from the app's live
-//! resources and they are added to the session); at attach, the new
+//! session does not carry: `preflight::randr_selections_held` takes them from the resource
+//! list the capture's GUIEVICT request returned, else reads the app's live resources, and
+//! they are added to the session); at attach, the new
 //! root's size from the new server (RRGetScreenInfo for rotation, size index and timestamps),
 //! the RANDR selection made again on the new root for the app's client, and the events, in the
 //! app's own IDs and event codes, injected before the app resumes.
