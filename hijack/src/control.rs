@@ -243,6 +243,10 @@ pub struct ConnectionStatus {
     /// App requests answered with an error because the server lacks their extension.
     #[serde(default)]
     pub substituted: u64,
+    /// Requests the guard got as NoOperation because they only served a pixmap made and freed
+    /// within one batch of the app's bytes.
+    #[serde(default)]
+    pub guard_elided: u64,
     /// Set when guimux contained a panic on this connection: what happened and how the
     /// connection is relayed since (detach, attach and move are then refused).
     #[serde(default)]

@@ -368,6 +368,7 @@ impl Controller {
                     fds_passed: 0,
                     shm_converted: stats.shm_converted,
                     substituted: stats.substituted,
+                    guard_elided: stats.elided,
                     degraded: c.handle.degraded(),
                 }
             })

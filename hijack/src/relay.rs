@@ -218,6 +218,7 @@ impl RelayHandle {
                 fds_passed: s.fds_passed.load(Ordering::Relaxed),
                 shm_converted: 0,
                 substituted: 0,
+                guard_elided: 0,
                 degraded: None,
                 held_on: None,
                 guard: None,
