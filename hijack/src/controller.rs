@@ -99,6 +99,19 @@ fn add_guard(c: &mut Conn, display: &str, auth: Option<Auth>) -> Result<(), Sess
     // The app stays held from the capture until the guard is live, so the guard sees every
     // request after the state it was made from.
     let held = session::hold_and_capture(&c.handle, setup, &winsession::CaptureOptions::default())?;
+    // A guard that could not stand in for the app exactly (GL contexts, …) would promise what
+    // a promotion cannot keep: none is made.
+    let lost = crate::fidelity::uncarried(&held.detached.session);
+    if !lost.is_empty() {
+        held.cancel(&c.handle)?;
+        let shown: Vec<&str> = lost.iter().take(4).map(String::as_str).collect();
+        return Err(SessionError::Refused(format!(
+            "not guarded: a guard cannot hold all of this application's GUI exactly ({}{}); \
+             it ends with its X server as it would without guievict",
+            shown.join("; "),
+            if lost.len() > 4 { "; …" } else { "" }
+        )));
+    }
     let r = session::attach(
         &c.handle,
         display,
