@@ -90,21 +90,20 @@ fn read_self(start: u64, len: usize) -> std::io::Result<Vec<u8>> {
 
 /// The client's MIT-SHM segments (`ids`: its ShmSeg resources) and the pixmaps the GUIEVICT
 /// extension found inside them, into `s.shm_segments` / `s.shm_pixmaps`; nothing when the
-/// source server has no MIT-SHM. `in_process` as for [`capture`]. True when segments were
-/// probed (a scratch pixmap and GC made and freed, not followed by a wait).
+/// source server has no MIT-SHM. `in_process` as for [`capture`].
 pub(crate) fn capture_segments(
     conn: &impl Connection,
     s: &mut Session,
     mut ids: Vec<u32>,
     in_process: bool,
     ext: Option<&crate::ext::ExtState>,
-) -> Result<bool, CaptureError> {
+) -> Result<(), CaptureError> {
     if ids.is_empty()
         || conn
             .extension_information(shm::X11_EXTENSION_NAME)?
             .is_none()
     {
-        return Ok(false);
+        return Ok(());
     }
     // The GUIEVICT extension (≥ 1.5) names a System V segment's shmid: no probing (two
     // segments with equal contents, e.g. a double buffer, cannot be told apart by reading
@@ -124,7 +123,6 @@ pub(crate) fn capture_segments(
         }
         None => true,
     });
-    let probed = !ids.is_empty() && in_process;
     if !ids.is_empty() {
         capture(conn, s, &ids, in_process)?;
     }
@@ -143,7 +141,7 @@ pub(crate) fn capture_segments(
             }
         }
     }
-    Ok(probed)
+    Ok(())
 }
 
 /// Find the shmid of each ShmSeg in `ids` (see the module docs) and record them in `s`.
