@@ -399,11 +399,30 @@ fn move_all_takes_the_desktop_but_its_window_manager_and_keeps_its_layout() {
         wait_for_file(&f, "all", Duration::from_secs(10));
 
         // Back: twm frames them again, at the same places.
-        guievict_json(&["move", "--all", &a.display, "--display", &b.display]).expect("back");
-        wait_until("twm framed them again", Duration::from_secs(15), || {
+        let back_report =
+            guievict_json(&["move", "--all", &a.display, "--display", &b.display]).expect("back");
+        if let Err(e) = wait_until("twm framed them again", Duration::from_secs(15), || {
             placed(&a.display, &names).1 == 3
-        })
-        .expect("framed again");
+        }) {
+            let tree = Command::new("xwininfo")
+                .args(["-root", "-tree"])
+                .env("DISPLAY", &a.display)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let st: Vec<String> = [&xterm, &xlogo, &xclock]
+                .iter()
+                .map(|p| {
+                    guievict_json(&["status", "--pid", &p.pid.to_string()])
+                        .map(|v| v["connections"].to_string())
+                        .unwrap_or_else(|e| format!("{e:#}"))
+                })
+                .collect();
+            panic!(
+                "{e:#}: {:?}\nback: {back_report}\nstatus: {st:#?}\n{tree}",
+                placed(&a.display, &names)
+            );
+        }
         let back = placed(&a.display, &names).0;
         assert_eq!(
             back.iter().map(|(n, ..)| n.clone()).collect::<Vec<_>>(),
