@@ -812,10 +812,11 @@ fn detach(
             None => probe_setup_auth(c.display.as_deref().unwrap_or_default(), c.auth.as_ref())?,
         };
         let opts = winsession::CaptureOptions::default();
-        // Taken before the capture, which does not list them.
         let before = crate::traffic::now();
-        let randr = crate::preflight::randr_selections(&c.handle, setup.clone());
-        let held = session::hold_and_capture(&c.handle, setup, &opts)?;
+        let held = session::hold_and_capture(&c.handle, setup.clone(), &opts)?;
+        // The session does not carry them (server-made resources): from the
+        // capture's resource list.
+        let randr = crate::preflight::randr_selections_held(&c.handle, setup, &held);
         let traffic = crate::traffic::now().since(before);
         // What the capture could not carry would be lost for good: refused, the
         // app runs on where it is (unless forced).

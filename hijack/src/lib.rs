@@ -29,6 +29,7 @@ pub mod shmmem;
 pub mod spin;
 pub mod traffic;
 pub mod transaction;
+pub mod viewconn;
 pub mod xfd;
 pub mod xkbnotice;
 

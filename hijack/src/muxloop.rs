@@ -90,6 +90,9 @@ struct Shared {
     /// Replicas promoted because the primary's server died: (dead primary, new primary), not
     /// yet taken by the controller (see [`MuxHandle::take_promotions`]).
     promotions: std::sync::Mutex<Vec<(ServerId, ServerId)>>,
+    /// Extension placements learned on a server connection (at its attach or a capture from
+    /// it), so that a later capture from it asks none (one round trip less on a link).
+    extensions: std::sync::Mutex<HashMap<ServerId, crate::viewconn::KnownExtensions>>,
 }
 
 impl std::fmt::Debug for MuxHandle {
@@ -182,8 +185,20 @@ impl MuxHandle {
         self.recv(&rrx)
     }
 
+    /// Remember the extension placements of server `s` (see [`MuxHandle::known_extensions`]).
+    pub fn remember_extensions(&self, s: ServerId, known: crate::viewconn::KnownExtensions) {
+        lock(&self.shared.extensions).insert(s, known);
+    }
+
+    /// The extension placements of server `s` learned by an earlier internal client, if any
+    /// (placements do not change while the connection lives).
+    pub fn known_extensions(&self, s: ServerId) -> Option<crate::viewconn::KnownExtensions> {
+        lock(&self.shared.extensions).get(&s).cloned()
+    }
+
     /// Close a server connection.
     pub fn remove_server(&self, s: ServerId) -> Result<(), LoopGone> {
+        lock(&self.shared.extensions).remove(&s);
         let (rtx, rrx) = channel();
         self.send(Cmd::RemoveServer(s, rtx))?;
         self.recv(&rrx)

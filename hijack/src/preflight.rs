@@ -254,6 +254,38 @@ pub fn check(d: &Detached, display: &str, auth: Option<&Auth>) -> Result<(), Ses
     ))
 }
 
+/// [`check`] against the target's extension placements learned already (`session::open_on`):
+/// no connection of its own; names not among them are asked as [`check`] does.
+pub fn check_known(
+    d: &Detached,
+    display: &str,
+    auth: Option<&Auth>,
+    known: &crate::viewconn::KnownExtensions,
+) -> Result<(), SessionError> {
+    let deps = dependencies(d);
+    let mut missing = Vec::new();
+    let mut ask = Vec::new();
+    for n in deps.iter().map(|x| x.extension) {
+        match known.get(n) {
+            Some(Some(_)) => {}
+            Some(None) => missing.push(n),
+            None => ask.push(n),
+        }
+    }
+    if !ask.is_empty() {
+        missing.extend(missing_on(display, auth, &ask)?);
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(refusal(
+        &deps,
+        &missing,
+        display,
+        "nothing was created there",
+    ))
+}
+
 /// The refusal naming each missing extension and its evidence, and where the app is.
 fn refusal(
     deps: &[Dependency],
@@ -276,7 +308,26 @@ fn refusal(
 /// `RandRClient` session resources (empty when it has none or the server cannot say). Their
 /// ID is 0: the server's own number for a selection means nothing on another server.
 pub fn randr_selections(h: &MuxHandle, setup: Setup) -> Vec<winsession::model::OtherResource> {
-    match live_resources(h, setup) {
+    randr_selections_of(live_resources(h, setup))
+}
+
+/// [`randr_selections`] of an app held after its capture: from the resources the capture's
+/// GUIEVICT extension listed (no round trip of its own), else asked as before the capture.
+pub fn randr_selections_held(
+    h: &MuxHandle,
+    setup: Setup,
+    held: &crate::session::Held,
+) -> Vec<winsession::model::OtherResource> {
+    match &held.listed {
+        Some(listed) => randr_selections_of(Ok(listed.clone())),
+        None => randr_selections(h, setup),
+    }
+}
+
+fn randr_selections_of(
+    listed: Result<Vec<(u32, String)>, SessionError>,
+) -> Vec<winsession::model::OtherResource> {
+    match listed {
         Ok(r) => r
             .into_iter()
             .filter(|(_, t)| t == crate::screen::RANDR_SELECTION)

@@ -3,8 +3,9 @@
 //! there (the root event mask is in the window session), and an `RRScreenChangeNotify` when it
 //! selected RANDR input. What flows through here: at detach, whether the app holds RANDR event
 //! selections (the server keeps each as a `RandRClient` resource of the client, which the
-//! capture does not list, so `preflight::randr_selections` reads them from the app's live
-//! resources and they are added to the session); at attach, the new
+//! session does not carry: `preflight::randr_selections_held` takes them from the resource
+//! list the capture's GUIEVICT request returned, else reads the app's live resources, and
+//! they are added to the session); at attach, the new
 //! root's size from the new server (RRGetScreenInfo for rotation, size index and timestamps),
 //! the RANDR selection made again on the new root for the app's client, and the events, in the
 //! app's own IDs and event codes, injected before the app resumes.
@@ -17,7 +18,7 @@ use crate::muxloop::MuxHandle;
 use crate::session::{Detached, SessionError};
 use guimux::ServerId;
 use std::io::IoSlice;
-use x11rb::connection::RequestConnection;
+use x11rb::connection::Connection;
 use x11rb::protocol::xproto::Setup;
 
 /// Type name of a RANDR event selection in X-Resource's listing of the selecting client.
@@ -51,10 +52,7 @@ fn xerr(e: impl std::fmt::Display) -> SessionError {
 
 /// On the new server (internal client of the app's connection): renew the app's RANDR
 /// selection on the root and read the screen's RANDR state. `None` when it has no RANDR.
-fn renew_randr(
-    conn: &crate::session::Internal,
-    root: u32,
-) -> Result<Option<ScreenInfo>, SessionError> {
+fn renew_randr(conn: &impl Connection, root: u32) -> Result<Option<ScreenInfo>, SessionError> {
     let Some(ext) = conn
         .extension_information("RANDR")
         .map_err(xerr)?
@@ -197,11 +195,11 @@ fn announce_inner(
         return Ok(warnings);
     }
     let info = if selected_randr {
-        let sock = h.start_internal(s)?;
-        let r = (|| {
-            let conn = crate::session::client_over(sock, setup.clone())?;
+        // Extension placements are known from the attach: no QueryExtension round trip.
+        let r = crate::session::internal_for(h, s, setup).and_then(|(inner, known)| {
+            let conn = crate::viewconn::Viewed::new(&inner, setup.clone(), known);
             renew_randr(&conn, screen.root)
-        })();
+        });
         h.stop_internal()?;
         match r {
             Ok(i) => i,

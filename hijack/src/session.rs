@@ -8,6 +8,7 @@
 use crate::muxloop::{LoopGone, MuxHandle};
 pub use crate::traffic::Internal;
 use crate::traffic::{self, Counted, Traffic};
+use crate::viewconn::{KnownExtensions, Viewed};
 use guimux::engine::ShmTarget;
 use guimux::maps::{AtomMap, DeviceMap, ExtEntry, ExtMap, ExtPlace, XidMap};
 use guimux::shmconv::ImageFormats;
@@ -16,9 +17,9 @@ use std::collections::HashMap;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
-use x11rb::connection::RequestConnection;
+use x11rb::connection::{Connection, RequestConnection};
 use x11rb::errors::{ConnectError, ConnectionError, ReplyError};
-use x11rb::protocol::xc_misc::ConnectionExt as _;
+use x11rb::protocol::xc_misc::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::{self, ConnectionExt as _, Setup, VisualClass};
 use x11rb::rust_connection::{DefaultStream, RustConnection};
 use x11rb::wrapper::ConnectionExt as _;
@@ -119,33 +120,62 @@ impl Timings {
 
 /// An x11rb client over `sock` (already past the setup handshake, whose result is `setup`).
 pub fn client_over(sock: UnixStream, setup: Setup) -> Result<Internal, SessionError> {
-    let (stream, _) = DefaultStream::from_unix_stream(sock).map_err(|e| SessionError::X {
-        stage: "internal client",
-        why: e.to_string(),
-    })?;
-    let conn = RustConnection::for_connected_stream(Counted::new(stream), setup).map_err(
-        |e: ConnectError| SessionError::X {
-            stage: "internal client",
-            why: e.to_string(),
-        },
-    )?;
+    let conn = bare_client_over(sock, setup)?;
     // Every extension guievict may ask about goes out now; the first answer needed waits
     // for all of them (one round trip instead of one per extension).
     winsession::prefetch_extensions(&conn);
     Ok(conn)
 }
 
-/// An internal x11rb connection multiplexed onto server `s` of the loop.
-fn internal_conn(h: &MuxHandle, s: ServerId, setup: Setup) -> Result<Internal, SessionError> {
-    client_over(h.start_internal(s)?, setup)
+/// [`client_over`] without asking for any extension (its caller knows them).
+fn bare_client_over(sock: UnixStream, setup: Setup) -> Result<Internal, SessionError> {
+    let (stream, _) = DefaultStream::from_unix_stream(sock).map_err(|e| SessionError::X {
+        stage: "internal client",
+        why: e.to_string(),
+    })?;
+    RustConnection::for_connected_stream(Counted::new(stream), setup).map_err(|e: ConnectError| {
+        SessionError::X {
+            stage: "internal client",
+            why: e.to_string(),
+        }
+    })
+}
+
+/// The placements of every extension guievict may ask about, as `conn` has them: after its
+/// first answers, from x11rb's cache (no round trip).
+fn known_extensions(conn: &impl Connection) -> KnownExtensions {
+    winsession::EXTENSIONS_OF_INTEREST
+        .iter()
+        .filter_map(|&n| {
+            conn.extension_information(n)
+                .ok()
+                .map(|i| (n.to_string(), i))
+        })
+        .collect()
 }
 
 /// Learn the app's view on its current server through an internal connection `conn`
 /// (whose setup is a copy of the server's setup; `resource_id_base` gets fixed here).
-/// Everything that needs no answer goes out before the first wait: the XID range, the first
-/// batch of atom names, the extension list and the keyboard mapping cost one round trip
-/// together, the extensions' placements a second one.
-pub fn learn_view(conn: &Internal, mut setup: Setup) -> Result<AppView, SessionError> {
+pub fn learn_view(conn: &impl Connection, setup: Setup) -> Result<AppView, SessionError> {
+    send_view(conn, setup)?.collect(conn)
+}
+
+/// The view's requests, sent ([`send_view`]) and not yet waited for.
+pub struct ViewAsked<'c, C: Connection> {
+    setup: Setup,
+    range: x11rb::cookie::Cookie<'c, C, xc_misc::GetXIDRangeReply>,
+    first_atoms: AtomCookies<'c, C>,
+    names: x11rb::cookie::Cookie<'c, C, xproto::ListExtensionsReply>,
+    keymap: x11rb::cookie::Cookie<'c, C, xproto::GetKeyboardMappingReply>,
+}
+
+/// Send what the view needs and does not depend on an answer: the XID range, the first batch
+/// of atom names, the extension list and the keyboard mapping. A caller with more to ask of
+/// the server (the capture's first round) sends it before [`ViewAsked::collect`], and all of
+/// it costs one round trip; the extensions' placements come from the connection's cache (asked
+/// when it was made, or known from before) and cost none unless the server lists names
+/// guievict never asks about.
+pub fn send_view<C: Connection>(conn: &C, setup: Setup) -> Result<ViewAsked<'_, C>, SessionError> {
     // The app's own ID range: XC-MISC hands out free IDs *of the requesting client*.
     let range = conn
         .xc_misc_get_xid_range()
@@ -156,30 +186,48 @@ pub fn learn_view(conn: &Internal, mut setup: Setup) -> Result<AppView, SessionE
     let keymap = conn
         .get_keyboard_mapping(min, max - min + 1)
         .map_err(cerr("GetKeyboardMapping"))?;
-    let range = range.reply().map_err(xerr("XC-MISC GetXIDRange"))?;
-    setup.resource_id_base = range.start_id & !setup.resource_id_mask;
-    let atoms = enumerate_atoms(conn, first_atoms)?;
-    let names = names.reply().map_err(xerr("ListExtensions"))?;
-    let keymap = keymap.reply().map_err(xerr("GetKeyboardMapping"))?;
-    let exts = query_extensions(conn, names)?;
-    Ok(AppView {
+    Ok(ViewAsked {
         setup,
-        atoms,
-        exts,
-        keymap: (min, keymap.keysyms_per_keycode, keymap.keysyms),
+        range,
+        first_atoms,
+        names,
+        keymap,
     })
+}
+
+impl<'c, C: Connection> ViewAsked<'c, C> {
+    /// Wait for the answers of [`send_view`]: the app's view.
+    pub fn collect(self, conn: &'c C) -> Result<AppView, SessionError> {
+        let ViewAsked {
+            mut setup,
+            range,
+            first_atoms,
+            names,
+            keymap,
+        } = self;
+        let min = setup.min_keycode;
+        let range = range.reply().map_err(xerr("XC-MISC GetXIDRange"))?;
+        setup.resource_id_base = range.start_id & !setup.resource_id_mask;
+        let atoms = enumerate_atoms(conn, first_atoms)?;
+        let names = names.reply().map_err(xerr("ListExtensions"))?;
+        let keymap = keymap.reply().map_err(xerr("GetKeyboardMapping"))?;
+        let exts = query_extensions(conn, names)?;
+        Ok(AppView {
+            setup,
+            atoms,
+            exts,
+            keymap: (min, keymap.keysyms_per_keycode, keymap.keysyms),
+        })
+    }
 }
 
 /// Atoms asked for per batch of GetAtomName (one round trip each).
 const ATOM_BATCH: u32 = 2048;
 
-type AtomCookies<'c> = Vec<(
-    u32,
-    x11rb::cookie::Cookie<'c, Internal, xproto::GetAtomNameReply>,
-)>;
+type AtomCookies<'c, C> = Vec<(u32, x11rb::cookie::Cookie<'c, C, xproto::GetAtomNameReply>)>;
 
 /// GetAtomName for `ATOM_BATCH` atoms from `first` on, sent, not waited for.
-fn atom_batch(conn: &Internal, first: u32) -> Result<AtomCookies<'_>, SessionError> {
+fn atom_batch<C: Connection>(conn: &C, first: u32) -> Result<AtomCookies<'_, C>, SessionError> {
     (first..first + ATOM_BATCH)
         .map(|a| conn.get_atom_name(a).map(|c| (a, c)))
         .collect::<Result<Vec<_>, _>>()
@@ -188,9 +236,9 @@ fn atom_batch(conn: &Internal, first: u32) -> Result<AtomCookies<'_>, SessionErr
 
 /// Every atom the server has (beyond the predefined ones), by pipelined GetAtomName until the
 /// first BadAtom; `cookies` is the first batch, already sent.
-fn enumerate_atoms<'c>(
-    conn: &'c Internal,
-    mut cookies: AtomCookies<'c>,
+fn enumerate_atoms<'c, C: Connection>(
+    conn: &'c C,
+    mut cookies: AtomCookies<'c, C>,
 ) -> Result<Vec<(u32, String)>, SessionError> {
     let mut out = Vec::new();
     loop {
@@ -213,7 +261,7 @@ fn enumerate_atoms<'c>(
 
 /// Every extension of the server (`names`, ListExtensions' answer) with its placement.
 fn query_extensions(
-    conn: &Internal,
+    conn: &impl Connection,
     names: xproto::ListExtensionsReply,
 ) -> Result<Vec<(String, ExtPlace)>, SessionError> {
     let names: Vec<String> = names
@@ -229,7 +277,10 @@ fn query_extensions(
         .collect())
 }
 
-fn query_places(conn: &Internal, names: &[String]) -> Result<Vec<Option<ExtPlace>>, SessionError> {
+fn query_places(
+    conn: &impl Connection,
+    names: &[String],
+) -> Result<Vec<Option<ExtPlace>>, SessionError> {
     // Names asked when the client was made (`prefetch_extensions`) are answered from its
     // cache; only the others cost a QueryExtension (and with them, a round trip).
     let known = |n: &str| {
@@ -271,8 +322,15 @@ fn query_places(conn: &Internal, names: &[String]) -> Result<Vec<Option<ExtPlace
         .collect()
 }
 
-/// Hold the app, learn its view, and capture its window session through internal clients on
-/// server `s`. The app stays paused afterwards.
+/// Hold the app, learn its view, and capture its window session through one internal client
+/// on server `s`. The app stays paused afterwards.
+///
+/// Round trips (issue 15): the view's requests and the capture's first round go out together
+/// and are answered in one round trip — which also drains what the app sent before (the
+/// internal client shares the app's server connection, so the app's requests are answered
+/// first); before it, one more for the extensions' placements unless an earlier client on
+/// this server learned them. The capture then costs its own rounds (see `winsession::capture`),
+/// and a final synchronisation only when it sent probes that nothing waited for.
 fn pause_and_capture(
     h: &MuxHandle,
     s: ServerId,
@@ -280,41 +338,56 @@ fn pause_and_capture(
     opts: &winsession::CaptureOptions,
     timings: &mut Timings,
     t: &mut Instant,
-) -> Result<Detached, SessionError> {
-    let conn = internal_conn(h, s, server_setup.clone())?;
-    let view = (|| {
-        // Held: what the app sent before is answered before the view's first answer (the
-        // internal client shares the app's server connection), so learning the view drains.
+) -> Result<Captured, SessionError> {
+    let known = h.known_extensions(s);
+    let sock = h.start_internal(s)?;
+    let result = (|| {
+        let conn = match known {
+            Some(_) => bare_client_over(sock, server_setup.clone())?,
+            None => client_over(sock, server_setup.clone())?,
+        };
+        // The capture sees the app's own ID range once the view has it.
+        let viewed = Viewed::new(&conn, server_setup.clone(), known);
+        // Held: what the app sent before is answered before the view's first answer.
         h.with_engine(|e| e.pause())?;
         timings.lap("drain", t);
-        learn_view(&conn, server_setup)
+        let asked = send_view(&viewed, server_setup)?;
+        let started = winsession::capture::start(&viewed, opts)
+            .map_err(|e| SessionError::Capture(e.to_string()))?;
+        let view = asked.collect(&viewed)?;
+        viewed.fix_setup(view.setup.clone());
+        timings.lap("app view", t);
+        let captured = winsession::capture::finish(
+            &viewed,
+            started,
+            &winsession::CaptureOptions {
+                // The view enumerated the atom table: the capture asks no names again.
+                atom_names: view.atoms.iter().cloned().collect(),
+                ..opts.clone()
+            },
+        )
+        .map_err(|e| SessionError::Capture(e.to_string()));
+        // Probes free temporary resources made with free IDs of the app's own range (SHM
+        // and DAMAGE) with the capture's last requests: they must reach the server before
+        // the internal client stops, or the app later gets BadIDChoice for IDs it allocates
+        // itself. Nothing else the capture sends goes unanswered.
+        let synced = match &captured {
+            Ok(c) if !c.made_temporaries => Ok(()),
+            _ => conn.sync().map_err(xerr("synchronising after the capture")),
+        };
+        let exts = known_extensions(&viewed);
+        let captured = captured?;
+        synced?;
+        Ok::<_, SessionError>((view, captured, exts))
     })();
-    drop(conn);
     h.stop_internal()?;
-    let view = view?;
-    timings.lap("app view", t);
-    // A second internal client whose setup carries the app's own ID range, so that the
-    // capture knows which resources are the app's.
-    let conn = internal_conn(h, s, view.setup.clone())?;
-    let session = winsession::capture(
-        &conn,
-        &winsession::CaptureOptions {
-            // The view enumerated the atom table: the capture asks no names again.
-            atom_names: view.atoms.iter().cloned().collect(),
-            ..opts.clone()
-        },
-    )
-    .map_err(|e| SessionError::Capture(e.to_string()));
-    // The capture's last requests free temporary resources it made with free IDs of the app's
-    // own range (SHM and DAMAGE probes); they must reach the server before the internal client
-    // stops, or the app later gets BadIDChoice for IDs it allocates itself.
-    let synced = conn.sync().map_err(xerr("synchronising after the capture"));
-    drop(conn);
-    h.stop_internal()?;
+    let (view, captured, exts) = result?;
+    h.remember_extensions(s, exts);
     timings.lap("capture", t);
+    let winsession::capture::Captured {
+        mut session, ext, ..
+    } = captured;
     let mut prev = h.with_engine(move |e| e.maps_of(s).cloned())?;
-    let mut session = session?;
-    synced?;
     if prev.is_none() {
         // The capture server's setup is the app's own: remember the image layout it computes
         // MIT-SHM segments with, for conversion on later servers.
@@ -323,11 +396,27 @@ fn pause_and_capture(
     }
     add_converted_segments(h, &mut session, prev.as_mut())?;
     add_converted_pixmaps(h, &mut session, prev.as_ref())?;
-    Ok(Detached {
-        session,
-        view,
-        prev,
+    Ok(Captured {
+        detached: Detached {
+            session,
+            view,
+            prev,
+        },
+        listed: ext.map(|st| {
+            st.resources
+                .iter()
+                .map(|r| (r.id, r.kind.as_str().to_string()))
+                .collect()
+        }),
     })
+}
+
+/// A capture and what else was learned on the way.
+struct Captured {
+    detached: Detached,
+    /// Every resource of the app's client as the GUIEVICT extension listed it, by (ID, type
+    /// name), server-made ones included (`None` without the extension).
+    listed: Option<Vec<(u32, String)>>,
 }
 
 /// The image layout parameters of a server's setup.
@@ -524,7 +613,7 @@ pub fn snapshot(
         .ok_or_else(|| SessionError::State("the application is detached".into()))?;
     let result = pause_and_capture(h, s, server_setup, opts, &mut timings, &mut t);
     h.with_engine(|e| e.resume())?;
-    result.map(|d| (d, timings))
+    result.map(|c| (c.detached, timings))
 }
 
 /// Detach: capture, then close the server connection. App requests queue from now on.
@@ -543,6 +632,10 @@ pub fn detach(
 pub struct Held {
     /// What was captured.
     pub detached: Detached,
+    /// Every resource of the app's client as the GUIEVICT extension listed it during the
+    /// capture, by (ID, type name), server-made ones included (a RANDR event selection);
+    /// `None` without the extension.
+    pub listed: Option<Vec<(u32, String)>>,
     server: ServerId,
     timings: Timings,
 }
@@ -576,8 +669,9 @@ pub fn hold_and_capture(
         .with_engine(|e| e.primary())?
         .ok_or_else(|| SessionError::State("the application is already detached".into()))?;
     match pause_and_capture(h, s, server_setup, opts, &mut timings, &mut t) {
-        Ok(d) => Ok(Held {
-            detached: d,
+        Ok(c) => Ok(Held {
+            detached: c.detached,
+            listed: c.listed,
             server: s,
             timings,
         }),
@@ -853,12 +947,121 @@ pub fn attach_on(
     detached: &Detached,
     role: Role,
 ) -> Result<(AttachReport, Setup), SessionError> {
+    let passes_fds = is_unix_socket(&fd);
+    let s = h.add_server(fd)?;
+    let conn = client_over(h.start_internal(s)?, setup.clone())?;
+    attach_opened(
+        h,
+        display,
+        Opened {
+            server: s,
+            setup,
+            passes_fds,
+            conn,
+        },
+        detached,
+        role,
+    )
+}
+
+/// A connection to a new server handed to the loop before the attach (role pending: only
+/// internal clients talk to it), with the internal client the attach goes on with: it is the
+/// loop's internal client until [`attach_opened`] or [`Opened::close`].
+pub struct Opened {
+    /// The loop's name for it.
+    pub server: ServerId,
+    /// Its setup as any client sees it.
+    pub setup: Setup,
+    passes_fds: bool,
+    conn: Internal,
+}
+
+impl Opened {
+    /// Close the connection (a refused or failed move).
+    pub fn close(self, h: &MuxHandle) {
+        drop(self.conn);
+        let _ = h.stop_internal();
+        let _ = h.remove_server(self.server);
+    }
+}
+
+/// Hand a new server connection (`connect_raw`'s) to the loop and learn the placements of
+/// every extension guievict may ask about on the internal client the attach will use: one
+/// round trip, after which neither the move's preflight nor the attach nor a later capture
+/// from that server asks any again (see [`MuxHandle::known_extensions`]). BIG-REQUESTS is
+/// enabled right after (its answer comes with the attach's first). On failure the connection
+/// is closed. The loop's internal client stays taken until [`attach_opened`] or
+/// [`Opened::close`].
+pub fn open_on(
+    h: &MuxHandle,
+    (fd, setup): (OwnedFd, Setup),
+) -> Result<(Opened, KnownExtensions), SessionError> {
+    let passes_fds = is_unix_socket(&fd);
+    let s = h.add_server(fd)?;
+    let learned = h
+        .start_internal(s)
+        .map_err(SessionError::from)
+        .and_then(|sock| {
+            let conn = client_over(sock, setup.clone())?;
+            let known = known_extensions(&conn);
+            conn.prefetch_maximum_request_bytes();
+            Ok((conn, known))
+        });
+    match learned {
+        Ok((conn, known)) => {
+            h.remember_extensions(s, known.clone());
+            Ok((
+                Opened {
+                    server: s,
+                    setup,
+                    passes_fds,
+                    conn,
+                },
+                known,
+            ))
+        }
+        Err(e) => {
+            let _ = h.stop_internal();
+            let _ = h.remove_server(s);
+            Err(e)
+        }
+    }
+}
+
+/// An internal client on server `s`, wrapped so that extension placements learned before
+/// are answered without asking ([`Viewed`]; the caller wraps). Without them, every
+/// extension guievict may ask about is asked at once.
+pub fn internal_for(
+    h: &MuxHandle,
+    s: ServerId,
+    setup: &Setup,
+) -> Result<(Internal, Option<KnownExtensions>), SessionError> {
+    let known = h.known_extensions(s);
+    let sock = h.start_internal(s)?;
+    let conn = match known {
+        Some(_) => bare_client_over(sock, setup.clone())?,
+        None => client_over(sock, setup.clone())?,
+    };
+    Ok((conn, known))
+}
+
+/// [`attach_on`] over a connection [`open_on`] handed to the loop already.
+pub fn attach_opened(
+    h: &MuxHandle,
+    display: &str,
+    opened: Opened,
+    detached: &Detached,
+    role: Role,
+) -> Result<(AttachReport, Setup), SessionError> {
     let mut t = Instant::now();
     let traffic0 = traffic::now();
     let mut timings = Timings::default();
-    let passes_fds = is_unix_socket(&fd);
-    let s = h.add_server(fd)?;
-    let conn = internal_conn(h, s, setup.clone())?;
+    let Opened {
+        server: s,
+        setup,
+        passes_fds,
+        conn,
+    } = opened;
     let result = (|| {
         // What the maps need and does not depend on the regeneration goes out now; its
         // answers arrive with the regeneration's (no round trip of its own).
@@ -971,6 +1174,8 @@ pub fn attach_on(
         // No sync: the regeneration ended with one, and nothing was sent since that was
         // not answered (`Asked` went out before it, `query_places` waits).
         timings.lap("maps", &mut t);
+        // Answered long ago: a later capture from this server asks none of them again.
+        h.remember_extensions(s, known_extensions(&conn));
         Ok((maps, warnings, lost, regen.xid_map.len(), keymap, shm))
     })();
     drop(conn);
@@ -1109,7 +1314,7 @@ fn compose(prev: &Maps, next: &Maps) -> Maps {
 /// away again. That is what an untrusted X11 forwarding (`ssh -X` with `ForwardX11Trusted
 /// no`) looks like: the SECURITY extension hides most extensions from its clients. Costs no
 /// round trip of its own (the extension queries went out with the connection).
-fn refuse_unreadable(conn: &Internal, display: &str) -> Result<(), SessionError> {
+fn refuse_unreadable(conn: &impl Connection, display: &str) -> Result<(), SessionError> {
     let has = |n: &'static str| {
         conn.extension_information(n)
             .map(|i| i.is_some())
@@ -1131,16 +1336,16 @@ fn refuse_unreadable(conn: &Internal, display: &str) -> Result<(), SessionError>
     )))
 }
 
-type Pending<'c, R> = x11rb::cookie::Cookie<'c, Internal, R>;
+type Pending<'c, C, R> = x11rb::cookie::Cookie<'c, C, R>;
 
 /// The questions an attach asks the new server that do not depend on the regeneration: the
 /// app's atom names, the placement of every extension it knows (and of those its previous
 /// server knew), the keyboard mapping. Sent before the regeneration, collected after it, so
 /// that on a slow link they cost no round trip of their own.
-struct Asked<'c> {
-    atoms: Vec<(u32, Pending<'c, xproto::InternAtomReply>)>,
-    places: Vec<(String, Pending<'c, xproto::QueryExtensionReply>)>,
-    keymap: (u8, Pending<'c, xproto::GetKeyboardMappingReply>),
+struct Asked<'c, C: Connection> {
+    atoms: Vec<(u32, Pending<'c, C, xproto::InternAtomReply>)>,
+    places: Vec<(String, Pending<'c, C, xproto::QueryExtensionReply>)>,
+    keymap: (u8, Pending<'c, C, xproto::GetKeyboardMappingReply>),
 }
 
 /// What [`Asked`] learnt.
@@ -1153,8 +1358,8 @@ struct Answers {
     keymap: (u8, u8, Vec<u32>),
 }
 
-impl<'c> Asked<'c> {
-    fn send(conn: &'c Internal, d: &Detached, setup: &Setup) -> Result<Self, SessionError> {
+impl<'c, C: Connection> Asked<'c, C> {
+    fn send(conn: &'c C, d: &Detached, setup: &Setup) -> Result<Self, SessionError> {
         let atoms = d
             .view
             .atoms

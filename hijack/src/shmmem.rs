@@ -279,10 +279,9 @@ const PROBE: u16 = 64;
 /// host or another IPC namespace fails here — it may even find a different segment under the
 /// same shmid, which the pattern catches. `Err`: the probe itself could not run.
 pub fn can_share_memory(
-    conn: &crate::traffic::Internal,
+    conn: &impl x11rb::connection::Connection,
     setup: &x11rb::protocol::xproto::Setup,
 ) -> Result<bool, String> {
-    use x11rb::connection::Connection as _;
     use x11rb::protocol::shm::ConnectionExt as _;
     use x11rb::protocol::xproto::{ConnectionExt as _, CreateGCAux, ImageFormat};
     let Some(depth) = setup

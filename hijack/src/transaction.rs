@@ -10,9 +10,13 @@
 use crate::conn::Conn;
 use crate::session::{self, Auth, Detached, SessionError, Timings};
 use crate::traffic::{self, Traffic};
+use crate::viewconn::KnownExtensions;
 use guimux::Role;
 use std::os::fd::OwnedFd;
 use x11rb::protocol::xproto::Setup;
+
+/// A target connection opened (handshake done), not yet handed to the relay.
+type Connected = (OwnedFd, Setup);
 
 /// The move's report for one connection: its detach timings, then its attach report.
 fn conn_report(
@@ -65,16 +69,60 @@ pub fn move_all(
         }
     }
     // 1. The target answers before anything changes: an unreachable, unparsable or refusing
-    //    display, or one that asks for authorisation we lack, fails here.
-    let mut opened: Vec<Option<(OwnedFd, Setup)>> = Vec::with_capacity(conns.len());
+    //    display, or one that asks for authorisation we lack, fails before anything is closed
+    //    (the holds of step 2 are let go). The connections are opened on threads of their own
+    //    while step 2 captures the sources: on a link, the handshake's round trip overlaps the
+    //    capture. Each thread counts its own traffic (the meter is per thread).
+    let connecting: Vec<_> = conns
+        .iter()
+        .map(|_| {
+            let display = display.to_string();
+            let auth = auth.cloned();
+            std::thread::Builder::new()
+                .name("guievict-connect".into())
+                .spawn(move || {
+                    let before = traffic::now();
+                    let r = session::connect_raw(&display, auth.as_ref());
+                    (r, traffic::now().since(before))
+                })
+        })
+        .collect();
+    let connected = || -> Result<(Vec<Option<Connected>>, Vec<Traffic>), SessionError> {
+        let mut opened = Vec::with_capacity(conns.len());
+        let mut traffic = Vec::with_capacity(conns.len());
+        let mut first_error = None;
+        for t in connecting {
+            let (r, t) = match t {
+                Ok(handle) => handle.join().unwrap_or_else(|_| {
+                    (
+                        Err(SessionError::State(
+                            "connecting to the target panicked".into(),
+                        )),
+                        Traffic::default(),
+                    )
+                }),
+                Err(e) => {
+                    tracing::warn!("no thread to connect on ({e}): connecting in line");
+                    let before = traffic::now();
+                    let r = session::connect_raw(display, auth);
+                    (r, traffic::now().since(before))
+                }
+            };
+            traffic.push(t);
+            match r {
+                Ok(fd) => opened.push(Some(fd)),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok((opened, traffic)),
+        }
+    };
     // Round trips and bytes per connection: to the source (detach) and to the target (attach).
-    let mut to_target: Vec<Traffic> = Vec::with_capacity(conns.len());
     let mut to_source: Vec<Traffic> = Vec::with_capacity(conns.len());
-    for _ in conns.iter() {
-        let before = traffic::now();
-        opened.push(Some(session::connect_raw(display, auth)?));
-        to_target.push(traffic::now().since(before));
-    }
     // 2. Hold each connection's app side and capture its session; nothing is closed yet.
     let opts = winsession::CaptureOptions::default();
     let mut held: Vec<session::Held> = Vec::with_capacity(conns.len());
@@ -89,9 +137,10 @@ pub fn move_all(
         let before = traffic::now();
         let step = (|| {
             let setup = setup_of(c)?;
-            // Taken before the capture, which does not list them.
-            let randr = crate::preflight::randr_selections(&c.handle, setup.clone());
-            let mut h = session::hold_and_capture(&c.handle, setup, &opts)?;
+            let mut h = session::hold_and_capture(&c.handle, setup.clone(), &opts)?;
+            // The session does not carry them (server-made resources): from the capture's
+            // resource list.
+            let randr = crate::preflight::randr_selections_held(&c.handle, setup, &h);
             h.detached.session.other_resources.extend(randr);
             Ok::<_, SessionError>(h)
         })();
@@ -99,6 +148,43 @@ pub fn move_all(
         match step {
             Ok(h) => held.push(h),
             Err(e) => {
+                cancel(conns, held);
+                // The target's failure is the earlier step's: it is the one reported.
+                connected()?;
+                return Err(e);
+            }
+        }
+    }
+    let (mut opened, mut to_target) = match connected() {
+        Ok(x) => x,
+        Err(e) => {
+            cancel(conns, held);
+            return Err(e);
+        }
+    };
+    // 2b. Each target connection goes to its relay (pending: only internal clients talk to
+    //     it) with the internal client the attach will use, which learns the target's
+    //     extensions in one round trip: the preflight below asks no connection of its own,
+    //     the attach nothing again.
+    let mut ready: Vec<Option<(session::Opened, KnownExtensions)>> =
+        Vec::with_capacity(conns.len());
+    // Closes the target connections not attached (yet): before a refusal or a put-back.
+    let close = |conns: &[Conn], ready: &mut [Option<(session::Opened, KnownExtensions)>]| {
+        for (c, o) in conns.iter().zip(ready.iter_mut()) {
+            if let Some((o, _)) = o.take() {
+                o.close(&c.handle);
+            }
+        }
+    };
+    for (i, c) in conns.iter().enumerate() {
+        let Some(fd) = opened[i].take() else { break };
+        let before = traffic::now();
+        let r = session::open_on(&c.handle, fd);
+        to_target[i] = to_target[i].plus(traffic::now().since(before));
+        match r {
+            Ok(o) => ready.push(Some(o)),
+            Err(e) => {
+                close(conns, &mut ready);
                 cancel(conns, held);
                 return Err(e);
             }
@@ -114,12 +200,12 @@ pub fn move_all(
         // A missing critical extension is the more specific reason: it is named first.
         let verdict = held
             .iter()
-            .zip(to_target.iter_mut())
-            .try_for_each(|(h, t)| {
-                let before = traffic::now();
-                let r = crate::preflight::check(&h.detached, display, auth);
-                *t = t.plus(traffic::now().since(before));
-                r
+            .zip(&ready)
+            .try_for_each(|(h, o)| match o {
+                Some((_, known)) => {
+                    crate::preflight::check_known(&h.detached, display, auth, known)
+                }
+                None => Ok(()),
             })
             .map_err(|e| match e {
                 SessionError::Refused(m) => SessionError::Refused(format!(
@@ -140,6 +226,7 @@ pub fn move_all(
                 }
             });
         if let Err(e) = verdict {
+            close(conns, &mut ready);
             cancel(conns, held);
             return Err(e);
         }
@@ -166,6 +253,7 @@ pub fn move_all(
                 tracing::warn!(app_fd = c.app_fd, "detach during a move: {e}");
                 let rest: Vec<session::Held> = held.collect();
                 let n = origins.len();
+                close(conns, &mut ready);
                 cancel(&conns[n..], rest);
                 return Err(put_back(&mut conns[..n], &origins, dets, display, e));
             }
@@ -174,8 +262,8 @@ pub fn move_all(
     // 5. Regenerate on the target over the connections opened in step 1.
     let mut reports = Vec::with_capacity(conns.len());
     for (i, c) in conns.iter_mut().enumerate() {
-        let Some(fd) = opened[i].take() else { break };
-        match session::attach_on(&c.handle, display, fd, &dets[i].0, Role::Primary) {
+        let Some((o, _)) = ready[i].take() else { break };
+        match session::attach_opened(&c.handle, display, o, &dets[i].0, Role::Primary) {
             Ok((mut r, setup)) => {
                 r.traffic = r
                     .traffic
@@ -190,7 +278,10 @@ pub fn move_all(
                 c.server_setup = Some(setup);
                 c.auth = auth.cloned();
             }
-            Err(e) => return Err(put_back(conns, &origins, dets, display, e)),
+            Err(e) => {
+                close(conns, &mut ready);
+                return Err(put_back(conns, &origins, dets, display, e));
+            }
         }
     }
     // 6. Each connection learns the others' resources (IDs one connection uses of another's),

@@ -1,6 +1,11 @@
 //! Capture: requests flow out on the application's own connection, replies flow back into a
-//! [`Session`]. Pipelined in a fixed number of rounds (resource list → per-resource queries →
-//! property data / images / colours → atom names), never one round trip per resource.
+//! [`Session`]. Pipelined in a fixed number of rounds, never one round trip per resource:
+//! (1) the resource list with whatever needs no list (focus, root children, selection owners),
+//! (2) per-resource queries (window attributes, geometry, children, property lists, pixmap
+//! geometry, fonts), (3) property data, pixmap images, colours, the extension state
+//! (`extensions::ask`); atom names only for atoms the caller does not already know. [`start`]
+//! sends round 1 without waiting, so that a caller (hijack's app view) can put its own
+//! requests into the same round trip; [`finish`] does the rest.
 //!
 //! The resource list comes from the GUIEVICT extension when the server has it (with the hidden
 //! state the core protocol cannot read), else from the window tree and X-Resource
@@ -541,8 +546,82 @@ pub fn list_resources_xres(
 
 /// Capture the window session of the client on `conn` (the application's own connection).
 pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session, CaptureError> {
-    let setup = setup_facts(conn, opts.screen).ok_or(CaptureError::NoScreen(opts.screen))?;
+    let started = start(conn, opts)?;
+    finish(conn, started, opts).map(|c| c.session)
+}
+
+/// What [`finish`] returns beside the session.
+#[derive(Debug)]
+pub struct Captured {
+    /// The session.
+    pub session: Session,
+    /// What the GUIEVICT extension reported (`None` without it): every resource of the client
+    /// by kind, the server-made ones included (a RANDR event selection), which the session
+    /// does not carry.
+    pub ext: Option<crate::ext::ExtState>,
+    /// The capture made temporary resources with free IDs of the client's range (SHM and
+    /// DAMAGE probes) and freed them with its last requests, which nothing waited for: the
+    /// caller must synchronise before the connection goes if the client lives on.
+    pub made_temporaries: bool,
+}
+
+/// The capture's first round, sent and not yet waited for ([`start`]).
+pub struct Started<'c, C: Connection> {
+    ext: Option<crate::ext::Asked<'c, C>>,
+    focus: Cookie<'c, C, xproto::GetInputFocusReply>,
+    clipboard: Cookie<'c, C, xproto::InternAtomReply>,
+    root_tree: Cookie<'c, C, xproto::QueryTreeReply>,
+    /// PRIMARY and SECONDARY (CLIPBOARD's atom is asked in the same round).
+    selections: Vec<(u32, Cookie<'c, C, xproto::GetSelectionOwnerReply>)>,
+}
+
+/// Send the capture's first round (the GUIEVICT extension's resource list, the focus, the root's
+/// children, the selection owners) without waiting for any answer: a caller that has more to
+/// ask of the same server sends it next, and everything shares one round trip. The
+/// connection's setup may still change before [`finish`] (its `resource_id_base` is not used
+/// here unless `opts.client` names another client).
+pub fn start<'c, C: Connection>(
+    conn: &'c C,
+    opts: &CaptureOptions,
+) -> Result<Started<'c, C>, CaptureError> {
+    if conn.setup().roots.get(opts.screen).is_none() {
+        return Err(CaptureError::NoScreen(opts.screen));
+    }
     crate::prefetch_extensions(conn);
+    let root = conn.setup().roots[opts.screen].root;
+    let focus = conn.get_input_focus()?;
+    let clipboard = conn.intern_atom(true, b"CLIPBOARD")?;
+    let root_tree = conn.query_tree(root)?;
+    let selections = [xproto::AtomEnum::PRIMARY, xproto::AtomEnum::SECONDARY]
+        .into_iter()
+        .map(|a| {
+            conn.get_selection_owner(u32::from(a))
+                .map(|c| (u32::from(a), c))
+        })
+        .collect::<Result<_, _>>()?;
+    let ext = if opts.use_extension {
+        let client = opts.client.unwrap_or(conn.setup().resource_id_base);
+        crate::ext::ask(conn, client)?
+    } else {
+        None
+    };
+    Ok(Started {
+        ext,
+        focus,
+        clipboard,
+        root_tree,
+        selections,
+    })
+}
+
+/// The rest of the capture after [`start`] on the same connection. Round 1 is collected
+/// with the round 2 requests already sent where they do not depend on it.
+pub fn finish<C: Connection>(
+    conn: &C,
+    started: Started<'_, C>,
+    opts: &CaptureOptions,
+) -> Result<Captured, CaptureError> {
+    let setup = setup_facts(conn, opts.screen).ok_or(CaptureError::NoScreen(opts.screen))?;
     let client = opts.client.unwrap_or(setup.resource_id_base);
     let mut session = Session {
         header: opts.header.clone(),
@@ -555,16 +634,19 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
     if session.header.producer.is_empty() {
         session.header.producer = format!("winsession {}", env!("CARGO_PKG_VERSION"));
     }
+    let Started {
+        ext,
+        focus: focus_cookie,
+        clipboard: clipboard_cookie,
+        root_tree: root_tree_cookie,
+        selections: first_selections,
+    } = started;
 
     // Round 1: resource list (+ things that need no list).
-    let ext_state = if opts.use_extension {
-        crate::ext::query(conn, client)?
-    } else {
-        None
+    let ext_state = match ext {
+        Some(a) => a.collect()?,
+        None => None,
     };
-    let focus_cookie = conn.get_input_focus()?;
-    let clipboard_cookie = conn.intern_atom(true, b"CLIPBOARD")?;
-    let root_tree_cookie = conn.query_tree(setup.root)?;
     let list = match &ext_state {
         Some(st) => st.list.clone(),
         None => list_resources_xres(conn, client, setup.resource_id_mask)?,
@@ -572,7 +654,13 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
     let mine = |id: u32| id & !setup.resource_id_mask == client & !setup.resource_id_mask;
     session.unknown.extend(list.unlisted.iter().cloned());
 
-    // Round 2: per-resource queries.
+    // Round 2: per-resource queries. CLIPBOARD's atom came with round 1: its owner is asked
+    // first, so that its answer is in before the round's others.
+    let clipboard = reply(clipboard_cookie, || "InternAtom CLIPBOARD".into())?.atom;
+    let mut sc = first_selections;
+    if clipboard != 0 {
+        sc.push((clipboard, conn.get_selection_owner(clipboard)?));
+    }
     struct WinCookies<'c, C: x11rb::connection::RequestConnection> {
         attrs: Cookie<'c, C, xproto::GetWindowAttributesReply>,
         geom: Cookie<'c, C, xproto::GetGeometryReply>,
@@ -597,18 +685,6 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
         .fonts
         .iter()
         .map(|&f| conn.query_font(f))
-        .collect::<Result<_, _>>()?;
-    let clipboard = reply(clipboard_cookie, || "InternAtom CLIPBOARD".into())?.atom;
-    let mut sel_atoms = vec![
-        u32::from(xproto::AtomEnum::PRIMARY),
-        u32::from(xproto::AtomEnum::SECONDARY),
-    ];
-    if clipboard != 0 {
-        sel_atoms.push(clipboard);
-    }
-    let sc: Vec<_> = sel_atoms
-        .iter()
-        .map(|&a| conn.get_selection_owner(a))
         .collect::<Result<_, _>>()?;
 
     let focus = reply(focus_cookie, || "GetInputFocus".into())?;
@@ -720,7 +796,7 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
             },
         });
     }
-    for (&a, c) in sel_atoms.iter().zip(sc) {
+    for (a, c) in sc {
         let owner = reply(c, || "GetSelectionOwner".into())?.owner;
         if windows.contains_key(&owner) {
             session.selections.push(Selection { name: a, owner });
@@ -758,13 +834,6 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
                 .map(|c| (w, c))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    for (w, c) in tc {
-        if let (Ok(r), Some((win, ..))) = (c.reply(), windows.get_mut(&w)) {
-            let bw = i16::try_from(win.border_width).unwrap_or(0);
-            win.x = r.dst_x.saturating_sub(bw);
-            win.y = r.dst_y.saturating_sub(bw);
-        }
-    }
     stack.extend(orphans.into_iter().rev());
     let mut seen = std::collections::HashSet::new();
     while let Some(w) = stack.pop() {
@@ -777,7 +846,8 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
         }
     }
 
-    // Round 3: property data, images, colours.
+    // Round 3: property data, images, colours, the orphans' root positions (asked above) and
+    // the extension state (sent below, read last).
     let mut prop_cookies = Vec::new();
     for &w in &ordered {
         let (_, _, props) = &windows[&w];
@@ -855,6 +925,15 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
             continue;
         }
         color_cookies.push((c, pixels.clone(), conn.query_colors(c, &pixels)?));
+    }
+
+    let ext_asked = crate::extensions::ask(conn, &ordered, setup.root, &list)?;
+    for (w, c) in tc {
+        if let (Ok(r), Some((win, ..))) = (c.reply(), windows.get_mut(&w)) {
+            let bw = i16::try_from(win.border_width).unwrap_or(0);
+            win.x = r.dst_x.saturating_sub(bw);
+            win.y = r.dst_y.saturating_sub(bw);
+        }
     }
 
     let mut props_by_window: HashMap<u32, Vec<Property>> = HashMap::new();
@@ -1042,19 +1121,25 @@ pub fn capture(conn: &impl Connection, opts: &CaptureOptions) -> Result<Session,
     if let Some(st) = &ext_state {
         crate::ext::apply(&mut session, st);
     }
-    crate::extensions::capture(
+    let made_temporaries = crate::extensions::finish(
         conn,
         &mut session,
         &list,
         opts.client.is_none(),
         ext_state.as_ref(),
+        ext_asked,
+        &|a| known_atom(opts, a),
     )?;
     apply_hints(&mut session, &opts.hints);
     note_unknown(&mut session, ext_state.is_some());
     if session.header.app_name.is_empty() {
         session.header.app_name = app_name(&session).unwrap_or_default();
     }
-    Ok(session)
+    Ok(Captured {
+        session,
+        ext: ext_state,
+        made_temporaries,
+    })
 }
 
 /// Largest GetImage reply asked for at once.

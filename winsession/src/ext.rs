@@ -78,6 +78,26 @@ fn bad_reply(what: &str, e: proto::DecodeError) -> CaptureError {
 /// Query the extension, if the server has it and `client` is this connection's own client (the
 /// extension answers for the requesting client only).
 pub fn query(conn: &impl Connection, client: u32) -> Result<Option<ExtState>, CaptureError> {
+    match ask(conn, client)? {
+        Some(a) => a.collect(),
+        None => Ok(None),
+    }
+}
+
+/// The extension's QueryVersion and first GetResources page, sent and not yet waited for
+/// ([`ask`]); [`Asked::collect`] reads them (and asks further pages).
+pub struct Asked<'c, C: Connection> {
+    conn: &'c C,
+    major_opcode: u8,
+    req: proto::GetResourcesRequest,
+    version: x11rb::cookie::Cookie<'c, C, RawReply>,
+    first: x11rb::cookie::Cookie<'c, C, RawReply>,
+}
+
+/// Send the extension's QueryVersion and first GetResources page without waiting (so that
+/// they share a round trip with whatever else goes out before the first answer is needed);
+/// `None` when the server lacks the extension or `client` is not this connection's own.
+pub fn ask<C: Connection>(conn: &C, client: u32) -> Result<Option<Asked<'_, C>>, CaptureError> {
     let setup = conn.setup();
     if client & !setup.resource_id_mask != setup.resource_id_base {
         return Ok(None);
@@ -87,7 +107,7 @@ pub fn query(conn: &impl Connection, client: u32) -> Result<Option<ExtState>, Ca
     };
     let order = proto::ByteOrder::native();
     let qv = proto::encode_query_own_version(info.major_opcode, order);
-    let mut req = proto::GetResourcesRequest {
+    let req = proto::GetResourcesRequest {
         max_bytes: proto::MAX_MAX_BYTES,
         ..proto::GetResourcesRequest::first()
     };
@@ -95,32 +115,64 @@ pub fn query(conn: &impl Connection, client: u32) -> Result<Option<ExtState>, Ca
     // knows. An older server (1.0, 1.1) refuses the flags it does not know with BadValue: then
     // that page is dropped and asked again with its version's flags (one more round trip, old
     // servers only).
-    let vc = conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&qv)], Vec::new())?;
+    let version = conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&qv)], Vec::new())?;
     let first = proto::encode_get_resources(info.major_opcode, &req, order);
-    let mut cookie =
-        conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&first)], Vec::new())?;
-    let v = vc.reply().map_err(|source| CaptureError::Reply {
-        what: "GUIEVICT QueryVersion".into(),
-        source,
-    })?;
-    let v =
-        proto::decode_query_version_reply(&v.0, order).map_err(|e| bad_reply("QueryVersion", e))?;
-    if v.major != proto::MAJOR_VERSION {
-        tracing::warn!(
-            "GUIEVICT server version {}.{} not supported; using X-Resource",
-            v.major,
-            v.minor
-        );
-        return Ok(None);
+    let first = conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&first)], Vec::new())?;
+    Ok(Some(Asked {
+        conn,
+        major_opcode: info.major_opcode,
+        req,
+        version,
+        first,
+    }))
+}
+
+impl<C: Connection> Asked<'_, C> {
+    /// Wait for the answers of [`ask`]: every resource of the client with its detail (`None`
+    /// from a server speaking another major version of the protocol).
+    pub fn collect(self) -> Result<Option<ExtState>, CaptureError> {
+        let Asked {
+            conn,
+            major_opcode,
+            mut req,
+            version,
+            first: mut cookie,
+        } = self;
+        let order = proto::ByteOrder::native();
+        let v = version.reply().map_err(|source| CaptureError::Reply {
+            what: "GUIEVICT QueryVersion".into(),
+            source,
+        })?;
+        let v = proto::decode_query_version_reply(&v.0, order)
+            .map_err(|e| bad_reply("QueryVersion", e))?;
+        if v.major != proto::MAJOR_VERSION {
+            tracing::warn!(
+                "GUIEVICT server version {}.{} not supported; using X-Resource",
+                v.major,
+                v.minor
+            );
+            return Ok(None);
+        }
+        let server_flags = proto::flags_for_minor(v.minor);
+        if req.flags & !server_flags != 0 {
+            // The refused page's error is consumed here, not reported.
+            let _ = cookie.reply();
+            req.flags &= server_flags;
+            let bytes = proto::encode_get_resources(major_opcode, &req, order);
+            cookie =
+                conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&bytes)], Vec::new())?;
+        }
+        collect_pages(conn, major_opcode, req, cookie).map(Some)
     }
-    let server_flags = proto::flags_for_minor(v.minor);
-    if req.flags & !server_flags != 0 {
-        // The refused page's error is consumed here, not reported.
-        let _ = cookie.reply();
-        req.flags &= server_flags;
-        let bytes = proto::encode_get_resources(info.major_opcode, &req, order);
-        cookie = conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&bytes)], Vec::new())?;
-    }
+}
+
+fn collect_pages<'c, C: Connection>(
+    conn: &'c C,
+    major_opcode: u8,
+    mut req: proto::GetResourcesRequest,
+    mut cookie: x11rb::cookie::Cookie<'c, C, RawReply>,
+) -> Result<ExtState, CaptureError> {
+    let order = proto::ByteOrder::native();
     let mut all = proto::Resources::default();
     let mut xkb = None;
     let mut active_grabs = None;
@@ -142,7 +194,7 @@ pub fn query(conn: &impl Connection, client: u32) -> Result<Option<ExtState>, Ca
         match next {
             Some(n) => {
                 req = n;
-                let bytes = proto::encode_get_resources(info.major_opcode, &req, order);
+                let bytes = proto::encode_get_resources(major_opcode, &req, order);
                 cookie =
                     conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&bytes)], Vec::new())?;
             }
@@ -180,12 +232,12 @@ pub fn query(conn: &impl Connection, client: u32) -> Result<Option<ExtState>, Ca
         v.sort_unstable();
         v.dedup();
     }
-    Ok(Some(ExtState {
+    Ok(ExtState {
         list,
         resources: all.resources,
         xkb,
         active_grabs,
-    }))
+    })
 }
 
 fn clip(c: &proto::Clip) -> model::Clip {

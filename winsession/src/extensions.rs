@@ -107,32 +107,93 @@ fn require_ext(
 
 /// Capture the extension state of the client into `s` (windows and pixmaps must be filled in
 /// already). `list` is the client's resource list; `ext` what the GUIEVICT extension said (for
-/// cursor names when the client's XFIXES version refuses GetCursorName).
+/// cursor names when the client's XFIXES version refuses GetCursorName). True when it sent
+/// probes (DAMAGE, MIT-SHM) that change server state and were not followed by a wait.
 pub fn capture(
     conn: &impl Connection,
     s: &mut Session,
     list: &ResourceList,
     in_process: bool,
     ext: Option<&crate::ext::ExtState>,
-) -> Result<(), CaptureError> {
+) -> Result<bool, CaptureError> {
+    let windows: Vec<u32> = s.windows.iter().map(|w| w.id).collect();
+    let asked = ask(conn, &windows, s.setup.root, list)?;
+    finish(conn, s, list, in_process, ext, asked, &|_| None)
+}
+
+/// The extension queries of [`ask`], sent and not yet waited for.
+pub(crate) struct Asked<'c, C: Connection> {
+    have_shape: bool,
+    have_xfixes: bool,
+    have_damage: bool,
+    have_xi: bool,
+    xkb: Option<x11rb::cookie::Cookie<'c, C, xkb::RawReply>>,
+    formats: Option<x11rb::cookie::Cookie<'c, C, xp::render::QueryPictFormatsReply>>,
+    root_attrs: x11rb::cookie::Cookie<'c, C, xp::xproto::GetWindowAttributesReply>,
+    shapes: Option<Vec<shape::WinShapeCookies<'c, C>>>,
+    xi_selections: input::SelectionCookies<'c, C>,
+    regions: xfixes::RegionCookies<'c, C>,
+    sync_state: sync::SyncCookies<'c, C>,
+    cursor_names: xfixes::CursorNameCookies<'c, C>,
+}
+
+/// Send the extension queries that need only the client's resource list and windows
+/// (`windows` in the session's order, `root` the screen's): one pipelined round whose
+/// answers [`finish`] reads, so a capture can send them with its own last round.
+pub(crate) fn ask<'c, C: Connection>(
+    conn: &'c C,
+    windows: &[u32],
+    root: u32,
+    list: &ResourceList,
+) -> Result<Asked<'c, C>, CaptureError> {
     let have_render = has_ext(conn, xp::render::X11_EXTENSION_NAME)?;
     let have_shape = has_ext(conn, xp::shape::X11_EXTENSION_NAME)?;
     let have_xfixes = has_ext(conn, xp::xfixes::X11_EXTENSION_NAME)?;
     let have_damage = has_ext(conn, xp::damage::X11_EXTENSION_NAME)?;
     let have_sync = has_ext(conn, xp::sync::X11_EXTENSION_NAME)?;
     let have_xi = has_ext(conn, xp::xinput::X11_EXTENSION_NAME)?;
-    // Its answer comes with the next ones.
-    let xkb_asked = xkb::start_capture_xkb(conn)?;
+    Ok(Asked {
+        have_shape,
+        have_xfixes,
+        have_damage,
+        have_xi,
+        xkb: xkb::start_capture_xkb(conn)?,
+        formats: render::ask_formats(conn, have_render)?,
+        root_attrs: conn.get_window_attributes(root)?,
+        shapes: shape::ask_shapes(conn, windows, have_shape)?,
+        xi_selections: input::ask_selections(conn, windows, root, have_xi)?,
+        regions: xfixes::ask_regions(conn, list, have_xfixes)?,
+        sync_state: sync::ask_counters_and_fences(conn, list, have_sync)?,
+        cursor_names: xfixes::ask_cursor_names(conn, &list.cursors, have_xfixes)?,
+    })
+}
 
-    // One pipelined round.
-    let formats = render::ask_formats(conn, have_render)?;
-    let root_attrs = conn.get_window_attributes(s.setup.root)?;
-    let shapes = shape::ask_shapes(conn, s, have_shape)?;
-    let xi_selections = input::ask_selections(conn, s, have_xi)?;
-    let regions = xfixes::ask_regions(conn, list, have_xfixes)?;
-    let sync_state = sync::ask_counters_and_fences(conn, list, have_sync)?;
-    let cursor_names = xfixes::ask_cursor_names(conn, s, have_xfixes)?;
-
+/// Read the answers of [`ask`] into `s` and capture the rest (DAMAGE, XKB, MIT-SHM, XInput
+/// devices, selection inputs, grabs, DOUBLE-BUFFER). `known_atom`: names of atoms the caller
+/// already knows (not asked again). True as for [`capture`].
+pub(crate) fn finish<C: Connection>(
+    conn: &C,
+    s: &mut Session,
+    list: &ResourceList,
+    in_process: bool,
+    ext: Option<&crate::ext::ExtState>,
+    asked: Asked<'_, C>,
+    known_atom: &dyn Fn(u32) -> Option<String>,
+) -> Result<bool, CaptureError> {
+    let Asked {
+        have_shape,
+        have_xfixes,
+        have_damage,
+        have_xi,
+        xkb: xkb_asked,
+        formats,
+        root_attrs,
+        shapes,
+        xi_selections,
+        regions,
+        sync_state,
+        cursor_names,
+    } = asked;
     render::read_formats(s, formats);
     match root_attrs.reply() {
         Ok(a) => s.root_event_mask = u32::from(a.your_event_mask),
@@ -143,9 +204,9 @@ pub fn capture(
     xfixes::read_cursor_names(conn, s, cursor_names, ext)?;
     xfixes::read_regions(s, regions);
     sync::read_counters_and_fences(s, sync_state);
-    damage::capture_damages(conn, s, list, ext, have_damage, have_xfixes)?;
+    let damage_probed = damage::capture_damages(conn, s, list, ext, have_damage, have_xfixes)?;
     xkb::capture_xkb(s, ext, xkb_asked)?;
-    crate::shm::capture_segments(
+    let shm_probed = crate::shm::capture_segments(
         conn,
         s,
         ids_of_type(list, crate::shm::TYPE_NAME),
@@ -153,11 +214,11 @@ pub fn capture(
         ext,
     )?;
     input::capture_version_and_devices(conn, s, have_xi)?;
-    xfixes::capture_selection_inputs(conn, s, list, ext)?;
+    xfixes::capture_selection_inputs(conn, s, list, ext, known_atom)?;
     crate::grabs::capture(s, list, ext);
     crate::dbe::capture(conn, s, list)?;
     forget_modelled(s, have_shape);
-    Ok(())
+    Ok(damage_probed || shm_probed)
 }
 
 /// Resources modelled by now leave `other_resources` (which lists what was not recreated).
@@ -214,6 +275,14 @@ pub(crate) fn negotiate<'c, C: Connection>(
         }
         _ => None,
     };
+    // The target's devices for the XInput 2 selections' device map (`input::regen_selections`),
+    // asked after the version so that their answer comes with the versions'.
+    if !t.xi_selections.is_empty()
+        && !t.xi_devices.is_empty()
+        && has(xp::xinput::X11_EXTENSION_NAME)?
+    {
+        sink.xi_devices = Some(conn.xinput_xi_query_device(input::ALL_DEVICES)?);
+    }
     let xkb = xkb::start_xkb(conn, t, sink)?;
     let mut failed = |what: &str, e: x11rb::errors::ReplyError| {
         sink.warnings

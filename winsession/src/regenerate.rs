@@ -244,13 +244,13 @@ pub fn regenerate(
     } else {
         None
     };
-    let negotiated_soft = {
+    let (negotiated_soft, xi_devices) = {
         let mut sink = crate::extensions::Sink::new();
         crate::extensions::negotiate(conn, session, &mut sink)?;
         for w in sink.warnings {
             warn(&mut out, w);
         }
-        sink.soft
+        (sink.soft, sink.xi_devices)
     };
     for (old, c) in atom_cookies {
         let r = c.reply().map_err(|source| RegenError::Reply {
@@ -582,6 +582,7 @@ pub fn regenerate(
 
     // --- MIT-SHM segments first: pixmaps made with ShmCreatePixmap are made on them again.
     let mut sink = crate::extensions::Sink::new();
+    sink.xi_devices = xi_devices;
     let attached = if opts.attach_shm {
         crate::shm::regen(conn, &t, &mut sink)?
     } else {

@@ -90,20 +90,21 @@ fn read_self(start: u64, len: usize) -> std::io::Result<Vec<u8>> {
 
 /// The client's MIT-SHM segments (`ids`: its ShmSeg resources) and the pixmaps the GUIEVICT
 /// extension found inside them, into `s.shm_segments` / `s.shm_pixmaps`; nothing when the
-/// source server has no MIT-SHM. `in_process` as for [`capture`].
+/// source server has no MIT-SHM. `in_process` as for [`capture`]. True when segments were
+/// probed (a scratch pixmap and GC made and freed, not followed by a wait).
 pub(crate) fn capture_segments(
     conn: &impl Connection,
     s: &mut Session,
     mut ids: Vec<u32>,
     in_process: bool,
     ext: Option<&crate::ext::ExtState>,
-) -> Result<(), CaptureError> {
+) -> Result<bool, CaptureError> {
     if ids.is_empty()
         || conn
             .extension_information(shm::X11_EXTENSION_NAME)?
             .is_none()
     {
-        return Ok(());
+        return Ok(false);
     }
     // The GUIEVICT extension (≥ 1.5) names a System V segment's shmid: no probing (two
     // segments with equal contents, e.g. a double buffer, cannot be told apart by reading
@@ -123,6 +124,7 @@ pub(crate) fn capture_segments(
         }
         None => true,
     });
+    let probed = !ids.is_empty() && in_process;
     if !ids.is_empty() {
         capture(conn, s, &ids, in_process)?;
     }
@@ -141,7 +143,7 @@ pub(crate) fn capture_segments(
             }
         }
     }
-    Ok(())
+    Ok(probed)
 }
 
 /// Find the shmid of each ShmSeg in `ids` (see the module docs) and record them in `s`.

@@ -20,7 +20,8 @@ pub const DEFAULT_DAMAGE_LEVEL: u8 = 3;
 const MAX_DAMAGE_CANDIDATES: usize = 256;
 
 /// The client's DAMAGE objects (none without DAMAGE): described ones as the extension says,
-/// the others probed ([`probe_damage`]).
+/// the others probed ([`probe_damage`]). True when probes were sent (requests that change
+/// server state, not followed by a wait).
 pub(super) fn capture_damages(
     conn: &impl Connection,
     s: &mut Session,
@@ -28,7 +29,7 @@ pub(super) fn capture_damages(
     ext: Option<&crate::ext::ExtState>,
     have_damage: bool,
     have_xfixes: bool,
-) -> Result<(), CaptureError> {
+) -> Result<bool, CaptureError> {
     let damage_ids = if have_damage {
         ids_of_type(list, type_names::DAMAGE)
     } else {
@@ -55,7 +56,7 @@ pub(super) fn capture_damages(
     if !probed.is_empty() {
         probe_damage(conn, s, &probed, have_xfixes)?;
     }
-    Ok(())
+    Ok(!probed.is_empty())
 }
 
 /// Find the drawable each DAMAGE object watches. The protocol cannot read it back, so probe:

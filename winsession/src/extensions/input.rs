@@ -120,23 +120,20 @@ pub fn map_xi_devices(src: &[XiDevice], dst: &[XiDevice]) -> XiDeviceMapping {
 }
 
 /// Windows asked about: (window, XIGetSelectedEvents).
-type SelectionCookies<'c, C> = Vec<(u32, Cookie<'c, C, xinput::XIGetSelectedEventsReply>)>;
+pub(super) type SelectionCookies<'c, C> =
+    Vec<(u32, Cookie<'c, C, xinput::XIGetSelectedEventsReply>)>;
 
 /// Ask for the client's event selections on each of its windows and the root (none without
 /// XInput).
 pub(super) fn ask_selections<'c, C: Connection>(
     conn: &'c C,
-    s: &Session,
+    windows: &[u32],
+    root: u32,
     have_xi: bool,
 ) -> Result<SelectionCookies<'c, C>, CaptureError> {
     let mut xi_cookies = Vec::new();
     if have_xi {
-        for w in s
-            .windows
-            .iter()
-            .map(|w| w.id)
-            .chain(std::iter::once(s.setup.root))
-        {
+        for w in windows.iter().copied().chain(std::iter::once(root)) {
             xi_cookies.push((w, conn.xinput_xi_get_selected_events(w)?));
         }
     }
@@ -275,7 +272,11 @@ fn regen_xi_device_map<'c, C: Connection>(
         }
         return Ok(identity());
     }
-    let dst = match conn.xinput_xi_query_device(ALL_DEVICES)?.reply() {
+    let asked = match sink.xi_devices.take() {
+        Some(c) => c,
+        None => conn.xinput_xi_query_device(ALL_DEVICES)?,
+    };
+    let dst = match asked.reply() {
         Ok(r) => xi_devices_of(&r),
         Err(e) => {
             sink.warnings.push(format!(

@@ -24,20 +24,20 @@ pub(super) struct WinShapeCookies<'c, C: RequestConnection> {
 /// Ask about every window's shape (`None` without SHAPE); [`read_shapes`] takes the answers.
 pub(super) fn ask_shapes<'c, C: Connection>(
     conn: &'c C,
-    s: &Session,
+    windows: &[u32],
     have_shape: bool,
 ) -> Result<Option<Vec<WinShapeCookies<'c, C>>>, CaptureError> {
     if !have_shape {
         return Ok(None);
     }
     let mut shape_cookies = Vec::new();
-    for w in &s.windows {
+    for &w in windows {
         shape_cookies.push(WinShapeCookies {
-            window: w.id,
-            bounding: conn.shape_get_rectangles(w.id, shape::SK::BOUNDING)?,
-            clip: conn.shape_get_rectangles(w.id, shape::SK::CLIP)?,
-            input: conn.shape_get_rectangles(w.id, shape::SK::INPUT)?,
-            selected: conn.shape_input_selected(w.id)?,
+            window: w,
+            bounding: conn.shape_get_rectangles(w, shape::SK::BOUNDING)?,
+            clip: conn.shape_get_rectangles(w, shape::SK::CLIP)?,
+            input: conn.shape_get_rectangles(w, shape::SK::INPUT)?,
+            selected: conn.shape_input_selected(w)?,
         });
     }
     Ok(Some(shape_cookies))

@@ -11,6 +11,10 @@ pub(crate) struct Sink<'c, C: RequestConnection> {
     pub hard: Vec<(&'static str, u32, x11rb::cookie::VoidCookie<'c, C>)>,
     pub soft: Vec<(&'static str, u32, x11rb::cookie::VoidCookie<'c, C>)>,
     pub warnings: Vec<String>,
+    /// The target's XInput devices, asked early (with the version negotiation) for the
+    /// device map of XInput 2 selections, so that it costs no round trip of its own.
+    pub xi_devices:
+        Option<x11rb::cookie::Cookie<'c, C, x11rb::protocol::xinput::XIQueryDeviceReply>>,
 }
 
 impl<C: RequestConnection> Sink<'_, C> {
@@ -20,6 +24,7 @@ impl<C: RequestConnection> Sink<'_, C> {
             hard: Vec::new(),
             soft: Vec::new(),
             warnings: Vec::new(),
+            xi_devices: None,
         }
     }
 }

@@ -14,9 +14,9 @@ use x11rb::protocol::xfixes::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::ConnectionExt as _;
 
 /// Regions asked about: (ID, FetchRegion).
-type RegionCookies<'c, C> = Vec<(u32, Cookie<'c, C, xfixes::FetchRegionReply>)>;
+pub(super) type RegionCookies<'c, C> = Vec<(u32, Cookie<'c, C, xfixes::FetchRegionReply>)>;
 /// Cursors asked about: (ID, GetCursorName).
-type CursorNameCookies<'c, C> = Vec<(u32, Cookie<'c, C, xfixes::GetCursorNameReply>)>;
+pub(super) type CursorNameCookies<'c, C> = Vec<(u32, Cookie<'c, C, xfixes::GetCursorNameReply>)>;
 
 /// Ask for the rectangles of each of the client's regions (none without XFIXES).
 pub(super) fn ask_regions<'c, C: Connection>(
@@ -52,16 +52,16 @@ pub(super) fn read_regions<C: RequestConnection>(s: &mut Session, asked: RegionC
 /// Ask for each cursor's name (none without XFIXES).
 pub(super) fn ask_cursor_names<'c, C: Connection>(
     conn: &'c C,
-    s: &Session,
+    cursors: &[u32],
     have_xfixes: bool,
 ) -> Result<CursorNameCookies<'c, C>, CaptureError> {
     // Cursor names: GetCursorName works once the client negotiated XFIXES ≥ 2, which it must
     // have done to name a cursor; an error therefore means "no name" (unless the extension
     // reported one: then its atom is resolved below).
     Ok(if have_xfixes {
-        s.cursors
+        cursors
             .iter()
-            .map(|c| conn.xfixes_get_cursor_name(c.id).map(|k| (c.id, k)))
+            .map(|&c| conn.xfixes_get_cursor_name(c).map(|k| (c, k)))
             .collect::<Result<_, _>>()?
     } else {
         Vec::new()
@@ -120,6 +120,7 @@ pub(super) fn capture_selection_inputs(
     s: &mut Session,
     list: &ResourceList,
     ext: Option<&crate::ext::ExtState>,
+    known_atom: &dyn Fn(u32) -> Option<String>,
 ) -> Result<(), CaptureError> {
     use guievict_ext_proto::Detail;
     let records = list
@@ -162,6 +163,14 @@ pub(super) fn capture_selection_inputs(
         .collect();
     missing.sort_unstable();
     missing.dedup();
+    // Names the caller knows (its enumeration of the atom table) cost no round trip.
+    missing.retain(|&a| match known_atom(a) {
+        Some(n) => {
+            s.atoms.insert(a, n);
+            false
+        }
+        None => true,
+    });
     let cookies: Vec<_> = missing
         .iter()
         .map(|&a| conn.get_atom_name(a).map(|c| (a, c)))
