@@ -629,6 +629,18 @@ impl Engine {
         }
         if role == Role::Primary {
             srv.app_done = app_done.max(srv.app_done);
+            // Internal requests sent while the server was pending (a move's target connected
+            // before the source was let go) numbered their events as the primary of the
+            // time had seen done — possibly less than what the app had sent it and got
+            // processed (`app_done_global` counts the primary's answers only). The held events
+            // go out numbered `app_done` below; an event of such a segment arriving later
+            // must not go back behind them (Xlib aborts: "Unknown sequence number").
+            let done = srv.app_done;
+            for seg in srv.segments.iter_mut() {
+                if seg.origin == Origin::Internal {
+                    seg.app_before = seg.app_before.max(done);
+                }
+            }
         }
         let held = std::mem::take(&mut srv.held);
         if role == Role::Primary {

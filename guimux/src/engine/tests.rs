@@ -631,5 +631,37 @@ fn a_pixmap_made_drawn_and_freed_in_one_batch_reaches_a_guard_as_no_operations()
     assert_eq!(
         heads(&std::mem::take(e.server_output(r).unwrap())),
         heads(&f)
+
+fn events_of_a_target_connected_before_the_detach_do_not_go_back() {
+    // A move that hands the target to the loop (pending) while the source is still the
+    // primary: the internal client's requests on it start a segment before the detach.
+    let mut e = Engine::hijacked(ByteOrder::Little, 7);
+    e.server_output(0).unwrap().clear();
+    e.server_input(0, &sentinel_error(100, 7)).unwrap();
+    // Three requests without answers (app seq 100..=102): processed, but nothing says so.
+    for _ in 0..3 {
+        e.app_input(&req_noop()).unwrap();
+    }
+    e.pause();
+    let t = e.add_server();
+    e.start_internal(t).unwrap();
+    e.internal_input(&req_get_input_focus()).unwrap();
+    e.server_input(t, &reply(1)).unwrap();
+    e.remove_server(0);
+    e.internal_input(&req_get_input_focus()).unwrap();
+    // The regeneration's echo held while pending, then an event of the same segment after.
+    e.server_input(t, &event(12, 2)).unwrap();
+    e.app_output().clear();
+    e.activate(t, Role::Primary, None).unwrap();
+    let held = std::mem::take(e.app_output());
+    assert_eq!(u16::from_le_bytes([held[2], held[3]]), 102);
+    e.internal_input(&req_get_input_focus()).unwrap();
+    e.server_input(t, &event(28, 3)).unwrap();
+    let app = std::mem::take(e.app_output());
+    assert_eq!(app.len(), 32);
+    assert_eq!(
+        u16::from_le_bytes([app[2], app[3]]),
+        102,
+        "an event numbered behind what the app already got"
     );
 }
