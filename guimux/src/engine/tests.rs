@@ -631,7 +631,10 @@ fn a_pixmap_made_drawn_and_freed_in_one_batch_reaches_a_guard_as_no_operations()
     assert_eq!(
         heads(&std::mem::take(e.server_output(r).unwrap())),
         heads(&f)
+    );
+}
 
+#[test]
 fn events_of_a_target_connected_before_the_detach_do_not_go_back() {
     // A move that hands the target to the loop (pending) while the source is still the
     // primary: the internal client's requests on it start a segment before the detach.
