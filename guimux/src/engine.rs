@@ -119,6 +119,21 @@ pub struct ShmTarget {
     pub owner: (u16, u16),
 }
 
+impl ShmTarget {
+    /// The conversion context for this server, on a connection of byte order `order`.
+    fn ctx(&self, order: ByteOrder) -> shmconv::Ctx<'_> {
+        shmconv::Ctx {
+            order,
+            major: self.app_place.0,
+            first_event: self.app_place.1,
+            first_error: self.app_place.2,
+            app: &self.app,
+            server: &self.server,
+            owner: self.owner,
+        }
+    }
+}
+
 /// The application's segments and descriptors, for MIT-SHM conversion.
 #[derive(Debug)]
 struct ShmState {
@@ -254,6 +269,49 @@ impl Server {
             self.segments.pop_front();
         }
         self.segments.front().copied().filter(|seg| seg.start <= s)
+    }
+
+    /// Send app request `bytes` (numbered `app_seq` in the app's view), already in this
+    /// server's terms, whose table and opcode are `table`, `opcode`: its reply, if it has one,
+    /// is expected with `aux`.
+    fn send_app_request(
+        &mut self,
+        app_seq: u64,
+        bytes: &[u8],
+        table: usize,
+        opcode: u8,
+        aux: ReplyAux,
+    ) {
+        self.push_request(Origin::App, app_seq, app_seq - 1);
+        if tables::request_has_reply(table, opcode).unwrap_or(false) {
+            self.pending.push_back(Pending {
+                seq: self.sent,
+                table,
+                opcode,
+                aux,
+                substituted: None,
+                shm: None,
+                silent: false,
+            });
+        }
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Send, for app request `app_seq`, a request that fails, its error rewritten to `subst`
+    /// for the app (the app gets an error in order instead of waiting forever).
+    fn send_substitute(&mut self, order: ByteOrder, app_seq: u64, subst: Subst) {
+        self.push_request(Origin::App, app_seq, app_seq - 1);
+        self.pending.push_back(Pending {
+            seq: self.sent,
+            table: 0,
+            opcode: 14,
+            aux: ReplyAux::None,
+            substituted: Some(subst),
+            shm: None,
+            silent: false,
+        });
+        self.out
+            .extend_from_slice(&failing_request(order, SUBSTITUTE_ID));
     }
 
     fn push_request(&mut self, origin: Origin, client_seq: u64, app_before: u64) {

@@ -226,24 +226,12 @@ impl Engine {
                                 "request major {major} minor {minor} passed untranslated: {e}"
                             ));
                         }
-                        srv.push_request(Origin::App, app_seq, app_before);
-                        if tables::request_has_reply(t.table, t.opcode).unwrap_or(false) {
-                            srv.pending.push_back(Pending {
-                                seq: srv.sent,
-                                table: t.table,
-                                opcode: t.opcode,
-                                aux: t.aux,
-                                substituted: None,
-                                shm: None,
-                                silent: false,
-                            });
-                        }
                         if self.trace {
                             let n = bytes.len().min(24);
                             self.log
                                 .push(format!("debug:   -> server {sid}: {:02x?}", &bytes[..n]));
                         }
-                        srv.out.extend_from_slice(&bytes);
+                        srv.send_app_request(app_seq, &bytes, t.table, t.opcode, t.aux);
                     }
                     Err(e) => {
                         // The server cannot serve it: substitute a request that fails, so the
@@ -252,23 +240,16 @@ impl Engine {
                         self.log.push(format!(
                             "request major {major} minor {minor} cannot go to server {sid}: {e}; the app receives BadImplementation"
                         ));
-                        srv.push_request(Origin::App, app_seq, app_before);
-                        srv.pending.push_back(Pending {
-                            seq: srv.sent,
-                            table: 0,
-                            opcode: 14,
-                            aux: ReplyAux::None,
-                            substituted: Some(Subst {
+                        srv.send_substitute(
+                            order,
+                            app_seq,
+                            Subst {
                                 code: 17, // BadImplementation
                                 value: 0,
                                 major,
                                 minor: u16::from(minor),
-                            }),
-                            shm: None,
-                            silent: false,
-                        });
-                        srv.out
-                            .extend_from_slice(&failing_request(order, SUBSTITUTE_ID));
+                            },
+                        );
                     }
                 }
             } else {
@@ -396,15 +377,7 @@ fn send_converted_shm(
     let (Some(t), Some(maps)) = (srv.shm.as_ref(), srv.maps.as_mut()) else {
         return;
     };
-    let ctx = shmconv::Ctx {
-        order,
-        major: t.app_place.0,
-        first_event: t.app_place.1,
-        first_error: t.app_place.2,
-        app: &t.app,
-        server: &t.server,
-        owner: t.owner,
-    };
+    let ctx = t.ctx(order);
     let scratch = maps.xids.server_base | maps.xids.server_mask;
     let outs = shmconv::convert(
         &ctx,
@@ -414,9 +387,9 @@ fn send_converted_shm(
         scratch,
     );
     for o in outs {
-        srv.push_request(Origin::App, app_seq, app_before);
         match o {
             shmconv::Out::Request { bytes, conv } => {
+                srv.push_request(Origin::App, app_seq, app_before);
                 srv.pending.push_back(Pending {
                     seq: srv.sent,
                     table: 0,
@@ -432,24 +405,16 @@ fn send_converted_shm(
                 });
                 srv.out.extend_from_slice(&bytes);
             }
-            shmconv::Out::Error { code, value } => {
-                srv.pending.push_back(Pending {
-                    seq: srv.sent,
-                    table: 0,
-                    opcode: 14,
-                    aux: ReplyAux::None,
-                    substituted: Some(Subst {
-                        code,
-                        value,
-                        major: req[0],
-                        minor: u16::from(req[1]),
-                    }),
-                    shm: None,
-                    silent: false,
-                });
-                srv.out
-                    .extend_from_slice(&failing_request(order, SUBSTITUTE_ID));
-            }
+            shmconv::Out::Error { code, value } => srv.send_substitute(
+                order,
+                app_seq,
+                Subst {
+                    code,
+                    value,
+                    major: req[0],
+                    minor: u16::from(req[1]),
+                },
+            ),
         }
     }
 }

@@ -254,42 +254,27 @@ impl Engine {
                 .maps
                 .as_mut()
                 .map(|maps| translate::request_to_server(&mut bytes, order, maps));
-            srv.push_request(Origin::App, seq, seq - 1);
             match t {
-                None => srv.out.extend_from_slice(&bytes),
-                Some(Ok(t)) => {
-                    srv.pending.push_back(Pending {
-                        seq: srv.sent,
-                        table: t.table,
-                        opcode: t.opcode,
-                        aux: t.aux,
-                        substituted: None,
-                        shm: None,
-                        silent: false,
-                    });
+                None => {
+                    srv.push_request(Origin::App, seq, seq - 1);
                     srv.out.extend_from_slice(&bytes);
                 }
+                Some(Ok(t)) => srv.send_app_request(seq, &bytes, t.table, t.opcode, t.aux),
                 Some(Err(e)) => {
                     self.log.push(format!(
                         "asking the promoted server again: request {} cannot go: {e}",
                         req[0]
                     ));
-                    srv.pending.push_back(Pending {
-                        seq: srv.sent,
-                        table: 0,
-                        opcode: 14,
-                        aux: ReplyAux::None,
-                        substituted: Some(Subst {
+                    srv.send_substitute(
+                        order,
+                        seq,
+                        Subst {
                             code: 17, // BadImplementation
                             value: 0,
                             major: req[0],
                             minor: u16::from(req[1]),
-                        }),
-                        shm: None,
-                        silent: false,
-                    });
-                    srv.out
-                        .extend_from_slice(&failing_request(order, SUBSTITUTE_ID));
+                        },
+                    );
                 }
             }
             if let Some(r) = self.reorder.as_mut() {

@@ -300,15 +300,7 @@ impl Engine {
             let Some(conv) = sp.conv.as_ref() else {
                 return; // no reply expected: nothing for the app
             };
-            let ctx = shmconv::Ctx {
-                order,
-                major: t.app_place.0,
-                first_event: t.app_place.1,
-                first_error: t.app_place.2,
-                app: &t.app,
-                server: &t.server,
-                owner: t.owner,
-            };
+            let ctx = t.ctx(order);
             let mut out = match shmconv::reply(&ctx, conv, msg, st.mem.as_mut()) {
                 Ok(out) => out,
                 Err((code, why)) => {
