@@ -240,18 +240,7 @@ pub fn missing_on(
 /// Refuse to put `d` on `display` when the app depends on an extension the target lacks.
 /// The message names the extension, the evidence, and the display.
 pub fn check(d: &Detached, display: &str, auth: Option<&Auth>) -> Result<(), SessionError> {
-    let deps = dependencies(d);
-    let names: Vec<&'static str> = deps.iter().map(|x| x.extension).collect();
-    let missing = missing_on(display, auth, &names)?;
-    if missing.is_empty() {
-        return Ok(());
-    }
-    Err(refusal(
-        &deps,
-        &missing,
-        display,
-        "nothing was created there",
-    ))
+    check_known(d, display, auth, &Default::default())
 }
 
 /// [`check`] against the target's extension placements learned already (`session::open_on`):
