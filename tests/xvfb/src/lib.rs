@@ -770,20 +770,22 @@ fn what_everyone_waits_for() -> String {
             .trim()
             .to_string()
     };
+    // Field `n` after the command name of a /proc …/stat line (0: state, 1: parent PID).
+    let field = |stat: &str, n: usize| -> Option<String> {
+        stat.rsplit(')')
+            .next()?
+            .split_whitespace()
+            .nth(n)
+            .map(str::to_string)
+    };
     let mut out = String::from("threads of the test process (tid state wchan syscall):\n");
     if let Ok(rd) = std::fs::read_dir("/proc/self/task") {
         for t in rd.flatten() {
             let tid = t.file_name().to_string_lossy().into_owned();
             let stat = read(format!("/proc/self/task/{tid}/stat"));
-            let state = stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .next();
             out += &format!(
                 "  {tid} {} {} [{}]\n",
-                state.unwrap_or("?"),
+                field(&stat, 0).unwrap_or_else(|| "?".into()),
                 read(format!("/proc/self/task/{tid}/wchan")),
                 read(format!("/proc/self/task/{tid}/syscall"))
                     .split_whitespace()
@@ -793,48 +795,36 @@ fn what_everyone_waits_for() -> String {
             );
         }
     }
-    // Descendants: walk the parent links of every process.
-    let mut parent = std::collections::HashMap::new();
+    // Descendants: walk the parent links of every process (PID → parent, state).
+    let mut procs = std::collections::HashMap::new();
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {
             let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
                 continue;
             };
             let stat = read(format!("/proc/{pid}/stat"));
-            if let Some(ppid) = stat
-                .rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().nth(1))
-                .and_then(|x| x.parse::<u32>().ok())
-            {
-                parent.insert(pid, ppid);
+            if let Some(ppid) = field(&stat, 1).and_then(|x| x.parse::<u32>().ok()) {
+                procs.insert(pid, (ppid, field(&stat, 0).unwrap_or_else(|| "?".into())));
             }
         }
     }
     out += "processes it started (pid state wchan command):\n";
-    let mut pids: Vec<u32> = parent.keys().copied().collect();
+    let mut pids: Vec<u32> = procs.keys().copied().collect();
     pids.sort();
     for pid in pids {
         let mut p = pid;
         let mut hops = 0;
         while p != me && p > 1 && hops < 64 {
-            p = parent.get(&p).copied().unwrap_or(0);
+            p = procs.get(&p).map_or(0, |x| x.0);
             hops += 1;
         }
         if p != me || pid == me {
             continue;
         }
-        let stat = read(format!("/proc/{pid}/stat"));
-        let state = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .next();
         let cmd = read(format!("/proc/{pid}/cmdline")).replace('\0', " ");
         out += &format!(
             "  {pid} {} {} {}\n",
-            state.unwrap_or("?"),
+            procs[&pid].1,
             read(format!("/proc/{pid}/wchan")),
             cmd.chars().take(120).collect::<String>()
         );

@@ -404,23 +404,10 @@ fn move_all_takes_the_desktop_but_its_window_manager_and_keeps_its_layout() {
         if let Err(e) = wait_until("twm framed them again", Duration::from_secs(15), || {
             placed(&a.display, &names).1 == 3
         }) {
-            let tree = Command::new("xwininfo")
-                .args(["-root", "-tree"])
-                .env("DISPLAY", &a.display)
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
-            let st: Vec<String> = [&xterm, &xlogo, &xclock]
-                .iter()
-                .map(|p| {
-                    guievict_json(&["status", "--pid", &p.pid.to_string()])
-                        .map(|v| v["connections"].to_string())
-                        .unwrap_or_else(|e| format!("{e:#}"))
-                })
-                .collect();
             panic!(
-                "{e:#}: {:?}\nback: {back_report}\nstatus: {st:#?}\n{tree}",
-                placed(&a.display, &names)
+                "{e:#}: {:?}\nback: {back_report}\n{}",
+                placed(&a.display, &names),
+                what_is_there(&a.display, &[xterm.pid, xlogo.pid, xclock.pid])
             );
         }
         let back = placed(&a.display, &names).0;
@@ -502,6 +489,26 @@ fn twm(display: &str, rc: &std::path::Path) -> Background {
     })
     .expect("twm up");
     wm
+}
+
+/// For a failure: each of `pids`' connections as `guievict status` sees them, and the window
+/// tree of `display`.
+fn what_is_there(display: &str, pids: &[u32]) -> String {
+    let tree = Command::new("xwininfo")
+        .args(["-root", "-tree"])
+        .env("DISPLAY", display)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let st: Vec<String> = pids
+        .iter()
+        .map(|p| {
+            guievict_json(&["status", "--pid", &p.to_string()])
+                .map(|v| v["connections"].to_string())
+                .unwrap_or_else(|e| format!("{e:#}"))
+        })
+        .collect();
+    format!("status: {st:#?}\n{tree}")
 }
 
 /// (title, x, y) on the root of every client window (framed or not) of `pids` on `display`,
@@ -749,23 +756,10 @@ fn ten_mixed_apps_move_between_two_managed_desktops() {
         if let Err(e) = wait_until("twm framed the ten on B", Duration::from_secs(30), || {
             desktop_of(&b.display, &pids).1 == 10
         }) {
-            let tree = Command::new("xwininfo")
-                .args(["-root", "-tree"])
-                .env("DISPLAY", &b.display)
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
-            let st: Vec<String> = pids
-                .iter()
-                .map(|p| {
-                    guievict_json(&["status", "--pid", &p.to_string()])
-                        .map(|v| v["connections"].to_string())
-                        .unwrap_or_else(|e| format!("{e:#}"))
-                })
-                .collect();
             panic!(
-                "{e:#}: {:?}\n{st:#?}\n{tree}",
-                desktop_of(&b.display, &pids)
+                "{e:#}: {:?}\n{}",
+                desktop_of(&b.display, &pids),
+                what_is_there(&b.display, &pids)
             );
         }
         // The window manager applies the restacking as it gets to it.
