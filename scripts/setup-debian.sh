@@ -33,7 +33,10 @@ PKGS=(
   # e2e_gimp (GTK2, MIT-SHM): GIMP 2.10 moved with its docks and icons
   gimp
   # e2e_mpv: a video player with X11 output (refused naming Present; plays on when forced)
+  # and with its default GL output
   mpv
+  # e2e_glx: GL programs with direct rendering (GTK 4 makes a GLX context; an SDL2 fixture)
+  gtk-4-examples libsdl2-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do

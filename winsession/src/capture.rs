@@ -14,6 +14,7 @@
 //! [`Session::unknown`].
 
 use crate::model::*;
+use crate::remap::IdKind;
 use std::collections::{BTreeMap, HashMap};
 use x11rb::connection::Connection;
 use x11rb::cookie::Cookie;
@@ -651,7 +652,8 @@ pub fn finish<C: Connection>(
         Some(st) => st.list.clone(),
         None => list_resources_xres(conn, client, setup.resource_id_mask)?,
     };
-    let mine = |id: u32| id & !setup.resource_id_mask == client & !setup.resource_id_mask;
+    let id_mask = setup.resource_id_mask;
+    let mine = move |id: u32| id & !id_mask == client & !id_mask;
     session.unknown.extend(list.unlisted.iter().cloned());
 
     // Round 2: per-resource queries. CLIPBOARD's atom came with round 1: its owner is asked
@@ -1131,6 +1133,7 @@ pub fn finish<C: Connection>(
         &|a| known_atom(opts, a),
     )?;
     apply_hints(&mut session, &opts.hints);
+    find_dangling(conn, &mut session, &mine)?;
     note_unknown(&mut session, ext_state.is_some());
     if session.header.app_name.is_empty() {
         session.header.app_name = app_name(&session).unwrap_or_default();
@@ -1140,6 +1143,48 @@ pub fn finish<C: Connection>(
         ext: ext_state,
         made_temporaries,
     })
+}
+
+/// Fill [`Session::dangling_refs`]: the references to drawables that are neither the client's
+/// nor the root nor a window's parent (a window manager's frame) and that name nothing on this
+/// server (SDL2 puts a made-up number in WM_HINTS' window group). Such a number is carried
+/// exactly by copying it; a reference to another client's live window is not. One round trip,
+/// only when the session holds such references.
+fn find_dangling(
+    conn: &impl Connection,
+    s: &mut Session,
+    mine: &dyn Fn(u32) -> bool,
+) -> Result<(), CaptureError> {
+    let parents: std::collections::HashSet<u32> = s.windows.iter().map(|w| w.parent).collect();
+    let root = s.setup.root;
+    let mut refs: Vec<u32> = Vec::new();
+    s.clone().map_ids(|kind, id| {
+        if matches!(
+            kind,
+            IdKind::Window | IdKind::Drawable | IdKind::Pixmap | IdKind::Any
+        ) && id != 0
+            && id != root
+            && !mine(id)
+            && !parents.contains(&id)
+        {
+            refs.push(id);
+        }
+        id
+    });
+    refs.sort_unstable();
+    refs.dedup();
+    let asked = refs
+        .iter()
+        .map(|&id| conn.get_geometry(id).map(|c| (id, c)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (id, c) in asked {
+        if let Err(x11rb::errors::ReplyError::X11Error(e)) = c.reply() {
+            if e.error_kind == x11rb::protocol::ErrorKind::Drawable {
+                s.dangling_refs.push(id);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Largest GetImage reply asked for at once.

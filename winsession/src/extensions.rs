@@ -8,7 +8,8 @@
 //! In: the application's own connection, its resource list and what the GUIEVICT extension
 //! said about them. [`capture`] reads the state into the [`Session`] (pipelined: one round for
 //! the queries, then one short round per unresolved DAMAGE object), with the root event mask
-//! and the MIT-SHM segments, grabs and DOUBLE-BUFFER back buffers of the sibling modules. Out,
+//! and the MIT-SHM segments, grabs, DOUBLE-BUFFER back buffers, GLX contexts and Present event
+//! selections of the sibling modules. Out,
 //! on the target server: [`negotiate`] asks for the application's extension versions,
 //! [`regen_shapes`] shapes the fresh windows, and [`regen_resources`] turns the rest back into
 //! requests, one function per extension.
@@ -217,6 +218,8 @@ pub(crate) fn finish<C: Connection>(
     xfixes::capture_selection_inputs(conn, s, list, ext, known_atom)?;
     crate::grabs::capture(s, list, ext);
     crate::dbe::capture(conn, s, list)?;
+    crate::glx::capture(conn, s, list, ext)?;
+    crate::present::capture(s, ext);
     forget_modelled(s, have_shape);
     Ok(damage_probed || shm_probed)
 }

@@ -5,7 +5,7 @@
 //! Layout (all integers little-endian):
 //! ```text
 //! 0   8  magic "GUIEVWS\0"
-//! 8   4  format version (currently 6; 4 and 5 are still read)
+//! 8   4  format version (currently 7; 4 to 6 are still read)
 //! 12  4  header length H (JSON of the Header, for quick inspection)
 //! 16  8  body length B (zstd-compressed bincode of the whole Session)
 //! 24  8  uncompressed body length U (≤ 1 GiB)
@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 pub const MAGIC: &[u8; 8] = b"GUIEVWS\0";
 /// Current format version (3: XFIXES selection inputs, cursor names, XInput 2 devices;
 /// 4: XKEYBOARD event selections; 5: passive grabs and DOUBLE-BUFFER back buffers; 6: MIT-SHM
-/// pixmaps).
-pub const FORMAT_VERSION: u32 = 6;
-/// Oldest format version still read. Formats 5 and 6 only appended fields to the end of
+/// pixmaps; 7: GLX contexts and windows, dangling references, Present event selections).
+pub const FORMAT_VERSION: u32 = 7;
+/// Oldest format version still read. Formats 5 to 7 only appended fields to the end of
 /// [`Session`], so an older body followed by the encoding of those fields, empty, is a
 /// current body.
 pub const OLDEST_READABLE_VERSION: u32 = 4;
@@ -288,6 +288,17 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Session, FileError> {
             .map_err(|e| FileError::Encode(e.to_string()))?;
         raw.extend_from_slice(&tail);
     }
+    if parts.version <= 6 {
+        // Format 7 appended `glx`, `dangling_refs` and `present_events` (empty in older files).
+        let tail = bincode_opts()
+            .serialize(&(
+                crate::model::GlxState::default(),
+                Vec::<u32>::new(),
+                Vec::<crate::model::PresentSelection>::new(),
+            ))
+            .map_err(|e| FileError::Encode(e.to_string()))?;
+        raw.extend_from_slice(&tail);
+    }
     let session: Session = bincode_opts()
         .allow_trailing_bytes()
         .deserialize(&raw)
@@ -526,11 +537,23 @@ mod tests {
     }
 
     #[test]
-    fn format_4_and_5_files_are_still_read() {
-        // A format-5 body is a format-6 body without the trailing (empty) MIT-SHM pixmap list;
-        // a format-4 body also lacks the two lists before it.
+    fn format_4_to_6_files_are_still_read() {
+        // A format-6 body is a format-7 body without the trailing (empty) GLX state; a format-5
+        // body also lacks the MIT-SHM pixmap list before it, a format-4 body the two lists
+        // before that.
         let s = sample();
         let raw = bincode_opts().serialize(&s).unwrap();
+        let glx_tail = bincode_opts()
+            .serialize(&(
+                GlxState::default(),
+                Vec::<u32>::new(),
+                Vec::<PresentSelection>::new(),
+            ))
+            .unwrap();
+        assert!(raw.ends_with(&glx_tail));
+        let raw = &raw[..raw.len() - glx_tail.len()];
+        let v6 = file_of(6, &s.header, raw);
+        assert_eq!(from_bytes(&v6).unwrap(), s);
         let shm_tail = bincode_opts().serialize(&Vec::<ShmPixmap>::new()).unwrap();
         let grab_tail = bincode_opts()
             .serialize(&(Vec::<PassiveGrab>::new(), Vec::<DbeBuffer>::new()))
@@ -549,8 +572,26 @@ mod tests {
             from_bytes(&v3),
             Err(FileError::TooOld { found: 3, .. })
         ));
-        // The current format carries grabs and back buffers.
-        let g = with_grabs_and_dbe(sample());
+        // The current format carries grabs, back buffers and GLX state.
+        let mut g = with_grabs_and_dbe(sample());
+        g.glx.contexts.push(GlxContext {
+            id: 0x200009,
+            screen: 0,
+            fbconfig: 0x124,
+            render_type: 0x8014,
+            share: 0,
+        });
+        g.glx.windows.push(GlxWindow {
+            id: 0x20000a,
+            window: 0x200001,
+            fbconfig: 0x124,
+            event_mask: 0,
+        });
+        g.glx.fbconfigs.push(GlxFbConfig {
+            screen: 0,
+            id: 0x124,
+            attribs: vec![(0x8013, 0x124), (0x8010, 1)],
+        });
         assert_eq!(from_bytes(&to_bytes(&g).unwrap()).unwrap(), g);
     }
 

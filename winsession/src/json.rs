@@ -189,6 +189,13 @@ pub fn to_json(s: &Session) -> Value {
         })),
         "passive_grabs": s.passive_grabs.iter().map(|g| json!({"window": g.window, "button": g.button, "detail": g.detail, "modifiers": g.modifiers, "owner_events": g.owner_events, "event_mask": g.event_mask, "pointer_mode": g.pointer_mode, "keyboard_mode": g.keyboard_mode, "confine_to": g.confine_to, "cursor": g.cursor, "modifier_exceptions": g.modifier_mask.is_some(), "detail_exceptions": g.detail_mask.is_some()})).collect::<Vec<_>>(),
         "dbe_buffers": s.dbe_buffers.iter().map(|b| json!({"id": b.id, "window": b.window, "swap_action": b.swap_action, "contents": b.contents.as_ref().map(|i| i.data.len())})).collect::<Vec<_>>(),
+        "glx": json!({
+            "contexts": s.glx.contexts.iter().map(|c| json!({"id": c.id, "screen": c.screen, "fbconfig": c.fbconfig, "render_type": c.render_type, "share": c.share})).collect::<Vec<_>>(),
+            "windows": s.glx.windows.iter().map(|w| json!({"id": w.id, "window": w.window, "fbconfig": w.fbconfig, "event_mask": w.event_mask})).collect::<Vec<_>>(),
+            "fbconfigs": s.glx.fbconfigs.iter().map(|f| json!({"screen": f.screen, "id": f.id, "attributes": f.attribs.len()})).collect::<Vec<_>>(),
+        }),
+        "present_events": s.present_events.iter().map(|e| json!({"id": e.id, "window": e.window, "event_mask": e.event_mask})).collect::<Vec<_>>(),
+        "dangling_refs": s.dangling_refs,
         "root_event_mask": s.root_event_mask,
         "client_versions": s.client_versions.iter().map(|v| json!({"extension": v.extension, "major": v.major, "minor": v.minor, "known": v.known})).collect::<Vec<_>>(),
         "selections": selections,
@@ -264,6 +271,14 @@ pub fn summary(s: &Session) -> String {
             keys,
             s.passive_grabs.len() - keys,
             s.dbe_buffers.len()
+        );
+    }
+    if !s.glx.contexts.is_empty() || !s.glx.windows.is_empty() {
+        let _ = writeln!(
+            o,
+            "{} GLX context(s) (direct rendering), {} GLX window(s)",
+            s.glx.contexts.len(),
+            s.glx.windows.len()
         );
     }
     if !s.unknown.is_empty() {

@@ -95,6 +95,78 @@ pub struct Session {
     /// Pixmaps whose pixels are a segment's memory (ShmCreatePixmap), by pixmap ID; each is
     /// also in `pixmaps` (format 6; read by the GUIEVICT extension ≥ 1.5 or recorded by guimux).
     pub shm_pixmaps: Vec<ShmPixmap>,
+    /// GLX rendering contexts and GLX windows of a direct-rendering client (format 7; see
+    /// `glx`).
+    pub glx: GlxState,
+    /// References (property data such as WM_HINTS' window group) to IDs that named nothing on
+    /// the source server: copied as they are, which carries them exactly (format 7).
+    pub dangling_refs: Vec<u32>,
+    /// Present event selections (`PresentSelectInput`) of this client (format 7; read by the
+    /// GUIEVICT extension ≥ 1.7).
+    pub present_events: Vec<PresentSelection>,
+}
+
+/// One `PresentSelectInput`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresentSelection {
+    /// The client's event ID.
+    pub id: u32,
+    /// The window.
+    pub window: u32,
+    /// Present event mask (ConfigureNotify 1, CompleteNotify 2, IdleNotify 4).
+    pub event_mask: u32,
+}
+
+/// The server side of a direct-rendering GLX client: its contexts (placeholders: the GL state
+/// lives in the client's libGL) and its `glXCreateWindow` drawables, with the frame-buffer
+/// configurations they name as the source server listed them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlxState {
+    /// Direct rendering contexts, a shared context before the contexts that share with it.
+    pub contexts: Vec<GlxContext>,
+    /// GLX windows.
+    pub windows: Vec<GlxWindow>,
+    /// The source server's description of every FBConfig the contexts and windows name.
+    pub fbconfigs: Vec<GlxFbConfig>,
+}
+
+/// One direct GLX rendering context.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlxContext {
+    /// Context ID (the client's).
+    pub id: u32,
+    /// Screen number.
+    pub screen: u32,
+    /// FBConfig ID on the source server.
+    pub fbconfig: u32,
+    /// GLX_RENDER_TYPE (GLX_RGBA_TYPE 0x8014, GLX_COLOR_INDEX_TYPE 0x8015).
+    pub render_type: u32,
+    /// The context it shares display lists with (0: none).
+    pub share: u32,
+}
+
+/// One `glXCreateWindow` drawable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlxWindow {
+    /// GLX drawable ID (the client's).
+    pub id: u32,
+    /// The X window it draws to.
+    pub window: u32,
+    /// FBConfig ID on the source server.
+    pub fbconfig: u32,
+    /// GLX event mask (`glXSelectEvent`).
+    pub event_mask: u32,
+}
+
+/// An FBConfig as `GetFBConfigs` lists it: (attribute, value) pairs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlxFbConfig {
+    /// Screen number.
+    pub screen: u32,
+    /// FBConfig ID (GLX_FBCONFIG_ID).
+    pub id: u32,
+    /// Every (attribute, value) pair the server listed.
+    pub attribs: Vec<(u32, u32)>,
 }
 
 /// One core passive grab.

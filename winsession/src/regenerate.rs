@@ -244,6 +244,8 @@ pub fn regenerate(
     } else {
         None
     };
+    // The target's GLX configurations (answer read with everything else, see `glx`).
+    let glx_asked = crate::glx::ask(conn, session, opts.screen as u32)?;
     let (negotiated_soft, xi_devices) = {
         let mut sink = crate::extensions::Sink::new();
         crate::extensions::negotiate(conn, session, &mut sink)?;
@@ -322,6 +324,9 @@ pub fn regenerate(
         .chain(session.fences.iter().map(|x| x.id))
         .chain(session.shm_segments.iter().map(|x| x.id))
         .chain(session.dbe_buffers.iter().map(|x| x.id))
+        .chain(session.glx.contexts.iter().map(|x| x.id))
+        .chain(session.glx.windows.iter().map(|x| x.id))
+        .chain(session.present_events.iter().map(|x| x.id))
     {
         let new = conn.generate_id()?;
         out.xid_map.insert(id, new);
@@ -496,6 +501,8 @@ pub fn regenerate(
     // created (on the root instead).
     let frames: std::collections::HashSet<u32> = session.windows.iter().map(|w| w.parent).collect();
     foreign.retain(|id| !frames.contains(id));
+    // Numbers that named nothing on the source (an SDL2 window group) are carried by copying.
+    foreign.retain(|id| !session.dangling_refs.contains(id));
     for id in &foreign {
         warn(
             &mut out,
@@ -1039,6 +1046,24 @@ pub fn regenerate(
                 )?,
             );
         }
+    }
+
+    // --- GLX contexts and windows of a direct-rendering client (after the windows).
+    let glx = crate::glx::regenerate(conn, &t, glx_asked, opts.screen as u32)?;
+    for (what, id, c) in glx.checks {
+        pend.push(what, id, c);
+    }
+    for w in glx.warnings {
+        warn(&mut out, w);
+    }
+    out.xid_map.extend(glx.fbconfig_map);
+    // --- Present event selections (after the windows).
+    let (checks, warnings) = crate::present::regenerate(conn, &t)?;
+    for (what, id, c) in checks {
+        pend.push(what, id, c);
+    }
+    for w in warnings {
+        warn(&mut out, w);
     }
 
     // --- DOUBLE-BUFFER back buffers: the same names on the new windows, before the pictures

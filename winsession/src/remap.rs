@@ -181,6 +181,18 @@ impl Session {
             b.id = f(IdKind::Drawable, b.id);
             b.window = f(IdKind::Window, b.window);
         }
+        for c in &mut self.glx.contexts {
+            c.id = f(IdKind::Any, c.id);
+            c.share = f(IdKind::Any, c.share);
+        }
+        for w in &mut self.glx.windows {
+            w.id = f(IdKind::Any, w.id);
+            w.window = f(IdKind::Window, w.window);
+        }
+        for e in &mut self.present_events {
+            e.id = f(IdKind::Any, e.id);
+            e.window = f(IdKind::Window, e.window);
+        }
     }
 
     /// Call `f` on every atom field (property names/types, ATOM-typed data, selections, the
@@ -242,6 +254,9 @@ impl Session {
             .chain(s.fences.iter().map(|x| x.id))
             .chain(s.shm_segments.iter().map(|x| x.id))
             .chain(s.dbe_buffers.iter().map(|x| x.id))
+            .chain(s.glx.contexts.iter().map(|x| x.id))
+            .chain(s.glx.windows.iter().map(|x| x.id))
+            .chain(s.present_events.iter().map(|x| x.id))
             .chain(s.other_resources.iter().map(|x| x.id))
             .collect::<Vec<_>>();
         for id in defined {
@@ -322,6 +337,8 @@ impl Session {
             ))
         });
         s.dbe_buffers.sort_by_key(|x| x.id);
+        s.glx.windows.sort_by_key(|x| x.id);
+        s.present_events.sort_by_key(|x| x.id);
         s
     }
 }

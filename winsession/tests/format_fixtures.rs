@@ -9,6 +9,8 @@
 //!   decode, and encoding the decoded session must give the same body bytes back: a change to
 //!   the model structs that alters the encoding without a new format version (and a reader for
 //!   the old layout) fails here instead of silently making every saved session unreadable.
+//! - `session-v7-glx.gws` is a real `guievict snapshot` of a GLX program (one direct context,
+//!   one GLX window) made by format 7, checked the same way.
 //!
 //! When the format changes: bump `FORMAT_VERSION`, teach `file::from_bytes` the previous
 //! layout, and add a fixture written by the new version (keep the old ones).
@@ -109,6 +111,36 @@ fn format_6_snapshot_decodes_and_encodes_to_the_same_bytes() {
             body_of(&again) == body_of(&gws),
             "the encoding of a format-6 session changed without a new FORMAT_VERSION: bump it \
              and teach file::from_bytes the format-6 layout (see this file's header)"
+        );
+    }
+    assert_eq!(from_bytes(&again).expect("decode"), session);
+}
+
+#[test]
+fn format_7_glx_snapshot_decodes_and_encodes_to_the_same_bytes() {
+    let gws = fixture("session-v7-glx.gws");
+    assert_eq!(version_of(&gws), 7);
+    let session = from_bytes(&gws).expect("format 7 snapshot unreadable");
+    assert_eq!(session.glx.contexts.len(), 1, "the program's GLX context");
+    assert_eq!(session.glx.windows.len(), 1, "the program's GLX window");
+    assert_eq!(
+        session.glx.windows[0].window, session.windows[0].id,
+        "the GLX window draws to the program's window"
+    );
+    assert!(
+        session
+            .glx
+            .fbconfigs
+            .iter()
+            .any(|f| f.id == session.glx.contexts[0].fbconfig),
+        "the context's FBConfig is described"
+    );
+    let again = to_bytes(&session).expect("encode");
+    if FORMAT_VERSION == 7 {
+        assert!(
+            body_of(&again) == body_of(&gws),
+            "the encoding of a format-7 session changed without a new FORMAT_VERSION: bump it \
+             and teach file::from_bytes the format-7 layout (see this file's header)"
         );
     }
     assert_eq!(from_bytes(&again).expect("decode"), session);

@@ -42,6 +42,30 @@ pub enum Detail {
     /// A pixmap whose pixels are an MIT-SHM segment's memory (ShmCreatePixmap; protocol 1.5,
     /// only with `FLAG_SHM`; other pixmaps stay [`Detail::Pixmap`]).
     ShmPixmap(ShmPixmapInfo),
+    /// A GLX drawable: the X drawable it draws to (protocol 1.7, only with
+    /// `FLAG_GLX_DRAWABLES`).
+    GlxDrawable(GlxDrawableInfo),
+    /// A Present event selection: window and mask (protocol 1.7, only with
+    /// `FLAG_PRESENT_EVENTS`).
+    PresentEvent(PresentEventInfo),
+}
+
+/// One `PresentSelectInput` of the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresentEventInfo {
+    /// The window whose events are selected.
+    pub window: u32,
+    /// Present event mask (ConfigureNotify 1, CompleteNotify 2, IdleNotify 4).
+    pub event_mask: u32,
+}
+
+/// The X drawable behind a GLX drawable ID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlxDrawableInfo {
+    /// The window or pixmap of the client that the GLX drawable draws to (the resource ID
+    /// itself for the entry filed under the window's or pixmap's own ID); 0 when it is not one
+    /// of the client's resources.
+    pub drawable: u32,
 }
 
 /// An MIT-SHM segment of the client, as the server holds it (`ShmDescRec`).
@@ -606,6 +630,8 @@ impl Detail {
             Detail::Damage(_) => 12,
             Detail::ShmSegment(_) => 13,
             Detail::ShmPixmap(_) => 14,
+            Detail::GlxDrawable(_) => 15,
+            Detail::PresentEvent(_) => 16,
         }
     }
 
@@ -664,6 +690,11 @@ impl Detail {
                 w.u16(x.pixmap.height);
                 w.u32(x.segment);
                 w.u32(x.offset);
+            }
+            Detail::GlxDrawable(x) => w.u32(x.drawable),
+            Detail::PresentEvent(x) => {
+                w.u32(x.window);
+                w.u32(x.event_mask);
             }
             Detail::Damage(x) => {
                 w.u32(x.drawable);
@@ -1098,6 +1129,13 @@ impl Detail {
                     offset,
                 })
             }
+            15 => Detail::GlxDrawable(GlxDrawableInfo {
+                drawable: r.u32("glx drawable's drawable")?,
+            }),
+            16 => Detail::PresentEvent(PresentEventInfo {
+                window: r.u32("present event window")?,
+                event_mask: r.u32("present event mask")?,
+            }),
             v => {
                 return Err(DecodeError::BadValue {
                     offset: code_off,

@@ -27,7 +27,10 @@ pub const MAJOR_VERSION: u16 = 1;
 /// 1.6 added the `SelectClientEvents` request and the [`ClientNotify`] event: a subscribed
 /// client hears when another client of the server starts or goes away (a 1.5 server answers
 /// the request with `BadRequest`).
-pub const MINOR_VERSION: u16 = 6;
+/// 1.7 added [`FLAG_GLX_DRAWABLES`]: [`Detail::GlxDrawable`] records (the X drawable a GLX
+/// drawable stands for, which the GLX protocol cannot read back), and [`FLAG_PRESENT_EVENTS`]:
+/// [`Detail::PresentEvent`] records (`PresentSelectInput`'s window and mask).
+pub const MINOR_VERSION: u16 = 7;
 
 /// Minor opcode of `QueryVersion`.
 pub const X_QUERY_VERSION: u8 = 0;
@@ -75,6 +78,16 @@ pub const FLAG_DAMAGE: u32 = 1 << 6;
 /// (segment and offset); without it segments are [`Detail::Other`] and every pixmap is a
 /// [`Detail::Pixmap`], as in 1.4.
 pub const FLAG_SHM: u32 = 1 << 7;
+/// `GetResources` flag (protocol 1.7): describe the client's GLX drawables (server type
+/// `GLXDrawable`) as [`Detail::GlxDrawable`]: the window or pixmap each one draws to (a
+/// `glXCreateWindow` drawable and its window are two IDs of one server object); without it
+/// they are [`Detail::Other`], as in 1.6.
+pub const FLAG_GLX_DRAWABLES: u32 = 1 << 8;
+/// `GetResources` flag (protocol 1.7): describe the client's Present event selections (server
+/// type `PresentEvent`, one per `PresentSelectInput`) as [`Detail::PresentEvent`]: the window
+/// and the event mask, which the Present protocol cannot read back; without it they are
+/// [`Detail::Other`], as in 1.6.
+pub const FLAG_PRESENT_EVENTS: u32 = 1 << 9;
 /// The `GetResources` flags protocol 1.0 defines (what a 1.0 server accepts).
 pub const FLAGS_V1_0: u32 = FLAG_CURSOR_IMAGES | FLAG_GLYPH_IMAGES | FLAG_COLORMAP_CELLS;
 /// The `GetResources` flags protocol 1.1 defines (what a 1.1 server accepts).
@@ -85,8 +98,10 @@ pub const FLAGS_V1_2: u32 = FLAGS_V1_1 | FLAG_XKB_SELECTIONS;
 pub const FLAGS_V1_3: u32 = FLAGS_V1_2 | FLAG_PASSIVE_GRABS;
 /// The `GetResources` flags protocol 1.4 defines (what a 1.4 server accepts).
 pub const FLAGS_V1_4: u32 = FLAGS_V1_3 | FLAG_DAMAGE;
+/// The `GetResources` flags protocols 1.5 and 1.6 define.
+pub const FLAGS_V1_6: u32 = FLAGS_V1_4 | FLAG_SHM;
 /// All defined `GetResources` flags.
-pub const FLAGS_ALL: u32 = FLAGS_V1_4 | FLAG_SHM;
+pub const FLAGS_ALL: u32 = FLAGS_V1_6 | FLAG_GLX_DRAWABLES | FLAG_PRESENT_EVENTS;
 
 /// The `GetResources` flags a server of protocol 1.`minor` accepts.
 pub const fn flags_for_minor(minor: u16) -> u32 {
@@ -96,6 +111,7 @@ pub const fn flags_for_minor(minor: u16) -> u32 {
         2 => FLAGS_V1_2,
         3 => FLAGS_V1_3,
         4 => FLAGS_V1_4,
+        5 | 6 => FLAGS_V1_6,
         _ => FLAGS_ALL,
     }
 }
@@ -359,6 +375,15 @@ pub mod kinds {
     pub const PASSIVE_GRAB: &str = "PASSIVE GRAB";
     /// An MIT-SHM segment the client attached (ShmAttach, ShmAttachFd, ShmCreateSegment).
     pub const SHM_SEG: &str = "ShmSeg";
+    /// A GLX drawable: a `glXCreateWindow`/`glXCreatePixmap`/`glXCreatePbuffer` ID, and the
+    /// window or pixmap ID it draws to (the server files one object under both IDs).
+    pub const GLX_DRAWABLE: &str = "GLXDrawable";
+    /// A GLX rendering context.
+    pub const GLX_CONTEXT: &str = "GLXContext";
+    /// GLX's marker on each GLX ID (context or drawable) the client made.
+    pub const GLX_SERVER_ID: &str = "GLXServerIDRes";
+    /// A Present event selection (`PresentSelectInput`), under the client's event ID.
+    pub const PRESENT_EVENT: &str = "PresentEvent";
 }
 
 /// One resource of the requesting client.

@@ -304,6 +304,23 @@ fn sample_resources() -> Vec<Resource> {
                 offset: 4096,
             }),
         ),
+        r(
+            0x0040_0013,
+            kinds::GLX_DRAWABLE,
+            45,
+            Detail::GlxDrawable(GlxDrawableInfo {
+                drawable: 0x0040_0001,
+            }),
+        ),
+        r(
+            0x0040_0014,
+            kinds::PRESENT_EVENT,
+            46,
+            Detail::PresentEvent(PresentEventInfo {
+                window: 0x0040_0001,
+                event_mask: 2,
+            }),
+        ),
     ]
 }
 
@@ -471,7 +488,7 @@ fn bad_requests_are_classified() {
         Err(RequestError::BadLength(_))
     ));
     let req = GetResourcesRequest {
-        flags: 0x100,
+        flags: 0x400,
         ..GetResourcesRequest::first()
     };
     let b = encode_get_resources(1, &req, ByteOrder::Lsb);
@@ -479,7 +496,7 @@ fn bad_requests_are_classified() {
         decode_request(&b, ByteOrder::Lsb),
         Err(RequestError::BadValue {
             what: "flags",
-            value: 0x100
+            value: 0x400
         })
     );
 }
@@ -628,7 +645,7 @@ fn selection_input_record_bytes() {
 fn version_1_1_flags() {
     assert_eq!(FLAGS_V1_0, 7);
     assert_eq!(FLAGS_V1_1, 15);
-    // A request with every defined flag decodes; bit 8 is still undefined.
+    // A request with every defined flag decodes; bit 10 is still undefined.
     let req = GetResourcesRequest::first();
     let b = encode_get_resources(1, &req, ByteOrder::Lsb);
     assert_eq!(
@@ -636,19 +653,19 @@ fn version_1_1_flags() {
         Ok(Request::GetResources(req))
     );
     let bad = GetResourcesRequest {
-        flags: 0x100,
+        flags: 0x400,
         ..req
     };
     let b = encode_get_resources(1, &bad, ByteOrder::Lsb);
     assert!(matches!(
         decode_request(&b, ByteOrder::Lsb),
-        Err(RequestError::BadValue { value: 0x100, .. })
+        Err(RequestError::BadValue { value: 0x400, .. })
     ));
 }
 
 #[test]
-fn versions_1_2_to_1_6_flags() {
-    assert_eq!(MINOR_VERSION, 6);
+fn versions_1_2_to_1_7_flags() {
+    assert_eq!(MINOR_VERSION, 7);
     assert_eq!(FLAG_XKB_SELECTIONS, 0x10);
     assert_eq!(FLAGS_V1_2, 31);
     assert_eq!(FLAG_PASSIVE_GRABS, 0x20);
@@ -656,17 +673,42 @@ fn versions_1_2_to_1_6_flags() {
     assert_eq!(FLAG_DAMAGE, 0x40);
     assert_eq!(FLAGS_V1_4, 127);
     assert_eq!(FLAG_SHM, 0x80);
-    assert_eq!(FLAGS_ALL, 255);
+    assert_eq!(FLAGS_V1_6, 255);
+    assert_eq!(FLAG_GLX_DRAWABLES, 0x100);
+    assert_eq!(FLAG_PRESENT_EVENTS, 0x200);
+    assert_eq!(FLAGS_ALL, 1023);
     assert_eq!(flags_for_minor(0), FLAGS_V1_0);
     assert_eq!(flags_for_minor(1), FLAGS_V1_1);
     assert_eq!(flags_for_minor(2), FLAGS_V1_2);
     assert_eq!(flags_for_minor(3), FLAGS_V1_3);
     assert_eq!(flags_for_minor(4), FLAGS_V1_4);
-    assert_eq!(flags_for_minor(5), FLAGS_ALL);
+    assert_eq!(flags_for_minor(5), FLAGS_V1_6);
     // 1.6 added a request, no flag.
-    assert_eq!(flags_for_minor(6), FLAGS_ALL);
+    assert_eq!(flags_for_minor(6), FLAGS_V1_6);
+    assert_eq!(flags_for_minor(7), FLAGS_ALL);
     let req = GetResourcesRequest::first();
     assert_eq!(req.flags, FLAGS_ALL);
+}
+
+#[test]
+fn glx_drawable_record_bytes() {
+    let res = Resource {
+        id: 0x0040_0004,
+        kind: ResourceKind(kinds::GLX_DRAWABLE.into()),
+        server_type: 0x30,
+        detail: Detail::GlxDrawable(GlxDrawableInfo {
+            drawable: 0x0040_0002,
+        }),
+    };
+    let mut w = Writer::new(ByteOrder::Msb);
+    encode_resource(&mut w, &res);
+    let b = w.into_inner();
+    let name = kinds::GLX_DRAWABLE.as_bytes();
+    assert_eq!(&b[8..16], &[0, name.len() as u8, 15, 0, 0, 0, 0, 4]);
+    let at = 16 + name.len() + pad4(name.len());
+    assert_eq!(&b[at..], &[0, 0x40, 0, 2]);
+    let mut r = Reader::new(&b, ByteOrder::Msb, 0);
+    assert_eq!(decode_resource(&mut r).unwrap(), res);
 }
 
 #[test]

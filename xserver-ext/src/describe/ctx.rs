@@ -29,6 +29,11 @@ pub struct Ctx<'a> {
     /// The client's MIT-SHM segments that look valid (protocol 1.5, `FLAG_SHM` only):
     /// (ShmSeg ID, server address, size).
     pub(super) shm_segments: Vec<(u32, usize, usize)>,
+    /// GLX drawable object → the client's window or pixmap ID filed under it (protocol 1.7,
+    /// `FLAG_GLX_DRAWABLES` only). The server files one `__GLXdrawable` under the GLX ID and
+    /// under the X drawable's ID, so equal values name the pair without reading GLX's private
+    /// struct.
+    pub(super) glx_drawable_of: HashMap<usize, u32>,
 }
 
 impl<'a> Ctx<'a> {
@@ -67,8 +72,29 @@ impl<'a> Ctx<'a> {
         } else {
             Vec::new()
         };
+        let glx_drawable_of = if flags & FLAG_GLX_DRAWABLES != 0 {
+            let core: std::collections::HashSet<u32> = items
+                .iter()
+                .filter(|i| {
+                    matches!(
+                        names.get(&i.rtype).map(String::as_str),
+                        Some(kinds::WINDOW | kinds::PIXMAP)
+                    )
+                })
+                .map(|i| i.id)
+                .collect();
+            items
+                .iter()
+                .filter(|i| names.get(&i.rtype).map(String::as_str) == Some(kinds::GLX_DRAWABLE))
+                .filter(|i| core.contains(&i.id))
+                .map(|i| (i.value as usize, i.id))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         Self {
             shm_segments,
+            glx_drawable_of,
             api,
             client,
             // SAFETY: live client.

@@ -17,7 +17,7 @@ use crate::server::Item;
 use guievict_ext_proto as proto;
 use input::{passive_grab, xkb_interest};
 use proto::*;
-use records::{damage, selection_input};
+use records::{damage, present_event, selection_input};
 use render::{glyph_set, picture};
 use resources::{colormap, cursor, font, gc, shm_pixmap, window};
 use segment::shm_desc;
@@ -76,6 +76,16 @@ pub unsafe fn describe(ctx: &Ctx<'_>, it: &Item, name: &str) -> Detail {
             kinds::XKB_CLIENT if ctx.flags & FLAG_XKB_SELECTIONS != 0 => xkb_interest(ctx, it),
             kinds::PASSIVE_GRAB if ctx.flags & FLAG_PASSIVE_GRABS != 0 => passive_grab(ctx, it),
             kinds::DAMAGE if ctx.flags & FLAG_DAMAGE != 0 => damage(ctx, it),
+            kinds::PRESENT_EVENT if ctx.flags & FLAG_PRESENT_EVENTS != 0 => present_event(ctx, it),
+            kinds::GLX_DRAWABLE if ctx.flags & FLAG_GLX_DRAWABLES != 0 => {
+                Detail::GlxDrawable(GlxDrawableInfo {
+                    drawable: ctx
+                        .glx_drawable_of
+                        .get(&(it.value as usize))
+                        .copied()
+                        .unwrap_or(0),
+                })
+            }
             _ => Detail::Other,
         }
     }

@@ -1,5 +1,5 @@
 //! Extension records whose layouts no installed header declares (XFIXES selection input,
-//! DAMAGE objects): declared here for the server releases checked, and every field validated
+//! DAMAGE objects, Present event selections): declared here for the server releases checked, and every field validated
 //! before it is trusted, so a layout mismatch yields `Detail::Other`, never a wrong answer.
 
 use super::ctx::Ctx;
@@ -135,5 +135,65 @@ pub(super) unsafe fn damage(ctx: &Ctx<'_>, it: &Item) -> Detail {
     Detail::Damage(DamageInfo {
         drawable: id,
         level,
+    })
+}
+
+/// The record `PresentSelectInput` keeps per (client, window): present/present_priv.h
+/// `present_event_rec` of xorg-server (the same from 1.15 to master; 21.1.7 checked). The
+/// header is not installed, so it is declared here; [`present_event`] validates every field it
+/// follows before trusting it.
+#[repr(C)]
+struct PresentEventRec {
+    next: *mut PresentEventRec,
+    client: ffi::ClientPtr,
+    window: ffi::WindowPtr,
+    id: ffi::XID,
+    mask: std::ffi::c_int,
+}
+
+/// Present event mask bits a client can select (ConfigureNotify, CompleteNotify, IdleNotify,
+/// and SubredrawNotify of later protocol versions).
+const PRESENT_ALL_EVENTS: u32 = 0xf;
+
+/// One Present event selection of the requesting client: its window and mask, or `Other` when
+/// the record does not look like one.
+///
+/// # Safety
+/// `it.value` must be the value of a live `PresentEvent` resource.
+pub(super) unsafe fn present_event(ctx: &Ctx<'_>, it: &Item) -> Detail {
+    // SAFETY: the resource value is the malloc'ed present_event_rec (caller).
+    let e = unsafe { &*(it.value as *const PresentEventRec) };
+    let Ok(mask) = u32::try_from(e.mask) else {
+        return Detail::Other;
+    };
+    if e.id != it.id
+        || e.client != ctx.client
+        || e.window.is_null()
+        || mask & !PRESENT_ALL_EVENTS != 0
+    {
+        return Detail::Other;
+    }
+    // The window pointer is live by the server's invariant (the record is freed with its
+    // window). It is still cross-checked: looking its ID up must find the very same window.
+    // SAFETY: window was checked non-NULL and is live while the record exists (above).
+    let wid = unsafe { (*e.window).drawable.id };
+    let mut found: *mut std::ffi::c_void = std::ptr::null_mut();
+    // SAFETY: serverClient is a server global; the lookup only reads the resource tables.
+    let rc = unsafe {
+        let server_client = *ctx.api.f.serverClient;
+        (ctx.api.f.dixLookupResourceByType)(
+            &mut found,
+            wid,
+            ffi::RT_WINDOW,
+            server_client,
+            ffi::DixGetAttrAccess,
+        )
+    };
+    if rc != 0 || found != e.window as *mut std::ffi::c_void {
+        return Detail::Other;
+    }
+    Detail::PresentEvent(PresentEventInfo {
+        window: wid,
+        event_mask: mask,
     })
 }
