@@ -160,8 +160,8 @@ pub fn open_on(
 }
 
 /// An internal client on server `s`, wrapped so that extension placements learned before
-/// are answered without asking ([`Viewed`]; the caller wraps). Without them, every
-/// extension guievict may ask about is asked at once.
+/// are answered without asking ([`Viewed`](crate::viewconn::Viewed); the caller wraps).
+/// Without them, every extension guievict may ask about is asked at once.
 pub fn internal_for(
     h: &MuxHandle,
     s: ServerId,
