@@ -5,10 +5,11 @@
 //! channel with an eventfd wake-up and are applied between polls, so the engine is only ever
 //! touched by this thread.
 //!
-//! A panic while the engine handles a message or a command is contained here: it is logged,
-//! and if the connection is still on its original server with identity maps the engine is
-//! replaced by a [`guimux::salvage::PassThrough`] (bytes unchanged, sequence numbers shifted),
-//! otherwise the engine goes on with the failed call's unconsumed bytes put back. After
+//! A panic while the engine handles a message or a command is contained (`muxloop/contain.rs`,
+//! which extends the loop's type and imports from here; nothing here imports from it): it is
+//! logged, and if the connection is still on its original server with identity maps the engine
+//! is replaced by a [`guimux::salvage::PassThrough`] (bytes unchanged, sequence numbers
+//! shifted), otherwise the engine goes on with the failed call's unconsumed bytes put back. After
 //! [`MAX_PANICS`] the loop stops relaying but keeps the application's socket open, so the
 //! process lives on. Either way the connection is *degraded* ([`MuxHandle::degraded`], shown by
 //! `guievict status`) and refuses detach/attach/move.
@@ -16,14 +17,13 @@
 //! The parts: this file holds the loop itself (polling, back-pressure, commands, reading and
 //! writing through the engine, a dead primary's takeover by a replica); `muxloop/handle.rs` the
 //! handle other threads command it with; `muxloop/io.rs` reading and writing one socket with
-//! its descriptors, and the server liveness probe; `muxloop/contain.rs` the panic containment
-//! (the pass-through and stopped relays among it).
+//! its descriptors, and the server liveness probe (both used by this file, neither uses it);
+//! `muxloop/contain.rs` the panic containment (the pass-through and stopped relays among it).
 
 mod contain;
 mod handle;
 mod io;
 
-pub use contain::panic_message;
 use handle::{lock, Cmd, Shared};
 pub use handle::{Ended, LoopGone, MuxHandle, COMMAND_TIMEOUT};
 use io::{peer_addr, read_some, server_alive, set_nonblocking, write_some, Peer, ReadResult};
@@ -52,6 +52,14 @@ pub const MAX_PANICS: u32 = 8;
 /// requests outstanding; then its socket is closed and the operation fails (see
 /// [`MuxHandle::internal_timed_out`]).
 pub const INTERNAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The text of a panic payload.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
 
 /// Start the loop on its own thread (all signals blocked in it).
 pub fn spawn(

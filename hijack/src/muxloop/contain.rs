@@ -8,20 +8,12 @@
 
 use super::handle::{lock, Cmd, Ended};
 use super::io::{read_some, write_some, ReadResult};
-use super::{Loop, Mode, BOUND, MAX_PANICS};
+use super::{panic_message, Loop, Mode, BOUND, MAX_PANICS};
 use crate::ffi;
 use guimux::salvage::{FailedCall, Side};
 use guimux::ServerId;
 use std::os::fd::{AsFd, AsRawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-
-/// The text of a panic payload.
-pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
-}
 
 impl Loop {
     /// Record a contained panic and decide how the connection goes on.
