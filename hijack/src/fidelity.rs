@@ -47,8 +47,14 @@ pub fn refusal(op: &str, what: &[String], whereabouts: &str) -> String {
         String::new()
     };
     list.dedup();
+    // "moved", "detached", "attached", "replicated".
+    let done = if op.ends_with('e') {
+        format!("{op}d")
+    } else {
+        format!("{op}ed")
+    };
     format!(
-        "not {op}d: guievict cannot carry all of this application's GUI exactly ({}{extra}); {whereabouts}; use --force to {op} anyway and lose that",
+        "not {done}: guievict cannot carry all of this application's GUI exactly ({}{extra}); {whereabouts}; use --force to {op} anyway and lose that",
         list.join("; ")
     )
 }

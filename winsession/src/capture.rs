@@ -15,6 +15,7 @@
 
 use crate::model::*;
 use crate::remap::IdKind;
+use guievict_ext_proto as proto;
 use std::collections::{BTreeMap, HashMap};
 use x11rb::connection::Connection;
 use x11rb::cookie::Cookie;
@@ -683,10 +684,22 @@ pub fn finish<C: Connection>(
         .iter()
         .map(|&p| conn.get_geometry(p))
         .collect::<Result<_, _>>()?;
-    let fc: Vec<_> = list
+    // A font whose name the GUIEVICT extension knows is described by ListFontsWithInfo: the
+    // same header and properties as QueryFont without the per-character metrics, which are
+    // most of the bytes (xterm's fonts: ~2.4 MB over a link; issue 15). QueryFont otherwise.
+    let font_names = crate::ext::described(ext_state.as_ref(), |d| match d {
+        proto::Detail::Font(x) if !x.name.is_empty() => Some(x.name.clone()),
+        _ => None,
+    });
+    let fc: Vec<FontAsk<'_, C>> = list
         .fonts
         .iter()
-        .map(|&f| conn.query_font(f))
+        .map(|&f| match font_names.get(&f) {
+            Some(n) => conn
+                .list_fonts_with_info(1, n.as_bytes())
+                .map(FontAsk::Listed),
+            None => conn.query_font(f).map(FontAsk::Queried),
+        })
         .collect::<Result<_, _>>()?;
 
     let focus = reply(focus_cookie, || "GetInputFocus".into())?;
@@ -763,7 +776,20 @@ pub fn finish<C: Connection>(
     }
     let mut font_atoms: Vec<(usize, u32)> = Vec::new();
     for (&id, c) in list.fonts.iter().zip(fc) {
-        let q = reply(c, || format!("QueryFont({id:#x})"))?;
+        let q = match c {
+            FontAsk::Queried(c) => reply(c, || format!("QueryFont({id:#x})"))?.into(),
+            FontAsk::Listed(c) => {
+                let first = c
+                    .collect::<Result<Vec<_>, _>>()
+                    .ok()
+                    .and_then(|mut v| (!v.is_empty()).then(|| v.swap_remove(0)));
+                match first {
+                    Some(r) => FontHeader::from(r),
+                    // The name no longer lists (the font path changed since it was opened).
+                    None => reply(conn.query_font(id)?, || format!("QueryFont({id:#x})"))?.into(),
+                }
+            }
+        };
         let ci = |c: xproto::Charinfo| CharInfo {
             left_side_bearing: c.left_side_bearing,
             right_side_bearing: c.right_side_bearing,
@@ -1144,6 +1170,53 @@ pub fn finish<C: Connection>(
         made_temporaries,
     })
 }
+
+/// How a font is asked about (see `finish`).
+enum FontAsk<'c, C: Connection> {
+    Queried(Cookie<'c, C, xproto::QueryFontReply>),
+    Listed(x11rb::cookie::ListFontsWithInfoCookie<'c, C>),
+}
+
+/// What the capture keeps of a QueryFont or ListFontsWithInfo answer.
+struct FontHeader {
+    min_bounds: xproto::Charinfo,
+    max_bounds: xproto::Charinfo,
+    min_char_or_byte2: u16,
+    max_char_or_byte2: u16,
+    default_char: u16,
+    draw_direction: xproto::FontDraw,
+    min_byte1: u8,
+    max_byte1: u8,
+    all_chars_exist: bool,
+    font_ascent: i16,
+    font_descent: i16,
+    properties: Vec<xproto::Fontprop>,
+}
+
+macro_rules! font_header_from {
+    ($t:ty) => {
+        impl From<$t> for FontHeader {
+            fn from(q: $t) -> Self {
+                FontHeader {
+                    min_bounds: q.min_bounds,
+                    max_bounds: q.max_bounds,
+                    min_char_or_byte2: q.min_char_or_byte2,
+                    max_char_or_byte2: q.max_char_or_byte2,
+                    default_char: q.default_char,
+                    draw_direction: q.draw_direction,
+                    min_byte1: q.min_byte1,
+                    max_byte1: q.max_byte1,
+                    all_chars_exist: q.all_chars_exist,
+                    font_ascent: q.font_ascent,
+                    font_descent: q.font_descent,
+                    properties: q.properties,
+                }
+            }
+        }
+    };
+}
+font_header_from!(xproto::QueryFontReply);
+font_header_from!(xproto::ListFontsWithInfoReply);
 
 /// Fill [`Session::dangling_refs`]: the references to drawables that are neither the client's
 /// nor the root nor a window's parent (a window manager's frame) and that name nothing on this

@@ -2,9 +2,8 @@
 //! was, and the exit status says which. Targets that cannot be reached, parsed, authorised or
 //! that do not answer change nothing; a failure after the detach (injected with the app's
 //! `GUIEVICT_FAULT`) puts the GUI back; a CLI killed at any instant of a move never leaves the
-//! GUI detached; an app holding state guievict cannot carry (an indirect
-//! GLX context, whose GL state lives in the server) is refused up front,
-//! and `--force` moves it with each loss named on stderr.
+//! GUI detached; an app holding state guievict cannot carry (an indirect GLX context, whose GL
+//! state lives in the server) is refused up front for a move and a detach, naming it.
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -249,7 +248,7 @@ fn glidle() -> Option<PathBuf> {
 }
 
 #[test]
-fn state_guievict_cannot_carry_is_refused_up_front_and_forced_moves_name_it() {
+fn state_guievict_cannot_carry_is_refused_up_front_naming_it() {
     with_timeout(90, || {
         let Some(prog) = glidle() else {
             skip(
@@ -288,15 +287,10 @@ fn state_guievict_cannot_carry_is_refused_up_front_and_forced_moves_name_it() {
             assert!(app.alive(), "the GL program died after {op:?}");
             assert_on(&app, &a.display, &format!("after the refused {op:?}"));
         }
-        // Forced: moved, each loss named, exit 0. (The program's next indirect GL request
-        // then fails on B, where its context does not exist, and Xlib ends it: the loss is
-        // real, which is why the move is refused without --force.)
-        let (code, err) = guievict(&["move", "--pid", &pid, &b.display, "--force"]);
-        assert_eq!(code, 0, "forced move: {err}");
-        assert!(
-            err.contains("not carried exactly") && err.contains("GLXContext"),
-            "the forced move does not name what it lost: {err}"
-        );
+        // (`--force` is not tried here: the program's next indirect GL request would fail on
+        // the target, where its context does not exist, and Xlib would end it. Forced moves
+        // that name their loss: e2e_refuse.rs `force_overrides_the_refusal`.)
+        drop(app);
     });
 }
 
