@@ -1289,6 +1289,40 @@ fn scanline_pad(s: &SetupFacts, depth: u8) -> u8 {
         .unwrap_or(32)
 }
 
+/// The pixel value of an image whose every pixel has the same value (8, 16 or 32 bits per
+/// pixel, little-endian data as captured; bits above the depth ignored).
+fn uniform_pixel(img: &Image) -> Option<u32> {
+    let bytes = match img.bits_per_pixel {
+        8 => 1,
+        16 => 2,
+        32 => 4,
+        _ => return None,
+    };
+    let (w, h) = (usize::from(img.width), usize::from(img.height));
+    if w == 0 || h == 0 || img.depth == 0 {
+        return None;
+    }
+    let mask = if img.depth >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << img.depth) - 1
+    };
+    let stride = img.stride();
+    let value = |px: &[u8]| {
+        let mut b = [0u8; 4];
+        b[..bytes].copy_from_slice(px);
+        u32::from_le_bytes(b) & mask
+    };
+    let first = value(img.data.get(..bytes)?);
+    for y in 0..h {
+        let row = img.data.get(y * stride..y * stride + w * bytes)?;
+        if !row.chunks_exact(bytes).all(|px| value(px) == first) {
+            return None;
+        }
+    }
+    Some(first)
+}
+
 fn put_image_chunked<'c, C: Connection>(
     conn: &'c C,
     pend: &mut Pending<'c, C>,
@@ -1298,6 +1332,30 @@ fn put_image_chunked<'c, C: Connection>(
     target: &SetupFacts,
     max_req: usize,
 ) -> Result<(), RegenError> {
+    // A picture of one colour goes as a fill: a few bytes instead of the whole image (issue
+    // 15: bytes matter on a link).
+    if let Some(pixel) = uniform_pixel(img) {
+        pend.push(
+            "ChangeGC(fill)",
+            drawable,
+            conn.change_gc(gc, &xproto::ChangeGCAux::new().foreground(pixel))?,
+        );
+        pend.push(
+            "PolyFillRectangle(uniform image)",
+            drawable,
+            conn.poly_fill_rectangle(
+                drawable,
+                gc,
+                &[xproto::Rectangle {
+                    x: 0,
+                    y: 0,
+                    width: img.width,
+                    height: img.height,
+                }],
+            )?,
+        );
+        return Ok(());
+    }
     let stride = img.stride().max(1);
     let rows = ((max_req.saturating_sub(64)) / stride).clamp(1, usize::from(img.height.max(1)));
     let mut y = 0usize;
@@ -1480,5 +1538,40 @@ fn ci(c: xproto::Charinfo) -> CharInfo {
         ascent: c.ascent,
         descent: c.descent,
         attributes: c.attributes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn img(depth: u8, bpp: u8, width: u16, height: u16, data: Vec<u8>) -> Image {
+        Image {
+            depth,
+            bits_per_pixel: bpp,
+            scanline_pad: 32,
+            width,
+            height,
+            data,
+        }
+    }
+
+    #[test]
+    fn uniform_images_are_told_by_their_pixels_not_their_padding() {
+        // 3×2 at 32 bpp, depth 24: the unused top byte differs, the pixels do not.
+        let mut d = Vec::new();
+        for i in 0..6u8 {
+            d.extend_from_slice(&[0x11, 0x22, 0x33, i]);
+        }
+        assert_eq!(uniform_pixel(&img(24, 32, 3, 2, d.clone())), Some(0x332211));
+        d[4 * 4] = 0x12;
+        assert_eq!(uniform_pixel(&img(24, 32, 3, 2, d)), None);
+        // 8 bpp rows padded to 4 bytes: the padding may hold anything.
+        let d = vec![7, 7, 7, 0xff, 7, 7, 7, 0x00];
+        assert_eq!(uniform_pixel(&img(8, 8, 3, 2, d)), Some(7));
+        // 1 bpp is not judged (sent as an image).
+        assert_eq!(uniform_pixel(&img(1, 1, 8, 1, vec![0, 0, 0, 0])), None);
+        // An image shorter than its geometry is not uniform.
+        assert_eq!(uniform_pixel(&img(24, 32, 3, 2, vec![0; 8])), None);
     }
 }
