@@ -865,3 +865,73 @@ fn a_killed_cli_releases_its_group_hold_at_once() {
         gv(&rt, &["move", "--pid", &app_pid.to_string(), &b.display]).expect("move after");
     });
 }
+
+/// A direct-rendering GL program (GLX context and GLX window, `glx_window.c`) is guarded like
+/// any app: its X server killed, it lives on, held on the private server, and an attach to B
+/// brings back its GL picture (within 2 levels per channel: llvmpipe may round a tile
+/// differently between two identical draws), where a key press makes it draw again.
+#[test]
+fn guarded_gl_program_outlives_its_server() {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/glx_window.c");
+    let prog = target_dir().join("survive_glx_window");
+    let built = Command::new("cc")
+        .arg(&src)
+        .arg("-o")
+        .arg(&prog)
+        .args(["-lGL", "-lX11"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !built {
+        skip("survive_server_death: cannot build glx_window.c (needs libgl1-mesa-dev, libx11-dev)");
+        return;
+    }
+    with_timeout(120, move || {
+        let rt = runtime_dir("gl");
+        let rts = rt.to_str().expect("utf-8 path");
+        let mut a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let prog = prog.to_string_lossy().into_owned();
+        let mut app =
+            App::spawn_env(&a.display, &[&prog], &[("XDG_RUNTIME_DIR", rts)]).expect("GL program");
+        let before = stable_shot(&a.display, app.window);
+        hijack_guarded(&rt, app.pid);
+        a.kill();
+        wait_status(
+            &rt,
+            app.pid,
+            "held on the private server after A died",
+            |c| c["held_on"].is_string(),
+        );
+        assert!(app.alive(), "the GL program died with its X server");
+        gv(&rt, &["attach", &b.display, "--pid", &app.pid.to_string()]).expect("attach to B");
+        let wb =
+            wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("window on B");
+        let after = stable_shot(&b.display, wb);
+        let near = |p: &Image, q: &Image| {
+            let n = p
+                .rgb
+                .chunks_exact(3)
+                .zip(q.rgb.chunks_exact(3))
+                .filter(|(x, y)| x.iter().zip(y.iter()).all(|(u, v)| u.abs_diff(*v) <= 2))
+                .count();
+            n as f64 / (p.rgb.len() / 3).max(1) as f64
+        };
+        assert_eq!((before.width, before.height), (after.width, after.height));
+        let close = near(&before, &after);
+        assert!(
+            close >= 0.98,
+            "the GL picture on B: only {:.2}% of pixels within 2 levels",
+            close * 100.0
+        );
+        // A key press makes it clear with another colour through its GL context.
+        xtest_key(&b.display, Some(wb), 0x61).expect("key a");
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while near(&after, &stable_shot(&b.display, wb)) > 0.5 {
+            assert!(
+                Instant::now() < deadline,
+                "a key on B did not make it draw again"
+            );
+        }
+        assert!(app.alive(), "the GL program died on B");
+    });
+}
