@@ -5,7 +5,7 @@
 //! Layout (all integers little-endian):
 //! ```text
 //! 0   8  magic "GUIEVWS\0"
-//! 8   4  format version (currently 7; 4 to 6 are still read)
+//! 8   4  format version (currently 8; 4 to 7 are still read)
 //! 12  4  header length H (JSON of the Header, for quick inspection)
 //! 16  8  body length B (zstd-compressed bincode of the whole Session)
 //! 24  8  uncompressed body length U (≤ 1 GiB)
@@ -23,9 +23,10 @@ use std::path::{Path, PathBuf};
 pub const MAGIC: &[u8; 8] = b"GUIEVWS\0";
 /// Current format version (3: XFIXES selection inputs, cursor names, XInput 2 devices;
 /// 4: XKEYBOARD event selections; 5: passive grabs and DOUBLE-BUFFER back buffers; 6: MIT-SHM
-/// pixmaps; 7: GLX contexts and windows, dangling references, Present event selections).
-pub const FORMAT_VERSION: u32 = 7;
-/// Oldest format version still read. Formats 5 to 7 only appended fields to the end of
+/// pixmaps; 7: GLX contexts and windows, dangling references, Present event selections;
+/// 8: GLX pbuffers).
+pub const FORMAT_VERSION: u32 = 8;
+/// Oldest format version still read. Formats 5 to 8 only appended fields to the end of
 /// [`Session`], so an older body followed by the encoding of those fields, empty, is a
 /// current body.
 pub const OLDEST_READABLE_VERSION: u32 = 4;
@@ -299,6 +300,13 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Session, FileError> {
             .map_err(|e| FileError::Encode(e.to_string()))?;
         raw.extend_from_slice(&tail);
     }
+    if parts.version <= 7 {
+        // Format 8 appended `glx_pbuffers` (empty in older files).
+        let tail = bincode_opts()
+            .serialize(&Vec::<crate::model::GlxPbuffer>::new())
+            .map_err(|e| FileError::Encode(e.to_string()))?;
+        raw.extend_from_slice(&tail);
+    }
     let session: Session = bincode_opts()
         .allow_trailing_bytes()
         .deserialize(&raw)
@@ -537,12 +545,18 @@ mod tests {
     }
 
     #[test]
-    fn format_4_to_6_files_are_still_read() {
-        // A format-6 body is a format-7 body without the trailing (empty) GLX state; a format-5
+    fn format_4_to_7_files_are_still_read() {
+        // A format-7 body is a format-8 body without the trailing (empty) pbuffer list; a
+        // format-6 body also lacks the GLX state etc. before it; a format-5
         // body also lacks the MIT-SHM pixmap list before it, a format-4 body the two lists
         // before that.
         let s = sample();
         let raw = bincode_opts().serialize(&s).unwrap();
+        let pbuffer_tail = bincode_opts().serialize(&Vec::<GlxPbuffer>::new()).unwrap();
+        assert!(raw.ends_with(&pbuffer_tail));
+        let raw = &raw[..raw.len() - pbuffer_tail.len()];
+        let v7 = file_of(7, &s.header, raw);
+        assert_eq!(from_bytes(&v7).unwrap(), s);
         let glx_tail = bincode_opts()
             .serialize(&(
                 GlxState::default(),

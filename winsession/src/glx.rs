@@ -11,10 +11,15 @@
 //! then translates), then creates the same contexts and GLX windows. An indirect context
 //! (its GL state lives in the server), a GLX pixmap or a pbuffer is not carried: it stays in
 //! the session's unknown list, so a move is refused.
+//!
+//! A pbuffer (`glXCreatePbuffer`; Qt makes one for its offscreen surfaces) is backed by a
+//! server pixmap filed under the pbuffer's own ID: the capture takes that pixmap, contents
+//! and all, out of the session's pixmaps into [`Session::glx_pbuffers`]; regenerate makes the
+//! pbuffer (the server makes its pixmap again) and uploads the contents into it.
 
 use crate::capture::{CaptureError, ResourceList};
 use crate::ext::ExtState;
-use crate::model::{GlxContext, GlxFbConfig, GlxWindow, Session};
+use crate::model::{GlxContext, GlxFbConfig, GlxPbuffer, GlxWindow, Session};
 use guievict_ext_proto as proto;
 use std::collections::{HashMap, HashSet};
 use x11rb::connection::Connection;
@@ -38,6 +43,16 @@ const DRAWABLE_TYPE: u32 = 0x8010;
 const EVENT_MASK: u32 = 0x801f;
 /// `GLX_WINDOW_BIT`: the drawable type of a `glXCreateWindow` drawable.
 const WINDOW_BIT: u32 = 1;
+/// `GLX_PBUFFER_BIT`: the drawable type of a `glXCreatePbuffer` drawable.
+const PBUFFER_BIT: u32 = 4;
+/// `GLX_WIDTH` / `GLX_HEIGHT` of a drawable.
+const WIDTH: u32 = 0x801d;
+const HEIGHT: u32 = 0x801e;
+/// `GLX_PRESERVED_CONTENTS`.
+const PRESERVED_CONTENTS: u32 = 0x801b;
+/// `GLX_PBUFFER_WIDTH` / `GLX_PBUFFER_HEIGHT` (CreatePbuffer attributes).
+const PBUFFER_WIDTH: u32 = 0x8041;
+const PBUFFER_HEIGHT: u32 = 0x8040;
 /// `GLX_RGBA_TYPE`.
 const RGBA_TYPE: u32 = 0x8014;
 
@@ -155,16 +170,37 @@ pub(crate) fn capture(
         }
     }
     let mut found_windows = Vec::new();
+    let mut found_pbuffers: Vec<GlxPbuffer> = Vec::new();
     for (id, a) in &attrs {
         if windows.contains(id) {
             continue; // the window's own entry: recreated with the GLX ID's
         }
         let kind = attr(a, DRAWABLE_TYPE).unwrap_or(0);
+        if kind == PBUFFER_BIT {
+            // Its backing pixmap (same ID) was captured as a pixmap: it goes with the pbuffer.
+            let contents = s
+                .pixmaps
+                .iter()
+                .position(|p| p.id == *id)
+                .and_then(|i| s.pixmaps.remove(i).contents);
+            screens.insert(attr(a, SCREEN).unwrap_or(0));
+            found_pbuffers.push(GlxPbuffer {
+                id: *id,
+                screen: attr(a, SCREEN).unwrap_or(0),
+                fbconfig: attr(a, FBCONFIG_ID).unwrap_or(0),
+                width: attr(a, WIDTH).unwrap_or(1).clamp(1, 65535) as u16,
+                height: attr(a, HEIGHT).unwrap_or(1).clamp(1, 65535) as u16,
+                preserved: attr(a, PRESERVED_CONTENTS).unwrap_or(0) != 0,
+                event_mask: attr(a, EVENT_MASK).unwrap_or(0),
+                contents,
+            });
+            continue;
+        }
         if kind != WINDOW_BIT {
             let what = if kind == 2 {
                 "a GLX pixmap"
             } else {
-                "a pbuffer"
+                "a GLX drawable of an unknown type"
             };
             s.unknown.push(format!(
                 "GLXDrawable {id:#x}: {what} (not modelled); not recreated"
@@ -204,6 +240,7 @@ pub(crate) fn capture(
         .iter()
         .map(|c| c.fbconfig)
         .chain(found_windows.iter().map(|w| w.fbconfig))
+        .chain(found_pbuffers.iter().map(|p| p.fbconfig))
         .collect();
     let mut screens: Vec<u32> = screens.into_iter().collect();
     screens.sort_unstable();
@@ -237,6 +274,7 @@ pub(crate) fn capture(
     };
     found_contexts.retain(|c| keep("GLXContext", c.id, c.fbconfig, s));
     found_windows.retain(|w| keep("GLXDrawable", w.id, w.fbconfig, s));
+    found_pbuffers.retain(|p| keep("GLX pbuffer", p.id, p.fbconfig, s));
     // A context sharing with one that is not carried cannot be made alike.
     let ids: HashSet<u32> = found_contexts.iter().map(|c| c.id).collect();
     let (ok, lost): (Vec<_>, Vec<_>) = found_contexts
@@ -253,6 +291,8 @@ pub(crate) fn capture(
     s.glx.fbconfigs = fbconfigs;
     carried.extend(s.glx.contexts.iter().map(|c| c.id));
     carried.extend(s.glx.windows.iter().map(|w| w.id));
+    carried.extend(found_pbuffers.iter().map(|p| p.id));
+    s.glx_pbuffers = found_pbuffers;
     // A window's own entry goes with its GLX window; one without (the server made it for a
     // plain window a direct client named) is made again on demand. GLX IDs that are not
     // carried stay, and are reported.
@@ -296,7 +336,7 @@ pub(crate) fn ask<'c, C: Connection>(
     s: &Session,
     screen: u32,
 ) -> Result<Option<Asked<'c, C>>, x11rb::errors::ConnectionError> {
-    if s.glx.contexts.is_empty() && s.glx.windows.is_empty() {
+    if s.glx.contexts.is_empty() && s.glx.windows.is_empty() && s.glx_pbuffers.is_empty() {
         return Ok(None);
     }
     if conn
@@ -344,19 +384,21 @@ pub(crate) struct Regen<'c, C: Connection> {
     pub warnings: Vec<String>,
 }
 
-/// Create the contexts and GLX windows of `t` (IDs already the target's) on `screen`.
+/// Create the contexts, GLX windows and pbuffers (with their contents) of `t` (IDs already the
+/// target's) on `screen`; `big_endian`: the target's image byte order is MSB first.
 pub(crate) fn regenerate<'c, C: Connection>(
     conn: &'c C,
     t: &Session,
     asked: Option<Asked<'c, C>>,
     screen: u32,
-) -> Result<Regen<'c, C>, x11rb::errors::ConnectionError> {
+    big_endian: bool,
+) -> Result<Regen<'c, C>, x11rb::errors::ReplyOrIdError> {
     let mut out = Regen {
         checks: Vec::new(),
         fbconfig_map: Vec::new(),
         warnings: Vec::new(),
     };
-    let n = t.glx.contexts.len() + t.glx.windows.len();
+    let n = t.glx.contexts.len() + t.glx.windows.len() + t.glx_pbuffers.len();
     if n == 0 {
         return Ok(out);
     }
@@ -417,7 +459,89 @@ pub(crate) fn regenerate<'c, C: Connection>(
             ));
         }
     }
+    for p in &t.glx_pbuffers {
+        let Some(&cfg) = map.get(&p.fbconfig) else {
+            out.warnings.push(format!(
+                "GLX pbuffer {:#x}: the target has no FBConfig equal to {:#x}; not recreated",
+                p.id, p.fbconfig
+            ));
+            continue;
+        };
+        let attribs = [
+            PBUFFER_WIDTH,
+            u32::from(p.width),
+            PBUFFER_HEIGHT,
+            u32::from(p.height),
+            PRESERVED_CONTENTS,
+            u32::from(p.preserved),
+        ];
+        out.checks.push((
+            "glXCreatePbuffer",
+            p.id,
+            conn.glx_create_pbuffer(screen, cfg, p.id, &attribs)?,
+        ));
+        if p.event_mask != 0 {
+            out.checks.push((
+                "glXSelectEvent",
+                p.id,
+                conn.glx_change_drawable_attributes(p.id, &[EVENT_MASK, p.event_mask])?,
+            ));
+        }
+        if let Some(img) = &p.contents {
+            upload(conn, &mut out, p.id, img, big_endian)?;
+        }
+    }
     Ok(out)
+}
+
+/// Put `img` into the pbuffer's backing pixmap (filed under the pbuffer's ID), in bands that
+/// fit a request, with a GC of its own.
+fn upload<'c, C: Connection>(
+    conn: &'c C,
+    out: &mut Regen<'c, C>,
+    id: u32,
+    img: &crate::model::Image,
+    big_endian: bool,
+) -> Result<(), x11rb::errors::ReplyOrIdError> {
+    use x11rb::protocol::xproto::{self, ConnectionExt as _};
+    let gc = conn.generate_id()?;
+    out.checks.push((
+        "CreateGC(pbuffer)",
+        id,
+        conn.create_gc(gc, id, &xproto::CreateGCAux::new().graphics_exposures(0))?,
+    ));
+    let stride = img.stride().max(1);
+    let rows = ((256 << 10) / stride).clamp(1, usize::from(img.height.max(1)));
+    let mut y = 0usize;
+    while y < usize::from(img.height) {
+        let n = rows.min(usize::from(img.height) - y);
+        let Some(band) = img.data.get(y * stride..(y + n) * stride) else {
+            break;
+        };
+        let mut band = band.to_vec();
+        if big_endian {
+            crate::capture::swap_pixels(&mut band, img.bits_per_pixel);
+        }
+        out.checks.push((
+            "PutImage(pbuffer)",
+            id,
+            conn.put_image(
+                xproto::ImageFormat::Z_PIXMAP,
+                id,
+                gc,
+                img.width,
+                n as u16,
+                0,
+                y as i16,
+                0,
+                img.depth,
+                &band,
+            )?,
+        ));
+        y += n;
+    }
+    out.checks.push(("FreeGC(pbuffer)", id, conn.free_gc(gc)?));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -192,6 +192,7 @@ pub fn to_json(s: &Session) -> Value {
         "glx": json!({
             "contexts": s.glx.contexts.iter().map(|c| json!({"id": c.id, "screen": c.screen, "fbconfig": c.fbconfig, "render_type": c.render_type, "share": c.share})).collect::<Vec<_>>(),
             "windows": s.glx.windows.iter().map(|w| json!({"id": w.id, "window": w.window, "fbconfig": w.fbconfig, "event_mask": w.event_mask})).collect::<Vec<_>>(),
+            "pbuffers": s.glx_pbuffers.iter().map(|p| json!({"id": p.id, "fbconfig": p.fbconfig, "width": p.width, "height": p.height, "preserved": p.preserved, "event_mask": p.event_mask, "contents": p.contents.as_ref().map(|i| i.data.len())})).collect::<Vec<_>>(),
             "fbconfigs": s.glx.fbconfigs.iter().map(|f| json!({"screen": f.screen, "id": f.id, "attributes": f.attribs.len()})).collect::<Vec<_>>(),
         }),
         "present_events": s.present_events.iter().map(|e| json!({"id": e.id, "window": e.window, "event_mask": e.event_mask})).collect::<Vec<_>>(),
@@ -276,9 +277,10 @@ pub fn summary(s: &Session) -> String {
     if !s.glx.contexts.is_empty() || !s.glx.windows.is_empty() {
         let _ = writeln!(
             o,
-            "{} GLX context(s) (direct rendering), {} GLX window(s)",
+            "{} GLX context(s) (direct rendering), {} GLX window(s), {} pbuffer(s)",
             s.glx.contexts.len(),
-            s.glx.windows.len()
+            s.glx.windows.len(),
+            s.glx_pbuffers.len()
         );
     }
     if !s.unknown.is_empty() {

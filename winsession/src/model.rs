@@ -104,6 +104,31 @@ pub struct Session {
     /// Present event selections (`PresentSelectInput`) of this client (format 7; read by the
     /// GUIEVICT extension ≥ 1.7).
     pub present_events: Vec<PresentSelection>,
+    /// GLX pbuffers of a direct-rendering client, with their contents (format 8; see `glx`).
+    pub glx_pbuffers: Vec<GlxPbuffer>,
+}
+
+/// One `glXCreatePbuffer` drawable. The server backs it with a pixmap filed under the same ID;
+/// that pixmap is carried here (not in `pixmaps`), and regenerate makes the pbuffer, then
+/// uploads the contents into it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlxPbuffer {
+    /// Pbuffer ID (the client's; also its backing pixmap's).
+    pub id: u32,
+    /// Screen number.
+    pub screen: u32,
+    /// FBConfig ID on the source server.
+    pub fbconfig: u32,
+    /// Width.
+    pub width: u16,
+    /// Height.
+    pub height: u16,
+    /// GLX_PRESERVED_CONTENTS.
+    pub preserved: bool,
+    /// GLX event mask.
+    pub event_mask: u32,
+    /// The backing pixmap's contents, when read.
+    pub contents: Option<Image>,
 }
 
 /// One `PresentSelectInput`.

@@ -327,6 +327,7 @@ pub fn regenerate(
         .chain(session.glx.contexts.iter().map(|x| x.id))
         .chain(session.glx.windows.iter().map(|x| x.id))
         .chain(session.present_events.iter().map(|x| x.id))
+        .chain(session.glx_pbuffers.iter().map(|x| x.id))
     {
         let new = conn.generate_id()?;
         out.xid_map.insert(id, new);
@@ -1049,7 +1050,13 @@ pub fn regenerate(
     }
 
     // --- GLX contexts and windows of a direct-rendering client (after the windows).
-    let glx = crate::glx::regenerate(conn, &t, glx_asked, opts.screen as u32)?;
+    let glx = crate::glx::regenerate(
+        conn,
+        &t,
+        glx_asked,
+        opts.screen as u32,
+        target.image_byte_order == 1,
+    )?;
     for (what, id, c) in glx.checks {
         pend.push(what, id, c);
     }

@@ -189,6 +189,9 @@ impl Session {
             w.id = f(IdKind::Any, w.id);
             w.window = f(IdKind::Window, w.window);
         }
+        for p in &mut self.glx_pbuffers {
+            p.id = f(IdKind::Drawable, p.id);
+        }
         for e in &mut self.present_events {
             e.id = f(IdKind::Any, e.id);
             e.window = f(IdKind::Window, e.window);
@@ -257,6 +260,7 @@ impl Session {
             .chain(s.glx.contexts.iter().map(|x| x.id))
             .chain(s.glx.windows.iter().map(|x| x.id))
             .chain(s.present_events.iter().map(|x| x.id))
+            .chain(s.glx_pbuffers.iter().map(|x| x.id))
             .chain(s.other_resources.iter().map(|x| x.id))
             .collect::<Vec<_>>();
         for id in defined {

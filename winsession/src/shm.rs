@@ -10,6 +10,7 @@
 
 use crate::capture::CaptureError;
 use crate::model::*;
+use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use x11rb::connection::Connection;
 use x11rb::protocol::shm::{self, ConnectionExt as _};
@@ -21,6 +22,8 @@ pub const TYPE_NAME: &str = "ShmSeg";
 
 /// Pixels read from each segment to identify it (32 bits each).
 const PROBE_PIXELS: u16 = 64;
+/// Page size bound: a mapping is its segment's size rounded up to (at most) this.
+const PAGE: u64 = 64 << 10;
 
 /// One shared memory mapping of this process: a System V segment or a memfd / POSIX shm file
 /// (what ShmCreateSegment hands out).
@@ -126,7 +129,12 @@ pub(crate) fn capture_segments(
     });
     let probed = !ids.is_empty() && in_process;
     if !ids.is_empty() {
-        capture(conn, s, &ids, in_process)?;
+        // Sizes of the descriptor-backed ones (a mapping is that size rounded up to a page).
+        let sizes: HashMap<u32, u32> = ids
+            .iter()
+            .filter_map(|id| described.get(id).map(|d| (*id, d.size)))
+            .collect();
+        capture_sized(conn, s, &ids, in_process, &sizes)?;
     }
     s.shm_segments.sort_by_key(|g| g.id);
     // Pixmaps the extension found inside one of the client's segments (ShmCreatePixmap).
@@ -153,6 +161,18 @@ pub fn capture(
     s: &mut Session,
     ids: &[u32],
     in_process: bool,
+) -> Result<(), CaptureError> {
+    capture_sized(conn, s, ids, in_process, &HashMap::new())
+}
+
+/// [`capture`], with the sizes the server gave for some segments (GUIEVICT ≥ 1.5): of the
+/// mappings whose contents match, only those of that size rounded up to a page are taken.
+fn capture_sized(
+    conn: &impl Connection,
+    s: &mut Session,
+    ids: &[u32],
+    in_process: bool,
+    sizes: &HashMap<u32, u32>,
 ) -> Result<(), CaptureError> {
     let unknown = |s: &mut Session, why: &str| {
         for &id in ids {
@@ -266,6 +286,11 @@ pub fn capture(
             .iter()
             .filter(|(m, b)| {
                 !used.contains(&m.start) && masked(b).get(..got.len()) == Some(&got[..])
+            })
+            .filter(|(m, _)| {
+                sizes
+                    .get(&id)
+                    .is_none_or(|&size| m.len >= u64::from(size) && m.len - u64::from(size) < PAGE)
             })
             .collect();
         if matching.len() > 1 {

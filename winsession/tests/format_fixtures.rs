@@ -11,6 +11,8 @@
 //!   the old layout) fails here instead of silently making every saved session unreadable.
 //! - `session-v7-glx.gws` is a real `guievict snapshot` of a GLX program (one direct context,
 //!   one GLX window) made by format 7, checked the same way.
+//! - `session-v8-qt-gl.gws` is a real `guievict snapshot` of Qt 5's hellogl2 (three direct
+//!   contexts, a pbuffer) made by format 8, checked the same way.
 //!
 //! When the format changes: bump `FORMAT_VERSION`, teach `file::from_bytes` the previous
 //! layout, and add a fixture written by the new version (keep the old ones).
@@ -141,6 +143,33 @@ fn format_7_glx_snapshot_decodes_and_encodes_to_the_same_bytes() {
             body_of(&again) == body_of(&gws),
             "the encoding of a format-7 session changed without a new FORMAT_VERSION: bump it \
              and teach file::from_bytes the format-7 layout (see this file's header)"
+        );
+    }
+    assert_eq!(from_bytes(&again).expect("decode"), session);
+}
+
+#[test]
+fn format_8_qt_gl_snapshot_decodes_and_encodes_to_the_same_bytes() {
+    let gws = fixture("session-v8-qt-gl.gws");
+    assert_eq!(version_of(&gws), 8);
+    let session = from_bytes(&gws).expect("format 8 snapshot unreadable");
+    assert_eq!(session.glx.contexts.len(), 3, "hellogl2's GLX contexts");
+    assert_eq!(
+        session.glx_pbuffers.len(),
+        1,
+        "Qt's offscreen-surface pbuffer"
+    );
+    let pb = &session.glx_pbuffers[0];
+    assert!(
+        !session.pixmaps.iter().any(|p| p.id == pb.id),
+        "the pbuffer's backing pixmap is carried with the pbuffer, not as a pixmap"
+    );
+    let again = to_bytes(&session).expect("encode");
+    if FORMAT_VERSION == 8 {
+        assert!(
+            body_of(&again) == body_of(&gws),
+            "the encoding of a format-8 session changed without a new FORMAT_VERSION: bump it \
+             and teach file::from_bytes the format-8 layout (see this file's header)"
         );
     }
     assert_eq!(from_bytes(&again).expect("decode"), session);

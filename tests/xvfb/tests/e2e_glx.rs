@@ -7,15 +7,48 @@
 //! the same picture, and still draws on B when a key is pressed: a GLX 1.3 fixture
 //! (`glx_window.c`), an SDL2 program with SDL's default OpenGL renderer (`glx_sdl_box.c`,
 //! whose WM_HINTS window group is a made-up number that names nothing on the server), and
-//! GTK 4's widget factory (GTK 4.8 makes a GLX context at start). mpv's default GL output is
-//! in `e2e_mpv.rs`; an indirect context is refused (`e2e_transaction.rs`).
+//! GTK 4's widget factory (GTK 4.8 makes a GLX context at start), and Qt 5's hellogl2 (a
+//! QOpenGLWidget: three contexts, a pbuffer for Qt's offscreen surface, and a backing store in
+//! a segment the server made with ShmCreateSegment), which redraws its rotated logo when
+//! dragged on B. mpv's default GL output is in `e2e_mpv.rs`; an indirect context is refused
+//! (`e2e_transaction.rs`).
 mod apps_common;
 
 use apps_common::*;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
+use x11rb::connection::Connection as _;
+use x11rb::wrapper::ConnectionExt as _;
+use x11rb::protocol::xproto::{self, ConnectionExt as _};
+use x11rb::protocol::xtest::ConnectionExt as _;
 use xvfb_harness::*;
+
+/// Drag with button 1 from (x, y) of `window` by (dx, dy), in steps, with XTEST.
+fn drag(display: &str, window: u32, (x, y): (i16, i16), (dx, dy): (i16, i16)) {
+    let conn = connect(display).expect("connect");
+    let root = conn.setup().roots[0].root;
+    let t = conn
+        .translate_coordinates(window, root, x, y)
+        .expect("request")
+        .reply()
+        .expect("translate");
+    let motion = |px: i16, py: i16| {
+        conn.xtest_fake_input(xproto::MOTION_NOTIFY_EVENT, 0, 0, root, px, py, 0)
+            .expect("motion");
+        conn.sync().expect("sync");
+        std::thread::sleep(Duration::from_millis(30));
+    };
+    motion(t.dst_x, t.dst_y);
+    conn.xtest_fake_input(xproto::BUTTON_PRESS_EVENT, 1, 0, root, 0, 0, 0)
+        .expect("press");
+    for i in 1..=8 {
+        motion(t.dst_x + dx * i / 8, t.dst_y + dy * i / 8);
+    }
+    conn.xtest_fake_input(xproto::BUTTON_RELEASE_EVENT, 1, 0, root, 0, 0, 0)
+        .expect("release");
+    conn.sync().expect("sync");
+}
 
 /// Compile a fixture with `cc SRC -o OUT FLAGS` (FLAGS through the shell, for pkg-config).
 fn build(src: &str, out: &str, flags: &str) -> Option<PathBuf> {
@@ -236,5 +269,39 @@ fn gtk4_widget_factory_moves_and_types_on_b() {
             xtest_type(d, Some(w), "glx").expect("type");
         });
         assert!(app.alive(), "gtk4-widget-factory died");
+    });
+}
+
+const QT_HELLOGL2: &str = "/usr/lib/x86_64-linux-gnu/qt5/examples/opengl/hellogl2/hellogl2";
+
+#[test]
+fn qt5_opengl_widget_moves_and_redraws_when_dragged_on_b() {
+    if !std::path::Path::new(QT_HELLOGL2).exists() {
+        skip(
+            "Qt 5's hellogl2 is not installed (scripts/setup-debian.sh installs qtbase5-examples)",
+        );
+        return;
+    }
+    with_timeout(150, || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let dir = artifacts_dir().join(format!("glx-qt5-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let mut cmd = Command::new(QT_HELLOGL2);
+        cmd.env("DISPLAY", &a.display)
+            .env("QT_QPA_PLATFORM", "xcb")
+            .env("XDG_RUNTIME_DIR", &dir)
+            .env_remove("WAYLAND_DISPLAY");
+        let mut app = AppGroup::spawn(cmd, &dir.join("hellogl2.log"));
+        let (_, pid) = main_window(&a.display, "Hello GL", 30);
+        let pid = pid.to_string();
+        let (contexts, _, unknown) = glx_in_snapshot(&pid, "qt5");
+        assert!(contexts >= 1, "Qt made no GLX context? {unknown:?}");
+        assert!(unknown.is_empty(), "uncarried state: {unknown:?}");
+        // Dragging in the GL view rotates the logo (redrawn through the GL context).
+        round_trip(&a, &b, "Hello GL", &pid, 0.02, &|d, w| {
+            drag(d, w, (150, 150), (120, 60));
+        });
+        assert!(app.alive(), "hellogl2 died");
     });
 }
