@@ -487,27 +487,35 @@ pub fn origin_of(app_fd: i32) -> Option<String> {
         .map(|(_, d)| d.clone())
 }
 
-/// Preflight of an attach of every detached connection in `conns` to `display`: if any of them
-/// depends on an extension the target lacks, nothing is attached there, each detached
-/// connection goes back to the display it was detached from (when known and different), and
-/// the refusal is returned, saying where the app is now.
-pub fn check_all(
-    conns: &mut [Conn],
+/// Preflight of an attach of every detached connection in `conns` to `display`: the first
+/// refusal, if any of them depends on an extension the target lacks. `known[i]`: the target's
+/// extension placements as connection `i`'s opened target learned them (`session::open_on`;
+/// missing: asked on a connection of the check's own). Nothing changes; on a refusal the
+/// caller closes what it opened there and calls [`put_back_refused`].
+pub fn first_refusal(
+    conns: &[Conn],
     display: &str,
     auth: Option<&Auth>,
-) -> Result<(), SessionError> {
-    let mut refusal = None;
-    for c in conns.iter() {
+    known: &[crate::viewconn::KnownExtensions],
+) -> Option<SessionError> {
+    for (i, c) in conns.iter().enumerate() {
         if let Some(d) = c.detached.as_ref().filter(|_| c.display.is_none()) {
-            if let Err(e) = check(d, display, auth) {
-                refusal = Some(e);
-                break;
+            let r = match known.get(i) {
+                Some(k) => check_known(d, display, auth, k),
+                None => check(d, display, auth),
+            };
+            if let Err(e) = r {
+                return Some(e);
             }
         }
     }
-    let Some(refusal) = refusal else {
-        return Ok(());
-    };
+    None
+}
+
+/// After a refused attach to `display`: each detached connection goes back to the display it
+/// was detached from (when known and different); returns the refusal, saying where the app is
+/// now.
+pub fn put_back_refused(conns: &mut [Conn], display: &str, refusal: SessionError) -> SessionError {
     let target = display.to_string();
     tracing::warn!("attach to {target} refused: {refusal}");
     let mut back: Vec<String> = Vec::new();
@@ -542,7 +550,7 @@ pub fn check_all(
             failed.join("; ")
         ),
     };
-    Err(SessionError::Refused(format!("{refusal}. {whereabouts}")))
+    SessionError::Refused(format!("{refusal}. {whereabouts}"))
 }
 
 #[cfg(test)]

@@ -422,29 +422,76 @@ fn attach(
             format!("attached to {display}")
         });
     }
-    // Refused before anything is created on the target; a detached GUI then goes
-    // back where it came from. `--force` skips the check.
-    if !*force {
-        crate::preflight::check_all(conns, display, auth_of(auth).as_ref())?;
-    }
-    for c in conns.iter_mut() {
-        let Some(d) = c.detached.as_ref() else {
+    for c in conns.iter() {
+        if c.detached.is_none() {
             return Err(SessionError::State(format!(
                 "not detached (on {}): detach first, or use move",
                 c.display.as_deref().unwrap_or("?")
             )));
-        };
+        }
         if c.display.is_some() {
             return Err(SessionError::State("already attached".into()));
         }
-        let a = auth_of(auth);
-        let (r, setup) = session::attach(&c.handle, display, a.as_ref(), d, Role::Primary)?;
+    }
+    // Each connection's target goes to its relay with the internal client the attach goes on
+    // with, which learns the target's extensions in one round trip: the preflight below opens
+    // no connection of its own (on a slow link, a TCP connect, a handshake and a round trip
+    // fewer), and the attach asks nothing again.
+    let a = auth_of(auth);
+    type Open = (session::Opened, f64, crate::traffic::Traffic);
+    let mut opened: Vec<Open> = Vec::with_capacity(conns.len());
+    let close = |conns: &[Conn], opened: Vec<Open>| {
+        for (c, (o, ..)) in conns.iter().zip(opened) {
+            o.close(&c.handle);
+        }
+    };
+    for c in conns.iter() {
+        let t = std::time::Instant::now();
+        let before = crate::traffic::now();
+        let r = session::connect_raw(display, a.as_ref())
+            .and_then(|fd_setup| session::open_on(&c.handle, fd_setup));
+        match r {
+            Ok((o, known)) => {
+                c.handle.remember_extensions(o.server, known);
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                opened.push((o, ms, crate::traffic::now().since(before)));
+            }
+            Err(e) => {
+                close(conns, opened);
+                return Err(e);
+            }
+        }
+    }
+    // Refused before anything is created on the target; a detached GUI then goes
+    // back where it came from. `--force` skips the check.
+    if !*force {
+        let known: Vec<_> = conns
+            .iter()
+            .zip(&opened)
+            .map(|(c, (o, ..))| c.handle.known_extensions(o.server).unwrap_or_default())
+            .collect();
+        if let Some(e) = crate::preflight::first_refusal(conns, display, a.as_ref(), &known) {
+            // The targets opened go first (their internal client is taken), then the GUI
+            // goes back where it came from.
+            close(conns, opened);
+            return Err(crate::preflight::put_back_refused(conns, display, e));
+        }
+    }
+    let mut opened = opened.into_iter();
+    for c in conns.iter_mut() {
+        let (Some(d), Some((o, connect_ms, open_traffic))) = (c.detached.as_ref(), opened.next())
+        else {
+            break;
+        };
+        let (mut r, setup) = session::attach_opened(&c.handle, display, o, d, Role::Primary)?;
+        r.timings.0.insert(0, ("connect".into(), connect_ms));
+        r.traffic = r.traffic.plus(open_traffic);
         report
             .connections
             .push(serde_json::to_value(&r).unwrap_or_default());
         c.display = Some(display.to_string());
         c.server_setup = Some(setup);
-        c.auth = a;
+        c.auth = a.clone();
         c.detached = None;
     }
     regard(conns, &mut report.connections);

@@ -19,9 +19,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 use x11rb::connection::Connection as _;
-use x11rb::wrapper::ConnectionExt as _;
 use x11rb::protocol::xproto::{self, ConnectionExt as _};
 use x11rb::protocol::xtest::ConnectionExt as _;
+use x11rb::wrapper::ConnectionExt as _;
 use xvfb_harness::*;
 
 /// Drag with button 1 from (x, y) of `window` by (dx, dy), in steps, with XTEST.
