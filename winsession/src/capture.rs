@@ -12,11 +12,22 @@
 //! `QueryResourceBytes` asked one type at a time, never for windows ([`list_resources_xres`]); state
 //! neither can supply is taken from caller [`Hints`] (what guimux tracked) or recorded in
 //! [`Session::unknown`].
+//!
+//! This file holds the options, errors, the resource list and [`start`]; [`finish`] drives the
+//! phases in submodules, in their rounds: [`windows`] (and their properties), [`pixmaps`],
+//! [`fonts`], [`colormaps`], [`atoms`] (names), [`listed`] (resources known by ID only) and
+//! [`dangling`] (references that name nothing).
+
+mod atoms;
+mod colormaps;
+mod dangling;
+mod fonts;
+mod listed;
+mod pixmaps;
+mod windows;
 
 use crate::model::*;
-use crate::remap::IdKind;
-use guievict_ext_proto as proto;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use x11rb::connection::Connection;
 use x11rb::cookie::Cookie;
 use x11rb::errors::{ConnectionError, ReplyError};
@@ -664,166 +675,15 @@ pub fn finish<C: Connection>(
     if clipboard != 0 {
         sc.push((clipboard, conn.get_selection_owner(clipboard)?));
     }
-    struct WinCookies<'c, C: x11rb::connection::RequestConnection> {
-        attrs: Cookie<'c, C, xproto::GetWindowAttributesReply>,
-        geom: Cookie<'c, C, xproto::GetGeometryReply>,
-        tree: Cookie<'c, C, xproto::QueryTreeReply>,
-        props: Cookie<'c, C, xproto::ListPropertiesReply>,
-    }
-    let mut wc = Vec::with_capacity(list.windows.len());
-    for &w in &list.windows {
-        wc.push(WinCookies {
-            attrs: conn.get_window_attributes(w)?,
-            geom: conn.get_geometry(w)?,
-            tree: conn.query_tree(w)?,
-            props: conn.list_properties(w)?,
-        });
-    }
-    let pc: Vec<_> = list
-        .pixmaps
-        .iter()
-        .map(|&p| conn.get_geometry(p))
-        .collect::<Result<_, _>>()?;
-    // A font whose name the GUIEVICT extension knows is described by ListFontsWithInfo: the
-    // same header and properties as QueryFont without the per-character metrics, which are
-    // most of the bytes (xterm's fonts: ~2.4 MB over a link; issue 15). QueryFont otherwise.
-    let font_names = crate::ext::described(ext_state.as_ref(), |d| match d {
-        proto::Detail::Font(x) if !x.name.is_empty() => Some(x.name.clone()),
-        _ => None,
-    });
-    let fc: Vec<FontAsk<'_, C>> = list
-        .fonts
-        .iter()
-        .map(|&f| match font_names.get(&f) {
-            Some(n) => conn
-                .list_fonts_with_info(1, n.as_bytes())
-                .map(FontAsk::Listed),
-            None => conn.query_font(f).map(FontAsk::Queried),
-        })
-        .collect::<Result<_, _>>()?;
+    let wc = windows::ask(conn, &list)?;
+    let pc = pixmaps::ask_geometry(conn, &list)?;
+    let fc = fonts::ask(conn, &list, ext_state.as_ref())?;
 
     let focus = reply(focus_cookie, || "GetInputFocus".into())?;
     let root_tree = reply(root_tree_cookie, || "QueryTree(root)".into())?;
-    let mut windows: HashMap<u32, (Window, Vec<u32>, Vec<u32>)> = HashMap::new();
-    for (&id, c) in list.windows.iter().zip(wc) {
-        // A window may vanish between the list and the query (the app is live in tests):
-        // report, don't fail.
-        let (a, g, t, p) = match (
-            c.attrs.reply(),
-            c.geom.reply(),
-            c.tree.reply(),
-            c.props.reply(),
-        ) {
-            (Ok(a), Ok(g), Ok(t), Ok(p)) => (a, g, t, p),
-            (a, ..) => {
-                session.unknown.push(format!(
-                    "window {id:#x}: vanished during capture ({:?})",
-                    a.err()
-                ));
-                continue;
-            }
-        };
-        let mut props: Vec<u32> = p.atoms;
-        props.sort_unstable();
-        let class = u16::from(a.class);
-        windows.insert(
-            id,
-            (
-                Window {
-                    id,
-                    parent: t.parent,
-                    class,
-                    depth: g.depth,
-                    visual: a.visual,
-                    x: g.x,
-                    y: g.y,
-                    width: g.width,
-                    height: g.height,
-                    border_width: g.border_width,
-                    bit_gravity: u32::from(a.bit_gravity) as u8,
-                    win_gravity: u32::from(a.win_gravity) as u8,
-                    backing_store: u32::from(a.backing_store) as u8,
-                    backing_planes: a.backing_planes,
-                    backing_pixel: a.backing_pixel,
-                    save_under: a.save_under,
-                    override_redirect: a.override_redirect,
-                    colormap: a.colormap,
-                    event_mask: u32::from(a.your_event_mask),
-                    all_event_masks: u32::from(a.all_event_masks),
-                    do_not_propagate_mask: u32::from(a.do_not_propagate_mask) as u16,
-                    map_state: u32::from(a.map_state) as u8,
-                    background: None,
-                    border: None,
-                    cursor: None,
-                    properties: Vec::new(),
-                    shape: None,
-                },
-                t.children,
-                props,
-            ),
-        );
-    }
-    let mut pixmaps = Vec::with_capacity(list.pixmaps.len());
-    for (&id, c) in list.pixmaps.iter().zip(pc) {
-        let g = reply(c, || format!("GetGeometry(pixmap {id:#x})"))?;
-        pixmaps.push(Pixmap {
-            id,
-            depth: g.depth,
-            width: g.width,
-            height: g.height,
-            contents: None,
-        });
-    }
-    let mut font_atoms: Vec<(usize, u32)> = Vec::new();
-    for (&id, c) in list.fonts.iter().zip(fc) {
-        let q = match c {
-            FontAsk::Queried(c) => reply(c, || format!("QueryFont({id:#x})"))?.into(),
-            FontAsk::Listed(c) => {
-                let first = c
-                    .collect::<Result<Vec<_>, _>>()
-                    .ok()
-                    .and_then(|mut v| (!v.is_empty()).then(|| v.swap_remove(0)));
-                match first {
-                    Some(r) => FontHeader::from(r),
-                    // The name no longer lists (the font path changed since it was opened).
-                    None => reply(conn.query_font(id)?, || format!("QueryFont({id:#x})"))?.into(),
-                }
-            }
-        };
-        let ci = |c: xproto::Charinfo| CharInfo {
-            left_side_bearing: c.left_side_bearing,
-            right_side_bearing: c.right_side_bearing,
-            character_width: c.character_width,
-            ascent: c.ascent,
-            descent: c.descent,
-            attributes: c.attributes,
-        };
-        if let Some(p) = q
-            .properties
-            .iter()
-            .find(|p| p.name == u32::from(xproto::AtomEnum::FONT))
-        {
-            font_atoms.push((session.fonts.len(), p.value));
-        }
-        session.fonts.push(Font {
-            id,
-            name: opts.hints.font_names.get(&id).cloned(),
-            xlfd: None,
-            metrics: FontMetrics {
-                min_bounds: ci(q.min_bounds),
-                max_bounds: ci(q.max_bounds),
-                min_char_or_byte2: q.min_char_or_byte2,
-                max_char_or_byte2: q.max_char_or_byte2,
-                default_char: q.default_char,
-                draw_direction: u32::from(q.draw_direction) as u8,
-                min_byte1: q.min_byte1,
-                max_byte1: q.max_byte1,
-                all_chars_exist: q.all_chars_exist,
-                font_ascent: q.font_ascent,
-                font_descent: q.font_descent,
-            },
-        });
-    }
+    let mut windows = windows::read(&mut session, &list, wc);
+    let mut pixmaps = pixmaps::read_geometry(&list, pc)?;
+    let font_atoms = fonts::read(conn, &mut session, opts, &list, fc)?;
     for (a, c) in sc {
         let owner = reply(c, || "GetSelectionOwner".into())?.owner;
         if windows.contains_key(&owner) {
@@ -837,313 +697,34 @@ pub fn finish<C: Connection>(
         });
     }
 
-    // Window order: tree order from the root's stacking, siblings bottom-to-top.
-    let mut ordered = Vec::with_capacity(windows.len());
-    let mut stack: Vec<u32> = root_tree
-        .children
-        .iter()
-        .rev()
-        .copied()
-        .filter(|w| windows.contains_key(w))
-        .collect();
-    // Windows whose parent is foreign (reparented by a window manager) start their own trees.
-    let mut orphans: Vec<u32> = windows
-        .values()
-        .filter(|(w, ..)| w.parent != setup.root && !windows.contains_key(&w.parent))
-        .map(|(w, ..)| w.id)
-        .collect();
-    orphans.sort_unstable();
-    // Such a window keeps its place on the screen, not in the frame: it is recreated on the
-    // root (see regenerate), so its root position (outer corner) is what is recorded.
-    let tc = orphans
-        .iter()
-        .map(|&w| {
-            conn.translate_coordinates(w, setup.root, 0, 0)
-                .map(|c| (w, c))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    stack.extend(orphans.into_iter().rev());
-    let mut seen = std::collections::HashSet::new();
-    while let Some(w) = stack.pop() {
-        if !seen.insert(w) {
-            continue;
-        }
-        ordered.push(w);
-        if let Some((_, children, _)) = windows.get(&w) {
-            stack.extend(children.iter().rev().filter(|c| windows.contains_key(c)));
-        }
-    }
+    let (ordered, tc) = windows::order(conn, &windows, &root_tree, setup.root)?;
 
     // Round 3: property data, images, colours, the orphans' root positions (asked above) and
     // the extension state (sent below, read last).
-    let mut prop_cookies = Vec::new();
-    for &w in &ordered {
-        let (_, _, props) = &windows[&w];
-        for &p in props {
-            prop_cookies.push((
-                w,
-                p,
-                conn.get_property(false, w, p, xproto::AtomEnum::ANY, 0, u32::MAX / 4)?,
-            ));
-        }
-    }
-    let mut image_cookies = Vec::new();
-    if opts.with_pixmap_contents {
-        for (i, p) in pixmaps.iter().enumerate() {
-            if p.width == 0 || p.height == 0 {
-                continue;
-            }
-            let bpp = setup.bpp(p.depth).unwrap_or(32);
-            let pad = setup
-                .pixmap_formats
-                .iter()
-                .find(|f| f.depth == p.depth)
-                .map(|f| f.scanline_pad)
-                .unwrap_or(32);
-            let st = stride(p.width, bpp, pad).max(1);
-            let rows = (IMAGE_CHUNK / st).clamp(1, usize::from(p.height)) as u16;
-            let mut y = 0u16;
-            while y < p.height {
-                let h = rows.min(p.height - y);
-                image_cookies.push((
-                    i,
-                    bpp,
-                    pad,
-                    conn.get_image(
-                        xproto::ImageFormat::Z_PIXMAP,
-                        p.id,
-                        0,
-                        y as i16,
-                        p.width,
-                        h,
-                        !0,
-                    )?,
-                ));
-                y += h;
-            }
-        }
-    }
+    let prop_cookies = windows::ask_properties(conn, &windows, &ordered)?;
+    let image_cookies = pixmaps::ask_images(conn, &setup, opts, &pixmaps)?;
     // Colormap visuals: extension, hint, or a window that uses it.
-    let mut cmap_info: HashMap<u32, (u32, Option<bool>)> = HashMap::new();
-    let mut ext_cells: HashMap<u32, Vec<ColorCell>> = HashMap::new();
-    let entries_of = |v: u32| setup.visual(v).map(|v| v.colormap_entries).unwrap_or(0);
-    for &c in &list.colormaps {
-        if let Some((v, all, cells)) = ext_state.as_ref().and_then(|s| s.colormap(c, entries_of)) {
-            cmap_info.insert(c, (v, Some(all)));
-            if !cells.is_empty() {
-                ext_cells.insert(c, cells);
-            }
-        } else if let Some((v, all)) = opts.hints.colormaps.get(&c) {
-            cmap_info.insert(c, (*v, Some(*all)));
-        } else if let Some((w, ..)) = windows.values().find(|(w, ..)| w.colormap == c) {
-            cmap_info.insert(c, (w.visual, None));
-        } else {
-            cmap_info.insert(c, (0, None));
-        }
-    }
-    let mut color_cookies = Vec::new();
-    for &c in &list.colormaps {
-        let (vid, _) = cmap_info[&c];
-        let Some(v) = setup.visual(vid) else { continue };
-        if ext_cells.contains_key(&c) {
-            continue;
-        }
-        let pixels = colormap_pixels(v);
-        if pixels.is_empty() {
-            continue;
-        }
-        color_cookies.push((c, pixels.clone(), conn.query_colors(c, &pixels)?));
-    }
+    let colors = colormaps::ask(conn, &setup, opts, &list, ext_state.as_ref(), &windows)?;
 
     let ext_asked = crate::extensions::ask(conn, &ordered, setup.root, &list)?;
-    for (w, c) in tc {
-        if let (Ok(r), Some((win, ..))) = (c.reply(), windows.get_mut(&w)) {
-            let bw = i16::try_from(win.border_width).unwrap_or(0);
-            win.x = r.dst_x.saturating_sub(bw);
-            win.y = r.dst_y.saturating_sub(bw);
-        }
-    }
-
-    let mut props_by_window: HashMap<u32, Vec<Property>> = HashMap::new();
-    let mut atoms_needed: Vec<u32> = Vec::new();
-    for (w, name, c) in prop_cookies {
-        let r = match c.reply() {
-            Ok(r) => r,
-            Err(e) => {
-                session
-                    .unknown
-                    .push(format!("window {w:#x}: property atom {name}: {e}"));
-                continue;
-            }
-        };
-        if r.type_ == 0 {
-            continue; // deleted between list and get
-        }
-        let data = to_le_items(r.value, r.format);
-        atoms_needed.push(name);
-        atoms_needed.push(r.type_);
-        props_by_window.entry(w).or_default().push(Property {
-            name,
-            type_: r.type_,
-            format: r.format,
-            data,
-        });
-    }
-    for (i, bpp, pad, c) in image_cookies {
-        let p = &mut pixmaps[i];
-        let r = reply(c, || format!("GetImage(pixmap {:#x})", p.id))?;
-        let mut data = r.data;
-        if setup.image_byte_order == 1 {
-            swap_pixels(&mut data, bpp);
-        }
-        match &mut p.contents {
-            Some(img) => img.data.extend_from_slice(&data),
-            None => {
-                p.contents = Some(Image {
-                    depth: p.depth,
-                    bits_per_pixel: bpp,
-                    scanline_pad: pad,
-                    width: p.width,
-                    height: p.height,
-                    data,
-                })
-            }
-        }
-    }
-    for &c in &list.colormaps {
-        let (visual, alloc_all) = cmap_info[&c];
-        if visual == 0 {
-            session.unknown.push(format!("colormap {c:#x}: visual"));
-        }
-        if alloc_all.is_none() {
-            session
-                .unknown
-                .push(format!("colormap {c:#x}: allocation mode"));
-        }
-        session.colormaps.push(Colormap {
-            id: c,
-            visual,
-            alloc_all,
-            cells: ext_cells.remove(&c).unwrap_or_default(),
-        });
-    }
-    for (c, pixels, cookie) in color_cookies {
-        let r = reply(cookie, || format!("QueryColors(colormap {c:#x})"))?;
-        if let Some(cm) = session.colormaps.iter_mut().find(|m| m.id == c) {
-            cm.cells = pixels
-                .iter()
-                .zip(r.colors)
-                .map(|(&pixel, rgb)| ColorCell {
-                    pixel,
-                    rgb: [rgb.red, rgb.green, rgb.blue],
-                    flags: 7,
-                })
-                .collect();
-        }
-    }
+    windows::read_positions(&mut windows, tc);
+    let (props_by_window, atoms_needed) = windows::read_properties(&mut session, prop_cookies);
+    pixmaps::read_images(&setup, &mut pixmaps, image_cookies)?;
+    colormaps::read(&mut session, &list, colors)?;
 
     // Atoms inside ATOM-typed data; font names.
-    let atom_atom = u32::from(xproto::AtomEnum::ATOM);
-    for props in props_by_window.values() {
-        for p in props {
-            if p.type_ == atom_atom && p.format == 32 {
-                atoms_needed.extend(p.items32().into_iter().filter(|&a| a != 0));
-            }
-        }
-    }
-    for s in &session.selections {
-        atoms_needed.push(s.name);
-    }
-    atoms_needed.sort_unstable();
-    atoms_needed.dedup();
-    let mut font_atom_ids: Vec<u32> = font_atoms.iter().map(|f| f.1).collect();
-    font_atom_ids.sort_unstable();
-    font_atom_ids.dedup();
-    let mut names: BTreeMap<u32, String> = BTreeMap::new();
-    let mut ask = Vec::new();
-    for &a in atoms_needed.iter().chain(font_atom_ids.iter()) {
-        match known_atom(opts, a) {
-            Some(n) => {
-                names.insert(a, n);
-            }
-            None => ask.push(a),
-        }
-    }
-    let ac: Vec<_> = ask
-        .iter()
-        .map(|&a| conn.get_atom_name(a))
-        .collect::<Result<_, _>>()?;
-    for (&a, c) in ask.iter().zip(ac) {
-        match c.reply() {
-            Ok(r) => {
-                names.insert(a, String::from_utf8_lossy(&r.name).into_owned());
-            }
-            Err(e) => session.unknown.push(format!("atom {a}: name ({e})")),
-        }
-    }
-    for (i, a) in font_atoms {
-        session.fonts[i].xlfd = names.get(&a).cloned();
-    }
-    session.atoms = atoms_needed
-        .iter()
-        .filter_map(|a| names.get(a).map(|n| (*a, n.clone())))
-        .collect();
+    atoms::name(
+        conn,
+        opts,
+        &mut session,
+        &props_by_window,
+        atoms_needed,
+        font_atoms,
+    )?;
 
-    for w in ordered {
-        let Some((mut win, ..)) = windows.remove(&w) else {
-            continue;
-        };
-        win.properties = props_by_window.remove(&w).unwrap_or_default();
-        session.windows.push(win);
-    }
+    windows::store(&mut session, windows, ordered, props_by_window);
     session.pixmaps = pixmaps;
-    session.gcs = list
-        .gcs
-        .iter()
-        .map(|&id| Gc {
-            id,
-            depth: 0,
-            values: None,
-        })
-        .collect();
-    session.cursors = list
-        .cursors
-        .iter()
-        .map(|&id| Cursor {
-            id,
-            width: 0,
-            height: 0,
-            x_hot: 0,
-            y_hot: 0,
-            image: None,
-            glyph: opts.hints.glyph_cursors.get(&id).cloned(),
-            name: None,
-        })
-        .collect();
-    session.pictures = list
-        .pictures
-        .iter()
-        .map(|&id| Picture::unknown(id))
-        .collect();
-    session.glyphsets = list
-        .glyphsets
-        .iter()
-        .map(|&id| GlyphSet {
-            id,
-            format: 0,
-            glyphs: Vec::new(),
-            known: false,
-        })
-        .collect();
-    session.other_resources = list
-        .other
-        .iter()
-        .filter(|(id, _)| mine(*id))
-        .map(|(id, t)| OtherResource {
-            id: *id,
-            type_name: t.clone(),
-        })
-        .collect();
+    listed::store(&mut session, &list, opts, &mine);
     session.setup = setup;
 
     if let Some(st) = &ext_state {
@@ -1159,7 +740,7 @@ pub fn finish<C: Connection>(
         &|a| known_atom(opts, a),
     )?;
     apply_hints(&mut session, &opts.hints);
-    find_dangling(conn, &mut session, &mine)?;
+    dangling::find_dangling(conn, &mut session, &mine)?;
     note_unknown(&mut session, ext_state.is_some());
     if session.header.app_name.is_empty() {
         session.header.app_name = app_name(&session).unwrap_or_default();
@@ -1169,130 +750,6 @@ pub fn finish<C: Connection>(
         ext: ext_state,
         made_temporaries,
     })
-}
-
-/// How a font is asked about (see `finish`).
-enum FontAsk<'c, C: Connection> {
-    Queried(Cookie<'c, C, xproto::QueryFontReply>),
-    Listed(x11rb::cookie::ListFontsWithInfoCookie<'c, C>),
-}
-
-/// What the capture keeps of a QueryFont or ListFontsWithInfo answer.
-struct FontHeader {
-    min_bounds: xproto::Charinfo,
-    max_bounds: xproto::Charinfo,
-    min_char_or_byte2: u16,
-    max_char_or_byte2: u16,
-    default_char: u16,
-    draw_direction: xproto::FontDraw,
-    min_byte1: u8,
-    max_byte1: u8,
-    all_chars_exist: bool,
-    font_ascent: i16,
-    font_descent: i16,
-    properties: Vec<xproto::Fontprop>,
-}
-
-macro_rules! font_header_from {
-    ($t:ty) => {
-        impl From<$t> for FontHeader {
-            fn from(q: $t) -> Self {
-                FontHeader {
-                    min_bounds: q.min_bounds,
-                    max_bounds: q.max_bounds,
-                    min_char_or_byte2: q.min_char_or_byte2,
-                    max_char_or_byte2: q.max_char_or_byte2,
-                    default_char: q.default_char,
-                    draw_direction: q.draw_direction,
-                    min_byte1: q.min_byte1,
-                    max_byte1: q.max_byte1,
-                    all_chars_exist: q.all_chars_exist,
-                    font_ascent: q.font_ascent,
-                    font_descent: q.font_descent,
-                    properties: q.properties,
-                }
-            }
-        }
-    };
-}
-font_header_from!(xproto::QueryFontReply);
-font_header_from!(xproto::ListFontsWithInfoReply);
-
-/// Fill [`Session::dangling_refs`]: the references to drawables that are neither the client's
-/// nor the root nor a window's parent (a window manager's frame) and that name nothing on this
-/// server (SDL2 puts a made-up number in WM_HINTS' window group). Such a number is carried
-/// exactly by copying it; a reference to another client's live window is not. One round trip,
-/// only when the session holds such references.
-fn find_dangling(
-    conn: &impl Connection,
-    s: &mut Session,
-    mine: &dyn Fn(u32) -> bool,
-) -> Result<(), CaptureError> {
-    let parents: std::collections::HashSet<u32> = s.windows.iter().map(|w| w.parent).collect();
-    let root = s.setup.root;
-    let mut refs: Vec<u32> = Vec::new();
-    s.clone().map_ids(|kind, id| {
-        if matches!(
-            kind,
-            IdKind::Window | IdKind::Drawable | IdKind::Pixmap | IdKind::Any
-        ) && id != 0
-            && id != root
-            && !mine(id)
-            && !parents.contains(&id)
-        {
-            refs.push(id);
-        }
-        id
-    });
-    refs.sort_unstable();
-    refs.dedup();
-    let asked = refs
-        .iter()
-        .map(|&id| conn.get_geometry(id).map(|c| (id, c)))
-        .collect::<Result<Vec<_>, _>>()?;
-    for (id, c) in asked {
-        if let Err(x11rb::errors::ReplyError::X11Error(e)) = c.reply() {
-            if e.error_kind == x11rb::protocol::ErrorKind::Drawable {
-                s.dangling_refs.push(id);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Largest GetImage reply asked for at once.
-const IMAGE_CHUNK: usize = 32 << 20;
-
-/// Pixels whose colours describe a colormap's state (empty for read-only visuals).
-fn colormap_pixels(v: &Visual) -> Vec<u32> {
-    match v.class {
-        // GrayScale, PseudoColor
-        1 | 3 => (0..u32::from(v.colormap_entries)).collect(),
-        // DirectColor: one cell index per channel.
-        5 => {
-            let sh = |m: u32| if m == 0 { 0 } else { m.trailing_zeros() };
-            (0..u32::from(v.colormap_entries))
-                .map(|i| {
-                    ((i << sh(v.red_mask)) & v.red_mask)
-                        | ((i << sh(v.green_mask)) & v.green_mask)
-                        | ((i << sh(v.blue_mask)) & v.blue_mask)
-                })
-                .collect()
-        }
-        _ => Vec::new(),
-    }
-}
-
-/// Property data from the connection's (native) byte order to little-endian items.
-fn to_le_items(mut data: Vec<u8>, format: u8) -> Vec<u8> {
-    if cfg!(target_endian = "big") {
-        match format {
-            16 => data.chunks_exact_mut(2).for_each(|c| c.swap(0, 1)),
-            32 => data.chunks_exact_mut(4).for_each(|c| c.reverse()),
-            _ => {}
-        }
-    }
-    data
 }
 
 /// Swap pixel byte order in place (MSB-first server images to little-endian).
