@@ -14,9 +14,9 @@
 //! [`Session::unknown`].
 //!
 //! This file holds the options, errors, the resource list and [`start`]; [`finish`] drives the
-//! phases in submodules, in their rounds: [`windows`] (and their properties), [`pixmaps`],
-//! [`fonts`], [`colormaps`], [`atoms`] (names), [`listed`] (resources known by ID only) and
-//! [`dangling`] (references that name nothing).
+//! phases in submodules, in their rounds: `windows` (and their properties), `pixmaps`,
+//! `fonts`, `colormaps`, `atoms` (names), `listed` (resources known by ID only) and
+//! `dangling` (references that name nothing).
 
 mod atoms;
 mod colormaps;

@@ -6,12 +6,12 @@
 //! map. All creation requests are pipelined and their errors collected at the end with one
 //! sync.
 //!
-//! This file holds the public types, the context every phase works on ([`Regen`]: the
+//! This file holds the public types, the context every phase works on (`Regen`: the
 //! connection, the target's setup facts, the [`Regenerated`] being filled, the pending
 //! creation cookies) and the driver [`regenerate`], which runs the phases in their order:
-//! [`fonts`] (the first round), [`ids`], [`visuals`], [`translate`], [`colormaps`],
-//! [`pixmaps`], [`cursors`], [`gcs`], [`windows`], [`ext_state`] and [`back_buffers`], and
-//! [`finish`] (selections, mapping, focus, the final synchronisation).
+//! `fonts` (the first round), `ids`, `visuals`, `translate`, `colormaps`,
+//! `pixmaps`, `cursors`, `gcs`, `windows`, `ext_state` and `back_buffers`, and
+//! `finish` (selections, mapping, focus, the final synchronisation).
 
 mod back_buffers;
 mod colormaps;
