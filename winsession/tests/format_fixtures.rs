@@ -93,11 +93,30 @@ fn format_5_file_is_read_whole() {
     old_version_is_read_whole(5);
 }
 
+/// Decode the snapshot fixture `name` written by format `version`; when that is the current
+/// format, encoding the session again must give the same body bytes (a model change without a
+/// new `FORMAT_VERSION` fails here); either way the encoding reads back to the same session.
+fn snapshot_fixture(name: &str, version: u32) -> winsession::model::Session {
+    let gws = fixture(name);
+    assert_eq!(version_of(&gws), version);
+    let session =
+        from_bytes(&gws).unwrap_or_else(|e| panic!("format {version} snapshot unreadable: {e}"));
+    let again = to_bytes(&session).expect("encode");
+    if FORMAT_VERSION == version {
+        assert!(
+            body_of(&again) == body_of(&gws),
+            "the encoding of a format-{version} session changed without a new FORMAT_VERSION: \
+             bump it and teach file::from_bytes the format-{version} layout (see this file's \
+             header)"
+        );
+    }
+    assert_eq!(from_bytes(&again).expect("decode"), session);
+    session
+}
+
 #[test]
 fn format_6_snapshot_decodes_and_encodes_to_the_same_bytes() {
-    let gws = fixture("session-v6-xterm.gws");
-    assert_eq!(version_of(&gws), 6);
-    let session = from_bytes(&gws).expect("format 6 snapshot unreadable");
+    let session = snapshot_fixture("session-v6-xterm.gws", 6);
     assert!(session.header.app_name.contains("xterm") || !session.windows.is_empty());
     assert!(
         session.windows.len() >= 2,
@@ -107,22 +126,11 @@ fn format_6_snapshot_decodes_and_encodes_to_the_same_bytes() {
         !session.fonts.is_empty() || !session.glyphsets.is_empty(),
         "xterm's text font"
     );
-    let again = to_bytes(&session).expect("encode");
-    if FORMAT_VERSION == 6 {
-        assert!(
-            body_of(&again) == body_of(&gws),
-            "the encoding of a format-6 session changed without a new FORMAT_VERSION: bump it \
-             and teach file::from_bytes the format-6 layout (see this file's header)"
-        );
-    }
-    assert_eq!(from_bytes(&again).expect("decode"), session);
 }
 
 #[test]
 fn format_7_glx_snapshot_decodes_and_encodes_to_the_same_bytes() {
-    let gws = fixture("session-v7-glx.gws");
-    assert_eq!(version_of(&gws), 7);
-    let session = from_bytes(&gws).expect("format 7 snapshot unreadable");
+    let session = snapshot_fixture("session-v7-glx.gws", 7);
     assert_eq!(session.glx.contexts.len(), 1, "the program's GLX context");
     assert_eq!(session.glx.windows.len(), 1, "the program's GLX window");
     assert_eq!(
@@ -137,22 +145,11 @@ fn format_7_glx_snapshot_decodes_and_encodes_to_the_same_bytes() {
             .any(|f| f.id == session.glx.contexts[0].fbconfig),
         "the context's FBConfig is described"
     );
-    let again = to_bytes(&session).expect("encode");
-    if FORMAT_VERSION == 7 {
-        assert!(
-            body_of(&again) == body_of(&gws),
-            "the encoding of a format-7 session changed without a new FORMAT_VERSION: bump it \
-             and teach file::from_bytes the format-7 layout (see this file's header)"
-        );
-    }
-    assert_eq!(from_bytes(&again).expect("decode"), session);
 }
 
 #[test]
 fn format_8_qt_gl_snapshot_decodes_and_encodes_to_the_same_bytes() {
-    let gws = fixture("session-v8-qt-gl.gws");
-    assert_eq!(version_of(&gws), 8);
-    let session = from_bytes(&gws).expect("format 8 snapshot unreadable");
+    let session = snapshot_fixture("session-v8-qt-gl.gws", 8);
     assert_eq!(session.glx.contexts.len(), 3, "hellogl2's GLX contexts");
     assert_eq!(
         session.glx_pbuffers.len(),
@@ -164,15 +161,6 @@ fn format_8_qt_gl_snapshot_decodes_and_encodes_to_the_same_bytes() {
         !session.pixmaps.iter().any(|p| p.id == pb.id),
         "the pbuffer's backing pixmap is carried with the pbuffer, not as a pixmap"
     );
-    let again = to_bytes(&session).expect("encode");
-    if FORMAT_VERSION == 8 {
-        assert!(
-            body_of(&again) == body_of(&gws),
-            "the encoding of a format-8 session changed without a new FORMAT_VERSION: bump it \
-             and teach file::from_bytes the format-8 layout (see this file's header)"
-        );
-    }
-    assert_eq!(from_bytes(&again).expect("decode"), session);
 }
 
 #[test]

@@ -23,6 +23,31 @@ struct SelectionEventRec {
     client_resource: ffi::XID,
 }
 
+/// Whether looking `id` up as a resource of type `rtype` finds the very object at `ptr`: a
+/// record's pointer to a window or drawable is live by the server's invariants, and is still
+/// cross-checked before it is trusted.
+fn is_resource(
+    ctx: &Ctx<'_>,
+    id: ffi::XID,
+    rtype: ffi::RESTYPE,
+    ptr: *const std::ffi::c_void,
+) -> bool {
+    let mut found: *mut std::ffi::c_void = std::ptr::null_mut();
+    // SAFETY: serverClient is a server global (a pointer to the server's own client); the
+    // lookup only reads the resource tables.
+    let rc = unsafe {
+        let server_client = *ctx.api.f.serverClient;
+        (ctx.api.f.dixLookupResourceByType)(
+            &mut found,
+            id,
+            rtype,
+            server_client,
+            ffi::DixGetAttrAccess,
+        )
+    };
+    rc == 0 && std::ptr::eq(found.cast_const(), ptr)
+}
+
 /// XFIXES selection event mask bits (SetSelectionOwner | SelectionWindowDestroy |
 /// SelectionClientClose).
 const SELECTION_ALL_EVENTS: u32 = 7;
@@ -49,20 +74,12 @@ pub(super) unsafe fn selection_input(ctx: &Ctx<'_>, it: &Item) -> Detail {
     // the very same window, else the record is not reported.
     // SAFETY: p_window was checked non-NULL and is live while the record exists (above).
     let wid = unsafe { (*e.p_window).drawable.id };
-    let mut found: *mut std::ffi::c_void = std::ptr::null_mut();
-    // SAFETY: serverClient is a server global (a pointer to the server's own client); the
-    // lookup only reads the resource tables.
-    let rc = unsafe {
-        let server_client = *ctx.api.f.serverClient;
-        (ctx.api.f.dixLookupResourceByType)(
-            &mut found,
-            wid,
-            ffi::RT_WINDOW,
-            server_client,
-            ffi::DixGetAttrAccess,
-        )
-    };
-    if rc != 0 || found != e.p_window as *mut std::ffi::c_void {
+    if !is_resource(
+        ctx,
+        wid,
+        ffi::RT_WINDOW,
+        e.p_window as *const std::ffi::c_void,
+    ) {
         return Detail::Other;
     }
     Detail::SelectionInput(SelectionInputInfo {
@@ -117,19 +134,7 @@ pub(super) unsafe fn damage(ctx: &Ctx<'_>, it: &Item) -> Detail {
     if id != e.drawable {
         return Detail::Other;
     }
-    let mut found: *mut std::ffi::c_void = std::ptr::null_mut();
-    // SAFETY: serverClient is a server global; the lookup only reads the resource tables.
-    let rc = unsafe {
-        let server_client = *ctx.api.f.serverClient;
-        (ctx.api.f.dixLookupResourceByType)(
-            &mut found,
-            id,
-            rtype,
-            server_client,
-            ffi::DixGetAttrAccess,
-        )
-    };
-    if rc != 0 || found != e.p_drawable as *mut std::ffi::c_void {
+    if !is_resource(ctx, id, rtype, e.p_drawable as *const std::ffi::c_void) {
         return Detail::Other;
     }
     Detail::Damage(DamageInfo {
@@ -177,19 +182,12 @@ pub(super) unsafe fn present_event(ctx: &Ctx<'_>, it: &Item) -> Detail {
     // window). It is still cross-checked: looking its ID up must find the very same window.
     // SAFETY: window was checked non-NULL and is live while the record exists (above).
     let wid = unsafe { (*e.window).drawable.id };
-    let mut found: *mut std::ffi::c_void = std::ptr::null_mut();
-    // SAFETY: serverClient is a server global; the lookup only reads the resource tables.
-    let rc = unsafe {
-        let server_client = *ctx.api.f.serverClient;
-        (ctx.api.f.dixLookupResourceByType)(
-            &mut found,
-            wid,
-            ffi::RT_WINDOW,
-            server_client,
-            ffi::DixGetAttrAccess,
-        )
-    };
-    if rc != 0 || found != e.window as *mut std::ffi::c_void {
+    if !is_resource(
+        ctx,
+        wid,
+        ffi::RT_WINDOW,
+        e.window as *const std::ffi::c_void,
+    ) {
         return Detail::Other;
     }
     Detail::PresentEvent(PresentEventInfo {
