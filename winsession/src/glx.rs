@@ -15,7 +15,7 @@
 //! A pbuffer (`glXCreatePbuffer`; Qt makes one for its offscreen surfaces) is backed by a
 //! server pixmap filed under the pbuffer's own ID: the capture takes that pixmap, contents
 //! and all, out of the session's pixmaps into [`Session::glx_pbuffers`]; regenerate makes the
-//! pbuffer (the server makes its pixmap again) and uploads the contents into it.
+//! pbuffer (the server makes its pixmap again), and the caller uploads the contents into it.
 
 use crate::capture::{CaptureError, ResourceList};
 use crate::ext::ExtState;
@@ -382,21 +382,23 @@ pub(crate) struct Regen<'c, C: Connection> {
     pub checks: Vec<(&'static str, u32, x11rb::cookie::VoidCookie<'c, C>)>,
     pub fbconfig_map: Vec<(u32, u32)>,
     pub warnings: Vec<String>,
+    /// Pbuffers made whose backing pixmap gets the captured contents (by pbuffer ID).
+    pub uploads: Vec<u32>,
 }
 
-/// Create the contexts, GLX windows and pbuffers (with their contents) of `t` (IDs already the
-/// target's) on `screen`; `big_endian`: the target's image byte order is MSB first.
+/// Create the contexts, GLX windows and pbuffers of `t` (IDs already the target's) on
+/// `screen`. The pbuffers whose contents the caller then uploads are in [`Regen::uploads`].
 pub(crate) fn regenerate<'c, C: Connection>(
     conn: &'c C,
     t: &Session,
     asked: Option<Asked<'c, C>>,
     screen: u32,
-    big_endian: bool,
 ) -> Result<Regen<'c, C>, x11rb::errors::ReplyOrIdError> {
     let mut out = Regen {
         checks: Vec::new(),
         fbconfig_map: Vec::new(),
         warnings: Vec::new(),
+        uploads: Vec::new(),
     };
     let n = t.glx.contexts.len() + t.glx.windows.len() + t.glx_pbuffers.len();
     if n == 0 {
@@ -487,61 +489,11 @@ pub(crate) fn regenerate<'c, C: Connection>(
                 conn.glx_change_drawable_attributes(p.id, &[EVENT_MASK, p.event_mask])?,
             ));
         }
-        if let Some(img) = &p.contents {
-            upload(conn, &mut out, p.id, img, big_endian)?;
+        if p.contents.is_some() {
+            out.uploads.push(p.id);
         }
     }
     Ok(out)
-}
-
-/// Put `img` into the pbuffer's backing pixmap (filed under the pbuffer's ID), in bands that
-/// fit a request, with a GC of its own.
-fn upload<'c, C: Connection>(
-    conn: &'c C,
-    out: &mut Regen<'c, C>,
-    id: u32,
-    img: &crate::model::Image,
-    big_endian: bool,
-) -> Result<(), x11rb::errors::ReplyOrIdError> {
-    use x11rb::protocol::xproto::{self, ConnectionExt as _};
-    let gc = conn.generate_id()?;
-    out.checks.push((
-        "CreateGC(pbuffer)",
-        id,
-        conn.create_gc(gc, id, &xproto::CreateGCAux::new().graphics_exposures(0))?,
-    ));
-    let stride = img.stride().max(1);
-    let rows = ((256 << 10) / stride).clamp(1, usize::from(img.height.max(1)));
-    let mut y = 0usize;
-    while y < usize::from(img.height) {
-        let n = rows.min(usize::from(img.height) - y);
-        let Some(band) = img.data.get(y * stride..(y + n) * stride) else {
-            break;
-        };
-        let mut band = band.to_vec();
-        if big_endian {
-            crate::capture::swap_pixels(&mut band, img.bits_per_pixel);
-        }
-        out.checks.push((
-            "PutImage(pbuffer)",
-            id,
-            conn.put_image(
-                xproto::ImageFormat::Z_PIXMAP,
-                id,
-                gc,
-                img.width,
-                n as u16,
-                0,
-                y as i16,
-                0,
-                img.depth,
-                &band,
-            )?,
-        ));
-        y += n;
-    }
-    out.checks.push(("FreeGC(pbuffer)", id, conn.free_gc(gc)?));
-    Ok(())
 }
 
 #[cfg(test)]

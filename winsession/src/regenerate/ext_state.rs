@@ -9,6 +9,7 @@ use crate::extensions::Sink;
 use crate::model::*;
 use std::collections::HashMap;
 use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{self, ConnectionExt as _};
 
 /// GLX contexts and windows of a direct-rendering client, and Present event selections.
 pub(super) fn glx_present<'c, C: Connection>(
@@ -17,13 +18,7 @@ pub(super) fn glx_present<'c, C: Connection>(
     glx_asked: Option<crate::glx::Asked<'c, C>>,
 ) -> Result<(), RegenError> {
     let conn = cx.conn;
-    let glx = crate::glx::regenerate(
-        conn,
-        t,
-        glx_asked,
-        cx.opts.screen as u32,
-        cx.target.image_byte_order == 1,
-    )?;
+    let glx = crate::glx::regenerate(conn, t, glx_asked, cx.opts.screen as u32)?;
     for (what, id, c) in glx.checks {
         cx.pend.push(what, id, c);
     }
@@ -31,6 +26,25 @@ pub(super) fn glx_present<'c, C: Connection>(
         cx.warn(w);
     }
     cx.out.xid_map.extend(glx.fbconfig_map);
+    // Pbuffer contents go into the pixmap the server made under the pbuffer's ID.
+    for id in glx.uploads {
+        let Some(img) = t
+            .glx_pbuffers
+            .iter()
+            .find(|p| p.id == id)
+            .and_then(|p| p.contents.as_ref())
+        else {
+            continue;
+        };
+        let gc = conn.generate_id()?;
+        cx.pend.push(
+            "CreateGC(pbuffer)",
+            id,
+            conn.create_gc(gc, id, &xproto::CreateGCAux::new().graphics_exposures(0))?,
+        );
+        super::pixmaps::put_image_chunked(cx, id, gc, img)?;
+        cx.pend.push("FreeGC(pbuffer)", id, conn.free_gc(gc)?);
+    }
     // --- Present event selections (after the windows).
     let (checks, warnings) = crate::present::regenerate(conn, t)?;
     for (what, id, c) in checks {
