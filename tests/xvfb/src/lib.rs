@@ -20,7 +20,7 @@ use x11rb::wrapper::ConnectionExt as _;
 
 pub mod image;
 pub mod link;
-pub use image::{compare, Comparison, Image};
+pub use image::{compare, fraction_within, Comparison, Image};
 pub use link::DelayLink;
 
 /// Root of the cargo workspace (two levels above this crate).

@@ -98,17 +98,7 @@ fn wait_close(display: &str, w: u32, reference: &Image, tag: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let now = screenshot(display, w).expect("screenshot");
-        let close = if (now.width, now.height) == (reference.width, reference.height) {
-            let near = now
-                .rgb
-                .chunks_exact(3)
-                .zip(reference.rgb.chunks_exact(3))
-                .filter(|(p, q)| p.iter().zip(q.iter()).all(|(a, b)| a.abs_diff(*b) <= 2))
-                .count();
-            near as f64 / (now.rgb.len() / 3).max(1) as f64
-        } else {
-            0.0
-        };
+        let close = fraction_within(reference, &now, 2);
         if close >= 0.98 {
             eprintln!("{tag}: {:.2}% of pixels within 2 levels", close * 100.0);
             return;
