@@ -69,7 +69,7 @@ fn has_ext(conn: &impl Connection, name: &'static str) -> Result<bool, CaptureEr
 }
 
 /// The IDs of the client's resources of server type `t`.
-fn ids_of_type(list: &ResourceList, t: &str) -> Vec<u32> {
+pub(crate) fn ids_of_type(list: &ResourceList, t: &str) -> Vec<u32> {
     list.other
         .iter()
         .filter(|(_, n)| n == t)

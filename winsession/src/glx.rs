@@ -91,12 +91,7 @@ pub(crate) fn capture(
     ext: Option<&ExtState>,
 ) -> Result<(), CaptureError> {
     let of_type = |t: &str| -> Vec<u32> {
-        let mut v: Vec<u32> = list
-            .other
-            .iter()
-            .filter(|(_, n)| n == t)
-            .map(|(id, _)| *id)
-            .collect();
+        let mut v = crate::extensions::ids_of_type(list, t);
         v.sort_unstable();
         v.dedup();
         v

@@ -22,7 +22,9 @@ pub(super) fn find_dangling(
     let parents: std::collections::HashSet<u32> = s.windows.iter().map(|w| w.parent).collect();
     let root = s.setup.root;
     let mut refs: Vec<u32> = Vec::new();
-    s.clone().map_ids(|kind, id| {
+    // An identity mapping visits every ID field and changes nothing (no copy of the session
+    // and its images just to read its IDs).
+    s.map_ids(|kind, id| {
         if matches!(
             kind,
             IdKind::Window | IdKind::Drawable | IdKind::Pixmap | IdKind::Any
