@@ -440,6 +440,7 @@ fn attach(
     let a = auth_of(auth);
     type Open = (session::Opened, f64, crate::traffic::Traffic);
     let mut opened: Vec<Open> = Vec::with_capacity(conns.len());
+    let mut known = Vec::with_capacity(conns.len());
     let close = |conns: &[Conn], opened: Vec<Open>| {
         for (c, (o, ..)) in conns.iter().zip(opened) {
             o.close(&c.handle);
@@ -451,8 +452,9 @@ fn attach(
         let r = session::connect_raw(display, a.as_ref())
             .and_then(|fd_setup| session::open_on(&c.handle, fd_setup));
         match r {
-            Ok((o, known)) => {
-                c.handle.remember_extensions(o.server, known);
+            Ok((o, k)) => {
+                // (open_on remembered them for the loop too.)
+                known.push(k);
                 let ms = t.elapsed().as_secs_f64() * 1000.0;
                 opened.push((o, ms, crate::traffic::now().since(before)));
             }
@@ -465,11 +467,6 @@ fn attach(
     // Refused before anything is created on the target; a detached GUI then goes
     // back where it came from. `--force` skips the check.
     if !*force {
-        let known: Vec<_> = conns
-            .iter()
-            .zip(&opened)
-            .map(|(c, (o, ..))| c.handle.known_extensions(o.server).unwrap_or_default())
-            .collect();
         if let Some(e) = crate::preflight::first_refusal(conns, display, a.as_ref(), &known) {
             // The targets opened go first (their internal client is taken), then the GUI
             // goes back where it came from.
