@@ -123,13 +123,36 @@ fn running(dir: &Path) -> Option<Private> {
         data: cookie.clone(),
     };
     let (fd, _) = session::connect_raw(&display, Some(&auth)).ok()?;
+    // The display number alone does not prove it: a private server that has just terminated
+    // (`-terminate`) frees its number, and another X server that accepts anyone (a test's
+    // Xvfb) may take it while the recorded PID still names an exiting Xvfb. A GUI held there
+    // would die with that server. The socket's peer must be the recorded process.
     let shown: &str = &display;
+    match server_pid(&fd) {
+        Some(peer) if peer == pid => {}
+        peer => {
+            tracing::info!(
+                private_display = shown,
+                pid,
+                ?peer,
+                "the display named by the state file is another X server now"
+            );
+            return None;
+        }
+    }
     tracing::debug!(private_display = shown, pid, "the private server answers");
     Some(Private {
         display,
         cookie,
         _hold: fd,
     })
+}
+
+/// The PID of the process at the other end of a local X connection (the server that listens
+/// there), from the socket's peer credentials; `None` for TCP or when the kernel says nothing.
+fn server_pid(fd: &OwnedFd) -> Option<u32> {
+    let cred = nix::sys::socket::getsockopt(fd, nix::sys::socket::sockopt::PeerCredentials).ok()?;
+    u32::try_from(cred.pid()).ok().filter(|&p| p != 0)
 }
 
 /// Write an Xauthority file with one FamilyWild entry for `cookie` (the server reads the

@@ -525,6 +525,49 @@ fn plain_detach_holds_on_the_private_server_unless_in_memory() {
     });
 }
 
+/// The private server is found again through the display number and PID in the runtime
+/// directory. When it has terminated (`-terminate`, 10 s after its last app left) another X
+/// server may take its number while the recorded PID still names an Xvfb (an exiting one, a
+/// reused PID): a detach must not take that server for the private one — a GUI held on a
+/// stranger's display dies with it (seen in CI: a test's Xvfb took the number, the held
+/// xterm died with that test's server). Here the state file names a test's Xvfb C (which
+/// accepts anyone) with the PID of another running Xvfb.
+#[test]
+fn a_display_number_taken_by_another_server_is_not_the_private_server() {
+    with_timeout(90, || {
+        let rt = runtime_dir("impostor");
+        let rts = rt.to_str().expect("utf-8 path");
+        let a = Xvfb::start().expect("Xvfb A");
+        let c = Xvfb::start().expect("Xvfb C");
+        let app = App::spawn_env(
+            &a.display,
+            &["xterm", "-geometry", "60x10+0+0"],
+            &[("XDG_RUNTIME_DIR", rts)],
+        )
+        .expect("xterm");
+        let pid = app.pid.to_string();
+        gv(&rt, &["hijack", "--no-guard", &pid]).expect("hijack");
+        let state = rt.join("guievict");
+        std::fs::create_dir_all(&state).expect("state dir");
+        std::fs::write(
+            state.join("private-display"),
+            format!("{}\n{}\n", c.display, a.pid()),
+        )
+        .expect("state file");
+        std::fs::write(state.join("private-display.cookie"), [7u8; 16]).expect("cookie");
+
+        gv(&rt, &["detach", "--pid", &pid]).expect("detach");
+        let (private, _) = private_server(&rt);
+        assert_ne!(private, c.display, "C was taken for the private server");
+        let st = conn_status(&rt, app.pid);
+        assert_eq!(st["held_on"].as_str(), Some(private.as_str()), "{st}");
+        assert!(windows_of_pid(&c.display, app.pid).unwrap().is_empty());
+        // C is an ordinary target.
+        gv(&rt, &["attach", &c.display, "--pid", &pid]).expect("attach C");
+        wait_for_window(&c.display, app.pid, Duration::from_secs(10)).expect("on C");
+    });
+}
+
 /// A `guievict` killed while it holds an application of several processes (between the group
 /// hold and its release) does not leave the app's requests queued until the hold's deadline
 /// (here 40 s): the processes see the holder exit and release at once.
