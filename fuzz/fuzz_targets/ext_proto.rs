@@ -22,5 +22,9 @@ fuzz_target!(|data: &[u8]| {
             let again = proto::encode_get_resources_reply(&rep, order);
             assert_eq!(proto::decode_get_resources_reply(&again, order), Ok(rep));
         }
+        if let Ok(rep) = proto::decode_get_active_grabs_reply(data, order) {
+            let again = proto::encode_get_active_grabs_reply(&rep, order);
+            assert_eq!(proto::decode_get_active_grabs_reply(&again, order), Ok(rep));
+        }
     }
 });

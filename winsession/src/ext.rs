@@ -27,6 +27,9 @@ pub struct ExtState {
     /// Active grabs the client held on the core devices (GUIEVICT ≥ 1.3; `None` from older
     /// servers): `proto::ACTIVE_GRAB_*` bits.
     pub active_grabs: Option<u8>,
+    /// Those active grabs in full (GUIEVICT ≥ 1.8, `GetActiveGrabs`; `None` from older
+    /// servers).
+    pub active_grab_records: Option<Vec<proto::ActiveGrab>>,
 }
 
 impl ExtState {
@@ -92,6 +95,7 @@ pub struct Asked<'c, C: Connection> {
     req: proto::GetResourcesRequest,
     version: x11rb::cookie::Cookie<'c, C, RawReply>,
     first: x11rb::cookie::Cookie<'c, C, RawReply>,
+    grabs: x11rb::cookie::Cookie<'c, C, RawReply>,
 }
 
 /// Send the extension's QueryVersion and first GetResources page without waiting (so that
@@ -118,12 +122,16 @@ pub fn ask<C: Connection>(conn: &C, client: u32) -> Result<Option<Asked<'_, C>>,
     let version = conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&qv)], Vec::new())?;
     let first = proto::encode_get_resources(info.major_opcode, &req, order);
     let first = conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&first)], Vec::new())?;
+    // GetActiveGrabs (1.8) goes along too; a 1.7 server answers BadRequest, consumed unseen.
+    let grabs = proto::encode_get_active_grabs(info.major_opcode, order);
+    let grabs = conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&grabs)], Vec::new())?;
     Ok(Some(Asked {
         conn,
         major_opcode: info.major_opcode,
         req,
         version,
         first,
+        grabs,
     }))
 }
 
@@ -137,6 +145,7 @@ impl<C: Connection> Asked<'_, C> {
             mut req,
             version,
             first: mut cookie,
+            grabs,
         } = self;
         let order = proto::ByteOrder::native();
         let v = version.reply().map_err(|source| CaptureError::Reply {
@@ -162,7 +171,24 @@ impl<C: Connection> Asked<'_, C> {
             cookie =
                 conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&bytes)], Vec::new())?;
         }
-        collect_pages(conn, major_opcode, req, cookie).map(Some)
+        let active_grab_records = if v.minor >= 8 {
+            let raw = grabs.reply().map_err(|source| CaptureError::Reply {
+                what: "GUIEVICT GetActiveGrabs".into(),
+                source,
+            })?;
+            Some(
+                proto::decode_get_active_grabs_reply(&raw.0, order)
+                    .map_err(|e| bad_reply("GetActiveGrabs", e))?
+                    .grabs,
+            )
+        } else {
+            // A 1.7 server's BadRequest, consumed here.
+            let _ = grabs.reply();
+            None
+        };
+        let mut st = collect_pages(conn, major_opcode, req, cookie)?;
+        st.active_grab_records = active_grab_records;
+        Ok(Some(st))
     }
 }
 
@@ -237,6 +263,7 @@ fn collect_pages<'c, C: Connection>(
         resources: all.resources,
         xkb,
         active_grabs,
+        active_grab_records: None,
     })
 }
 

@@ -217,6 +217,7 @@ pub(crate) fn finish<C: Connection>(
     input::capture_version_and_devices(conn, s, have_xi)?;
     xfixes::capture_selection_inputs(conn, s, list, ext, known_atom)?;
     crate::grabs::capture(s, list, ext);
+    crate::active_grabs::capture(s, list, ext);
     crate::dbe::capture(conn, s, list)?;
     crate::glx::capture(conn, s, list, ext)?;
     crate::present::capture(s, ext);

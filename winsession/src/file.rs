@@ -24,9 +24,9 @@ pub const MAGIC: &[u8; 8] = b"GUIEVWS\0";
 /// Current format version (3: XFIXES selection inputs, cursor names, XInput 2 devices;
 /// 4: XKEYBOARD event selections; 5: passive grabs and DOUBLE-BUFFER back buffers; 6: MIT-SHM
 /// pixmaps; 7: GLX contexts and windows, dangling references, Present event selections;
-/// 8: GLX pbuffers).
-pub const FORMAT_VERSION: u32 = 8;
-/// Oldest format version still read. Formats 5 to 8 only appended fields to the end of
+/// 8: GLX pbuffers; 9: active grabs).
+pub const FORMAT_VERSION: u32 = 9;
+/// Oldest format version still read. Formats 5 to 9 only appended fields to the end of
 /// [`Session`], so an older body followed by the encoding of those fields, empty, is a
 /// current body.
 pub const OLDEST_READABLE_VERSION: u32 = 4;
@@ -304,6 +304,13 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Session, FileError> {
         // Format 8 appended `glx_pbuffers` (empty in older files).
         let tail = bincode_opts()
             .serialize(&Vec::<crate::model::GlxPbuffer>::new())
+            .map_err(|e| FileError::Encode(e.to_string()))?;
+        raw.extend_from_slice(&tail);
+    }
+    if parts.version <= 8 {
+        // Format 9 appended `active_grabs` (empty in older files).
+        let tail = bincode_opts()
+            .serialize(&Vec::<crate::model::ActiveGrab>::new())
             .map_err(|e| FileError::Encode(e.to_string()))?;
         raw.extend_from_slice(&tail);
     }

@@ -6,7 +6,7 @@
 //! half issues `GrabKey` / `GrabButton` (plus the `UngrabKey` / `UngrabButton` that cut the
 //! exceptions back out) on the target after the windows exist. A grab on another client's
 //! window cannot be recreated (that window does not exist on the target) and is reported, and
-//! so is an active pointer or keyboard grab the client held at capture (the extension tells).
+//! so is an active pointer or keyboard grab that cannot be carried (`active_grabs`).
 
 use crate::capture::ResourceList;
 use crate::extensions::Sink;
@@ -87,26 +87,6 @@ pub(crate) fn capture(s: &mut Session, list: &ResourceList, ext: Option<&crate::
             "{} passive grab(s) (GrabKey/GrabButton): {why}; not recreated (not modelled)",
             total - described
         ));
-    }
-    if let Some(a) = ext.and_then(|st| st.active_grabs) {
-        for (bit, what) in [
-            (proto::ACTIVE_GRAB_POINTER, "pointer"),
-            (proto::ACTIVE_GRAB_KEYBOARD, "keyboard"),
-        ] {
-            if a & bit == 0 {
-                continue;
-            }
-            let how = if bit == proto::ACTIVE_GRAB_POINTER
-                && a & proto::ACTIVE_GRAB_POINTER_IMPLICIT != 0
-            {
-                " (from a button press)"
-            } else {
-                ""
-            };
-            s.unknown.push(format!(
-                "active {what} grab{how} held by the application at capture: not recreated (not modelled)"
-            ));
-        }
     }
     s.other_resources.retain(|o| o.type_name != TYPE_NAME);
 }

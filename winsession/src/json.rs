@@ -187,6 +187,7 @@ pub fn to_json(s: &Session) -> Value {
                 "devices": v.devices.iter().map(|d| json!({"device": d.device, "name": d.device_name, "state": d.state, "controls": d.controls, "indicator_state": d.indicator_state, "indicator_map": d.indicator_map, "names": d.names, "compat_map": d.compat_map, "bell": d.bell, "action_message": d.action_message, "access_x": d.access_x, "ext_dev": d.ext_dev})).collect::<Vec<_>>(),
             })),
         })),
+        "active_grabs": s.active_grabs.iter().map(|g| json!({"device": if g.keyboard { "keyboard" } else { "pointer" }, "xi2": g.xi2, "window": g.window, "owner_events": g.owner_events, "pointer_mode": g.pointer_mode, "keyboard_mode": g.keyboard_mode, "confine_to": g.confine_to, "cursor": g.cursor, "event_mask": g.event_mask, "xi2_mask": g.xi2_mask})).collect::<Vec<_>>(),
         "passive_grabs": s.passive_grabs.iter().map(|g| json!({"window": g.window, "button": g.button, "detail": g.detail, "modifiers": g.modifiers, "owner_events": g.owner_events, "event_mask": g.event_mask, "pointer_mode": g.pointer_mode, "keyboard_mode": g.keyboard_mode, "confine_to": g.confine_to, "cursor": g.cursor, "modifier_exceptions": g.modifier_mask.is_some(), "detail_exceptions": g.detail_mask.is_some()})).collect::<Vec<_>>(),
         "dbe_buffers": s.dbe_buffers.iter().map(|b| json!({"id": b.id, "window": b.window, "swap_action": b.swap_action, "contents": b.contents.as_ref().map(|i| i.data.len())})).collect::<Vec<_>>(),
         "glx": json!({
@@ -272,6 +273,15 @@ pub fn summary(s: &Session) -> String {
             keys,
             s.passive_grabs.len() - keys,
             s.dbe_buffers.len()
+        );
+    }
+    for g in &s.active_grabs {
+        let _ = writeln!(
+            o,
+            "active {} grab on {:#x}{}",
+            if g.keyboard { "keyboard" } else { "pointer" },
+            g.window,
+            if g.xi2 { " (XInput 2)" } else { "" }
         );
     }
     if !s.glx.contexts.is_empty() || !s.glx.windows.is_empty() {

@@ -11,6 +11,7 @@
 //! - [`to_json`] gives the script-facing JSON summary used by `guievict show --json`.
 #![forbid(unsafe_code)]
 
+pub mod active_grabs;
 pub(crate) mod blob;
 pub mod capture;
 pub mod convert;

@@ -106,6 +106,9 @@ pub struct Session {
     pub present_events: Vec<PresentSelection>,
     /// GLX pbuffers of a direct-rendering client, with their contents (format 8; see `glx`).
     pub glx_pbuffers: Vec<GlxPbuffer>,
+    /// Active pointer and keyboard grabs the client held (format 9; read by the GUIEVICT
+    /// extension ≥ 1.8).
+    pub active_grabs: Vec<ActiveGrab>,
 }
 
 /// A visual of the source screen.

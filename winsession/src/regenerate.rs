@@ -181,6 +181,8 @@ struct Regen<'c, C: Connection> {
     scratch: Scratch,
     /// The target's maximum request length in bytes (known from the pixmaps phase on).
     max_req: usize,
+    /// Active grabs sent after mapping, their answers read with the final synchronisation's.
+    grabs: Vec<(String, crate::active_grabs::Sent<'c, C>)>,
 }
 
 /// Resources made only to build others, freed at the end.
@@ -245,6 +247,7 @@ pub fn regenerate(
         },
         scratch: Scratch::default(),
         max_req: 0,
+        grabs: Vec::new(),
     };
     // Round 1: fonts and atoms, with every question that needs no answer yet.
     let first = fonts::first_round(&mut cx)?;

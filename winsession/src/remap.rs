@@ -196,6 +196,11 @@ impl Session {
             e.id = f(IdKind::Any, e.id);
             e.window = f(IdKind::Window, e.window);
         }
+        for g in &mut self.active_grabs {
+            g.window = f(IdKind::Window, g.window);
+            g.confine_to = f(IdKind::Window, g.confine_to);
+            g.cursor = f(IdKind::Cursor, g.cursor);
+        }
     }
 
     /// Call `f` on every atom field (property names/types, ATOM-typed data, selections, the

@@ -177,3 +177,16 @@ fn every_readable_version_has_a_fixture() {
         assert!(has, "no fixture written by format {v} in {}", dir.display());
     }
 }
+
+#[test]
+fn format_9_tk_global_grab_snapshot_decodes_and_encodes_to_the_same_bytes() {
+    // wish holding `grab -global .`: GrabPointer and GrabKeyboard on its wrapper window.
+    let session = snapshot_fixture("session-v9-tk-grab.gws", 9);
+    assert_eq!(session.active_grabs.len(), 2, "{:?}", session.active_grabs);
+    let (k, p): (Vec<_>, Vec<_>) = session.active_grabs.iter().partition(|g| g.keyboard);
+    assert_eq!((k.len(), p.len()), (1, 1));
+    assert!(!k[0].xi2 && !p[0].xi2, "Tk grabs with the core protocol");
+    assert_eq!(k[0].window, p[0].window);
+    assert!(session.windows.iter().any(|w| w.id == p[0].window));
+    assert!(p[0].owner_events, "Tk's global grab has owner-events");
+}

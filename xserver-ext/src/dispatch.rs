@@ -109,6 +109,20 @@ unsafe fn dispatch(api: &Api, client: ffi::ClientPtr) -> Status {
             unsafe { crate::clients::select(client, mask) };
             SUCCESS
         }
+        Ok(Request::GetActiveGrabs) if protocol_minor() < 8 => BAD_REQUEST,
+        Ok(Request::GetActiveGrabs) => {
+            // SAFETY: valid client during dispatch, on the dispatch thread.
+            let grabs = unsafe { crate::describe::active_grab_records(api, client) };
+            let reply = proto::encode_get_active_grabs_reply(
+                &proto::GetActiveGrabsReply {
+                    sequence: c.sequence as u16,
+                    grabs,
+                },
+                order,
+            );
+            // SAFETY: writes our own buffer to the client.
+            unsafe { write(api, client, &reply) }
+        }
         Ok(Request::GetResources(req))
             if req.flags & !proto::flags_for_minor(protocol_minor()) != 0 =>
         {

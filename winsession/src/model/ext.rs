@@ -125,6 +125,35 @@ pub struct PassiveGrab {
     pub detail_mask: Option<Vec<u8>>,
 }
 
+/// An active grab the client held at capture on the core pointer or keyboard (`GrabPointer` /
+/// `GrabKeyboard`, or XInput 2's `XIGrabDevice` on a master device): made again on the target
+/// after the windows are mapped, so the app goes on holding it (format 9; read by the GUIEVICT
+/// extension ≥ 1.8). A grab that a held key or button activated is not carried (it ends with
+/// a release on the old server); capture refuses it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveGrab {
+    /// The keyboard's (true) or the pointer's (false).
+    pub keyboard: bool,
+    /// XInput 2's `XIGrabDevice` (true) or the core `GrabPointer`/`GrabKeyboard` (false).
+    pub xi2: bool,
+    /// Grab window (one of the client's windows, or the root).
+    pub window: u32,
+    /// owner_events.
+    pub owner_events: bool,
+    /// Pointer mode (0 Synchronous, 1 Asynchronous).
+    pub pointer_mode: u8,
+    /// Keyboard mode (0 Synchronous, 1 Asynchronous).
+    pub keyboard_mode: u8,
+    /// Confine-to window (pointer grabs; 0 None).
+    pub confine_to: u32,
+    /// Cursor during the grab (pointer grabs; 0 None).
+    pub cursor: u32,
+    /// Core pointer event mask (core pointer grabs).
+    pub event_mask: u16,
+    /// XInput 2 event mask (XI2 grabs; bit n of byte n/8).
+    pub xi2_mask: Vec<u8>,
+}
+
 /// One DOUBLE-BUFFER back-buffer name (`DbeAllocateBackBufferName`). Several names may share
 /// one window's back buffer; the contents are stored with the first of them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

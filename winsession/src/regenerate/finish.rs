@@ -1,5 +1,6 @@
-//! The end of a regeneration: selections re-acquired, windows mapped (children first) and the
-//! focus set or left pending, the scratch resources freed, then the one final
+//! The end of a regeneration: selections re-acquired, windows mapped (children first), the
+//! focus set or left pending and the active grabs made again, the scratch resources freed,
+//! then the one final
 //! synchronisation: its answer means the server has processed every request, and every
 //! pending cookie's error flows out — soft ones as warnings, hard ones as
 //! [`RegenError::Requests`] — with the finished [`Regenerated`].
@@ -59,6 +60,15 @@ pub(super) fn select_map_focus<C: Connection>(
             cx.out.pending_focus = Some((f.window, f.revert_to));
         }
     }
+    // A grab needs its window viewable: after the mapping.
+    if opts.map_windows {
+        cx.grabs = crate::active_grabs::send(conn, t)?;
+    } else if !t.active_grabs.is_empty() {
+        cx.warn(format!(
+            "{} active grab(s) not made again: the windows are mapped later by the caller",
+            t.active_grabs.len()
+        ));
+    }
     Ok(())
 }
 
@@ -100,6 +110,9 @@ pub(super) fn sync<'c, C: Connection>(
     // One round trip: every request sent has been processed when this answer comes (the
     // checks below then need none, and the caller may stop this client at once).
     let synced = conn.get_input_focus()?.reply();
+    for w in crate::active_grabs::check(std::mem::take(&mut cx.grabs)) {
+        cx.warn(w);
+    }
     let mut failed = Vec::new();
     for (what, id, c) in negotiated_soft.into_iter().chain(sink.soft) {
         if let Err(e) = c.check() {

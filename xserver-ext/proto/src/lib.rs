@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod detail;
+mod grabs;
 mod wire;
 
 pub use detail::*;
@@ -30,7 +31,10 @@ pub const MAJOR_VERSION: u16 = 1;
 /// 1.7 added [`FLAG_GLX_DRAWABLES`]: [`Detail::GlxDrawable`] records (the X drawable a GLX
 /// drawable stands for, which the GLX protocol cannot read back), and [`FLAG_PRESENT_EVENTS`]:
 /// [`Detail::PresentEvent`] records (`PresentSelectInput`'s window and mask).
-pub const MINOR_VERSION: u16 = 7;
+/// 1.8 added the `GetActiveGrabs` request: the client's active pointer and keyboard grabs in
+/// full ([`ActiveGrab`]), so that they can be made again on another server (a 1.7 server
+/// answers it with `BadRequest`).
+pub const MINOR_VERSION: u16 = 8;
 
 /// Minor opcode of `QueryVersion`.
 pub const X_QUERY_VERSION: u8 = 0;
@@ -38,6 +42,7 @@ pub const X_QUERY_VERSION: u8 = 0;
 pub const X_GET_RESOURCES: u8 = 1;
 /// Minor opcode of `SelectClientEvents` (protocol 1.6).
 pub const X_SELECT_CLIENT_EVENTS: u8 = 2;
+pub use grabs::*;
 
 /// `SelectClientEvents` mask bit: a [`ClientNotify`] when another client has finished its
 /// connection setup.
@@ -402,7 +407,7 @@ pub struct Resource {
 // ---------------------------------------------------------------------------------------------
 // Requests
 
-fn request_header(w: &mut Writer, major_opcode: u8, minor: u8, words: u16) {
+pub(crate) fn request_header(w: &mut Writer, major_opcode: u8, minor: u8, words: u16) {
     w.u8(major_opcode);
     w.u8(minor);
     w.u16(words);
@@ -467,6 +472,8 @@ pub enum Request {
     GetResources(GetResourcesRequest),
     /// `SelectClientEvents` (1.6): the new mask.
     SelectClientEvents(u32),
+    /// `GetActiveGrabs` (1.8).
+    GetActiveGrabs,
 }
 
 /// `ClientNotify` (protocol 1.6): another client of the server started or went away. It names
@@ -576,6 +583,10 @@ pub fn decode_request(bytes: &[u8], order: ByteOrder) -> Result<Request, Request
                 client_minor,
             }))
         }
+        X_GET_ACTIVE_GRABS => {
+            r.finish("GetActiveGrabs request")?;
+            Ok(Request::GetActiveGrabs)
+        }
         X_SELECT_CLIENT_EVENTS => {
             let mask = r.u32("mask")?;
             r.finish("SelectClientEvents request")?;
@@ -620,7 +631,7 @@ pub fn decode_request(bytes: &[u8], order: ByteOrder) -> Result<Request, Request
 // ---------------------------------------------------------------------------------------------
 // Replies
 
-fn reply_header(r: &mut Reader<'_>, total_len: usize) -> Result<(u8, u16), DecodeError> {
+pub(crate) fn reply_header(r: &mut Reader<'_>, total_len: usize) -> Result<(u8, u16), DecodeError> {
     let kind = r.u8("reply type")?;
     if kind != 1 {
         return Err(DecodeError::BadValue {

@@ -664,8 +664,8 @@ fn version_1_1_flags() {
 }
 
 #[test]
-fn versions_1_2_to_1_7_flags() {
-    assert_eq!(MINOR_VERSION, 7);
+fn versions_1_2_to_1_8_flags() {
+    assert_eq!(MINOR_VERSION, 8);
     assert_eq!(FLAG_XKB_SELECTIONS, 0x10);
     assert_eq!(FLAGS_V1_2, 31);
     assert_eq!(FLAG_PASSIVE_GRABS, 0x20);
@@ -686,6 +686,22 @@ fn versions_1_2_to_1_7_flags() {
     // 1.6 added a request, no flag.
     assert_eq!(flags_for_minor(6), FLAGS_V1_6);
     assert_eq!(flags_for_minor(7), FLAGS_ALL);
+    // 1.8 added a request (GetActiveGrabs), no flag.
+    assert_eq!(flags_for_minor(8), FLAGS_ALL);
+    assert_eq!(
+        decode_request(
+            &encode_get_active_grabs(140, ByteOrder::Msb),
+            ByteOrder::Msb
+        ),
+        Ok(Request::GetActiveGrabs)
+    );
+    let mut long = encode_get_active_grabs(140, ByteOrder::Lsb);
+    long[2] = 2;
+    long.extend_from_slice(&[0; 4]);
+    assert!(matches!(
+        decode_request(&long, ByteOrder::Lsb),
+        Err(RequestError::BadLength(_))
+    ));
     let req = GetResourcesRequest::first();
     assert_eq!(req.flags, FLAGS_ALL);
 }

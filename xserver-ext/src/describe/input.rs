@@ -1,6 +1,7 @@
 //! Input state of a client: XKB per-client flags and event selections, passive grabs (keys and
-//! buttons with their modifier/detail masks) and whether the client holds active grabs. Device
-//! and window pointers are checked against the server's own lists before they are followed.
+//! buttons with their modifier/detail masks), whether the client holds active grabs and, for
+//! `GetActiveGrabs` (1.8), those grabs in full. Device and window pointers are checked against
+//! the server's own lists before they are followed.
 
 use super::ctx::Ctx;
 use crate::ffi;
@@ -261,6 +262,147 @@ pub unsafe fn active_grabs(api: &Api, client: ffi::ClientPtr) -> u8 {
             if bit == ACTIVE_GRAB_POINTER && (g.implicitGrab != 0 || g.fromPassiveGrab != 0) {
                 out |= ACTIVE_GRAB_POINTER_IMPLICIT;
             }
+        }
+    }
+    out
+}
+
+/// The server's `struct _XI2Mask` (include/inpututils.h, not an installed header): one event
+/// mask per device ID. Declared here and checked before use: the counts must be the server's
+/// [`XI2_MASK_COUNT`] and [`XI2_MASK_SIZE`].
+#[repr(C)]
+struct Xi2Mask {
+    masks: *mut *mut u8,
+    nmasks: usize,
+    mask_size: usize,
+}
+
+/// `EMASKSIZE` of inputstr.h (`MAXDEVICES + 2`): the number of masks in an `XI2Mask`.
+const XI2_MASK_COUNT: usize = 256 + 2;
+/// `XI2MASKSIZE` of inputstr.h for XInput 2.4 (`(XI_GestureSwipeEnd >> 3) + 1`).
+const XI2_MASK_SIZE: usize = (32 >> 3) + 1;
+
+/// The XInput 2 event mask an XI2 grab selected for its device (`ProcXIGrabDevice` stores it
+/// under the device's ID), or `None` when the mask record does not check out.
+///
+/// # Safety
+/// `m` must be NULL or the live `xi2mask` of a live grab.
+unsafe fn xi2_grab_mask(m: *const Xi2Mask, device_id: usize) -> Option<Vec<u8>> {
+    if m.is_null() {
+        return None;
+    }
+    // SAFETY: the grab's xi2mask (caller); its fields are checked before they are followed.
+    unsafe {
+        let m = &*m;
+        if m.masks.is_null()
+            || m.nmasks != XI2_MASK_COUNT
+            || m.mask_size != XI2_MASK_SIZE
+            || device_id >= m.nmasks
+        {
+            return None;
+        }
+        let row = *m.masks.add(device_id);
+        if row.is_null() {
+            return None;
+        }
+        Some(std::slice::from_raw_parts(row, m.mask_size).to_vec())
+    }
+}
+
+/// The active grabs the requesting client holds on the core (master) pointer and keyboard,
+/// in full, for `GetActiveGrabs` (protocol 1.8). A grab whose window does not check out
+/// against the server's resource table is left out (the client then sees only byte 29 of
+/// `GetResources` and refuses to carry it).
+///
+/// # Safety
+/// `client` must be live; must run on the server's dispatch thread.
+pub unsafe fn active_grab_records(api: &Api, client: ffi::ClientPtr) -> Vec<ActiveGrab> {
+    let mut out = Vec::new();
+    // SAFETY: inputInfo is a server global; its core devices and their grab records are live
+    // on the dispatch thread; every window pointer is cross-checked before its ID is trusted.
+    unsafe {
+        let info = &*api.f.inputInfo;
+        for (dev, device) in [
+            (info.pointer, GRAB_DEVICE_POINTER),
+            (info.keyboard, GRAB_DEVICE_KEYBOARD),
+        ] {
+            if dev.is_null() {
+                continue;
+            }
+            let gi = &(*dev).deviceGrab;
+            let gp = gi.grab;
+            if gp.is_null() || !owned_by(api, (*gp).resource, client) {
+                continue;
+            }
+            let g = &*gp;
+            if g.window.is_null() {
+                continue;
+            }
+            let window = (*g.window).drawable.id;
+            if !window_checks_out(api, window, g.window) {
+                continue;
+            }
+            let confine_to = if g.confineTo.is_null() {
+                0
+            } else {
+                let id = (*g.confineTo).drawable.id;
+                if !window_checks_out(api, id, g.confineTo) {
+                    continue;
+                }
+                id
+            };
+            let mut flags = 0;
+            if g.ownerEvents() != 0 {
+                flags |= GRAB_OWNER_EVENTS;
+            }
+            // GrabModeAsync = 1.
+            if g.pointerMode() == 1 {
+                flags |= GRAB_POINTER_ASYNC;
+            }
+            if g.keyboardMode() == 1 {
+                flags |= GRAB_KEYBOARD_ASYNC;
+            }
+            if gi.implicitGrab != 0 || gi.fromPassiveGrab != 0 {
+                flags |= GRAB_ACTIVATED;
+            }
+            let cursor = if g.cursor.is_null() {
+                0
+            } else {
+                // SAFETY: the grab holds a reference on its cursor.
+                let id = (*g.cursor).id;
+                if id == 0 {
+                    flags |= GRAB_CURSOR_UNNAMED;
+                }
+                id
+            };
+            let device_id = u16::try_from((*dev).id).unwrap_or(0);
+            let level = g.grabtype as u8;
+            let xi2_mask = if level == GRAB_LEVEL_XI2 {
+                match xi2_grab_mask(g.xi2mask as *const Xi2Mask, usize::from(device_id)) {
+                    Some(m) => m,
+                    None => {
+                        flags |= GRAB_MASK_UNREAD;
+                        Vec::new()
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            out.push(ActiveGrab {
+                device,
+                level,
+                flags,
+                device_id,
+                window,
+                confine_to,
+                cursor,
+                event_mask: if level == GRAB_LEVEL_XI2 {
+                    0
+                } else {
+                    g.eventMask
+                },
+                xi2_mask,
+            });
         }
     }
     out

@@ -10,7 +10,7 @@ mod resources;
 mod segment;
 
 pub use ctx::Ctx;
-pub use input::{active_grabs, xkb_client_state};
+pub use input::{active_grab_records, active_grabs, xkb_client_state};
 
 use crate::ffi;
 use crate::server::Item;
