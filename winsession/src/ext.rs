@@ -431,6 +431,19 @@ pub fn apply(s: &mut Session, st: &ExtState) {
                 graphics_exposures: x.graphics_exposures,
                 known: true,
             };
+            if let Some(o) = x.orphan.as_ref().filter(|o| !o.image.is_empty()) {
+                s.freed_drawables.push(model::FreedDrawable {
+                    picture: p.id,
+                    image: model::Image {
+                        depth: o.depth,
+                        bits_per_pixel: o.bits_per_pixel,
+                        scanline_pad: 32,
+                        width: o.width,
+                        height: o.height,
+                        data: o.image.clone(),
+                    },
+                });
+            }
             if x.alpha_map != 0 && p.alpha_map == 0 {
                 s.unknown.push(format!(
                     "picture {:#x}: alpha map {:#x} is not the application's",

@@ -24,7 +24,7 @@ pub const MAGIC: &[u8; 8] = b"GUIEVWS\0";
 /// Current format version (3: XFIXES selection inputs, cursor names, XInput 2 devices;
 /// 4: XKEYBOARD event selections; 5: passive grabs and DOUBLE-BUFFER back buffers; 6: MIT-SHM
 /// pixmaps; 7: GLX contexts and windows, dangling references, Present event selections;
-/// 8: GLX pbuffers; 9: active grabs).
+/// 8: GLX pbuffers; 9: active grabs, freed drawables behind pictures).
 pub const FORMAT_VERSION: u32 = 9;
 /// Oldest format version still read. Formats 5 to 9 only appended fields to the end of
 /// [`Session`], so an older body followed by the encoding of those fields, empty, is a
@@ -308,9 +308,12 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Session, FileError> {
         raw.extend_from_slice(&tail);
     }
     if parts.version <= 8 {
-        // Format 9 appended `active_grabs` (empty in older files).
+        // Format 9 appended `active_grabs` and `freed_drawables` (empty in older files).
         let tail = bincode_opts()
-            .serialize(&Vec::<crate::model::ActiveGrab>::new())
+            .serialize(&(
+                Vec::<crate::model::ActiveGrab>::new(),
+                Vec::<crate::model::FreedDrawable>::new(),
+            ))
             .map_err(|e| FileError::Encode(e.to_string()))?;
         raw.extend_from_slice(&tail);
     }

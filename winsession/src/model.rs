@@ -109,6 +109,8 @@ pub struct Session {
     /// Active pointer and keyboard grabs the client held (format 9; read by the GUIEVICT
     /// extension ≥ 1.8).
     pub active_grabs: Vec<ActiveGrab>,
+    /// Freed pixmaps that pictures keep alive, with their pixels (format 9).
+    pub freed_drawables: Vec<FreedDrawable>,
 }
 
 /// A visual of the source screen.

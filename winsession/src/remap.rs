@@ -201,6 +201,9 @@ impl Session {
             g.confine_to = f(IdKind::Window, g.confine_to);
             g.cursor = f(IdKind::Cursor, g.cursor);
         }
+        for d in &mut self.freed_drawables {
+            d.picture = f(IdKind::Picture, d.picture);
+        }
     }
 
     /// Call `f` on every atom field (property names/types, ATOM-typed data, selections, the

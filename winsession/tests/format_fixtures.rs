@@ -189,4 +189,15 @@ fn format_9_tk_global_grab_snapshot_decodes_and_encodes_to_the_same_bytes() {
     assert_eq!(k[0].window, p[0].window);
     assert!(session.windows.iter().any(|w| w.id == p[0].window));
     assert!(p[0].owner_events, "Tk's global grab has owner-events");
+    // Tk's entry draws text with Xft on a pixmap it frees while the picture lives on (64×21
+    // here): the pixels came along.
+    assert!(!session.freed_drawables.is_empty());
+    for d in &session.freed_drawables {
+        assert!(session.pictures.iter().any(|p| p.id == d.picture));
+        assert!(d.image.width > 0 && d.image.height > 0);
+        assert_eq!(
+            d.image.data.len(),
+            d.image.stride() * usize::from(d.image.height)
+        );
+    }
 }

@@ -571,22 +571,19 @@ fn desktop_of(display: &str, pids: &[u32]) -> (Vec<(String, i16, i16)>, usize) {
     (out, framed)
 }
 
-/// `move --all TO --display FROM --force --json`: Tk's picture on a pixmap it already freed
-/// is recreated on a placeholder (see e2e_toolkits), the one inexactness accepted here; any
-/// other one fails the test.
-fn move_all_force(from: &str, to: &str) -> serde_json::Value {
+/// `move --all TO --display FROM --json`, which must carry every app exactly (no `--force`:
+/// Tk's pictures on pixmaps it already freed carry their pixels since GUIEVICT 1.8).
+fn move_all_exact(from: &str, to: &str) -> serde_json::Value {
     let out = Command::new(guievict_bin())
-        .args(["move", "--all", to, "--display", from, "--force", "--json"])
+        .args(["move", "--all", to, "--display", from, "--json"])
         .output()
         .expect("guievict move --all");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "move --all {from} → {to}: {err}");
-    for l in err.lines().filter(|l| l.contains("not carried exactly")) {
-        assert!(
-            l.contains("was already freed by the application"),
-            "unexpected inexactness: {l}"
-        );
-    }
+    assert!(
+        !err.contains("not carried exactly"),
+        "move --all {from} → {to} was not exact: {err}"
+    );
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
@@ -728,7 +725,7 @@ fn ten_mixed_apps_move_between_two_managed_desktops() {
         guievict_json(&["protect", "--display", &a.display]).expect("protect");
 
         let t = Instant::now();
-        let v = move_all_force(&a.display, &b.display);
+        let v = move_all_exact(&a.display, &b.display);
         let took = t.elapsed();
         eprintln!("move --all of ten apps A→B: {took:?}");
         std::fs::write(dir.join("move-all.json"), v.to_string()).unwrap();
@@ -805,7 +802,7 @@ fn ten_mixed_apps_move_between_two_managed_desktops() {
         // is B's stacking as it is now.
         let on_b = desktop_of(&b.display, &pids).0;
         let t = Instant::now();
-        move_all_force(&b.display, &a.display);
+        move_all_exact(&b.display, &a.display);
         eprintln!("move --all of ten apps B→A: {:?}", t.elapsed());
         wait_until(
             "twm framed the ten on A again",

@@ -621,6 +621,7 @@ fn xext_values_exact() {
                 poly_edge: 1,
                 poly_mode: 1,
                 graphics_exposures: false,
+                orphan: None,
             }
         );
         let Detail::Picture(p) = detail(&all, m.alpha_pic, kinds::PICTURE) else {

@@ -310,8 +310,10 @@ fn create_fill<'c, C: Connection>(
     Ok(())
 }
 
-/// A 1×1 pixmap of the picture's depth standing in for a drawable the application already
-/// freed (the caller frees it once the picture exists); a warning says so.
+/// A pixmap standing in for a drawable the application already freed (the caller frees it
+/// once the picture exists): an equal one when the capture read its pixels
+/// (`Session::freed_drawables`, GUIEVICT ≥ 1.8) and the target stores them alike, else a 1×1
+/// pixmap of the picture's depth, and a warning says so.
 fn create_placeholder<'c, C: Connection>(
     conn: &'c C,
     t: &Session,
@@ -319,6 +321,9 @@ fn create_placeholder<'c, C: Connection>(
     orig_drawable: &HashMap<u32, u32>,
     sink: &mut Sink<'c, C>,
 ) -> Result<u32, crate::RegenError> {
+    if let Some(pm) = recreate_freed(conn, t, p, sink)? {
+        return Ok(pm);
+    }
     let depth = t
         .setup
         .pict_formats
@@ -337,6 +342,65 @@ fn create_placeholder<'c, C: Connection>(
         p.id, orig_drawable.get(&p.id).copied().unwrap_or(p.drawable)
     ));
     Ok(pm)
+}
+
+/// The freed pixmap behind picture `p` made again with its pixels, when the capture has them
+/// and the target keeps that depth with the same bits per pixel and (beyond 8 bits) byte
+/// order; `None` otherwise.
+fn recreate_freed<'c, C: Connection>(
+    conn: &'c C,
+    t: &Session,
+    p: &Picture,
+    sink: &mut Sink<'c, C>,
+) -> Result<Option<u32>, crate::RegenError> {
+    let Some(img) = t
+        .freed_drawables
+        .iter()
+        .find(|d| d.picture == p.id)
+        .map(|d| &d.image)
+    else {
+        return Ok(None);
+    };
+    let setup = conn.setup();
+    let same_bpp = setup.pixmap_formats.iter().any(|f| {
+        f.depth == img.depth && f.bits_per_pixel == img.bits_per_pixel && f.scanline_pad == 32
+    });
+    let order_ok =
+        img.bits_per_pixel <= 8 || setup.image_byte_order == xproto::ImageOrder::LSB_FIRST;
+    if !same_bpp || !order_ok || img.width == 0 || img.height == 0 {
+        return Ok(None);
+    }
+    let pm = conn.generate_id()?;
+    sink.hard.push((
+        "CreatePixmap(freed drawable)",
+        pm,
+        conn.create_pixmap(img.depth, pm, t.setup.root, img.width, img.height)?,
+    ));
+    let gc = conn.generate_id()?;
+    sink.hard.push((
+        "CreateGC(freed drawable)",
+        gc,
+        conn.create_gc(gc, pm, &xproto::CreateGCAux::new().graphics_exposures(0))?,
+    ));
+    sink.hard.push((
+        "PutImage(freed drawable)",
+        pm,
+        conn.put_image(
+            xproto::ImageFormat::Z_PIXMAP,
+            pm,
+            gc,
+            img.width,
+            img.height,
+            0,
+            0,
+            0,
+            img.depth,
+            &img.data,
+        )?,
+    ));
+    sink.hard
+        .push(("FreeGC(freed drawable)", gc, conn.free_gc(gc)?));
+    Ok(Some(pm))
 }
 
 /// A picture on `drawable` with its creation attributes and its clip.

@@ -125,6 +125,17 @@ pub struct PassiveGrab {
     pub detail_mask: Option<Vec<u8>>,
 }
 
+/// The pixmap behind a picture whose application already freed it (the picture keeps it
+/// alive; Xft's solid-colour pictures on 1×1 pixmaps): its pixels, read by the GUIEVICT
+/// extension (≥ 1.8), so that regenerate puts the picture on an equal pixmap (format 9).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreedDrawable {
+    /// The picture.
+    pub picture: u32,
+    /// The pixmap's size, depth and pixels.
+    pub image: Image,
+}
+
 /// An active grab the client held at capture on the core pointer or keyboard (`GrabPointer` /
 /// `GrabKeyboard`, or XInput 2's `XIGrabDevice` on a master device): made again on the target
 /// after the windows are mapped, so the app goes on holding it (format 9; read by the GUIEVICT

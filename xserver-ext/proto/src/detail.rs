@@ -459,6 +459,27 @@ pub enum PictureSource {
     Gradient(GradientInfo),
 }
 
+/// The drawable of a picture whose application already freed it (protocol 1.8, with
+/// `FLAG_ORPHAN_DRAWABLES`): a pixmap the picture keeps alive though no ID names it any more
+/// (Xft's solid-colour pictures on 1×1 pixmaps), with its pixels when they are small enough.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrphanDrawable {
+    /// Width.
+    pub width: u16,
+    /// Height.
+    pub height: u16,
+    /// Depth.
+    pub depth: u8,
+    /// Bits per pixel.
+    pub bits_per_pixel: u8,
+    /// ZPixmap pixels, rows padded to 4 bytes, pixels in the client's byte order; empty when
+    /// the drawable is larger than [`MAX_ORPHAN_IMAGE`].
+    pub image: Vec<u8>,
+}
+
+/// Largest orphan drawable image the server sends (bytes).
+pub const MAX_ORPHAN_IMAGE: usize = 64 << 10;
+
 /// A RENDER picture's attributes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PictureInfo {
@@ -496,6 +517,9 @@ pub struct PictureInfo {
     pub poly_mode: u8,
     /// Graphics exposures.
     pub graphics_exposures: bool,
+    /// The freed drawable behind a drawable picture (1.8, `FLAG_ORPHAN_DRAWABLES`).
+    #[serde(default)]
+    pub orphan: Option<OrphanDrawable>,
 }
 
 /// One glyph of a glyph set.
@@ -1334,7 +1358,8 @@ fn encode_picture(w: &mut Writer, p: &PictureInfo) {
     w.u16(params.len() as u16);
     w.u16(stops.len() as u16);
     w.u8(u8::from(p.graphics_exposures));
-    w.zeros(3);
+    w.u8(u8::from(p.orphan.is_some()));
+    w.zeros(2);
     for c in solid {
         w.u16(c);
     }
@@ -1355,6 +1380,17 @@ fn encode_picture(w: &mut Writer, p: &PictureInfo) {
         for c in s.color {
             w.u16(c);
         }
+    }
+    if let Some(o) = &p.orphan {
+        let image = &o.image[..o.image.len().min(MAX_ORPHAN_IMAGE)];
+        w.u16(o.width);
+        w.u16(o.height);
+        w.u8(o.depth);
+        w.u8(o.bits_per_pixel);
+        w.zeros(2);
+        w.u32(image.len() as u32);
+        w.bytes(image);
+        w.pad4();
     }
 }
 
@@ -1389,7 +1425,9 @@ fn decode_picture(r: &mut Reader<'_>) -> Result<PictureInfo, DecodeError> {
         off,
         "graphics_exposures",
     )?;
-    r.skip(3, "picture padding")?;
+    let off = r.offset();
+    let has_orphan = bool_from(r.u8("picture orphan drawable follows")?, off, "orphan flag")?;
+    r.skip(2, "picture padding")?;
     let mut solid = [0u16; 4];
     for c in &mut solid {
         *c = r.u16("solid fill colour")?;
@@ -1419,6 +1457,33 @@ fn decode_picture(r: &mut Reader<'_>) -> Result<PictureInfo, DecodeError> {
         }
         stops.push(GradientStop { offset, color });
     }
+    let orphan = if has_orphan {
+        let width = r.u16("orphan width")?;
+        let height = r.u16("orphan height")?;
+        let depth = r.u8("orphan depth")?;
+        let bits_per_pixel = r.u8("orphan bits per pixel")?;
+        r.skip(2, "orphan padding")?;
+        let off = r.offset();
+        let len = r.u32("orphan image length")? as usize;
+        if len > MAX_ORPHAN_IMAGE {
+            return Err(DecodeError::BadValue {
+                offset: off,
+                value: len as u32,
+                what: "orphan image length",
+            });
+        }
+        let image = r.bytes(len, "orphan image")?.to_vec();
+        r.pad4("orphan image padding")?;
+        Some(OrphanDrawable {
+            width,
+            height,
+            depth,
+            bits_per_pixel,
+            image,
+        })
+    } else {
+        None
+    };
     let grad = |kind| {
         PictureSource::Gradient(GradientInfo {
             kind,
@@ -1458,5 +1523,6 @@ fn decode_picture(r: &mut Reader<'_>) -> Result<PictureInfo, DecodeError> {
         poly_edge,
         poly_mode,
         graphics_exposures,
+        orphan,
     })
 }

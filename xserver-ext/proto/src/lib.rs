@@ -33,7 +33,8 @@ pub const MAJOR_VERSION: u16 = 1;
 /// [`Detail::PresentEvent`] records (`PresentSelectInput`'s window and mask).
 /// 1.8 added the `GetActiveGrabs` request: the client's active pointer and keyboard grabs in
 /// full ([`ActiveGrab`]), so that they can be made again on another server (a 1.7 server
-/// answers it with `BadRequest`).
+/// answers it with `BadRequest`), and [`FLAG_ORPHAN_DRAWABLES`]: the freed pixmap behind a
+/// picture ([`OrphanDrawable`]).
 pub const MINOR_VERSION: u16 = 8;
 
 /// Minor opcode of `QueryVersion`.
@@ -105,8 +106,14 @@ pub const FLAGS_V1_3: u32 = FLAGS_V1_2 | FLAG_PASSIVE_GRABS;
 pub const FLAGS_V1_4: u32 = FLAGS_V1_3 | FLAG_DAMAGE;
 /// The `GetResources` flags protocols 1.5 and 1.6 define.
 pub const FLAGS_V1_6: u32 = FLAGS_V1_4 | FLAG_SHM;
+/// `GetResources` flag (protocol 1.8): a drawable picture whose pixmap the application already
+/// freed (the picture keeps it alive) carries that pixmap's size, depth and small image
+/// ([`OrphanDrawable`]); without it only the stale drawable ID is told, as in 1.7.
+pub const FLAG_ORPHAN_DRAWABLES: u32 = 1 << 10;
+/// The `GetResources` flags protocol 1.7 defines.
+pub const FLAGS_V1_7: u32 = FLAGS_V1_6 | FLAG_GLX_DRAWABLES | FLAG_PRESENT_EVENTS;
 /// All defined `GetResources` flags.
-pub const FLAGS_ALL: u32 = FLAGS_V1_6 | FLAG_GLX_DRAWABLES | FLAG_PRESENT_EVENTS;
+pub const FLAGS_ALL: u32 = FLAGS_V1_7 | FLAG_ORPHAN_DRAWABLES;
 
 /// The `GetResources` flags a server of protocol 1.`minor` accepts.
 pub const fn flags_for_minor(minor: u16) -> u32 {
@@ -117,6 +124,7 @@ pub const fn flags_for_minor(minor: u16) -> u32 {
         3 => FLAGS_V1_3,
         4 => FLAGS_V1_4,
         5 | 6 => FLAGS_V1_6,
+        7 => FLAGS_V1_7,
         _ => FLAGS_ALL,
     }
 }

@@ -154,6 +154,13 @@ fn sample_resources() -> Vec<Resource> {
                 poly_edge: 1,
                 poly_mode: 1,
                 graphics_exposures: false,
+                orphan: Some(OrphanDrawable {
+                    width: 1,
+                    height: 1,
+                    depth: 32,
+                    bits_per_pixel: 32,
+                    image: vec![0x10, 0x20, 0x30, 0xff],
+                }),
             }),
         ),
         r(
@@ -191,6 +198,7 @@ fn sample_resources() -> Vec<Resource> {
                 poly_edge: 0,
                 poly_mode: 0,
                 graphics_exposures: true,
+                orphan: None,
             }),
         ),
         r(
@@ -488,7 +496,7 @@ fn bad_requests_are_classified() {
         Err(RequestError::BadLength(_))
     ));
     let req = GetResourcesRequest {
-        flags: 0x400,
+        flags: 0x800,
         ..GetResourcesRequest::first()
     };
     let b = encode_get_resources(1, &req, ByteOrder::Lsb);
@@ -496,7 +504,7 @@ fn bad_requests_are_classified() {
         decode_request(&b, ByteOrder::Lsb),
         Err(RequestError::BadValue {
             what: "flags",
-            value: 0x400
+            value: 0x800
         })
     );
 }
@@ -653,13 +661,13 @@ fn version_1_1_flags() {
         Ok(Request::GetResources(req))
     );
     let bad = GetResourcesRequest {
-        flags: 0x400,
+        flags: 0x800,
         ..req
     };
     let b = encode_get_resources(1, &bad, ByteOrder::Lsb);
     assert!(matches!(
         decode_request(&b, ByteOrder::Lsb),
-        Err(RequestError::BadValue { value: 0x400, .. })
+        Err(RequestError::BadValue { value: 0x800, .. })
     ));
 }
 
@@ -676,7 +684,9 @@ fn versions_1_2_to_1_8_flags() {
     assert_eq!(FLAGS_V1_6, 255);
     assert_eq!(FLAG_GLX_DRAWABLES, 0x100);
     assert_eq!(FLAG_PRESENT_EVENTS, 0x200);
-    assert_eq!(FLAGS_ALL, 1023);
+    assert_eq!(FLAGS_V1_7, 1023);
+    assert_eq!(FLAG_ORPHAN_DRAWABLES, 0x400);
+    assert_eq!(FLAGS_ALL, 2047);
     assert_eq!(flags_for_minor(0), FLAGS_V1_0);
     assert_eq!(flags_for_minor(1), FLAGS_V1_1);
     assert_eq!(flags_for_minor(2), FLAGS_V1_2);
@@ -685,8 +695,8 @@ fn versions_1_2_to_1_8_flags() {
     assert_eq!(flags_for_minor(5), FLAGS_V1_6);
     // 1.6 added a request, no flag.
     assert_eq!(flags_for_minor(6), FLAGS_V1_6);
-    assert_eq!(flags_for_minor(7), FLAGS_ALL);
-    // 1.8 added a request (GetActiveGrabs), no flag.
+    assert_eq!(flags_for_minor(7), FLAGS_V1_7);
+    // 1.8 added a request (GetActiveGrabs) and a flag (orphan drawables).
     assert_eq!(flags_for_minor(8), FLAGS_ALL);
     assert_eq!(
         decode_request(

@@ -26,7 +26,7 @@ struct SelectionEventRec {
 /// Whether looking `id` up as a resource of type `rtype` finds the very object at `ptr`: a
 /// record's pointer to a window or drawable is live by the server's invariants, and is still
 /// cross-checked before it is trusted.
-fn is_resource(
+pub(super) fn is_resource(
     ctx: &Ctx<'_>,
     id: ffi::XID,
     rtype: ffi::RESTYPE,
@@ -105,7 +105,7 @@ struct DamageExtRec {
 
 /// `DRAWABLE_WINDOW` / `DRAWABLE_PIXMAP` of pixmap.h (DrawableRec.type).
 const DRAWABLE_WINDOW: u8 = 0;
-const DRAWABLE_PIXMAP: u8 = 1;
+pub(super) const DRAWABLE_PIXMAP: u8 = 1;
 
 /// One DAMAGE object of the requesting client: the drawable it watches and its report level,
 /// or `Other` when the record does not look like one.

@@ -144,7 +144,75 @@ pub(super) unsafe fn picture(ctx: &Ctx<'_>, p: &ffi::_Picture) -> PictureInfo {
             poly_edge: p.polyEdge() as u8,
             poly_mode: p.polyMode() as u8,
             graphics_exposures: p.graphicsExposures() != 0,
+            orphan: if ctx.flags & FLAG_ORPHAN_DRAWABLES != 0 && p.pSourcePict.is_null() {
+                orphan(ctx, p.pDrawable)
+            } else {
+                None
+            },
         }
+    }
+}
+
+/// The pixmap behind a picture when the application already freed it: looking its ID up as
+/// a pixmap no longer finds it (the picture's reference keeps it alive), so no request can
+/// read it; its size, depth and (small) pixels are told instead.
+///
+/// # Safety
+/// `d` must be NULL or the live drawable of a live picture, read during a request.
+unsafe fn orphan(ctx: &Ctx<'_>, d: ffi::DrawablePtr) -> Option<OrphanDrawable> {
+    if d.is_null() {
+        return None;
+    }
+    // SAFETY: the picture holds a reference on its drawable (caller).
+    unsafe {
+        let dr = &*d;
+        if dr.type_ != super::records::DRAWABLE_PIXMAP
+            || dr.id == 0
+            || super::records::is_resource(ctx, dr.id, ffi::RT_PIXMAP, d as *const std::ffi::c_void)
+        {
+            return None;
+        }
+        let (w, h) = (usize::from(dr.width), usize::from(dr.height));
+        let bpp = usize::from(dr.bitsPerPixel.max(1));
+        let stride = (w * bpp).div_ceil(32) * 4;
+        let mut image = Vec::new();
+        let screen = dr.pScreen;
+        if stride * h <= MAX_ORPHAN_IMAGE && w > 0 && h > 0 && !screen.is_null() {
+            if let Some(get_image) = (*screen).GetImage {
+                image = vec![0u8; stride * h];
+                get_image(
+                    d,
+                    0,
+                    0,
+                    w as i32,
+                    h as i32,
+                    Z_PIXMAP as u32,
+                    !0,
+                    image.as_mut_ptr() as *mut std::ffi::c_char,
+                );
+                let si = ctx.screen_info();
+                if dr.depth == 1 && si.bitmapBitOrder == 1 {
+                    for b in &mut image {
+                        *b = b.reverse_bits();
+                    }
+                }
+                if ctx.order != ByteOrder::native() {
+                    let unit = bpp / 8;
+                    if unit > 1 {
+                        for px in image.chunks_exact_mut(unit) {
+                            px.reverse();
+                        }
+                    }
+                }
+            }
+        }
+        Some(OrphanDrawable {
+            width: dr.width,
+            height: dr.height,
+            depth: dr.depth,
+            bits_per_pixel: dr.bitsPerPixel,
+            image,
+        })
     }
 }
 
