@@ -48,6 +48,12 @@ pub(crate) fn capture(s: &mut Session, list: &ResourceList, ext: Option<&crate::
             Some(" (XInput 1 GrabDevice)")
         } else if g.flags & proto::GRAB_MASK_UNREAD != 0 {
             Some(" (its XInput 2 event mask could not be read)")
+        } else if g.flags & proto::GRAB_FROZEN_BY_OTHER != 0
+            || [g.sync_state, g.paired_sync_state].iter().any(|&st| {
+                st == proto::sync_state::FROZEN_WITH_EVENT || st == proto::sync_state::THAW_OTHERS
+            })
+        {
+            Some(" (a device frozen with an event held back for the application)")
         } else if g.flags & proto::GRAB_CURSOR_UNNAMED != 0 {
             Some(" (its cursor has no ID)")
         } else if !own_window(g.window) || (g.confine_to != 0 && !own_window(g.confine_to)) {
@@ -74,6 +80,8 @@ pub(crate) fn capture(s: &mut Session, list: &ResourceList, ext: Option<&crate::
             cursor: g.cursor,
             event_mask: g.event_mask as u16,
             xi2_mask: g.xi2_mask.clone(),
+            sync_state: g.sync_state,
+            paired_sync_state: g.paired_sync_state,
         });
     }
     // A grab byte 29 names but no record describes (its window did not check out).
@@ -113,6 +121,8 @@ pub(crate) enum Sent<'c, C: Connection> {
     Keyboard(Cookie<'c, C, xproto::GrabKeyboardReply>),
     /// `XIGrabDevice`.
     Xi2(Cookie<'c, C, xinput::XIGrabDeviceReply>),
+    /// `AllowEvents` putting a device back in the freeze state it had.
+    Allow(x11rb::cookie::VoidCookie<'c, C>),
 }
 
 /// Send the grabs of `t` (already in target numbers; its windows mapped). `xi_devices` maps
@@ -182,6 +192,42 @@ pub(crate) fn send<'c, C: Connection>(
         };
         out.push((what, sent));
     }
+    // A Synchronous grab freezes its devices when it is made; on the source the app had let
+    // events flow again (or asked for one more event): the same AllowEvents puts each device
+    // in its state at capture. (Core AllowEvents acts on the master devices XI2 grabs too.)
+    use proto::sync_state as st;
+    let (mut pointer, mut keyboard) = (st::NOT_GRABBED, st::NOT_GRABBED);
+    for g in &t.active_grabs {
+        let (mine, paired) = (g.sync_state, g.paired_sync_state);
+        if g.keyboard {
+            (keyboard, pointer) = (mine, paired.max(pointer));
+        } else {
+            (pointer, keyboard) = (mine, paired.max(keyboard));
+        }
+    }
+    let mut modes = Vec::new();
+    if pointer == st::FREEZE_BOTH_NEXT_EVENT || keyboard == st::FREEZE_BOTH_NEXT_EVENT {
+        modes.push(xproto::Allow::SYNC_BOTH);
+    } else {
+        match pointer {
+            st::THAWED => modes.push(xproto::Allow::ASYNC_POINTER),
+            st::FREEZE_NEXT_EVENT => modes.push(xproto::Allow::SYNC_POINTER),
+            _ => {}
+        }
+        match keyboard {
+            st::THAWED => modes.push(xproto::Allow::ASYNC_KEYBOARD),
+            st::FREEZE_NEXT_EVENT => modes.push(xproto::Allow::SYNC_KEYBOARD),
+            _ => {}
+        }
+    }
+    if !t.active_grabs.is_empty() {
+        for m in modes {
+            out.push((
+                format!("AllowEvents({m:?}) after the grabs"),
+                Sent::Allow(conn.allow_events(m, x11rb::CURRENT_TIME)?),
+            ));
+        }
+    }
     Ok(out)
 }
 
@@ -199,6 +245,7 @@ pub(crate) fn check<C: Connection>(sent: Vec<(String, Sent<'_, C>)>) -> Vec<Stri
             Sent::Pointer(c) => c.reply().map(|r| u8::from(r.status)),
             Sent::Keyboard(c) => c.reply().map(|r| u8::from(r.status)),
             Sent::Xi2(c) => c.reply().map(|r| u8::from(r.status)),
+            Sent::Allow(c) => c.check().map(|()| 0).map_err(Into::into),
         };
         match status {
             Ok(0) => {}
@@ -250,6 +297,8 @@ mod tests {
             flags: proto::GRAB_OWNER_EVENTS
                 | proto::GRAB_POINTER_ASYNC
                 | proto::GRAB_KEYBOARD_ASYNC,
+            sync_state: proto::sync_state::THAWED,
+            paired_sync_state: proto::sync_state::NOT_GRABBED,
             device_id: 2,
             window: 0x20_0004,
             confine_to: 0,
@@ -281,6 +330,8 @@ mod tests {
                 cursor: 0x20_000c,
                 event_mask: 0x1c,
                 xi2_mask: Vec::new(),
+                sync_state: proto::sync_state::THAWED,
+                paired_sync_state: proto::sync_state::NOT_GRABBED,
             }]
         );
     }

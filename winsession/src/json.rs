@@ -188,7 +188,7 @@ pub fn to_json(s: &Session) -> Value {
             })),
         })),
         "freed_drawables": s.freed_drawables.iter().map(|d| json!({"picture": d.picture, "width": d.image.width, "height": d.image.height, "depth": d.image.depth})).collect::<Vec<_>>(),
-        "active_grabs": s.active_grabs.iter().map(|g| json!({"device": if g.keyboard { "keyboard" } else { "pointer" }, "xi2": g.xi2, "window": g.window, "owner_events": g.owner_events, "pointer_mode": g.pointer_mode, "keyboard_mode": g.keyboard_mode, "confine_to": g.confine_to, "cursor": g.cursor, "event_mask": g.event_mask, "xi2_mask": g.xi2_mask})).collect::<Vec<_>>(),
+        "active_grabs": s.active_grabs.iter().map(|g| json!({"device": if g.keyboard { "keyboard" } else { "pointer" }, "xi2": g.xi2, "window": g.window, "owner_events": g.owner_events, "pointer_mode": g.pointer_mode, "keyboard_mode": g.keyboard_mode, "confine_to": g.confine_to, "cursor": g.cursor, "event_mask": g.event_mask, "xi2_mask": g.xi2_mask, "sync_state": g.sync_state, "paired_sync_state": g.paired_sync_state})).collect::<Vec<_>>(),
         "passive_grabs": s.passive_grabs.iter().map(|g| json!({"window": g.window, "button": g.button, "detail": g.detail, "modifiers": g.modifiers, "owner_events": g.owner_events, "event_mask": g.event_mask, "pointer_mode": g.pointer_mode, "keyboard_mode": g.keyboard_mode, "confine_to": g.confine_to, "cursor": g.cursor, "modifier_exceptions": g.modifier_mask.is_some(), "detail_exceptions": g.detail_mask.is_some()})).collect::<Vec<_>>(),
         "dbe_buffers": s.dbe_buffers.iter().map(|b| json!({"id": b.id, "window": b.window, "swap_action": b.swap_action, "contents": b.contents.as_ref().map(|i| i.data.len())})).collect::<Vec<_>>(),
         "glx": json!({

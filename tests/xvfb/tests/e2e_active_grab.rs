@@ -385,3 +385,94 @@ fn a_gtk3_menu_open_during_a_move_keeps_its_xi2_grabs() {
         assert!(app.alive(), "gtk3-widget-factory died after the move back");
     });
 }
+
+/// A Motif menu (nedit's File menu, posted by a click) grabs the pointer Synchronously and
+/// lets events flow with AllowEvents; made again on B, the grab would freeze the pointer there
+/// for good unless the device's state comes along. Moved with the menu posted, choosing "New
+/// Window" on B works: the grab ends and nedit opens its second window there.
+#[test]
+fn a_posted_motif_menu_moves_with_its_synchronous_grab_thawed() {
+    if !std::path::Path::new("/usr/bin/nedit").exists() {
+        skip("nedit is not installed (scripts/setup-debian.sh installs it)");
+        return;
+    }
+    with_timeout(90, || {
+        let a = Xvfb::start().expect("Xvfb A");
+        let b = Xvfb::start().expect("Xvfb B");
+        let app = App::spawn(&a.display, &["nedit", "-geometry", "80x20+0+0"]).expect("nedit");
+        let root_a = connect(&a.display).expect("A").setup().roots[0].root;
+        let root_b = connect(&b.display).expect("B").setup().roots[0].root;
+        settled_screenshot(&a.display, root_a).expect("drawn");
+        let p = app.pid.to_string();
+        guievict_json(&["hijack", &p]).expect("hijack");
+        // Click (press and release) on "File": the menu stays posted, the pointer grabbed.
+        // (A click before nedit listens is lost: click again.)
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pointer_grabbed(&a.display) {
+            assert!(
+                Instant::now() < deadline,
+                "the menu never grabbed the pointer"
+            );
+            xtest_click(&a.display, root_a, 20, 12, 1).expect("click File");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let snap = artifacts_dir().join(format!("nedit-menu-{}.gws", app.pid));
+        guievict_json(&["snapshot", "--pid", &p, "--save", snap.to_str().unwrap()])
+            .expect("snapshot");
+        let shown = guievict_json(&["show", snap.to_str().unwrap()]).expect("show");
+        let pointer = shown["active_grabs"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["device"] == "pointer").cloned())
+            .expect("a pointer grab in the session");
+        assert_eq!(
+            pointer["pointer_mode"], 0,
+            "Motif grabs Synchronously: {pointer}"
+        );
+
+        guievict_json(&["move", "--pid", &p, &b.display]).expect("move");
+        wait_for_window(&b.display, app.pid, Duration::from_secs(10)).expect("on B");
+        assert!(pointer_grabbed(&b.display), "no pointer grab on B");
+        assert_eq!(untitled(&b.display), 1);
+        // "New Window", the second item: the pointer goes there first and Motif sees it
+        // arrive (its Synchronous grab lets one event through at a time), then the click.
+        let cb = connect(&b.display).expect("B");
+        cb.xtest_fake_input(xproto::MOTION_NOTIFY_EVENT, 0, 0, root_b, 60, 71, 0)
+            .expect("motion");
+        cb.get_input_focus()
+            .expect("request")
+            .reply()
+            .expect("sync");
+        std::thread::sleep(Duration::from_millis(300));
+        xtest_click(&b.display, root_b, 60, 71, 1).expect("choose New Window");
+        wait_grab(&b.display, pointer_grabbed, false, "the menu is stuck on B");
+        wait_until(
+            "nedit's second window on B",
+            Duration::from_secs(10),
+            || untitled(&b.display) == 2,
+        )
+        .unwrap();
+    });
+}
+
+/// How many mapped top-level windows of `display` are named "Untitled…" (nedit's windows).
+fn untitled(display: &str) -> usize {
+    let c = connect(display).expect("connect");
+    mapped_toplevels(display)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|&w| {
+            c.get_property(
+                false,
+                w,
+                xproto::AtomEnum::WM_NAME,
+                xproto::AtomEnum::ANY,
+                0,
+                64,
+            )
+            .ok()
+            .and_then(|c| c.reply().ok())
+            .is_some_and(|r| r.value.starts_with(b"Untitled"))
+        })
+        .count()
+}

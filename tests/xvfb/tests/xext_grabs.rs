@@ -1,6 +1,7 @@
 //! GUIEVICT 1.8 `GetActiveGrabs` on real servers: a client's core pointer and keyboard grabs
 //! and an XInput 2 device grab come back with exactly the values the client gave (window,
-//! modes, owner-events, event mask, cursor, XI2 mask); another client hears of none of them;
+//! modes, owner-events, event mask, cursor, XI2 mask) and the device's freeze state as
+//! AllowEvents moves it; another client hears of none of them;
 //! a server posing as 1.7 answers `BadRequest`. What flows through: raw GUIEVICT request and
 //! reply bytes (made and read by `guievict-ext-proto`) on x11rb connections to Xvfb.
 
@@ -91,6 +92,8 @@ fn xext_active_grabs_exact_and_private() {
                     device: proto::GRAB_DEVICE_POINTER,
                     level: core,
                     flags: proto::GRAB_OWNER_EVENTS | proto::GRAB_POINTER_ASYNC,
+                    sync_state: proto::sync_state::THAWED,
+                    paired_sync_state: proto::sync_state::THAWED,
                     device_id: 2,
                     window: w,
                     confine_to: confine,
@@ -102,6 +105,8 @@ fn xext_active_grabs_exact_and_private() {
                     device: proto::GRAB_DEVICE_KEYBOARD,
                     level: core,
                     flags: proto::GRAB_POINTER_ASYNC | proto::GRAB_KEYBOARD_ASYNC,
+                    sync_state: proto::sync_state::THAWED,
+                    paired_sync_state: proto::sync_state::THAWED,
                     device_id: 3,
                     window: w,
                     confine_to: 0,
@@ -115,9 +120,50 @@ fn xext_active_grabs_exact_and_private() {
         // Another client hears of none of them.
         assert_eq!(active_grabs(&other)?, Vec::new());
 
+        // A Synchronous pointer grab freezes the pointer; AllowEvents moves its state.
+        c.ungrab_keyboard(x11rb::CURRENT_TIME)?;
+        let st = c
+            .grab_pointer(
+                false,
+                w,
+                mask,
+                xproto::GrabMode::SYNC,
+                xproto::GrabMode::ASYNC,
+                x11rb::NONE,
+                x11rb::NONE,
+                x11rb::CURRENT_TIME,
+            )?
+            .reply()?;
+        anyhow::ensure!(st.status == xproto::GrabStatus::SUCCESS, "{st:?}");
+        let state = |c: &RustConnection| -> Result<u8> {
+            let g = active_grabs(c)?;
+            Ok(g.iter()
+                .find(|g| g.device == proto::GRAB_DEVICE_POINTER)
+                .ok_or_else(|| anyhow!("no pointer grab"))?
+                .sync_state)
+        };
+        assert_eq!(state(&c)?, proto::sync_state::FROZEN_NO_EVENT);
+        c.allow_events(xproto::Allow::SYNC_POINTER, x11rb::CURRENT_TIME)?;
+        assert_eq!(state(&c)?, proto::sync_state::FREEZE_NEXT_EVENT);
+        // (AsyncPointer acts on a frozen device only: grab anew, then thaw.)
+        c.ungrab_pointer(x11rb::CURRENT_TIME)?;
+        c.grab_pointer(
+            false,
+            w,
+            mask,
+            xproto::GrabMode::SYNC,
+            xproto::GrabMode::ASYNC,
+            x11rb::NONE,
+            x11rb::NONE,
+            x11rb::CURRENT_TIME,
+        )?
+        .reply()?;
+        assert_eq!(state(&c)?, proto::sync_state::FROZEN_NO_EVENT);
+        c.allow_events(xproto::Allow::ASYNC_POINTER, x11rb::CURRENT_TIME)?;
+        assert_eq!(state(&c)?, proto::sync_state::THAWED);
+
         // XInput 2: the master keyboard grabbed with a mask.
         c.ungrab_pointer(x11rb::CURRENT_TIME)?;
-        c.ungrab_keyboard(x11rb::CURRENT_TIME)?;
         let v = c.xinput_xi_query_version(2, 2)?.reply()?;
         anyhow::ensure!(v.major_version == 2, "{v:?}");
         let xi_mask = u32::from(xinput::XIEventMask::KEY_PRESS | xinput::XIEventMask::KEY_RELEASE);

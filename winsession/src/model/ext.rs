@@ -163,6 +163,11 @@ pub struct ActiveGrab {
     pub event_mask: u16,
     /// XInput 2 event mask (XI2 grabs; bit n of byte n/8).
     pub xi2_mask: Vec<u8>,
+    /// The grabbed device's freeze state at capture (`guievict_ext_proto::sync_state`): a
+    /// Synchronous grab freezes it when made, so regenerate allows events as the app had.
+    pub sync_state: u8,
+    /// The paired core device's freeze state at capture.
+    pub paired_sync_state: u8,
 }
 
 /// One DOUBLE-BUFFER back-buffer name (`DbeAllocateBackBufferName`). Several names may share

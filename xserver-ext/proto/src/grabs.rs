@@ -37,8 +37,29 @@ pub const GRAB_CURSOR_UNNAMED: u8 = 1 << 4;
 /// [`ActiveGrab::flags`]: an XInput 2 grab whose event mask could not be read (the server's
 /// mask record did not check out); [`ActiveGrab::xi2_mask`] is empty.
 pub const GRAB_MASK_UNREAD: u8 = 1 << 5;
+/// [`ActiveGrab::flags`]: another grab (of another device) holds this device frozen.
+pub const GRAB_FROZEN_BY_OTHER: u8 = 1 << 6;
 /// Every defined [`ActiveGrab::flags`] bit.
-pub const GRAB_FLAGS_ALL: u8 = (1 << 6) - 1;
+pub const GRAB_FLAGS_ALL: u8 = (1 << 7) - 1;
+
+/// [`ActiveGrab::sync_state`] values: the server's device freeze states (inputstr.h).
+pub mod sync_state {
+    /// `NOT_GRABBED`.
+    pub const NOT_GRABBED: u8 = 0;
+    /// `THAWED`: events flow.
+    pub const THAWED: u8 = 1;
+    /// `FREEZE_NEXT_EVENT`: events flow until the next one, then the device freezes
+    /// (`AllowEvents(SyncPointer/SyncKeyboard)`).
+    pub const FREEZE_NEXT_EVENT: u8 = 3;
+    /// `FREEZE_BOTH_NEXT_EVENT` (`AllowEvents(SyncBoth)`).
+    pub const FREEZE_BOTH_NEXT_EVENT: u8 = 4;
+    /// `FROZEN_NO_EVENT`: frozen (a Synchronous grab not yet allowed).
+    pub const FROZEN_NO_EVENT: u8 = 5;
+    /// `FROZEN_WITH_EVENT`: frozen with an event held back for the client to allow.
+    pub const FROZEN_WITH_EVENT: u8 = 6;
+    /// `THAW_OTHERS`.
+    pub const THAW_OTHERS: u8 = 7;
+}
 
 /// Longest XInput 2 event mask a record may carry (the server's is 5 bytes in 21.1).
 pub const MAX_XI2_MASK: usize = 64;
@@ -52,6 +73,12 @@ pub struct ActiveGrab {
     pub level: u8,
     /// `GRAB_*` flag bits.
     pub flags: u8,
+    /// The device's freeze state ([`sync_state`]): a Synchronous grab freezes it until the
+    /// client allows events.
+    pub sync_state: u8,
+    /// The paired core device's freeze state (the keyboard's for a pointer grab and the other
+    /// way round: a grab's other mode may freeze it).
+    pub paired_sync_state: u8,
     /// The server's device ID of the grabbed device (2 and 3 on Xorg/Xvfb).
     pub device_id: u16,
     /// The grab window.
@@ -84,7 +111,7 @@ pub fn encode_get_active_grabs(major_opcode: u8, order: ByteOrder) -> Vec<u8> {
 }
 
 /// Encode the reply to `GetActiveGrabs`: a 32-byte header (byte 1: the number of records)
-/// and one record per grab (24 bytes, then the XI2 mask padded to 4).
+/// and one record per grab (28 bytes, then the XI2 mask padded to 4).
 pub fn encode_get_active_grabs_reply(reply: &GetActiveGrabsReply, order: ByteOrder) -> Vec<u8> {
     let (sequence, grabs) = (reply.sequence, &reply.grabs);
     let mut w = Writer::with_capacity(order, REPLY_HEADER_LEN + 32 * grabs.len());
@@ -98,13 +125,15 @@ pub fn encode_get_active_grabs_reply(reply: &GetActiveGrabsReply, order: ByteOrd
         w.u8(g.device);
         w.u8(g.level);
         w.u8(g.flags);
-        w.u8(0);
+        w.u8(g.sync_state);
         w.u16(g.device_id);
         w.u16(mask.len() as u16);
         w.u32(g.window);
         w.u32(g.confine_to);
         w.u32(g.cursor);
         w.u32(g.event_mask);
+        w.u8(g.paired_sync_state);
+        w.zeros(3);
         w.bytes(mask);
         w.pad4();
     }
@@ -122,7 +151,7 @@ pub fn decode_get_active_grabs_reply(
     let (count, sequence) = reply_header(&mut r, bytes.len())?;
     r.skip(24, "reply padding")?;
     let count = usize::from(count);
-    r.check_count(count, 24, "active grabs")?;
+    r.check_count(count, 28, "active grabs")?;
     let mut grabs = Vec::with_capacity(count);
     for _ in 0..count {
         let at = r.offset();
@@ -150,7 +179,14 @@ pub fn decode_get_active_grabs_reply(
                 what: "grab flags",
             });
         }
-        r.skip(1, "grab padding")?;
+        let sync_state = r.u8("grab sync state")?;
+        if sync_state > sync_state::THAW_OTHERS {
+            return Err(DecodeError::BadValue {
+                offset: at + 3,
+                value: sync_state.into(),
+                what: "grab sync state",
+            });
+        }
         let device_id = r.u16("grab device id")?;
         let mask_len = usize::from(r.u16("XI2 mask length")?);
         if mask_len > MAX_XI2_MASK || (mask_len > 0 && level != GRAB_LEVEL_XI2) {
@@ -164,12 +200,23 @@ pub fn decode_get_active_grabs_reply(
         let confine_to = r.u32("confine-to window")?;
         let cursor = r.u32("grab cursor")?;
         let event_mask = r.u32("grab event mask")?;
+        let paired_sync_state = r.u8("paired sync state")?;
+        if paired_sync_state > sync_state::THAW_OTHERS {
+            return Err(DecodeError::BadValue {
+                offset: at + 24,
+                value: paired_sync_state.into(),
+                what: "paired sync state",
+            });
+        }
+        r.skip(3, "grab padding")?;
         let xi2_mask = r.bytes(mask_len, "XI2 mask")?.to_vec();
         r.pad4("XI2 mask padding")?;
         grabs.push(ActiveGrab {
             device,
             level,
             flags,
+            sync_state,
+            paired_sync_state,
             device_id,
             window,
             confine_to,
@@ -195,6 +242,8 @@ mod tests {
                     device: GRAB_DEVICE_POINTER,
                     level: GRAB_LEVEL_CORE,
                     flags: GRAB_OWNER_EVENTS | GRAB_POINTER_ASYNC | GRAB_KEYBOARD_ASYNC,
+                    sync_state: sync_state::THAWED,
+                    paired_sync_state: sync_state::NOT_GRABBED,
                     device_id: 2,
                     window: 0x20_0004,
                     confine_to: 0,
@@ -206,6 +255,8 @@ mod tests {
                     device: GRAB_DEVICE_KEYBOARD,
                     level: GRAB_LEVEL_XI2,
                     flags: GRAB_POINTER_ASYNC,
+                    sync_state: sync_state::FROZEN_NO_EVENT,
+                    paired_sync_state: sync_state::FREEZE_NEXT_EVENT,
                     device_id: 3,
                     window: 0x20_0004,
                     confine_to: 0,
@@ -221,7 +272,7 @@ mod tests {
     fn reply_round_trips_in_both_byte_orders() {
         for order in [ByteOrder::Lsb, ByteOrder::Msb] {
             let b = encode_get_active_grabs_reply(&sample(), order);
-            assert_eq!(b.len(), 32 + 24 + 24 + 8);
+            assert_eq!(b.len(), 32 + 28 + 28 + 8);
             assert_eq!(b[1], 2);
             assert_eq!(decode_get_active_grabs_reply(&b, order).unwrap(), sample());
         }
@@ -237,7 +288,7 @@ mod tests {
     #[test]
     fn undefined_values_are_refused() {
         let good = encode_get_active_grabs_reply(&sample(), ByteOrder::Lsb);
-        for (at, v) in [(32, 2u8), (33, 0), (33, 4), (34, 0x40)] {
+        for (at, v) in [(32, 2u8), (33, 0), (33, 4), (34, 0x80), (35, 8), (56, 9)] {
             let mut b = good.clone();
             b[at] = v;
             assert!(

@@ -322,9 +322,18 @@ pub unsafe fn active_grab_records(api: &Api, client: ffi::ClientPtr) -> Vec<Acti
     // on the dispatch thread; every window pointer is cross-checked before its ID is trusted.
     unsafe {
         let info = &*api.f.inputInfo;
-        for (dev, device) in [
-            (info.pointer, GRAB_DEVICE_POINTER),
-            (info.keyboard, GRAB_DEVICE_KEYBOARD),
+        let state_of = |d: ffi::DeviceIntPtr| -> u8 {
+            if d.is_null() {
+                return 0;
+            }
+            u8::try_from((*d).deviceGrab.sync.state)
+                .ok()
+                .filter(|&s| s <= sync_state::THAW_OTHERS)
+                .unwrap_or(sync_state::FROZEN_WITH_EVENT)
+        };
+        for (dev, device, paired) in [
+            (info.pointer, GRAB_DEVICE_POINTER, info.keyboard),
+            (info.keyboard, GRAB_DEVICE_KEYBOARD, info.pointer),
         ] {
             if dev.is_null() {
                 continue;
@@ -365,6 +374,9 @@ pub unsafe fn active_grab_records(api: &Api, client: ffi::ClientPtr) -> Vec<Acti
             if gi.implicitGrab != 0 || gi.fromPassiveGrab != 0 {
                 flags |= GRAB_ACTIVATED;
             }
+            if !gi.sync.other.is_null() {
+                flags |= GRAB_FROZEN_BY_OTHER;
+            }
             let cursor = if g.cursor.is_null() {
                 0
             } else {
@@ -392,6 +404,9 @@ pub unsafe fn active_grab_records(api: &Api, client: ffi::ClientPtr) -> Vec<Acti
                 device,
                 level,
                 flags,
+                // An unknown value is reported as the one state that is never carried.
+                sync_state: state_of(dev),
+                paired_sync_state: state_of(paired),
                 device_id,
                 window,
                 confine_to,
