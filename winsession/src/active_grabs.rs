@@ -245,7 +245,7 @@ pub(crate) fn check<C: Connection>(sent: Vec<(String, Sent<'_, C>)>) -> Vec<Stri
             Sent::Pointer(c) => c.reply().map(|r| u8::from(r.status)),
             Sent::Keyboard(c) => c.reply().map(|r| u8::from(r.status)),
             Sent::Xi2(c) => c.reply().map(|r| u8::from(r.status)),
-            Sent::Allow(c) => c.check().map(|()| 0).map_err(Into::into),
+            Sent::Allow(c) => c.check().map(|()| 0),
         };
         match status {
             Ok(0) => {}
