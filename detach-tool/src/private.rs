@@ -9,8 +9,9 @@
 //! the user's runtime directory (`-auth`), and gone 10 s after its last client left
 //! (`-terminate 10`: when no guarded or held app uses it). It is found again through
 //! `private-display` in the runtime directory (`$XDG_RUNTIME_DIR/guievict`, else
-//! `/tmp/guievict-<uid>`): the display name and the server's PID. A lock file serialises CLIs
-//! that would start it at once.
+//! `/tmp/guievict-<uid>`): the display name, the server's PID and the GUIEVICT protocol its
+//! extension speaks (a server of another guievict version is not reused). A lock file
+//! serialises CLIs that would start it at once.
 
 use anyhow::{Context, Result};
 use guievict_hijack::control::{self, PrivateServer, XAuth};
@@ -113,6 +114,15 @@ fn running(dir: &Path) -> Option<Private> {
     let mut lines = text.lines();
     let display = lines.next()?.trim().to_string();
     let pid: u32 = lines.next()?.trim().parse().ok()?;
+    // A private server started by another guievict build may speak another GUIEVICT protocol
+    // (a capture there would ask for what it does not know): it serves the apps it holds,
+    // and this CLI starts its own.
+    if lines.next().map(str::trim) != Some(protocol_line().as_str()) {
+        tracing::info!(
+            "the private server in the state file was started by another guievict version"
+        );
+        return None;
+    }
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
     if comm.trim() != "Xvfb" {
         return None;
@@ -146,6 +156,16 @@ fn running(dir: &Path) -> Option<Private> {
         cookie,
         _hold: fd,
     })
+}
+
+/// The third line of the state file: the GUIEVICT protocol the private server's extension
+/// speaks (that of this build: it was started with this build's extension).
+fn protocol_line() -> String {
+    format!(
+        "GUIEVICT {}.{}",
+        guievict_ext_proto::MAJOR_VERSION,
+        guievict_ext_proto::MINOR_VERSION
+    )
 }
 
 /// The PID of the process at the other end of a local X connection (the server that listens
@@ -343,7 +363,7 @@ fn start_once(dir: &Path) -> std::result::Result<Private, Start> {
         .context("recording the private server's cookie")?;
     let state = dir.join("private-display");
     let tmp = dir.join("private-display.tmp");
-    std::fs::write(&tmp, format!("{display}\n{pid}\n"))?;
+    std::fs::write(&tmp, format!("{display}\n{pid}\n{}\n", protocol_line()))?;
     std::fs::rename(&tmp, &state)?;
     let shown: &str = &display;
     tracing::info!(private_display = shown, pid, "started the private server");

@@ -171,6 +171,29 @@ impl<C: Connection> Asked<'_, C> {
             cookie =
                 conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&bytes)], Vec::new())?;
         }
+        // A server that refuses flags of the version it claims (a development build between
+        // two releases of the protocol) is asked again with each older version's flags.
+        let mut minor = v.minor;
+        let mut first = cookie.reply();
+        while let Err(x11rb::errors::ReplyError::X11Error(e)) = &first {
+            if e.error_kind != x11rb::protocol::ErrorKind::Value || minor == 0 {
+                break;
+            }
+            minor -= 1;
+            let older = req.flags & proto::flags_for_minor(minor);
+            if older == req.flags {
+                continue;
+            }
+            tracing::debug!(
+                "GUIEVICT refused flags {:#x}; asking with those of 1.{minor}",
+                req.flags
+            );
+            req.flags = older;
+            let bytes = proto::encode_get_resources(major_opcode, &req, order);
+            first = conn
+                .send_request_with_reply::<RawReply>(&[IoSlice::new(&bytes)], Vec::new())?
+                .reply();
+        }
         let active_grab_records = if v.minor >= 8 {
             let raw = grabs.reply().map_err(|source| CaptureError::Reply {
                 what: "GUIEVICT GetActiveGrabs".into(),
@@ -186,24 +209,25 @@ impl<C: Connection> Asked<'_, C> {
             let _ = grabs.reply();
             None
         };
-        let mut st = collect_pages(conn, major_opcode, req, cookie)?;
+        let mut st = collect_pages(conn, major_opcode, req, first)?;
         st.active_grab_records = active_grab_records;
         Ok(Some(st))
     }
 }
 
-fn collect_pages<'c, C: Connection>(
-    conn: &'c C,
+fn collect_pages<C: Connection>(
+    conn: &C,
     major_opcode: u8,
     mut req: proto::GetResourcesRequest,
-    mut cookie: x11rb::cookie::Cookie<'c, C, RawReply>,
+    first: Result<RawReply, x11rb::errors::ReplyError>,
 ) -> Result<ExtState, CaptureError> {
     let order = proto::ByteOrder::native();
     let mut all = proto::Resources::default();
     let mut xkb = None;
     let mut active_grabs = None;
+    let mut answer = first;
     loop {
-        let raw = cookie.reply().map_err(|source| CaptureError::Reply {
+        let raw = answer.map_err(|source| CaptureError::Reply {
             what: "GUIEVICT GetResources".into(),
             source,
         })?;
@@ -221,8 +245,9 @@ fn collect_pages<'c, C: Connection>(
             Some(n) => {
                 req = n;
                 let bytes = proto::encode_get_resources(major_opcode, &req, order);
-                cookie =
-                    conn.send_request_with_reply::<RawReply>(&[IoSlice::new(&bytes)], Vec::new())?;
+                answer = conn
+                    .send_request_with_reply::<RawReply>(&[IoSlice::new(&bytes)], Vec::new())?
+                    .reply();
             }
             None => break,
         }

@@ -549,9 +549,14 @@ fn a_display_number_taken_by_another_server_is_not_the_private_server() {
         gv(&rt, &["hijack", "--no-guard", &pid]).expect("hijack");
         let state = rt.join("guievict");
         std::fs::create_dir_all(&state).expect("state dir");
+        let protocol = format!(
+            "GUIEVICT {}.{}",
+            guievict_ext_proto::MAJOR_VERSION,
+            guievict_ext_proto::MINOR_VERSION
+        );
         std::fs::write(
             state.join("private-display"),
-            format!("{}\n{}\n", c.display, a.pid()),
+            format!("{}\n{}\n{protocol}\n", c.display, a.pid()),
         )
         .expect("state file");
         std::fs::write(state.join("private-display.cookie"), [7u8; 16]).expect("cookie");
@@ -565,6 +570,43 @@ fn a_display_number_taken_by_another_server_is_not_the_private_server() {
         // C is an ordinary target.
         gv(&rt, &["attach", &c.display, "--pid", &pid]).expect("attach C");
         wait_for_window(&c.display, app.pid, Duration::from_secs(10)).expect("on C");
+    });
+}
+
+/// A private server started by another guievict build (its state file names another GUIEVICT
+/// protocol, or none: written before the versions were recorded) is not reused: a capture
+/// there would ask for flags its extension does not know. Here the state file names a live
+/// Xvfb with its own PID and a protocol of the past; the detach starts a private server of
+/// its own and the GUI comes back from it.
+#[test]
+fn a_private_server_of_another_version_is_not_reused() {
+    with_timeout(90, || {
+        let rt = runtime_dir("oldversion");
+        let rts = rt.to_str().expect("utf-8 path");
+        let a = Xvfb::start().expect("Xvfb A");
+        let old = Xvfb::start().expect("the old private server");
+        let app = App::spawn_env(
+            &a.display,
+            &["xterm", "-geometry", "60x10+0+0"],
+            &[("XDG_RUNTIME_DIR", rts)],
+        )
+        .expect("xterm");
+        let pid = app.pid.to_string();
+        gv(&rt, &["hijack", "--no-guard", &pid]).expect("hijack");
+        let state = rt.join("guievict");
+        std::fs::create_dir_all(&state).expect("state dir");
+        std::fs::write(
+            state.join("private-display"),
+            format!("{}\n{}\nGUIEVICT 1.7\n", old.display, old.pid()),
+        )
+        .expect("state file");
+        std::fs::write(state.join("private-display.cookie"), [7u8; 16]).expect("cookie");
+        gv(&rt, &["detach", "--pid", &pid]).expect("detach");
+        let (private, _) = private_server(&rt);
+        assert_ne!(private, old.display, "the old version's server was reused");
+        assert!(windows_of_pid(&old.display, app.pid).unwrap().is_empty());
+        gv(&rt, &["attach", &a.display, "--pid", &pid]).expect("attach A");
+        wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("back on A");
     });
 }
 
