@@ -377,7 +377,7 @@ fn winsession_dbe_back_buffer_round_trip() {
 }
 
 #[test]
-fn winsession_active_grabs_are_reported() {
+fn winsession_active_grabs_are_carried() {
     with_timeout(60, || -> Result<()> {
         let a = Xvfb::start()?;
         let ca = a.connect()?;
@@ -411,21 +411,62 @@ fn winsession_active_grabs_are_reported() {
             .reply()?;
         assert_eq!(r.status, xproto::GrabStatus::SUCCESS);
         let s = winsession::capture(&ca, &winsession::CaptureOptions::default())?;
-        let active: Vec<_> = s
-            .unknown
-            .iter()
-            .filter(|u| u.starts_with("active "))
-            .collect();
-        assert_eq!(
-            active,
-            vec!["active pointer grab held by the application at capture: not recreated (not modelled)"],
+        assert!(
+            !s.unknown.iter().any(|u| u.starts_with("active ")),
             "{:?}",
             s.unknown
         );
+        assert_eq!(s.active_grabs.len(), 1, "{:?}", s.active_grabs);
+        let g = &s.active_grabs[0];
+        assert!(!g.keyboard && !g.xi2 && g.window == w, "{g:?}");
+        assert_eq!(
+            u32::from(g.event_mask),
+            u32::from(xproto::EventMask::BUTTON_PRESS)
+        );
+        // Made again on B: the regenerating client holds the pointer there.
         let b = Xvfb::start()?;
-        let regen = winsession::regenerate(&b.connect()?, &s, &winsession::RegenOptions::default())?;
+        let cb = b.connect()?;
+        let regen = winsession::regenerate(&cb, &s, &winsession::RegenOptions::default())?;
+        assert!(regen.warnings.is_empty(), "{:?}", regen.warnings);
+        let probe = b.connect()?;
+        let root = probe.setup().roots[0].root;
+        let r = probe
+            .grab_pointer(
+                false,
+                root,
+                xproto::EventMask::NO_EVENT,
+                xproto::GrabMode::ASYNC,
+                xproto::GrabMode::ASYNC,
+                x11rb::NONE,
+                x11rb::NONE,
+                x11rb::CURRENT_TIME,
+            )?
+            .reply()?;
+        assert_eq!(r.status, xproto::GrabStatus::ALREADY_GRABBED);
+        // On a server where another client holds the pointer, the grab cannot be made: a
+        // warning (hence a loss) says so.
+        let c = Xvfb::start()?;
+        let holder = c.connect()?;
+        let hroot = holder.setup().roots[0].root;
+        holder
+            .grab_pointer(
+                false,
+                hroot,
+                xproto::EventMask::NO_EVENT,
+                xproto::GrabMode::ASYNC,
+                xproto::GrabMode::ASYNC,
+                x11rb::NONE,
+                x11rb::NONE,
+                x11rb::CURRENT_TIME,
+            )?
+            .reply()?;
+        let regen =
+            winsession::regenerate(&c.connect()?, &s, &winsession::RegenOptions::default())?;
         assert!(
-            regen.warnings.iter().any(|w| w.contains("active pointer grab")),
+            regen
+                .warnings
+                .iter()
+                .any(|w| w.contains("active pointer grab") && w.contains("AlreadyGrabbed")),
             "{:?}",
             regen.warnings
         );
