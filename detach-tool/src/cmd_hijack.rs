@@ -26,9 +26,46 @@ pub struct HijackArgs {
     /// server is started; the guard's cost in docs/benchmarks.md is not paid).
     #[arg(long)]
     pub no_guard: bool,
+    /// Translate the app's X traffic in its own threads (libxcb's socket calls hooked) instead
+    /// of relaying it through a guimux thread per connection: no thread hop per message. Also
+    /// turned on by `GUIEVICT_INLINE=1` in guievict's environment. Connections of an app
+    /// without libxcb stay relayed. `guievict status` shows which each connection runs.
+    #[arg(long)]
+    pub inline: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Environment variable of the CLI that makes `hijack` ask for inline translation.
+pub const INLINE_ENV: &str = "GUIEVICT_INLINE";
+
+/// Whether `hijack` asks for inline translation (the flag, or `GUIEVICT_INLINE=1`).
+pub fn inline_wanted(flag: bool) -> bool {
+    flag || std::env::var_os(INLINE_ENV).is_some_and(|v| v == "1")
+}
+
+/// Ask process `pid` for inline translation and wait (up to 2 s) until its attached
+/// connections run inline; the status then.
+pub fn make_inline(pid: i32) -> Result<Status> {
+    match query(pid, &Request::Inline { on: true })? {
+        Response::Ok { .. } => {}
+        Response::Error { message, .. } => bail!("process {pid}: {message}"),
+        other => bail!("process {pid}: unexpected answer {other:?}"),
+    }
+    let t0 = Instant::now();
+    loop {
+        let s = status_of(pid)?;
+        let all = s
+            .connections
+            .iter()
+            .filter(|c| c.server_connected)
+            .all(|c| c.io == "inline");
+        if all || t0.elapsed() > Duration::from_secs(2) {
+            return Ok(s);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// `guievict status [--pid P]`: state of hijacked processes.
@@ -67,12 +104,16 @@ pub struct FaultArgs {
 }
 
 /// Failures `debug-fault` can provoke.
+// The variant names are the command line's words (`engine-panic`, `hook-panic`, …).
+#[allow(clippy::enum_variant_names)]
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum FaultKind {
     /// guimux panics while handling the next message of each connection.
     EnginePanic,
     /// The controller panics while holding its lock.
     ControllerPanic,
+    /// The next hooked libxcb call of each connection panics (inline falls back to relayed).
+    HookPanic,
 }
 
 /// Run `guievict debug-fault`.
@@ -80,6 +121,7 @@ pub fn run_fault(a: &FaultArgs) -> Result<()> {
     let fault = match a.fault {
         FaultKind::EnginePanic => control::TestFault::EnginePanic,
         FaultKind::ControllerPanic => control::TestFault::ControllerPanic,
+        FaultKind::HookPanic => control::TestFault::HookPanic,
     };
     match query(a.pid, &Request::TestFault { fault })? {
         Response::Ok { message } => println!("{message}"),
@@ -177,10 +219,11 @@ fn print_status(s: &Status) {
     }
     for c in &s.connections {
         println!(
-            "  fd {:>3}  {}  {}  app→server {} B, server→app {} B, queued {} B to server / {} B to app",
+            "  fd {:>3}  {}  {}  {}  app→server {} B, server→app {} B, queued {} B to server / {} B to app",
             c.app_fd,
             c.display.as_deref().unwrap_or("-"),
             if c.server_connected { "attached" } else { "detached" },
+            c.io,
             c.bytes_from_app,
             c.bytes_from_server,
             c.queued_to_server,
@@ -194,6 +237,9 @@ fn print_status(s: &Status) {
         }
         if let Some(d) = &c.degraded {
             println!("         DEGRADED: {d}");
+        }
+        if let Some(d) = &c.inline_off {
+            println!("         relayed: {d}");
         }
     }
 }
@@ -216,6 +262,9 @@ pub fn run_hijack(a: &HijackArgs) -> Result<()> {
             ),
         }
         status = status_of(a.pid)?;
+    }
+    if inline_wanted(a.inline) {
+        status = make_inline(a.pid)?;
     }
     if a.json {
         let v = serde_json::json!({ "outcome": outcome, "status": status });

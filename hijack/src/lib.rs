@@ -18,7 +18,9 @@ pub mod controller;
 pub mod fault;
 pub mod ffi;
 pub mod fidelity;
+pub mod got;
 pub mod grouphold;
+pub mod hooks;
 pub mod interpose;
 pub mod muxloop;
 pub mod preflight;
@@ -76,6 +78,13 @@ pub fn handle_request(req: &Request) -> Response {
     match req {
         Request::Status => Response::Status(status()),
         Request::Quiesce => quiesce(),
+        Request::Inline { on } => match adopt::controller().set_inline(*on) {
+            Ok(message) => Response::Ok { message },
+            Err(message) => Response::Error {
+                kind: ErrorKind::Failed,
+                message,
+            },
+        },
         other => {
             if runtime().is_some_and(|r| r.relay.is_some()) {
                 return Response::Error {
