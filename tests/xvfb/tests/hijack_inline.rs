@@ -187,3 +187,152 @@ fn inline_hook_panic_falls_back_to_relayed() {
     })
     .unwrap();
 }
+
+/// Wait until two screenshots taken 300 ms apart are equal (the app finished drawing).
+fn stable_shot(display: &str, window: u32) -> Result<Image> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = screenshot(display, window)?;
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = screenshot(display, window)?;
+        if (now.width == last.width && now.height == last.height && now.rgb == last.rgb)
+            || Instant::now() > deadline
+        {
+            return Ok(now);
+        }
+        last = now;
+    }
+}
+
+/// Three Tab presses change gtk3-widget-factory's picture (the focus moves): input reaches it.
+fn tab_changes_picture(display: &str, window: u32, step: &str) -> Result<()> {
+    let before = stable_shot(display, window)?;
+    for _ in 0..3 {
+        xtest_key(display, Some(window), 0xff09)?;
+    }
+    let after = stable_shot(display, window)?;
+    ensure!(
+        before.rgb != after.rgb,
+        "{step}: three Tab presses did not change the picture"
+    );
+    Ok(())
+}
+
+#[test]
+fn inline_gtk3_widget_factory_moves() {
+    if which("gtk3-widget-factory").is_none() {
+        skip("gtk3-widget-factory is not installed (scripts/setup-debian.sh installs it)");
+        return;
+    }
+    with_timeout(150, || -> Result<()> {
+        let opts = XvfbOptions {
+            screen: "1600x1200x24".into(),
+            ..Default::default()
+        };
+        let a = Xvfb::start_with(opts.clone())?;
+        let b = Xvfb::start_with(opts)?;
+        let mut app = App::spawn_env(
+            &a.display,
+            &["gtk3-widget-factory"],
+            &[("GTK_THEME", "Adwaita"), ("NO_AT_BRIDGE", "1")],
+        )?;
+        stable_shot(&a.display, app.window)?;
+        hijack_inline(app.pid, false)?;
+        wait_inline(app.pid)?;
+        tab_changes_picture(&a.display, app.window, "a, inline")?;
+        let st = status(app.pid)?;
+        assert!(
+            st["connections"][0]["inline_calls"].as_u64() > Some(10),
+            "{st}"
+        );
+        let pid = app.pid.to_string();
+        let before = stable_shot(&a.display, app.window)?;
+        guievict_json(&["move", "--pid", &pid, &b.display])?;
+        let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10))?;
+        let on_b = stable_shot(&b.display, wb)?;
+        assert_same_picture(&before, &on_b, "inline-gtk3-on-b");
+        wait_inline(app.pid)?;
+        tab_changes_picture(&b.display, wb, "b, inline")?;
+        let before = stable_shot(&b.display, wb)?;
+        guievict_json(&["move", "--pid", &pid, &a.display])?;
+        let wa = wait_for_window(&a.display, app.pid, Duration::from_secs(10))?;
+        let back = stable_shot(&a.display, wa)?;
+        assert_same_picture(&before, &back, "inline-gtk3-back-on-a");
+        wait_inline(app.pid)?;
+        tab_changes_picture(&a.display, wa, "a again, inline")?;
+        assert!(app.alive(), "gtk3-widget-factory died");
+        Ok(())
+    })
+    .unwrap();
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(program))
+            .find(|f| f.is_file())
+    })
+}
+
+fn build_stress_client() -> Option<std::path::PathBuf> {
+    let src =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/hijack_stress_client.c");
+    let out = target_dir().join("hijack_stress_client_inline");
+    let ok = Command::new("cc")
+        .args(["-O2", "-pthread"])
+        .arg(&src)
+        .args(["-lxcb", "-o"])
+        .arg(&out)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    ok.then_some(out)
+}
+
+/// The three-thread xcb client (void, round-trip and checked requests, every reply verified)
+/// hijacked inline while busy: it finishes with every reply consistent, and the hooks did the
+/// work (two threads inside libxcb's hooked calls at once: one polling, one writing).
+#[test]
+fn inline_threaded_xcb_stress_client_stays_correct() {
+    let Some(client) = build_stress_client() else {
+        skip("cannot compile the C stress client (needs cc and libxcb1-dev)");
+        return;
+    };
+    with_timeout(180, move || -> Result<()> {
+        use std::io::{BufRead, BufReader, Read};
+        let x = Xvfb::start_plain()?;
+        for (secs, pause) in [("4", "0"), ("4", "200"), ("4", "0")] {
+            let mut child = Command::new(&client)
+                .args([secs, pause])
+                .env("DISPLAY", &x.display)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::inherit())
+                .spawn()?;
+            let mut out = BufReader::new(child.stdout.take().context("stdout")?);
+            let mut line = String::new();
+            out.read_line(&mut line)?;
+            ensure!(line.trim() == "READY", "client said {line:?}");
+            std::thread::sleep(Duration::from_millis(150));
+            let v = hijack_inline(child.id(), false)?;
+            ensure!(v["outcome"]["interposed"].as_i64() >= Some(1), "{v}");
+            wait_inline(child.id())?;
+            std::thread::sleep(Duration::from_millis(500));
+            let st = status(child.id())?;
+            let calls = st["connections"][0]["inline_calls"].as_u64().unwrap_or(0);
+            let mut rest = String::new();
+            out.read_to_string(&mut rest)?;
+            let exit = child.wait()?;
+            ensure!(
+                exit.success() && rest.starts_with("OK"),
+                "client broken inline (pause {pause} µs): {rest} {exit:?}"
+            );
+            ensure!(calls > 100, "few inline calls ({calls}): {st}");
+            eprintln!(
+                "inline stress pause {pause} µs: {} ({calls} inline calls)",
+                rest.trim()
+            );
+        }
+        Ok(())
+    })
+    .unwrap();
+}
