@@ -192,7 +192,16 @@ pub fn ensure_hijacked(pid: i32, fd: Option<i32>) -> Result<(Option<inject::Outc
     loop {
         match status_of(pid) {
             Ok(s) if !s.connections.is_empty() || Instant::now() > deadline => {
-                return Ok((Some(outcome), s))
+                // `GUIEVICT_INLINE=1`: also an app hijacked on the way (move, detach, …) runs
+                // inline once the operation is over.
+                if inline_wanted(false) && !s.connections.is_empty() {
+                    if let Ok(Response::Error { message, .. }) =
+                        query(pid, &Request::Inline { on: true })
+                    {
+                        eprintln!("guievict: note: process {pid} stays relayed: {message}");
+                    }
+                }
+                return Ok((Some(outcome), s));
             }
             Ok(_) => {}
             Err(e) if Instant::now() > deadline => return Err(e),

@@ -25,6 +25,13 @@
 
 use super::handle::{lock, Ended};
 use super::{Loop, Mode, BOUND};
+
+/// Bytes waiting for a server above which a hooked write says EAGAIN (libxcb then polls for
+/// POLLOUT): about a socket buffer, as the app would meet writing to the server directly.
+/// The relayed loop's [`BOUND`] (16 MiB) let a pipelined PutImage stream pile up megabytes in
+/// the engine, and every partial write then moved all of them (`drain`): PutImage inline ran
+/// at 0.25× of direct under load with it.
+const INLINE_BOUND: usize = 256 * 1024;
 use guimux::salvage::Side;
 use guimux::ServerId;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -331,20 +338,18 @@ impl Loop {
 
     /// Total bytes waiting for any server.
     fn server_backlog(&mut self) -> usize {
-        let ids: Vec<ServerId> = self.servers.keys().copied().collect();
-        ids.iter()
-            .map(|s| self.engine.server_output(*s).map_or(0, |o| o.len()))
-            .max()
-            .unwrap_or(0)
+        let mut most = 0;
+        for s in self.servers.keys() {
+            most = most.max(self.engine.server_output(*s).map_or(0, |o| o.len()));
+        }
+        most
     }
 
     /// Write what each server takes now (not the app's output: that is the hooks' to hand out).
     /// A failed write is left to the guimux thread (it sees the socket's error).
     fn flush_servers(&mut self) {
-        let ids: Vec<ServerId> = self.servers.keys().copied().collect();
-        for s in ids {
-            let (Some(p), Some(out)) = (self.servers.get_mut(&s), self.engine.server_output(s))
-            else {
+        for (s, p) in self.servers.iter_mut() {
+            let Some(out) = self.engine.server_output(*s) else {
                 continue;
             };
             if out.is_empty() {
@@ -359,27 +364,28 @@ impl Loop {
     /// Set the guimux thread's epoll interest in each server: the primary's input only while no
     /// application thread polls it; output while something waits to go.
     fn rearm(&mut self) {
-        let Some(ep) = self.epoll.clone() else {
+        let Some(ep) = self.epoll.as_ref() else {
             return;
         };
         let primary = self.engine.primary();
-        let ids: Vec<ServerId> = self.servers.keys().copied().collect();
-        for s in ids {
+        // Back-pressure as in the relayed loop: servers are not read while the app is that far
+        // behind (its reads through the hooks re-arm them).
+        let app_behind = self.engine.app_output().len() > BOUND;
+        for (s, p) in self.servers.iter() {
+            let s = *s;
             let mut f = EpollFlags::empty();
-            if Some(s) != primary || self.watchers == 0 {
+            if (Some(s) != primary || self.watchers == 0) && !app_behind {
                 f |= EpollFlags::EPOLLIN;
             }
             if self.engine.server_output(s).is_some_and(|o| !o.is_empty()) {
                 f |= EpollFlags::EPOLLOUT;
             }
-            if self.armed.get(&s) == Some(&(f.bits() as u32)) {
+            let was = self.armed.get(&s).copied();
+            if was == Some(f.bits() as u32) {
                 continue;
             }
-            let Some(p) = self.servers.get(&s) else {
-                continue;
-            };
             let mut ev = EpollEvent::new(f, TOKEN_SERVER + s as u64);
-            let r = if self.armed.contains_key(&s) {
+            let r = if was.is_some() {
                 ep.modify(p.fd.as_fd(), &mut ev)
             } else {
                 ep.add(p.fd.as_fd(), ev)
@@ -432,9 +438,9 @@ impl Loop {
     /// Hooked `writev`/`sendmsg`: `data` (the app's bytes) and the descriptors that came with
     /// them go into the engine, the engine's output to the servers.
     pub fn hook_write(&mut self, data: &[&[u8]], fds: Vec<OwnedFd>) -> WriteResult {
-        if self.server_backlog() > BOUND {
+        if self.server_backlog() > INLINE_BOUND {
             self.flush_servers();
-            if self.server_backlog() > BOUND {
+            if self.server_backlog() > INLINE_BOUND {
                 self.rearm();
                 return WriteResult::WouldBlock;
             }
@@ -498,6 +504,7 @@ impl Loop {
         buf[..n].copy_from_slice(&out[..n]);
         out.drain(..n);
         self.nudge_if_unwatched();
+        self.rearm();
         RecvResult::Data(n, fds)
     }
 
@@ -536,7 +543,7 @@ impl Loop {
         {
             ready |= libc::POLLIN;
         }
-        if events & libc::POLLOUT != 0 && self.server_backlog() <= BOUND {
+        if events & libc::POLLOUT != 0 && self.server_backlog() <= INLINE_BOUND {
             ready |= libc::POLLOUT;
         }
         if ready != 0 {
@@ -551,24 +558,21 @@ impl Loop {
             revents: 0,
         });
         let primary = self.engine.primary();
-        let ids: Vec<ServerId> = self.servers.keys().copied().collect();
-        for s in ids {
-            let pending = self.engine.server_output(s).is_some_and(|o| !o.is_empty());
+        for (s, p) in self.servers.iter() {
+            let pending = self.engine.server_output(*s).is_some_and(|o| !o.is_empty());
             let mut ev = 0;
-            if Some(s) == primary {
+            if Some(*s) == primary {
                 ev |= libc::POLLIN;
             }
             if pending {
                 ev |= libc::POLLOUT;
             }
             if ev != 0 {
-                if let Some(p) = self.servers.get(&s) {
-                    out.push(libc::pollfd {
-                        fd: p.fd.as_raw_fd(),
-                        events: ev,
-                        revents: 0,
-                    });
-                }
+                out.push(libc::pollfd {
+                    fd: p.fd.as_raw_fd(),
+                    events: ev,
+                    revents: 0,
+                });
             }
         }
         (0, self.inline_gen)
@@ -617,7 +621,7 @@ impl Loop {
         {
             ready |= libc::POLLIN;
         }
-        if events & libc::POLLOUT != 0 && self.server_backlog() <= BOUND {
+        if events & libc::POLLOUT != 0 && self.server_backlog() <= INLINE_BOUND {
             ready |= libc::POLLOUT;
         }
         Ok(ready)
