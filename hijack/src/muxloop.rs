@@ -138,6 +138,8 @@ pub fn spawn(
                 inline_primary: None,
                 inline_servers: 0,
                 deferred: Vec::new(),
+                lazy: Vec::new(),
+                lazy_armed: false,
             };
             if let Some(fd) = server0 {
                 let addr = peer_addr(&fd);
@@ -157,6 +159,9 @@ pub fn spawn(
             }
             let ended = inline::drive(&state, &switch);
             switch.set_wanted(false);
+            // The state outlives this thread (the handle's switchboard holds it): close what
+            // the loop held now, as its drop used to — the app sees its connection end.
+            lock(&state).finish();
             if switch.app_fd >= 0 {
                 inline::unregister_switch(&switch);
             }
@@ -217,6 +222,10 @@ pub struct Loop {
     inline_servers: usize,
     /// Commands the inline mode took off the channel for the relayed loop.
     deferred: Vec<Cmd>,
+    /// Guards while inline: their bytes are written in batches (`muxloop/inline.rs`).
+    lazy: Vec<ServerId>,
+    /// The guimux thread sleeps with the guards' timeout (hooks need not wake it for it).
+    lazy_armed: bool,
 }
 
 /// How the loop relays.
@@ -381,6 +390,21 @@ impl Loop {
             }
             self.check_internal_overdue();
         }
+    }
+
+    /// The loop ended: the application's socket is shut down (it reads EOF, as when its
+    /// server closes the connection), the servers' and the internal client's sockets closed,
+    /// the engine's memory given back.
+    fn finish(&mut self) {
+        let _ =
+            nix::sys::socket::shutdown(self.app.fd.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        self.app.fds_out.clear();
+        for (_, p) in self.servers.drain() {
+            crate::interpose::unmark_own(p.fd.as_raw_fd());
+        }
+        self.internal = None;
+        self.epoll = None;
+        self.engine = Engine::premeditated();
     }
 
     /// Cut the internal client off when its server has left requests unanswered for

@@ -32,6 +32,11 @@ use super::{Loop, Mode, BOUND};
 /// the engine, and every partial write then moved all of them (`drain`): PutImage inline ran
 /// at 0.25× of direct under load with it.
 const INLINE_BOUND: usize = 256 * 1024;
+
+/// A guard's bytes are written once this many are queued (see `Loop::flush_servers`)…
+const GUARD_BATCH: usize = 64 * 1024;
+/// …or this long after they were queued, whichever comes first.
+const GUARD_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
 use guimux::salvage::Side;
 use guimux::ServerId;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -345,14 +350,32 @@ impl Loop {
         most
     }
 
+    /// Whether a guard has bytes waiting (the guimux thread then wakes after [`GUARD_DELAY`]).
+    fn lazy_pending(&mut self) -> bool {
+        self.lazy
+            .iter()
+            .any(|s| self.engine.server_output(*s).is_some_and(|o| !o.is_empty()))
+    }
+
+    /// Write every server's bytes, a guard's too (the guimux thread, after [`GUARD_DELAY`]).
+    fn flush_lazy(&mut self) {
+        let lazy = std::mem::take(&mut self.lazy);
+        self.flush_servers();
+        self.lazy = lazy;
+    }
+
     /// Write what each server takes now (not the app's output: that is the hooks' to hand out).
     /// A failed write is left to the guimux thread (it sees the socket's error).
+    /// A guard's bytes wait until [`GUARD_BATCH`] of them are queued, or [`GUARD_DELAY`]
+    /// passed (the guimux thread's epoll timeout): nobody looks at a guard, and writing it a
+    /// NoOperation per round trip woke its server each time — a third process to schedule per
+    /// round trip on a loaded machine.
     fn flush_servers(&mut self) {
         for (s, p) in self.servers.iter_mut() {
             let Some(out) = self.engine.server_output(*s) else {
                 continue;
             };
-            if out.is_empty() {
+            if out.is_empty() || (self.lazy.contains(s) && out.len() < GUARD_BATCH) {
                 continue;
             }
             if let Ok(n) = super::io::write_some(p, out) {
@@ -377,7 +400,16 @@ impl Loop {
             if (Some(s) != primary || self.watchers == 0) && !app_behind {
                 f |= EpollFlags::EPOLLIN;
             }
-            if self.engine.server_output(s).is_some_and(|o| !o.is_empty()) {
+            let batch = if self.lazy.contains(&s) {
+                GUARD_BATCH
+            } else {
+                1
+            };
+            if self
+                .engine
+                .server_output(s)
+                .is_some_and(|o| o.len() >= batch)
+            {
                 f |= EpollFlags::EPOLLOUT;
             }
             let was = self.armed.get(&s).copied();
@@ -476,6 +508,11 @@ impl Loop {
         self.flush_servers();
         self.rearm();
         self.nudge_if_unwatched();
+        if !self.lazy_armed && !self.lazy.is_empty() && self.lazy_pending() {
+            // The guimux thread sleeps without a timeout: it must start the guard's clock.
+            self.lazy_armed = true;
+            let _ = self.switch.nudge.write(1);
+        }
         WriteResult::Took(n)
     }
 
@@ -559,7 +596,15 @@ impl Loop {
         });
         let primary = self.engine.primary();
         for (s, p) in self.servers.iter() {
-            let pending = self.engine.server_output(*s).is_some_and(|o| !o.is_empty());
+            let batch = if self.lazy.contains(s) {
+                GUARD_BATCH
+            } else {
+                1
+            };
+            let pending = self
+                .engine
+                .server_output(*s)
+                .is_some_and(|o| o.len() >= batch);
             let mut ev = 0;
             if Some(*s) == primary {
                 ev |= libc::POLLIN;
@@ -690,6 +735,8 @@ impl Loop {
         self.end_inline = None;
         self.inline_primary = self.engine.primary();
         self.inline_servers = self.servers.len();
+        self.lazy = self.engine.lean_replicas();
+        self.lazy_armed = false;
         self.rearm();
         sw.bump_kick();
         tracing::debug!(app_fd = sw.app_fd, "connection inline");
@@ -698,6 +745,7 @@ impl Loop {
 
     /// Leave inline (guimux thread, with the lock): the hooks relay from now on.
     fn leave_inline(&mut self) {
+        self.lazy.clear();
         self.switch.inline.store(false, Ordering::SeqCst);
         self.epoll = None;
         self.armed.clear();
@@ -811,8 +859,14 @@ fn run_inline(state: &Arc<Mutex<Loop>>) -> Option<Ended> {
         }
     };
     let mut events = [EpollEvent::empty(); 16];
+    let mut lazy_pending = false;
     loop {
-        let n = match ep.wait(&mut events, EpollTimeout::NONE) {
+        let timeout = if lazy_pending {
+            EpollTimeout::try_from(GUARD_DELAY).unwrap_or(EpollTimeout::NONE)
+        } else {
+            EpollTimeout::NONE
+        };
+        let n = match ep.wait(&mut events, timeout) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => {
@@ -823,7 +877,14 @@ fn run_inline(state: &Arc<Mutex<Loop>>) -> Option<Ended> {
             }
         };
         let mut l = lock(state);
-        match l.inline_events(&events[..n]) {
+        if n == 0 {
+            l.flush_lazy();
+            l.rearm();
+        }
+        let r = l.inline_events(&events[..n]);
+        lazy_pending = l.lazy_pending();
+        l.lazy_armed = lazy_pending;
+        match r {
             Ok(()) => {}
             Err(end) => {
                 l.leave_inline();

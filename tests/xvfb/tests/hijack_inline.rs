@@ -336,3 +336,100 @@ fn inline_threaded_xcb_stress_client_stays_correct() {
     })
     .unwrap();
 }
+
+mod survive_common;
+
+/// `guievict hijack PID --guard --inline` with the test's runtime directory (its own private
+/// server), then wait until the connection runs inline.
+fn hijack_guarded_inline(rt: &Path, pid: u32) -> Result<()> {
+    let out = Command::new(guievict_bin())
+        .args(["hijack", &pid.to_string(), "--guard", "--inline"])
+        .env("XDG_RUNTIME_DIR", rt)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "hijack --guard --inline: {}",
+        text(&out)
+    );
+    survive_common::wait_status(rt, pid, "inline and guarded", |c| {
+        c["io"] == "inline" && c["guard"].is_string()
+    });
+    Ok(())
+}
+
+/// A guarded app running inline outlives its X server (the hooks meet the primary's end,
+/// hand over to the guimux thread, which promotes the guard), attaches elsewhere, types there
+/// and goes inline again.
+#[test]
+fn inline_guarded_xterm_outlives_its_server() {
+    use survive_common::*;
+    with_timeout(120, || -> Result<()> {
+        let rt = runtime_dir("inline-xterm");
+        let rts = rt.to_str().context("utf-8 path")?;
+        let mut a = Xvfb::start()?;
+        let b = Xvfb::start()?;
+        let mut app = App::spawn_env(
+            &a.display,
+            &["xterm", "-geometry", "40x6+0+0", "-e", "sh"],
+            &[("XDG_RUNTIME_DIR", rts)],
+        )?;
+        settled_screenshot(&a.display, app.window)?;
+        hijack_guarded_inline(&rt, app.pid)?;
+        typing_works(&a.display, app.window, app.pid, "before")?;
+        let (private, _) = private_server(&rt);
+        a.kill();
+        wait_status(
+            &rt,
+            app.pid,
+            "held on the private server after A died",
+            |c| c["held_on"].as_str() == Some(private.as_str()) && c["display"].is_null(),
+        );
+        assert!(app.alive(), "xterm died with its X server");
+        gv(&rt, &["attach", &b.display, "--pid", &app.pid.to_string()])?;
+        let wb = wait_for_window(&b.display, app.pid, Duration::from_secs(10))?;
+        wait_status(&rt, app.pid, "on B, guarded and inline again", |c| {
+            c["display"].as_str() == Some(b.display.as_str())
+                && c["guard"].is_string()
+                && c["io"] == "inline"
+        });
+        typing_works(&b.display, wb, app.pid, "on-b")?;
+        assert!(app.alive(), "xterm died");
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// KillClient still ends a guarded app running inline (the server that closed the
+/// connection still answers: no promotion).
+#[test]
+fn inline_kill_client_still_ends_a_guarded_app() {
+    use survive_common::*;
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::ConnectionExt as _;
+    with_timeout(60, || -> Result<()> {
+        let rt = runtime_dir("inline-killclient");
+        let rts = rt.to_str().context("utf-8 path")?;
+        let mut a = Xvfb::start()?;
+        let mut app = App::spawn_env(
+            &a.display,
+            &["xterm", "-geometry", "60x12+0+0", "-e", "sh"],
+            &[("XDG_RUNTIME_DIR", rts)],
+        )?;
+        settled_screenshot(&a.display, app.window)?;
+        hijack_guarded_inline(&rt, app.pid)?;
+        let conn = a.connect()?;
+        conn.kill_client(app.window)?;
+        conn.flush()?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while app.alive() {
+            ensure!(
+                Instant::now() < deadline,
+                "the app outlived a KillClient (the user asked it to end)"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ensure!(a.is_running(), "A died");
+        Ok(())
+    })
+    .unwrap();
+}
