@@ -140,6 +140,8 @@ pub fn spawn(
                 deferred: Vec::new(),
                 lazy: Vec::new(),
                 lazy_armed: false,
+                primary_off: false,
+                hooks_busy: false,
             };
             if let Some(fd) = server0 {
                 let addr = peer_addr(&fd);
@@ -226,6 +228,10 @@ pub struct Loop {
     lazy: Vec<ServerId>,
     /// The guimux thread sleeps with the guards' timeout (hooks need not wake it for it).
     lazy_armed: bool,
+    /// The guimux thread does not watch the primary (app threads poll it: `muxloop/inline.rs`).
+    primary_off: bool,
+    /// An app thread polled the primary since the guimux thread last looked.
+    hooks_busy: bool,
 }
 
 /// How the loop relays.

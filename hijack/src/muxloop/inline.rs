@@ -2,7 +2,7 @@
 //! application's bytes flow from libxcb's `writev`/`sendmsg` (hooked, `hooks.rs`) straight into
 //! the engine and out to the server socket(s); the server's bytes flow from the primary's socket
 //! into the engine and out through libxcb's `recvmsg` (hooked) on the thread that asked — no
-//! thread hop. The loop's state sits behind a mutex ([`Shared`](super::LoopCell)); the hooks
+//! thread hop. The loop's state ([`Loop`]) sits behind a mutex; the hooks
 //! hold it only while the engine runs, never across a blocking call.
 //!
 //! The guimux thread stays for what needs it. While inline it sleeps in an epoll over: its
@@ -11,9 +11,11 @@
 //! came for [`QUIET`]), the replicas' sockets (the guard's answers are its to read), the
 //! application's end of the socketpair (still fd N: stray bytes, and its closing), a *nudge*
 //! eventfd (a hook left bytes for the app that nobody is polling for) and the primary's socket —
-//! but the primary only while no application thread is inside the hooked `poll`
-//! ([`Loop::watchers`]): then bytes from the server are translated by the guimux thread and put
-//! into the socketpair, so a toolkit polling fd N itself (GLib, Xt's `select`) still wakes up.
+//! but the primary only while the app's threads do not poll it themselves: the first hooked
+//! `poll` takes it away (`Loop::primary_off`), and the guimux thread takes it back once no
+//! hooked `poll` came for [`ARM_DELAY`] (`Loop::inline_tick`). Then bytes from the server are
+//! translated by the guimux thread and put into the socketpair, so a toolkit polling fd N
+//! itself (GLib, Xt's `select`) still wakes up.
 //! The order of what the app reads is kept by the rule that the socketpair's bytes are older
 //! than the engine's queue, and both change under the lock.
 //!
@@ -37,6 +39,10 @@ const INLINE_BOUND: usize = 256 * 1024;
 const GUARD_BATCH: usize = 64 * 1024;
 /// …or this long after they were queued, whichever comes first.
 const GUARD_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+/// While the app's threads poll the primary themselves the guimux thread does not watch it;
+/// it looks this often whether they still do (then an event for a toolkit that polls fd N
+/// itself waits at most about twice this long).
+const ARM_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
 use guimux::salvage::Side;
 use guimux::ServerId;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -397,7 +403,7 @@ impl Loop {
         for (s, p) in self.servers.iter() {
             let s = *s;
             let mut f = EpollFlags::empty();
-            if (Some(s) != primary || self.watchers == 0) && !app_behind {
+            if (Some(s) != primary || !self.primary_off) && !app_behind {
                 f |= EpollFlags::EPOLLIN;
             }
             let batch = if self.lazy.contains(&s) {
@@ -587,7 +593,15 @@ impl Loop {
             return (ready, self.inline_gen);
         }
         self.watchers += 1;
-        self.rearm();
+        self.hooks_busy = true;
+        if !self.primary_off {
+            // The app's threads read the primary now: the guimux thread stops watching it
+            // (one epoll_ctl at the start of a burst) and looks again every ARM_DELAY whether
+            // they still do — nudged now, so that it sleeps with that timeout.
+            self.primary_off = true;
+            self.rearm();
+            let _ = self.switch.nudge.write(1);
+        }
         out.clear();
         out.push(libc::pollfd {
             fd: self.switch.app_fd,
@@ -636,6 +650,7 @@ impl Loop {
             return Ok(0);
         }
         self.watchers = self.watchers.saturating_sub(1);
+        self.hooks_busy = true;
         let primary_fd = self
             .engine
             .primary()
@@ -672,10 +687,32 @@ impl Loop {
         Ok(ready)
     }
 
-    /// A watcher left: when it was the last, the guimux thread watches the primary again (its
-    /// bytes arriving from now on, or left unread, wake it).
+    /// A watcher left. The guimux thread takes the primary back only once no app thread
+    /// polled it for [`ARM_DELAY`] (see [`Loop::inline_tick`]); output interest may have
+    /// changed now.
     fn watchers_done(&mut self) {
         self.rearm();
+    }
+
+    /// The guimux thread's look after a wake-up or its timeout: when no app thread polled the
+    /// primary since the last look, it watches the primary again (bytes already there wake it
+    /// at once: epoll reports a descriptor ready when it is modified), so that a toolkit
+    /// polling fd N itself gets events from it. Returns the timeout for its next sleep.
+    fn inline_tick(&mut self) -> Option<std::time::Duration> {
+        if self.primary_off && self.watchers == 0 && !self.hooks_busy {
+            self.primary_off = false;
+            self.rearm();
+        }
+        self.hooks_busy = false;
+        let lazy = self.lazy_pending();
+        // The guimux thread sleeps with a timeout from now on: hooks need not nudge it for the
+        // guard's bytes.
+        self.lazy_armed = lazy || self.primary_off;
+        match (self.primary_off, lazy) {
+            (true, _) => Some(ARM_DELAY),
+            (false, true) => Some(GUARD_DELAY),
+            (false, false) => None,
+        }
     }
 
     /// Hooked poll gave up its wait without finishing (the mode changed, an error).
@@ -730,6 +767,8 @@ impl Loop {
         self.epoll = Some(ep.clone());
         self.armed.clear();
         self.watchers = 0;
+        self.primary_off = false;
+        self.hooks_busy = false;
         self.inline_gen += 1;
         self.pair_bytes = None;
         self.end_inline = None;
@@ -859,12 +898,11 @@ fn run_inline(state: &Arc<Mutex<Loop>>) -> Option<Ended> {
         }
     };
     let mut events = [EpollEvent::empty(); 16];
-    let mut lazy_pending = false;
+    let mut next: Option<std::time::Duration> = None;
     loop {
-        let timeout = if lazy_pending {
-            EpollTimeout::try_from(GUARD_DELAY).unwrap_or(EpollTimeout::NONE)
-        } else {
-            EpollTimeout::NONE
+        let timeout = match next {
+            Some(d) => EpollTimeout::try_from(d).unwrap_or(EpollTimeout::NONE),
+            None => EpollTimeout::NONE,
         };
         let n = match ep.wait(&mut events, timeout) {
             Ok(n) => n,
@@ -882,8 +920,7 @@ fn run_inline(state: &Arc<Mutex<Loop>>) -> Option<Ended> {
             l.rearm();
         }
         let r = l.inline_events(&events[..n]);
-        lazy_pending = l.lazy_pending();
-        l.lazy_armed = lazy_pending;
+        next = l.inline_tick();
         match r {
             Ok(()) => {}
             Err(end) => {
