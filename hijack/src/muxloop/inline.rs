@@ -828,8 +828,16 @@ impl Loop {
                 }
                 TOKEN_APP if readable => {
                     // Stray bytes (not through libxcb's hooked calls), or the app closed fd N.
+                    let before = self.engine.stats().bytes_from_app;
                     if let Some(end) = self.read_app() {
                         return Err(Some(end));
+                    }
+                    if self.engine.stats().bytes_from_app != before {
+                        // Something else writes this connection (an X library of its own
+                        // beside libxcb): the hooks would reorder its bytes; relayed for good.
+                        self.switch.give_up(
+                            "the app writes its X connection other than through libxcb".into(),
+                        );
                     }
                     leave = true;
                 }

@@ -433,3 +433,31 @@ fn inline_kill_client_still_ends_a_guarded_app() {
     })
     .unwrap();
 }
+
+/// Inline is the default of `hijack`; `hijack --relayed` turns it off (status says so, typing
+/// still works), a plain `hijack` again turns it back on.
+#[test]
+fn default_hijack_is_inline_and_relayed_opts_out() {
+    with_timeout(90, || -> Result<()> {
+        let x = Xvfb::start()?;
+        let mut app = App::spawn(&x.display, &["xterm", "-geometry", "60x12+0+0"])?;
+        settled_screenshot(&x.display, app.window)?;
+        let pid = app.pid.to_string();
+        let o = guievict(&["hijack", &pid, "--no-guard"], &[])?;
+        ensure!(o.status.success(), "hijack: {}", text(&o));
+        wait_inline(app.pid)?;
+        typing_works(&x.display, app.window, app.pid, "default")?;
+        let o = guievict(&["hijack", &pid, "--relayed", "--no-guard"], &[])?;
+        ensure!(o.status.success(), "hijack --relayed: {}", text(&o));
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(io_modes(app.pid)?, vec!["relayed".to_string()]);
+        typing_works(&x.display, app.window, app.pid, "relayed")?;
+        let o = guievict(&["hijack", &pid, "--no-guard"], &[("GUIEVICT_INLINE", "1")])?;
+        ensure!(o.status.success(), "hijack: {}", text(&o));
+        wait_inline(app.pid)?;
+        typing_works(&x.display, app.window, app.pid, "inline-again")?;
+        assert!(app.alive(), "xterm died");
+        Ok(())
+    })
+    .unwrap();
+}

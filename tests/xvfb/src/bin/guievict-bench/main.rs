@@ -523,7 +523,7 @@ const CONFIGS: &[Config] = &[
     },
     Config {
         key: "hijack",
-        label: "hijacked on A (guimux)",
+        label: "hijacked on A (guimux, relayed: `hijack --relayed`)",
         baseline: "direct-a",
     },
     Config {
@@ -652,9 +652,12 @@ fn start_config(
             if !key.contains("guarded") {
                 args.push("--no-guard");
             }
-            if key.contains("inline") {
-                args.push("--inline");
-            }
+            // Inline is the default since issue 16: the relayed rows ask for relaying.
+            args.push(if key.contains("inline") {
+                "--inline"
+            } else {
+                "--relayed"
+            });
             let h = guievict_json(&args)?;
             ensure!(
                 h.json["outcome"]["interposed"].as_i64().unwrap_or(0) >= 1,
