@@ -78,18 +78,21 @@ pub fn handle_request(req: &Request) -> Response {
     match req {
         Request::Status => Response::Status(status()),
         Request::Quiesce => quiesce(),
-        Request::Inline { on } => match adopt::controller().set_inline(*on) {
-            Ok(message) => Response::Ok { message },
-            Err(message) => Response::Error {
-                kind: ErrorKind::Failed,
-                message,
-            },
-        },
         other => {
             if runtime().is_some_and(|r| r.relay.is_some()) {
                 return Response::Error {
                     kind: ErrorKind::NotImplemented,
                     message: "this process runs the plain relay (GUIEVICT_RELAY=plain): only `status` is available".into(),
+                };
+            }
+            if let Request::Inline { on } = other {
+                // Not an operation: it only sets flags the loops look at.
+                return match adopt::controller().set_inline(*on) {
+                    Ok(message) => Response::Ok { message },
+                    Err(message) => Response::Error {
+                        kind: ErrorKind::Failed,
+                        message,
+                    },
                 };
             }
             operations().run(other)
