@@ -92,13 +92,24 @@ fn contained(
     }
 }
 
-/// The app's bytes (and descriptors) into the engine, or `Original` when relayed.
-fn write_path(sw: &Switch, data: &[&[u8]], fds: Vec<OwnedFd>, done: &Cell<Option<isize>>) -> Out {
+/// The app's bytes (and descriptors) into the engine, or the original call on the socketpair
+/// when relayed.
+fn write_path(
+    sw: &Switch,
+    data: &[&[u8]],
+    fds: Vec<OwnedFd>,
+    done: &Cell<Option<isize>>,
+    original: impl FnOnce() -> isize,
+) -> Out {
     let mut fds = Some(fds);
     loop {
-        if let Some(_counted) = sw.relayed_write() {
-            // Relayed: the original call, counted so that a switch to inline waits for it.
-            return Out::Original;
+        if let Some(counted) = sw.relayed_write() {
+            // Relayed: the original call, counted until it returned, so that a switch to
+            // inline waits for its bytes to be in the socketpair before reading it empty.
+            let r = original();
+            let e = errno();
+            drop(counted);
+            return if r < 0 { Out::Errno(e) } else { Out::Ret(r) };
         }
         let Some((_inside, mut l)) = sw.enter() else {
             continue;
@@ -128,7 +139,7 @@ pub unsafe extern "C" fn gv_writev(fd: c_int, iov: *const libc::iovec, cnt: c_in
     contained(&sw, &done, original, || {
         // SAFETY: writev's contract: `cnt` iovecs, each `iov_len` readable bytes.
         let data = unsafe { iov_slices(iov, cnt as usize) };
-        write_path(&sw, &data, Vec::new(), &done)
+        write_path(&sw, &data, Vec::new(), &done, original)
     })
 }
 
@@ -170,7 +181,7 @@ pub unsafe extern "C" fn gv_sendmsg(fd: c_int, msg: *const libc::msghdr, flags: 
                 rights_of(m).into_iter().filter_map(dup).collect::<Vec<_>>(),
             )
         };
-        write_path(&sw, &data, fds, &done)
+        write_path(&sw, &data, fds, &done, original)
     })
 }
 

@@ -167,6 +167,10 @@ fn inline_hook_panic_falls_back_to_relayed() {
         settled_screenshot(&x.display, app.window)?;
         hijack_inline(app.pid, false)?;
         wait_inline(app.pid)?;
+        typing_works(&x.display, app.window, app.pid, "before")?;
+        let st = status(app.pid)?;
+        assert!(st["connections"][0]["inline_off"].is_null(), "{st}");
+        assert_eq!(st["connections"][0]["io"], "inline", "{st}");
         let o = guievict(&["debug-fault", &app.pid.to_string(), "hook-panic"], &[])?;
         ensure!(o.status.success(), "debug-fault: {}", text(&o));
         // The next hooked call panics: typing makes xterm call libxcb.
