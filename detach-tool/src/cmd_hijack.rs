@@ -26,9 +26,85 @@ pub struct HijackArgs {
     /// server is started; the guard's cost in docs/benchmarks.md is not paid).
     #[arg(long)]
     pub no_guard: bool,
+    /// Translate the app's X traffic in its own threads (libxcb's socket calls hooked), no
+    /// thread hop per message: the default (kept for scripts; `GUIEVICT_INLINE=1` too).
+    /// Connections of an app without libxcb stay relayed. `guievict status` shows which each
+    /// connection runs.
+    #[arg(long, conflicts_with = "relayed")]
+    pub inline: bool,
+    /// Relay the app's X traffic through a guimux thread per connection instead of translating
+    /// it in the app's threads (as before issue 16; also `GUIEVICT_INLINE=0` in guievict's
+    /// environment, which applies to every command that hijacks on the way too).
+    #[arg(long)]
+    pub relayed: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Environment variable of the CLI: `0` keeps hijacked apps relayed, `1` asks for inline
+/// translation explicitly (the default, see [`inline_choice`]).
+pub const INLINE_ENV: &str = "GUIEVICT_INLINE";
+
+/// Whether a hijack asks for inline translation, and whether it was asked for explicitly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InlineChoice {
+    /// Relayed (`--relayed`, `GUIEVICT_INLINE=0`).
+    Off,
+    /// Inline by default: an app without libxcb stays relayed without a word.
+    Default,
+    /// Inline asked for (`--inline`, `GUIEVICT_INLINE=1`): a refusal is reported.
+    Asked,
+}
+
+/// The choice `guievict hijack`'s flags made, for the hijack it runs (see [`ensure_hijacked`]).
+static CHOICE: std::sync::OnceLock<InlineChoice> = std::sync::OnceLock::new();
+
+/// The inline choice of a hijack from its flags and `GUIEVICT_INLINE`. Inline is the default
+/// since the whole test suite passed with it and the benchmark showed it faster in every row
+/// (docs/benchmarks.md, "Inline translation").
+pub fn inline_choice(inline: bool, relayed: bool) -> InlineChoice {
+    if let Some(c) = CHOICE.get() {
+        return *c;
+    }
+    if relayed {
+        return InlineChoice::Off;
+    }
+    if inline {
+        return InlineChoice::Asked;
+    }
+    match std::env::var(INLINE_ENV).as_deref() {
+        Ok("0") => InlineChoice::Off,
+        Ok("1") => InlineChoice::Asked,
+        _ => InlineChoice::Default,
+    }
+}
+
+/// Ask process `pid` for inline translation and wait (up to 2 s) until its attached
+/// connections run inline; the status then. A refusal (no libxcb in the process) is an error
+/// when inline was asked for, else the app stays relayed silently.
+pub fn make_inline(pid: i32, choice: InlineChoice) -> Result<Status> {
+    match query(pid, &Request::Inline { on: true })? {
+        Response::Ok { .. } => {}
+        Response::Error { message, .. } if choice == InlineChoice::Asked => {
+            bail!("process {pid}: {message}")
+        }
+        Response::Error { .. } => return status_of(pid),
+        other => bail!("process {pid}: unexpected answer {other:?}"),
+    }
+    let t0 = Instant::now();
+    loop {
+        let s = status_of(pid)?;
+        let all = s
+            .connections
+            .iter()
+            .filter(|c| c.server_connected)
+            .all(|c| c.io == "inline");
+        if all || t0.elapsed() > Duration::from_secs(2) {
+            return Ok(s);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// `guievict status [--pid P]`: state of hijacked processes.
@@ -67,12 +143,16 @@ pub struct FaultArgs {
 }
 
 /// Failures `debug-fault` can provoke.
+// The variant names are the command line's words (`engine-panic`, `hook-panic`, …).
+#[allow(clippy::enum_variant_names)]
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum FaultKind {
     /// guimux panics while handling the next message of each connection.
     EnginePanic,
     /// The controller panics while holding its lock.
     ControllerPanic,
+    /// The next hooked libxcb call of each connection panics (inline falls back to relayed).
+    HookPanic,
 }
 
 /// Run `guievict debug-fault`.
@@ -80,6 +160,7 @@ pub fn run_fault(a: &FaultArgs) -> Result<()> {
     let fault = match a.fault {
         FaultKind::EnginePanic => control::TestFault::EnginePanic,
         FaultKind::ControllerPanic => control::TestFault::ControllerPanic,
+        FaultKind::HookPanic => control::TestFault::HookPanic,
     };
     match query(a.pid, &Request::TestFault { fault })? {
         Response::Ok { message } => println!("{message}"),
@@ -150,7 +231,19 @@ pub fn ensure_hijacked(pid: i32, fd: Option<i32>) -> Result<(Option<inject::Outc
     loop {
         match status_of(pid) {
             Ok(s) if !s.connections.is_empty() || Instant::now() > deadline => {
-                return Ok((Some(outcome), s))
+                // `GUIEVICT_INLINE=1`: also an app hijacked on the way (move, detach, …) runs
+                // inline once the operation is over.
+                let choice = inline_choice(false, false);
+                if choice != InlineChoice::Off && !s.connections.is_empty() {
+                    if let Ok(Response::Error { message, .. }) =
+                        query(pid, &Request::Inline { on: true })
+                    {
+                        if choice == InlineChoice::Asked {
+                            eprintln!("guievict: note: process {pid} stays relayed: {message}");
+                        }
+                    }
+                }
+                return Ok((Some(outcome), s));
             }
             Ok(_) => {}
             Err(e) if Instant::now() > deadline => return Err(e),
@@ -177,10 +270,11 @@ fn print_status(s: &Status) {
     }
     for c in &s.connections {
         println!(
-            "  fd {:>3}  {}  {}  app→server {} B, server→app {} B, queued {} B to server / {} B to app",
+            "  fd {:>3}  {}  {}  {}  app→server {} B, server→app {} B, queued {} B to server / {} B to app",
             c.app_fd,
             c.display.as_deref().unwrap_or("-"),
             if c.server_connected { "attached" } else { "detached" },
+            c.io,
             c.bytes_from_app,
             c.bytes_from_server,
             c.queued_to_server,
@@ -195,12 +289,16 @@ fn print_status(s: &Status) {
         if let Some(d) = &c.degraded {
             println!("         DEGRADED: {d}");
         }
+        if let Some(d) = &c.inline_off {
+            println!("         relayed: {d}");
+        }
     }
 }
 
 /// Run `guievict hijack`.
 pub fn run_hijack(a: &HijackArgs) -> Result<()> {
-    let (outcome, mut status) = ensure_hijacked(a.pid, a.fd)?;
+    let _ = CHOICE.set(inline_choice(a.inline, a.relayed));
+    let (outcome, status) = ensure_hijacked(a.pid, a.fd)?;
     let unguarded = status
         .connections
         .iter()
@@ -215,8 +313,19 @@ pub fn run_hijack(a: &HijackArgs) -> Result<()> {
                 a.pid
             ),
         }
-        status = status_of(a.pid)?;
     }
+    // The status after the guard and the inline switch.
+    let choice = inline_choice(a.inline, a.relayed);
+    let status = if choice != InlineChoice::Off {
+        make_inline(a.pid, choice)?
+    } else {
+        // Relayed (also an app hijacked inline before). A process that cannot run inline at
+        // all (the plain relay) is relayed already: its refusal is no error here.
+        if let Response::Error { message, .. } = query(a.pid, &Request::Inline { on: false })? {
+            tracing::debug!("process {}: {message}", a.pid);
+        }
+        status_of(a.pid)?
+    };
     if a.json {
         let v = serde_json::json!({ "outcome": outcome, "status": status });
         println!("{}", serde_json::to_string_pretty(&v)?);

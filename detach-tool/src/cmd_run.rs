@@ -158,7 +158,12 @@ pub fn run(args: RunArgs) -> Result<i32> {
                         continue;
                     }
                 };
-                match muxloop::spawn(guimux::Engine::premeditated(), app.into(), Some(server)) {
+                match muxloop::spawn(
+                    guimux::Engine::premeditated(),
+                    app.into(),
+                    Some(server),
+                    None,
+                ) {
                     Ok((handle, _th)) => controller.add(Conn {
                         app_fd: -1,
                         handle,

@@ -70,7 +70,7 @@ fn adopt_one(sw: interpose::Swapped) {
     // The app's MIT-SHM segments are in this process: guimux can serve them itself where a
     // server cannot share memory.
     engine.set_segment_memory(Box::new(crate::shmmem::ProcessSegments::default()));
-    match muxloop::spawn(engine, sw.relay, Some(sw.server)) {
+    match muxloop::spawn(engine, sw.relay, Some(sw.server), Some(app_fd)) {
         Ok((handle, join)) => {
             tracing::info!(app_fd, display = %dpy, "guimux relays X connection");
             controller().add(Conn {

@@ -190,6 +190,13 @@ pub enum Request {
         /// What to provoke.
         fault: TestFault,
     },
+    /// Translate in the app's own threads (`on`: libxcb's socket calls are hooked, see
+    /// `hijack/src/muxloop/inline.rs`), or relay through the guimux threads (`off`). Applies to
+    /// every connection, now and later ones; a connection goes inline once it is steady.
+    Inline {
+        /// Inline (true) or relayed (false).
+        on: bool,
+    },
 }
 
 /// guievict's private headless X server of a user (Xvfb with the GUIEVICT extension, started
@@ -203,12 +210,17 @@ pub struct PrivateServer {
 }
 
 /// Failures [`Request::TestFault`] can provoke.
+// The names are the wire format's (serde) and match the CLI's `debug-fault` words.
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TestFault {
     /// Every guimux thread of the process panics while handling its next message.
     EnginePanic,
     /// The controller panics while holding its lock (which poisons it).
     ControllerPanic,
+    /// The next hooked libxcb call on each connection panics (an inline connection falls back
+    /// to relayed).
+    HookPanic,
 }
 
 /// Environment variable that enables [`Request::TestFault`] in a process.
@@ -266,6 +278,20 @@ pub struct ConnectionStatus {
     /// (detached in memory, or held: the guard is made again at the next attach).
     #[serde(default)]
     pub guarded: bool,
+    /// Who translates the connection's bytes: `"inline"` (the app's own threads, through the
+    /// hooked libxcb calls) or `"relayed"` (the guimux thread).
+    #[serde(default = "relayed")]
+    pub io: String,
+    /// Why inline translation was refused or given up on this connection, if it was.
+    #[serde(default)]
+    pub inline_off: Option<String>,
+    /// libxcb calls the app's threads translated inline so far.
+    #[serde(default)]
+    pub inline_calls: u64,
+}
+
+fn relayed() -> String {
+    "relayed".into()
 }
 
 /// Answer to [`Request::Status`].

@@ -329,7 +329,37 @@ impl Controller {
 
     /// Put a connection under control.
     pub fn add(&self, conn: Conn) {
+        if crate::muxloop::inline::wanted_for_new() {
+            conn.handle.set_inline(true);
+        }
         self.lock().push(conn);
+    }
+
+    /// Inline translation on (`on`) or off for every connection, now and later (control
+    /// request `Inline`). Turning it on installs the libxcb hooks first; without libxcb in the
+    /// process the connections stay relayed and the answer says why.
+    pub fn set_inline(&self, on: bool) -> Result<String, String> {
+        if on {
+            let slots = crate::hooks::install()
+                .map_err(|e| format!("inline translation is not possible here: {e}"))?;
+            tracing::info!(slots, "inline translation on");
+        }
+        crate::muxloop::inline::set_wanted_for_new(on);
+        let conns = self
+            .lock_within(Duration::from_secs(2))
+            .ok_or("the controller is busy")?;
+        for c in conns.iter() {
+            c.handle.set_inline(on);
+        }
+        Ok(format!(
+            "{} connection(s) {}",
+            conns.len(),
+            if on {
+                "go inline when steady"
+            } else {
+                "relayed"
+            }
+        ))
     }
 
     /// Number of live connections.
@@ -386,6 +416,9 @@ impl Controller {
                     substituted: stats.substituted,
                     guard_elided: stats.elided,
                     degraded: c.handle.degraded(),
+                    io: c.handle.io_mode().into(),
+                    inline_off: c.handle.inline_broken(),
+                    inline_calls: c.handle.inline_calls(),
                 }
             })
             .collect();
@@ -428,6 +461,14 @@ impl Controller {
             match fault {
                 TestFault::ControllerPanic => {
                     panic!("guievict test fault: controller panic requested")
+                }
+                TestFault::HookPanic => {
+                    for c in conns.iter() {
+                        c.handle.hook_fault_next();
+                    }
+                    return Response::Ok {
+                        message: "the next hooked libxcb call on each connection panics".into(),
+                    };
                 }
                 TestFault::EnginePanic => {
                     for c in conns.iter() {

@@ -6,8 +6,11 @@
 //! where the caller must vouch for a raw descriptor number, the function is `unsafe` and says
 //! what in `# Safety`. The other `unsafe` blocks of the library are the MIT-SHM mappings in
 //! `shmmem.rs`, the borrowing of the app's descriptor and the hand-over of parked descriptors in
-//! `interpose.rs` and one `from_raw_fd` of a freshly connected stream in
-//! `session/connect.rs`, each with its `SAFETY` note.
+//! `interpose.rs`, one `from_raw_fd` of a freshly connected stream in
+//! `session/connect.rs`, and the two modules of inline translation (issue 16): `got.rs`, which
+//! writes hook addresses into libxcb's GOT, and `hooks.rs`, the `extern "C"` functions that
+//! stand in for libc's in libxcb and read libxcb's iovecs, message headers and pollfd records —
+//! each with its `SAFETY` note.
 
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use std::ffi::c_void;

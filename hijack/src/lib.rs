@@ -18,7 +18,9 @@ pub mod controller;
 pub mod fault;
 pub mod ffi;
 pub mod fidelity;
+pub mod got;
 pub mod grouphold;
+pub mod hooks;
 pub mod interpose;
 pub mod muxloop;
 pub mod preflight;
@@ -81,6 +83,16 @@ pub fn handle_request(req: &Request) -> Response {
                 return Response::Error {
                     kind: ErrorKind::NotImplemented,
                     message: "this process runs the plain relay (GUIEVICT_RELAY=plain): only `status` is available".into(),
+                };
+            }
+            if let Request::Inline { on } = other {
+                // Not an operation: it only sets flags the loops look at.
+                return match adopt::controller().set_inline(*on) {
+                    Ok(message) => Response::Ok { message },
+                    Err(message) => Response::Error {
+                        kind: ErrorKind::Failed,
+                        message,
+                    },
                 };
             }
             operations().run(other)

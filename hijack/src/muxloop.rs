@@ -22,6 +22,7 @@
 
 mod contain;
 mod handle;
+pub mod inline;
 mod io;
 
 use handle::{lock, Cmd, Shared};
@@ -37,7 +38,7 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Outgoing bytes for one peer above which the opposite side stops being read (back-pressure).
@@ -62,10 +63,15 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Start the loop on its own thread (all signals blocked in it).
+///
+/// `app_fd` is the descriptor number the application reads and writes the connection on (the
+/// other end of `app`), when it is in this process: libxcb's hooked calls on it are translated
+/// inline once asked ([`MuxHandle::set_inline`]).
 pub fn spawn(
     engine: Engine,
     app: OwnedFd,
     server0: Option<OwnedFd>,
+    app_fd: Option<RawFd>,
 ) -> std::io::Result<(MuxHandle, JoinHandle<Ended>)> {
     let wake = Arc::new(EventFd::from_flags(
         EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK,
@@ -73,11 +79,13 @@ pub fn spawn(
     let (tx, rx) = channel();
     let done = Arc::new(std::sync::Mutex::new(None));
     let shared = Arc::new(Shared::default());
+    let switch = Arc::new(inline::Switch::new(app_fd.unwrap_or(-1), wake.clone())?);
     let handle = MuxHandle {
         tx,
         wake: wake.clone(),
         done: done.clone(),
         shared: shared.clone(),
+        switch: switch.clone(),
     };
     for fd in std::iter::once(&app).chain(server0.as_ref()) {
         set_nonblocking(fd.as_fd())?;
@@ -119,6 +127,21 @@ pub fn spawn(
                 panics: 0,
                 panic_next: false,
                 internal_waiting: None,
+                switch: switch.clone(),
+                last_command: std::time::Instant::now(),
+                watchers: 0,
+                inline_gen: 0,
+                pair_bytes: None,
+                epoll: None,
+                armed: HashMap::new(),
+                end_inline: None,
+                inline_primary: None,
+                inline_servers: 0,
+                deferred: Vec::new(),
+                lazy: Vec::new(),
+                lazy_armed: false,
+                primary_off: false,
+                hooks_busy: false,
             };
             if let Some(fd) = server0 {
                 let addr = peer_addr(&fd);
@@ -131,7 +154,19 @@ pub fn spawn(
                     },
                 );
             }
-            let ended = l.run();
+            let state = Arc::new(Mutex::new(l));
+            let _ = switch.state.set(state.clone());
+            if switch.app_fd >= 0 {
+                inline::register(switch.clone());
+            }
+            let ended = inline::drive(&state, &switch);
+            switch.set_wanted(false);
+            // The state outlives this thread (the handle's switchboard holds it): close what
+            // the loop held now, as its drop used to — the app sees its connection end.
+            lock(&state).finish();
+            if switch.app_fd >= 0 {
+                inline::unregister_switch(&switch);
+            }
             tracing::info!(?ended, "guimux loop ended");
             if let Ok(mut d) = done.lock() {
                 *d = Some(ended.clone());
@@ -141,7 +176,9 @@ pub fn spawn(
     Ok((handle, th))
 }
 
-struct Loop {
+/// One connection's loop state: the engine and the sockets (behind a mutex shared by the
+/// guimux thread and, while inline, the app's hooked calls).
+pub struct Loop {
     engine: Engine,
     /// When the loop last handled something (see [`crate::spin`]).
     last_activity: std::time::Instant,
@@ -164,6 +201,37 @@ struct Loop {
     panic_next: bool,
     /// Since when the internal client has had requests out with no byte back from its server.
     internal_waiting: Option<std::time::Instant>,
+    /// The connection's inline switchboard (`muxloop/inline.rs`).
+    switch: Arc<inline::Switch>,
+    /// When the last command (other than a status query) came: inline waits for quiet.
+    last_command: std::time::Instant,
+    /// Application threads inside the hooked `poll`, watching the primary themselves.
+    watchers: usize,
+    /// Inline periods so far (a hooked poll counted in an earlier one is not counted now).
+    inline_gen: u64,
+    /// Bytes the loop put into the socketpair that the app has not read (inline; `None`:
+    /// unknown, the hooks read it until it is empty).
+    pair_bytes: Option<usize>,
+    /// The guimux thread's epoll while inline.
+    epoll: Option<Arc<nix::sys::epoll::Epoll>>,
+    /// Epoll interest set per server (flag bits).
+    armed: HashMap<ServerId, u32>,
+    /// How the connection ended, found by a hook (the guimux thread returns it).
+    end_inline: Option<Ended>,
+    /// The primary when the connection went inline.
+    inline_primary: Option<ServerId>,
+    /// Number of servers when the connection went inline.
+    inline_servers: usize,
+    /// Commands the inline mode took off the channel for the relayed loop.
+    deferred: Vec<Cmd>,
+    /// Guards while inline: their bytes are written in batches (`muxloop/inline.rs`).
+    lazy: Vec<ServerId>,
+    /// The guimux thread sleeps with the guards' timeout (hooks need not wake it for it).
+    lazy_armed: bool,
+    /// The guimux thread does not watch the primary (app threads poll it: `muxloop/inline.rs`).
+    primary_off: bool,
+    /// An app thread polled the primary since the guimux thread last looked.
+    hooks_busy: bool,
 }
 
 /// How the loop relays.
@@ -185,17 +253,27 @@ enum Who {
 }
 
 impl Loop {
-    fn run(&mut self) -> Ended {
+    /// The relayed loop; `None` when the connection goes inline (see `muxloop/inline.rs`).
+    fn run(&mut self) -> Option<Ended> {
         loop {
             match self.mode {
                 Mode::Engine => {}
-                Mode::PassThrough(_) => return self.run_passthrough(),
-                Mode::Stopped => return self.run_stopped(),
+                Mode::PassThrough(_) => return Some(self.run_passthrough()),
+                Mode::Stopped => return Some(self.run_stopped()),
             }
             self.log_engine();
-            if let Some(end) = self.flush_all() {
-                return end;
+            if !self.deferred.is_empty() {
+                // Commands taken while inline.
+                self.commands();
             }
+            if let Some(end) = self.flush_all() {
+                return Some(end);
+            }
+            let inline_wait = match self.inline_due() {
+                Some(None) => return None,
+                Some(Some(wait)) => Some(wait),
+                None => None,
+            };
             let mut who = Vec::new();
             let mut pfds = Vec::new();
             let mut add = |w: Who, fd: RawFd, events: i16| {
@@ -262,13 +340,17 @@ impl Loop {
             }
             if ready == 0 {
                 // Sleep until traffic, or until the internal client's server is overdue.
-                let timeout = match self.internal_waiting {
+                let mut timeout = match self.internal_waiting {
                     Some(since) => {
                         let left = INTERNAL_TIMEOUT.saturating_sub(since.elapsed());
                         left.as_millis().clamp(1, i32::MAX as u128) as i32
                     }
                     None => -1,
                 };
+                if let Some(w) = inline_wait {
+                    let w = w.as_millis().clamp(1, i32::MAX as u128) as i32;
+                    timeout = if timeout < 0 { w } else { timeout.min(w) };
+                }
                 match ffi::poll(&mut pfds, timeout) {
                     Ok(0) => {
                         self.check_internal_overdue();
@@ -277,7 +359,7 @@ impl Loop {
                     Ok(_) => {}
                     Err(e) => {
                         if e.kind() != std::io::ErrorKind::Interrupted {
-                            return Ended::Error(format!("poll: {e}"));
+                            return Some(Ended::Error(format!("poll: {e}")));
                         }
                         continue;
                     }
@@ -296,12 +378,12 @@ impl Loop {
                     }
                     Who::App if readable && p.events & libc::POLLIN != 0 => {
                         if let Some(end) = self.read_app() {
-                            return end;
+                            return Some(end);
                         }
                     }
                     Who::Server(s) if readable && p.events & libc::POLLIN != 0 => {
                         if let Some(end) = self.read_server(s) {
-                            return end;
+                            return Some(end);
                         }
                     }
                     Who::Internal if readable => self.read_internal(),
@@ -314,6 +396,21 @@ impl Loop {
             }
             self.check_internal_overdue();
         }
+    }
+
+    /// The loop ended: the application's socket is shut down (it reads EOF, as when its
+    /// server closes the connection), the servers' and the internal client's sockets closed,
+    /// the engine's memory given back.
+    fn finish(&mut self) {
+        let _ =
+            nix::sys::socket::shutdown(self.app.fd.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        self.app.fds_out.clear();
+        for (_, p) in self.servers.drain() {
+            crate::interpose::unmark_own(p.fd.as_raw_fd());
+        }
+        self.internal = None;
+        self.epoll = None;
+        self.engine = Engine::premeditated();
     }
 
     /// Cut the internal client off when its server has left requests unanswered for
@@ -350,12 +447,25 @@ impl Loop {
     }
 
     fn commands(&mut self) {
+        let mut cmds = std::mem::take(&mut self.deferred);
         while let Ok(c) = self.rx.try_recv() {
+            cmds.push(c);
+        }
+        for c in cmds {
             if !matches!(self.mode, Mode::Engine) {
                 self.command_degraded(c);
                 continue;
             }
+            if !matches!(c, Cmd::Query(_)) {
+                self.last_command = std::time::Instant::now();
+            }
             match c {
+                Cmd::Query(f) => {
+                    let engine = &mut self.engine;
+                    if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(engine))) {
+                        self.contained_panic("a status query", panic_message(&*p), None);
+                    }
+                }
                 Cmd::Engine(f) => {
                     let engine = &mut self.engine;
                     if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(engine))) {

@@ -223,6 +223,9 @@ impl RelayHandle {
                 held_on: None,
                 guard: None,
                 guarded: false,
+                io: "relayed".into(),
+                inline_off: None,
+                inline_calls: 0,
             })
             .collect()
     }

@@ -279,7 +279,7 @@ pub(super) fn carry_out(
             crate::preflight::check_before_move(conns, display, auth_of(auth).as_ref())?;
             Ok(format!("{display} can host the application"))
         }
-        Request::Status | Request::Quiesce | Request::TestFault { .. } => {
+        Request::Status | Request::Quiesce | Request::TestFault { .. } | Request::Inline { .. } => {
             Err(SessionError::State("answered by the control thread".into()))
         }
     }

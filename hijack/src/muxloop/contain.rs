@@ -121,7 +121,7 @@ impl Loop {
     pub(super) fn command_degraded(&mut self, c: Cmd) {
         match c {
             // Dropping the closure drops its reply channel: the caller gets the degraded error.
-            Cmd::Engine(_) | Cmd::AddServer(..) | Cmd::PanicNext => {}
+            Cmd::Engine(_) | Cmd::Query(_) | Cmd::AddServer(..) | Cmd::PanicNext => {}
             Cmd::RemoveServer(s, reply) => {
                 if !matches!(&self.mode, Mode::PassThrough(pt) if pt.server() == s) {
                     if let Some(p) = self.servers.remove(&s) {
@@ -211,7 +211,9 @@ impl Loop {
             };
             if pfds[0].revents != 0 {
                 let _ = self.wake.read();
-                while let Ok(c) = self.rx.try_recv() {
+                let mut cmds = std::mem::take(&mut self.deferred);
+                cmds.extend(std::iter::from_fn(|| self.rx.try_recv().ok()));
+                for c in cmds {
                     self.command_degraded(c);
                 }
             }
@@ -268,7 +270,9 @@ impl Loop {
             }
             if pfds[0].revents != 0 {
                 let _ = self.wake.read();
-                while let Ok(c) = self.rx.try_recv() {
+                let mut cmds = std::mem::take(&mut self.deferred);
+                cmds.extend(std::iter::from_fn(|| self.rx.try_recv().ok()));
+                for c in cmds {
                     self.command_degraded(c);
                 }
             }

@@ -22,6 +22,8 @@ type EngineFn = Box<dyn FnOnce(&mut Engine) + Send>;
 pub(super) enum Cmd {
     /// Run a closure on the engine.
     Engine(EngineFn),
+    /// Run a closure that only reads the engine (status): an inline connection stays inline.
+    Query(EngineFn),
     /// A new server connection (setup already done): returns its id.
     AddServer(OwnedFd, Sender<ServerId>),
     /// Close and forget a server connection.
@@ -52,6 +54,7 @@ pub struct MuxHandle {
     pub(super) wake: Arc<EventFd>,
     pub(super) done: Arc<std::sync::Mutex<Option<Ended>>>,
     pub(super) shared: Arc<Shared>,
+    pub(super) switch: Arc<super::inline::Switch>,
 }
 
 /// State the loop publishes for other threads.
@@ -111,11 +114,41 @@ impl MuxHandle {
         f: impl FnOnce(&mut Engine) -> T + Send + 'static,
     ) -> Option<T> {
         let (rtx, rrx) = channel();
-        self.send(Cmd::Engine(Box::new(move |e| {
+        self.send(Cmd::Query(Box::new(move |e| {
             let _ = rtx.send(f(e));
         })))
         .ok()?;
         rrx.recv_timeout(limit).ok()
+    }
+
+    /// Ask for inline translation in the app's threads (`on`), or for relaying by the guimux
+    /// thread. The switch happens when the connection is steady (see `muxloop/inline.rs`).
+    pub fn set_inline(&self, on: bool) {
+        self.switch.set_wanted(on);
+    }
+
+    /// `"inline"` while the app's threads translate, else `"relayed"`.
+    pub fn io_mode(&self) -> &'static str {
+        if self.switch.is_inline() {
+            "inline"
+        } else {
+            "relayed"
+        }
+    }
+
+    /// Hooked libxcb calls that took the inline path on this connection so far.
+    pub fn inline_calls(&self) -> u64 {
+        self.switch.calls()
+    }
+
+    /// Why inline translation was given up on this connection (a hook panicked), if it was.
+    pub fn inline_broken(&self) -> Option<String> {
+        self.switch.broken()
+    }
+
+    /// Test hook: the next hooked libxcb call on this connection panics.
+    pub fn hook_fault_next(&self) {
+        self.switch.fault_next();
     }
 
     /// Why this connection is degraded (a contained panic), if it is.

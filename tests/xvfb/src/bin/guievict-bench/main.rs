@@ -523,7 +523,22 @@ const CONFIGS: &[Config] = &[
     },
     Config {
         key: "hijack",
-        label: "hijacked on A (guimux)",
+        label: "hijacked on A (guimux, relayed: `hijack --relayed`)",
+        baseline: "direct-a",
+    },
+    Config {
+        key: "hijack-inline",
+        label: "hijacked on A, inline (`hijack --inline`: translated in the app's threads)",
+        baseline: "direct-a",
+    },
+    Config {
+        key: "hijack-guarded",
+        label: "hijacked on A with its guard (guimux, relayed)",
+        baseline: "direct-a",
+    },
+    Config {
+        key: "hijack-inline-guarded",
+        label: "hijacked on A with its guard, inline",
         baseline: "direct-a",
     },
     Config {
@@ -549,6 +564,11 @@ const CONFIGS: &[Config] = &[
     Config {
         key: "hijack-moved",
         label: "hijacked on A, moved to B (translated)",
+        baseline: "direct-b",
+    },
+    Config {
+        key: "hijack-inline-moved",
+        label: "hijacked on A inline, moved to B (translated inline)",
         baseline: "direct-b",
     },
 ];
@@ -611,7 +631,14 @@ fn start_config(
             ));
             Ok(c)
         }
-        "hijack" | "hijack-plain" | "hijack-moved" | "hijack-slice" => {
+        "hijack"
+        | "hijack-plain"
+        | "hijack-moved"
+        | "hijack-slice"
+        | "hijack-inline"
+        | "hijack-guarded"
+        | "hijack-inline-guarded"
+        | "hijack-inline-moved" => {
             let env: Vec<(&str, &str)> = if key == "hijack-plain" {
                 vec![("DISPLAY", &a.display), ("GUIEVICT_RELAY", "plain")]
             } else if key == "hijack-slice" {
@@ -621,14 +648,48 @@ fn start_config(
             };
             let c = start(own.clone(), &env)?;
             let pid = c.pid.to_string();
-            let h = guievict_json(&["hijack", &pid, "--no-guard"])?;
+            let mut args = vec!["hijack", pid.as_str()];
+            if !key.contains("guarded") {
+                args.push("--no-guard");
+            }
+            // Inline is the default since issue 16: the relayed rows ask for relaying.
+            args.push(if key.contains("inline") {
+                "--inline"
+            } else {
+                "--relayed"
+            });
+            let h = guievict_json(&args)?;
             ensure!(
                 h.json["outcome"]["interposed"].as_i64().unwrap_or(0) >= 1,
                 "hijack interposed no connection: {}",
                 h.json
             );
-            if key == "hijack-moved" {
+            if key.ends_with("moved") {
                 guievict_json(&["move", "--pid", &pid, &b.display])?;
+            }
+            if key.contains("inline") {
+                // Inline again once the move is over: wait for it, then say so.
+                let t0 = std::time::Instant::now();
+                loop {
+                    let st = guievict_json(&["status", "--pid", &pid])?;
+                    if st.json["connections"][0]["io"] == "inline" {
+                        break;
+                    }
+                    ensure!(
+                        t0.elapsed() < Duration::from_secs(5),
+                        "{key}: not inline after 5 s: {}",
+                        st.json
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            if key.contains("guarded") {
+                let st = guievict_json(&["status", "--pid", &pid])?;
+                ensure!(
+                    st.json["connections"][0]["guard"].is_string(),
+                    "{key}: no guard: {}",
+                    st.json
+                );
             }
             Ok(c)
         }
@@ -1464,8 +1525,20 @@ fn report_load_goals(loaded: &RateResults, quiet: Option<&RateResults>, out: &mu
     runs.extend(quiet.map(|q| ("quiet", q)));
     for (k, base, what) in [
         ("hijack", "direct-a", "hijacked"),
+        ("hijack-inline", "direct-a", "hijacked inline"),
+        ("hijack-guarded", "direct-a", "hijacked with its guard"),
+        (
+            "hijack-inline-guarded",
+            "direct-a",
+            "hijacked inline with its guard",
+        ),
         ("run", "direct-a", "`guievict run`"),
         ("hijack-moved", "direct-b", "hijacked, moved to B"),
+        (
+            "hijack-inline-moved",
+            "direct-b",
+            "hijacked inline, moved to B",
+        ),
     ] {
         let ratio =
             |r: &RateResults, f: fn(&Rates) -> f64| paired(&field(r, k, f), &field(r, base, f));
@@ -1490,7 +1563,13 @@ fn report_load_goals(loaded: &RateResults, quiet: Option<&RateResults>, out: &mu
         }
     }
     for (when, r) in &runs {
-        for k in ["hijack", "hijack-moved", "run"] {
+        for k in [
+            "hijack",
+            "hijack-inline",
+            "hijack-moved",
+            "hijack-inline-moved",
+            "run",
+        ] {
             if let Some(w) = r.idle_wakeups.get(k) {
                 let met = if *w == 0.0 { "**met**" } else { "**missed**" };
                 lines.push(format!(
