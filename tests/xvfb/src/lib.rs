@@ -18,8 +18,10 @@ use x11rb::protocol::xtest::ConnectionExt as _;
 use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
 
+pub mod grabs;
 pub mod image;
 pub mod link;
+pub use grabs::{keyboard_grabbed, pointer_grabbed};
 pub use image::{compare, fraction_within, Comparison, Image};
 pub use link::DelayLink;
 

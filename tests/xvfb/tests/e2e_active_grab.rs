@@ -60,50 +60,6 @@ fn ctrl_button1(display: &str, window: u32, press: bool) {
     c.get_input_focus().expect("request").reply().expect("sync");
 }
 
-/// Whether some client holds the pointer grabbed: a GrabPointer of another client fails
-/// with AlreadyGrabbed.
-fn pointer_grabbed(display: &str) -> bool {
-    let c = connect(display).expect("connect");
-    let root = c.setup().roots[0].root;
-    let r = c
-        .grab_pointer(
-            false,
-            root,
-            xproto::EventMask::NO_EVENT,
-            xproto::GrabMode::ASYNC,
-            xproto::GrabMode::ASYNC,
-            x11rb::NONE,
-            x11rb::NONE,
-            x11rb::CURRENT_TIME,
-        )
-        .expect("request")
-        .reply()
-        .expect("GrabPointer");
-    let _ = c.ungrab_pointer(x11rb::CURRENT_TIME);
-    let _ = c.get_input_focus().map(|c| c.reply());
-    r.status == xproto::GrabStatus::ALREADY_GRABBED
-}
-
-/// Whether some client holds the keyboard grabbed.
-fn keyboard_grabbed(display: &str) -> bool {
-    let c = connect(display).expect("connect");
-    let root = c.setup().roots[0].root;
-    let r = c
-        .grab_keyboard(
-            false,
-            root,
-            x11rb::CURRENT_TIME,
-            xproto::GrabMode::ASYNC,
-            xproto::GrabMode::ASYNC,
-        )
-        .expect("request")
-        .reply()
-        .expect("GrabKeyboard");
-    let _ = c.ungrab_keyboard(x11rb::CURRENT_TIME);
-    let _ = c.get_input_focus().map(|c| c.reply());
-    r.status == xproto::GrabStatus::ALREADY_GRABBED
-}
-
 /// Wait until `probe(display)` says `want`.
 fn wait_grab(display: &str, probe: fn(&str) -> bool, want: bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);

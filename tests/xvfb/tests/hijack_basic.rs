@@ -3,33 +3,17 @@
 //! every refusal (no X connection, another user's process, a process that dies mid-injection,
 //! a second uid on the control socket) is a clear error with the target unharmed.
 
+mod hijack_common;
+use hijack_common::{guievict, text};
+
 use anyhow::{ensure, Context, Result};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use xvfb_harness::{
     compare, guievict_bin, hijack_path, settled_screenshot, wait_until, with_timeout, xtest_key,
     xtest_type, App, Xvfb, XvfbOptions,
 };
-
-fn guievict(args: &[&str], env: &[(&str, &str)]) -> Result<Output> {
-    let mut cmd = Command::new(guievict_bin());
-    cmd.args(args).env("GUIEVICT_HIJACK", hijack_path());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output()
-        .with_context(|| format!("running {}", guievict_bin().display()))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn hijack_json(pid: u32) -> Result<serde_json::Value> {
     let o = guievict(&["hijack", &pid.to_string(), "--json"], &[])?;

@@ -4,30 +4,14 @@
 //! after), guarded or not; gtk3-widget-factory moves; the multi-threaded xcb stress client stays
 //! correct; a panic in a hook falls back to relayed without killing the app.
 
+mod hijack_common;
+use hijack_common::{guievict, text};
+
 use anyhow::{ensure, Context, Result};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use xvfb_harness::*;
-
-fn guievict(args: &[&str], env: &[(&str, &str)]) -> Result<Output> {
-    let mut cmd = Command::new(guievict_bin());
-    cmd.args(args).env("GUIEVICT_HIJACK", hijack_path());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output()
-        .with_context(|| format!("running {}", guievict_bin().display()))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn status(pid: u32) -> Result<serde_json::Value> {
     guievict_json(&["status", "--pid", &pid.to_string()])
@@ -278,27 +262,12 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
     })
 }
 
-fn build_stress_client() -> Option<std::path::PathBuf> {
-    let src =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/hijack_stress_client.c");
-    let out = target_dir().join("hijack_stress_client_inline");
-    let ok = Command::new("cc")
-        .args(["-O2", "-pthread"])
-        .arg(&src)
-        .args(["-lxcb", "-o"])
-        .arg(&out)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    ok.then_some(out)
-}
-
 /// The three-thread xcb client (void, round-trip and checked requests, every reply verified)
 /// hijacked inline while busy: it finishes with every reply consistent, and the hooks did the
 /// work (two threads inside libxcb's hooked calls at once: one polling, one writing).
 #[test]
 fn inline_threaded_xcb_stress_client_stays_correct() {
-    let Some(client) = build_stress_client() else {
+    let Some(client) = hijack_common::build_stress_client("hijack_stress_client_inline") else {
         skip("cannot compile the C stress client (needs cc and libxcb1-dev)");
         return;
     };

@@ -6,26 +6,14 @@
 //! second (a thread waiting for a reply on a condition variable is at a safe point: see
 //! `detach-tool/src/inject/safepoint.rs`).
 
+mod hijack_common;
+
 use anyhow::{bail, ensure, Context, Result};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use xvfb_harness::{guievict_bin, hijack_path, skip, target_dir, with_timeout, Xvfb};
-
-fn build_client() -> Option<PathBuf> {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/hijack_stress_client.c");
-    let out = target_dir().join("hijack_stress_client");
-    let ok = Command::new("cc")
-        .args(["-O2", "-pthread"])
-        .arg(&src)
-        .args(["-lxcb", "-o"])
-        .arg(&out)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    ok.then_some(out)
-}
+use xvfb_harness::{guievict_bin, hijack_path, skip, with_timeout, Xvfb};
 
 /// Small deterministic-per-run pseudo random numbers (no external crate).
 struct Lcg(u64);
@@ -101,7 +89,7 @@ fn hijack_busy_threaded_xcb_clients() {
         hijack_path().exists() && guievict_bin().exists(),
         "build guievict and guievict-hijack first"
     );
-    let Some(client) = build_client() else {
+    let Some(client) = hijack_common::build_stress_client("hijack_stress_client") else {
         skip("hijack_busy_threaded_xcb_clients: cannot compile the C client (needs cc and libxcb1-dev)");
         return;
     };

@@ -12,7 +12,7 @@
 
 mod survive_common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use survive_common::*;
@@ -535,32 +535,19 @@ fn plain_detach_holds_on_the_private_server_unless_in_memory() {
 #[test]
 fn a_display_number_taken_by_another_server_is_not_the_private_server() {
     with_timeout(90, || {
-        let rt = runtime_dir("impostor");
-        let rts = rt.to_str().expect("utf-8 path");
         let a = Xvfb::start().expect("Xvfb A");
         let c = Xvfb::start().expect("Xvfb C");
-        let app = App::spawn_env(
-            &a.display,
-            &["xterm", "-geometry", "60x10+0+0"],
-            &[("XDG_RUNTIME_DIR", rts)],
-        )
-        .expect("xterm");
-        let pid = app.pid.to_string();
-        gv(&rt, &["hijack", "--no-guard", &pid]).expect("hijack");
-        let state = rt.join("guievict");
-        std::fs::create_dir_all(&state).expect("state dir");
         let protocol = format!(
             "GUIEVICT {}.{}",
             guievict_ext_proto::MAJOR_VERSION,
             guievict_ext_proto::MINOR_VERSION
         );
-        std::fs::write(
-            state.join("private-display"),
-            format!("{}\n{}\n{protocol}\n", c.display, a.pid()),
-        )
-        .expect("state file");
-        std::fs::write(state.join("private-display.cookie"), [7u8; 16]).expect("cookie");
-
+        let (rt, app) = hijacked_xterm_with_state_file(
+            "impostor",
+            &a,
+            &format!("{}\n{}\n{protocol}\n", c.display, a.pid()),
+        );
+        let pid = app.pid.to_string();
         gv(&rt, &["detach", "--pid", &pid]).expect("detach");
         let (private, _) = private_server(&rt);
         assert_ne!(private, c.display, "C was taken for the private server");
@@ -581,26 +568,14 @@ fn a_display_number_taken_by_another_server_is_not_the_private_server() {
 #[test]
 fn a_private_server_of_another_version_is_not_reused() {
     with_timeout(90, || {
-        let rt = runtime_dir("oldversion");
-        let rts = rt.to_str().expect("utf-8 path");
         let a = Xvfb::start().expect("Xvfb A");
         let old = Xvfb::start().expect("the old private server");
-        let app = App::spawn_env(
-            &a.display,
-            &["xterm", "-geometry", "60x10+0+0"],
-            &[("XDG_RUNTIME_DIR", rts)],
-        )
-        .expect("xterm");
+        let (rt, app) = hijacked_xterm_with_state_file(
+            "oldversion",
+            &a,
+            &format!("{}\n{}\nGUIEVICT 1.7\n", old.display, old.pid()),
+        );
         let pid = app.pid.to_string();
-        gv(&rt, &["hijack", "--no-guard", &pid]).expect("hijack");
-        let state = rt.join("guievict");
-        std::fs::create_dir_all(&state).expect("state dir");
-        std::fs::write(
-            state.join("private-display"),
-            format!("{}\n{}\nGUIEVICT 1.7\n", old.display, old.pid()),
-        )
-        .expect("state file");
-        std::fs::write(state.join("private-display.cookie"), [7u8; 16]).expect("cookie");
         gv(&rt, &["detach", "--pid", &pid]).expect("detach");
         let (private, _) = private_server(&rt);
         assert_ne!(private, old.display, "the old version's server was reused");
@@ -608,6 +583,25 @@ fn a_private_server_of_another_version_is_not_reused() {
         gv(&rt, &["attach", &a.display, "--pid", &pid]).expect("attach A");
         wait_for_window(&a.display, app.pid, Duration::from_secs(10)).expect("back on A");
     });
+}
+
+/// An xterm on `a` hijacked without a guard, with a runtime directory of its own whose
+/// private-server state file says `state` (and a cookie nobody checks).
+fn hijacked_xterm_with_state_file(name: &str, a: &Xvfb, state: &str) -> (PathBuf, App) {
+    let rt = runtime_dir(name);
+    let rts = rt.to_str().expect("utf-8 path");
+    let app = App::spawn_env(
+        &a.display,
+        &["xterm", "-geometry", "60x10+0+0"],
+        &[("XDG_RUNTIME_DIR", rts)],
+    )
+    .expect("xterm");
+    gv(&rt, &["hijack", "--no-guard", &app.pid.to_string()]).expect("hijack");
+    let dir = rt.join("guievict");
+    std::fs::create_dir_all(&dir).expect("state dir");
+    std::fs::write(dir.join("private-display"), state).expect("state file");
+    std::fs::write(dir.join("private-display.cookie"), [7u8; 16]).expect("cookie");
+    (rt, app)
 }
 
 /// A `guievict` killed while it holds an application of several processes (between the group
