@@ -52,6 +52,22 @@ fn set_errno(e: c_int) {
 
 /// The outcome of a hook's body: a value to return, an errno to fail with, or "make the
 /// original call" (relayed).
+/// What a non-blocking read of the socketpair (`recvmsg` or `recv`, returning `r`) means for
+/// the hooked call: bytes or end of file or an error go back to libxcb (`Some`), and the loop
+/// hears how much was taken; nothing there yet (`None`) sends the hook back to the engine.
+fn after_pair_read(l: &mut crate::muxloop::Loop, r: isize) -> Option<Out> {
+    if r > 0 {
+        l.pair_read(Some(r as usize));
+        return Some(Out::Ret(r));
+    }
+    let e = errno();
+    if r < 0 && (e == libc::EAGAIN || e == libc::EWOULDBLOCK) {
+        l.pair_read(None);
+        return None;
+    }
+    Some(if r == 0 { Out::Ret(0) } else { Out::Errno(e) })
+}
+
 enum Out {
     Ret(isize),
     Errno(c_int),
@@ -247,16 +263,10 @@ pub unsafe extern "C" fn gv_recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_
                     m.msg_controllen = control_len;
                     // SAFETY: the caller's header, on the socketpair, not blocking.
                     let r = unsafe { libc::recvmsg(fd, msg, flags | libc::MSG_DONTWAIT) };
-                    if r > 0 {
-                        l.pair_read(Some(r as usize));
-                        return Out::Ret(r);
+                    match after_pair_read(&mut l, r) {
+                        Some(out) => return out,
+                        None => continue,
                     }
-                    let e = errno();
-                    if r < 0 && (e == libc::EAGAIN || e == libc::EWOULDBLOCK) {
-                        l.pair_read(None);
-                        continue;
-                    }
-                    return if r == 0 { Out::Ret(0) } else { Out::Errno(e) };
                 }
                 RecvResult::Data(n, fds) => {
                     done.set(Some(n as isize));
@@ -355,16 +365,10 @@ pub unsafe extern "C" fn gv_recv(
                 RecvResult::Pair => {
                     // SAFETY: the caller's buffer, on the socketpair, not blocking.
                     let r = unsafe { libc::recv(fd, buf, len, flags | libc::MSG_DONTWAIT) };
-                    if r > 0 {
-                        l.pair_read(Some(r as usize));
-                        return Out::Ret(r);
+                    match after_pair_read(&mut l, r) {
+                        Some(out) => return out,
+                        None => continue,
                     }
-                    let e = errno();
-                    if r < 0 && (e == libc::EAGAIN || e == libc::EWOULDBLOCK) {
-                        l.pair_read(None);
-                        continue;
-                    }
-                    return if r == 0 { Out::Ret(0) } else { Out::Errno(e) };
                 }
                 RecvResult::Data(n, _fds) => {
                     done.set(Some(n as isize));

@@ -122,19 +122,23 @@ fn xext_active_grabs_exact_and_private() {
 
         // A Synchronous pointer grab freezes the pointer; AllowEvents moves its state.
         c.ungrab_keyboard(x11rb::CURRENT_TIME)?;
-        let st = c
-            .grab_pointer(
-                false,
-                w,
-                mask,
-                xproto::GrabMode::SYNC,
-                xproto::GrabMode::ASYNC,
-                x11rb::NONE,
-                x11rb::NONE,
-                x11rb::CURRENT_TIME,
-            )?
-            .reply()?;
-        anyhow::ensure!(st.status == xproto::GrabStatus::SUCCESS, "{st:?}");
+        let grab_sync = || -> Result<()> {
+            let st = c
+                .grab_pointer(
+                    false,
+                    w,
+                    mask,
+                    xproto::GrabMode::SYNC,
+                    xproto::GrabMode::ASYNC,
+                    x11rb::NONE,
+                    x11rb::NONE,
+                    x11rb::CURRENT_TIME,
+                )?
+                .reply()?;
+            anyhow::ensure!(st.status == xproto::GrabStatus::SUCCESS, "{st:?}");
+            Ok(())
+        };
+        grab_sync()?;
         let state = |c: &RustConnection| -> Result<u8> {
             let g = active_grabs(c)?;
             Ok(g.iter()
@@ -147,17 +151,7 @@ fn xext_active_grabs_exact_and_private() {
         assert_eq!(state(&c)?, proto::sync_state::FREEZE_NEXT_EVENT);
         // (AsyncPointer acts on a frozen device only: grab anew, then thaw.)
         c.ungrab_pointer(x11rb::CURRENT_TIME)?;
-        c.grab_pointer(
-            false,
-            w,
-            mask,
-            xproto::GrabMode::SYNC,
-            xproto::GrabMode::ASYNC,
-            x11rb::NONE,
-            x11rb::NONE,
-            x11rb::CURRENT_TIME,
-        )?
-        .reply()?;
+        grab_sync()?;
         assert_eq!(state(&c)?, proto::sync_state::FROZEN_NO_EVENT);
         c.allow_events(xproto::Allow::ASYNC_POINTER, x11rb::CURRENT_TIME)?;
         assert_eq!(state(&c)?, proto::sync_state::THAWED);
