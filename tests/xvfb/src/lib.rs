@@ -13,17 +13,22 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use x11rb::connection::Connection;
 use x11rb::protocol::res::{self, ClientIdMask, ClientIdSpec};
-use x11rb::protocol::xproto::{self, ConnectionExt as _, ImageFormat, MapState};
-use x11rb::protocol::xtest::ConnectionExt as _;
+use x11rb::protocol::xproto::{ConnectionExt as _, MapState};
 use x11rb::rust_connection::RustConnection;
-use x11rb::wrapper::ConnectionExt as _;
 
 pub mod grabs;
 pub mod image;
+pub mod input;
 pub mod link;
+pub mod screenshots;
 pub use grabs::{keyboard_grabbed, pointer_grabbed};
 pub use image::{compare, fraction_within, Comparison, Image};
+pub use input::{xtest_click, xtest_key, xtest_type};
 pub use link::DelayLink;
+pub use screenshots::{
+    assert_picture_returns, assert_same_picture, screenshot, settled_screenshot,
+    settled_screenshot_for, QUIET,
+};
 
 /// Root of the cargo workspace (two levels above this crate).
 pub fn workspace_root() -> PathBuf {
@@ -596,143 +601,6 @@ pub fn wait_for_window(display: &str, pid: u32, timeout: Duration) -> Result<u32
     }
 }
 
-/// Grab the contents of `window` (its inside, without border) as an RGB image. Works for
-/// 24/32-bit TrueColor and 16-bit visuals.
-pub fn screenshot(display: &str, window: u32) -> Result<Image> {
-    let conn = connect(display)?;
-    let geom = conn.get_geometry(window)?.reply()?;
-    let img = conn
-        .get_image(
-            ImageFormat::Z_PIXMAP,
-            window,
-            0,
-            0,
-            geom.width,
-            geom.height,
-            !0,
-        )?
-        .reply()?;
-    Image::from_zpixmap(
-        &conn,
-        img.depth,
-        geom.width.into(),
-        geom.height.into(),
-        &img.data,
-    )
-}
-
-/// Type `text` with XTEST, as if on a real keyboard (shift where the keysym needs it).
-/// Puts the pointer over `window` first when given (no WM: focus follows the pointer).
-pub fn xtest_type(display: &str, window: Option<u32>, text: &str) -> Result<()> {
-    let conn = connect(display)?;
-    if let Some(w) = window {
-        pointer_into(&conn, w)?;
-    }
-    let setup = conn.setup();
-    let (min, max) = (setup.min_keycode, setup.max_keycode);
-    let map = conn.get_keyboard_mapping(min, max - min + 1)?.reply()?;
-    let per = map.keysyms_per_keycode as usize;
-    let shift = find_keycode(&map.keysyms, per, min, 0xffe1).context("no Shift_L keycode")?;
-    for ch in text.chars() {
-        let keysym = char_keysym(ch);
-        let (code, shifted) = (0..2)
-            .find_map(|level| {
-                find_keycode_level(&map.keysyms, per, min, keysym, level).map(|c| (c, level == 1))
-            })
-            .with_context(|| format!("no keycode for {ch:?} (keysym {keysym:#x})"))?;
-        if shifted {
-            fake_key(&conn, shift, true)?;
-        }
-        fake_key(&conn, code, true)?;
-        fake_key(&conn, code, false)?;
-        if shifted {
-            fake_key(&conn, shift, false)?;
-        }
-    }
-    conn.sync()?;
-    Ok(())
-}
-
-/// Press and release one key given by keysym (e.g. `0xff0d` Return).
-pub fn xtest_key(display: &str, window: Option<u32>, keysym: u32) -> Result<()> {
-    let conn = connect(display)?;
-    if let Some(w) = window {
-        pointer_into(&conn, w)?;
-    }
-    let setup = conn.setup();
-    let (min, max) = (setup.min_keycode, setup.max_keycode);
-    let map = conn.get_keyboard_mapping(min, max - min + 1)?.reply()?;
-    let code = find_keycode(&map.keysyms, map.keysyms_per_keycode as usize, min, keysym)
-        .with_context(|| format!("no keycode for keysym {keysym:#x}"))?;
-    fake_key(&conn, code, true)?;
-    fake_key(&conn, code, false)?;
-    conn.sync()?;
-    Ok(())
-}
-
-/// Click `button` at (x, y) relative to `window`.
-pub fn xtest_click(display: &str, window: u32, x: i16, y: i16, button: u8) -> Result<()> {
-    let conn = connect(display)?;
-    let root = conn.setup().roots[0].root;
-    let t = conn.translate_coordinates(window, root, x, y)?.reply()?;
-    conn.xtest_fake_input(xproto::MOTION_NOTIFY_EVENT, 0, 0, root, t.dst_x, t.dst_y, 0)?;
-    conn.xtest_fake_input(xproto::BUTTON_PRESS_EVENT, button, 0, root, 0, 0, 0)?;
-    conn.xtest_fake_input(xproto::BUTTON_RELEASE_EVENT, button, 0, root, 0, 0, 0)?;
-    conn.sync()?;
-    Ok(())
-}
-
-fn pointer_into(conn: &RustConnection, window: u32) -> Result<()> {
-    let root = conn.setup().roots[0].root;
-    let g = conn.get_geometry(window)?.reply()?;
-    let t = conn
-        .translate_coordinates(window, root, (g.width / 2) as i16, (g.height / 2) as i16)?
-        .reply()?;
-    conn.xtest_fake_input(xproto::MOTION_NOTIFY_EVENT, 0, 0, root, t.dst_x, t.dst_y, 0)?;
-    conn.sync()?;
-    Ok(())
-}
-
-fn fake_key(conn: &RustConnection, code: u8, press: bool) -> Result<()> {
-    let t = if press {
-        xproto::KEY_PRESS_EVENT
-    } else {
-        xproto::KEY_RELEASE_EVENT
-    };
-    conn.xtest_fake_input(t, code, 0, x11rb::NONE, 0, 0, 0)?;
-    Ok(())
-}
-
-fn find_keycode(keysyms: &[u32], per: usize, min: u8, keysym: u32) -> Option<u8> {
-    (0..per).find_map(|level| find_keycode_level(keysyms, per, min, keysym, level))
-}
-
-fn find_keycode_level(
-    keysyms: &[u32],
-    per: usize,
-    min: u8,
-    keysym: u32,
-    level: usize,
-) -> Option<u8> {
-    if per == 0 || level >= per {
-        return None;
-    }
-    keysyms
-        .chunks(per)
-        .position(|c| c[level] == keysym)
-        .map(|i| min + i as u8)
-}
-
-/// Keysym of a character: Latin-1 maps directly, a few controls are special.
-fn char_keysym(ch: char) -> u32 {
-    match ch {
-        '\n' => 0xff0d,
-        '\t' => 0xff09,
-        c if (c as u32) < 0x100 => c as u32,
-        c => 0x0100_0000 | c as u32,
-    }
-}
-
 /// Run `f` on a worker thread; fail the test if it does not finish within `secs`.
 /// Processes started through this harness die with the worker thread (PDEATHSIG) or on drop.
 pub fn with_timeout<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -859,20 +727,6 @@ pub fn shm_converted(pid: u32) -> Result<u64> {
         .unwrap_or(0))
 }
 
-/// Assert that two screenshots show the same picture: at least 99% of all pixels and 95% of
-/// the "ink" pixels equal (see [`Comparison::ink_equal_fraction`]); on failure the PNGs and the
-/// diff are in the artifacts directory.
-pub fn assert_same_picture(before: &Image, after: &Image, what: &str) {
-    let c = compare(before, after, what);
-    assert!(
-        image::passes(c.equal_fraction, c.ink_equal_fraction),
-        "{what}: {:.4} of pixels equal, {:.4} of ink (artifacts: {:?})",
-        c.equal_fraction,
-        c.ink_equal_fraction,
-        c.artifacts
-    );
-}
-
 /// Poll `cond` every 20 ms until it holds; an error naming `what` after `timeout`. How tests
 /// wait: on a condition, never on a fixed time.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Result<()> {
@@ -897,66 +751,6 @@ pub fn cursor_serial(display: &str) -> Result<u32> {
     conn.xfixes_query_version(4, 0)?.reply()?;
     let image = conn.xfixes_get_cursor_image()?.reply()?;
     Ok(image.cursor_serial)
-}
-
-/// How long a window's picture must stay unchanged to count as drawn.
-pub const QUIET: Duration = Duration::from_millis(250);
-
-/// A screenshot of `window` once the app has finished drawing it: the picture is not blank
-/// (some pixel differs from the window's dominant colour — an app's first frame is rarely one
-/// colour) and has not changed for [`QUIET`]. Up to 20 s; then the last picture, with a warning.
-/// For the reference picture of an app before an operation.
-pub fn settled_screenshot(display: &str, window: u32) -> Result<Image> {
-    settled_screenshot_for(display, window, QUIET)
-}
-
-/// [`settled_screenshot`] with another quiet time (an app whose drawing comes in bursts from a
-/// helper process, like gv's ghostscript).
-pub fn settled_screenshot_for(display: &str, window: u32, quiet: Duration) -> Result<Image> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut last = screenshot(display, window)?;
-    let mut since = Instant::now();
-    loop {
-        std::thread::sleep(Duration::from_millis(40));
-        let now = screenshot(display, window)?;
-        if now != last {
-            last = now;
-            since = Instant::now();
-        } else if since.elapsed() >= quiet && !last.is_uniform() {
-            return Ok(last);
-        }
-        if Instant::now() > deadline {
-            eprintln!("settled_screenshot: {display} window {window:#x} kept changing or stayed blank for 20 s");
-            return Ok(last);
-        }
-    }
-}
-
-/// Wait until `window` on `display` shows `expected` again (the criteria of
-/// [`assert_same_picture`]), up to 20 s; then fail with the last comparison's figures and its
-/// PNGs. After a move or attach the app repaints on Expose: this waits for exactly that, as
-/// long as it takes and no longer. Returns the matching picture.
-pub fn assert_picture_returns(expected: &Image, display: &str, window: u32, what: &str) -> Image {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let shot = match screenshot(display, window) {
-            Ok(s) => s,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(40));
-                continue;
-            }
-            Err(e) => panic!("{what}: screenshot of {window:#x} on {display}: {e:#}"),
-        };
-        if image::same_picture(expected, &shot) {
-            return shot;
-        }
-        if Instant::now() > deadline {
-            assert_same_picture(expected, &shot, what);
-            return shot;
-        }
-        std::thread::sleep(Duration::from_millis(40));
-    }
 }
 
 /// Wait (up to `timeout`) until the file at `path` contains `want` (surrounding whitespace
